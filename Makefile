@@ -1,0 +1,49 @@
+# The two commands of the README:
+#   make demo   install what is missing, build, replicate and restore a database
+#   make test   install build and test dependencies, build a normal and an
+#               ASan+UBSan configuration, run every suite, print
+#               "N passed, N failed, N skipped"
+BUILD := build
+ASAN  := build-asan
+
+.PHONY: all build asan deps-build deps-test demo test fuzz clean
+
+all: build
+
+deps-build:
+	@bash scripts/deps.sh build
+
+deps-test:
+	@bash scripts/deps.sh test
+
+build: deps-build
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) -Dwerror=true >/dev/null
+	@ninja -C $(BUILD) >/dev/null
+
+asan: deps-test
+	@test -f $(ASAN)/build.ninja || CC=clang meson setup $(ASAN) \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
+	@ninja -C $(ASAN) >/dev/null
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/litestream.so
+
+test: deps-test build asan
+	@rc=0; \
+	meson test -C $(BUILD) --num-processes 2 --print-errorlogs || rc=1; \
+	meson test -C $(ASAN) --num-processes 2 --print-errorlogs \
+	    --suite unit --suite vfs || rc=1; \
+	/usr/bin/python3 test/summary.py $(BUILD) $(ASAN) || rc=1; \
+	exit $$rc
+
+# Run the libFuzzer targets for a while (FUZZ_SECONDS each, default 60).
+FUZZ_SECONDS ?= 60
+fuzz: asan
+	@for f in $(ASAN)/test/fuzz/fuzz_*; do \
+	    name=$${f##*/fuzz_}; mkdir -p $(ASAN)/corpus-$$name; \
+	    $$f $(ASAN)/corpus-$$name test/fuzz/corpus/$$name \
+	        -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Installs what building and testing litestream needs on a fresh Debian 12
+# machine: apt packages (with sudo when not root) and the npm packages the
+# tests use.  Idempotent and quiet when everything is already there.
+#   scripts/deps.sh build   toolchain + libraries (enough for `make demo`)
+#   scripts/deps.sh test    + clang/sanitizers, sqlite3 shell, Node packages
+set -euo pipefail
+what=${1:-test}
+cd "$(dirname "$0")/.."
+
+pkgs="gcc make pkg-config meson ninja-build libsqlite3-dev sqlite3 liblz4-dev
+      libjansson-dev libcurl4-openssl-dev libssl-dev python3 binutils"
+if [ "$what" = test ]; then
+    pkgs="$pkgs clang libclang-rt-14-dev g++ curl"
+    command -v node >/dev/null || pkgs="$pkgs nodejs npm"
+fi
+
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ "$what" = test ]; then
+    # better-sqlite3 compiles from source here (no prebuilt binaries can be
+    # downloaded): about 2 minutes the first time.  Node headers come from
+    # the system (/usr/include/node) instead of a download.
+    nodedir=""
+    [ -d /usr/include/node ] && nodedir="--nodedir=/usr"
+    if [ ! -f test/clients/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
+        echo "deps: npm ci in test/clients/node (compiles better-sqlite3, ~2 min)"
+        (cd test/clients/node &&
+         npm ci --no-audit --no-fund --build-from-source $nodedir >/dev/null)
+    fi
+fi

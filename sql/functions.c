@@ -1,0 +1,231 @@
+/*
+ * sql/functions.c: the litestream_* SQL functions.
+ *
+ *   litestream_version()
+ *   litestream_status([schema])               JSON
+ *   litestream_sync([schema][, timeout_ms])   replicated TXID
+ *   litestream_restore(url, path[, target[, overwrite]])  JSON summary
+ *
+ * Runs on application threads (whichever thread calls the function).  The
+ * functions reach the replicator only through storage/replicator.h and the
+ * VFS through vfs/vfs.h; restore and sync are the only network calls.
+ */
+#include "sql/sql.h"
+#include "storage/restore.h"
+#include "vfs/vfs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* litestream_version(): the extension's version string. */
+static void
+fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    sqlite3_result_text(ctx, LITESTREAM_VERSION, -1, SQLITE_STATIC);
+}
+
+/* The replicated database behind a schema of this connection, or NULL. */
+static ls_db *
+db_of_schema(sqlite3 *db, const char *zSchema)
+{
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(db, zSchema, SQLITE_FCNTL_FILE_POINTER, &f) !=
+        SQLITE_OK)
+        return NULL;
+    return vfs_db_of_file(f);
+}
+
+static void
+status_one(sqlite3_str *out, const char *zSchema, ls_db *d)
+{
+    replicator *r = vfs_db_replicator(d);
+    char *zPath = sqlite3_mprintf("%s", vfs_db_path(d));
+    sqlite3_str_appendf(out, "{\"schema\":\"%w\",\"path\":\"", zSchema);
+    for (const char *p = zPath; p && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sqlite3_str_appendchar(out, 1, '\\');
+        sqlite3_str_appendchar(out, 1, *p);
+    }
+    sqlite3_free(zPath);
+    sqlite3_str_appendf(out, "\",\"replicating\":%s,\"forced_full_images\":%llu",
+                        r ? "true" : "false",
+                        (unsigned long long)vfs_db_full_images(d));
+    if (r) {
+        sqlite3_str_appendchar(out, 1, ',');
+        replicator_status(r, out);
+    } else if (vfs_db_error(d)) {
+        sqlite3_str_appendf(out, ",\"last_error\":{\"message\":\"");
+        for (const char *p = vfs_db_error(d); *p; p++) {
+            if (*p == '"' || *p == '\\')
+                sqlite3_str_appendchar(out, 1, '\\');
+            if ((unsigned char)*p >= 0x20)
+                sqlite3_str_appendchar(out, 1, *p);
+        }
+        sqlite3_str_appendall(out, "\"}");
+    }
+    sqlite3_str_appendchar(out, 1, '}');
+}
+
+/* litestream_status([schema]) */
+static void
+fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
+    sqlite3_str *out = sqlite3_str_new(db);
+    const char *zOnly =
+        argc > 0 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    sqlite3_str_appendf(out, "{\"version\":\"%s\",\"databases\":[",
+                        LITESTREAM_VERSION);
+    if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) ==
+        SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *zSchema = (const char *)sqlite3_column_text(st, 1);
+            if (!zSchema || (zOnly && sqlite3_stricmp(zOnly, zSchema)))
+                continue;
+            ls_db *d = db_of_schema(db, zSchema);
+            if (!d)
+                continue;
+            if (n++)
+                sqlite3_str_appendchar(out, 1, ',');
+            status_one(out, zSchema, d);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_str_appendall(out, "]}");
+    char *z = sqlite3_str_finish(out);
+    if (!z)
+        sqlite3_result_error_nomem(ctx);
+    else
+        sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+
+/* litestream_sync([schema][, timeout_ms]) -> replicated TXID */
+static void
+fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
+    const char *zSchema = "main";
+    int timeout = 30000;
+    ls_cap cap;
+    uint64_t rep = 0;
+    char *zErr = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (sqlite3_value_type(argv[i]) == SQLITE_INTEGER)
+            timeout = sqlite3_value_int(argv[i]);
+        else if (sqlite3_value_type(argv[i]) == SQLITE_TEXT)
+            zSchema = (const char *)sqlite3_value_text(argv[i]);
+    }
+    ls_db *d = db_of_schema(db, zSchema);
+    replicator *r = d ? vfs_db_replicator(d) : NULL;
+    if (!r) {
+        char *z = sqlite3_mprintf(
+            "litestream_sync: database '%s' is not being replicated "
+            "(set PRAGMA %s.litestream_url first)%s%s",
+            zSchema, zSchema, d && vfs_db_error(d) ? ": " : "",
+            d && vfs_db_error(d) ? vfs_db_error(d) : "");
+        sqlite3_result_error(ctx, z, -1);
+        sqlite3_free(z);
+        return;
+    }
+    uint64_t want = sidecar_cap_read(vfs_db_sidecar(d), &cap) ? cap.txid : 0;
+    int rc = replicator_persist(r);
+    if (rc == SQLITE_OK)
+        rc = replicator_sync(r, want, timeout, &rep, &zErr);
+    if (rc != SQLITE_OK) {
+        sqlite3_result_error(ctx,
+                             zErr ? zErr : "litestream_sync: spool failed",
+                             -1);
+        sqlite3_free(zErr);
+        return;
+    }
+    sqlite3_result_int64(ctx, (sqlite3_int64)rep);
+}
+
+/* Parses a restore target: integer TXID or 16-hex string. */
+static int
+parse_target(sqlite3_value *v, restore_opts *o, char **pzErr)
+{
+    if (sqlite3_value_type(v) == SQLITE_NULL)
+        return SQLITE_OK;
+    if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+        if (sqlite3_value_int64(v) <= 0)
+            goto bad;
+        o->target_txid = (uint64_t)sqlite3_value_int64(v);
+        return SQLITE_OK;
+    }
+    const char *z = (const char *)sqlite3_value_text(v);
+    char *end = NULL;
+    if (z && strlen(z) == 16) {
+        unsigned long long t = strtoull(z, &end, 16);
+        if (end && !*end && t > 0) {
+            o->target_txid = t;
+            return SQLITE_OK;
+        }
+    }
+bad:
+    *pzErr = sqlite3_mprintf("litestream_restore: target must be a TXID "
+                             "(a positive integer or 16 hex digits), got "
+                             "'%s'",
+                             sqlite3_value_text(v));
+    return SQLITE_ERROR;
+}
+
+/* litestream_restore(url, path[, target[, overwrite]]) -> JSON summary */
+static void
+fn_restore(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    restore_opts o = {.parallel = 8};
+    char *zJson = NULL, *zErr = NULL;
+    const char *zUrl = (const char *)sqlite3_value_text(argv[0]);
+    const char *zPath = (const char *)sqlite3_value_text(argv[1]);
+    if (!zUrl || !zUrl[0] || !zPath || !zPath[0]) {
+        sqlite3_result_error(ctx,
+                             "litestream_restore(url, path[, target[, "
+                             "overwrite]]): url and path are required",
+                             -1);
+        return;
+    }
+    if (argc > 2 && parse_target(argv[2], &o, &zErr) != SQLITE_OK)
+        goto fail;
+    if (argc > 3)
+        o.overwrite = sqlite3_value_int(argv[3]) != 0;
+    if (restore_run(zUrl, zPath, &o, &zJson, &zErr) != SQLITE_OK)
+        goto fail;
+    sqlite3_result_text(ctx, zJson, -1, sqlite3_free);
+    return;
+fail:
+    sqlite3_result_error(ctx, zErr ? zErr : "litestream_restore failed", -1);
+    sqlite3_free(zErr);
+}
+
+int
+sql_register(sqlite3 *db)
+{
+    static const struct {
+        const char *zName;
+        int nArg;
+        int flags;
+        void (*xFunc)(sqlite3_context *, int, sqlite3_value **);
+    } fns[] = {
+        {"litestream_version", 0,
+         SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, fn_version},
+        {"litestream_status", 0, SQLITE_DIRECTONLY, fn_status},
+        {"litestream_status", 1, SQLITE_DIRECTONLY, fn_status},
+        {"litestream_sync", 0, SQLITE_DIRECTONLY, fn_sync},
+        {"litestream_sync", 1, SQLITE_DIRECTONLY, fn_sync},
+        {"litestream_sync", 2, SQLITE_DIRECTONLY, fn_sync},
+        {"litestream_restore", 2, SQLITE_DIRECTONLY, fn_restore},
+        {"litestream_restore", 3, SQLITE_DIRECTONLY, fn_restore},
+        {"litestream_restore", 4, SQLITE_DIRECTONLY, fn_restore},
+    };
+    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+        int rc = sqlite3_create_function_v2(
+            db, fns[i].zName, fns[i].nArg, SQLITE_UTF8 | fns[i].flags, NULL,
+            fns[i].xFunc, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}

@@ -1,0 +1,167 @@
+/*
+ * storage/backend.c: the registry of storage backends and the dispatching
+ * wrappers of the backend vtable (backend.h).
+ *
+ * The table below is the only place that knows which backends exist and
+ * which URL schemes they serve.  Schemes that parse (url.c) but have no
+ * backend in this build are listed with a NULL vtable so the message can
+ * say so instead of "unknown scheme".
+ *
+ * Invariants: every handle returned carries its redacted URL in b->url,
+ * freed by backend_close().
+ *
+ * Threads: stateless; a handle belongs to one thread at a time.
+ */
+#include "storage/backend.h"
+
+#include <string.h>
+
+#include "storage/sqlite.h"
+#include "storage/url.h"
+
+static const struct {
+    const char *scheme;
+    const backend_vtab *vt; /* NULL: not available in this build */
+} backend_registry[] = {
+    {"file", &backend_file_vtab},
+    {"s3", NULL},
+    {"gs", NULL},
+    {"abs", NULL},
+    {"sftp", NULL},
+    {"webdav", NULL},
+    {"webdavs", NULL},
+};
+
+void
+backend_objs_free(backend_obj *objs, int n)
+{
+    int i;
+
+    if (objs == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        sqlite3_free(objs[i].key);
+    sqlite3_free(objs);
+}
+
+int
+backend_open_url(const ls_url *u, backend **out, char **pzErr)
+{
+    const backend_vtab *vt = NULL;
+    backend *b = NULL;
+    char *zErr = NULL;
+    size_t i;
+    int found = 0, rc;
+
+    *out = NULL;
+    for (i = 0; i < sizeof(backend_registry) / sizeof(backend_registry[0]);
+         i++) {
+        if (strcmp(u->scheme, backend_registry[i].scheme) == 0) {
+            vt = backend_registry[i].vt;
+            found = 1;
+            break;
+        }
+    }
+    if (vt == NULL) {
+        rc = SQLITE_ERROR;
+        zErr = found ? sqlite3_mprintf("litestream: the '%s' backend is not "
+                                       "available in this build",
+                                       u->scheme)
+                     : sqlite3_mprintf("litestream: no backend for URL "
+                                       "scheme '%s'",
+                                       u->scheme);
+        goto out;
+    }
+    rc = vt->open(u, &b);
+    if (rc != SQLITE_OK) {
+        zErr = sqlite3_mprintf("litestream: cannot open the %s replica '%s': "
+                               "%s",
+                               vt->name, u->redacted, sqlite3_errstr(rc));
+        goto out;
+    }
+    b->url = sqlite3_mprintf("%s", u->redacted ? u->redacted : "");
+    if (b->url == NULL) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    *out = b;
+    b = NULL;
+out:
+    if (b)
+        b->vt->close(b);
+    if (pzErr)
+        *pzErr = zErr;
+    else
+        sqlite3_free(zErr);
+    return rc;
+}
+
+int
+backend_open(const char *zUrl, backend **out, char **pzErr)
+{
+    ls_url *u = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = url_parse(zUrl, &u, pzErr);
+    if (rc == SQLITE_OK)
+        rc = backend_open_url(u, out, pzErr);
+    url_free(u);
+    return rc;
+}
+
+void
+backend_close(backend *b)
+{
+    char *zUrl;
+
+    if (b == NULL)
+        return;
+    zUrl = b->url;
+    b->vt->close(b);
+    sqlite3_free(zUrl);
+}
+
+int
+backend_put(backend *b, const char *key, const void *data, size_t n,
+            int64_t created_ms)
+{
+    return b->vt->put(b, key, data, n, created_ms);
+}
+
+int
+backend_get(backend *b, const char *key, uint64_t offset, uint64_t len,
+            uint8_t **out, size_t *nOut)
+{
+    return b->vt->get(b, key, offset, len, out, nOut);
+}
+
+int
+backend_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return b->vt->list(b, prefix, objs, n);
+}
+
+int
+backend_del(backend *b, const char *const *keys, int n)
+{
+    return b->vt->del(b, keys, n);
+}
+
+const char *
+backend_errmsg(backend *b)
+{
+    return b ? b->vt->errmsg(b) : "litestream: no backend";
+}
+
+const backend_counters *
+backend_get_counters(backend *b)
+{
+    return b->vt->counters(b);
+}
+
+const char *
+backend_url(const backend *b)
+{
+    return b && b->url ? b->url : "the replica";
+}

@@ -1,0 +1,177 @@
+/*
+ * storage/image.c: consistent full images of a live database (image.h).
+ *
+ * Invariants: the private connection holds its read transaction from
+ * image_open() to image_close(); every page is read from the WAL frame the
+ * map names (validated salts) or from the database file.  Replicator
+ * thread only.
+ */
+#include "storage/image.h"
+#include "storage/sqlite.h"
+#include "storage/wal.h"
+
+#include <string.h>
+
+struct image {
+    sqlite3 *db;
+    sqlite3_file *dbf;
+    sqlite3_file *walf;
+    uint32_t page_size;
+    uint32_t commit;
+    uint32_t *frame_of; /* pgno -> WAL frame (0 = database file) */
+    ls_cap cap;         /* the captured position the image is taken at */
+    sidecar *sc;
+};
+
+/* The wal-index header fields we need (SQLite's WalIndexHdr, native). */
+typedef struct shm_hdr {
+    uint32_t version, unused, change;
+    uint8_t init, big_end_cksum;
+    uint16_t page_size;
+    uint32_t mx_frame, n_page;
+    uint32_t frame_cksum[2];
+    uint32_t salt[2];
+    uint32_t cksum[2];
+} shm_hdr;
+
+void
+image_close(image *im)
+{
+    if (!im)
+        return;
+    if (im->db) {
+        sqlite3_exec(im->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(im->db);
+    }
+    sqlite3_free(im->frame_of);
+    sqlite3_free(im);
+}
+
+int
+image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
+           uint64_t *txid, uint32_t *commit, uint32_t *page_size,
+           char **pzErr)
+{
+    int rc;
+    image *im = sqlite3_malloc64(sizeof(*im));
+    shm_hdr h;
+    ls_cap cap;
+    uint8_t fh[WAL_FRAME_HDR_SIZE];
+    *out = NULL;
+    if (!im)
+        return SQLITE_NOMEM;
+    memset(im, 0, sizeof(*im));
+    im->sc = sc;
+    rc = sqlite3_open_v2(zDbPath, &im->db, SQLITE_OPEN_READWRITE, zVfs);
+    if (rc != SQLITE_OK) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s' for a full "
+                                 "image: %s",
+                                 zDbPath, sqlite3_errmsg(im->db));
+        goto out;
+    }
+    if (!sidecar_cap_read(sc, &im->cap) || im->cap.page_size == 0) {
+        rc = SQLITE_BUSY;
+        goto out;
+    }
+    sqlite3_db_config(im->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_busy_timeout(im->db, 100);
+    rc = sqlite3_exec(im->db,
+                      "BEGIN; SELECT count(*) FROM sqlite_schema;", NULL,
+                      NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = SQLITE_BUSY;
+        goto out;
+    }
+    sqlite3_file_control(im->db, "main", SQLITE_FCNTL_FILE_POINTER,
+                         &im->dbf);
+    sqlite3_file_control(im->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+                         &im->walf);
+    if (!im->dbf || !im->walf || !im->walf->pMethods) {
+        *pzErr = sqlite3_mprintf("litestream: '%s' is not in WAL mode",
+                                 zDbPath);
+        rc = SQLITE_ERROR;
+        goto out;
+    }
+    /* Optimistic: the image is taken at the captured position read
+     * before the read transaction began, and is only accepted if no
+     * transaction was captured meanwhile (image_done()): then nothing newer
+     * than that position exists, so no checkpoint can have copied newer
+     * pages into the database file under us. */
+    uint8_t whb[WAL_HDR_SIZE];
+    wal_hdr wh;
+    cap = im->cap;
+    if (cap.frame > 0) {
+        rc = im->walf->pMethods->xRead(im->walf, whb, WAL_HDR_SIZE, 0);
+        if (rc != SQLITE_OK || !wal_hdr_parse(whb, &wh) ||
+            wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2) {
+            rc = SQLITE_BUSY;
+            goto out;
+        }
+    }
+    h.salt[0] = cap.salt1;
+    h.salt[1] = cap.salt2;
+    h.mx_frame = cap.frame;
+    im->page_size = cap.page_size;
+    im->commit = cap.commit;
+    im->frame_of = sqlite3_malloc64(((uint64_t)im->commit + 1) * 4);
+    if (!im->frame_of) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    memset(im->frame_of, 0, ((size_t)im->commit + 1) * 4);
+    for (uint32_t i = 1; i <= h.mx_frame; i++) {
+        wal_frame_hdr f;
+        rc = im->walf->pMethods->xRead(im->walf, fh, sizeof(fh),
+                                       (sqlite3_int64)wal_frame_offset(
+                                           i, im->page_size));
+        if (rc != SQLITE_OK)
+            goto out;
+        wal_frame_hdr_parse(fh, &f);
+        if (f.salt1 != h.salt[0] || f.salt2 != h.salt[1]) {
+            rc = SQLITE_BUSY; /* restarted under us (read lock 0): retry */
+            goto out;
+        }
+        if (f.pgno <= im->commit)
+            im->frame_of[f.pgno] = i;
+    }
+    *txid = cap.txid;
+    *commit = im->commit;
+    *page_size = im->page_size;
+out:
+    if (rc != SQLITE_OK) {
+        image_close(im);
+        return rc;
+    }
+    *out = im;
+    return SQLITE_OK;
+}
+
+int
+image_page(image *im, uint32_t pgno, uint8_t *buf)
+{
+    uint32_t fr = pgno <= im->commit ? im->frame_of[pgno] : 0;
+    int rc;
+    if (fr) {
+        rc = im->walf->pMethods->xRead(
+            im->walf, buf, (int)im->page_size,
+            (sqlite3_int64)(wal_frame_offset(fr, im->page_size) +
+                            WAL_FRAME_HDR_SIZE));
+    } else {
+        rc = im->dbf->pMethods->xRead(im->dbf, buf, (int)im->page_size,
+                                      (sqlite3_int64)(pgno - 1) *
+                                          im->page_size);
+        if (rc == SQLITE_IOERR_SHORT_READ)
+            rc = SQLITE_OK; /* zero-filled by the VFS */
+    }
+    return rc;
+}
+
+int
+image_done(image *im)
+{
+    ls_cap now;
+    return sidecar_cap_read(im->sc, &now) && now.txid == im->cap.txid &&
+                   now.frame == im->cap.frame && now.salt1 == im->cap.salt1
+               ? SQLITE_OK
+               : SQLITE_BUSY;
+}

@@ -1,0 +1,43 @@
+/*
+ * storage/image.h: a consistent full image of a live database, read without
+ * blocking its writers.
+ *
+ * A private read transaction (on the underlying VFS, never checkpointing on
+ * close) pins the WAL: while it is open no checkpoint can copy frames newer
+ * than its snapshot into the database file and the WAL cannot restart under
+ * it.  The image is then "each page from the newest WAL frame <= mxFrame,
+ * else from the database file", at the mxFrame of the captured position, so
+ * it belongs to exactly one TXID.  Replicator thread only.
+ */
+#ifndef LITESTREAM_IMAGE_H
+#define LITESTREAM_IMAGE_H
+
+#include <stdint.h>
+
+#include "storage/sidecar.h"
+
+typedef struct image image;
+
+/*
+ * Opens an image of zDbPath through VFS zVfs (the VFS the litestream shim
+ * wraps).  On success *txid is the TXID the image holds, *commit its size in
+ * pages, *page_size its page size.  SQLITE_BUSY if no consistent snapshot
+ * could be pinned right now (retry later); other codes with *pzErr set.
+ */
+int image_open(const char *zDbPath, const char *zVfs, sidecar *sc,
+               image **out, uint64_t *txid, uint32_t *commit,
+               uint32_t *page_size, char **pzErr);
+
+/* Reads page pgno (1..commit, not the lock page) into buf. */
+int image_page(image *, uint32_t pgno, uint8_t *buf);
+
+/*
+ * After the last page: SQLITE_OK if the image is consistent (nothing was
+ * captured while it was read), SQLITE_BUSY if it must be taken again.
+ */
+int image_done(image *);
+
+/* Ends the read transaction.  NULL-safe. */
+void image_close(image *);
+
+#endif

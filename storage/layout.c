@@ -1,0 +1,179 @@
+/*
+ * storage/layout.c: object naming and level listings (layout.h).
+ *
+ * The level directory format comes from the backend (vt->level_fmt), the
+ * only per-backend difference in the layout; nothing here branches on a
+ * backend's name.  The name parser is our own (not the codec's) so the
+ * layout does not depend on the codec.
+ *
+ * Threads: the thread owning the backend handle.
+ */
+#include "storage/layout.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/sqlite.h"
+
+/* Writes the level directory ("ltx/3/") into buf; SQLITE_OK or error. */
+static int
+layout_dir(const backend *b, int level, char *buf, size_t n)
+{
+    int w;
+
+    if (level < 0 || level > LAYOUT_MAX_LEVEL)
+        return SQLITE_MISUSE;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    w = snprintf(buf, n, b->vt->level_fmt, level);
+#pragma GCC diagnostic pop
+    if (w < 0 || (size_t)w >= n)
+        return SQLITE_TOOBIG;
+    return SQLITE_OK;
+}
+
+int
+layout_key(const backend *b, int level, uint64_t min, uint64_t max,
+           char *buf, size_t n)
+{
+    char dir[32];
+    int rc, w;
+
+    if (n > 0)
+        buf[0] = 0;
+    if (min == 0 || min > max)
+        return SQLITE_MISUSE;
+    rc = layout_dir(b, level, dir, sizeof(dir));
+    if (rc != SQLITE_OK)
+        return rc;
+    w = snprintf(buf, n, "%s%016llx-%016llx.ltx", dir,
+                 (unsigned long long)min, (unsigned long long)max);
+    if (w < 0 || (size_t)w >= n) {
+        if (n > 0)
+            buf[0] = 0;
+        return SQLITE_TOOBIG;
+    }
+    return SQLITE_OK;
+}
+
+/* Parses exactly 16 lowercase hex digits. */
+static int
+parse_hex16(const char *z, uint64_t *v)
+{
+    uint64_t x = 0;
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        int c = (unsigned char)z[i];
+        if (c >= '0' && c <= '9')
+            x = (x << 4) | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            x = (x << 4) | (uint64_t)(c - 'a' + 10);
+        else
+            return 0;
+    }
+    *v = x;
+    return 1;
+}
+
+int
+layout_parse_name(const char *zName, uint64_t *min, uint64_t *max)
+{
+    uint64_t a, b;
+
+    if (strlen(zName) != 16 + 1 + 16 + 4 || zName[16] != '-' ||
+        strcmp(zName + 33, ".ltx") != 0)
+        return 0;
+    if (!parse_hex16(zName, &a) || !parse_hex16(zName + 17, &b))
+        return 0;
+    if (a == 0 || a > b)
+        return 0;
+    *min = a;
+    *max = b;
+    return 1;
+}
+
+static int
+info_cmp(const void *pa, const void *pb)
+{
+    const ltx_info *a = pa, *b = pb;
+    if (a->min_txid != b->min_txid)
+        return a->min_txid < b->min_txid ? -1 : 1;
+    if (a->max_txid != b->max_txid)
+        return a->max_txid < b->max_txid ? -1 : 1;
+    return 0;
+}
+
+/* Appends the LTX objects of one level to *pA (*pN entries). */
+static int
+layout_append_level(backend *b, int level, ltx_info **pA, int *pN)
+{
+    backend_obj *objs = NULL;
+    ltx_info *a;
+    char dir[32];
+    int nobj = 0, i, first = *pN, rc;
+
+    rc = layout_dir(b, level, dir, sizeof(dir));
+    if (rc == SQLITE_OK)
+        rc = b->vt->list(b, dir, &objs, &nobj);
+    if (rc != SQLITE_OK || nobj == 0)
+        goto out;
+    a = sqlite3_realloc64(*pA, sizeof(ltx_info) * (size_t)(*pN + nobj));
+    if (a == NULL) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    *pA = a;
+    for (i = 0; i < nobj; i++) {
+        ltx_info *f = &a[*pN];
+        if (!layout_parse_name(objs[i].key, &f->min_txid, &f->max_txid))
+            continue;
+        f->level = level;
+        f->size = objs[i].size;
+        f->created_ms = objs[i].created_ms;
+        (*pN)++;
+    }
+    if (*pN - first > 1)
+        qsort(a + first, (size_t)(*pN - first), sizeof(ltx_info), info_cmp);
+out:
+    backend_objs_free(objs, nobj);
+    return rc;
+}
+
+int
+layout_list_level(backend *b, int level, ltx_info **out, int *n)
+{
+    ltx_info *a = NULL;
+    int na = 0, rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = layout_append_level(b, level, &a, &na);
+    if (rc != SQLITE_OK || na == 0) {
+        sqlite3_free(a);
+        return rc;
+    }
+    *out = a;
+    *n = na;
+    return SQLITE_OK;
+}
+
+int
+layout_list_all(backend *b, ltx_info **out, int *n)
+{
+    ltx_info *a = NULL;
+    int na = 0, level, rc = SQLITE_OK;
+
+    *out = NULL;
+    *n = 0;
+    for (level = 0; level <= LAYOUT_MAX_LEVEL && rc == SQLITE_OK; level++)
+        rc = layout_append_level(b, level, &a, &na);
+    if (rc != SQLITE_OK || na == 0) {
+        sqlite3_free(a);
+        return rc;
+    }
+    *out = a;
+    *n = na;
+    return SQLITE_OK;
+}

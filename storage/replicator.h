@@ -1,0 +1,98 @@
+/*
+ * storage/replicator.h: the one narrow interface between the capture
+ * (vfs/replicate.c), the SQL functions (sql/) and everything behind them:
+ * the in-memory queue, the spool, the uploader thread and its waiters.
+ *
+ * A replicator exists per replicated database per process.  The capture
+ * hands it transactions with replicator_enqueue() (no system call, no
+ * compression, no network: a mutex-protected list append); its thread
+ * spools them, and in the process that holds the sidecar's ship lock
+ * uploads every sync interval one L0 LTX object covering the pending TXIDs.
+ */
+#ifndef LITESTREAM_REPLICATOR_H
+#define LITESTREAM_REPLICATOR_H
+
+#include <stdint.h>
+
+#include "storage/sidecar.h"
+
+/* Flags of a captured transaction. */
+#define REP_FULL 0x1 /* lost position: the next upload is a full image */
+
+/*
+ * One captured transaction, as the capture hands it over.  `frames` holds
+ * `nframes` raw WAL frames (24-byte header + page each, in WAL order; a
+ * page may appear more than once: the last copy wins); the replicator takes
+ * ownership of `frames` (sqlite3_free) and of the struct.
+ */
+typedef struct rep_txn {
+    struct rep_txn *next;
+    uint64_t txid;
+    uint32_t flags;
+    uint32_t page_size;
+    uint32_t commit;   /* database size in pages after the transaction */
+    uint32_t nframes;
+    uint8_t *frames;
+} rep_txn;
+
+typedef struct replicator replicator;
+
+/* Options of a replicator (from the PRAGMAs / config.json). */
+typedef struct rep_opts {
+    int sync_interval_ms; /* default 1000 */
+    int durable_spool;    /* fsync spool appends (synchronous >= FULL) */
+    const char *zVfs;     /* the VFS under the shim (full images) */
+} rep_opts;
+
+/*
+ * Starts replicating the database at zDbPath to zUrl: opens the backend
+ * (no I/O yet), the spool, and starts the replicator thread.  The sidecar
+ * stays owned by the caller and must outlive the replicator.  SQLITE_OK, or
+ * an error with *pzErr set (sqlite3_mprintf'd): a malformed URL, an
+ * unknown scheme, a spool that cannot be opened.
+ */
+int replicator_open(const char *zDbPath, const char *zUrl,
+                    const rep_opts *opts, sidecar *sc, replicator **out,
+                    char **pzErr);
+
+/*
+ * Stops the thread after spooling (durably) everything queued; uploads
+ * what it can within a short grace period (1 s) and leaves the rest in the
+ * spool for the next process.  NULL-safe.
+ */
+void replicator_close(replicator *);
+
+/* Queues a captured transaction.  Application thread; never blocks long. */
+void replicator_enqueue(replicator *, rep_txn *t);
+
+/*
+ * Makes everything queued so far durable in the spool before returning
+ * (the capture calls it before a WAL restart could overwrite frames that
+ * exist only in memory).  Application thread; rare.  SQLITE_OK or the
+ * spool's error.
+ */
+int replicator_persist(replicator *);
+
+/*
+ * Uploads everything captured up to `txid` now and waits until the replica
+ * holds it, at most timeout_ms (< 0: forever).  *replicated receives the
+ * replicated TXID.  SQLITE_OK, SQLITE_BUSY on timeout (with the last error
+ * in *pzErr when there is one).
+ */
+int replicator_sync(replicator *, uint64_t txid, int timeout_ms,
+                    uint64_t *replicated, char **pzErr);
+
+/* Changes the sync interval (PRAGMA litestream_sync_interval). */
+void replicator_set_interval(replicator *, int ms);
+int replicator_interval(replicator *);
+
+/* The URL with secrets redacted (owned by the replicator). */
+const char *replicator_url(replicator *);
+
+/*
+ * Appends this database's status as a JSON object to `out` (an
+ * sqlite3_str), given the captured TXID.  See docs/sql.md for the keys.
+ */
+void replicator_status(replicator *, void *out);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * storage/restore_plan.c: the restore plan (restore.h, LTX.md 2.4).
+ *
+ * Works on one listing of all levels (layout_list_all), so a plan is
+ * computed from a single consistent view and costs ten LIST calls.  When
+ * no plan reaches the target, the messages say what does exist: the
+ * nearest restorable TXIDs, the gap, the oldest creation time.
+ *
+ * A TXID t is restorable when a chain of objects covers 1..t exactly
+ * (contiguous or overlapping, ending at t).  The greedy plan finds such a
+ * chain whenever one exists: at every step its position is at least that
+ * of any chain, so the object ending a chain at t still qualifies.
+ *
+ * Threads: the thread owning the backend handle.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/restore.h"
+#include "storage/sqlite.h"
+
+static int
+plan_err(char **pzErr, int rc, const char *zFmt, ...)
+{
+    va_list ap;
+
+    if (pzErr) {
+        va_start(ap, zFmt);
+        *pzErr = sqlite3_vmprintf(zFmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Formats Unix ms as RFC 3339 UTC with milliseconds. */
+static const char *
+plan_time(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms < 0 || gmtime_r(&t, &tm) == NULL) {
+        snprintf(buf, n, "%lld ms", (long long)ms);
+        return buf;
+    }
+    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ms % 1000));
+    return buf;
+}
+
+static int
+plan_eligible(const ltx_info *f, uint64_t target_txid, int64_t target_ms)
+{
+    return (target_txid == 0 || f->max_txid <= target_txid) &&
+           (target_ms == 0 || f->created_ms <= target_ms);
+}
+
+/* The newest eligible level-9 snapshot, or NULL. */
+static const ltx_info *
+plan_snapshot(const ltx_info *a, int n, uint64_t target_txid,
+              int64_t target_ms)
+{
+    const ltx_info *best = NULL;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const ltx_info *f = &a[i];
+        if (f->level != LAYOUT_MAX_LEVEL || f->min_txid != 1 ||
+            !plan_eligible(f, target_txid, target_ms))
+            continue;
+        if (best == NULL || f->max_txid >= best->max_txid)
+            best = f;
+    }
+    return best;
+}
+
+/*
+ * The object of levels 8..0 extending cur the furthest (ties: smaller min,
+ * then higher level), or NULL.  a is grouped by ascending level, so walking
+ * it backwards visits levels 8..0 and keeps the higher level on a tie.
+ */
+static const ltx_info *
+plan_next(const ltx_info *a, int n, uint64_t cur, uint64_t target_txid,
+          int64_t target_ms)
+{
+    const ltx_info *best = NULL;
+    int i;
+
+    for (i = n - 1; i >= 0; i--) {
+        const ltx_info *f = &a[i];
+        if (f->level >= LAYOUT_MAX_LEVEL || f->min_txid > cur + 1 ||
+            f->max_txid <= cur || !plan_eligible(f, target_txid, target_ms))
+            continue;
+        if (best == NULL || f->max_txid > best->max_txid ||
+            (f->max_txid == best->max_txid && f->min_txid < best->min_txid))
+            best = f;
+    }
+    return best;
+}
+
+static int
+info_by_max(const void *pa, const void *pb)
+{
+    const ltx_info *a = pa, *b = pb;
+    if (a->max_txid != b->max_txid)
+        return a->max_txid < b->max_txid ? -1 : 1;
+    if (a->min_txid != b->min_txid)
+        return a->min_txid < b->min_txid ? -1 : 1;
+    return 0;
+}
+
+/*
+ * Message for a target TXID that no chain ends at: the nearest restorable
+ * TXIDs below and above it.
+ */
+static int
+plan_err_nearest(const ltx_info *a, int n, uint64_t target, char **pzErr)
+{
+    ltx_info *s = sqlite3_malloc64(sizeof(ltx_info) * (size_t)n);
+    uint64_t *r = sqlite3_malloc64(sizeof(uint64_t) * (size_t)n);
+    uint64_t lo = 0, hi = 0;
+    int nr = 0, i, j, rc = SQLITE_NOTFOUND;
+
+    if (s == NULL || r == NULL) {
+        rc = plan_err(pzErr, SQLITE_NOMEM, "litestream: out of memory");
+        goto out;
+    }
+    memcpy(s, a, sizeof(ltx_info) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(ltx_info), info_by_max);
+    for (i = 0; i < n; i++) { /* r: restorable TXIDs, ascending */
+        int ok = s[i].min_txid == 1;
+        for (j = nr - 1; j >= 0 && !ok; j--)
+            if (r[j] < s[i].max_txid) {
+                ok = r[j] + 1 >= s[i].min_txid;
+                break;
+            }
+        if (ok && (nr == 0 || r[nr - 1] != s[i].max_txid))
+            r[nr++] = s[i].max_txid;
+    }
+    for (i = 0; i < nr; i++) {
+        if (r[i] < target)
+            lo = r[i];
+        else if (r[i] > target && hi == 0)
+            hi = r[i];
+    }
+    if (lo && hi)
+        rc = plan_err(pzErr, rc, "litestream: TXID %016llx is not a "
+                      "restorable point; nearest available: %016llx and "
+                      "%016llx", (unsigned long long)target,
+                      (unsigned long long)lo, (unsigned long long)hi);
+    else if (lo || hi)
+        rc = plan_err(pzErr, rc, "litestream: TXID %016llx is not a "
+                      "restorable point; nearest available: %016llx%s",
+                      (unsigned long long)target,
+                      (unsigned long long)(lo ? lo : hi),
+                      lo ? " (the latest)" : " (the earliest)");
+    else
+        rc = plan_err(pzErr, rc, "litestream: TXID %016llx is not a "
+                      "restorable point; the replica has none",
+                      (unsigned long long)target);
+out:
+    sqlite3_free(s);
+    sqlite3_free(r);
+    return rc;
+}
+
+/* Checks a finished plan against the target; SQLITE_OK or the error. */
+static int
+plan_check(const ltx_info *a, int n, const restore_plan *plan,
+           uint64_t target_txid, int64_t target_ms, char **pzErr)
+{
+    uint64_t cur = plan->txid, next = 0;
+    int64_t oldest = INT64_MAX;
+    char t1[48], t2[48];
+    int i;
+
+    for (i = 0; i < n; i++)
+        if (a[i].min_txid == 1 && a[i].created_ms < oldest)
+            oldest = a[i].created_ms;
+    if (oldest == INT64_MAX) {
+        uint64_t first = a[0].min_txid;
+        for (i = 1; i < n; i++)
+            if (a[i].min_txid < first)
+                first = a[i].min_txid;
+        return plan_err(pzErr, SQLITE_CORRUPT, "litestream: replica has no "
+                        "snapshot: no LTX file starts at TXID "
+                        "0000000000000001 (the earliest starts at %016llx)",
+                        (unsigned long long)first);
+    }
+    if (target_txid)
+        return cur == target_txid
+                   ? SQLITE_OK
+                   : plan_err_nearest(a, n, target_txid, pzErr);
+    if (target_ms)
+        return plan->n > 0
+                   ? SQLITE_OK
+                   : plan_err(pzErr, SQLITE_NOTFOUND, "litestream: nothing "
+                              "to restore at or before %s: the earliest "
+                              "restorable point was created at %s",
+                              plan_time(target_ms, t1, sizeof(t1)),
+                              plan_time(oldest, t2, sizeof(t2)));
+    for (i = 0; i < n; i++)
+        if (a[i].min_txid > cur + 1 && (next == 0 || a[i].min_txid < next))
+            next = a[i].min_txid;
+    if (next)
+        return plan_err(pzErr, SQLITE_CORRUPT, "litestream: replica has a gap "
+                        "after TXID %016llx: next file starts at %016llx",
+                        (unsigned long long)cur, (unsigned long long)next);
+    return SQLITE_OK;
+}
+
+int
+restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
+                  restore_plan *plan, char **pzErr)
+{
+    ltx_info *a = NULL;
+    const ltx_info *f;
+    uint64_t cur = 0;
+    int n = 0, rc;
+
+    memset(plan, 0, sizeof(*plan));
+    if (pzErr)
+        *pzErr = NULL;
+    if (target_txid)
+        target_ms = 0;
+    rc = layout_list_all(b, &a, &n);
+    if (rc != SQLITE_OK) {
+        rc = plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
+                      backend_url(b), backend_errmsg(b));
+        goto out;
+    }
+    if (n == 0) {
+        rc = plan_err(pzErr, SQLITE_NOTFOUND, "litestream: replica is empty "
+                      "(no LTX files under '%s')", backend_url(b));
+        goto out;
+    }
+    plan->files = sqlite3_malloc64(sizeof(ltx_info) * (size_t)n);
+    if (plan->files == NULL) {
+        rc = plan_err(pzErr, SQLITE_NOMEM, "litestream: out of memory");
+        goto out;
+    }
+    f = plan_snapshot(a, n, target_txid, target_ms);
+    if (f == NULL) /* no snapshot: the chain must start at TXID 1 */
+        f = plan_next(a, n, 0, target_txid, target_ms);
+    while (f != NULL) {
+        plan->files[plan->n++] = *f;
+        cur = f->max_txid;
+        if (target_txid && cur >= target_txid)
+            break;
+        f = plan_next(a, n, cur, target_txid, target_ms);
+    }
+    plan->txid = cur;
+    rc = plan_check(a, n, plan, target_txid, target_ms, pzErr);
+out:
+    sqlite3_free(a);
+    if (rc != SQLITE_OK)
+        restore_plan_free(plan);
+    return rc;
+}
+
+void
+restore_plan_free(restore_plan *plan)
+{
+    if (plan == NULL)
+        return;
+    sqlite3_free(plan->files);
+    memset(plan, 0, sizeof(*plan));
+}

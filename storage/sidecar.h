@@ -1,0 +1,92 @@
+/*
+ * storage/sidecar.h: the `<db>-litestream/` directory beside a replicated
+ * database (DESIGN.md section 5), shared by every process that opens the
+ * database with the extension loaded:
+ *
+ *   config.json   the replica URL and options (mode 0600)
+ *   position      one memory-mapped page: the shared TXID counter and the
+ *                 captured position (seqlock, written under the WAL write
+ *                 lock), plus the spooled and replicated TXIDs
+ *   spool/        the spool segments (storage/spool.c)
+ *   ship.lock     flock()ed by the process that uploads
+ *   checksums     per-page checksums of the replicated state
+ *
+ * Reads and writes of the captured position are plain memory accesses (no
+ * system call); the seqlock makes a reader in another process retry while a
+ * writer is mid-update, and a writer that died mid-update leaves the
+ * sequence odd, which every later reader treats as a lost position.
+ */
+#ifndef LITESTREAM_SIDECAR_H
+#define LITESTREAM_SIDECAR_H
+
+#include <stdint.h>
+
+/* Flags of the captured position. */
+#define CAP_VALID 0x1 /* the fields describe a captured position */
+#define CAP_RESET 0x2 /* the WAL was reset cleanly after `txid` (db holds all) */
+
+/* The captured position: the last TXID and where it ended in the WAL. */
+typedef struct ls_cap {
+    uint64_t txid;
+    uint32_t flags;
+    uint32_t salt1, salt2; /* WAL salts */
+    uint32_t frame;        /* mxFrame after txid (0 = WAL empty) */
+    uint32_t cksum1, cksum2; /* cumulative checksum of `frame` */
+    uint32_t page_size;
+    uint32_t commit;       /* database size in pages after txid */
+    uint32_t pad;
+    uint64_t db_ino;       /* database identity when CAP_RESET was set */
+    int64_t db_size;
+    int64_t db_mtime_ns;
+} ls_cap;
+
+typedef struct sidecar sidecar;
+
+/*
+ * Opens (creating if needed) the sidecar of the database at zDbPath.
+ * SQLITE_OK, or SQLITE_CANTOPEN/SQLITE_IOERR/SQLITE_NOMEM with *pzErr set
+ * (sqlite3_mprintf'd) naming the path and the system error.
+ */
+int sidecar_open(const char *zDbPath, sidecar **out, char **pzErr);
+void sidecar_close(sidecar *);
+
+/* Does the sidecar directory of zDbPath exist?  (No creation.) */
+int sidecar_exists(const char *zDbPath);
+
+/* Path of the sidecar directory and of a file inside it (owned by sc). */
+const char *sidecar_dir(const sidecar *);
+
+/*
+ * Reads the captured position.  Returns 1 with *out filled if consistent,
+ * 0 if a writer died mid-update or the page was never written (lost).
+ */
+int sidecar_cap_read(sidecar *, ls_cap *out);
+
+/* Publishes a new captured position (caller holds the WAL write lock). */
+void sidecar_cap_write(sidecar *, const ls_cap *cap);
+
+/* Shared counters, atomically accessed. */
+uint64_t sidecar_spooled(sidecar *);
+void sidecar_set_spooled(sidecar *, uint64_t txid); /* only raises it */
+uint64_t sidecar_replicated(sidecar *);
+void sidecar_set_replicated(sidecar *, uint64_t txid, int64_t at_ms);
+int64_t sidecar_replicated_at(sidecar *);
+/* TXIDs must continue above this floor (the replica's newest TXID). */
+uint64_t sidecar_txid_floor(sidecar *);
+void sidecar_set_txid_floor(sidecar *, uint64_t txid);
+
+/*
+ * Tries to take the ship lock without blocking.  Returns 1 if this process
+ * now holds it (or already did), 0 if another process does.
+ */
+int sidecar_ship_trylock(sidecar *);
+
+/*
+ * Config: the replica URL (NULL if none) and the sync interval.  The URL
+ * returned is sqlite3_malloc'd.  Writing an empty/NULL URL removes it.
+ */
+int sidecar_config_read(const char *zDbPath, char **pzUrl, int *sync_ms);
+int sidecar_config_write(sidecar *, const char *zUrl, int sync_ms,
+                         char **pzErr);
+
+#endif

@@ -1,0 +1,514 @@
+/*
+ * storage/spool.c: the spool log (spool.h).
+ *
+ * Record layout (all big-endian):
+ *   u32 magic "LSR1" | u32 flags | u64 txid | u32 page_size | u32 commit |
+ *   u32 npages | u32 reserved | npages x (u32 pgno) | npages x page |
+ *   u64 CRC-64 of all the preceding bytes of the record
+ *
+ * Threads: one thread per handle (the replicator thread).
+ */
+#include "storage/spool.h"
+#include "storage/crc64.h"
+#include "storage/sqlite.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REC_MAGIC 0x4c535231u
+#define REC_HDR 32
+#define SEG_LIMIT (64ull << 20)
+
+typedef struct seg {
+    struct seg *next;
+    char *name;       /* file name inside the spool dir */
+    int pid;          /* owner */
+    int own;          /* created by this handle */
+    int fd;           /* read fd (-1 until needed) */
+    uint64_t scanned; /* bytes indexed so far */
+    uint64_t max_txid;
+    int stuck;        /* a bad record ends it */
+} seg;
+
+typedef struct ent {
+    uint64_t txid;
+    seg *s;
+    uint64_t off;
+    uint64_t len;
+} ent;
+
+struct spool {
+    char *zDir;
+    seg *segs;
+    seg *cur;      /* this process's segment being appended */
+    int cur_fd;
+    uint64_t cur_size;
+    int seq;
+    ent *ents;
+    size_t nent, cap;
+    int sorted;
+    uint64_t bytes;
+};
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+    return ((uint64_t)get32(p) << 32) | get32(p + 4);
+}
+
+int
+spool_open(const char *zDir, spool **out, char **pzErr)
+{
+    spool *sp = sqlite3_malloc64(sizeof(*sp));
+    *out = NULL;
+    if (!sp)
+        return SQLITE_NOMEM;
+    memset(sp, 0, sizeof(*sp));
+    sp->cur_fd = -1;
+    sp->zDir = sqlite3_mprintf("%s", zDir);
+    if (!sp->zDir) {
+        sqlite3_free(sp);
+        return SQLITE_NOMEM;
+    }
+    *out = sp;
+    return SQLITE_OK;
+}
+
+static void
+seg_free(seg *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    sqlite3_free(s->name);
+    sqlite3_free(s);
+}
+
+void
+spool_close(spool *sp)
+{
+    if (!sp)
+        return;
+    if (sp->cur_fd >= 0)
+        close(sp->cur_fd);
+    for (seg *s = sp->segs, *n; s; s = n) {
+        n = s->next;
+        seg_free(s);
+    }
+    sqlite3_free(sp->ents);
+    sqlite3_free(sp->zDir);
+    sqlite3_free(sp);
+}
+
+static seg *
+seg_find(spool *sp, const char *name)
+{
+    for (seg *s = sp->segs; s; s = s->next)
+        if (strcmp(s->name, name) == 0)
+            return s;
+    return NULL;
+}
+
+static seg *
+seg_add(spool *sp, const char *name)
+{
+    seg *s = sqlite3_malloc64(sizeof(*s));
+    unsigned long long first;
+    int pid = 0, n = 0;
+    if (!s)
+        return NULL;
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    s->name = sqlite3_mprintf("%s", name);
+    if (!s->name) {
+        sqlite3_free(s);
+        return NULL;
+    }
+    if (sscanf(name, "%16llx-%d-%d.seg", &first, &pid, &n) == 3)
+        s->pid = pid;
+    s->next = sp->segs;
+    sp->segs = s;
+    return s;
+}
+
+/* Opens a new segment of ours, named after the first TXID it will hold. */
+static int
+seg_rotate(spool *sp, uint64_t first_txid, char **pzErr)
+{
+    char name[64];
+    char *zPath;
+    if (sp->cur_fd >= 0) {
+        close(sp->cur_fd);
+        sp->cur_fd = -1;
+    }
+    snprintf(name, sizeof(name), "%016llx-%d-%d.seg",
+             (unsigned long long)first_txid, (int)getpid(), ++sp->seq);
+    zPath = sqlite3_mprintf("%s/%s", sp->zDir, name);
+    if (!zPath)
+        return SQLITE_NOMEM;
+    sp->cur_fd = open(zPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (sp->cur_fd < 0) {
+        *pzErr = sqlite3_mprintf("litestream: cannot create spool segment "
+                                 "'%s': %s",
+                                 zPath, strerror(errno));
+        sqlite3_free(zPath);
+        return SQLITE_CANTOPEN;
+    }
+    sqlite3_free(zPath);
+    sp->cur = seg_find(sp, name);
+    if (!sp->cur)
+        sp->cur = seg_add(sp, name);
+    if (!sp->cur)
+        return SQLITE_NOMEM;
+    sp->cur->own = 1;
+    sp->cur_size = 0;
+    return SQLITE_OK;
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int
+spool_append(spool *sp, const spool_txn *t, int do_sync, char **pzErr)
+{
+    int rc = SQLITE_OK;
+    uint64_t n = REC_HDR + (uint64_t)t->npages * (4 + t->page_size) + 8;
+    uint8_t *buf = NULL;
+    if (sp->cur_fd < 0 || sp->cur_size >= SEG_LIMIT) {
+        rc = seg_rotate(sp, t->txid, pzErr);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    buf = sqlite3_malloc64(n);
+    if (!buf)
+        return SQLITE_NOMEM;
+    put32(buf, REC_MAGIC);
+    put32(buf + 4, t->flags);
+    put64(buf + 8, t->txid);
+    put32(buf + 16, t->page_size);
+    put32(buf + 20, t->commit);
+    put32(buf + 24, t->npages);
+    put32(buf + 28, 0);
+    uint8_t *p = buf + REC_HDR;
+    for (uint32_t i = 0; i < t->npages; i++, p += 4)
+        put32(p, t->pgnos[i]);
+    memcpy(p, t->pages, (size_t)t->npages * t->page_size);
+    p += (size_t)t->npages * t->page_size;
+    put64(p, crc64_update(0, buf, n - 8));
+    if (write_all(sp->cur_fd, buf, n) != 0 ||
+        (do_sync && fdatasync(sp->cur_fd) != 0)) {
+        int e = errno;
+        /* Leave nothing partial behind: cut the segment back. */
+        if (ftruncate(sp->cur_fd, (off_t)sp->cur_size) != 0) {
+            close(sp->cur_fd); /* a torn tail ends the segment safely */
+            sp->cur_fd = -1;
+        }
+        *pzErr = sqlite3_mprintf("litestream: cannot write the spool in "
+                                 "'%s': %s",
+                                 sp->zDir, strerror(e));
+        rc = (e == ENOSPC || e == EDQUOT) ? SQLITE_FULL : SQLITE_IOERR;
+        goto out;
+    }
+    sp->cur_size += n;
+out:
+    sqlite3_free(buf);
+    return rc;
+}
+
+int
+spool_sync(spool *sp)
+{
+    if (sp->cur_fd >= 0 && fdatasync(sp->cur_fd) != 0)
+        return SQLITE_IOERR;
+    return SQLITE_OK;
+}
+
+static int
+ent_add(spool *sp, uint64_t txid, seg *s, uint64_t off, uint64_t len)
+{
+    if (sp->nent == sp->cap) {
+        size_t nc = sp->cap ? sp->cap * 2 : 256;
+        ent *e = sqlite3_realloc64(sp->ents, nc * sizeof(*e));
+        if (!e)
+            return SQLITE_NOMEM;
+        sp->ents = e;
+        sp->cap = nc;
+    }
+    if (sp->nent && sp->ents[sp->nent - 1].txid >= txid)
+        sp->sorted = 0;
+    sp->ents[sp->nent++] = (ent){txid, s, off, len};
+    return SQLITE_OK;
+}
+
+static int
+ent_cmp(const void *a, const void *b)
+{
+    const ent *x = a, *y = b;
+    return x->txid < y->txid ? -1 : x->txid > y->txid;
+}
+
+static void
+ents_sort(spool *sp)
+{
+    if (sp->sorted)
+        return;
+    qsort(sp->ents, sp->nent, sizeof(ent), ent_cmp);
+    /* Drop duplicates (a TXID spooled twice is the same transaction). */
+    size_t j = 0;
+    for (size_t i = 0; i < sp->nent; i++)
+        if (j == 0 || sp->ents[j - 1].txid != sp->ents[i].txid)
+            sp->ents[j++] = sp->ents[i];
+    sp->nent = j;
+    sp->sorted = 1;
+}
+
+/* Indexes the records of one segment from where the last scan stopped. */
+static int
+seg_scan(spool *sp, seg *s)
+{
+    uint8_t hdr[REC_HDR];
+    struct stat st;
+    if (s->stuck)
+        return SQLITE_OK;
+    if (s->fd < 0) {
+        char *z = sqlite3_mprintf("%s/%s", sp->zDir, s->name);
+        if (!z)
+            return SQLITE_NOMEM;
+        s->fd = open(z, O_RDONLY | O_CLOEXEC);
+        sqlite3_free(z);
+        if (s->fd < 0)
+            return errno == ENOENT ? SQLITE_OK : SQLITE_IOERR;
+    }
+    if (fstat(s->fd, &st) != 0)
+        return SQLITE_IOERR;
+    while (s->scanned + REC_HDR + 8 <= (uint64_t)st.st_size) {
+        if (pread(s->fd, hdr, REC_HDR, (off_t)s->scanned) != REC_HDR)
+            return SQLITE_IOERR;
+        uint32_t ps = get32(hdr + 16), np = get32(hdr + 24);
+        uint64_t len = REC_HDR + (uint64_t)np * (4 + (uint64_t)ps) + 8;
+        if (get32(hdr) != REC_MAGIC || ps < 512 || ps > 65536 ||
+            (ps & (ps - 1))) {
+            s->stuck = 1; /* garbage: a torn write by a dead process */
+            break;
+        }
+        if (s->scanned + len > (uint64_t)st.st_size)
+            break; /* not complete yet (or torn) */
+        uint64_t txid = get64(hdr + 8);
+        int rc = ent_add(sp, txid, s, s->scanned, len);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (txid > s->max_txid)
+            s->max_txid = txid;
+        s->scanned += len;
+    }
+    return SQLITE_OK;
+}
+
+int
+spool_scan(spool *sp)
+{
+    DIR *d = opendir(sp->zDir);
+    struct dirent *e;
+    int rc = SQLITE_OK;
+    uint64_t bytes = 0;
+    if (!d)
+        return SQLITE_IOERR;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".seg") != 0)
+            continue;
+        seg *s = seg_find(sp, e->d_name);
+        if (!s && !(s = seg_add(sp, e->d_name))) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        rc = seg_scan(sp, s);
+        if (rc != SQLITE_OK)
+            break;
+        bytes += s->scanned;
+    }
+    closedir(d);
+    sp->bytes = bytes;
+    return rc;
+}
+
+static ent *
+ent_find(spool *sp, uint64_t txid)
+{
+    ents_sort(sp);
+    size_t lo = 0, hi = sp->nent;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sp->ents[mid].txid < txid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < sp->nent && sp->ents[lo].txid == txid ? &sp->ents[lo] : NULL;
+}
+
+uint64_t
+spool_contiguous(spool *sp, uint64_t from)
+{
+    ents_sort(sp);
+    uint64_t t = from - 1;
+    ent *e = ent_find(sp, from);
+    if (!e)
+        return t;
+    for (size_t i = (size_t)(e - sp->ents); i < sp->nent; i++) {
+        if (sp->ents[i].txid != t + 1)
+            break;
+        t++;
+    }
+    return t;
+}
+
+uint64_t
+spool_max(spool *sp)
+{
+    ents_sort(sp);
+    return sp->nent ? sp->ents[sp->nent - 1].txid : 0;
+}
+
+int
+spool_has(spool *sp, uint64_t txid)
+{
+    return ent_find(sp, txid) != NULL;
+}
+
+int
+spool_read(spool *sp, uint64_t txid, spool_txn *out)
+{
+    ent *e = ent_find(sp, txid);
+    uint8_t *buf;
+    memset(out, 0, sizeof(*out));
+    if (!e)
+        return SQLITE_NOTFOUND;
+    buf = sqlite3_malloc64(e->len);
+    if (!buf)
+        return SQLITE_NOMEM;
+    if (pread(e->s->fd, buf, e->len, (off_t)e->off) != (ssize_t)e->len) {
+        sqlite3_free(buf);
+        return SQLITE_IOERR;
+    }
+    if (crc64_update(0, buf, e->len - 8) != get64(buf + e->len - 8)) {
+        sqlite3_free(buf);
+        return SQLITE_CORRUPT;
+    }
+    out->flags = get32(buf + 4);
+    out->txid = get64(buf + 8);
+    out->page_size = get32(buf + 16);
+    out->commit = get32(buf + 20);
+    out->npages = get32(buf + 24);
+    /* pgnos are big-endian on disk: convert in place. */
+    uint32_t *pg = (uint32_t *)(void *)(buf + REC_HDR);
+    for (uint32_t i = 0; i < out->npages; i++)
+        pg[i] = get32(buf + REC_HDR + 4 * (size_t)i);
+    out->pgnos = pg;
+    out->pages = buf + REC_HDR + 4 * (size_t)out->npages;
+    out->owned = buf;
+    return SQLITE_OK;
+}
+
+void
+spool_txn_free(spool_txn *t)
+{
+    sqlite3_free(t->owned);
+    memset(t, 0, sizeof(*t));
+}
+
+static int
+owner_alive(int pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+int
+spool_drop_upto(spool *sp, uint64_t txid)
+{
+    seg **pp = &sp->segs;
+    while (*pp) {
+        seg *s = *pp;
+        int mine = s->own && s->pid == (int)getpid();
+        int removable =
+            s->scanned > 0 && s->max_txid <= txid &&
+            (mine ? (s != sp->cur || sp->cur_size >= SEG_LIMIT || 1)
+                  : !owner_alive(s->pid));
+        if (removable) {
+            char *z = sqlite3_mprintf("%s/%s", sp->zDir, s->name);
+            if (z)
+                unlink(z);
+            sqlite3_free(z);
+            if (s == sp->cur) {
+                close(sp->cur_fd);
+                sp->cur_fd = -1;
+                sp->cur = NULL;
+            }
+            /* Drop index entries pointing into it. */
+            size_t j = 0;
+            for (size_t i = 0; i < sp->nent; i++)
+                if (sp->ents[i].s != s)
+                    sp->ents[j++] = sp->ents[i];
+            sp->nent = j;
+            *pp = s->next;
+            seg_free(s);
+            continue;
+        }
+        pp = &s->next;
+    }
+    /* Entries <= txid in surviving segments are no longer needed. */
+    size_t j = 0;
+    for (size_t i = 0; i < sp->nent; i++)
+        if (sp->ents[i].txid > txid)
+            sp->ents[j++] = sp->ents[i];
+    sp->nent = j;
+    return SQLITE_OK;
+}
+
+uint64_t
+spool_bytes(spool *sp)
+{
+    return sp->bytes;
+}

@@ -1,0 +1,954 @@
+/*
+ * vfs/replicate.c: the `litestream` VFS, a shim over the default VFS that
+ * captures every committed WAL transaction of a replicated database.
+ *
+ * How it is used: the extension registers it as the default VFS, so every
+ * database opened afterwards goes through it.  Nothing changes for a
+ * database until `PRAGMA litestream_url = 'URL'` (stored in the sidecar
+ * `<db>-litestream/`, so replication resumes at every later open).
+ *
+ * Invariants (DESIGN.md section 4):
+ *   1. Only main databases and their WALs are wrapped; every other file
+ *      (journals, temp files, ...) is the underlying VFS's own object.
+ *   2. While a connection holds the WAL write lock, xWrite on the WAL keeps a
+ *      byte copy of what it writes (`buf`, WAL offsets [base, end)).
+ *   3. The capture runs when the write lock is released (before forwarding
+ *      the unlock) or, in exclusive locking mode, on
+ *      SQLITE_FCNTL_COMMIT_PHASETWO: the frames between the captured
+ *      position and the wal-index mxFrame become one TXID per commit.  If
+ *      they are not all in `buf` they are re-read from the WAL and validated
+ *      (salts + checksum chain); if the WAL no longer matches the position
+ *      the next TXID is a full image.  No system call on the fast path.
+ *   4. Before anything that overwrites or removes WAL content (a new WAL
+ *      header, a truncation, deleting the WAL) everything captured only in
+ *      memory is made durable in the spool.
+ *   5. No checkpoints of our own, no read transactions of our own here.
+ *
+ * Threads: VFS methods run on application threads under SQLite's locks; the
+ * per-database state is shared by the connections of this process and
+ * guarded by `mu` where two connections could meet.
+ */
+#include "storage/replicator.h"
+#include "storage/sidecar.h"
+#include "storage/sqlite.h"
+#include "storage/wal.h"
+#include "vfs/vfs.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define WAL_WRITE_LOCK 0
+#define SHM_HDR_SIZE 48
+#define BUF_MAX (64u << 20) /* larger transactions are re-read from the WAL */
+
+typedef struct shm_hdr {
+    uint32_t version, unused, change;
+    uint8_t init, big_end_cksum;
+    uint16_t page_size;
+    uint32_t mx_frame, n_page;
+    uint32_t frame_cksum[2];
+    uint32_t salt[2];
+    uint32_t cksum[2];
+} shm_hdr;
+
+typedef struct ls_db ls_db;
+struct ls_db {
+    ls_db *next;
+    char *zPath;
+    int nRef;
+    pthread_mutex_t mu;
+    sidecar *sc;
+    replicator *rep;
+    char *zError; /* why replication is not running, if it is not */
+
+    /* Capture state (under the WAL write lock). */
+    sqlite3_file *walf; /* the real WAL file of some connection */
+    uint8_t *buf;
+    size_t cap;
+    uint64_t base, end;
+    int buf_ok;
+    int hold;      /* a write lock (or exclusive-mode txn) is in progress */
+    int caught_up; /* at hold start the position matched the wal-index */
+    uint64_t n_full;
+};
+
+typedef struct ls_file {
+    sqlite3_file base;
+    ls_db *db;
+    int is_wal;
+    sqlite3 *conn;           /* main file: the owning connection, if known */
+    struct ls_file *main;    /* WAL file: its main database file */
+} ls_file;
+
+#define REAL(p) ((sqlite3_file *)(((ls_file *)(p)) + 1))
+#define ORIG ((sqlite3_vfs *)litestream_vfs.pAppData)
+
+static sqlite3_vfs litestream_vfs;
+static sqlite3_io_methods main_methods;
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static ls_db *registry;
+
+/* ---- per-database state ------------------------------------------------ */
+
+static ls_db *
+db_acquire(const char *zPath)
+{
+    ls_db *d;
+    pthread_mutex_lock(&registry_mu);
+    for (d = registry; d; d = d->next)
+        if (strcmp(d->zPath, zPath) == 0)
+            break;
+    if (d) {
+        d->nRef++;
+    } else if ((d = sqlite3_malloc64(sizeof(*d))) != NULL) {
+        memset(d, 0, sizeof(*d));
+        d->zPath = sqlite3_mprintf("%s", zPath);
+        if (!d->zPath) {
+            sqlite3_free(d);
+            d = NULL;
+        } else {
+            pthread_mutex_init(&d->mu, NULL);
+            d->nRef = 1;
+            d->next = registry;
+            registry = d;
+        }
+    }
+    pthread_mutex_unlock(&registry_mu);
+    return d;
+}
+
+static void
+db_stop(ls_db *d)
+{
+    replicator_close(d->rep);
+    d->rep = NULL;
+}
+
+static void
+db_release(ls_db *d)
+{
+    pthread_mutex_lock(&registry_mu);
+    if (--d->nRef > 0) {
+        pthread_mutex_unlock(&registry_mu);
+        return;
+    }
+    for (ls_db **pp = &registry; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_mu);
+    db_stop(d);
+    sidecar_close(d->sc);
+    sqlite3_free(d->buf);
+    sqlite3_free(d->zError);
+    sqlite3_free(d->zPath);
+    pthread_mutex_destroy(&d->mu);
+    sqlite3_free(d);
+}
+
+static void
+db_set_error(ls_db *d, char *z)
+{
+    sqlite3_free(d->zError);
+    d->zError = z;
+    if (z)
+        sqlite3_log(SQLITE_WARNING, "%s", z);
+}
+
+/* Starts replication of d to zUrl.  Caller holds d->mu. */
+static int
+db_start(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
+{
+    int rc = SQLITE_OK;
+    rep_opts o = {.sync_interval_ms = sync_ms, .zVfs = ORIG->zName};
+    if (!d->sc) {
+        rc = sidecar_open(d->zPath, &d->sc, pzErr);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    db_stop(d);
+    return replicator_open(d->zPath, zUrl, &o, d->sc, &d->rep, pzErr);
+}
+
+/* ---- capture ----------------------------------------------------------- */
+
+/* Reads the wal-index header; 0 if there is no shared memory. */
+static int
+shm_read(sqlite3_file *real, shm_hdr *h)
+{
+    volatile void *p = NULL;
+    if (real->pMethods->iVersion < 2 ||
+        real->pMethods->xShmMap(real, 0, 32768, 0, &p) != SQLITE_OK || !p)
+        return 0;
+    memcpy(h, (const void *)p, sizeof(*h));
+    return h->init != 0;
+}
+
+static void
+buf_reset(ls_db *d)
+{
+    d->base = d->end = 0;
+    d->buf_ok = 1;
+}
+
+/* Keeps a copy of a WAL write (invariant 2). */
+static void
+buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off)
+{
+    uint64_t o = (uint64_t)off;
+    if (!d->buf_ok)
+        return;
+    if (d->end == d->base) {
+        d->base = d->end = o;
+    }
+    if (o < d->base || o > d->end || o + (uint64_t)n - d->base > BUF_MAX) {
+        d->buf_ok = 0; /* not a contiguous run: re-read from the WAL */
+        return;
+    }
+    uint64_t need = o + (uint64_t)n - d->base;
+    if (need > d->cap) {
+        size_t nc = d->cap ? d->cap : 1 << 16;
+        while (nc < need)
+            nc *= 2;
+        uint8_t *b = sqlite3_realloc64(d->buf, nc);
+        if (!b) {
+            d->buf_ok = 0;
+            return;
+        }
+        d->buf = b;
+        d->cap = nc;
+    }
+    memcpy(d->buf + (o - d->base), p, (size_t)n);
+    if (o + (uint64_t)n > d->end)
+        d->end = o + (uint64_t)n;
+}
+
+/* Does buf hold frames lo..hi (1-based) for page size ps? */
+static int
+buf_covers(ls_db *d, uint32_t lo, uint32_t hi, uint32_t ps)
+{
+    return d->buf_ok && d->base <= wal_frame_offset(lo, ps) &&
+           d->end >= wal_frame_offset(hi + 1, ps);
+}
+
+/*
+ * Reads frames lo..hi of the WAL into a new buffer, validating salts and the
+ * checksum chain from seed s (the checksum of frame lo-1).  Returns NULL if
+ * they do not validate.
+ */
+static uint8_t *
+wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi,
+           uint32_t s[2])
+{
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh->page_size;
+    uint8_t *b = sqlite3_malloc64((uint64_t)fsz * (hi - lo + 1));
+    if (!b || !d->walf)
+        goto fail;
+    for (uint32_t i = lo; i <= hi; i++) {
+        uint8_t *f = b + (size_t)(i - lo) * fsz;
+        if (d->walf->pMethods->xRead(
+                d->walf, f, (int)fsz,
+                (sqlite3_int64)wal_frame_offset(i, wh->page_size)) !=
+                SQLITE_OK ||
+            !wal_frame_valid(wh, f, s))
+            goto fail;
+    }
+    return b;
+fail:
+    sqlite3_free(b);
+    return NULL;
+}
+
+static int
+read_wal_hdr(ls_db *d, wal_hdr *wh)
+{
+    uint8_t h[WAL_HDR_SIZE];
+    if (d->walf && d->base == 0 && d->end >= WAL_HDR_SIZE && d->buf_ok)
+        return wal_hdr_parse(d->buf, wh);
+    if (!d->walf ||
+        d->walf->pMethods->xRead(d->walf, h, WAL_HDR_SIZE, 0) != SQLITE_OK)
+        return 0;
+    return wal_hdr_parse(h, wh);
+}
+
+/* Hands frames (one buffer, commit boundaries inside) to the replicator,
+ * one TXID per commit frame.  Returns the last TXID used. */
+static uint64_t
+enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t n, uint32_t ps,
+               uint64_t txid)
+{
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
+    uint32_t start = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t commit = wal_get32(frames + i * fsz + 4);
+        if (commit == 0)
+            continue;
+        rep_txn *t = sqlite3_malloc64(sizeof(*t));
+        uint8_t *copy = sqlite3_malloc64((uint64_t)(i + 1 - start) * fsz);
+        if (!t || !copy) {
+            sqlite3_free(t);
+            sqlite3_free(copy);
+            return 0; /* out of memory: caller forces a full image */
+        }
+        memcpy(copy, frames + start * fsz, (size_t)(i + 1 - start) * fsz);
+        *t = (rep_txn){.txid = ++txid,
+                       .page_size = ps,
+                       .commit = commit,
+                       .nframes = i + 1 - start,
+                       .frames = copy};
+        replicator_enqueue(d->rep, t);
+        start = i + 1;
+    }
+    return txid;
+}
+
+static void
+enqueue_full(ls_db *d, uint64_t txid)
+{
+    rep_txn *t = sqlite3_malloc64(sizeof(*t));
+    if (!t)
+        return; /* the position stays unmatched: next capture retries */
+    *t = (rep_txn){.txid = txid, .flags = REP_FULL};
+    replicator_enqueue(d->rep, t);
+    d->n_full++;
+}
+
+/* The TXID counter never goes back, even when the position was lost. */
+static uint64_t
+txid_base(ls_db *d, const ls_cap *cap, int valid)
+{
+    uint64_t t = valid ? cap->txid : 0;
+    uint64_t f = sidecar_txid_floor(d->sc);
+    uint64_t s = sidecar_spooled(d->sc);
+    uint64_t r = sidecar_replicated(d->sc);
+    if (f > t)
+        t = f;
+    if (s > t)
+        t = s;
+    if (r > t)
+        t = r;
+    return t;
+}
+
+/*
+ * The capture (invariant 3).  `real` is the main database file.  Runs with
+ * the WAL write lock held, or in exclusive locking mode.
+ */
+static void
+capture(ls_db *d, sqlite3_file *real)
+{
+    shm_hdr h;
+    ls_cap cap, nc;
+    wal_hdr wh;
+    int valid;
+    uint64_t base, txid;
+
+    if (!d->rep || !d->sc)
+        return;
+    if (!shm_read(real, &h)) {
+        /* Exclusive mode with a heap wal-index: derive the header from
+         * the frames this connection wrote. */
+        if (!read_wal_hdr(d, &wh))
+            return;
+        memset(&h, 0, sizeof(h));
+        h.salt[0] = wh.salt1;
+        h.salt[1] = wh.salt2;
+        h.page_size = (uint16_t)(wh.page_size == 65536 ? 1 : wh.page_size);
+        uint32_t ps = wh.page_size, last = 0;
+        for (uint64_t o = d->base < WAL_HDR_SIZE ? WAL_HDR_SIZE : d->base;
+             d->buf_ok && o + WAL_FRAME_HDR_SIZE + ps <= d->end;
+             o += WAL_FRAME_HDR_SIZE + ps) {
+            const uint8_t *f = d->buf + (o - d->base);
+            if (wal_get32(f + 8) != wh.salt1 || wal_get32(f + 12) != wh.salt2)
+                break;
+            if (wal_get32(f + 4)) {
+                last = (uint32_t)((o - 32) / (WAL_FRAME_HDR_SIZE + ps)) + 1;
+                h.n_page = wal_get32(f + 4);
+                h.frame_cksum[0] = wal_get32(f + 16);
+                h.frame_cksum[1] = wal_get32(f + 20);
+            }
+        }
+        if (!last)
+            return;
+        h.mx_frame = last;
+    }
+    uint32_t ps = h.page_size == 1 ? 65536 : h.page_size;
+    valid = sidecar_cap_read(d->sc, &cap);
+    base = txid_base(d, &cap, valid);
+    int same_salts = valid && cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1];
+    if (same_salts && cap.frame == h.mx_frame && base == cap.txid)
+        return; /* nothing new: a rollback or an empty transaction */
+
+    nc = (ls_cap){.flags = CAP_VALID,
+                  .salt1 = h.salt[0],
+                  .salt2 = h.salt[1],
+                  .frame = h.mx_frame,
+                  .cksum1 = h.frame_cksum[0],
+                  .cksum2 = h.frame_cksum[1],
+                  .page_size = ps,
+                  .commit = h.n_page};
+    txid = 0;
+    if (valid && base == cap.txid && (same_salts || d->caught_up)) {
+        uint32_t lo = same_salts ? cap.frame + 1 : 1;
+        if (h.mx_frame < lo - 1) {
+            txid = 0; /* the WAL went backwards: lost frames */
+        } else if (h.mx_frame == lo - 1) {
+            txid = base; /* a restart with nothing new */
+        } else if (buf_covers(d, lo, h.mx_frame, ps)) {
+            txid = enqueue_frames(
+                d, d->buf + (wal_frame_offset(lo, ps) - d->base),
+                h.mx_frame - lo + 1, ps, base);
+        } else if (read_wal_hdr(d, &wh) && wh.page_size == ps) {
+            uint32_t s[2] = {cap.cksum1, cap.cksum2};
+            if (lo == 1) {
+                s[0] = wh.cksum1;
+                s[1] = wh.cksum2;
+            }
+            uint8_t *fr = wal_reread(d, &wh, lo, h.mx_frame, s);
+            if (fr)
+                txid = enqueue_frames(d, fr, h.mx_frame - lo + 1, ps, base);
+            sqlite3_free(fr);
+        }
+    }
+    if (txid == 0) {
+        /* Lost position: the next TXID is a full image. */
+        txid = base + 1;
+        enqueue_full(d, txid);
+    }
+    nc.txid = txid;
+    sidecar_cap_write(d->sc, &nc);
+}
+
+/* Start of a write transaction: is the position current? */
+static void
+hold_begin(ls_db *d, sqlite3_file *real)
+{
+    shm_hdr h;
+    ls_cap cap;
+    d->hold = 1;
+    d->caught_up = 0;
+    buf_reset(d);
+    if (!d->rep || !d->sc)
+        return;
+    int valid = sidecar_cap_read(d->sc, &cap);
+    if (!valid || txid_base(d, &cap, valid) != cap.txid)
+        return;
+    if (shm_read(real, &h)) {
+        d->caught_up = (cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1] &&
+                        cap.frame == h.mx_frame) ||
+                       ((cap.flags & CAP_RESET) && h.mx_frame == 0);
+    } else {
+        /* Exclusive mode, heap wal-index: this connection is the only
+         * writer, so the WAL is current if its header is the one the
+         * position was captured in. */
+        wal_hdr wh;
+        d->caught_up = (cap.flags & CAP_RESET) ||
+                       (read_wal_hdr(d, &wh) && wh.salt1 == cap.salt1 &&
+                        wh.salt2 == cap.salt2);
+    }
+    if (d->caught_up && (cap.flags & CAP_RESET)) {
+        /* The WAL was removed after a clean close.  Only trust that if the
+         * database file is exactly as we left it. */
+        struct stat st;
+        if (stat(d->zPath, &st) != 0 || (uint64_t)st.st_ino != cap.db_ino ||
+            st.st_size != cap.db_size ||
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+                cap.db_mtime_ns)
+            d->caught_up = 0;
+    }
+}
+
+static void
+hold_end(ls_db *d, sqlite3_file *real)
+{
+    if (d->hold) {
+        capture(d, real);
+        d->hold = 0;
+        buf_reset(d);
+    }
+}
+
+/* Invariant 4: persist before the WAL is overwritten or removed. */
+static void
+before_wal_reset(ls_db *d)
+{
+    if (d->rep && replicator_persist(d->rep) != SQLITE_OK)
+        sqlite3_log(SQLITE_WARNING, "litestream: cannot persist the queue "
+                                    "of '%s' before a WAL reset",
+                    d->zPath);
+}
+
+/* The WAL was deleted after a checkpoint: remember the database as left. */
+static void
+after_wal_delete(ls_db *d)
+{
+    ls_cap cap;
+    struct stat st;
+    if (!d->sc || !sidecar_cap_read(d->sc, &cap) || stat(d->zPath, &st) != 0)
+        return;
+    cap.flags |= CAP_RESET;
+    cap.db_ino = (uint64_t)st.st_ino;
+    cap.db_size = st.st_size;
+    cap.db_mtime_ns =
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    sidecar_cap_write(d->sc, &cap);
+}
+
+/* ---- io methods: main database ----------------------------------------- */
+
+static int
+m_close(sqlite3_file *pFile)
+{
+    ls_file *p = (ls_file *)pFile;
+    if (p->is_wal && p->db) {
+        pthread_mutex_lock(&p->db->mu);
+        if (p->db->walf == REAL(pFile))
+            p->db->walf = NULL;
+        pthread_mutex_unlock(&p->db->mu);
+    }
+    int rc = REAL(pFile)->pMethods->xClose(REAL(pFile));
+    if (p->db)
+        db_release(p->db);
+    return rc;
+}
+
+static int
+m_read(sqlite3_file *pFile, void *zBuf, int iAmt, sqlite3_int64 iOfst)
+{
+    return REAL(pFile)->pMethods->xRead(REAL(pFile), zBuf, iAmt, iOfst);
+}
+
+static int
+m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
+{
+    ls_file *p = (ls_file *)pFile;
+    if (p->is_wal && p->db && p->db->rep) {
+        ls_db *d = p->db;
+        pthread_mutex_lock(&d->mu);
+        d->walf = REAL(pFile);
+        if (!d->hold && p->main) /* exclusive locking mode: no xShmLock */
+            hold_begin(d, REAL(p->main));
+        if (iOfst == 0) {
+            /* A new WAL header: frames are about to be overwritten. */
+            before_wal_reset(d);
+            buf_reset(d);
+        }
+        buf_write(d, zBuf, iAmt, iOfst);
+        pthread_mutex_unlock(&d->mu);
+    }
+    return REAL(pFile)->pMethods->xWrite(REAL(pFile), zBuf, iAmt, iOfst);
+}
+
+static int
+m_truncate(sqlite3_file *pFile, sqlite3_int64 size)
+{
+    ls_file *p = (ls_file *)pFile;
+    if (p->is_wal && p->db && p->db->rep)
+        before_wal_reset(p->db);
+    return REAL(pFile)->pMethods->xTruncate(REAL(pFile), size);
+}
+
+static int
+m_sync(sqlite3_file *pFile, int flags)
+{
+    return REAL(pFile)->pMethods->xSync(REAL(pFile), flags);
+}
+
+static int
+m_file_size(sqlite3_file *pFile, sqlite3_int64 *pSize)
+{
+    return REAL(pFile)->pMethods->xFileSize(REAL(pFile), pSize);
+}
+
+static int
+m_lock(sqlite3_file *pFile, int eLock)
+{
+    return REAL(pFile)->pMethods->xLock(REAL(pFile), eLock);
+}
+
+static int
+m_unlock(sqlite3_file *pFile, int eLock)
+{
+    return REAL(pFile)->pMethods->xUnlock(REAL(pFile), eLock);
+}
+
+static int
+m_check_reserved(sqlite3_file *pFile, int *pResOut)
+{
+    return REAL(pFile)->pMethods->xCheckReservedLock(REAL(pFile), pResOut);
+}
+
+static int
+m_file_control(sqlite3_file *pFile, int op, void *pArg)
+{
+    ls_file *p = (ls_file *)pFile;
+    if (!p->is_wal && p->db) {
+        if (op == SQLITE_FCNTL_PRAGMA) {
+            int rc = vfs_pragma(p->db, p->conn, REAL(pFile), (char **)pArg);
+            if (rc != SQLITE_NOTFOUND)
+                return rc;
+        } else if (op == SQLITE_FCNTL_COMMIT_PHASETWO && p->db->hold) {
+            /* Exclusive locking mode: no xShmLock, capture here. */
+            pthread_mutex_lock(&p->db->mu);
+            hold_end(p->db, REAL(pFile));
+            pthread_mutex_unlock(&p->db->mu);
+        }
+    }
+    return REAL(pFile)->pMethods->xFileControl(REAL(pFile), op, pArg);
+}
+
+static int
+m_sector_size(sqlite3_file *pFile)
+{
+    return REAL(pFile)->pMethods->xSectorSize(REAL(pFile));
+}
+
+static int
+m_device_characteristics(sqlite3_file *pFile)
+{
+    return REAL(pFile)->pMethods->xDeviceCharacteristics(REAL(pFile));
+}
+
+static int
+m_shm_map(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
+          void volatile **pp)
+{
+    return REAL(pFile)->pMethods->xShmMap(REAL(pFile), iPg, pgsz, bExtend,
+                                          pp);
+}
+
+static int
+m_shm_lock(sqlite3_file *pFile, int offset, int n, int flags)
+{
+    ls_file *p = (ls_file *)pFile;
+    ls_db *d = p->db;
+    int covers_write = offset <= WAL_WRITE_LOCK && offset + n > WAL_WRITE_LOCK;
+    int excl = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
+    int rc;
+    if (d && d->rep && covers_write && excl && (flags & SQLITE_SHM_UNLOCK)) {
+        pthread_mutex_lock(&d->mu);
+        hold_end(d, REAL(pFile));
+        pthread_mutex_unlock(&d->mu);
+    }
+    rc = REAL(pFile)->pMethods->xShmLock(REAL(pFile), offset, n, flags);
+    if (rc == SQLITE_OK && d && d->rep && covers_write && excl &&
+        (flags & SQLITE_SHM_LOCK)) {
+        pthread_mutex_lock(&d->mu);
+        hold_begin(d, REAL(pFile));
+        pthread_mutex_unlock(&d->mu);
+    }
+    return rc;
+}
+
+static void
+m_shm_barrier(sqlite3_file *pFile)
+{
+    REAL(pFile)->pMethods->xShmBarrier(REAL(pFile));
+}
+
+static int
+m_shm_unmap(sqlite3_file *pFile, int deleteFlag)
+{
+    return REAL(pFile)->pMethods->xShmUnmap(REAL(pFile), deleteFlag);
+}
+
+static int
+m_fetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt, void **pp)
+{
+    return REAL(pFile)->pMethods->xFetch(REAL(pFile), iOfst, iAmt, pp);
+}
+
+static int
+m_unfetch(sqlite3_file *pFile, sqlite3_int64 iOfst, void *pPage)
+{
+    return REAL(pFile)->pMethods->xUnfetch(REAL(pFile), iOfst, pPage);
+}
+
+static sqlite3_io_methods main_methods = {
+    .iVersion = 3,
+    .xClose = m_close,
+    .xRead = m_read,
+    .xWrite = m_write,
+    .xTruncate = m_truncate,
+    .xSync = m_sync,
+    .xFileSize = m_file_size,
+    .xLock = m_lock,
+    .xUnlock = m_unlock,
+    .xCheckReservedLock = m_check_reserved,
+    .xFileControl = m_file_control,
+    .xSectorSize = m_sector_size,
+    .xDeviceCharacteristics = m_device_characteristics,
+    .xShmMap = m_shm_map,
+    .xShmLock = m_shm_lock,
+    .xShmBarrier = m_shm_barrier,
+    .xShmUnmap = m_shm_unmap,
+    .xFetch = m_fetch,
+    .xUnfetch = m_unfetch,
+};
+
+/* ---- VFS methods ------------------------------------------------------- */
+
+static int
+v_open(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
+       int *pOutFlags)
+{
+    ls_file *p = (ls_file *)pFile;
+    int rc;
+    int is_main = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+    int is_wal = (flags & SQLITE_OPEN_WAL) != 0;
+    if ((!is_main && !is_wal) || !zName)
+        return ORIG->xOpen(ORIG, zName, pFile, flags, pOutFlags);
+    memset(p, 0, sizeof(*p));
+    rc = ORIG->xOpen(ORIG, zName, REAL(pFile), flags, pOutFlags);
+    if (rc != SQLITE_OK)
+        return rc;
+    p->is_wal = is_wal;
+    if (is_main) {
+        p->db = db_acquire(zName);
+        if (p->db && !p->db->rep && sidecar_exists(zName)) {
+            char *zUrl = NULL, *zErr = NULL;
+            int sync_ms = 1000;
+            sidecar_config_read(zName, &zUrl, &sync_ms);
+            pthread_mutex_lock(&p->db->mu);
+            if (zUrl && !p->db->rep &&
+                db_start(p->db, zUrl, sync_ms, &zErr) != SQLITE_OK)
+                db_set_error(p->db, zErr);
+            pthread_mutex_unlock(&p->db->mu);
+            sqlite3_free(zUrl);
+        }
+    } else {
+        sqlite3_file *m = sqlite3_database_file_object(zName);
+        if (m && m->pMethods == &main_methods) {
+            ls_file *mf = (ls_file *)m;
+            p->main = mf;
+            if (mf->db) {
+                pthread_mutex_lock(&registry_mu);
+                mf->db->nRef++;
+                pthread_mutex_unlock(&registry_mu);
+                p->db = mf->db;
+                if (!p->db->walf)
+                    p->db->walf = REAL(pFile);
+            }
+        }
+    }
+    pFile->pMethods = &main_methods;
+    return SQLITE_OK;
+}
+
+static int
+v_delete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
+{
+    size_t n = strlen(zName);
+    ls_db *d = NULL;
+    if (n > 4 && strcmp(zName + n - 4, "-wal") == 0) {
+        pthread_mutex_lock(&registry_mu);
+        for (d = registry; d; d = d->next)
+            if (strlen(d->zPath) == n - 4 &&
+                memcmp(d->zPath, zName, n - 4) == 0)
+                break;
+        pthread_mutex_unlock(&registry_mu);
+    }
+    if (d && d->rep)
+        before_wal_reset(d);
+    int rc = ORIG->xDelete(ORIG, zName, syncDir);
+    if (d && d->rep && rc == SQLITE_OK)
+        after_wal_delete(d);
+    return rc;
+}
+
+static int
+v_access(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResOut)
+{
+    return ORIG->xAccess(ORIG, zName, flags, pResOut);
+}
+
+static int
+v_full_pathname(sqlite3_vfs *pVfs, const char *zName, int nOut, char *zOut)
+{
+    return ORIG->xFullPathname(ORIG, zName, nOut, zOut);
+}
+
+static void *
+v_dlopen(sqlite3_vfs *pVfs, const char *zPath)
+{
+    return ORIG->xDlOpen(ORIG, zPath);
+}
+
+static void
+v_dlerror(sqlite3_vfs *pVfs, int nByte, char *zErrMsg)
+{
+    ORIG->xDlError(ORIG, nByte, zErrMsg);
+}
+
+static void (*v_dlsym(sqlite3_vfs *pVfs, void *p, const char *zSym))(void)
+{
+    return ORIG->xDlSym(ORIG, p, zSym);
+}
+
+static void
+v_dlclose(sqlite3_vfs *pVfs, void *pHandle)
+{
+    ORIG->xDlClose(ORIG, pHandle);
+}
+
+static int
+v_randomness(sqlite3_vfs *pVfs, int nByte, char *zOut)
+{
+    return ORIG->xRandomness(ORIG, nByte, zOut);
+}
+
+static int
+v_sleep(sqlite3_vfs *pVfs, int micro)
+{
+    return ORIG->xSleep(ORIG, micro);
+}
+
+static int
+v_current_time(sqlite3_vfs *pVfs, double *p)
+{
+    return ORIG->xCurrentTime(ORIG, p);
+}
+
+static int
+v_get_last_error(sqlite3_vfs *pVfs, int n, char *z)
+{
+    return ORIG->xGetLastError ? ORIG->xGetLastError(ORIG, n, z) : 0;
+}
+
+static int
+v_current_time_int64(sqlite3_vfs *pVfs, sqlite3_int64 *p)
+{
+    return ORIG->xCurrentTimeInt64(ORIG, p);
+}
+
+static int
+v_set_system_call(sqlite3_vfs *pVfs, const char *zName,
+                  sqlite3_syscall_ptr pCall)
+{
+    return ORIG->xSetSystemCall(ORIG, zName, pCall);
+}
+
+static sqlite3_syscall_ptr
+v_get_system_call(sqlite3_vfs *pVfs, const char *zName)
+{
+    return ORIG->xGetSystemCall(ORIG, zName);
+}
+
+static const char *
+v_next_system_call(sqlite3_vfs *pVfs, const char *zName)
+{
+    return ORIG->xNextSystemCall(ORIG, zName);
+}
+
+static sqlite3_vfs litestream_vfs = {
+    .iVersion = 3,
+    .zName = "litestream",
+    .xOpen = v_open,
+    .xDelete = v_delete,
+    .xAccess = v_access,
+    .xFullPathname = v_full_pathname,
+    .xDlOpen = v_dlopen,
+    .xDlError = v_dlerror,
+    .xDlSym = v_dlsym,
+    .xDlClose = v_dlclose,
+    .xRandomness = v_randomness,
+    .xSleep = v_sleep,
+    .xCurrentTime = v_current_time,
+    .xGetLastError = v_get_last_error,
+    .xCurrentTimeInt64 = v_current_time_int64,
+    .xSetSystemCall = v_set_system_call,
+    .xGetSystemCall = v_get_system_call,
+    .xNextSystemCall = v_next_system_call,
+};
+
+int
+vfs_replicate_register(void)
+{
+    sqlite3_vfs *orig = sqlite3_vfs_find(NULL);
+    if (!orig)
+        return SQLITE_ERROR;
+    if (orig == &litestream_vfs)
+        return SQLITE_OK;
+    litestream_vfs.iVersion = orig->iVersion < 3 ? orig->iVersion : 3;
+    litestream_vfs.szOsFile = (int)sizeof(ls_file) + orig->szOsFile;
+    litestream_vfs.mxPathname = orig->mxPathname;
+    litestream_vfs.pAppData = orig;
+    main_methods.iVersion = 3;
+    return sqlite3_vfs_register(&litestream_vfs, 1);
+}
+
+int
+vfs_is_litestream_file(sqlite3_file *f)
+{
+    return f && f->pMethods == &main_methods && !((ls_file *)f)->is_wal;
+}
+
+void
+vfs_set_connection(sqlite3_file *f, sqlite3 *conn)
+{
+    if (vfs_is_litestream_file(f))
+        ((ls_file *)f)->conn = conn;
+}
+
+/* ---- the replication PRAGMAs and status, for vfs/pragma.c and sql/ ----- */
+
+ls_db *
+vfs_db_of_file(sqlite3_file *f)
+{
+    return vfs_is_litestream_file(f) ? ((ls_file *)f)->db : NULL;
+}
+
+int
+vfs_db_configure(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
+{
+    int rc = SQLITE_OK;
+    pthread_mutex_lock(&d->mu);
+    if (!zUrl || !zUrl[0]) {
+        db_stop(d);
+        if (d->sc)
+            rc = sidecar_config_write(d->sc, "", sync_ms, pzErr);
+    } else {
+        rc = db_start(d, zUrl, sync_ms, pzErr);
+        if (rc == SQLITE_OK)
+            rc = sidecar_config_write(d->sc, zUrl, sync_ms, pzErr);
+        if (rc != SQLITE_OK)
+            db_stop(d);
+    }
+    if (rc == SQLITE_OK)
+        db_set_error(d, NULL);
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+replicator *
+vfs_db_replicator(ls_db *d)
+{
+    return d->rep;
+}
+
+sidecar *
+vfs_db_sidecar(ls_db *d)
+{
+    return d->sc;
+}
+
+const char *
+vfs_db_path(ls_db *d)
+{
+    return d->zPath;
+}
+
+const char *
+vfs_db_error(ls_db *d)
+{
+    return d->zError;
+}
+
+uint64_t
+vfs_db_full_images(ls_db *d)
+{
+    return d->n_full;
+}

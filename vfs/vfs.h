@@ -1,0 +1,56 @@
+/*
+ * vfs/vfs.h: the `litestream` VFS as the rest of the extension sees it.
+ */
+#ifndef LITESTREAM_VFS_H
+#define LITESTREAM_VFS_H
+
+#include <stdint.h>
+
+#include "storage/replicator.h"
+#include "storage/sidecar.h"
+#include "storage/sqlite.h"
+
+typedef struct ls_db ls_db;
+
+/*
+ * Registers the `litestream` VFS over the current default VFS and makes it
+ * the default.  Idempotent.  SQLITE_OK or the registration's error.
+ */
+int vfs_replicate_register(void);
+
+/* Whether f is a database file opened through the litestream VFS. */
+int vfs_is_litestream_file(sqlite3_file *f);
+
+/* The replicated-database state behind a file (NULL if not ours). */
+ls_db *vfs_db_of_file(sqlite3_file *f);
+
+/*
+ * Starts (zUrl non-empty) or stops (zUrl NULL or "") replication and
+ * stores the setting in the sidecar.  SQLITE_OK or an error with *pzErr.
+ */
+int vfs_db_configure(ls_db *d, const char *zUrl, int sync_ms, char **pzErr);
+
+replicator *vfs_db_replicator(ls_db *d); /* NULL when not replicating */
+sidecar *vfs_db_sidecar(ls_db *d);       /* NULL before first use */
+const char *vfs_db_path(ls_db *d);
+const char *vfs_db_error(ls_db *d);      /* why it is not replicating */
+uint64_t vfs_db_full_images(ls_db *d);   /* full images the capture forced */
+
+/*
+ * Handles `PRAGMA litestream_*` for database d (SQLITE_FCNTL_PRAGMA; azArg
+ * as SQLite passes it).  Returns SQLITE_NOTFOUND for other pragmas.
+ */
+int vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg);
+
+/* Records the connection owning main database file f (ours only). */
+void vfs_set_connection(sqlite3_file *f, sqlite3 *conn);
+
+/*
+ * Remembers the connection that owns each litestream database file of db
+ * (so PRAGMA litestream_url can switch it to WAL mode) and installs the
+ * guard that turns PRAGMA litestream_* on a database the VFS does not
+ * manage into an error.  Called for every connection.
+ */
+void vfs_attach_connection(sqlite3 *db);
+
+#endif
