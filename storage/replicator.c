@@ -31,6 +31,7 @@
 #include "storage/wal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -661,6 +662,11 @@ upload_once(replicator *r)
         if (sidecar_cap_read(r->sc, &cap) && cap.txid > rep)
             rc = upload_full(r);
     }
+    if (getenv("LITESTREAM_DEBUG"))
+        fprintf(stderr, "litestream: upload rc=%d rep=%llu to=%llu full=%d "
+                        "cks=%d\n",
+                rc, (unsigned long long)rep, (unsigned long long)to,
+                r->need_full, r->cks_valid);
     if (rc == SQLITE_BUSY)
         rc = SQLITE_OK; /* retried next tick */
     return rc;

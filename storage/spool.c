@@ -328,8 +328,8 @@ seg_scan(spool *sp, seg *s)
             return SQLITE_IOERR;
         uint32_t ps = get32(hdr + 16), np = get32(hdr + 24);
         uint64_t len = REC_HDR + (uint64_t)np * (4 + (uint64_t)ps) + 8;
-        if (get32(hdr) != REC_MAGIC || ps < 512 || ps > 65536 ||
-            (ps & (ps - 1))) {
+        if (get32(hdr) != REC_MAGIC ||
+            (np > 0 && (ps < 512 || ps > 65536 || (ps & (ps - 1))))) {
             s->stuck = 1; /* garbage: a torn write by a dead process */
             break;
         }
@@ -474,8 +474,7 @@ spool_drop_upto(spool *sp, uint64_t txid)
         int mine = s->own && s->pid == (int)getpid();
         int removable =
             s->scanned > 0 && s->max_txid <= txid &&
-            (mine ? (s != sp->cur || sp->cur_size >= SEG_LIMIT || 1)
-                  : !owner_alive(s->pid));
+            (mine || !owner_alive(s->pid));
         if (removable) {
             char *z = sqlite3_mprintf("%s/%s", sp->zDir, s->name);
             if (z)

@@ -184,6 +184,10 @@ shm_read(sqlite3_file *real, shm_hdr *h)
         real->pMethods->xShmMap(real, 0, 32768, 0, &p) != SQLITE_OK || !p)
         return 0;
     memcpy(h, (const void *)p, sizeof(*h));
+    /* SQLite copies the salts into the wal-index as raw (big-endian) bytes;
+     * everything else there is native. */
+    h->salt[0] = wal_get32((const uint8_t *)&h->salt[0]);
+    h->salt[1] = wal_get32((const uint8_t *)&h->salt[1]);
     return h->init != 0;
 }
 
