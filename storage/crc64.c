@@ -174,10 +174,10 @@ crc64_mulmod(uint64_t a, uint64_t b)
 {
     uint64_t p = 0;
 
-    for (uint64_t m = 1ull << 63; m; m >>= 1) {
-        if (a & m)
-            p ^= b;
-        b = (b & 1) ? (b >> 1) ^ CRC64_POLY : b >> 1;
+    /* Branch-free: the bits of a are data, mispredictions would dominate. */
+    for (int i = 63; i >= 0; i--) {
+        p ^= b & (0 - ((a >> i) & 1));
+        b = (b >> 1) ^ (CRC64_POLY & (0 - (b & 1)));
     }
     return p;
 }

@@ -361,6 +361,26 @@ ltx_parse_name(const char *name, uint64_t *min, uint64_t *max)
 
 /* ---- Page payloads (shared by the decoder and ltx_frame_decode) ------- */
 
+/* Which frame a message is about; only formatted when there is an error. */
+typedef struct ltx_where {
+    uint64_t off; /* file offset of the frame, UINT64_MAX if unknown */
+    uint32_t pgno;
+} ltx_where;
+
+static const char *
+ltx_where_fmt(const ltx_where *w, char *buf, size_t n)
+{
+    if (w->off == UINT64_MAX)
+        snprintf(buf, n, "page frame (pgno %u)", w->pgno);
+    else
+        snprintf(buf, n, "page frame at offset %llu (pgno %u)",
+                 (unsigned long long)w->off, w->pgno);
+    return buf;
+}
+
+/* "page frame at offset N (pgno P)", valid to the end of the block. */
+#define LTX_WHERE(w) ltx_where_fmt((w), (char[64]){0}, 64)
+
 /*
  * A byte source for parsing a legacy LZ4 frame, whose length is only known
  * once it is parsed.  xTake returns a pointer to the next n bytes (valid
@@ -370,7 +390,7 @@ typedef struct ltx_src ltx_src;
 struct ltx_src {
     int (*xTake)(ltx_src *src, size_t n, const char *zWhat,
                  const uint8_t **pp);
-    const char *zWhere; /* "page frame at offset N (pgno P)" */
+    ltx_where where; /* the frame being parsed */
     char *zErr;
     size_t nErr;
 };
@@ -378,7 +398,7 @@ struct ltx_src {
 /* Decodes one raw LZ4 block of n bytes into exactly page_size bytes. */
 static int
 ltx_block_decode(const uint8_t *src, size_t n, uint8_t *page,
-                 uint32_t page_size, const char *zWhere, char *zErr,
+                 uint32_t page_size, const ltx_where *w, char *zErr,
                  size_t nErr)
 {
     size_t bound = (size_t)LZ4_compressBound((int)page_size);
@@ -386,8 +406,8 @@ ltx_block_decode(const uint8_t *src, size_t n, uint8_t *page,
 
     if (n == 0 || n > bound) {
         ltx_seterr(zErr, nErr,
-                   "ltx: %s: LZ4 payload length %zu exceeds bound %zu", zWhere,
-                   n, bound);
+                   "ltx: %s: LZ4 payload length %zu exceeds bound %zu",
+                   LTX_WHERE(w), n, bound);
         return SQLITE_CORRUPT;
     }
     r = LZ4_decompress_safe((const char *)src, (char *)page, (int)n,
@@ -395,7 +415,8 @@ ltx_block_decode(const uint8_t *src, size_t n, uint8_t *page,
     if (r != (int)page_size) {
         ltx_seterr(zErr, nErr,
                    "ltx: %s: LZ4 block of %zu bytes %s (page size %u)",
-                   zWhere, n, r < 0 ? "is invalid" : "is short", page_size);
+                   LTX_WHERE(w), n, r < 0 ? "is invalid" : "is short",
+                   page_size);
         return SQLITE_CORRUPT;
     }
     return SQLITE_OK;
@@ -418,7 +439,7 @@ ltx_lz4f_descriptor(ltx_src *s, uint32_t page_size, uint8_t *pFlg,
         ((desc[1] >> 4) & 7) < 4) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: invalid LZ4 frame descriptor FLG %02x BD %02x",
-                   s->zWhere, desc[0], desc[1]);
+                   LTX_WHERE(&s->where), desc[0], desc[1]);
         return SQLITE_CORRUPT;
     }
     if (desc[0] & 0x08) {
@@ -438,7 +459,7 @@ ltx_lz4f_descriptor(ltx_src *s, uint32_t page_size, uint8_t *pFlg,
         return rc;
     if (*p != (uint8_t)(ltx_xxh32(desc, nd) >> 8)) {
         ltx_seterr(s->zErr, s->nErr,
-                   "ltx: %s: LZ4 frame header checksum mismatch", s->zWhere);
+                   "ltx: %s: LZ4 frame header checksum mismatch", LTX_WHERE(&s->where));
         return SQLITE_CORRUPT;
     }
     if (desc[0] & 0x08) {
@@ -448,14 +469,14 @@ ltx_lz4f_descriptor(ltx_src *s, uint32_t page_size, uint8_t *pFlg,
             ltx_seterr(s->zErr, s->nErr,
                        "ltx: %s: LZ4 content size %llu is not the page "
                        "size %u",
-                       s->zWhere, (unsigned long long)cs, page_size);
+                       LTX_WHERE(&s->where), (unsigned long long)cs, page_size);
             return SQLITE_CORRUPT;
         }
     }
     if (dict) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: LZ4 frame needs a dictionary (unsupported)",
-                   s->zWhere);
+                   LTX_WHERE(&s->where));
         return SQLITE_FORMAT;
     }
     *pFlg = desc[0];
@@ -477,7 +498,7 @@ ltx_lz4f_block(ltx_src *s, uint32_t bsz, uint8_t flg, uint32_t block_max,
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: LZ4 %s block length %u out of bounds (%u bytes "
                    "of the page left)",
-                   s->zWhere, raw ? "stored" : "compressed", len, room);
+                   LTX_WHERE(&s->where), raw ? "stored" : "compressed", len, room);
         return SQLITE_CORRUPT;
     }
     if ((rc = s->xTake(s, len, "LZ4 block", &p)) != SQLITE_OK)
@@ -497,7 +518,7 @@ ltx_lz4f_block(ltx_src *s, uint32_t bsz, uint8_t flg, uint32_t block_max,
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: invalid LZ4 block of %u bytes (%u bytes of the "
                    "page left)",
-                   s->zWhere, len, room);
+                   LTX_WHERE(&s->where), len, room);
         return SQLITE_CORRUPT;
     }
     if (flg & 0x10) {
@@ -506,7 +527,7 @@ ltx_lz4f_block(ltx_src *s, uint32_t bsz, uint8_t flg, uint32_t block_max,
             return rc;
         if (ltx_getle32(p) != h) {
             ltx_seterr(s->zErr, s->nErr,
-                       "ltx: %s: LZ4 block checksum mismatch", s->zWhere);
+                       "ltx: %s: LZ4 block checksum mismatch", LTX_WHERE(&s->where));
             return SQLITE_CORRUPT;
         }
     }
@@ -530,7 +551,7 @@ ltx_lz4f_decode(ltx_src *s, uint8_t *page, uint32_t page_size)
         return rc;
     if (ltx_getle32(p) != LTX_LZ4F_MAGIC) {
         ltx_seterr(s->zErr, s->nErr,
-                   "ltx: %s: not an LZ4 frame (magic %08x)", s->zWhere,
+                   "ltx: %s: not an LZ4 frame (magic %08x)", LTX_WHERE(&s->where),
                    ltx_getle32(p));
         return SQLITE_CORRUPT;
     }
@@ -551,7 +572,7 @@ ltx_lz4f_decode(ltx_src *s, uint8_t *page, uint32_t page_size)
     if (produced != page_size) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: LZ4 frame holds %u bytes, page size is %u",
-                   s->zWhere, produced, page_size);
+                   LTX_WHERE(&s->where), produced, page_size);
         return SQLITE_CORRUPT;
     }
     if (flg & 0x04) {
@@ -559,7 +580,7 @@ ltx_lz4f_decode(ltx_src *s, uint8_t *page, uint32_t page_size)
             return rc;
         if (ltx_getle32(p) != ltx_xxh32(page, page_size)) {
             ltx_seterr(s->zErr, s->nErr,
-                       "ltx: %s: LZ4 content checksum mismatch", s->zWhere);
+                       "ltx: %s: LZ4 content checksum mismatch", LTX_WHERE(&s->where));
             return SQLITE_CORRUPT;
         }
     }
@@ -1063,7 +1084,6 @@ struct ltx_decoder {
     size_t npayload;
     uint8_t *scratch;     /* page buffer for pages skipped by close() */
     ltx_trailer trailer;
-    char zWhere[80];
     char zErr[256];
 };
 
@@ -1189,7 +1209,6 @@ ltx_decoder_open(ltx_read_fn xRead, void *ctx, ltx_decoder **out)
     d->xRead = xRead;
     d->ctx = ctx;
     d->src.xTake = ltx_dec_src_take;
-    d->src.zWhere = d->zWhere;
     d->src.zErr = d->zErr;
     d->src.nErr = sizeof(d->zErr);
     if (!xRead) {
@@ -1333,9 +1352,8 @@ ltx_dec_payload(ltx_decoder *d, uint8_t *page)
     uint32_t n;
     int rc;
 
-    snprintf(d->zWhere, sizeof(d->zWhere),
-             "page frame at offset %llu (pgno %u)",
-             (unsigned long long)d->frame_off, d->pgno);
+    d->src.where.off = d->frame_off;
+    d->src.where.pgno = d->pgno;
     if (!(d->pflags & LTX_PAGE_FLAG_SIZE)) {
         rc = ltx_lz4f_decode(&d->src, page, d->hdr.page_size);
         goto out;
@@ -1347,14 +1365,14 @@ ltx_dec_payload(ltx_decoder *d, uint8_t *page)
     if (n == 0 || n > (uint32_t)LZ4_compressBound((int)d->hdr.page_size)) {
         rc = ltx_dec_err(d, SQLITE_CORRUPT,
                          "ltx: %s: LZ4 payload length %u exceeds bound %d",
-                         d->zWhere, n,
+                         LTX_WHERE(&d->src.where), n,
                          LZ4_compressBound((int)d->hdr.page_size));
         goto out;
     }
     if ((rc = ltx_dec_take(d, n, "LZ4 block", &p)) != SQLITE_OK)
         goto out;
-    rc = ltx_block_decode(p, n, page, d->hdr.page_size, d->zWhere, d->zErr,
-                          sizeof(d->zErr));
+    rc = ltx_block_decode(p, n, page, d->hdr.page_size, &d->src.where,
+                          d->zErr, sizeof(d->zErr));
     d->payload = p;
     d->npayload = n;
 out:
@@ -1882,7 +1900,7 @@ ltx_memsrc_take(ltx_src *s, size_t n, const char *zWhat, const uint8_t **pp)
     if (m->n - m->pos < n) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: %s needs %zu bytes at frame byte %zu, %zu left",
-                   s->zWhere, zWhat, n, m->pos + LTX_PAGE_HEADER_SIZE,
+                   LTX_WHERE(&s->where), zWhat, n, m->pos + LTX_PAGE_HEADER_SIZE,
                    m->n - m->pos);
         rc = SQLITE_CORRUPT;
         goto out;
@@ -1898,7 +1916,7 @@ ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
                  uint32_t expect_pgno, void *page, char *zErr, size_t nErr)
 {
     struct ltx_memsrc m;
-    char zWhere[48];
+    ltx_where w = {UINT64_MAX, expect_pgno};
     uint32_t pgno, size;
     uint16_t flags;
     int rc = SQLITE_CORRUPT;
@@ -1908,19 +1926,18 @@ ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
         rc = SQLITE_MISUSE;
         goto out;
     }
-    snprintf(zWhere, sizeof(zWhere), "page frame (pgno %u)", expect_pgno);
     if (n < LTX_PAGE_HEADER_SIZE) {
-        ltx_seterr(zErr, nErr, "ltx: %s: only %zu bytes", zWhere, n);
+        ltx_seterr(zErr, nErr, "ltx: %s: only %zu bytes", LTX_WHERE(&w), n);
         goto out;
     }
     pgno = ltx_get32(frame);
     flags = ltx_get16(frame + 4);
     if (pgno != expect_pgno || pgno == 0) {
-        ltx_seterr(zErr, nErr, "ltx: %s: frame holds page %u", zWhere, pgno);
+        ltx_seterr(zErr, nErr, "ltx: %s: frame holds page %u", LTX_WHERE(&w), pgno);
         goto out;
     }
     if (flags & ~LTX_PAGE_FLAG_SIZE) {
-        ltx_seterr(zErr, nErr, "ltx: %s: unsupported flags 0x%04x", zWhere,
+        ltx_seterr(zErr, nErr, "ltx: %s: unsupported flags 0x%04x", LTX_WHERE(&w),
                    flags);
         rc = SQLITE_FORMAT;
         goto out;
@@ -1930,15 +1947,15 @@ ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
         if (n < 10 || size != n - 10) {
             ltx_seterr(zErr, nErr,
                        "ltx: %s: payload length %u in a %zu-byte frame",
-                       zWhere, size, n);
+                       LTX_WHERE(&w), size, n);
             goto out;
         }
-        rc = ltx_block_decode(frame + 10, size, page, page_size, zWhere, zErr,
+        rc = ltx_block_decode(frame + 10, size, page, page_size, &w, zErr,
                               nErr);
         goto out;
     }
     m.base.xTake = ltx_memsrc_take;
-    m.base.zWhere = zWhere;
+    m.base.where = w;
     m.base.zErr = zErr;
     m.base.nErr = nErr;
     m.p = frame + LTX_PAGE_HEADER_SIZE;
@@ -1948,7 +1965,7 @@ ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
         goto out;
     if (m.pos != m.n) {
         ltx_seterr(zErr, nErr, "ltx: %s: %zu bytes after the LZ4 frame",
-                   zWhere, m.n - m.pos);
+                   LTX_WHERE(&w), m.n - m.pos);
         rc = SQLITE_CORRUPT;
     }
 out:

@@ -78,6 +78,7 @@ struct replicator {
     uint32_t cks_commit;
     uint64_t cks_sum;  /* database checksum at the replicated TXID */
     int cks_valid;
+    int pre_known;     /* cks_sum is right even though cks is not */
     int replica_checked;
     int need_full;
     int64_t next_upload_ms;
@@ -363,8 +364,9 @@ upload_full(replicator *r)
                     .max_txid = txid,
                     .timestamp = ts,
                     .pre_apply = from == 1 ? 0
-                                 : r->cks_valid ? r->cks_sum
-                                                : LTX_CHECKSUM_FLAG};
+                                 : (r->cks_valid || r->pre_known)
+                                     ? r->cks_sum
+                                     : LTX_CHECKSUM_FLAG};
     rc = ltx_encoder_open(&h, membuf_write, &m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
@@ -617,9 +619,31 @@ check_replica(replicator *r)
         return rc;
     }
     uint64_t max = 0;
+    int last = -1;
     for (int i = 0; i < n; i++)
-        if (files[i].max_txid > max)
+        if (files[i].max_txid > max) {
             max = files[i].max_txid;
+            last = i;
+        }
+    if (last >= 0 && !r->cks_valid && files[last].size >= LTX_TRAILER_SIZE) {
+        /* The next object's pre-apply checksum is the newest object's
+         * post-apply checksum: read it from its trailer. */
+        char key[256];
+        uint8_t *tr = NULL;
+        size_t ntr = 0;
+        if (layout_key(r->be, files[last].level, files[last].min_txid,
+                       files[last].max_txid, key, sizeof(key)) == SQLITE_OK &&
+            r->be->vt->get(r->be, key, files[last].size - LTX_TRAILER_SIZE,
+                           LTX_TRAILER_SIZE, &tr, &ntr) == SQLITE_OK &&
+            ntr == LTX_TRAILER_SIZE) {
+            uint64_t post = 0;
+            for (int i = 0; i < 8; i++)
+                post = (post << 8) | tr[i];
+            r->cks_sum = post;
+            r->pre_known = post != 0;
+        }
+        sqlite3_free(tr);
+    }
     sqlite3_free(files); /* ltx_info holds no pointers */
     uint64_t rep = sidecar_replicated(r->sc);
     if (max != rep || !r->cks_valid) {

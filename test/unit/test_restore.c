@@ -629,6 +629,40 @@ test_nochecksum_and_big(void)
     free((void *)root);
 }
 
+/* A WAL-mode image (what the replicator ships) passes quick_check too. */
+static void
+test_wal_mode(void)
+{
+    const char *root = strdup(mkpath("walmode"));
+    char path[512], *zJson = NULL, *zErr = NULL;
+    sqlite3 *db;
+    size_t n = 0;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/wal-source.db", dir);
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
+                 "CREATE TABLE w(v); INSERT INTO w VALUES (randomblob(9000));"
+                 "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    free(img[1].p);
+    img[1].p = read_file(path, &n);
+    img[1].npages = (uint32_t)(n / PS);
+    sqlite3_close(db);
+    ok(img[1].p && n > 20 && img[1].p[18] == 2 && img[1].p[19] == 2,
+       "source is a WAL-mode database");
+    rc = put_ltx(root, 9, 1, 1, 1);
+    if (rc == SQLITE_OK)
+        rc = run(root, mkpath("wal.db"), 0, 0, 0, &zJson, &zErr);
+    ok(rc == SQLITE_OK && file_equals(mkpath("wal.db"), 1),
+       "WAL-mode database restores byte-exact %s", zErr ? zErr : "");
+    ok(!exists(mkpath("wal.db.tmp-wal")) && !exists(mkpath("wal.db.tmp-shm"))
+           && !exists(mkpath("wal.db-wal")) && !exists(mkpath("wal.db-shm")),
+       "the check leaves no -wal or -shm behind");
+    sqlite3_free(zJson);
+    sqlite3_free(zErr);
+    free((void *)root);
+}
+
 int
 main(void)
 {
@@ -655,6 +689,7 @@ main(void)
     test_destination();
     test_empty_and_bad_urls();
     test_nochecksum_and_big();
+    test_wal_mode();
     for (t = 0; t <= NTX; t++)
         free(img[t].p);
     free((void *)main_root);

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Workloads through the replicating VFS, each restored and compared with
+the source (content and integrity_check; the restore itself verifies the
+LTX post-apply checksum against the restored file)."""
+import json
+import os
+import sqlite3
+
+from harness import (cleanup, diag, done, load, ok, restore_and_compare,
+                     scratch, todo)
+
+load()
+
+
+def fresh(name, **pragmas):
+    d = scratch(name)
+    db = os.path.join(d, "app.db")
+    url = "file://" + os.path.join(d, "replica")
+    con = sqlite3.connect(db, isolation_level=None)
+    for k, v in pragmas.items():
+        con.execute(f"PRAGMA {k}={v}")
+    r = con.execute(f"PRAGMA litestream_url = '{url}'").fetchone()[0]
+    ok(r == url, f"{name}: PRAGMA litestream_url returns the URL")
+    return d, db, url, con
+
+
+def w_small():
+    d, db, url, con = fresh("small")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    for i in range(500):
+        con.execute("INSERT INTO t(v) VALUES (?)", (f"row {i}",))
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "many small transactions")
+    st = json.loads(con.execute("SELECT litestream_status()").fetchone()[0])
+    s = st["databases"][0]
+    ok(s["replicated_txid"] == s["txid"] and s["last_error"] is None,
+       f"status: replicated {s['replicated_txid']} == captured {s['txid']}")
+    ok(con.execute("PRAGMA journal_mode").fetchone()[0] == "wal",
+       "setting the URL switched the database to WAL")
+    cleanup(d)
+
+
+def w_spill():
+    d, db, url, con = fresh("spill", cache_size=10)
+    con.execute("CREATE TABLE t(x)")
+    con.execute("BEGIN")
+    for i in range(3000):
+        con.execute("INSERT INTO t VALUES (randomblob(500))")
+    con.execute("COMMIT")
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "transaction larger than the page cache")
+    cleanup(d)
+
+
+def w_rollback():
+    d, db, url, con = fresh("rollback", cache_size=10)
+    con.execute("CREATE TABLE t(x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.execute("BEGIN")
+    for i in range(2000):
+        con.execute("INSERT INTO t VALUES (randomblob(400))")
+    con.execute("ROLLBACK")  # spilled frames, rolled back
+    con.execute("BEGIN")
+    con.execute("INSERT INTO t VALUES (2)")
+    con.execute("SAVEPOINT a")
+    con.execute("INSERT INTO t VALUES (3)")
+    con.execute("ROLLBACK TO a")
+    con.execute("RELEASE a")
+    con.execute("COMMIT")
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "rollbacks and savepoints")
+    ok(sqlite3.connect(os.path.join(d, "out.db"))
+       .execute("SELECT group_concat(x) FROM t").fetchone()[0] == "1,2",
+       "rolled-back rows are not in the restore")
+    cleanup(d)
+
+
+def w_schema():
+    d, db, url, con = fresh("schema")
+    con.execute("CREATE TABLE a(x)")
+    con.execute("CREATE TABLE b(x)")
+    for i in range(200):
+        con.execute("INSERT INTO a VALUES (randomblob(1000))")
+        con.execute("INSERT INTO b VALUES (?)", (i,))
+    con.execute("DROP TABLE a")
+    con.execute("VACUUM")
+    restore_and_compare(con, db, url, os.path.join(d, "out1.db"),
+                        "DROP TABLE + VACUUM (shrink)")
+    con.execute("PRAGMA page_size=8192")
+    con.execute("VACUUM")
+    restore_and_compare(con, db, url, os.path.join(d, "out2.db"),
+                        "page_size change by VACUUM")
+    cleanup(d)
+
+
+def w_checkpoints():
+    for mode in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+        d, db, url, con = fresh("ckpt-" + mode.lower())
+        other = sqlite3.connect(db, isolation_level=None)
+        con.execute("CREATE TABLE t(x)")
+        for r in range(3):
+            for i in range(100):
+                con.execute("INSERT INTO t VALUES (?)", (i,))
+            (con if r % 2 == 0 else other).execute(
+                f"PRAGMA wal_checkpoint({mode})")
+        for i in range(50):
+            other.execute("INSERT INTO t VALUES (?)", (i,))
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            f"checkpoint {mode} from writer and other conn")
+        st = json.loads(con.execute("SELECT litestream_status()")
+                        .fetchone()[0])["databases"][0]
+        ok(st["forced_full_images"] <= 1,
+           f"checkpoint {mode}: no full image after the first "
+           f"({st['forced_full_images']})")
+        other.close()
+        cleanup(d)
+
+
+def w_autockpt():
+    for n in (0, 5):
+        d, db, url, con = fresh(f"autockpt{n}", wal_autocheckpoint=n)
+        con.execute("CREATE TABLE t(x)")
+        for i in range(300):
+            con.execute("INSERT INTO t VALUES (randomblob(100))")
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            f"wal_autocheckpoint={n}")
+        cleanup(d)
+
+
+def w_sync_modes():
+    for m in ("OFF", "NORMAL", "FULL"):
+        d, db, url, con = fresh("sync-" + m.lower(), synchronous=m)
+        con.execute("CREATE TABLE t(x)")
+        for i in range(100):
+            con.execute("INSERT INTO t VALUES (?)", (i,))
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            f"synchronous={m}")
+        cleanup(d)
+
+
+def w_exclusive():
+    # TODO: the first full image needs a read transaction of its own, which
+    # an exclusive-mode writer never allows; taking it on the writer's
+    # thread is the fix (see the issue note).
+    todo("locking_mode=EXCLUSIVE from the first write",
+         "full image under an exclusive lock")
+    return
+    d, db, url, con = fresh("exclusive")
+    con.execute("PRAGMA locking_mode=EXCLUSIVE")
+    con.execute("CREATE TABLE t(x)")
+    for i in range(200):
+        con.execute("INSERT INTO t VALUES (?)", (i,))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for i in range(20):
+        con.execute("INSERT INTO t VALUES (?)", (i,))
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "locking_mode=EXCLUSIVE")
+    cleanup(d)
+
+
+def w_reopen():
+    d, db, url, con = fresh("reopen")
+    con.execute("CREATE TABLE t(x)")
+    for i in range(100):
+        con.execute("INSERT INTO t VALUES (?)", (i,))
+    con.execute("SELECT litestream_sync(10000)")
+    con.close()
+    con = sqlite3.connect(db, isolation_level=None)
+    ok(con.execute("PRAGMA litestream_url").fetchone()[0] == url,
+       "reopen: the URL is remembered in the sidecar")
+    for i in range(100):
+        con.execute("INSERT INTO t VALUES (?)", (i,))
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "close and reopen: replication resumes")
+    cleanup(d)
+
+
+for w in (w_small, w_spill, w_rollback, w_schema, w_checkpoints, w_autockpt,
+          w_sync_modes, w_exclusive, w_reopen):
+    try:
+        w()
+    except Exception as e:  # a crash of the workload is a failure
+        ok(False, f"{w.__name__} raised {type(e).__name__}: {e}")
+done()
