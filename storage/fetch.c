@@ -173,9 +173,12 @@ fetch_wait(fetcher *f, fetch_stream *s, fetch_chunk *c)
         pthread_cond_wait(&f->cv_done, &f->mu);
     pthread_mutex_unlock(&f->mu);
     if (c->rc != SQLITE_OK) {
+        const char *zWhy = c->zErr ? c->zErr : "";
+        if (strncmp(zWhy, "litestream: ", 12) == 0)
+            zWhy += 12;
         if (s->zErr == NULL)
             s->zErr = sqlite3_mprintf("litestream: cannot fetch '%s': %s",
-                                      s->key, c->zErr ? c->zErr : "");
+                                      s->key, zWhy);
         return 1;
     }
     return 0;

@@ -1279,6 +1279,7 @@ ltx_dec_check_pgno(ltx_decoder *d, uint32_t pgno, uint16_t flags)
 {
     uint64_t want = (uint64_t)d->last_pgno + 1;
     unsigned long long off = (unsigned long long)d->frame_off;
+    const char *zWhy = NULL;
     int rc = SQLITE_OK;
 
     if (want == d->lock_pgno)
@@ -1288,21 +1289,30 @@ ltx_dec_check_pgno(ltx_decoder *d, uint32_t pgno, uint16_t flags)
                          "ltx: page frame at offset %llu: page number 0 "
                          "with flags 0x%04x",
                          off, flags);
-    } else if (flags & ~LTX_PAGE_FLAG_SIZE) {
+        goto out;
+    }
+    if (flags & ~LTX_PAGE_FLAG_SIZE) {
         rc = ltx_dec_err(d, SQLITE_FORMAT,
                          "ltx: page frame at offset %llu (pgno %u): "
                          "unsupported flags 0x%04x",
                          off, pgno, flags);
-    } else if (pgno > d->hdr.commit || pgno == d->lock_pgno ||
-               pgno <= d->last_pgno ||
-               (ltx_is_snapshot(&d->hdr) && pgno != want)) {
-        rc = ltx_dec_err(d, SQLITE_CORRUPT,
-                         "ltx: page frame at offset %llu: page %u after page "
-                         "%u is out of order (commit %u, lock page %u%s)",
-                         off, pgno, d->last_pgno, d->hdr.commit,
-                         d->lock_pgno,
-                         ltx_is_snapshot(&d->hdr) ? ", snapshot" : "");
+        goto out;
     }
+    if (pgno == d->lock_pgno)
+        zWhy = "is the lock page";
+    else if (pgno > d->hdr.commit)
+        zWhy = "exceeds the commit";
+    else if (pgno <= d->last_pgno)
+        zWhy = "does not ascend";
+    else if (ltx_is_snapshot(&d->hdr) && pgno != want)
+        zWhy = "skips pages of a snapshot";
+    if (zWhy) {
+        rc = ltx_dec_err(d, SQLITE_CORRUPT,
+                         "ltx: page frame at offset %llu: page %u %s "
+                         "(previous page %u, commit %u)",
+                         off, pgno, zWhy, d->last_pgno, d->hdr.commit);
+    }
+out:
     return rc;
 }
 

@@ -174,7 +174,8 @@ spool_one(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         refs[i].pgno = wal_get32(t->frames + i * fsz);
         refs[i].idx = i;
     }
-    qsort(refs, t->nframes, sizeof(*refs), pg_ref_cmp);
+    if (t->nframes > 1)
+        qsort(refs, t->nframes, sizeof(*refs), pg_ref_cmp);
     for (uint32_t i = 0; i < t->nframes; i++) {
         if (i + 1 < t->nframes && refs[i + 1].pgno == refs[i].pgno)
             continue; /* a later copy of the same page wins */
@@ -505,7 +506,8 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     for (uint64_t i = 0; i < nrec; i++)
         for (uint32_t j = 0; j < recs[i].npages; j++)
             bp[nbp++] = (batch_page){recs[i].pgnos[j], (uint32_t)i, j};
-    qsort(bp, nbp, sizeof(*bp), batch_page_cmp);
+    if (nbp > 1)
+        qsort(bp, nbp, sizeof(*bp), batch_page_cmp);
 
     /* Pages new to the database must all be present (else full image). */
     {

@@ -5,10 +5,10 @@
  * destination (unless overwrite); compute the plan; stream the plan's
  * objects through the fetcher (parallel read-ahead) into one decoder each;
  * merge them newest-page-wins straight into "<path>.tmp" with large
- * pwrites (ltx_merge_expand); truncate it to commit * page size; check the
- * database checksum against the last object's post-apply checksum (when it
- * has one); fsync; PRAGMA quick_check; rename over the destination; fsync
- * the directory.
+ * pwrites (ltx_merge_expand); check the database checksum against the last
+ * object's post-apply checksum (when it has one); truncate it to commit *
+ * page size; fsync it while PRAGMA quick_check reads it; rename it over the
+ * destination; fsync the directory.
  *
  * Invariants:
  *   1. The destination is only ever replaced by rename(2) of a verified,
@@ -20,12 +20,14 @@
  *      message for a corrupt object, the path and errno text for the file
  *      system.
  *
- * Threads: the calling thread, plus the fetcher's pool.
+ * Threads: the calling thread, plus the fetcher's pool and one fsync
+ * thread during the check.
  */
 #include "storage/restore.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +54,7 @@ typedef struct restore_job {
     ltx_decoder **dec;
     int fd;
     int werr; /* errno of the first failed write */
+    int serr; /* errno of the failed truncate or fsync */
     ltx_header hdr;
     uint64_t cksum;
     char *zErr;
@@ -257,25 +260,6 @@ restore_merge(restore_job *j)
     return rc == SQLITE_OK ? SQLITE_OK : restore_blame(j, rc, "");
 }
 
-/* Truncates, fsyncs and closes the temporary file. */
-static int
-restore_sync_tmp(restore_job *j)
-{
-    off_t size = (off_t)j->hdr.commit * (off_t)j->hdr.page_size;
-    int e = 0;
-
-    if (ftruncate(j->fd, size) != 0 || fsync(j->fd) != 0)
-        e = errno;
-    if (close(j->fd) != 0 && e == 0)
-        e = errno;
-    j->fd = -1;
-    if (e != 0)
-        return job_err(j, e == ENOSPC ? SQLITE_FULL : SQLITE_IOERR,
-                       "litestream: cannot write '%s': %s", j->zTmp,
-                       strerror(e));
-    return SQLITE_OK;
-}
-
 /* Runs PRAGMA quick_check on the temporary file; it must say "ok". */
 static int
 restore_quick_check(restore_job *j)
@@ -287,6 +271,8 @@ restore_quick_check(restore_job *j)
 
     remove_sqlite_sidefiles(j->zTmp);
     rc = sqlite3_open_v2(j->zTmp, &db, SQLITE_OPEN_READWRITE, zVfs);
+    if (rc == SQLITE_OK) /* read through mmap: no copy per page */
+        sqlite3_exec(db, "PRAGMA mmap_size=2147418112", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -307,6 +293,52 @@ restore_quick_check(restore_job *j)
     sqlite3_finalize(st);
     sqlite3_close(db);
     remove_sqlite_sidefiles(j->zTmp);
+    return rc;
+}
+
+/* fsync of the temporary file, run beside the quick_check. */
+static void *
+restore_fsync(void *arg)
+{
+    restore_job *j = arg;
+
+    if (fsync(j->fd) != 0)
+        j->serr = errno;
+    return NULL;
+}
+
+/*
+ * Truncates the temporary file to its size, then fsyncs it (on a thread of
+ * its own) while PRAGMA quick_check reads it, and closes it.  The two
+ * overlap: the check reads the page cache while the flush writes the disk.
+ */
+static int
+restore_sync_and_check(restore_job *j)
+{
+    off_t size = (off_t)j->hdr.commit * (off_t)j->hdr.page_size;
+    pthread_t tid;
+    int threaded, rc, e;
+
+    if (ftruncate(j->fd, size) != 0)
+        j->serr = errno;
+    threaded = j->serr == 0 && pthread_create(&tid, NULL, restore_fsync, j)
+                                   == 0;
+    if (!threaded && j->serr == 0)
+        restore_fsync(j);
+    rc = j->serr == 0 ? restore_quick_check(j) : SQLITE_OK;
+    if (threaded)
+        pthread_join(tid, NULL);
+    e = j->serr;
+    if (close(j->fd) != 0 && e == 0)
+        e = errno;
+    j->fd = -1;
+    if (e != 0) {
+        sqlite3_free(j->zErr); /* a write failure explains any check error */
+        j->zErr = NULL;
+        return job_err(j, e == ENOSPC ? SQLITE_FULL : SQLITE_IOERR,
+                       "litestream: cannot write '%s': %s", j->zTmp,
+                       strerror(e));
+    }
     return rc;
 }
 
@@ -383,9 +415,7 @@ restore_build(restore_job *j, const restore_opts *o)
                        strerror(errno));
     rc = restore_merge(j);
     if (rc == SQLITE_OK)
-        rc = restore_sync_tmp(j);
-    if (rc == SQLITE_OK)
-        rc = restore_quick_check(j);
+        rc = restore_sync_and_check(j);
     return rc;
 }
 

@@ -229,8 +229,11 @@ restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
         target_ms = 0;
     rc = layout_list_all(b, &a, &n);
     if (rc != SQLITE_OK) {
+        const char *zWhy = backend_errmsg(b);
+        if (strncmp(zWhy, "litestream: ", 12) == 0)
+            zWhy += 12;
         rc = plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
-                      backend_url(b), backend_errmsg(b));
+                      backend_url(b), zWhy);
         goto out;
     }
     if (n == 0) {

@@ -294,7 +294,8 @@ ents_sort(spool *sp)
 {
     if (sp->sorted)
         return;
-    qsort(sp->ents, sp->nent, sizeof(ent), ent_cmp);
+    if (sp->nent > 1)
+        qsort(sp->ents, sp->nent, sizeof(ent), ent_cmp);
     /* Drop duplicates (a TXID spooled twice is the same transaction). */
     size_t j = 0;
     for (size_t i = 0; i < sp->nent; i++)

@@ -267,6 +267,12 @@ test_crc(void)
     ok(!bad_bit, "slicing-by-8 table equals the bitwise CRC (all lengths)");
     ok(!bad_inc, "incremental update equals one-shot");
     ok(!bad_comb, "crc64_combine(crc(A), crc(B), |B|) == crc(A||B)");
+    bad_bit = 0;
+    for (size_t off = 0; off < 16; off++)
+        for (size_t n = 0; n + off <= sizeof(buf); n += 61)
+            bad_bit += crc64_update(0, buf + off, n) !=
+                       crc_bitwise(buf + off, n);
+    ok(!bad_bit, "every alignment and length up to 1 KiB");
     ok(crc64_combine_op(crc64_update(0, buf, 5), crc64_update(0, buf + 5, 7),
                         crc64_combine_gen(7)) == crc64_update(0, buf, 12),
        "crc64_combine_op with a generated operator");
@@ -893,6 +899,443 @@ test_io_errors(void)
     ltx_decoder_free(d);
 }
 
+/* ---- Hand-built files: what only the decoder's own checks catch ---------- */
+
+/* XXH32 with seed 0, written independently of the codec's. */
+static uint32_t
+t_rotl(uint32_t x, int r)
+{
+    return (x << r) | (x >> (32 - r));
+}
+
+static uint32_t
+t_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint32_t
+t_xxh32(const uint8_t *p, size_t n)
+{
+    const uint32_t P1 = 2654435761u, P2 = 2246822519u, P3 = 3266489917u,
+                   P4 = 668265263u, P5 = 374761393u;
+    uint32_t v[4] = {P1 + P2, P2, 0, 0 - P1}, h;
+    size_t i = 0;
+
+    if (n >= 16) {
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 4; k++)
+                v[k] = t_rotl(v[k] + t_le32(p + i + 4 * k) * P2, 13) * P1;
+        h = t_rotl(v[0], 1) + t_rotl(v[1], 7) + t_rotl(v[2], 12) +
+            t_rotl(v[3], 18);
+    } else {
+        h = P5;
+    }
+    h += (uint32_t)n;
+    for (; i + 4 <= n; i += 4)
+        h = t_rotl(h + t_le32(p + i) * P3, 17) * P4;
+    for (; i < n; i++)
+        h = t_rotl(h + p[i] * P5, 11) * P1;
+    h = (h ^ (h >> 15)) * P2;
+    h = (h ^ (h >> 13)) * P3;
+    return h ^ (h >> 16);
+}
+
+static void
+t_put32le(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+t_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+/* A valid LZ4 block holding n literal bytes only (one sequence). */
+static size_t
+lit_block(uint8_t *out, const uint8_t *data, size_t n)
+{
+    size_t k = 0, r;
+
+    out[k++] = (uint8_t)((n >= 15 ? 15 : n) << 4);
+    if (n >= 15) {
+        for (r = n - 15; r >= 255; r -= 255)
+            out[k++] = 255;
+        out[k++] = (uint8_t)r;
+    }
+    memcpy(out + k, data, n);
+    return k + n;
+}
+
+struct tblk {
+    int raw;
+    const uint8_t *p;
+    uint32_t n;
+};
+
+/* An LZ4 frame (legacy page payload) with the given FLG and blocks. */
+static size_t
+lz4f_build(uint8_t *out, uint8_t flg, uint64_t csize, const struct tblk *b,
+           int nb, const uint8_t *content, size_t ncontent)
+{
+    size_t k = 4, d;
+
+    t_put32le(out, 0x184D2204u);
+    out[k++] = flg;
+    out[k++] = 0x40;
+    if (flg & 0x08)
+        for (int i = 0; i < 8; i++)
+            out[k++] = (uint8_t)(csize >> (8 * i));
+    if (flg & 0x01)
+        for (int i = 0; i < 4; i++)
+            out[k++] = 0x11;
+    d = k - 4;
+    out[k] = (uint8_t)(t_xxh32(out + 4, d) >> 8);
+    k++;
+    for (int i = 0; i < nb; i++) {
+        t_put32le(out + k, b[i].n | (b[i].raw ? 0x80000000u : 0));
+        memcpy(out + k + 4, b[i].p, b[i].n);
+        k += 4 + b[i].n;
+        if (flg & 0x10) {
+            t_put32le(out + k, t_xxh32(b[i].p, b[i].n));
+            k += 4;
+        }
+    }
+    t_put32le(out + k, 0);
+    k += 4;
+    if (flg & 0x04) {
+        t_put32le(out + k, t_xxh32(content, ncontent));
+        k += 4;
+    }
+    return k;
+}
+
+/* Test page (1 KiB): its second half repeats its first. */
+#define TPS 1024u
+
+static void
+tpage(uint8_t *p)
+{
+    for (uint32_t i = 0; i < TPS / 2; i++)
+        p[i] = p[i + TPS / 2] = (uint8_t)(i * 7 + (i >> 3));
+}
+
+/* Frame of tpage() whose 2nd block copies the 1st through a match: only
+ * decodable with linked blocks (FLG bit 5 clear). */
+static size_t
+linked_frame(uint8_t *out, uint8_t flg, const uint8_t *page)
+{
+    uint8_t b2[16];
+    size_t k = 0;
+    struct tblk b[2];
+
+    b2[k++] = 0x0F;                  /* 0 literals, match length 15+ */
+    b2[k++] = (uint8_t)(TPS / 2);    /* offset 512, little-endian */
+    b2[k++] = (uint8_t)(TPS / 2 >> 8);
+    b2[k++] = 255;                   /* 507 = 4 + 15 + 255 + 233 */
+    b2[k++] = 233;
+    b2[k++] = 0x50;                  /* 5 final literals */
+    memcpy(b2 + k, page + TPS - 5, 5);
+    k += 5;
+    b[0] = (struct tblk){1, page, TPS / 2};
+    b[1] = (struct tblk){0, b2, (uint32_t)k};
+    return lz4f_build(out, flg, TPS, b, 2, page, TPS);
+}
+
+static void
+test_legacy_frames(void)
+{
+    uint8_t page[TPS], got[TPS], frame[4096], big[TPS + 1];
+    struct tblk two[2] = {{1, NULL, TPS / 2}, {1, NULL, TPS / 2}};
+    char err[256];
+    size_t n;
+    int rc;
+
+    ok(t_xxh32((const uint8_t *)"", 0) == 0x02CC5D05u &&
+           t_xxh32((const uint8_t *)"Nobody inspects the spammish "
+                                    "repetition",
+                   39) == 0xE2293B2Fu,
+       "test xxh32 matches known values");
+    tpage(page);
+    two[0].p = page;
+    two[1].p = page + TPS / 2;
+    memset(frame, 0, 6);
+    t_put32(frame, 9);
+#define FRAME_DECODE()                                                       \
+    (memset(got, 0, sizeof(got)),                                            \
+     ltx_frame_decode(frame, 6 + n, TPS, 9, got, err, sizeof(err)))
+
+    n = linked_frame(frame + 6, 0x40 | 0x10 | 0x08 | 0x04, page);
+    rc = FRAME_DECODE();
+    ok(rc == SQLITE_OK && memcmp(got, page, TPS) == 0,
+       "legacy frame: linked blocks, block/content checksums, content size "
+       "%s",
+       rc ? err : "");
+    n = linked_frame(frame + 6, 0x60 | 0x04, page);
+    ok(FRAME_DECODE() == SQLITE_CORRUPT,
+       "the same blocks declared independent are refused: %s", err);
+    n = lz4f_build(frame + 6, 0x60 | 0x10 | 0x04, 0, two, 2, page, TPS);
+    rc = FRAME_DECODE();
+    ok(rc == SQLITE_OK && memcmp(got, page, TPS) == 0,
+       "legacy frame: two stored blocks %s", rc ? err : "");
+    n = lz4f_build(frame + 6, 0x60 | 0x08, TPS - 1, two, 2, page, TPS);
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "content size mismatch: %s", err);
+    n = lz4f_build(frame + 6, 0x60 | 0x01, 0, two, 2, page, TPS);
+    ok(FRAME_DECODE() == SQLITE_FORMAT, "dictionary id: %s", err);
+    n = lz4f_build(frame + 6, 0x60 | 0x10, 0, two, 2, page, TPS);
+    frame[6 + 7 + 4 + TPS / 2] ^= 1;
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "block checksum: %s", err);
+    n = lz4f_build(frame + 6, 0x60 | 0x04, 0, two, 2, page, TPS);
+    frame[6 + n - 1] ^= 1;
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "content checksum: %s", err);
+    frame[6 + n - 1] ^= 1;
+    frame[6 + 6] ^= 1;
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "header checksum: %s", err);
+    frame[6 + 6] ^= 1;
+    n++;
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "byte after the frame: %s", err);
+    n = lz4f_build(frame + 6, 0x60, 0, two, 1, page, TPS);
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "frame short of a page: %s", err);
+    memcpy(big, page, TPS);
+    big[TPS] = 1;
+    two[0] = (struct tblk){1, big, TPS + 1};
+    n = lz4f_build(frame + 6, 0x60, 0, two, 1, big, TPS + 1);
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "stored block beyond the page: %s",
+       err);
+    two[0] = (struct tblk){1, page, 0};
+    two[1] = (struct tblk){1, page, TPS};
+    n = lz4f_build(frame + 6, 0x60, 0, two, 2, page, TPS);
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "empty stored block: %s", err);
+    n = linked_frame(frame + 6, 0x40, page);
+    frame[6 + 4] = 0x80 | 0x40; /* version 2 */
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "frame version: %s", err);
+    frame[6] ^= 1;
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "frame magic: %s", err);
+    n = lit_block(frame + 10, page, TPS);
+    frame[5] = 1;
+    t_put32(frame + 6, (uint32_t)n);
+    n += 4;
+    rc = FRAME_DECODE();
+    ok(rc == SQLITE_OK && memcmp(got, page, TPS) == 0,
+       "block frame of literals %s", rc ? err : "");
+    t_put32(frame + 6, (uint32_t)n - 3);
+    ok(FRAME_DECODE() == SQLITE_CORRUPT, "size prefix vs frame length: %s",
+       err);
+    frame[5] = 3;
+    ok(FRAME_DECODE() == SQLITE_FORMAT, "unknown page flag: %s", err);
+#undef FRAME_DECODE
+}
+
+/* A hand-assembled frame: page header flags, payload and its page. */
+struct tframe {
+    uint32_t pgno;
+    uint16_t flags;
+    const uint8_t *payload;
+    uint32_t n;
+    const uint8_t *page;
+};
+
+enum { IDX_OK, IDX_BAD_OFFSET, IDX_BAD_LEN, IDX_LONG_VARINT, IDX_DROP };
+
+/* Assembles an LTX file with a correct file checksum around the frames
+ * (whatever they say), the index altered per idx_mode. */
+static size_t
+build_ltx(uint8_t *out, const ltx_header *h, const struct tframe *f, int nf,
+          uint64_t post, int idx_mode)
+{
+    uint64_t crc, off[16], len;
+    size_t k = LTX_HEADER_SIZE, i0, sz[16];
+    uint8_t *q;
+
+    ltx_header_encode(h, out);
+    crc = crc64_update(0, out, LTX_HEADER_SIZE);
+    for (int i = 0; i < nf; i++) {
+        size_t hl = f[i].flags ? 10 : 6;
+        off[i] = k;
+        t_put32(out + k, f[i].pgno);
+        out[k + 4] = 0;
+        out[k + 5] = (uint8_t)f[i].flags;
+        if (f[i].flags)
+            t_put32(out + k + 6, f[i].n);
+        crc = crc64_update(crc, out + k, hl);
+        crc = crc64_update(crc, f[i].page, h->page_size);
+        memcpy(out + k + hl, f[i].payload, f[i].n);
+        k += hl + f[i].n;
+        sz[i] = hl + f[i].n;
+    }
+    memset(out + k, 0, 6);
+    crc = crc64_update(crc, out + k, 6);
+    k += 6;
+    i0 = k;
+    for (int i = 0; i < nf - (idx_mode == IDX_DROP); i++) {
+        uint64_t v[3] = {f[i].pgno, off[i] + (idx_mode == IDX_BAD_OFFSET),
+                         sz[i]};
+        for (int j = 0; j < 3; j++) {
+            do {
+                out[k++] = (uint8_t)(v[j] | (v[j] >= 0x80 ? 0x80 : 0));
+                v[j] >>= 7;
+            } while (v[j]);
+            if (j == 0 && idx_mode == IDX_LONG_VARINT) {
+                out[k - 1] |= 0x80; /* same value, one more byte */
+                out[k++] = 0;
+            }
+        }
+    }
+    out[k++] = 0;
+    len = k - i0 + (idx_mode == IDX_BAD_LEN);
+    for (int i = 0; i < 8; i++)
+        out[k++] = (uint8_t)(len >> (56 - 8 * i));
+    q = out + k;
+    for (int i = 0; i < 8; i++)
+        q[i] = (uint8_t)(post >> (56 - 8 * i));
+    crc = crc64_update(crc64_update(crc, out + i0, k - i0), q, 8);
+    crc |= LTX_CHECKSUM_FLAG;
+    for (int i = 0; i < 8; i++)
+        q[8 + i] = (uint8_t)(crc >> (56 - 8 * i));
+    return k + 16;
+}
+
+static void
+test_decoder_rules(void)
+{
+    uint8_t p1[TPS], p2[TPS], b1[TPS + 16], b2[TPS + 16], *out, lf[2048];
+    struct tframe fr[3];
+    ltx_header h = mkhdr(TPS, 4, 2, 2, LTX_FLAG_NO_CHECKSUM, 0), g;
+    ltx_trailer t;
+    char msg[256];
+    uint32_t n1, n2, cnt = 0;
+    size_t n;
+    int rc;
+
+    out = malloc(65536);
+    tpage(p1);
+    memset(p2, 0x5a, sizeof(p2));
+    n1 = (uint32_t)lit_block(b1, p1, TPS);
+    n2 = (uint32_t)lit_block(b2, p2, TPS);
+    fr[0] = (struct tframe){1, 1, b1, n1, p1};
+    fr[1] = (struct tframe){3, 1, b2, n2, p2};
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_OK && cnt == 2, "hand-built file decodes %s", msg);
+    fr[2] = (struct tframe){4, 0, lf, 0, p1};
+    fr[2].n = (uint32_t)linked_frame(lf, 0x40 | 0x04, p1);
+    n = build_ltx(out, &h, fr, 3, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_OK && cnt == 3,
+       "mixed block and linked legacy frames in one file %s", msg);
+    n = build_ltx(out, &h, fr, 2, 0, IDX_LONG_VARINT);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_OK, "non-minimal index varints are accepted (as Go) %s",
+       msg);
+
+    static const struct {
+        const char *what, *needle;
+        int mode;
+    } idx[] = {
+        {"index offset off by one", "does not match", IDX_BAD_OFFSET},
+        {"index length field", "length field", IDX_BAD_LEN},
+        {"index missing an entry", "do not match", IDX_DROP},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        n = build_ltx(out, &h, fr, 2, 0, idx[i].mode);
+        rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+        ok(rc == SQLITE_CORRUPT && strstr(msg, idx[i].needle),
+           "%s (file checksum right): %s", idx[i].what, msg);
+    }
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    out[n] = 0;
+    rc = decode_mem(out, n + 1, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT && strstr(msg, "after the trailer"),
+       "byte after the trailer: %s", msg);
+
+    fr[1].pgno = 5;
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT, "page above commit: %s", msg);
+    fr[1].pgno = 1;
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT, "repeated page: %s", msg);
+    fr[1].pgno = 3;
+    h = mkhdr(TPS, 4, 1, 1, LTX_FLAG_NO_CHECKSUM, 0);
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT, "snapshot skipping page 2: %s", msg);
+    fr[1].pgno = 2;
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT && strstr(msg, "commit"),
+       "snapshot ending before its commit: %s", msg);
+    h = mkhdr(TPS, 2, 1, 1, 0, 0);
+    n = build_ltx(out, &h, fr, 2, LTX_CHECKSUM_FLAG | 5, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT && strstr(msg, "post-apply"),
+       "snapshot post-apply not the checksum of its pages: %s", msg);
+    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT && strstr(msg, "trailer"),
+       "post-apply 0 with checksums on: %s", msg);
+    h = mkhdr(TPS, 0, 2, 2, 0, LTX_CHECKSUM_FLAG);
+    n = build_ltx(out, &h, fr, 0, LTX_CHECKSUM_FLAG | 1, IDX_OK);
+    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT, "commit 0 with a post-apply other than 1<<63: %s",
+       msg);
+    h = mkhdr(65536, 16390, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
+    {
+        uint8_t *zp = calloc(1, 65536), zb[600];
+        struct tframe lk = {16385, 1, zb, 0, zp};
+        lk.n = (uint32_t)lit_block(zb, zp, 300); /* not a full page */
+        n = build_ltx(out, &h, &lk, 1, 0, IDX_OK);
+        rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+        ok(rc == SQLITE_CORRUPT && strstr(msg, "lock page"),
+           "lock page in a file: %s", msg);
+        free(zp);
+    }
+    free(out);
+}
+
+/* Decoder API misuse and small paths. */
+static void
+test_decoder_api(void)
+{
+    size_t n = 0;
+    uint8_t *f = slurp("two-page.ltx", &n), page[4096];
+    struct ltx_membuf mb = {f, n, 0};
+    ltx_decoder *d = NULL;
+    ltx_trailer t;
+    uint32_t pgno = 0;
+    int rc;
+
+    if (!f)
+        return;
+    rc = ltx_decoder_open(ltx_membuf_read, &mb, &d);
+    ok(rc == SQLITE_OK && ltx_decoder_read(d, page) == SQLITE_MISUSE,
+       "read without a pending page: %s", ltx_decoder_errmsg(d));
+    ok(ltx_decoder_next(d, &pgno) == SQLITE_OK && pgno == 1 &&
+           ltx_decoder_next(d, &pgno) == SQLITE_MISUSE,
+       "next with a page pending: %s", ltx_decoder_errmsg(d));
+    ok(ltx_decoder_close(d, &t) == SQLITE_OK &&
+           t.post_apply == 0xbfd23a34005c540eull,
+       "close skips (and checks) unread pages");
+    ok(ltx_decoder_close(d, &t) == SQLITE_OK &&
+           ltx_decoder_next(d, &pgno) == SQLITE_DONE,
+       "close is idempotent; nothing follows it");
+    ltx_decoder_free(d);
+    ltx_decoder_free(NULL);
+    ltx_encoder_free(NULL);
+    mb = (struct ltx_membuf){f, 50, 0};
+    rc = ltx_decoder_open(ltx_membuf_read, &mb, &d);
+    ok(rc == SQLITE_CORRUPT && strstr(ltx_decoder_errmsg(d), "offset 0"),
+       "50-byte file: %s", ltx_decoder_errmsg(d));
+    ltx_decoder_free(d);
+    free(f);
+}
+
 /* ---- Merge and expand ---------------------------------------------------- */
 
 #define MPS 1024u /* page size of the merge tests */
@@ -1404,6 +1847,9 @@ main(void)
     run("small files", test_small_files);
     run("encoder rules", test_encoder_rules);
     run("I/O errors", test_io_errors);
+    run("legacy frames", test_legacy_frames);
+    run("decoder rules", test_decoder_rules);
+    run("decoder API", test_decoder_api);
     run("merge", test_merge);
     run("lock page", test_lock_page);
     run("corruption", test_corruption);
