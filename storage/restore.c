@@ -419,6 +419,31 @@ restore_build(restore_job *j, const restore_opts *o)
     return rc;
 }
 
+/* Frees everything of j but zErr; removes the temporary file if tmpMade. */
+static void
+restore_job_free(restore_job *j, int tmpMade)
+{
+    int i;
+
+    if (j->fd >= 0)
+        close(j->fd);
+    if (tmpMade && j->zTmp) {
+        unlink(j->zTmp);
+        remove_sqlite_sidefiles(j->zTmp);
+    }
+    for (i = 0; j->dec && i < j->plan.n; i++)
+        ltx_decoder_free(j->dec[i]);
+    sqlite3_free(j->dec);
+    fetch_close(j->f);
+    for (i = 0; j->keys && i < j->plan.n; i++)
+        sqlite3_free(j->keys[i]);
+    sqlite3_free(j->keys);
+    restore_plan_free(&j->plan);
+    backend_close(j->b);
+    url_free(j->u);
+    sqlite3_free(j->zTmp);
+}
+
 int
 restore_run(const char *zUrl, const char *zPath, const restore_opts *opts,
             char **pzJson, char **pzErr)
@@ -426,7 +451,7 @@ restore_run(const char *zUrl, const char *zPath, const restore_opts *opts,
     static const restore_opts dflt = {0, 0, 0, RESTORE_DEFAULT_PARALLEL};
     int64_t t0 = now_ms();
     restore_job j;
-    int i, rc, tmpMade = 0;
+    int rc, tmpMade = 0;
 
     memset(&j, 0, sizeof(j));
     j.fd = -1;
@@ -458,23 +483,7 @@ restore_run(const char *zUrl, const char *zPath, const restore_opts *opts,
         if (*pzJson == NULL)
             rc = job_err(&j, SQLITE_NOMEM, "litestream: out of memory");
     }
-    if (j.fd >= 0)
-        close(j.fd);
-    if (tmpMade && j.zTmp) {
-        unlink(j.zTmp);
-        remove_sqlite_sidefiles(j.zTmp);
-    }
-    for (i = 0; j.dec && i < j.plan.n; i++)
-        ltx_decoder_free(j.dec[i]);
-    sqlite3_free(j.dec);
-    fetch_close(j.f);
-    for (i = 0; j.keys && i < j.plan.n; i++)
-        sqlite3_free(j.keys[i]);
-    sqlite3_free(j.keys);
-    restore_plan_free(&j.plan);
-    backend_close(j.b);
-    url_free(j.u);
-    sqlite3_free(j.zTmp);
+    restore_job_free(&j, tmpMade);
     if (rc != SQLITE_OK && j.zErr == NULL)
         j.zErr = sqlite3_mprintf("litestream: restore failed: %s",
                                  sqlite3_errstr(rc));

@@ -234,7 +234,8 @@ spool_append(spool *sp, const spool_txn *t, int do_sync, char **pzErr)
     uint8_t *p = buf + REC_HDR;
     for (uint32_t i = 0; i < t->npages; i++, p += 4)
         put32(p, t->pgnos[i]);
-    memcpy(p, t->pages, (size_t)t->npages * t->page_size);
+    if (t->npages)
+        memcpy(p, t->pages, (size_t)t->npages * t->page_size);
     p += (size_t)t->npages * t->page_size;
     put64(p, crc64_update(0, buf, n - 8));
     if (write_all(sp->cur_fd, buf, n) != 0 ||

@@ -663,6 +663,34 @@ test_wal_mode(void)
     free((void *)root);
 }
 
+/* Pages that are valid LTX but not a database: quick_check refuses them. */
+static void
+test_not_a_database(void)
+{
+    const char *root = strdup(mkpath("garbage"));
+    char *zJson = NULL, *zErr = NULL;
+    uint32_t i;
+    int rc;
+
+    free(img[1].p);
+    img[1].npages = 3;
+    img[1].p = malloc(3 * PS);
+    for (i = 0; i < 3 * PS; i++)
+        img[1].p[i] = (uint8_t)(i * 7 + 3);
+    rc = put_ltx(root, 9, 1, 1, 1);
+    if (rc == SQLITE_OK)
+        rc = run(root, mkpath("garbage.db"), 0, 0, 0, &zJson, &zErr);
+    ok(rc != SQLITE_OK && zErr &&
+           strstr(zErr, "cannot check the restored database") &&
+           strstr(zErr, "not a database"),
+       "a non-database image is refused: %s", zErr);
+    ok(!exists(mkpath("garbage.db")) && !exists(mkpath("garbage.db.tmp")),
+       "and nothing is left behind");
+    sqlite3_free(zJson);
+    sqlite3_free(zErr);
+    free((void *)root);
+}
+
 int
 main(void)
 {
@@ -690,6 +718,7 @@ main(void)
     test_empty_and_bad_urls();
     test_nochecksum_and_big();
     test_wal_mode();
+    test_not_a_database();
     for (t = 0; t <= NTX; t++)
         free(img[t].p);
     free((void *)main_root);
