@@ -8,7 +8,7 @@
  * say so instead of "unknown scheme".
  *
  * Invariants: every handle returned carries its redacted URL in b->url,
- * freed by backend_close().
+ * which the backend's close() frees.
  *
  * Threads: stateless; a handle belongs to one thread at a time.
  */
@@ -82,6 +82,7 @@ backend_open_url(const ls_url *u, backend **out, char **pzErr)
     b->url = sqlite3_mprintf("%s", u->redacted ? u->redacted : "");
     if (b->url == NULL) {
         rc = SQLITE_NOMEM;
+        zErr = sqlite3_mprintf("litestream: out of memory");
         goto out;
     }
     *out = b;
@@ -113,13 +114,8 @@ backend_open(const char *zUrl, backend **out, char **pzErr)
 void
 backend_close(backend *b)
 {
-    char *zUrl;
-
-    if (b == NULL)
-        return;
-    zUrl = b->url;
-    b->vt->close(b);
-    sqlite3_free(zUrl);
+    if (b)
+        b->vt->close(b);
 }
 
 int

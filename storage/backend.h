@@ -61,6 +61,7 @@ typedef struct backend_vtab {
      * Must not touch the network or the disk: errors surface on first use.
      */
     int (*open)(const struct ls_url *url, backend **out);
+    /* Frees the handle, the head's url included. */
     void (*close)(backend *);
     /*
      * Stores `n` bytes under `key`, atomically (readers never see a partial
@@ -92,7 +93,8 @@ typedef struct backend_vtab {
 
 /*
  * The common head of every backend handle.  A backend's open() zeroes it
- * and sets vt; backend_open_url() then sets url.
+ * and sets vt; backend_open_url() then sets url; the backend's close()
+ * frees url (sqlite3_free).
  */
 struct backend {
     const backend_vtab *vt;
@@ -117,10 +119,7 @@ int backend_open_url(const struct ls_url *u, backend **out, char **pzErr);
 /* As backend_open_url() for a URL string (parsed with url_parse()). */
 int backend_open(const char *zUrl, backend **out, char **pzErr);
 
-/*
- * Closes a handle from backend_open_url()/backend_open() and frees its url
- * (NULL-safe).  Prefer this to vt->close, which does not free url.
- */
+/* Closes a handle (vt->close); NULL-safe. */
 void backend_close(backend *b);
 
 /*

@@ -526,6 +526,7 @@ file_close(backend *b)
 
     if (fb == NULL)
         return;
+    sqlite3_free(fb->base.url);
     sqlite3_free(fb->root);
     sqlite3_free(fb->zErr);
     sqlite3_free(fb);

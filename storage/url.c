@@ -721,19 +721,32 @@ out:
     return rc;
 }
 
+/* 1 if two parameter names are equal ignoring case, '_' and '-'. */
+static int
+key_match(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        while (*a == '_' || *a == '-')
+            a++;
+        while (*b == '_' || *b == '-')
+            b++;
+        if (to_lower((unsigned char)*a) != to_lower((unsigned char)*b))
+            return 0;
+        if (*a == 0)
+            return 1;
+    }
+}
+
 const char *
 url_param(const ls_url *u, const char *zKey)
 {
-    char want[128], have[128];
     int i;
 
-    if (u == NULL || zKey == NULL || !key_fold(zKey, want, sizeof(want)))
+    if (u == NULL || zKey == NULL)
         return NULL;
-    for (i = 0; i < u->nparam; i++) {
-        if (key_fold(u->params[i].key, have, sizeof(have)) &&
-            strcmp(want, have) == 0)
+    for (i = 0; i < u->nparam; i++)
+        if (key_match(u->params[i].key, zKey))
             return u->params[i].value;
-    }
     return NULL;
 }
 

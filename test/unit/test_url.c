@@ -220,6 +220,9 @@ test_params(void)
     v = url_param(u, "e");
     ok(v && !strcmp(v, "a+b"), "%%2B decodes to '+'");
     ok(url_param(u, "missing") == NULL, "absent parameter is NULL");
+    ok(url_param(u, "force_path_style_") != NULL &&
+           url_param(u, "forcepath") == NULL,
+       "separators are ignored, letters are not");
     ok(u->nparam == 8, "8 parameters (empty part skipped): %d", u->nparam);
     ok(!strcmp(u->redacted, "s3://b/db?endpoint=http%3A%2F%2F127.0.0.1%3A9000"
                             "&forcePathStyle=true&skip-verify=1&region=us+"
@@ -295,6 +298,22 @@ test_redaction(void)
        "secret parameter names");
 }
 
+static void
+test_long_key(void)
+{
+    char zUrl[400], zKey[260];
+    ls_url *u = NULL;
+
+    memset(zKey, 'k', 250);
+    zKey[250] = 0;
+    snprintf(zUrl, sizeof(zUrl), "s3://b/p?%s=v", zKey);
+    ok(url_parse(zUrl, &u, NULL) == SQLITE_OK && url_param(u, zKey) &&
+           !strcmp(url_param(u, zKey), "v") &&
+           strstr(u->redacted, "=REDACTED"),
+       "a 250-character parameter name is found (and hidden)");
+    url_free(u);
+}
+
 int
 main(void)
 {
@@ -303,6 +322,7 @@ main(void)
     test_invalid();
     test_params();
     test_redaction();
+    test_long_key();
     url_free(NULL);
     return tap_done();
 }
