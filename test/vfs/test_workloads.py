@@ -172,6 +172,32 @@ def w_reopen():
         con.execute("INSERT INTO t VALUES (?)", (i,))
     restore_and_compare(con, db, url, os.path.join(d, "out.db"),
                         "close and reopen: replication resumes")
+    st = json.loads(con.execute("SELECT litestream_status()")
+                    .fetchone()[0])["databases"][0]
+    ok(st["full_images"] == 0 and st["forced_full_images"] == 0,
+       "close and reopen: no full image when nothing was missed "
+       f"(uploads {st['uploads']}, full images {st['full_images']})")
+    # A position that no longer matches: the WAL and sidecar position say
+    # one thing, the database another (replaced by an older copy).
+    con.close()
+    import shutil
+    shutil.copy(os.path.join(d, "out.db"), os.path.join(d, "older.db"))
+    con = sqlite3.connect(db, isolation_level=None)
+    for i in range(10):
+        con.execute("INSERT INTO t VALUES (?)", (i,))
+    con.close()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    shutil.copy(os.path.join(d, "older.db"), db)
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("INSERT INTO t VALUES ('after replace')")
+    restore_and_compare(con, db, url, os.path.join(d, "out2.db"),
+                        "replaced database: next TXID is a full image")
+    st = json.loads(con.execute("SELECT litestream_status()")
+                    .fetchone()[0])["databases"][0]
+    ok(st["full_images"] == 1, "replaced database: exactly one full image "
+       f"({st['full_images']})")
     cleanup(d)
 
 

@@ -1,0 +1,74 @@
+/*
+ * storage/replicator_int.h: the replicator's state, shared by its two
+ * halves: replicator.c (queue, spool, thread, application-side API) and
+ * upload.c (building and uploading LTX objects).  Not for use outside
+ * those two files.
+ */
+#ifndef LITESTREAM_REPLICATOR_INT_H
+#define LITESTREAM_REPLICATOR_INT_H
+
+#include <pthread.h>
+
+#include "storage/backend.h"
+#include "storage/cktab.h"
+#include "storage/replicator.h"
+#include "storage/spool.h"
+#include "storage/sqlite.h"
+#include "storage/url.h"
+
+struct replicator {
+    char *zDbPath;
+    char *zVfs;
+    ls_url *url;
+    backend *be;
+    sidecar *sc;
+    spool *sp;
+    rep_opts opts;
+
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;    /* the thread waits here */
+    pthread_cond_t changed; /* waiters of persist/sync wait here */
+
+    /* Guarded by mu. */
+    rep_txn *head, *tail;
+    uint64_t queued_bytes;
+    uint64_t persist_req, persist_done; /* tickets */
+    int persist_rc;
+    int stop;
+    int upload_now;
+    char *last_error;
+    int64_t last_error_ms;
+    int64_t last_upload_ms;
+    uint64_t n_uploads, n_full_images, n_errors;
+    uint64_t spooled_bytes;
+    backend_counters counters;
+    int shipping;
+
+    /* Thread side. */
+    cktab ck;          /* per-page checksums at the replicated TXID */
+    int pre_known;     /* ck.sum is right even though ck is not valid */
+    int replica_checked;
+    int need_full;
+    int64_t next_upload_ms;
+    int backoff_ms;
+};
+
+/* Wall-clock milliseconds. */
+int64_t rep_now_ms(void);
+
+/* Records (or with NULL clears) the error shown by status; takes mu. */
+void rep_set_error(replicator *r, char *zMsg);
+
+/*
+ * One upload step of the ship-lock holder (upload.c): learns the replica's
+ * position on first use, then uploads the spooled TXIDs after the
+ * replicated one as one L0 object, or a full image when the checksums or
+ * the spool cannot continue incrementally.  SQLITE_OK (including "nothing
+ * to do" and "retry next tick") or the failure, already recorded for
+ * status.
+ */
+int rep_upload_once(replicator *r);
+
+#endif
