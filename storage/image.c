@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct image {
-    sqlite3 *db;
+    pin pin;
     sqlite3_file *dbf;
     sqlite3_file *walf;
     uint32_t page_size;
@@ -34,15 +34,56 @@ typedef struct shm_hdr {
     uint32_t cksum[2];
 } shm_hdr;
 
+int
+pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
+{
+    int rc;
+    memset(p, 0, sizeof(*p));
+    rc = sqlite3_open_v2(zDbPath, &p->db, SQLITE_OPEN_READWRITE, zVfs);
+    if (rc != SQLITE_OK) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s", zDbPath,
+                                 sqlite3_errmsg(p->db));
+        goto out;
+    }
+    /* Never checkpoint (nor delete the WAL) when this connection closes. */
+    sqlite3_db_config(p->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_busy_timeout(p->db, 100);
+    rc = sqlite3_exec(p->db, "BEGIN; SELECT count(*) FROM sqlite_schema;",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = SQLITE_BUSY; /* e.g. an exclusive-mode writer: later */
+        goto out;
+    }
+    sqlite3_file_control(p->db, "main", SQLITE_FCNTL_FILE_POINTER, &p->dbf);
+    sqlite3_file_control(p->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+                         &p->walf);
+    if (!p->dbf || !p->walf || !p->walf->pMethods) {
+        *pzErr = sqlite3_mprintf("litestream: '%s' is not in WAL mode",
+                                 zDbPath);
+        rc = SQLITE_ERROR;
+    }
+out:
+    if (rc != SQLITE_OK)
+        pin_close(p);
+    return rc;
+}
+
+void
+pin_close(pin *p)
+{
+    if (p->db) {
+        sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(p->db);
+    }
+    memset(p, 0, sizeof(*p));
+}
+
 void
 image_close(image *im)
 {
     if (!im)
         return;
-    if (im->db) {
-        sqlite3_exec(im->db, "ROLLBACK", NULL, NULL, NULL);
-        sqlite3_close(im->db);
-    }
+    pin_close(&im->pin);
     sqlite3_free(im->frame_of);
     sqlite3_free(im);
 }
@@ -62,36 +103,15 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
         return SQLITE_NOMEM;
     memset(im, 0, sizeof(*im));
     im->sc = sc;
-    rc = sqlite3_open_v2(zDbPath, &im->db, SQLITE_OPEN_READWRITE, zVfs);
-    if (rc != SQLITE_OK) {
-        *pzErr = sqlite3_mprintf("litestream: cannot open '%s' for a full "
-                                 "image: %s",
-                                 zDbPath, sqlite3_errmsg(im->db));
-        goto out;
-    }
     if (!sidecar_cap_read(sc, &im->cap) || im->cap.page_size == 0) {
         rc = SQLITE_BUSY;
         goto out;
     }
-    sqlite3_db_config(im->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    sqlite3_busy_timeout(im->db, 100);
-    rc = sqlite3_exec(im->db,
-                      "BEGIN; SELECT count(*) FROM sqlite_schema;", NULL,
-                      NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = SQLITE_BUSY;
+    rc = pin_open(zDbPath, zVfs, &im->pin, pzErr);
+    if (rc != SQLITE_OK)
         goto out;
-    }
-    sqlite3_file_control(im->db, "main", SQLITE_FCNTL_FILE_POINTER,
-                         &im->dbf);
-    sqlite3_file_control(im->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
-                         &im->walf);
-    if (!im->dbf || !im->walf || !im->walf->pMethods) {
-        *pzErr = sqlite3_mprintf("litestream: '%s' is not in WAL mode",
-                                 zDbPath);
-        rc = SQLITE_ERROR;
-        goto out;
-    }
+    im->dbf = im->pin.dbf;
+    im->walf = im->pin.walf;
     /* Optimistic: the image is taken at the captured position read
      * before the read transaction began, and is only accepted if no
      * transaction was captured meanwhile (image_done()): then nothing newer
@@ -174,4 +194,10 @@ image_done(image *im)
                    now.frame == im->cap.frame && now.salt1 == im->cap.salt1
                ? SQLITE_OK
                : SQLITE_BUSY;
+}
+
+const ls_cap *
+image_cap(image *im)
+{
+    return &im->cap;
 }

@@ -16,6 +16,24 @@
 
 #include "storage/sidecar.h"
 
+#include "storage/sqlite.h"
+
+/*
+ * A pinned read transaction: a private connection (underlying VFS, never
+ * checkpointing on close) holding a read transaction, and the database and
+ * WAL files it reads.  While it is open no checkpoint copies frames newer
+ * than its snapshot into the database file and the WAL cannot restart.
+ */
+typedef struct pin {
+    sqlite3 *db;
+    sqlite3_file *dbf;
+    sqlite3_file *walf;
+} pin;
+
+/* SQLITE_OK, SQLITE_BUSY (try later) or an error with *pzErr set. */
+int pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr);
+void pin_close(pin *p); /* NULL-safe, idempotent */
+
 typedef struct image image;
 
 /*
@@ -27,6 +45,9 @@ typedef struct image image;
 int image_open(const char *zDbPath, const char *zVfs, sidecar *sc,
                image **out, uint64_t *txid, uint32_t *commit,
                uint32_t *page_size, char **pzErr);
+
+/* The captured position the image is taken at. */
+const ls_cap *image_cap(image *);
 
 /* Reads page pgno (1..commit, not the lock page) into buf. */
 int image_page(image *, uint32_t pgno, uint8_t *buf);

@@ -90,14 +90,14 @@ pg_ref_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Converts captured WAL frames into one spool record (newest copy wins). */
-static int
-spool_one(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
+int
+rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 {
     int rc = SQLITE_OK;
     spool_txn st = {.txid = t->txid,
                     .page_size = t->page_size,
-                    .commit = t->commit};
+                    .commit = t->commit,
+                    .pos = t->pos};
     pg_ref *refs = NULL;
     uint32_t *pgnos = NULL;
     uint8_t *pages = NULL;
@@ -163,7 +163,7 @@ spool_queue(replicator *r, int force_sync)
 
     while (list) {
         t = list;
-        rc = spool_one(r, t, 0, &zErr);
+        rc = rep_spool_txn(r, t, 0, &zErr);
         if (rc != SQLITE_OK)
             break;
         last = t->txid;

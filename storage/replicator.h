@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "storage/sidecar.h"
+#include "storage/spool.h"
 
 /* Flags of a captured transaction. */
 #define REP_FULL 0x1 /* lost position: the next upload is a full image */
@@ -33,6 +34,7 @@ typedef struct rep_txn {
     uint32_t commit;   /* database size in pages after the transaction */
     uint32_t nframes;
     uint8_t *frames;
+    wal_pos pos;       /* where this transaction ends in the WAL */
 } rep_txn;
 
 typedef struct replicator replicator;

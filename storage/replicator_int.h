@@ -49,6 +49,8 @@ struct replicator {
     /* Thread side. */
     cktab ck;          /* per-page checksums at the replicated TXID */
     int pre_known;     /* ck.sum is right even though ck is not valid */
+    wal_pos rep_pos;   /* where the replicated TXID ended in the WAL */
+    int64_t gap_since_ms; /* captured TXIDs missing from the spool since */
     int replica_checked;
     int need_full;
     int64_t next_upload_ms;
@@ -60,6 +62,13 @@ int64_t rep_now_ms(void);
 
 /* Records (or with NULL clears) the error shown by status; takes mu. */
 void rep_set_error(replicator *r, char *zMsg);
+
+/*
+ * Converts captured WAL frames into one spool record (newest copy of each
+ * page wins, pages beyond the commit dropped) and appends it.
+ */
+int rep_spool_txn(replicator *r, const rep_txn *t, int do_sync,
+                  char **pzErr);
 
 /*
  * One upload step of the ship-lock holder (upload.c): learns the replica's

@@ -3,8 +3,9 @@
  *
  * Record layout (all big-endian):
  *   u32 magic "LSR1" | u32 flags | u64 txid | u32 page_size | u32 commit |
- *   u32 npages | u32 reserved | npages x (u32 pgno) | npages x page |
- *   u64 CRC-64 of all the preceding bytes of the record
+ *   u32 npages | u32 reserved | u32 salt1 | u32 salt2 | u32 frame |
+ *   u32 cksum1 | u32 cksum2 | u32 reserved | npages x (u32 pgno) |
+ *   npages x page | u64 CRC-64 of all the preceding bytes of the record
  *
  * Threads: one thread per handle (the replicator thread).
  */
@@ -23,7 +24,7 @@
 #include <unistd.h>
 
 #define REC_MAGIC 0x4c535231u
-#define REC_HDR 32
+#define REC_HDR 56
 #define SEG_LIMIT (64ull << 20)
 
 typedef struct seg {
@@ -231,6 +232,12 @@ spool_append(spool *sp, const spool_txn *t, int do_sync, char **pzErr)
     put32(buf + 20, t->commit);
     put32(buf + 24, t->npages);
     put32(buf + 28, 0);
+    put32(buf + 32, t->pos.salt1);
+    put32(buf + 36, t->pos.salt2);
+    put32(buf + 40, t->pos.frame);
+    put32(buf + 44, t->pos.cksum1);
+    put32(buf + 48, t->pos.cksum2);
+    put32(buf + 52, 0);
     uint8_t *p = buf + REC_HDR;
     for (uint32_t i = 0; i < t->npages; i++, p += 4)
         put32(p, t->pgnos[i]);
@@ -444,6 +451,11 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
     out->page_size = get32(buf + 16);
     out->commit = get32(buf + 20);
     out->npages = get32(buf + 24);
+    out->pos.salt1 = get32(buf + 32);
+    out->pos.salt2 = get32(buf + 36);
+    out->pos.frame = get32(buf + 40);
+    out->pos.cksum1 = get32(buf + 44);
+    out->pos.cksum2 = get32(buf + 48);
     /* pgnos are big-endian on disk: convert in place. */
     uint32_t *pg = (uint32_t *)(void *)(buf + REC_HDR);
     for (uint32_t i = 0; i < out->npages; i++)
@@ -475,7 +487,7 @@ spool_drop_upto(spool *sp, uint64_t txid)
         seg *s = *pp;
         int mine = s->own && s->pid == (int)getpid();
         int removable =
-            s->scanned > 0 && s->max_txid <= txid &&
+            s->scanned > 0 && s->max_txid < txid &&
             (mine || !owner_alive(s->pid));
         if (removable) {
             char *z = sqlite3_mprintf("%s/%s", sp->zDir, s->name);
@@ -499,10 +511,11 @@ spool_drop_upto(spool *sp, uint64_t txid)
         }
         pp = &s->next;
     }
-    /* Entries <= txid in surviving segments are no longer needed. */
+    /* Entries < txid in surviving segments are no longer needed (the one
+     * for txid stays: it says where txid ended in the WAL). */
     size_t j = 0;
     for (size_t i = 0; i < sp->nent; i++)
-        if (sp->ents[i].txid > txid)
+        if (sp->ents[i].txid >= txid)
             sp->ents[j++] = sp->ents[i];
     sp->nent = j;
     return SQLITE_OK;

@@ -25,6 +25,18 @@
 
 #define SPOOL_F_FULL 0x1 /* a full image: every page 1..commit */
 
+/*
+ * Where a transaction ends in the WAL: the salts of the WAL it was captured
+ * from, its commit frame and that frame's cumulative checksum.  Lets the
+ * uploader re-read from the WAL what a process that died had captured but
+ * not spooled (frame 0: unknown).
+ */
+typedef struct wal_pos {
+    uint32_t salt1, salt2;
+    uint32_t frame;
+    uint32_t cksum1, cksum2;
+} wal_pos;
+
 /* One transaction, as appended and as read back. */
 typedef struct spool_txn {
     uint64_t txid;
@@ -34,6 +46,7 @@ typedef struct spool_txn {
     uint32_t npages;
     const uint32_t *pgnos;  /* npages, ascending */
     const uint8_t *pages;   /* npages * page_size bytes */
+    wal_pos pos;
     void *owned;            /* storage behind the pointers (read side) */
 } spool_txn;
 
@@ -77,10 +90,11 @@ int spool_read(spool *, uint64_t txid, spool_txn *out);
 void spool_txn_free(spool_txn *);
 
 /*
- * Deletes every segment whose records are all <= txid and that no live
+ * Deletes every segment whose records are all < txid (the record of txid
+ * itself is kept: it says where txid ended in the WAL) and that no live
  * process may still append to (its own rotated or current-and-complete
  * segments; other processes' segments only if the owner is gone).  Drops
- * the index entries <= txid.
+ * the index entries < txid.
  */
 int spool_drop_upto(spool *, uint64_t txid);
 

@@ -281,8 +281,8 @@ read_wal_hdr(ls_db *d, wal_hdr *wh)
 /* Hands frames (one buffer, commit boundaries inside) to the replicator,
  * one TXID per commit frame.  Returns the last TXID used. */
 static uint64_t
-enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t n, uint32_t ps,
-               uint64_t txid)
+enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
+               uint32_t n, uint32_t ps, uint64_t txid)
 {
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
     uint32_t start = 0;
@@ -298,11 +298,17 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t n, uint32_t ps,
             return 0; /* out of memory: caller forces a full image */
         }
         memcpy(copy, frames + start * fsz, (size_t)(i + 1 - start) * fsz);
+        const uint8_t *fh = frames + i * fsz;
         *t = (rep_txn){.txid = ++txid,
                        .page_size = ps,
                        .commit = commit,
                        .nframes = i + 1 - start,
-                       .frames = copy};
+                       .frames = copy,
+                       .pos = {.salt1 = wal_get32(fh + 8),
+                               .salt2 = wal_get32(fh + 12),
+                               .frame = first_frame + i,
+                               .cksum1 = wal_get32(fh + 16),
+                               .cksum2 = wal_get32(fh + 20)}};
         replicator_enqueue(d->rep, t);
         start = i + 1;
     }
@@ -310,12 +316,18 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t n, uint32_t ps,
 }
 
 static void
-enqueue_full(ls_db *d, uint64_t txid)
+enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
 {
     rep_txn *t = sqlite3_malloc64(sizeof(*t));
     if (!t)
         return; /* the position stays unmatched: next capture retries */
-    *t = (rep_txn){.txid = txid, .flags = REP_FULL};
+    *t = (rep_txn){.txid = txid,
+                   .flags = REP_FULL,
+                   .pos = {.salt1 = h->salt[0],
+                           .salt2 = h->salt[1],
+                           .frame = h->mx_frame,
+                           .cksum1 = h->frame_cksum[0],
+                           .cksum2 = h->frame_cksum[1]}};
     replicator_enqueue(d->rep, t);
     d->n_full++;
 }
@@ -403,7 +415,7 @@ capture(ls_db *d, sqlite3_file *real)
             txid = base; /* a restart with nothing new */
         } else if (buf_covers(d, lo, h.mx_frame, ps)) {
             txid = enqueue_frames(
-                d, d->buf + (wal_frame_offset(lo, ps) - d->base),
+                d, d->buf + (wal_frame_offset(lo, ps) - d->base), lo,
                 h.mx_frame - lo + 1, ps, base);
         } else if (read_wal_hdr(d, &wh) && wh.page_size == ps) {
             uint32_t s[2] = {cap.cksum1, cap.cksum2};
@@ -413,14 +425,15 @@ capture(ls_db *d, sqlite3_file *real)
             }
             uint8_t *fr = wal_reread(d, &wh, lo, h.mx_frame, s);
             if (fr)
-                txid = enqueue_frames(d, fr, h.mx_frame - lo + 1, ps, base);
+                txid = enqueue_frames(d, fr, lo, h.mx_frame - lo + 1, ps,
+                                      base);
             sqlite3_free(fr);
         }
     }
     if (txid == 0) {
         /* Lost position: the next TXID is a full image. */
         txid = base + 1;
-        enqueue_full(d, txid);
+        enqueue_full(d, txid, &h);
     }
     nc.txid = txid;
     sidecar_cap_write(d->sc, &nc);
