@@ -34,8 +34,8 @@
 #define CRC64_POLY 0xD800000000000000ull
 
 /* Carry-less product of the byte n and 0x1b (x^4 + x^3 + x + 1). */
-#define CLMUL1B(n)                                                          \
-    ((uint64_t)(n) ^ (uint64_t)(n) << 1 ^ (uint64_t)(n) << 3 ^              \
+#define CLMUL1B(n)                                                             \
+    ((uint64_t)(n) ^ (uint64_t)(n) << 1 ^ (uint64_t)(n) << 3 ^                 \
      (uint64_t)(n) << 4)
 /* tab[k][n] for k = 0..6 (invariant 3). */
 #define TLO(k, n) (CLMUL1B(n) << (52 - 8 * (k)))
@@ -43,14 +43,13 @@
 #define T7(k, n) (CLMUL1B(n) >> 4 ^ CLMUL1B((CLMUL1B(n) & 0xf) << 4) << 52)
 
 #define R4(F, k, n) F(k, n), F(k, (n) + 1), F(k, (n) + 2), F(k, (n) + 3)
-#define R16(F, k, n)                                                        \
+#define R16(F, k, n)                                                           \
     R4(F, k, n), R4(F, k, (n) + 4), R4(F, k, (n) + 8), R4(F, k, (n) + 12)
-#define R64(F, k, n)                                                        \
-    R16(F, k, n), R16(F, k, (n) + 16), R16(F, k, (n) + 32),                 \
-        R16(F, k, (n) + 48)
-#define R256(F, k)                                                          \
-    {                                                                       \
-        R64(F, k, 0), R64(F, k, 64), R64(F, k, 128), R64(F, k, 192)         \
+#define R64(F, k, n)                                                           \
+    R16(F, k, n), R16(F, k, (n) + 16), R16(F, k, (n) + 32), R16(F, k, (n) + 48)
+#define R256(F, k)                                                             \
+    {                                                                          \
+        R64(F, k, 0), R64(F, k, 64), R64(F, k, 128), R64(F, k, 192)            \
     }
 
 static const uint64_t crc64_tab[8][256] = {
@@ -103,10 +102,10 @@ crc64_fold16(__m128i x, __m128i k)
 __attribute__((target("pclmul,sse2"))) static uint64_t
 crc64_fold(uint64_t crc, const uint8_t *p, size_t n)
 {
-    const __m128i k128 = _mm_set_epi64x((long long)CRC64_X127,
-                                        (long long)CRC64_X191);
-    const __m128i k1024 = _mm_set_epi64x((long long)CRC64_X1023,
-                                         (long long)CRC64_X1087);
+    const __m128i k128 =
+        _mm_set_epi64x((long long)CRC64_X127, (long long)CRC64_X191);
+    const __m128i k1024 =
+        _mm_set_epi64x((long long)CRC64_X1023, (long long)CRC64_X1087);
     __m128i x[8];
     uint8_t last[16];
     int lanes = n >= 128 ? 8 : 1;
@@ -125,9 +124,8 @@ crc64_fold(uint64_t crc, const uint8_t *p, size_t n)
     for (int i = 1; i < lanes; i++)
         x[0] = _mm_xor_si128(crc64_fold16(x[0], k128), x[i]);
     for (; n >= 16; p += 16, n -= 16)
-        x[0] = _mm_xor_si128(
-            crc64_fold16(x[0], k128),
-            _mm_loadu_si128((const __m128i *)(const void *)p));
+        x[0] = _mm_xor_si128(crc64_fold16(x[0], k128),
+                             _mm_loadu_si128((const __m128i *)(const void *)p));
     _mm_storeu_si128((__m128i *)(void *)last, x[0]);
     return crc64_table(0, last, sizeof(last));
 }
@@ -150,9 +148,8 @@ crc64_mulmod_clmul(uint64_t a, uint64_t b)
                                           _mm_cvtsi64_si128((long long)b),
                                           0x00));
     l = (uint64_t)x[8] | (uint64_t)x[9] << 8 | (uint64_t)x[10] << 16 |
-        (uint64_t)x[11] << 24 | (uint64_t)x[12] << 32 |
-        (uint64_t)x[13] << 40 | (uint64_t)x[14] << 48 |
-        (uint64_t)x[15] << 56;
+        (uint64_t)x[11] << 24 | (uint64_t)x[12] << 32 | (uint64_t)x[13] << 40 |
+        (uint64_t)x[14] << 48 | (uint64_t)x[15] << 56;
     v = crc64_table(0, x, 8) ^ l;
     if (v >> 63)
         return ((v ^ CRC64_POLY) << 1) | 1;

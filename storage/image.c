@@ -7,6 +7,7 @@
  * thread only.
  */
 #include "storage/image.h"
+#include "storage/ltx.h"
 #include "storage/sqlite.h"
 #include "storage/wal.h"
 
@@ -34,8 +35,24 @@ typedef struct shm_hdr {
     uint32_t cksum[2];
 } shm_hdr;
 
+static int pin_open_mode(const char *zDbPath, const char *zVfs, pin *p,
+                         int write, char **pzErr);
+
 int
 pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
+{
+    return pin_open_mode(zDbPath, zVfs, p, 0, pzErr);
+}
+
+int
+pin_write_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
+{
+    return pin_open_mode(zDbPath, zVfs, p, 1, pzErr);
+}
+
+static int
+pin_open_mode(const char *zDbPath, const char *zVfs, pin *p, int write,
+              char **pzErr)
 {
     int rc;
     memset(p, 0, sizeof(*p));
@@ -48,7 +65,10 @@ pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
     /* Never checkpoint (nor delete the WAL) when this connection closes. */
     sqlite3_db_config(p->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_busy_timeout(p->db, 100);
-    rc = sqlite3_exec(p->db, "BEGIN; SELECT count(*) FROM sqlite_schema;",
+    rc = sqlite3_exec(p->db,
+                      write ? "BEGIN IMMEDIATE; SELECT count(*) FROM "
+                              "sqlite_schema;"
+                            : "BEGIN; SELECT count(*) FROM sqlite_schema;",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = SQLITE_BUSY; /* e.g. an exclusive-mode writer: later */
@@ -103,7 +123,7 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
         return SQLITE_NOMEM;
     memset(im, 0, sizeof(*im));
     im->sc = sc;
-    if (!sidecar_cap_read(sc, &im->cap) || im->cap.page_size == 0) {
+    if (!sidecar_cap_read(sc, &im->cap)) {
         rc = SQLITE_BUSY;
         goto out;
     }
@@ -131,8 +151,31 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
     h.salt[0] = cap.salt1;
     h.salt[1] = cap.salt2;
     h.mx_frame = cap.frame;
-    im->page_size = cap.page_size;
-    im->commit = cap.commit;
+    if (cap.frame > 0) {
+        im->page_size = wh.page_size;
+        im->commit = cap.commit;
+    } else {
+        /* Everything is in the database file (an empty WAL's wal-index
+         * header carries no page size or count). */
+        uint8_t dh[2];
+        sqlite3_int64 sz = 0;
+        if (im->dbf->pMethods->xRead(im->dbf, dh, 2, 16) != SQLITE_OK ||
+            im->dbf->pMethods->xFileSize(im->dbf, &sz) != SQLITE_OK) {
+            rc = SQLITE_BUSY;
+            goto out;
+        }
+        im->page_size = ((uint32_t)dh[0] << 8 | dh[1]) == 1
+                            ? 65536
+                            : ((uint32_t)dh[0] << 8 | dh[1]);
+        if (!ltx_page_size_valid(im->page_size)) {
+            *pzErr = sqlite3_mprintf("litestream: '%s' has no valid page "
+                                     "size in its header",
+                                     zDbPath);
+            rc = SQLITE_CORRUPT;
+            goto out;
+        }
+        im->commit = (uint32_t)(sz / im->page_size);
+    }
     im->frame_of = sqlite3_malloc64(((uint64_t)im->commit + 1) * 4);
     if (!im->frame_of) {
         rc = SQLITE_NOMEM;

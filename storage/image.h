@@ -32,6 +32,14 @@ typedef struct pin {
 
 /* SQLITE_OK, SQLITE_BUSY (try later) or an error with *pzErr set. */
 int pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr);
+/*
+ * As pin_open(), but the transaction is a write transaction (BEGIN
+ * IMMEDIATE): it holds the WAL write lock, so nothing can commit until
+ * pin_close().  For the rare moments the replicator must capture on behalf
+ * of a writer that died.
+ */
+int pin_write_open(const char *zDbPath, const char *zVfs, pin *p,
+                   char **pzErr);
 void pin_close(pin *p); /* NULL-safe, idempotent */
 
 typedef struct image image;

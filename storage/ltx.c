@@ -36,9 +36,9 @@
 #include "storage/crc64.h"
 
 #define LTX_LZ4F_MAGIC 0x184D2204u
-#define LTX_OUT_BUF (256 * 1024)      /* encoder output buffer */
-#define LTX_READ_AHEAD (32 * 1024)    /* decoder buffer beyond 2 frames */
-#define LTX_MIN_FRAME_SIZE 11         /* 6-byte header, size, 1-byte block */
+#define LTX_OUT_BUF (256 * 1024)   /* encoder output buffer */
+#define LTX_READ_AHEAD (32 * 1024) /* decoder buffer beyond 2 frames */
+#define LTX_MIN_FRAME_SIZE 11      /* 6-byte header, size, 1-byte block */
 
 /* ---- Byte helpers ----------------------------------------------------- */
 
@@ -270,8 +270,8 @@ ltx_header_validate(const ltx_header *h, char *zErr, size_t nErr)
         zWhy = "min TXID above max TXID";
     else if (h->wal_offset < 0 || h->wal_size < 0)
         zWhy = "negative WAL offset or size";
-    else if (h->wal_offset == 0 && (h->wal_size || h->wal_salt1 ||
-                                    h->wal_salt2))
+    else if (h->wal_offset == 0 &&
+             (h->wal_size || h->wal_salt1 || h->wal_salt2))
         zWhy = "WAL size or salts without a WAL offset";
     else if (ltx_is_snapshot(h) && h->pre_apply != 0)
         zWhy = "snapshot with a pre-apply checksum";
@@ -321,8 +321,8 @@ ltx_header_decode(const uint8_t in[LTX_HEADER_SIZE], ltx_header *hdr,
 const char *
 ltx_txid_name(uint64_t min, uint64_t max, char out[LTX_NAME_SIZE])
 {
-    snprintf(out, LTX_NAME_SIZE, "%016llx-%016llx.ltx",
-             (unsigned long long)min, (unsigned long long)max);
+    snprintf(out, LTX_NAME_SIZE, "%016llx-%016llx.ltx", (unsigned long long)min,
+             (unsigned long long)max);
     return out;
 }
 
@@ -388,8 +388,7 @@ ltx_where_fmt(const ltx_where *w, char *buf, size_t n)
  */
 typedef struct ltx_src ltx_src;
 struct ltx_src {
-    int (*xTake)(ltx_src *src, size_t n, const char *zWhat,
-                 const uint8_t **pp);
+    int (*xTake)(ltx_src *src, size_t n, const char *zWhat, const uint8_t **pp);
     ltx_where where; /* the frame being parsed */
     char *zErr;
     size_t nErr;
@@ -402,24 +401,40 @@ ltx_block_decode(const uint8_t *src, size_t n, uint8_t *page,
                  size_t nErr)
 {
     size_t bound = (size_t)LZ4_compressBound((int)page_size);
-    int r;
+    int r, rc = SQLITE_CORRUPT;
 
     if (n == 0 || n > bound) {
         ltx_seterr(zErr, nErr,
                    "ltx: %s: LZ4 payload length %zu exceeds bound %zu",
                    LTX_WHERE(w), n, bound);
-        return SQLITE_CORRUPT;
+        goto out;
     }
     r = LZ4_decompress_safe((const char *)src, (char *)page, (int)n,
                             (int)page_size);
     if (r != (int)page_size) {
-        ltx_seterr(zErr, nErr,
-                   "ltx: %s: LZ4 block of %zu bytes %s (page size %u)",
-                   LTX_WHERE(w), n, r < 0 ? "is invalid" : "is short",
-                   page_size);
-        return SQLITE_CORRUPT;
+        ltx_seterr(
+            zErr, nErr, "ltx: %s: LZ4 block of %zu bytes %s (page size %u)",
+            LTX_WHERE(w), n, r < 0 ? "is invalid" : "is short", page_size);
+        goto out;
     }
-    return SQLITE_OK;
+    rc = SQLITE_OK;
+out:
+    return rc;
+}
+
+/* Takes n descriptor bytes into desc (for the header checksum). */
+static int
+ltx_lz4f_take_desc(ltx_src *s, size_t n, const char *zWhat, uint8_t *desc,
+                   size_t *nd)
+{
+    const uint8_t *p;
+    int rc = s->xTake(s, n, zWhat, &p);
+
+    if (rc == SQLITE_OK) {
+        memcpy(desc + *nd, p, n);
+        *nd += n;
+    }
+    return rc;
 }
 
 /* Reads the descriptor of a legacy LZ4 frame (after the magic). */
@@ -428,60 +443,70 @@ ltx_lz4f_descriptor(ltx_src *s, uint32_t page_size, uint8_t *pFlg,
                     uint32_t *pBlockMax)
 {
     uint8_t desc[16];
-    size_t nd = 2;
+    size_t nd = 0;
     const uint8_t *p;
-    int dict, rc;
+    uint64_t cs = page_size;
+    int rc;
 
-    if ((rc = s->xTake(s, 2, "LZ4 frame descriptor", &p)) != SQLITE_OK)
-        return rc;
-    memcpy(desc, p, 2);
+    rc = ltx_lz4f_take_desc(s, 2, "LZ4 frame descriptor", desc, &nd);
+    if (rc != SQLITE_OK)
+        goto out;
     if ((desc[0] >> 6) != 1 || (desc[0] & 0x02) || (desc[1] & 0x8f) ||
         ((desc[1] >> 4) & 7) < 4) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: invalid LZ4 frame descriptor FLG %02x BD %02x",
                    LTX_WHERE(&s->where), desc[0], desc[1]);
-        return SQLITE_CORRUPT;
+        rc = SQLITE_CORRUPT;
+        goto out;
     }
-    if (desc[0] & 0x08) {
-        if ((rc = s->xTake(s, 8, "LZ4 content size", &p)) != SQLITE_OK)
-            return rc;
-        memcpy(desc + nd, p, 8);
-        nd += 8;
-    }
-    dict = desc[0] & 0x01;
-    if (dict) {
-        if ((rc = s->xTake(s, 4, "LZ4 dictionary id", &p)) != SQLITE_OK)
-            return rc;
-        memcpy(desc + nd, p, 4);
-        nd += 4;
-    }
+    if ((desc[0] & 0x08) &&
+        (rc = ltx_lz4f_take_desc(s, 8, "LZ4 content size", desc, &nd)))
+        goto out;
+    if ((desc[0] & 0x01) &&
+        (rc = ltx_lz4f_take_desc(s, 4, "LZ4 dictionary id", desc, &nd)))
+        goto out;
     if ((rc = s->xTake(s, 1, "LZ4 header checksum", &p)) != SQLITE_OK)
-        return rc;
+        goto out;
+    if (desc[0] & 0x08)
+        cs = (uint64_t)ltx_getle32(desc + 6) << 32 | ltx_getle32(desc + 2);
+    rc = SQLITE_CORRUPT;
     if (*p != (uint8_t)(ltx_xxh32(desc, nd) >> 8)) {
         ltx_seterr(s->zErr, s->nErr,
-                   "ltx: %s: LZ4 frame header checksum mismatch", LTX_WHERE(&s->where));
-        return SQLITE_CORRUPT;
-    }
-    if (desc[0] & 0x08) {
-        uint64_t cs = (uint64_t)ltx_getle32(desc + 6) << 32 |
-                      ltx_getle32(desc + 2);
-        if (cs != page_size) {
-            ltx_seterr(s->zErr, s->nErr,
-                       "ltx: %s: LZ4 content size %llu is not the page "
-                       "size %u",
-                       LTX_WHERE(&s->where), (unsigned long long)cs, page_size);
-            return SQLITE_CORRUPT;
-        }
-    }
-    if (dict) {
+                   "ltx: %s: LZ4 frame header checksum mismatch",
+                   LTX_WHERE(&s->where));
+    } else if (cs != page_size) {
+        ltx_seterr(s->zErr, s->nErr,
+                   "ltx: %s: LZ4 content size %llu is not the page size %u",
+                   LTX_WHERE(&s->where), (unsigned long long)cs, page_size);
+    } else if (desc[0] & 0x01) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: LZ4 frame needs a dictionary (unsupported)",
                    LTX_WHERE(&s->where));
-        return SQLITE_FORMAT;
+        rc = SQLITE_FORMAT;
+    } else {
+        *pFlg = desc[0];
+        *pBlockMax = 1u << (8 + 2 * ((desc[1] >> 4) & 7));
+        rc = SQLITE_OK;
     }
-    *pFlg = desc[0];
-    *pBlockMax = 1u << (8 + 2 * ((desc[1] >> 4) & 7));
-    return SQLITE_OK;
+out:
+    return rc;
+}
+
+/* Decompresses (or copies) one block's data p[0..len) into the page. */
+static int
+ltx_lz4f_data(const uint8_t *p, uint32_t len, int raw, int linked,
+              uint8_t *page, uint32_t produced, uint32_t room)
+{
+    if (raw) {
+        memcpy(page + produced, p, len);
+        return (int)len;
+    }
+    if (produced == 0 || !linked)
+        return LZ4_decompress_safe((const char *)p, (char *)page + produced,
+                                   (int)len, (int)room);
+    return LZ4_decompress_safe_usingDict(
+        (const char *)p, (char *)page + produced, (int)len, (int)room,
+        (const char *)page, (int)produced);
 }
 
 /* Decodes one data block of a legacy frame at page + *produced. */
@@ -489,8 +514,8 @@ static int
 ltx_lz4f_block(ltx_src *s, uint32_t bsz, uint8_t flg, uint32_t block_max,
                uint8_t *page, uint32_t page_size, uint32_t *produced)
 {
-    uint32_t len = bsz & 0x7fffffffu, room = page_size - *produced;
-    int raw = (bsz >> 31) != 0, r, rc;
+    uint32_t len = bsz & 0x7fffffffu, room = page_size - *produced, h;
+    int raw = (bsz >> 31) != 0, r, rc = SQLITE_CORRUPT;
     size_t bound = (size_t)LZ4_compressBound((int)page_size);
     const uint8_t *p;
 
@@ -498,46 +523,40 @@ ltx_lz4f_block(ltx_src *s, uint32_t bsz, uint8_t flg, uint32_t block_max,
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: LZ4 %s block length %u out of bounds (%u bytes "
                    "of the page left)",
-                   LTX_WHERE(&s->where), raw ? "stored" : "compressed", len, room);
-        return SQLITE_CORRUPT;
+                   LTX_WHERE(&s->where), raw ? "stored" : "compressed", len,
+                   room);
+        goto out;
     }
     if ((rc = s->xTake(s, len, "LZ4 block", &p)) != SQLITE_OK)
-        return rc;
-    if (raw) {
-        memcpy(page + *produced, p, len);
-        r = (int)len;
-    } else if (*produced == 0 || (flg & 0x20)) {
-        r = LZ4_decompress_safe((const char *)p, (char *)page + *produced,
-                                (int)len, (int)room);
-    } else {
-        r = LZ4_decompress_safe_usingDict(
-            (const char *)p, (char *)page + *produced, (int)len, (int)room,
-            (const char *)page, (int)*produced);
-    }
+        goto out;
+    r = ltx_lz4f_data(p, len, raw, !(flg & 0x20), page, *produced, room);
     if (r <= 0) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: invalid LZ4 block of %u bytes (%u bytes of the "
                    "page left)",
                    LTX_WHERE(&s->where), len, room);
-        return SQLITE_CORRUPT;
-    }
-    if (flg & 0x10) {
-        uint32_t h = ltx_xxh32(p, len);
-        if ((rc = s->xTake(s, 4, "LZ4 block checksum", &p)) != SQLITE_OK)
-            return rc;
-        if (ltx_getle32(p) != h) {
-            ltx_seterr(s->zErr, s->nErr,
-                       "ltx: %s: LZ4 block checksum mismatch", LTX_WHERE(&s->where));
-            return SQLITE_CORRUPT;
-        }
+        rc = SQLITE_CORRUPT;
+        goto out;
     }
     *produced += (uint32_t)r;
-    return SQLITE_OK;
+    if (!(flg & 0x10))
+        goto out;
+    h = ltx_xxh32(p, len); /* before the next take moves the buffer */
+    if ((rc = s->xTake(s, 4, "LZ4 block checksum", &p)) != SQLITE_OK)
+        goto out;
+    if (ltx_getle32(p) != h) {
+        ltx_seterr(s->zErr, s->nErr, "ltx: %s: LZ4 block checksum mismatch",
+                   LTX_WHERE(&s->where));
+        rc = SQLITE_CORRUPT;
+    }
+out:
+    return rc;
 }
 
 /*
  * Decodes one complete LZ4 frame (legacy page encoding) from s into exactly
- * page_size bytes, consuming precisely the frame's bytes.
+ * page_size bytes, consuming precisely the frame's bytes: magic,
+ * descriptor, blocks up to the end mark, optional content checksum.
  */
 static int
 ltx_lz4f_decode(ltx_src *s, uint8_t *page, uint32_t page_size)
@@ -548,43 +567,38 @@ ltx_lz4f_decode(ltx_src *s, uint8_t *page, uint32_t page_size)
     int rc;
 
     if ((rc = s->xTake(s, 4, "LZ4 frame magic", &p)) != SQLITE_OK)
-        return rc;
+        goto out;
     if (ltx_getle32(p) != LTX_LZ4F_MAGIC) {
-        ltx_seterr(s->zErr, s->nErr,
-                   "ltx: %s: not an LZ4 frame (magic %08x)", LTX_WHERE(&s->where),
-                   ltx_getle32(p));
-        return SQLITE_CORRUPT;
+        ltx_seterr(s->zErr, s->nErr, "ltx: %s: not an LZ4 frame (magic %08x)",
+                   LTX_WHERE(&s->where), ltx_getle32(p));
+        rc = SQLITE_CORRUPT;
+        goto out;
     }
     rc = ltx_lz4f_descriptor(s, page_size, &flg, &block_max);
+    while (rc == SQLITE_OK &&
+           (rc = s->xTake(s, 4, "LZ4 block size", &p)) == SQLITE_OK &&
+           (bsz = ltx_getle32(p)) != 0)
+        rc = ltx_lz4f_block(s, bsz, flg, block_max, page, page_size, &produced);
     if (rc != SQLITE_OK)
-        return rc;
-    for (;;) {
-        if ((rc = s->xTake(s, 4, "LZ4 block size", &p)) != SQLITE_OK)
-            return rc;
-        bsz = ltx_getle32(p);
-        if (bsz == 0)
-            break;
-        rc = ltx_lz4f_block(s, bsz, flg, block_max, page, page_size,
-                            &produced);
-        if (rc != SQLITE_OK)
-            return rc;
-    }
+        goto out;
     if (produced != page_size) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: LZ4 frame holds %u bytes, page size is %u",
                    LTX_WHERE(&s->where), produced, page_size);
-        return SQLITE_CORRUPT;
+        rc = SQLITE_CORRUPT;
+        goto out;
     }
-    if (flg & 0x04) {
-        if ((rc = s->xTake(s, 4, "LZ4 content checksum", &p)) != SQLITE_OK)
-            return rc;
-        if (ltx_getle32(p) != ltx_xxh32(page, page_size)) {
-            ltx_seterr(s->zErr, s->nErr,
-                       "ltx: %s: LZ4 content checksum mismatch", LTX_WHERE(&s->where));
-            return SQLITE_CORRUPT;
-        }
+    if (!(flg & 0x04))
+        goto out;
+    if ((rc = s->xTake(s, 4, "LZ4 content checksum", &p)) != SQLITE_OK)
+        goto out;
+    if (ltx_getle32(p) != ltx_xxh32(page, page_size)) {
+        ltx_seterr(s->zErr, s->nErr, "ltx: %s: LZ4 content checksum mismatch",
+                   LTX_WHERE(&s->where));
+        rc = SQLITE_CORRUPT;
     }
-    return SQLITE_OK;
+out:
+    return rc;
 }
 
 /* ---- Encoder ---------------------------------------------------------- */
@@ -596,18 +610,18 @@ struct ltx_encoder {
     ltx_write_fn xWrite;
     void *ctx;
     int state;
-    int rc;              /* the sticky error when state is FAILED */
-    int legacy;          /* write LZ4 frames (page flags 0) */
+    int rc;     /* the sticky error when state is FAILED */
+    int legacy; /* write LZ4 frames (page flags 0) */
     uint32_t lock_pgno;
-    uint32_t last_pgno;  /* last page written, 0 before the first */
-    uint64_t op;         /* crc64_combine_gen(page_size) */
-    uint64_t crc;        /* file CRC so far */
-    uint64_t cksum;      /* rolling database checksum of the pages */
-    uint64_t size;       /* bytes produced (flushed + buffered) */
-    uint8_t *out;        /* output buffer: nout bytes pending */
+    uint32_t last_pgno; /* last page written, 0 before the first */
+    uint64_t op;        /* crc64_combine_gen(page_size) */
+    uint64_t crc;       /* file CRC so far */
+    uint64_t cksum;     /* rolling database checksum of the pages */
+    uint64_t size;      /* bytes produced (flushed + buffered) */
+    uint8_t *out;       /* output buffer: nout bytes pending */
     size_t nout, cap;
-    size_t frame_max;    /* largest frame either encoding can produce */
-    void *lz4;           /* LZ4_compress_fast_extState state */
+    size_t frame_max; /* largest frame either encoding can produce */
+    void *lz4;        /* LZ4_compress_fast_extState state */
     LZ4F_preferences_t prefs;
     ltx_index_entry *idx;
     uint32_t nidx, aidx;
@@ -635,10 +649,9 @@ ltx_enc_flush(ltx_encoder *enc)
     int rc = SQLITE_OK;
 
     if (enc->nout && enc->xWrite(enc->ctx, enc->out, enc->nout) != 0) {
-        rc = ltx_enc_err(enc, SQLITE_IOERR,
-                         "ltx: write of %zu bytes at offset %llu failed",
-                         enc->nout,
-                         (unsigned long long)(enc->size - enc->nout));
+        rc = ltx_enc_err(
+            enc, SQLITE_IOERR, "ltx: write of %zu bytes at offset %llu failed",
+            enc->nout, (unsigned long long)(enc->size - enc->nout));
         goto out;
     }
     enc->nout = 0;
@@ -686,8 +699,7 @@ ltx_encoder_open(const ltx_header *hdr, ltx_write_fn xWrite, void *ctx,
         rc = ltx_enc_err(enc, SQLITE_MISUSE, "ltx: no header or writer");
         goto out;
     }
-    if (ltx_header_validate(hdr, enc->zErr, sizeof(enc->zErr)) !=
-        SQLITE_OK) {
+    if (ltx_header_validate(hdr, enc->zErr, sizeof(enc->zErr)) != SQLITE_OK) {
         rc = SQLITE_MISUSE;
         goto out;
     }
@@ -765,8 +777,8 @@ ltx_enc_check_pgno(ltx_encoder *enc, uint32_t pgno)
                          pgno);
     } else if (pgno <= enc->last_pgno) {
         rc = ltx_enc_err(enc, SQLITE_MISUSE,
-                         "ltx: page %u after page %u: pages must ascend",
-                         pgno, enc->last_pgno);
+                         "ltx: page %u after page %u: pages must ascend", pgno,
+                         enc->last_pgno);
     } else if (ltx_is_snapshot(&enc->hdr) && pgno != want) {
         rc = ltx_enc_err(enc, SQLITE_MISUSE,
                          "ltx: snapshot page %u after page %u: snapshots "
@@ -851,9 +863,9 @@ ltx_enc_page(ltx_encoder *enc, uint32_t pgno, const void *page,
     }
     if ((rc = ltx_enc_check_pgno(enc, pgno)) != SQLITE_OK)
         goto out;
-    if (block && (enc->legacy || nblock == 0 ||
-                  nblock > (size_t)LZ4_compressBound(
-                               (int)enc->hdr.page_size))) {
+    if (block &&
+        (enc->legacy || nblock == 0 ||
+         nblock > (size_t)LZ4_compressBound((int)enc->hdr.page_size))) {
         rc = ltx_enc_err(enc, SQLITE_MISUSE,
                          "ltx: page %u: precompressed block of %zu bytes "
                          "not usable here",
@@ -873,12 +885,10 @@ ltx_enc_page(ltx_encoder *enc, uint32_t pgno, const void *page,
         goto out;
     }
     c = crc64_update(0, page, enc->hdr.page_size);
-    enc->crc = crc64_combine_op(crc64_update(enc->crc, f, hdrlen), c,
-                                enc->op);
+    enc->crc = crc64_combine_op(crc64_update(enc->crc, f, hdrlen), c, enc->op);
     enc->cksum = ltx_checksum_fold(
-        enc->cksum,
-        LTX_CHECKSUM_FLAG | crc64_combine_op(crc64_update(0, f, 4), c,
-                                             enc->op));
+        enc->cksum, LTX_CHECKSUM_FLAG |
+                        crc64_combine_op(crc64_update(0, f, 4), c, enc->op));
     enc->idx[enc->nidx - 1].size = (uint32_t)(hdrlen + n);
     enc->nout += hdrlen + n;
     enc->size += hdrlen + n;
@@ -1058,31 +1068,31 @@ enum {
 };
 
 struct ltx_decoder {
-    ltx_src src;          /* first: legacy frames are read through it */
+    ltx_src src; /* first: legacy frames are read through it */
     ltx_read_fn xRead;
     void *ctx;
     ltx_header hdr;
     int state;
     int rc;
-    uint8_t *buf;         /* read-ahead: bytes [pos, len) are unread */
+    uint8_t *buf; /* read-ahead: bytes [pos, len) are unread */
     size_t cap, pos, len;
-    int eof;              /* xRead came up short: no more input */
-    uint64_t off;         /* file offset of buf[pos] */
+    int eof;      /* xRead came up short: no more input */
+    uint64_t off; /* file offset of buf[pos] */
     uint32_t lock_pgno;
-    uint64_t op;          /* crc64_combine_gen(page_size) */
-    uint64_t crc;         /* file CRC of the bytes consumed so far */
-    uint64_t cksum;       /* rolling database checksum of the pages read */
-    uint64_t page_cksum;  /* checksum of the last page read */
-    uint32_t pgno;        /* page of the pending / last frame */
-    uint32_t last_pgno;   /* last page read, 0 before the first */
-    uint16_t pflags;      /* flags of the pending frame */
-    uint64_t frame_off;   /* offset of the pending frame */
-    uint32_t npages;      /* frames read */
-    uint64_t idx_crc;     /* CRC of the (pgno, offset, size) of each frame */
-    uint64_t term_off;    /* offset of the terminator */
+    uint64_t op;            /* crc64_combine_gen(page_size) */
+    uint64_t crc;           /* file CRC of the bytes consumed so far */
+    uint64_t cksum;         /* rolling database checksum of the pages read */
+    uint64_t page_cksum;    /* checksum of the last page read */
+    uint32_t pgno;          /* page of the pending / last frame */
+    uint32_t last_pgno;     /* last page read, 0 before the first */
+    uint16_t pflags;        /* flags of the pending frame */
+    uint64_t frame_off;     /* offset of the pending frame */
+    uint32_t npages;        /* frames read */
+    uint64_t idx_crc;       /* CRC of the (pgno, offset, size) of each frame */
+    uint64_t term_off;      /* offset of the terminator */
     const uint8_t *payload; /* LZ4 block of the last page, or NULL */
     size_t npayload;
-    uint8_t *scratch;     /* page buffer for pages skipped by close() */
+    uint8_t *scratch; /* page buffer for pages skipped by close() */
     ltx_trailer trailer;
     char zErr[256];
 };
@@ -1163,8 +1173,7 @@ ltx_dec_take(ltx_decoder *d, size_t n, const char *zWhat, const uint8_t **pp)
         rc = ltx_dec_err(d, SQLITE_CORRUPT,
                          "ltx: unexpected end of file at offset %llu: %s "
                          "needs %zu bytes, %zu left",
-                         (unsigned long long)d->off, zWhat, n,
-                         d->len - d->pos);
+                         (unsigned long long)d->off, zWhat, n, d->len - d->pos);
         goto out;
     }
     *pp = d->buf + d->pos;
@@ -1381,8 +1390,8 @@ ltx_dec_payload(ltx_decoder *d, uint8_t *page)
     }
     if ((rc = ltx_dec_take(d, n, "LZ4 block", &p)) != SQLITE_OK)
         goto out;
-    rc = ltx_block_decode(p, n, page, d->hdr.page_size, &d->src.where,
-                          d->zErr, sizeof(d->zErr));
+    rc = ltx_block_decode(p, n, page, d->hdr.page_size, &d->src.where, d->zErr,
+                          sizeof(d->zErr));
     d->payload = p;
     d->npayload = n;
 out:
@@ -1410,8 +1419,8 @@ ltx_decoder_read(ltx_decoder *d, void *page)
     c = crc64_update(0, page, d->hdr.page_size);
     d->crc = crc64_combine_op(d->crc, c, d->op);
     ltx_put32(rec, d->pgno);
-    d->page_cksum = LTX_CHECKSUM_FLAG |
-                    crc64_combine_op(crc64_update(0, rec, 4), c, d->op);
+    d->page_cksum =
+        LTX_CHECKSUM_FLAG | crc64_combine_op(crc64_update(0, rec, 4), c, d->op);
     d->cksum = ltx_checksum_fold(d->cksum, d->page_cksum);
     ltx_put32(rec + 4, (uint32_t)(d->off - d->frame_off));
     ltx_put64(rec + 8, d->frame_off);
@@ -1527,8 +1536,8 @@ ltx_dec_index(ltx_decoder *d, char *zBad, size_t nBad)
         icrc = crc64_update(icrc, rec, sizeof(rec));
         count++;
     }
-    if (!zBad[0] && (count != d->npages || icrc != d->idx_crc ||
-                     expect != d->term_off)) {
+    if (!zBad[0] &&
+        (count != d->npages || icrc != d->idx_crc || expect != d->term_off)) {
         ltx_seterr(zBad, nBad,
                    "ltx: page index at offset %llu lists %llu frames that "
                    "do not match the %u page frames of the file",
@@ -1549,15 +1558,21 @@ out:
     return rc;
 }
 
-/* 1 if no input follows, 0 if some does, or an error code < 0. */
+/* SQLITE_OK if no input follows the trailer, else an error. */
 static int
-ltx_dec_at_eof(ltx_decoder *d)
+ltx_dec_expect_eof(ltx_decoder *d)
 {
-    while (d->len == d->pos && !d->eof) {
-        if (ltx_dec_read_more(d) != SQLITE_OK)
-            return -1;
+    int rc = SQLITE_OK;
+
+    while (rc == SQLITE_OK && d->len == d->pos && !d->eof)
+        rc = ltx_dec_read_more(d);
+    if (rc == SQLITE_OK && d->len != d->pos) {
+        rc = ltx_dec_err(d, SQLITE_CORRUPT,
+                         "ltx: unexpected data after the trailer at offset "
+                         "%llu",
+                         (unsigned long long)d->off);
     }
-    return d->len == d->pos;
+    return rc;
 }
 
 /* Checks the trailer (LTX.md 1.6) and the checksums. */
@@ -1572,8 +1587,7 @@ ltx_dec_trailer(ltx_decoder *d, const char *zBad)
     int rc = SQLITE_CORRUPT;
 
     if (!(t->file_checksum & LTX_CHECKSUM_FLAG) ||
-        (nock ? t->post_apply != 0
-              : !(t->post_apply & LTX_CHECKSUM_FLAG))) {
+        (nock ? t->post_apply != 0 : !(t->post_apply & LTX_CHECKSUM_FLAG))) {
         ltx_dec_err(d, rc,
                     "ltx: invalid trailer at offset %llu (post-apply "
                     "%016llx, file checksum %016llx, %s)",
@@ -1588,8 +1602,7 @@ ltx_dec_trailer(ltx_decoder *d, const char *zBad)
                     (unsigned long long)t->file_checksum, at + 8);
     } else if (zBad[0]) {
         ltx_dec_err(d, rc, "%s", zBad);
-    } else if (!nock && h->commit == 0 &&
-               t->post_apply != LTX_CHECKSUM_FLAG) {
+    } else if (!nock && h->commit == 0 && t->post_apply != LTX_CHECKSUM_FLAG) {
         ltx_dec_err(d, rc,
                     "ltx: commit 0 with post-apply checksum %016llx at "
                     "offset %llu",
@@ -1612,7 +1625,7 @@ ltx_decoder_close(ltx_decoder *d, ltx_trailer *out)
     char zBad[200];
     const uint8_t *p;
     uint32_t pgno;
-    int rc = SQLITE_OK, eof;
+    int rc = SQLITE_OK;
 
     zBad[0] = 0;
     if (d->state == LTX_DEC_FAILED) {
@@ -1642,14 +1655,8 @@ ltx_decoder_close(ltx_decoder *d, ltx_trailer *out)
     d->trailer.file_checksum = ltx_get64(p + 8);
     if ((rc = ltx_dec_trailer(d, zBad)) != SQLITE_OK)
         goto out;
-    if ((eof = ltx_dec_at_eof(d)) <= 0) {
-        rc = eof < 0 ? d->rc
-                     : ltx_dec_err(d, SQLITE_CORRUPT,
-                                   "ltx: unexpected data after the trailer "
-                                   "at offset %llu",
-                                   (unsigned long long)d->off);
+    if ((rc = ltx_dec_expect_eof(d)) != SQLITE_OK)
         goto out;
-    }
     d->state = LTX_DEC_CLOSED;
 done:
     if (out)
@@ -1694,56 +1701,58 @@ ltx_membuf_read(void *ctx, void *buf, size_t n, size_t *nRead)
 int
 ltx_fd_read(void *ctx, void *buf, size_t n, size_t *nRead)
 {
-    int fd = *(int *)ctx;
+    int fd = *(int *)ctx, rc = 0;
     size_t got = 0;
 
     while (got < n) {
         ssize_t r = read(fd, (char *)buf + got, n - got);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
+        if (r <= 0) {
+            rc = r < 0 ? -1 : 0;
             break;
+        }
         got += (size_t)r;
     }
     *nRead = got;
-    return 0;
+    return rc;
 }
 
 int
 ltx_fd_write(void *ctx, const void *buf, size_t n)
 {
-    int fd = *(int *)ctx;
+    int fd = *(int *)ctx, rc = 0;
     size_t done = 0;
 
-    while (done < n) {
+    while (done < n && rc == 0) {
         ssize_t r = write(fd, (const char *)buf + done, n - done);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
-            return -1;
-        done += (size_t)r;
+            rc = -1;
+        else
+            done += (size_t)r;
     }
-    return 0;
+    return rc;
 }
 
 int
 ltx_fd_pwrite(void *ctx, const void *buf, size_t n, uint64_t offset)
 {
-    int fd = *(int *)ctx;
+    int fd = *(int *)ctx, rc = 0;
     size_t done = 0;
 
-    while (done < n) {
+    while (done < n && rc == 0) {
         ssize_t r = pwrite(fd, (const char *)buf + done, n - done,
                            (off_t)(offset + done));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
-            return -1;
-        done += (size_t)r;
+            rc = -1;
+        else
+            done += (size_t)r;
     }
-    return 0;
+    return rc;
 }
 
 /* ---- Random access ---------------------------------------------------- */
@@ -1751,8 +1760,7 @@ ltx_fd_pwrite(void *ctx, const void *buf, size_t n, uint64_t offset)
 /* Parses the varint triples of an index of n bytes (LTX.md 1.6). */
 static int
 ltx_index_entries(const uint8_t *p, size_t n, uint64_t term_off,
-                  ltx_index_entry *e, uint32_t *count, char *zErr,
-                  size_t nErr)
+                  ltx_index_entry *e, uint32_t *count, char *zErr, size_t nErr)
 {
     uint64_t v[3], expect = LTX_HEADER_SIZE, prev = 0;
     size_t pos = 0;
@@ -1763,9 +1771,8 @@ ltx_index_entries(const uint8_t *p, size_t n, uint64_t term_off,
         size_t at = pos;
         for (int i = 0; i < 3; i++) {
             if ((r = ltx_get_uvarint(p + pos, n - pos, &v[i])) <= 0) {
-                ltx_seterr(zErr, nErr,
-                           "ltx: page index byte %zu: %s varint", pos,
-                           r < 0 ? "overflowing" : "truncated");
+                ltx_seterr(zErr, nErr, "ltx: page index byte %zu: %s varint",
+                           pos, r < 0 ? "overflowing" : "truncated");
                 goto out;
             }
             pos += (size_t)r;
@@ -1780,9 +1787,9 @@ ltx_index_entries(const uint8_t *p, size_t n, uint64_t term_off,
                        "ltx: page index byte %zu: entry (pgno %llu, offset "
                        "%llu, size %llu) is invalid (previous pgno %llu, "
                        "next frame at %llu, terminator at %llu)",
-                       at, (unsigned long long)v[0],
-                       (unsigned long long)v[1], (unsigned long long)v[2],
-                       (unsigned long long)prev, (unsigned long long)expect,
+                       at, (unsigned long long)v[0], (unsigned long long)v[1],
+                       (unsigned long long)v[2], (unsigned long long)prev,
+                       (unsigned long long)expect,
                        (unsigned long long)term_off);
             goto out;
         }
@@ -1807,81 +1814,94 @@ out:
     return rc;
 }
 
-int
-ltx_index_parse(const uint8_t *tail, size_t n, uint64_t file_size,
-                ltx_index_entry **entries, uint32_t *count,
-                ltx_trailer *trailer, uint64_t *need, char *zErr,
-                size_t nErr)
+/*
+ * Reads the index length and trailer from the last n bytes of a file of
+ * file_size bytes and checks they fit (see ltx_index_parse).
+ */
+static int
+ltx_index_locate(const uint8_t *tail, size_t n, uint64_t file_size,
+                 uint64_t *idxlen, ltx_trailer *t, uint64_t *need, char *zErr,
+                 size_t nErr)
 {
-    const uint8_t *t = tail + n;
-    ltx_index_entry *e = NULL;
-    uint64_t idxlen, post, file;
+    const uint8_t *end = tail + n;
     int rc = SQLITE_CORRUPT;
 
-    *entries = NULL;
-    *count = 0;
-    if (n > file_size || (!tail && n)) {
-        ltx_seterr(zErr, nErr, "ltx: tail of %zu bytes for a %llu-byte file",
-                   n, (unsigned long long)file_size);
-        rc = SQLITE_MISUSE;
-        goto out;
-    }
     if (file_size < LTX_MIN_FILE_SIZE) {
         ltx_seterr(zErr, nErr, "ltx: file of %llu bytes is too short",
                    (unsigned long long)file_size);
         goto out;
     }
-    if (n < 8 + LTX_TRAILER_SIZE) {
-        if (need)
-            *need = 8 + LTX_TRAILER_SIZE;
-        ltx_seterr(zErr, nErr, "ltx: need %d tail bytes",
-                   8 + LTX_TRAILER_SIZE);
+    *need = 8 + LTX_TRAILER_SIZE;
+    if (n < *need) {
+        ltx_seterr(zErr, nErr, "ltx: need %d tail bytes", 8 + LTX_TRAILER_SIZE);
         rc = SQLITE_TOOBIG;
         goto out;
     }
-    idxlen = ltx_get64(t - 24);
-    post = ltx_get64(t - 16);
-    file = ltx_get64(t - 8);
-    if (idxlen == 0 || idxlen > file_size - (LTX_MIN_FILE_SIZE - 1)) {
+    *idxlen = ltx_get64(end - 24);
+    t->post_apply = ltx_get64(end - 16);
+    t->file_checksum = ltx_get64(end - 8);
+    if (*idxlen == 0 || *idxlen > file_size - (LTX_MIN_FILE_SIZE - 1)) {
         ltx_seterr(zErr, nErr,
                    "ltx: page index length %llu at offset %llu does not fit "
                    "a %llu-byte file",
-                   (unsigned long long)idxlen,
+                   (unsigned long long)*idxlen,
                    (unsigned long long)(file_size - 24),
                    (unsigned long long)file_size);
-        goto out;
-    }
-    if (!(file & LTX_CHECKSUM_FLAG) ||
-        (post != 0 && !(post & LTX_CHECKSUM_FLAG))) {
+    } else if (!(t->file_checksum & LTX_CHECKSUM_FLAG) ||
+               (t->post_apply && !(t->post_apply & LTX_CHECKSUM_FLAG))) {
         ltx_seterr(zErr, nErr,
                    "ltx: invalid trailer at offset %llu (post-apply %016llx, "
                    "file checksum %016llx)",
                    (unsigned long long)(file_size - 16),
-                   (unsigned long long)post, (unsigned long long)file);
-        goto out;
-    }
-    if (n - 24 < idxlen) {
-        if (need)
-            *need = 24 + idxlen;
+                   (unsigned long long)t->post_apply,
+                   (unsigned long long)t->file_checksum);
+    } else if (n - 24 < *idxlen) {
+        *need = 24 + *idxlen;
         ltx_seterr(zErr, nErr, "ltx: need %llu tail bytes",
-                   (unsigned long long)(24 + idxlen));
+                   (unsigned long long)*need);
         rc = SQLITE_TOOBIG;
+    } else {
+        rc = SQLITE_OK;
+    }
+out:
+    return rc;
+}
+
+int
+ltx_index_parse(const uint8_t *tail, size_t n, uint64_t file_size,
+                ltx_index_entry **entries, uint32_t *count,
+                ltx_trailer *trailer, uint64_t *need, char *zErr, size_t nErr)
+{
+    ltx_index_entry *e = NULL;
+    ltx_trailer t;
+    uint64_t idxlen = 0, want = 0;
+    int rc;
+
+    *entries = NULL;
+    *count = 0;
+    if (n > file_size || (!tail && n)) {
+        ltx_seterr(zErr, nErr, "ltx: tail of %zu bytes for a %llu-byte file", n,
+                   (unsigned long long)file_size);
+        rc = SQLITE_MISUSE;
         goto out;
     }
+    rc = ltx_index_locate(tail, n, file_size, &idxlen, &t, &want, zErr, nErr);
+    if (rc == SQLITE_TOOBIG && need)
+        *need = want;
+    if (rc != SQLITE_OK)
+        goto out;
     if (idxlen >= 3 && !(e = malloc((size_t)(idxlen / 3) * sizeof(*e)))) {
         ltx_seterr(zErr, nErr, "ltx: out of memory");
         rc = SQLITE_NOMEM;
         goto out;
     }
-    rc = ltx_index_entries(t - 24 - idxlen, (size_t)idxlen,
+    rc = ltx_index_entries(tail + n - 24 - idxlen, (size_t)idxlen,
                            file_size - 24 - idxlen - LTX_PAGE_HEADER_SIZE, e,
                            count, zErr, nErr);
     if (rc != SQLITE_OK)
         goto out;
-    if (trailer) {
-        trailer->post_apply = post;
-        trailer->file_checksum = file;
-    }
+    if (trailer)
+        *trailer = t;
     if (*count)
         *entries = e;
     else
@@ -1910,8 +1930,8 @@ ltx_memsrc_take(ltx_src *s, size_t n, const char *zWhat, const uint8_t **pp)
     if (m->n - m->pos < n) {
         ltx_seterr(s->zErr, s->nErr,
                    "ltx: %s: %s needs %zu bytes at frame byte %zu, %zu left",
-                   LTX_WHERE(&s->where), zWhat, n, m->pos + LTX_PAGE_HEADER_SIZE,
-                   m->n - m->pos);
+                   LTX_WHERE(&s->where), zWhat, n,
+                   m->pos + LTX_PAGE_HEADER_SIZE, m->n - m->pos);
         rc = SQLITE_CORRUPT;
         goto out;
     }
@@ -1943,12 +1963,13 @@ ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
     pgno = ltx_get32(frame);
     flags = ltx_get16(frame + 4);
     if (pgno != expect_pgno || pgno == 0) {
-        ltx_seterr(zErr, nErr, "ltx: %s: frame holds page %u", LTX_WHERE(&w), pgno);
+        ltx_seterr(zErr, nErr, "ltx: %s: frame holds page %u", LTX_WHERE(&w),
+                   pgno);
         goto out;
     }
     if (flags & ~LTX_PAGE_FLAG_SIZE) {
-        ltx_seterr(zErr, nErr, "ltx: %s: unsupported flags 0x%04x", LTX_WHERE(&w),
-                   flags);
+        ltx_seterr(zErr, nErr, "ltx: %s: unsupported flags 0x%04x",
+                   LTX_WHERE(&w), flags);
         rc = SQLITE_FORMAT;
         goto out;
     }
@@ -1960,8 +1981,8 @@ ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
                        LTX_WHERE(&w), size, n);
             goto out;
         }
-        rc = ltx_block_decode(frame + 10, size, page, page_size, &w, zErr,
-                              nErr);
+        rc =
+            ltx_block_decode(frame + 10, size, page, page_size, &w, zErr, nErr);
         goto out;
     }
     m.base.xTake = ltx_memsrc_take;

@@ -31,6 +31,8 @@
  *   SQLITE_FORMAT               well-formed but unsupported (unknown flags)
  *   SQLITE_MISUSE               the caller broke a rule (page order, ...)
  *   SQLITE_NOMEM, SQLITE_IOERR  allocation / read or write callback failed
+ *   SQLITE_TOOBIG               ltx_index_parse: the tail is too short
+ *   SQLITE_INTERNAL             the LZ4 compressor failed (never expected)
  * Every error leaves a message ("ltx: ..." naming the byte offset for
  * corruption) in the object's errmsg or in the caller's zErr buffer.
  * Memory comes from libc malloc; objects are not thread-safe but distinct
@@ -55,7 +57,7 @@
 #define LTX_MIN_PAGE_SIZE 512u
 #define LTX_MAX_PAGE_SIZE 65536u
 /* Smallest possible file: header, terminator, index "0", length, trailer. */
-#define LTX_MIN_FILE_SIZE                                                   \
+#define LTX_MIN_FILE_SIZE                                                      \
     (LTX_HEADER_SIZE + LTX_PAGE_HEADER_SIZE + 1 + 8 + LTX_TRAILER_SIZE)
 /* Length of the longest name ltx_txid_name() writes, plus the NUL. */
 #define LTX_NAME_SIZE 40
@@ -98,8 +100,7 @@ uint32_t ltx_lock_pgno(uint32_t page_size);
 int ltx_page_size_valid(uint32_t page_size);
 
 /* Page checksum: LTX_CHECKSUM_FLAG | CRC64(BE32(pgno) || page). */
-uint64_t ltx_page_checksum(uint32_t pgno, const void *page,
-                           uint32_t page_size);
+uint64_t ltx_page_checksum(uint32_t pgno, const void *page, uint32_t page_size);
 
 /* Rolling database checksum: start at LTX_CHECKSUM_FLAG (the empty
  * database), then fold in the checksum of every page but the lock page.
@@ -144,8 +145,7 @@ ltx_is_snapshot(const ltx_header *hdr)
 
 /* Writes "%016llx-%016llx.ltx" (37 characters and a NUL) to out and
  * returns out. */
-const char *ltx_txid_name(uint64_t min, uint64_t max,
-                          char out[LTX_NAME_SIZE]);
+const char *ltx_txid_name(uint64_t min, uint64_t max, char out[LTX_NAME_SIZE]);
 
 /* Returns 1 and sets *min and *max if name matches
  * ^[0-9a-f]{16}-[0-9a-f]{16}\.ltx$ exactly, else 0 (outputs untouched). */
@@ -168,8 +168,8 @@ typedef struct ltx_encoder ltx_encoder;
  * On success *out owns the encoder (free with ltx_encoder_free).  On failure
  * *out is still set when an encoder was allocated (so its errmsg can be
  * read; free it), or NULL on SQLITE_NOMEM.
- * Returns SQLITE_OK, SQLITE_MISUSE, SQLITE_FORMAT, SQLITE_NOMEM or
- * SQLITE_IOERR.
+ * Returns SQLITE_OK, SQLITE_MISUSE or SQLITE_NOMEM (the header is only
+ * buffered: write errors surface later).
  */
 int ltx_encoder_open(const ltx_header *hdr, ltx_write_fn xWrite, void *ctx,
                      ltx_encoder **out);
@@ -187,8 +187,8 @@ int ltx_encoder_set_legacy(ltx_encoder *enc, int on);
  * broken, nothing is written and the encoder stays usable): pgno >= 1,
  * strictly ascending, pgno <= commit, never the lock page; a snapshot must
  * give pages 1..commit consecutively, skipping only the lock page.
- * SQLITE_IOERR / SQLITE_NOMEM / SQLITE_CORRUPT (compressor failure) leave the
- * encoder failed: every later call returns the same code.
+ * SQLITE_IOERR / SQLITE_NOMEM / SQLITE_INTERNAL (compressor failure) leave
+ * the encoder failed: every later call returns the same code.
  */
 int ltx_encoder_page(ltx_encoder *enc, uint32_t pgno, const void *page);
 
@@ -211,8 +211,7 @@ int ltx_encoder_page_lz4(ltx_encoder *enc, uint32_t pgno, const void *page,
  * retry with the right checksum).  On SQLITE_OK *out (may be NULL) receives
  * the trailer and the encoder accepts nothing more but its accessors.
  */
-int ltx_encoder_finish(ltx_encoder *enc, uint64_t post_apply,
-                       ltx_trailer *out);
+int ltx_encoder_finish(ltx_encoder *enc, uint64_t post_apply, ltx_trailer *out);
 
 /* Bytes handed to the output so far (the file size after finish). */
 uint64_t ltx_encoder_size(const ltx_encoder *enc);
@@ -294,9 +293,12 @@ const void *ltx_decoder_payload(const ltx_decoder *dec, size_t *n);
  * index and the trailer and verifies: the index lists exactly the frames
  * seen (pgno, offset, length) and its length field is right; the trailer
  * rules of LTX.md 1.6; the file checksum; for a snapshot with checksums, the
- * post-apply checksum equals the database checksum of its pages; nothing
- * follows the trailer.  Returns SQLITE_OK and *out (may be NULL), or the
- * error (sticky).  Calling it again after success returns SQLITE_OK.
+ * post-apply checksum equals the database checksum of its pages (for
+ * commit 0 with checksums: exactly LTX_CHECKSUM_FLAG); nothing follows the
+ * trailer.  Index problems are reported after a file checksum mismatch,
+ * which better describes a damaged file.  Returns SQLITE_OK and *out (may be
+ * NULL), or the error (sticky).  Calling it again after success returns
+ * SQLITE_OK.
  */
 int ltx_decoder_close(ltx_decoder *dec, ltx_trailer *out);
 
@@ -355,8 +357,7 @@ int ltx_index_parse(const uint8_t *tail, size_t n, uint64_t file_size,
  * dictionary) or SQLITE_MISUSE (bad page_size); reason in zErr.
  */
 int ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
-                     uint32_t expect_pgno, void *page, char *zErr,
-                     size_t nErr);
+                     uint32_t expect_pgno, void *page, char *zErr, size_t nErr);
 
 /* ---- Merge and expand (ltx_merge.c) ------------------------------------ */
 
@@ -379,13 +380,17 @@ int ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
  * non-snapshot output whose first input has no pre-apply or last input no
  * post-apply checksum is written with LTX_FLAG_NO_CHECKSUM (check
  * out_hdr->flags).  A snapshot output with checksums gets the database
- * checksum of its pages as post-apply, and if the last input carries a
- * post-apply checksum the two must agree (SQLITE_CORRUPT otherwise).
- * Pages in the current encoding are copied without recompression.
- * Every input is fully read and verified (closed); the decoders still belong
- * to the caller.  Memory: O(page size), never O(database).
- * out_hdr and out_trailer may be NULL.  Also returns SQLITE_FORMAT,
- * SQLITE_IOERR, SQLITE_NOMEM or SQLITE_MISUSE (n < 1, bad out_flags).
+ * checksum of its pages as post-apply.  Whatever the output flags, a merged
+ * snapshot whose last input carries a post-apply checksum must have exactly
+ * that checksum (SQLITE_CORRUPT otherwise).  Pages in the current encoding
+ * are copied without recompression.
+ * The inputs must be freshly opened (no page read yet); every input is fully
+ * read and verified (closed); the decoders still belong to the caller.
+ * Memory: O(page size), never O(database).  On error the bytes already
+ * written are garbage and must be discarded.  out_hdr and out_trailer may be
+ * NULL.  Also returns SQLITE_FORMAT, SQLITE_IOERR, SQLITE_NOMEM or
+ * SQLITE_MISUSE (n < 1, a used decoder, bad out_flags, or commit 0 with
+ * LTX_FLAG_NO_CHECKSUM, which the encoder cannot write).
  */
 int ltx_merge(ltx_decoder **inputs, int n, uint32_t out_flags,
               int64_t timestamp, ltx_write_fn xWrite, void *ctx,

@@ -47,11 +47,13 @@ static int
 ltx_merge_input_err(ltx_decoder *d, int i, int rc, char *zErr, size_t nErr)
 {
     const ltx_header *h = ltx_decoder_header(d);
+    const char *z = ltx_decoder_errmsg(d);
 
-    return ltx_merge_err(zErr, nErr, rc, "ltx: merge input %d (%016llx-%016llx): %s",
-                         i, (unsigned long long)h->min_txid,
-                         (unsigned long long)h->max_txid,
-                         ltx_decoder_errmsg(d));
+    if (strncmp(z, "ltx: ", 5) == 0)
+        z += 5;
+    return ltx_merge_err(
+        zErr, nErr, rc, "ltx: merge input %d (%016llx-%016llx): %s", i,
+        (unsigned long long)h->min_txid, (unsigned long long)h->max_txid, z);
 }
 
 /* Checks that inputs are fresh, of one page size and form a TXID chain. */
@@ -89,15 +91,16 @@ ltx_merge_check(ltx_decoder **in, int n, char *zErr, size_t nErr)
                 (unsigned long long)p->max_txid, p->page_size);
             goto out;
         }
-        if (h->min_txid > p->max_txid + 1 || h->max_txid <= p->max_txid) {
+        /* min_txid >= 1 (validated header): min - 1 cannot wrap */
+        if (h->min_txid - 1 > p->max_txid || h->max_txid <= p->max_txid) {
             rc = ltx_merge_err(
                 zErr, nErr, SQLITE_CORRUPT,
                 "ltx: merge input %d (%016llx-%016llx) %s input %d "
                 "(%016llx-%016llx)",
                 i, (unsigned long long)h->min_txid,
                 (unsigned long long)h->max_txid,
-                h->min_txid > p->max_txid + 1 ? "leaves a gap after"
-                                              : "does not advance past",
+                h->max_txid <= p->max_txid ? "does not advance past"
+                                           : "leaves a gap after",
                 i - 1, (unsigned long long)p->min_txid,
                 (unsigned long long)p->max_txid);
             goto out;
@@ -166,8 +169,7 @@ ltx_merge_min(const uint32_t *cur, int n, int *win)
 
 /* Advances input i to its next frame header. */
 static int
-ltx_merge_next(ltx_decoder **in, uint32_t *cur, int i, char *zErr,
-               size_t nErr)
+ltx_merge_next(ltx_decoder **in, uint32_t *cur, int i, char *zErr, size_t nErr)
 {
     int rc = ltx_decoder_next(in[i], &cur[i]);
 
@@ -209,8 +211,8 @@ out:
 
 /* Fills the output header of a merge (see ltx.h). */
 static void
-ltx_merge_header(ltx_decoder **in, int n, uint32_t out_flags,
-                 int64_t timestamp, ltx_header *o)
+ltx_merge_header(ltx_decoder **in, int n, uint32_t out_flags, int64_t timestamp,
+                 ltx_header *o)
 {
     const ltx_header *first = ltx_decoder_header(in[0]);
     const ltx_header *last = ltx_decoder_header(in[n - 1]);
@@ -232,8 +234,8 @@ ltx_merge_header(ltx_decoder **in, int n, uint32_t out_flags,
 /* The merge loop proper: feeds the winning pages to enc. */
 static int
 ltx_merge_pages(ltx_decoder **in, int n, ltx_encoder *enc, int legacy,
-                uint32_t commit, uint8_t *page, uint8_t *scratch,
-                uint32_t *cur, char *zErr, size_t nErr)
+                uint32_t commit, uint8_t *page, uint8_t *scratch, uint32_t *cur,
+                char *zErr, size_t nErr)
 {
     const ltx_header *o = ltx_decoder_header(in[0]);
     uint32_t m, lock = ltx_lock_pgno(o->page_size);
@@ -272,6 +274,36 @@ ltx_merge_pages(ltx_decoder **in, int n, ltx_encoder *enc, int legacy,
     return rc;
 }
 
+/*
+ * Finishes the merged file: its post-apply checksum is 0 without checksums,
+ * the checksum of its pages for a snapshot, else the last input's.  A
+ * merged snapshot's pages must match the last input's post-apply checksum
+ * when it has one, whatever the output flags.
+ */
+static int
+ltx_merge_finish(ltx_encoder *enc, const ltx_header *o, uint64_t last_post,
+                 ltx_trailer *t, char *zErr, size_t nErr)
+{
+    uint64_t post = 0;
+    int rc;
+
+    if (ltx_is_snapshot(o) && last_post &&
+        ltx_encoder_checksum(enc) != last_post) {
+        rc = ltx_merge_err(zErr, nErr, SQLITE_CORRUPT,
+                           "ltx: merged snapshot has checksum %016llx, last "
+                           "input's post-apply is %016llx",
+                           (unsigned long long)ltx_encoder_checksum(enc),
+                           (unsigned long long)last_post);
+        goto out;
+    }
+    if (!(o->flags & LTX_FLAG_NO_CHECKSUM))
+        post = ltx_is_snapshot(o) ? ltx_encoder_checksum(enc) : last_post;
+    if ((rc = ltx_encoder_finish(enc, post, t)) != SQLITE_OK)
+        ltx_merge_err(zErr, nErr, rc, "%s", ltx_encoder_errmsg(enc));
+out:
+    return rc;
+}
+
 int
 ltx_merge(ltx_decoder **in, int n, uint32_t out_flags, int64_t timestamp,
           ltx_write_fn xWrite, void *ctx, ltx_header *out_hdr,
@@ -282,7 +314,7 @@ ltx_merge(ltx_decoder **in, int n, uint32_t out_flags, int64_t timestamp,
     ltx_trailer t;
     uint8_t *page = NULL, *scratch = NULL;
     uint32_t *cur = NULL;
-    uint64_t post = 0, last_post = 0;
+    uint64_t last_post = 0;
     int rc;
 
     if ((rc = ltx_merge_check(in, n, zErr, nErr)) != SQLITE_OK)
@@ -313,21 +345,8 @@ ltx_merge(ltx_decoder **in, int n, uint32_t out_flags, int64_t timestamp,
         goto out;
     if ((rc = ltx_merge_close(in, n, &last_post, zErr, nErr)) != SQLITE_OK)
         goto out;
-    if (!(o.flags & LTX_FLAG_NO_CHECKSUM)) {
-        post = ltx_is_snapshot(&o) ? ltx_encoder_checksum(enc) : last_post;
-        if (last_post && post != last_post) {
-            rc = ltx_merge_err(zErr, nErr, SQLITE_CORRUPT,
-                               "ltx: merged snapshot has checksum %016llx, "
-                               "last input's post-apply is %016llx",
-                               (unsigned long long)post,
-                               (unsigned long long)last_post);
-            goto out;
-        }
-    }
-    if ((rc = ltx_encoder_finish(enc, post, &t)) != SQLITE_OK) {
-        ltx_merge_err(zErr, nErr, rc, "%s", ltx_encoder_errmsg(enc));
+    if ((rc = ltx_merge_finish(enc, &o, last_post, &t, zErr, nErr)))
         goto out;
-    }
     if (out_hdr)
         *out_hdr = o;
     if (out_trailer)
@@ -362,8 +381,8 @@ ltx_batch_flush(struct ltx_batch *b, char *zErr, size_t nErr)
 
     if (b->n && b->xPwrite(b->ctx, b->buf, len, off) != 0) {
         rc = ltx_merge_err(zErr, nErr, SQLITE_IOERR,
-                           "ltx: write of %zu bytes at offset %llu failed",
-                           len, (unsigned long long)off);
+                           "ltx: write of %zu bytes at offset %llu failed", len,
+                           (unsigned long long)off);
         goto out;
     }
     b->first += b->n;
@@ -409,9 +428,9 @@ out:
 
 /* The merge loop for an image: winners decode straight into the batch. */
 static int
-ltx_expand_pages(ltx_decoder **in, int n, struct ltx_batch *b,
-                 uint32_t commit, uint8_t *scratch, uint32_t *cur,
-                 uint64_t *cksum, char *zErr, size_t nErr)
+ltx_expand_pages(ltx_decoder **in, int n, struct ltx_batch *b, uint32_t commit,
+                 uint8_t *scratch, uint32_t *cur, uint64_t *cksum, char *zErr,
+                 size_t nErr)
 {
     uint32_t m, lock = ltx_lock_pgno(b->page_size);
     uint64_t want = 1;
@@ -432,8 +451,8 @@ ltx_expand_pages(ltx_decoder **in, int n, struct ltx_batch *b,
         if (rc != SQLITE_OK)
             break;
         if (m <= commit) {
-            *cksum = ltx_checksum_fold(*cksum,
-                                       ltx_decoder_page_checksum(in[win]));
+            *cksum =
+                ltx_checksum_fold(*cksum, ltx_decoder_page_checksum(in[win]));
             b->n++;
             want++;
         }
@@ -453,8 +472,7 @@ ltx_expand_pages(ltx_decoder **in, int n, struct ltx_batch *b,
 
 int
 ltx_merge_expand(ltx_decoder **in, int n, ltx_pwrite_fn xPwrite, void *ctx,
-                 ltx_header *out_hdr, uint64_t *cksum, char *zErr,
-                 size_t nErr)
+                 ltx_header *out_hdr, uint64_t *cksum, char *zErr, size_t nErr)
 {
     struct ltx_batch b;
     ltx_header o;
@@ -472,8 +490,7 @@ ltx_merge_expand(ltx_decoder **in, int n, ltx_pwrite_fn xPwrite, void *ctx,
                            "first and a write callback");
         goto out;
     }
-    ltx_merge_header(in, n, 0, ltx_decoder_header(in[n - 1])->timestamp,
-                     &o);
+    ltx_merge_header(in, n, 0, ltx_decoder_header(in[n - 1])->timestamp, &o);
     b.xPwrite = xPwrite;
     b.ctx = ctx;
     b.page_size = o.page_size;
@@ -492,11 +509,11 @@ ltx_merge_expand(ltx_decoder **in, int n, ltx_pwrite_fn xPwrite, void *ctx,
     if ((rc = ltx_merge_close(in, n, &last_post, zErr, nErr)) != SQLITE_OK)
         goto out;
     if (last_post && last_post != c) {
-        rc = ltx_merge_err(zErr, nErr, SQLITE_CORRUPT,
-                           "ltx: restored database has checksum %016llx, "
-                           "last input's post-apply is %016llx",
-                           (unsigned long long)c,
-                           (unsigned long long)last_post);
+        rc =
+            ltx_merge_err(zErr, nErr, SQLITE_CORRUPT,
+                          "ltx: restored database has checksum %016llx, "
+                          "last input's post-apply is %016llx",
+                          (unsigned long long)c, (unsigned long long)last_post);
         goto out;
     }
     if (out_hdr)
@@ -511,8 +528,8 @@ out:
 }
 
 int
-ltx_expand(ltx_decoder *snap, ltx_pwrite_fn xPwrite, void *ctx,
-           uint64_t *cksum, char *zErr, size_t nErr)
+ltx_expand(ltx_decoder *snap, ltx_pwrite_fn xPwrite, void *ctx, uint64_t *cksum,
+           char *zErr, size_t nErr)
 {
     return ltx_merge_expand(&snap, 1, xPwrite, ctx, NULL, cksum, zErr, nErr);
 }

@@ -271,8 +271,9 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     if (r->opts.sync_interval_ms <= 0)
         r->opts.sync_interval_ms = 1000;
     r->zDbPath = sqlite3_mprintf("%s", zDbPath);
+    r->zUrl = sqlite3_mprintf("%s", zUrl);
     r->zVfs = sqlite3_mprintf("%s", opts->zVfs ? opts->zVfs : "unix");
-    if (!r->zDbPath || !r->zVfs) {
+    if (!r->zDbPath || !r->zVfs || !r->zUrl) {
         rc = SQLITE_NOMEM;
         goto out;
     }
@@ -304,7 +305,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     r->started = 1;
 out:
     if (rc != SQLITE_OK) {
-        replicator_close(r);
+        replicator_close(r, 0);
         return rc;
     }
     *out = r;
@@ -312,19 +313,20 @@ out:
 }
 
 void
-replicator_close(replicator *r)
+replicator_close(replicator *r, int grace_ms)
 {
     if (!r)
         return;
     if (r->started) {
-        uint64_t want = 0;
-        ls_cap cap;
-        if (sidecar_cap_read(r->sc, &cap))
-            want = cap.txid;
-        /* Spool durably, then give the upload a moment. */
+        /* Spool durably, then give the upload of what this process
+         * captured a moment (the rest waits in the spool for the next
+         * process that opens the database). */
         replicator_persist(r);
-        if (want > sidecar_replicated(r->sc))
-            replicator_sync(r, want, 1000, NULL, NULL);
+        pthread_mutex_lock(&r->mu);
+        uint64_t want = r->last_enqueued;
+        pthread_mutex_unlock(&r->mu);
+        if (grace_ms > 0 && want > sidecar_replicated(r->sc))
+            replicator_sync(r, want, grace_ms, NULL, NULL);
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_cond_broadcast(&r->wake);
@@ -343,6 +345,7 @@ replicator_close(replicator *r)
     cktab_free(&r->ck);
     sqlite3_free(r->last_error);
     sqlite3_free(r->zDbPath);
+    sqlite3_free(r->zUrl);
     sqlite3_free(r->zVfs);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->wake);
@@ -362,6 +365,8 @@ replicator_enqueue(replicator *r, rep_txn *t)
         r->head = t;
     r->tail = t;
     r->queued_bytes += sz;
+    if (t->txid > r->last_enqueued)
+        r->last_enqueued = t->txid;
     /* Waking the thread is a system call: only when the queue is big. */
     if (r->queued_bytes >= QUEUE_WAKE_BYTES)
         pthread_cond_signal(&r->wake);
@@ -451,6 +456,12 @@ int
 replicator_interval(replicator *r)
 {
     return r->opts.sync_interval_ms;
+}
+
+int
+replicator_has_url(replicator *r, const char *zUrl)
+{
+    return strcmp(r->zUrl, zUrl) == 0;
 }
 
 const char *

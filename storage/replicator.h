@@ -16,6 +16,7 @@
 
 #include "storage/sidecar.h"
 #include "storage/spool.h"
+#include "storage/sqlite.h"
 
 /* Flags of a captured transaction. */
 #define REP_FULL 0x1 /* lost position: the next upload is a full image */
@@ -44,6 +45,16 @@ typedef struct rep_opts {
     int sync_interval_ms; /* default 1000 */
     int durable_spool;    /* fsync spool appends (synchronous >= FULL) */
     const char *zVfs;     /* the VFS under the shim (full images) */
+    /*
+     * Runs the capture for this database on files of a connection that
+     * holds the WAL write lock (db: main file, wal: WAL file).  The
+     * replicator calls it when the captured position no longer matches the
+     * WAL and no writer fixed that (the writer that moved the WAL died
+     * before capturing): the capture then assigns the next TXID to a full
+     * image of the current WAL.
+     */
+    void (*xRecapture)(void *ctx, sqlite3_file *db, sqlite3_file *wal);
+    void *pRecaptureCtx;
 } rep_opts;
 
 /*
@@ -58,11 +69,14 @@ int replicator_open(const char *zDbPath, const char *zUrl,
                     char **pzErr);
 
 /*
- * Stops the thread after spooling (durably) everything queued; uploads
- * what it can within a short grace period (1 s) and leaves the rest in the
- * spool for the next process.  NULL-safe.
+ * Stops the thread after spooling (durably) everything queued; waits up to
+ * grace_ms for the upload of what this process captured, and leaves the
+ * rest in the spool for the next process.  NULL-safe.
  */
-void replicator_close(replicator *);
+void replicator_close(replicator *, int grace_ms);
+
+/* Whether the replicator replicates to exactly this URL. */
+int replicator_has_url(replicator *, const char *zUrl);
 
 /* Queues a captured transaction.  Application thread; never blocks long. */
 void replicator_enqueue(replicator *, rep_txn *t);

@@ -18,6 +18,7 @@
 
 struct replicator {
     char *zDbPath;
+    char *zUrl;
     char *zVfs;
     ls_url *url;
     backend *be;
@@ -33,6 +34,7 @@ struct replicator {
 
     /* Guarded by mu. */
     rep_txn *head, *tail;
+    uint64_t last_enqueued; /* highest TXID this process captured */
     uint64_t queued_bytes;
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
@@ -51,6 +53,7 @@ struct replicator {
     int pre_known;     /* ck.sum is right even though ck is not valid */
     wal_pos rep_pos;   /* where the replicated TXID ended in the WAL */
     int64_t gap_since_ms; /* captured TXIDs missing from the spool since */
+    int64_t full_busy_since_ms; /* full images failing since */
     int replica_checked;
     int need_full;
     int64_t next_upload_ms;

@@ -108,6 +108,7 @@ upload_full(replicator *r)
     ltx_encoder *enc = NULL;
     membuf m = {0};
     uint8_t *page = NULL;
+    uint64_t *nc = NULL; /* the image's per-page checksums */
     uint64_t from = sidecar_replicated(r->sc) + 1;
     int64_t ts = rep_now_ms();
 
@@ -122,9 +123,15 @@ upload_full(replicator *r)
         goto out;
     }
     page = sqlite3_malloc64(ps);
-    rc = page ? cktab_ensure(&r->ck, commit) : SQLITE_NOMEM;
-    if (rc != SQLITE_OK)
+    /* The image's checksums go to a table of their own, adopted only once
+     * the replica acknowledged the object: a failed attempt leaves the
+     * current table (and the pre-apply checksum it gives) untouched. */
+    nc = sqlite3_malloc64(((uint64_t)commit + 1) * 8);
+    if (!page || !nc) {
+        rc = SQLITE_NOMEM;
         goto out;
+    }
+    memset(nc, 0, ((size_t)commit + 1) * 8);
     ltx_header h = {.flags = 0,
                     .page_size = ps,
                     .commit = commit,
@@ -141,10 +148,8 @@ upload_full(replicator *r)
     uint32_t lock = ltx_lock_pgno(ps);
     uint64_t sum = LTX_CHECKSUM_FLAG;
     for (uint32_t p = 1; p <= commit; p++) {
-        if (p == lock) {
-            r->ck.c[p] = 0;
+        if (p == lock)
             continue;
-        }
         rc = image_page(im, p, page);
         if (rc != SQLITE_OK) {
             zErr = sqlite3_mprintf("litestream: cannot read page %u of "
@@ -155,11 +160,9 @@ upload_full(replicator *r)
         rc = ltx_encoder_page(enc, p, page);
         if (rc != SQLITE_OK)
             goto enc_err;
-        r->ck.c[p] = ltx_page_checksum(p, page, ps);
-        sum = ltx_checksum_fold(sum, r->ck.c[p]);
+        nc[p] = ltx_page_checksum(p, page, ps);
+        sum = ltx_checksum_fold(sum, nc[p]);
     }
-    /* Until the upload is acknowledged the checksums are not trusted. */
-    r->ck.valid = 0;
     rc = image_done(im);
     if (rc != SQLITE_OK)
         goto out; /* written to meanwhile: take it again */
@@ -170,8 +173,10 @@ upload_full(replicator *r)
     im = NULL;
     rc = put_object(r, from, txid, &m, ts);
     if (rc == SQLITE_OK) {
-        for (uint32_t p = commit + 1; p <= r->ck.cap; p++)
-            r->ck.c[p] = 0;
+        sqlite3_free(r->ck.c);
+        r->ck.c = nc;
+        nc = NULL;
+        r->ck.cap = commit;
         r->ck.commit = commit;
         r->ck.sum = sum;
         r->ck.valid = 1;
@@ -189,6 +194,7 @@ out:
     ltx_encoder_free(enc);
     sqlite3_free(m.p);
     sqlite3_free(page);
+    sqlite3_free(nc);
     return rc;
 }
 
@@ -401,6 +407,9 @@ check_replica(replicator *r)
             max = files[i].max_txid;
             last = i;
         }
+    uint64_t rep = sidecar_replicated(r->sc);
+    if (max != rep)
+        r->ck.valid = 0; /* the saved table is for another TXID */
     if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE) {
         /* The next object's pre-apply checksum is the newest object's
          * post-apply checksum: read it from its trailer. */
@@ -421,7 +430,6 @@ check_replica(replicator *r)
         sqlite3_free(tr);
     }
     sqlite3_free(files); /* ltx_info holds no pointers */
-    uint64_t rep = sidecar_replicated(r->sc);
     if (max != rep || !r->ck.valid) {
         /* Unknown history or unknown checksums: continue above the
          * replica with a full image. */
@@ -540,6 +548,36 @@ out:
     return rc;
 }
 
+#define STALE_GRACE_MS 1000
+
+/*
+ * A full image that keeps failing because the captured position does not
+ * match the WAL (its writer died between moving the WAL and capturing):
+ * take the write lock on a private connection and let the capture assign
+ * a TXID to the WAL as it is.
+ */
+static void
+recapture_if_stale(replicator *r)
+{
+    pin p;
+    char *zErr = NULL;
+    int64_t t = rep_now_ms();
+    if (!r->opts.xRecapture)
+        return;
+    if (!r->full_busy_since_ms) {
+        r->full_busy_since_ms = t;
+        return;
+    }
+    if (t - r->full_busy_since_ms < STALE_GRACE_MS)
+        return;
+    if (pin_write_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
+        r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
+        pin_close(&p);
+        r->full_busy_since_ms = 0;
+    }
+    sqlite3_free(zErr);
+}
+
 /*
  * Captured TXIDs after `to` that no spool holds yet: normally some
  * process's queue, spooled within a tick.  If they stay missing past a grace
@@ -574,8 +612,11 @@ fill_gap(replicator *r, uint64_t to)
         spool_txn_free(&rec);
     }
     int rc = recover_from_wal(r, to, &pos);
-    if (rc == SQLITE_NOTFOUND)
+    if (rc == SQLITE_NOTFOUND) {
         rc = upload_full(r);
+        if (rc == SQLITE_BUSY)
+            recapture_if_stale(r);
+    }
     if (rc == SQLITE_OK)
         r->gap_since_ms = 0;
     return rc;
@@ -597,9 +638,13 @@ rep_upload_once(replicator *r)
     uint64_t to = spool_contiguous(r->sp, rep + 1);
     if (!r->need_full && to > rep)
         rc = upload_incremental(r, rep + 1, to);
-    if (rc == SQLITE_OK && r->need_full)
+    if (rc == SQLITE_OK && r->need_full) {
         rc = upload_full(r);
-    else if (rc == SQLITE_OK)
+        if (rc == SQLITE_BUSY)
+            recapture_if_stale(r);
+        else
+            r->full_busy_since_ms = 0;
+    } else if (rc == SQLITE_OK)
         rc = fill_gap(r, to > rep ? to : rep);
     if (getenv("LITESTREAM_DEBUG"))
         fprintf(stderr, "litestream: upload rc=%d rep=%llu to=%llu full=%d "

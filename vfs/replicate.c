@@ -42,6 +42,7 @@
 #define WAL_WRITE_LOCK 0
 #define SHM_HDR_SIZE 48
 #define BUF_MAX (64u << 20) /* larger transactions are re-read from the WAL */
+#define CLOSE_GRACE_MS 2000 /* last close: wait this long for the upload */
 
 typedef struct shm_hdr {
     uint32_t version, unused, change;
@@ -119,10 +120,12 @@ db_acquire(const char *zPath)
     return d;
 }
 
+/* Stops replication; grace_ms as replicator_close().  Caller holds mu
+ * (or is the last reference). */
 static void
-db_stop(ls_db *d)
+db_stop(ls_db *d, int grace_ms)
 {
-    replicator_close(d->rep);
+    replicator_close(d->rep, grace_ms);
     d->rep = NULL;
 }
 
@@ -140,7 +143,7 @@ db_release(ls_db *d)
             break;
         }
     pthread_mutex_unlock(&registry_mu);
-    db_stop(d);
+    db_stop(d, CLOSE_GRACE_MS);
     sidecar_close(d->sc);
     sqlite3_free(d->buf);
     sqlite3_free(d->zError);
@@ -158,18 +161,23 @@ db_set_error(ls_db *d, char *z)
         sqlite3_log(SQLITE_WARNING, "%s", z);
 }
 
+static void recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal);
+
 /* Starts replication of d to zUrl.  Caller holds d->mu. */
 static int
 db_start(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
 {
     int rc = SQLITE_OK;
-    rep_opts o = {.sync_interval_ms = sync_ms, .zVfs = ORIG->zName};
+    rep_opts o = {.sync_interval_ms = sync_ms,
+                  .zVfs = ORIG->zName,
+                  .xRecapture = recapture,
+                  .pRecaptureCtx = d};
     if (!d->sc) {
         rc = sidecar_open(d->zPath, &d->sc, pzErr);
         if (rc != SQLITE_OK)
             return rc;
     }
-    db_stop(d);
+    db_stop(d, 0);
     return replicator_open(d->zPath, zUrl, &o, d->sc, &d->rep, pzErr);
 }
 
@@ -486,6 +494,27 @@ hold_end(ls_db *d, sqlite3_file *real)
         d->hold = 0;
         buf_reset(d);
     }
+}
+
+/*
+ * The replicator's rep_opts.xRecapture: capture on the files of its private
+ * connection, which holds the WAL write lock.  Replicator thread.
+ */
+static void
+recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal)
+{
+    ls_db *d = ctx;
+    pthread_mutex_lock(&d->mu);
+    sqlite3_file *saved = d->walf;
+    d->walf = wal;
+    d->hold = 1;
+    d->caught_up = 0;
+    d->buf_ok = 0; /* nothing buffered: frames are re-read */
+    capture(d, db);
+    d->hold = 0;
+    d->walf = saved;
+    buf_reset(d);
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* Invariant 4: persist before the WAL is overwritten or removed. */
@@ -924,15 +953,20 @@ vfs_db_configure(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
     int rc = SQLITE_OK;
     pthread_mutex_lock(&d->mu);
     if (!zUrl || !zUrl[0]) {
-        db_stop(d);
+        db_stop(d, 0);
         if (d->sc)
             rc = sidecar_config_write(d->sc, "", sync_ms, pzErr);
+    } else if (d->rep && replicator_has_url(d->rep, zUrl)) {
+        /* Already replicating there (e.g. the URL set again at every
+         * start of the application): nothing to restart. */
+        replicator_set_interval(d->rep, sync_ms);
+        rc = sidecar_config_write(d->sc, zUrl, sync_ms, pzErr);
     } else {
         rc = db_start(d, zUrl, sync_ms, pzErr);
         if (rc == SQLITE_OK)
             rc = sidecar_config_write(d->sc, zUrl, sync_ms, pzErr);
         if (rc != SQLITE_OK)
-            db_stop(d);
+            db_stop(d, 0);
     }
     if (rc == SQLITE_OK)
         db_set_error(d, NULL);

@@ -173,8 +173,7 @@ mkhdr(uint32_t page_size, uint32_t commit, uint64_t min, uint64_t max,
  */
 static int
 encode(const ltx_header *h, const uint8_t *image, const uint32_t *pgnos,
-       uint32_t n, int legacy, uint64_t post, struct wbuf *w,
-       ltx_trailer *t)
+       uint32_t n, int legacy, uint64_t post, struct wbuf *w, ltx_trailer *t)
 {
     ltx_encoder *enc = NULL;
     uint32_t lock = ltx_lock_pgno(h->page_size);
@@ -219,9 +218,15 @@ fill_page(uint8_t *p, uint32_t page_size, uint32_t pgno, int kind)
 {
     for (uint32_t i = 0; i < page_size; i++) {
         switch (kind % 3) {
-        case 0: p[i] = (uint8_t)rnd(); break;                 /* noise */
-        case 1: p[i] = (uint8_t)("litestream "[i % 11]); break; /* text */
-        default: p[i] = (i % 64 < 8) ? (uint8_t)rnd() : 0; break;
+        case 0:
+            p[i] = (uint8_t)rnd();
+            break; /* noise */
+        case 1:
+            p[i] = (uint8_t)("litestream "[i % 11]);
+            break; /* text */
+        default:
+            p[i] = (i % 64 < 8) ? (uint8_t)rnd() : 0;
+            break;
         }
     }
     memcpy(p, &pgno, sizeof(pgno));
@@ -270,8 +275,8 @@ test_crc(void)
     bad_bit = 0;
     for (size_t off = 0; off < 16; off++)
         for (size_t n = 0; n + off <= sizeof(buf); n += 61)
-            bad_bit += crc64_update(0, buf + off, n) !=
-                       crc_bitwise(buf + off, n);
+            bad_bit +=
+                crc64_update(0, buf + off, n) != crc_bitwise(buf + off, n);
     ok(!bad_bit, "every alignment and length up to 1 KiB");
     ok(crc64_combine_op(crc64_update(0, buf, 5), crc64_update(0, buf + 5, 7),
                         crc64_combine_gen(7)) == crc64_update(0, buf, 12),
@@ -305,8 +310,7 @@ test_helpers(void)
            !ltx_parse_name("0000000000000001-0000000000000abc.ltx.tmp", &a,
                            &b) &&
            !ltx_parse_name("000000000000001-0000000000000abc.ltx", &a, &b) &&
-           !ltx_parse_name("0000000000000001_0000000000000abc.ltx", &a,
-                           &b) &&
+           !ltx_parse_name("0000000000000001_0000000000000abc.ltx", &a, &b) &&
            !ltx_parse_name("0000000000000001-0000000000000abcxltx", &a, &b) &&
            !ltx_parse_name("", &a, &b) && !ltx_parse_name(NULL, &a, &b),
        "ltx_parse_name rejects near misses");
@@ -469,17 +473,15 @@ vec_random_access(const struct vec *v, const uint8_t *f, size_t n,
 
     rc = ltx_index_parse(f + n - 10, 10, n, &e, &count, &t, &need, err,
                          sizeof(err));
-    ok(rc == SQLITE_TOOBIG && need == 24, "%s: 10-byte tail needs 24",
-       v->ltx);
+    ok(rc == SQLITE_TOOBIG && need == 24, "%s: 10-byte tail needs 24", v->ltx);
     rc = ltx_index_parse(f + n - 24, 24, n, &e, &count, &t, &need, err,
                          sizeof(err));
     ok(rc == SQLITE_TOOBIG && need > 24 && need < n,
        "%s: 24-byte tail reports the %llu bytes needed", v->ltx,
        (unsigned long long)need);
-    rc = ltx_index_parse(f + n - (need - 1), need - 1, n, &e, &count, &t,
-                         &need, err, sizeof(err));
-    ok(rc == SQLITE_TOOBIG, "%s: one byte short is still too short",
-       v->ltx);
+    rc = ltx_index_parse(f + n - (need - 1), need - 1, n, &e, &count, &t, &need,
+                         err, sizeof(err));
+    ok(rc == SQLITE_TOOBIG, "%s: one byte short is still too short", v->ltx);
     rc = ltx_index_parse(f + n - need, need, n, &e, &count, &t, NULL, err,
                          sizeof(err));
     ok(rc == SQLITE_OK && count == v->pages &&
@@ -488,37 +490,32 @@ vec_random_access(const struct vec *v, const uint8_t *f, size_t n,
     free(e);
     e = NULL;
     rc = ltx_index_parse(f, n, n, &e, &count, &t, NULL, err, sizeof(err));
-    ok(rc == SQLITE_OK && count == v->pages, "%s: whole file as tail",
-       v->ltx);
+    ok(rc == SQLITE_OK && count == v->pages, "%s: whole file as tail", v->ltx);
     for (uint32_t i = 0; rc == SQLITE_OK && i < count && good; i++) {
-        good = e[i].pgno == i + 1 &&
-               ltx_frame_decode(f + e[i].offset, e[i].size, v->page_size,
-                                e[i].pgno, page, err,
-                                sizeof(err)) == SQLITE_OK &&
-               memcmp(page, db + (size_t)i * v->page_size, v->page_size) ==
-                   0;
+        good =
+            e[i].pgno == i + 1 &&
+            ltx_frame_decode(f + e[i].offset, e[i].size, v->page_size,
+                             e[i].pgno, page, err, sizeof(err)) == SQLITE_OK &&
+            memcmp(page, db + (size_t)i * v->page_size, v->page_size) == 0;
         if (!good)
             diag("%s: frame %u: %s", v->ltx, i, err);
     }
-    ok(good, "%s: every frame decodes alone and equals the .db page",
-       v->ltx);
+    ok(good, "%s: every frame decodes alone and equals the .db page", v->ltx);
     if (count > 1) {
-        rc = ltx_frame_decode(f + e[0].offset, e[0].size, v->page_size, 2,
-                              page, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT, "%s: wrong expected pgno refused: %s",
-           v->ltx, err);
-        rc = ltx_frame_decode(f + e[0].offset, e[0].size - 1, v->page_size,
-                              1, page, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT, "%s: short frame refused: %s", v->ltx,
+        rc = ltx_frame_decode(f + e[0].offset, e[0].size, v->page_size, 2, page,
+                              err, sizeof(err));
+        ok(rc == SQLITE_CORRUPT, "%s: wrong expected pgno refused: %s", v->ltx,
            err);
+        rc = ltx_frame_decode(f + e[0].offset, e[0].size - 1, v->page_size, 1,
+                              page, err, sizeof(err));
+        ok(rc == SQLITE_CORRUPT, "%s: short frame refused: %s", v->ltx, err);
     }
     free(e);
     free(page);
 }
 
 static void
-vec_expand(const struct vec *v, const uint8_t *f, size_t n,
-           const uint8_t *db)
+vec_expand(const struct vec *v, const uint8_t *f, size_t n, const uint8_t *db)
 {
     struct ltx_membuf mb = {f, n, 0};
     struct image im = {calloc(v->pages + 1, v->page_size),
@@ -578,9 +575,8 @@ test_corrupt_vectors(void)
         ltx_header h;
         ltx_trailer t;
         char msg[256] = "";
-        int rc = f ? decode_mem(f, n, &h, &t, NULL, 0, NULL, msg,
-                                sizeof(msg))
-                   : -1;
+        int rc =
+            f ? decode_mem(f, n, &h, &t, NULL, 0, NULL, msg, sizeof(msg)) : -1;
 
         ok(rc == SQLITE_CORRUPT && strncmp(msg, "ltx: ", 5) == 0,
            "%s rejected with SQLITE_CORRUPT", names[i]);
@@ -615,8 +611,7 @@ test_reencode(void)
             rc = encode(&h, db, NULL, 0, legacy, 1, &w, &t);
             ok(rc == SQLITE_OK && t.post_apply == v->cksum,
                "%s re-encoded (%s): post-apply %016llx", v->db,
-               legacy ? "legacy" : "block",
-               (unsigned long long)t.post_apply);
+               legacy ? "legacy" : "block", (unsigned long long)t.post_apply);
             memset(img, 0, nd);
             rc = decode_mem(w.p, w.n, &g, &t2, img, v->pages, NULL, msg,
                             sizeof(msg));
@@ -654,11 +649,9 @@ test_worked_example(void)
        "two-page re-encode: post-apply bytes BF D2 3A 34 00 5C 54 0E");
     rc = ltx_index_parse(w.p, w.n, w.n, &e, &count, NULL, NULL, err,
                          sizeof(err));
-    ok(rc == SQLITE_OK && count == 2 && e[0].pgno == 1 &&
-           e[0].offset == 100 && e[1].pgno == 2 &&
-           e[1].offset == 100 + e[0].size &&
-           w.p[w.n - 24 - 10] == 0 && w.p[w.n - 25] == 0 &&
-           w.p[w.n - 17] == 9,
+    ok(rc == SQLITE_OK && count == 2 && e[0].pgno == 1 && e[0].offset == 100 &&
+           e[1].pgno == 2 && e[1].offset == 100 + e[0].size &&
+           w.p[w.n - 24 - 10] == 0 && w.p[w.n - 25] == 0 && w.p[w.n - 17] == 9,
        "two-page re-encode: terminator, index (1, 100, %u) (2, %llu, %u), "
        "0, length 9 %s",
        count ? e[0].size : 0, count ? (unsigned long long)e[1].offset : 0,
@@ -686,25 +679,28 @@ test_page_sizes(void)
         for (int mode = 0; mode < 4; mode++) {
             int legacy = mode & 1, nock = mode >> 1;
             ltx_header h = mkhdr(ps, npages, 1, 3,
-                                 nock ? LTX_FLAG_NO_CHECKSUM : 0, 0), g;
+                                 nock ? LTX_FLAG_NO_CHECKSUM : 0, 0),
+                       g;
             struct wbuf w = {0};
             ltx_trailer t, t2;
             char msg[256];
 
             memset(img, 0xee, (size_t)npages * ps);
             good &= encode(&h, db, NULL, 0, legacy, nock ? 0 : 1, &w, &t) ==
-                        SQLITE_OK;
+                    SQLITE_OK;
             good &= decode_mem(w.p, w.n, &g, &t2, img, npages, NULL, msg,
                                sizeof(msg)) == SQLITE_OK;
             good &= memcmp(img, db, (size_t)npages * ps) == 0;
-            good &= t2.post_apply ==
-                    (nock ? 0 : ltx_db_checksum(db, ps, npages));
+            good &=
+                t2.post_apply == (nock ? 0 : ltx_db_checksum(db, ps, npages));
             if (!good)
                 diag("page size %u mode %d: %s", ps, mode, msg);
             free(w.p);
         }
-        ok(good, "page size %u: snapshot round trips (block/legacy, "
-                 "checksums on/off)", ps);
+        ok(good,
+           "page size %u: snapshot round trips (block/legacy, "
+           "checksums on/off)",
+           ps);
         free(db);
         free(img);
     }
@@ -756,8 +752,7 @@ test_small_files(void)
         rc = encode(&h, db, &three, 1, legacy, 0, &w, &t);
         memset(img, 0, sizeof(img));
         rc = rc ? rc
-                : decode_mem(w.p, w.n, &g, &t2, img, 3, &n, msg,
-                             sizeof(msg));
+                : decode_mem(w.p, w.n, &g, &t2, img, 3, &n, msg, sizeof(msg));
         ok(rc == SQLITE_OK && n == 1 &&
                memcmp(img + 2 * 4096, db + 2 * 4096, 4096) == 0,
            "single-page non-snapshot file (page 3, %s) %s",
@@ -806,8 +801,19 @@ test_encoder_rules(void)
     ok(rc == SQLITE_OK && n == 2, "the file decodes (pages 3, 10) %s", msg);
     ltx_encoder_free(enc);
     free(w.p);
+}
 
-    w = (struct wbuf){0};
+/* Snapshot, commit-0 and lock page rules of the encoder. */
+static void
+test_encoder_snapshot_rules(void)
+{
+    uint8_t page[4096];
+    ltx_header h;
+    struct wbuf w = {0};
+    ltx_encoder *enc = NULL;
+    ltx_trailer t;
+
+    memset(page, 7, sizeof(page));
     h = mkhdr(4096, 3, 1, 1, 0, 0);
     ltx_encoder_open(&h, wbuf_write, &w, &enc);
     ok(ltx_encoder_page(enc, 2, page) == SQLITE_MISUSE,
@@ -816,14 +822,12 @@ test_encoder_rules(void)
     ok(ltx_encoder_page(enc, 3, page) == SQLITE_MISUSE,
        "snapshot cannot skip page 2: %s", ltx_encoder_errmsg(enc));
     ltx_encoder_page(enc, 2, page);
-    ok(ltx_encoder_finish(enc, ltx_encoder_checksum(enc), &t) ==
-           SQLITE_MISUSE,
+    ok(ltx_encoder_finish(enc, ltx_encoder_checksum(enc), &t) == SQLITE_MISUSE,
        "snapshot missing page 3 refused at finish: %s",
        ltx_encoder_errmsg(enc));
     ltx_encoder_page(enc, 3, page);
     ok(ltx_encoder_finish(enc, LTX_CHECKSUM_FLAG | 1, &t) == SQLITE_MISUSE,
-       "snapshot with a wrong post-apply refused: %s",
-       ltx_encoder_errmsg(enc));
+       "snapshot with a wrong post-apply refused: %s", ltx_encoder_errmsg(enc));
     ok(ltx_encoder_finish(enc, 1, &t) == SQLITE_MISUSE,
        "post-apply without bit 63 refused");
     ok(ltx_encoder_finish(enc, ltx_encoder_checksum(enc), &t) == SQLITE_OK,
@@ -886,11 +890,9 @@ test_io_errors(void)
         rc = ltx_encoder_page(enc, p, db + (p - 1) * 4096);
     if (rc == SQLITE_OK)
         rc = ltx_encoder_finish(enc, ltx_encoder_checksum(enc), &t);
-    ok(rc == SQLITE_IOERR &&
-           ltx_encoder_finish(enc, ltx_encoder_checksum(enc), &t) ==
-               SQLITE_IOERR,
-       "failing write gives SQLITE_IOERR, sticky: %s",
-       ltx_encoder_errmsg(enc));
+    ok(rc == SQLITE_IOERR && ltx_encoder_finish(enc, ltx_encoder_checksum(enc),
+                                                &t) == SQLITE_IOERR,
+       "failing write gives SQLITE_IOERR, sticky: %s", ltx_encoder_errmsg(enc));
     ltx_encoder_free(enc);
     free(w.p);
     rc = ltx_decoder_open(fail_read, &left, &d);
@@ -1034,12 +1036,12 @@ linked_frame(uint8_t *out, uint8_t flg, const uint8_t *page)
     size_t k = 0;
     struct tblk b[2];
 
-    b2[k++] = 0x0F;                  /* 0 literals, match length 15+ */
-    b2[k++] = (uint8_t)(TPS / 2);    /* offset 512, little-endian */
+    b2[k++] = 0x0F;               /* 0 literals, match length 15+ */
+    b2[k++] = (uint8_t)(TPS / 2); /* offset 512, little-endian */
     b2[k++] = (uint8_t)(TPS / 2 >> 8);
-    b2[k++] = 255;                   /* 507 = 4 + 15 + 255 + 233 */
+    b2[k++] = 255; /* 507 = 4 + 15 + 255 + 233 */
     b2[k++] = 233;
-    b2[k++] = 0x50;                  /* 5 final literals */
+    b2[k++] = 0x50; /* 5 final literals */
     memcpy(b2 + k, page + TPS - 5, 5);
     k += 5;
     b[0] = (struct tblk){1, page, TPS / 2};
@@ -1047,10 +1049,24 @@ linked_frame(uint8_t *out, uint8_t flg, const uint8_t *page)
     return lz4f_build(out, flg, TPS, b, 2, page, TPS);
 }
 
+/* Decodes page 9 from a frame whose payload (n bytes, page flags `flags`)
+ * is at g_frame + 6; `got` receives the page. */
+static uint8_t g_frame[4096];
+
+static int
+frame_try(size_t n, uint16_t flags, uint8_t *got, char *err, size_t nerr)
+{
+    t_put32(g_frame, 9);
+    g_frame[4] = (uint8_t)(flags >> 8);
+    g_frame[5] = (uint8_t)flags;
+    memset(got, 0, TPS);
+    return ltx_frame_decode(g_frame, 6 + n, TPS, 9, got, err, nerr);
+}
+
 static void
 test_legacy_frames(void)
 {
-    uint8_t page[TPS], got[TPS], frame[4096], big[TPS + 1];
+    uint8_t page[TPS], got[TPS], *f = g_frame + 6;
     struct tblk two[2] = {{1, NULL, TPS / 2}, {1, NULL, TPS / 2}};
     char err[256];
     size_t n;
@@ -1064,71 +1080,90 @@ test_legacy_frames(void)
     tpage(page);
     two[0].p = page;
     two[1].p = page + TPS / 2;
-    memset(frame, 0, 6);
-    t_put32(frame, 9);
-#define FRAME_DECODE()                                                       \
-    (memset(got, 0, sizeof(got)),                                            \
-     ltx_frame_decode(frame, 6 + n, TPS, 9, got, err, sizeof(err)))
-
-    n = linked_frame(frame + 6, 0x40 | 0x10 | 0x08 | 0x04, page);
-    rc = FRAME_DECODE();
+    n = linked_frame(f, 0x40 | 0x10 | 0x08 | 0x04, page);
+    rc = frame_try(n, 0, got, err, sizeof(err));
     ok(rc == SQLITE_OK && memcmp(got, page, TPS) == 0,
        "legacy frame: linked blocks, block/content checksums, content size "
        "%s",
        rc ? err : "");
-    n = linked_frame(frame + 6, 0x60 | 0x04, page);
-    ok(FRAME_DECODE() == SQLITE_CORRUPT,
+    n = linked_frame(f, 0x60 | 0x04, page);
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
        "the same blocks declared independent are refused: %s", err);
-    n = lz4f_build(frame + 6, 0x60 | 0x10 | 0x04, 0, two, 2, page, TPS);
-    rc = FRAME_DECODE();
+    n = lz4f_build(f, 0x60 | 0x10 | 0x04, 0, two, 2, page, TPS);
+    rc = frame_try(n, 0, got, err, sizeof(err));
     ok(rc == SQLITE_OK && memcmp(got, page, TPS) == 0,
        "legacy frame: two stored blocks %s", rc ? err : "");
-    n = lz4f_build(frame + 6, 0x60 | 0x08, TPS - 1, two, 2, page, TPS);
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "content size mismatch: %s", err);
-    n = lz4f_build(frame + 6, 0x60 | 0x01, 0, two, 2, page, TPS);
-    ok(FRAME_DECODE() == SQLITE_FORMAT, "dictionary id: %s", err);
-    n = lz4f_build(frame + 6, 0x60 | 0x10, 0, two, 2, page, TPS);
-    frame[6 + 7 + 4 + TPS / 2] ^= 1;
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "block checksum: %s", err);
-    n = lz4f_build(frame + 6, 0x60 | 0x04, 0, two, 2, page, TPS);
-    frame[6 + n - 1] ^= 1;
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "content checksum: %s", err);
-    frame[6 + n - 1] ^= 1;
-    frame[6 + 6] ^= 1;
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "header checksum: %s", err);
-    frame[6 + 6] ^= 1;
-    n++;
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "byte after the frame: %s", err);
-    n = lz4f_build(frame + 6, 0x60, 0, two, 1, page, TPS);
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "frame short of a page: %s", err);
+    n = lz4f_build(f, 0x60 | 0x08, TPS - 1, two, 2, page, TPS);
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "content size mismatch: %s", err);
+    n = lz4f_build(f, 0x60 | 0x01, 0, two, 2, page, TPS);
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_FORMAT,
+       "dictionary id: %s", err);
+    n = lz4f_build(f, 0x60 | 0x10, 0, two, 2, page, TPS);
+    f[7 + 4 + TPS / 2] ^= 1;
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "block checksum: %s", err);
+    n = lz4f_build(f, 0x60 | 0x04, 0, two, 2, page, TPS);
+    f[n - 1] ^= 1;
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "content checksum: %s", err);
+    f[n - 1] ^= 1;
+    f[6] ^= 1;
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "header checksum: %s", err);
+}
+
+static void
+test_frame_errors(void)
+{
+    uint8_t page[TPS], got[TPS], big[TPS + 1], *f = g_frame + 6;
+    struct tblk two[2] = {{1, NULL, TPS / 2}, {1, NULL, TPS / 2}};
+    char err[256];
+    size_t n;
+    int rc;
+
+    tpage(page);
+    two[0].p = page;
+    two[1].p = page + TPS / 2;
+    n = lz4f_build(f, 0x60, 0, two, 2, page, TPS);
+    ok(frame_try(n + 1, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "byte after the frame: %s", err);
+    n = lz4f_build(f, 0x60, 0, two, 1, page, TPS);
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "frame short of a page: %s", err);
     memcpy(big, page, TPS);
     big[TPS] = 1;
     two[0] = (struct tblk){1, big, TPS + 1};
-    n = lz4f_build(frame + 6, 0x60, 0, two, 1, big, TPS + 1);
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "stored block beyond the page: %s",
-       err);
+    n = lz4f_build(f, 0x60, 0, two, 1, big, TPS + 1);
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "stored block beyond the page: %s", err);
     two[0] = (struct tblk){1, page, 0};
     two[1] = (struct tblk){1, page, TPS};
-    n = lz4f_build(frame + 6, 0x60, 0, two, 2, page, TPS);
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "empty stored block: %s", err);
-    n = linked_frame(frame + 6, 0x40, page);
-    frame[6 + 4] = 0x80 | 0x40; /* version 2 */
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "frame version: %s", err);
-    frame[6] ^= 1;
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "frame magic: %s", err);
-    n = lit_block(frame + 10, page, TPS);
-    frame[5] = 1;
-    t_put32(frame + 6, (uint32_t)n);
-    n += 4;
-    rc = FRAME_DECODE();
+    n = lz4f_build(f, 0x60, 0, two, 2, page, TPS);
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "empty stored block: %s", err);
+    n = linked_frame(f, 0x40, page);
+    f[4] = 0x80 | 0x40; /* version 2 */
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "frame version: %s", err);
+    f[0] ^= 1;
+    ok(frame_try(n, 0, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "frame magic: %s", err);
+    n = lit_block(f + 4, page, TPS);
+    t_put32(f, (uint32_t)n);
+    rc = frame_try(n + 4, 1, got, err, sizeof(err));
     ok(rc == SQLITE_OK && memcmp(got, page, TPS) == 0,
        "block frame of literals %s", rc ? err : "");
-    t_put32(frame + 6, (uint32_t)n - 3);
-    ok(FRAME_DECODE() == SQLITE_CORRUPT, "size prefix vs frame length: %s",
-       err);
-    frame[5] = 3;
-    ok(FRAME_DECODE() == SQLITE_FORMAT, "unknown page flag: %s", err);
-#undef FRAME_DECODE
+    t_put32(f, (uint32_t)n + 1);
+    ok(frame_try(n + 4, 1, got, err, sizeof(err)) == SQLITE_CORRUPT,
+       "size prefix vs frame length: %s", err);
+    t_put32(f, (uint32_t)n);
+    ok(frame_try(n + 4, 3, got, err, sizeof(err)) == SQLITE_FORMAT,
+       "unknown page flag: %s", err);
+    ok(frame_try(n + 4, 1, got, err, 0) == SQLITE_OK &&
+           ltx_frame_decode(g_frame, n + 10, 1000, 9, got, err, sizeof(err)) ==
+               SQLITE_MISUSE,
+       "bad page size is a caller error: %s", err);
 }
 
 /* A hand-assembled frame: page header flags, payload and its page. */
@@ -1200,39 +1235,43 @@ build_ltx(uint8_t *out, const ltx_header *h, const struct tframe *f, int nf,
     return k + 16;
 }
 
-static void
-test_decoder_rules(void)
-{
-    uint8_t p1[TPS], p2[TPS], b1[TPS + 16], b2[TPS + 16], *out, lf[2048];
+/* Frames for the hand-built files: pages 1 (literals), 3 (literals) and
+ * 4 (linked legacy frame). */
+static struct {
+    uint8_t p1[TPS], p2[TPS], b1[TPS + 16], b2[TPS + 16], lf[2048];
     struct tframe fr[3];
-    ltx_header h = mkhdr(TPS, 4, 2, 2, LTX_FLAG_NO_CHECKSUM, 0), g;
+    uint8_t out[4 * TPS];
+} B;
+
+static void
+built_fixture(void)
+{
+    tpage(B.p1);
+    memset(B.p2, 0x5a, sizeof(B.p2));
+    B.fr[0] = (struct tframe){1, 1, B.b1, 0, B.p1};
+    B.fr[0].n = (uint32_t)lit_block(B.b1, B.p1, TPS);
+    B.fr[1] = (struct tframe){3, 1, B.b2, 0, B.p2};
+    B.fr[1].n = (uint32_t)lit_block(B.b2, B.p2, TPS);
+    B.fr[2] = (struct tframe){4, 0, B.lf, 0, B.p1};
+    B.fr[2].n = (uint32_t)linked_frame(B.lf, 0x40 | 0x04, B.p1);
+}
+
+/* Builds a file of B.fr[0..nf) and decodes it (extra: bytes appended). */
+static int
+built_rc(const ltx_header *h, int nf, uint64_t post, int mode, size_t extra,
+         uint32_t *cnt, char *msg, size_t nmsg)
+{
+    size_t n = build_ltx(B.out, h, B.fr, nf, post, mode);
+    ltx_header g;
     ltx_trailer t;
-    char msg[256];
-    uint32_t n1, n2, cnt = 0;
-    size_t n;
-    int rc;
 
-    out = malloc(65536);
-    tpage(p1);
-    memset(p2, 0x5a, sizeof(p2));
-    n1 = (uint32_t)lit_block(b1, p1, TPS);
-    n2 = (uint32_t)lit_block(b2, p2, TPS);
-    fr[0] = (struct tframe){1, 1, b1, n1, p1};
-    fr[1] = (struct tframe){3, 1, b2, n2, p2};
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
-    ok(rc == SQLITE_OK && cnt == 2, "hand-built file decodes %s", msg);
-    fr[2] = (struct tframe){4, 0, lf, 0, p1};
-    fr[2].n = (uint32_t)linked_frame(lf, 0x40 | 0x04, p1);
-    n = build_ltx(out, &h, fr, 3, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
-    ok(rc == SQLITE_OK && cnt == 3,
-       "mixed block and linked legacy frames in one file %s", msg);
-    n = build_ltx(out, &h, fr, 2, 0, IDX_LONG_VARINT);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
-    ok(rc == SQLITE_OK, "non-minimal index varints are accepted (as Go) %s",
-       msg);
+    memset(B.out + n, 0, extra);
+    return decode_mem(B.out, n + extra, &g, &t, NULL, 0, cnt, msg, nmsg);
+}
 
+static void
+test_decoder_index(void)
+{
     static const struct {
         const char *what, *needle;
         int mode;
@@ -1241,62 +1280,71 @@ test_decoder_rules(void)
         {"index length field", "length field", IDX_BAD_LEN},
         {"index missing an entry", "do not match", IDX_DROP},
     };
+    ltx_header h = mkhdr(TPS, 4, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
+    char msg[256];
+    uint32_t cnt = 0;
+    int rc;
+
+    built_fixture();
+    rc = built_rc(&h, 2, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_OK && cnt == 2, "hand-built file decodes %s", msg);
+    rc = built_rc(&h, 3, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_OK && cnt == 3,
+       "mixed block and linked legacy frames in one file %s", msg);
+    rc = built_rc(&h, 2, 0, IDX_LONG_VARINT, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_OK, "non-minimal index varints are accepted (as Go) %s",
+       msg);
     for (size_t i = 0; i < 3; i++) {
-        n = build_ltx(out, &h, fr, 2, 0, idx[i].mode);
-        rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+        rc = built_rc(&h, 2, 0, idx[i].mode, 0, &cnt, msg, sizeof(msg));
         ok(rc == SQLITE_CORRUPT && strstr(msg, idx[i].needle),
            "%s (file checksum right): %s", idx[i].what, msg);
     }
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    out[n] = 0;
-    rc = decode_mem(out, n + 1, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    rc = built_rc(&h, 2, 0, IDX_OK, 1, &cnt, msg, sizeof(msg));
     ok(rc == SQLITE_CORRUPT && strstr(msg, "after the trailer"),
        "byte after the trailer: %s", msg);
+}
 
-    fr[1].pgno = 5;
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+static void
+test_decoder_order(void)
+{
+    ltx_header h = mkhdr(TPS, 4, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
+    char msg[256];
+    uint32_t cnt = 0;
+    int rc;
+
+    built_fixture();
+    B.fr[1].pgno = 5;
+    rc = built_rc(&h, 2, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
     ok(rc == SQLITE_CORRUPT, "page above commit: %s", msg);
-    fr[1].pgno = 1;
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    B.fr[1].pgno = 1;
+    rc = built_rc(&h, 2, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
     ok(rc == SQLITE_CORRUPT, "repeated page: %s", msg);
-    fr[1].pgno = 3;
+    B.fr[1].pgno = 3;
     h = mkhdr(TPS, 4, 1, 1, LTX_FLAG_NO_CHECKSUM, 0);
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    rc = built_rc(&h, 2, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
     ok(rc == SQLITE_CORRUPT, "snapshot skipping page 2: %s", msg);
-    fr[1].pgno = 2;
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    B.fr[1].pgno = 2;
+    rc = built_rc(&h, 2, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
     ok(rc == SQLITE_CORRUPT && strstr(msg, "commit"),
        "snapshot ending before its commit: %s", msg);
     h = mkhdr(TPS, 2, 1, 1, 0, 0);
-    n = build_ltx(out, &h, fr, 2, LTX_CHECKSUM_FLAG | 5, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    rc = built_rc(&h, 2, LTX_CHECKSUM_FLAG | 5, IDX_OK, 0, &cnt, msg,
+                  sizeof(msg));
     ok(rc == SQLITE_CORRUPT && strstr(msg, "post-apply"),
        "snapshot post-apply not the checksum of its pages: %s", msg);
-    n = build_ltx(out, &h, fr, 2, 0, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    rc = built_rc(&h, 2, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
     ok(rc == SQLITE_CORRUPT && strstr(msg, "trailer"),
        "post-apply 0 with checksums on: %s", msg);
     h = mkhdr(TPS, 0, 2, 2, 0, LTX_CHECKSUM_FLAG);
-    n = build_ltx(out, &h, fr, 0, LTX_CHECKSUM_FLAG | 1, IDX_OK);
-    rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
+    rc = built_rc(&h, 0, LTX_CHECKSUM_FLAG | 1, IDX_OK, 0, &cnt, msg,
+                  sizeof(msg));
     ok(rc == SQLITE_CORRUPT, "commit 0 with a post-apply other than 1<<63: %s",
        msg);
-    h = mkhdr(65536, 16390, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
-    {
-        uint8_t *zp = calloc(1, 65536), zb[600];
-        struct tframe lk = {16385, 1, zb, 0, zp};
-        lk.n = (uint32_t)lit_block(zb, zp, 300); /* not a full page */
-        n = build_ltx(out, &h, &lk, 1, 0, IDX_OK);
-        rc = decode_mem(out, n, &g, &t, NULL, 0, &cnt, msg, sizeof(msg));
-        ok(rc == SQLITE_CORRUPT && strstr(msg, "lock page"),
-           "lock page in a file: %s", msg);
-        free(zp);
-    }
-    free(out);
+    h = mkhdr(TPS, 2000000, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
+    B.fr[0].pgno = ltx_lock_pgno(TPS);
+    rc = built_rc(&h, 1, 0, IDX_OK, 0, &cnt, msg, sizeof(msg));
+    ok(rc == SQLITE_CORRUPT && strstr(msg, "lock page"),
+       "lock page in a file: %s", msg);
 }
 
 /* Decoder API misuse and small paths. */
@@ -1358,9 +1406,9 @@ make_file(const struct state *before, const struct state *after,
           const uint32_t *pgnos, uint32_t n, uint64_t min, uint64_t max,
           int nock)
 {
-    ltx_header h = mkhdr(MPS, after->commit, min, max,
-                         nock ? LTX_FLAG_NO_CHECKSUM : 0,
-                         (nock || min == 1) ? 0 : state_cksum(before));
+    ltx_header h =
+        mkhdr(MPS, after->commit, min, max, nock ? LTX_FLAG_NO_CHECKSUM : 0,
+              (nock || min == 1) ? 0 : state_cksum(before));
     struct wbuf w = {0};
     ltx_trailer t;
 
@@ -1386,8 +1434,7 @@ merge_files(struct wbuf *files, int n, uint32_t flags, struct wbuf *out,
         rc = ltx_decoder_open(ltx_membuf_read, &mb[i], &d[i]);
     }
     if (rc == SQLITE_OK)
-        rc = ltx_merge(d, n, flags, 1234, wbuf_write, out, oh, ot, err,
-                       nerr);
+        rc = ltx_merge(d, n, flags, 1234, wbuf_write, out, oh, ot, err, nerr);
     for (int i = 0; i < n; i++)
         ltx_decoder_free(d[i]);
     return rc;
@@ -1433,179 +1480,214 @@ check_file(const struct wbuf *f, const struct state *want, uint32_t npg,
     return rc;
 }
 
+/* The merge fixture: states of a database and LTX files between them. */
+static struct {
+    struct state s0, s1, s2, s3;
+    struct wbuf f[8]; /* S, I1, I2, the same NoChecksum, two bad ones */
+} M;
+
 static void
-test_merge(void)
+merge_fixture(void)
 {
     static const uint32_t p25[] = {2, 5}, p1[] = {1}, p6[] = {6};
-    struct state s0, s1, s2, s3;
-    struct wbuf f[12], out = {0};
+
+    memset(&M, 0, sizeof(M));
+    M.s0.commit = 4;
+    for (uint32_t p = 1; p <= 4; p++)
+        fill_page(M.s0.img + (p - 1) * MPS, MPS, p, (int)p);
+    M.s1 = M.s0; /* TXID 2: page 2 changes, page 5 appears */
+    M.s1.commit = 5;
+    fill_page(M.s1.img + 1 * MPS, MPS, 2, 7);
+    fill_page(M.s1.img + 4 * MPS, MPS, 5, 8);
+    M.s2 = M.s1; /* TXID 3-4: page 1 changes, shrink to 3 pages */
+    M.s2.commit = 3;
+    fill_page(M.s2.img, MPS, 1, 9);
+    memset(M.s2.img + 3 * MPS, 0, 2 * MPS);
+    M.s3 = M.s0; /* TXID 2 (alternative): grows to 6, holds only page 6 */
+    M.s3.commit = 6;
+    fill_page(M.s3.img + 5 * MPS, MPS, 6, 4);
+    M.f[0] = make_file(NULL, &M.s0, NULL, 0, 1, 1, 0); /* S */
+    M.f[1] = make_file(&M.s0, &M.s1, p25, 2, 2, 2, 0); /* I1 */
+    M.f[2] = make_file(&M.s1, &M.s2, p1, 1, 3, 4, 0);  /* I2 */
+    M.f[3] = make_file(NULL, &M.s0, NULL, 0, 1, 1, 1); /* S, NoChecksum */
+    M.f[4] = make_file(&M.s0, &M.s1, p25, 2, 2, 2, 1); /* I1, NoChecksum */
+    M.f[5] = make_file(&M.s1, &M.s2, p1, 1, 3, 4, 1);  /* I2, NoChecksum */
+    M.f[6] = make_file(&M.s0, &M.s3, p6, 1, 2, 2, 0);  /* leaves a hole */
+    M.f[7] = make_file(&M.s2, &M.s1, p25, 2, 2, 2, 0); /* wrong pre-apply */
+}
+
+static void
+test_merge_basic(void)
+{
+    struct wbuf out = {0};
+    struct state got;
+    ltx_header oh, g;
+    ltx_trailer ot, t;
+    char err[256], msg[256];
+    uint32_t n = 0;
+    int rc;
+
+    rc = merge_files(M.f, 3, 0, &out, &oh, &ot, err, sizeof(err));
+    ok(rc == SQLITE_OK && oh.min_txid == 1 && oh.max_txid == 4 &&
+           oh.commit == 3 && oh.flags == 0 && oh.timestamp == 1234 &&
+           ot.post_apply == state_cksum(&M.s2),
+       "merge [S, I1, I2] gives snapshot 1-4 of 3 pages %s", err);
+    rc = check_file(&out, &M.s2, 3, &g, &t, msg, sizeof(msg));
+    ok(rc == SQLITE_OK,
+       "merged snapshot decodes: newest page wins, pages beyond commit "
+       "dropped %s",
+       msg);
+    free(out.p);
+
+    out = (struct wbuf){0};
+    rc = merge_files(M.f + 1, 2, 0, &out, &oh, &ot, err, sizeof(err));
+    ok(rc == SQLITE_OK && oh.min_txid == 2 && oh.max_txid == 4 &&
+           oh.commit == 3 && oh.pre_apply == state_cksum(&M.s0) &&
+           ot.post_apply == state_cksum(&M.s2),
+       "merge [I1, I2] keeps the checksum chain %s", err);
+    memset(&got, 0, sizeof(got));
+    rc = decode_mem(out.p, out.n, &g, &t, got.img, MAXP, &n, msg, sizeof(msg));
+    ok(rc == SQLITE_OK && n == 2 && memcmp(got.img, M.s2.img, 2 * MPS) == 0,
+       "merged incremental holds pages 1 (I2) and 2 (I1), not 5 %s", msg);
+    free(out.p);
+}
+
+static void
+test_merge_overlap(void)
+{
+    struct wbuf x = {0}, y = {0}, out = {0}, xy[2];
     ltx_header oh, g;
     ltx_trailer ot, t;
     char err[256], msg[256];
     int rc;
 
-    memset(&s0, 0, sizeof(s0));
-    s0.commit = 4;
-    for (uint32_t p = 1; p <= 4; p++)
-        fill_page(s0.img + (p - 1) * MPS, MPS, p, (int)p);
-    s1 = s0; /* TXID 2: page 2 changes, page 5 appears */
-    s1.commit = 5;
-    fill_page(s1.img + 1 * MPS, MPS, 2, 7);
-    fill_page(s1.img + 4 * MPS, MPS, 5, 8);
-    s2 = s1; /* TXID 3-4: page 1 changes, shrink to 3 pages */
-    s2.commit = 3;
-    fill_page(s2.img, MPS, 1, 9);
-    memset(s2.img + 3 * MPS, 0, 2 * MPS);
-    s3 = s0; /* TXID 2 (alternative): grows to 6 but holds only page 6 */
-    s3.commit = 6;
-    fill_page(s3.img + 5 * MPS, MPS, 6, 4);
-
-    f[0] = make_file(NULL, &s0, NULL, 0, 1, 1, 0);      /* S */
-    f[1] = make_file(&s0, &s1, p25, 2, 2, 2, 0);        /* I1 */
-    f[2] = make_file(&s1, &s2, p1, 1, 3, 4, 0);         /* I2 */
-    f[3] = make_file(NULL, &s0, NULL, 0, 1, 1, 1);      /* S, NoChecksum */
-    f[4] = make_file(&s0, &s1, p25, 2, 2, 2, 1);        /* I1, NoChecksum */
-    f[5] = make_file(&s1, &s2, p1, 1, 3, 4, 1);         /* I2, NoChecksum */
-    f[6] = make_file(&s0, &s3, p6, 1, 2, 2, 0);         /* incomplete */
-    f[7] = make_file(&s2, &s1, p25, 2, 2, 2, 0);        /* wrong pre-apply */
-
-    rc = merge_files(f, 3, 0, &out, &oh, &ot, err, sizeof(err));
+    merge_files(M.f, 2, 0, &x, &oh, &ot, err, sizeof(err));
+    merge_files(M.f + 1, 2, 0, &y, &oh, &ot, err, sizeof(err));
+    xy[0] = x;
+    xy[1] = y;
+    rc = merge_files(xy, 2, 0, &out, &oh, &ot, err, sizeof(err));
     ok(rc == SQLITE_OK && oh.min_txid == 1 && oh.max_txid == 4 &&
-           oh.commit == 3 && oh.flags == 0 && oh.timestamp == 1234 &&
-           ot.post_apply == state_cksum(&s2),
-       "merge [S, I1, I2] gives snapshot 1-4 of 3 pages %s", err);
-    rc = check_file(&out, &s2, 3, &g, &t, msg, sizeof(msg));
-    ok(rc == SQLITE_OK, "merged snapshot decodes: newest page wins, pages "
-                        "beyond commit dropped %s",
-       msg);
+           check_file(&out, &M.s2, 3, &g, &t, msg, sizeof(msg)) == 0,
+       "overlapping inputs 1-2 and 2-4 merge to the same snapshot %s", err);
     free(out.p);
-
+    xy[1] = M.f[1];
     out = (struct wbuf){0};
-    rc = merge_files(f + 1, 2, 0, &out, &oh, &ot, err, sizeof(err));
-    ok(rc == SQLITE_OK && oh.min_txid == 2 && oh.max_txid == 4 &&
-           oh.commit == 3 && oh.pre_apply == state_cksum(&s0) &&
-           ot.post_apply == state_cksum(&s2),
-       "merge [I1, I2] keeps the checksum chain %s", err);
-    {
-        struct state got;
-        uint32_t n = 0;
-        memset(&got, 0, sizeof(got));
-        rc = decode_mem(out.p, out.n, &g, &t, got.img, MAXP, &n, msg,
-                        sizeof(msg));
-        ok(rc == SQLITE_OK && n == 2 && memcmp(got.img, s2.img, 2 * MPS) == 0,
-           "merged incremental holds pages 1 (I2) and 2 (I1), not 5 %s",
-           msg);
-    }
+    rc = merge_files(xy, 2, 0, &out, &oh, &ot, err, sizeof(err));
+    ok(rc == SQLITE_CORRUPT, "non-advancing input refused: %s", err);
     free(out.p);
+    free(x.p);
+    free(y.p);
+}
 
-    {
-        struct wbuf x = {0}, y = {0}, xy[2];
-        merge_files(f, 2, 0, &x, &oh, &ot, err, sizeof(err));
-        merge_files(f + 1, 2, 0, &y, &oh, &ot, err, sizeof(err));
-        xy[0] = x;
-        xy[1] = y;
-        out = (struct wbuf){0};
-        rc = merge_files(xy, 2, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_OK && oh.min_txid == 1 && oh.max_txid == 4 &&
-               check_file(&out, &s2, 3, &g, &t, msg, sizeof(msg)) == 0,
-           "overlapping inputs 1-2 and 2-4 merge to the same snapshot %s",
-           err);
-        free(out.p);
-        xy[1] = f[1];
-        out = (struct wbuf){0};
-        rc = merge_files(xy, 2, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT, "non-advancing input refused: %s", err);
-        free(out.p);
-        free(x.p);
-        free(y.p);
-    }
+/* Merges the two files a and b, expecting SQLITE_CORRUPT naming needle. */
+static void
+merge_refused(struct wbuf a, struct wbuf b, const char *what,
+              const char *needle)
+{
+    struct wbuf in[2] = {a, b}, out = {0};
+    ltx_header oh;
+    ltx_trailer ot;
+    char err[256];
+    int rc = merge_files(in, 2, 0, &out, &oh, &ot, err, sizeof(err));
 
-    {
-        struct wbuf gap[2] = {f[0], f[2]};
-        out = (struct wbuf){0};
-        rc = merge_files(gap, 2, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT && strstr(err, "0000000000000003") &&
-               strstr(err, "gap"),
-           "gap refused: %s", err);
-        free(out.p);
-    }
-    {
-        ltx_header h = mkhdr(2048, 1, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
-        uint8_t pg[2048] = {1};
-        uint32_t one = 1;
-        struct wbuf mix[2] = {f[0], {0}};
-        encode(&h, pg, &one, 1, 0, 0, &mix[1], &t);
-        out = (struct wbuf){0};
-        rc = merge_files(mix, 2, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT && strstr(err, "page size"),
-           "page size mismatch refused: %s", err);
-        free(out.p);
-        free(mix[1].p);
-    }
-    {
-        struct wbuf bad[2] = {f[0], f[7]};
-        out = (struct wbuf){0};
-        rc = merge_files(bad, 2, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT && strstr(err, "pre-apply"),
-           "broken checksum chain refused: %s", err);
-        free(out.p);
-        bad[1] = f[6];
-        out = (struct wbuf){0};
-        rc = merge_files(bad, 2, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT && strstr(err, "page 5"),
-           "merge leaving a hole in the snapshot refused: %s", err);
-        free(out.p);
-    }
-    {
-        struct wbuf flip[3] = {f[0], f[1], f[2]};
-        uint8_t *c = malloc(f[1].n);
-        memcpy(c, f[1].p, f[1].n);
-        c[f[1].n / 2] ^= 0x10;
-        flip[1].p = c;
-        out = (struct wbuf){0};
-        rc = merge_files(flip, 3, 0, &out, &oh, &ot, err, sizeof(err));
-        ok(rc == SQLITE_CORRUPT && strstr(err, "input 1"),
-           "corrupt input detected during merge: %s", err);
-        free(out.p);
-        free(c);
-    }
+    ok(rc == SQLITE_CORRUPT && strstr(err, needle), "%s refused: %s", what,
+       err);
+    free(out.p);
+}
 
-    out = (struct wbuf){0};
-    rc = merge_files(f + 3, 3, 0, &out, &oh, &ot, err, sizeof(err));
+static void
+test_merge_rejects(void)
+{
+    ltx_header h = mkhdr(2048, 1, 2, 2, LTX_FLAG_NO_CHECKSUM, 0), oh;
+    struct wbuf other = {0}, flip[3] = {M.f[0], M.f[1], M.f[2]}, out = {0};
+    uint8_t pg[2048] = {1}, *c;
+    uint32_t one = 1;
+    ltx_trailer t, ot;
+    char err[256];
+    int rc;
+
+    merge_refused(M.f[0], M.f[2], "gap", "0000000000000003-");
+    merge_refused(M.f[0], M.f[2], "gap (message)", "gap");
+    encode(&h, pg, &one, 1, 0, 0, &other, &t);
+    merge_refused(M.f[0], other, "page size mismatch", "page size");
+    merge_refused(M.f[0], M.f[7], "broken checksum chain", "pre-apply");
+    merge_refused(M.f[0], M.f[6], "hole in the merged snapshot", "page 5");
+    free(other.p);
+
+    c = malloc(M.f[1].n);
+    memcpy(c, M.f[1].p, M.f[1].n);
+    c[M.f[1].n / 2] ^= 0x10;
+    flip[1].p = c;
+    rc = merge_files(flip, 3, 0, &out, &oh, &ot, err, sizeof(err));
+    ok(rc == SQLITE_CORRUPT && strstr(err, "input 1"),
+       "corrupt input detected during merge: %s", err);
+    free(out.p);
+    free(c);
+}
+
+static void
+test_merge_nochecksum(void)
+{
+    struct wbuf out = {0};
+    ltx_header oh, g;
+    ltx_trailer ot, t;
+    char err[256], msg[256] = "";
+    int rc;
+
+    rc = merge_files(M.f + 3, 3, 0, &out, &oh, &ot, err, sizeof(err));
     ok(rc == SQLITE_OK && oh.flags == 0 &&
-           ot.post_apply == state_cksum(&s2) &&
-           check_file(&out, &s2, 3, &g, &t, msg, sizeof(msg)) == 0,
+           ot.post_apply == state_cksum(&M.s2) &&
+           check_file(&out, &M.s2, 3, &g, &t, msg, sizeof(msg)) == 0,
        "NoChecksum inputs merge to a snapshot with a computed checksum %s",
        err);
     free(out.p);
     out = (struct wbuf){0};
-    rc = merge_files(f + 4, 2, 0, &out, &oh, &ot, err, sizeof(err));
+    rc = merge_files(M.f + 4, 2, 0, &out, &oh, &ot, err, sizeof(err));
     ok(rc == SQLITE_OK && oh.flags == LTX_FLAG_NO_CHECKSUM &&
            ot.post_apply == 0,
        "NoChecksum incrementals merge to a NoChecksum file %s", err);
     free(out.p);
     out = (struct wbuf){0};
-    rc = merge_files(f, 3, LTX_FLAG_NO_CHECKSUM | LTX_MERGE_LEGACY_FRAMES,
+    rc = merge_files(M.f, 3, LTX_FLAG_NO_CHECKSUM | LTX_MERGE_LEGACY_FRAMES,
                      &out, &oh, &ot, err, sizeof(err));
-    ok(rc == SQLITE_OK && oh.flags == LTX_FLAG_NO_CHECKSUM &&
-           out.n > 106 && out.p[105] == 0 &&
-           check_file(&out, &s2, 3, &g, &t, msg, sizeof(msg)) == 0,
+    ok(rc == SQLITE_OK && oh.flags == LTX_FLAG_NO_CHECKSUM && out.n > 106 &&
+           out.p[105] == 0 &&
+           check_file(&out, &M.s2, 3, &g, &t, msg, sizeof(msg)) == 0,
        "merge to NoChecksum legacy frames %s %s", err, msg);
     free(out.p);
+}
 
-    {
-        struct image im = {calloc(MAXP, MPS), MAXP * MPS, 0, 0};
-        uint64_t ck = 0;
-        rc = expand_files(f, 3, &im, &ck, err, sizeof(err));
-        ok(rc == SQLITE_OK && im.high == 3 * MPS &&
-               memcmp(im.p, s2.img, 3 * MPS) == 0 && ck == state_cksum(&s2),
-           "merge_expand [S, I1, I2] writes the restored database %s", err);
-        rc = expand_files(f + 1, 2, &im, &ck, err, sizeof(err));
-        ok(rc == SQLITE_MISUSE, "merge_expand without a snapshot: %s", err);
-        free(im.p);
-    }
+static void
+test_merge_expand(void)
+{
+    struct image im = {calloc(MAXP, MPS), MAXP * MPS, 0, 0};
+    uint64_t ck = 0;
+    char err[256];
+    int rc;
+
+    rc = expand_files(M.f, 3, &im, &ck, err, sizeof(err));
+    ok(rc == SQLITE_OK && im.high == 3 * MPS &&
+           memcmp(im.p, M.s2.img, 3 * MPS) == 0 && ck == state_cksum(&M.s2),
+       "merge_expand [S, I1, I2] writes the restored database %s", err);
+    rc = expand_files(M.f + 3, 3, &im, &ck, err, sizeof(err));
+    ok(rc == SQLITE_OK && ck == state_cksum(&M.s2),
+       "merge_expand of NoChecksum files computes the checksum %s", err);
+    rc = expand_files(M.f + 1, 2, &im, &ck, err, sizeof(err));
+    ok(rc == SQLITE_MISUSE, "merge_expand without a snapshot: %s", err);
+    free(im.p);
+}
+
+static void
+test_merge(void)
+{
+    merge_fixture();
+    test_merge_basic();
+    test_merge_overlap();
+    test_merge_rejects();
+    test_merge_nochecksum();
+    test_merge_expand();
     for (int i = 0; i < 8; i++)
-        free(f[i].p);
+        free(M.f[i].p);
 }
 
 /* ---- A database spanning the lock page ----------------------------------- */
@@ -1685,8 +1767,8 @@ test_lock_page(void)
     if (rc == SQLITE_OK)
         rc = ltx_encoder_finish(enc, ltx_encoder_checksum(enc), &t);
     ok(rc == SQLITE_OK && refused,
-       "snapshot of %u 64 KiB pages skips lock page %u (%zu bytes) %s",
-       commit, lock, w.n, ltx_encoder_errmsg(enc));
+       "snapshot of %u 64 KiB pages skips lock page %u (%zu bytes) %s", commit,
+       lock, w.n, ltx_encoder_errmsg(enc));
     ltx_encoder_free(enc);
 
     mb = (struct ltx_membuf){w.p, w.n, 0};
@@ -1704,7 +1786,8 @@ test_lock_page(void)
     free(w.p);
 }
 
-/* ---- Corruption sweep ----------------------------------------------------- */
+/* ---- Corruption sweep -----------------------------------------------------
+ */
 
 /*
  * Decodes f with byte `at` XOR mask (or truncated to `at` bytes when trunc).
@@ -1715,8 +1798,8 @@ test_lock_page(void)
  */
 static int
 sweep_one(const uint8_t *f, size_t n, size_t at, uint8_t mask, int trunc,
-          uint8_t *copy, const uint8_t *db, uint32_t npages,
-          uint32_t page_size, uint8_t *img, const ltx_trailer *want)
+          uint8_t *copy, const uint8_t *db, uint32_t npages, uint32_t page_size,
+          uint8_t *img, const ltx_trailer *want)
 {
     ltx_header h;
     ltx_trailer t;
@@ -1762,10 +1845,11 @@ sweep_file(const struct vec *v, size_t stride)
     ltx_trailer want;
     char msg[256];
 
-    if (!f || !db || decode_mem(f, n, &h, &want, NULL, 0, NULL, msg,
-                                sizeof(msg)) != SQLITE_OK ||
-        ltx_index_parse(f, n, n, &e, &count, NULL, NULL, msg,
-                        sizeof(msg)) != SQLITE_OK) {
+    if (!f || !db ||
+        decode_mem(f, n, &h, &want, NULL, 0, NULL, msg, sizeof(msg)) !=
+            SQLITE_OK ||
+        ltx_index_parse(f, n, n, &e, &count, NULL, NULL, msg, sizeof(msg)) !=
+            SQLITE_OK) {
         ok(0, "%s: sweep setup", v->ltx);
         goto out;
     }
@@ -1808,9 +1892,9 @@ static void
 test_corruption(void)
 {
     for (size_t i = 0; i < NVEC; i++) {
-        size_t stride = g_vecs[i].pages <= 6 ? 1
+        size_t stride = g_vecs[i].pages <= 6         ? 1
                         : g_vecs[i].page_size == 512 ? 29
-                                                      : 1499;
+                                                     : 1499;
         sweep_file(&g_vecs[i], stride);
     }
 }
@@ -1846,9 +1930,12 @@ main(void)
     run("page sizes", test_page_sizes);
     run("small files", test_small_files);
     run("encoder rules", test_encoder_rules);
+    run("encoder snapshot rules", test_encoder_snapshot_rules);
     run("I/O errors", test_io_errors);
     run("legacy frames", test_legacy_frames);
-    run("decoder rules", test_decoder_rules);
+    run("frame errors", test_frame_errors);
+    run("decoder index", test_decoder_index);
+    run("decoder order", test_decoder_order);
     run("decoder API", test_decoder_api);
     run("merge", test_merge);
     run("lock page", test_lock_page);
