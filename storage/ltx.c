@@ -738,6 +738,9 @@ out:
     if (rc == SQLITE_NOMEM) {
         ltx_encoder_free(enc);
         *out = NULL;
+    } else if (rc != SQLITE_OK) {
+        enc->state = LTX_ENC_FAILED; /* refuse any further use */
+        enc->rc = rc;
     }
     return rc;
 }
@@ -1251,6 +1254,9 @@ out:
     if (rc == SQLITE_NOMEM) {
         ltx_decoder_free(d);
         *out = NULL;
+    } else if (rc != SQLITE_OK) {
+        d->state = LTX_DEC_FAILED; /* refuse any further use */
+        d->rc = rc;
     }
     return rc;
 }

@@ -846,6 +846,9 @@ test_encoder_snapshot_rules(void)
     h = mkhdr(4096, 0, 2, 2, LTX_FLAG_NO_CHECKSUM, 0);
     ok(ltx_encoder_open(&h, wbuf_write, &w, &enc) == SQLITE_MISUSE,
        "commit 0 with NoChecksum refused: %s", ltx_encoder_errmsg(enc));
+    ok(ltx_encoder_page(enc, 1, page) == SQLITE_MISUSE &&
+           ltx_encoder_finish(enc, 0, &t) == SQLITE_MISUSE && w.n == 0,
+       "an encoder whose open failed refuses everything");
     ltx_encoder_free(enc);
 
     h = mkhdr(65536, 16390, 5, 5, LTX_FLAG_NO_CHECKSUM, 0);
@@ -1380,6 +1383,13 @@ test_decoder_api(void)
     rc = ltx_decoder_open(ltx_membuf_read, &mb, &d);
     ok(rc == SQLITE_CORRUPT && strstr(ltx_decoder_errmsg(d), "offset 0"),
        "50-byte file: %s", ltx_decoder_errmsg(d));
+    ok(ltx_decoder_page(d, &pgno, page) == SQLITE_CORRUPT &&
+           ltx_decoder_close(d, &t) == SQLITE_CORRUPT,
+       "a decoder whose open failed stays failed");
+    ltx_decoder_free(d);
+    rc = ltx_decoder_open(NULL, NULL, &d);
+    ok(rc == SQLITE_MISUSE && ltx_decoder_page(d, &pgno, page) == rc,
+       "no read callback: %s", ltx_decoder_errmsg(d));
     ltx_decoder_free(d);
     free(f);
 }

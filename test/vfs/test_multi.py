@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Several writers on one replicated database: two processes with the
+extension writing at the same time, several connections in one process,
+and a process writing without the extension (the next TXID is a full
+image).  Every case is restored and compared with the source."""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+from harness import SO, cleanup, done, load, ok, restore_and_compare, scratch
+
+load()
+
+CHILD = r"""
+import sqlite3, sys
+so, db, n, tag, ext = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+if ext:
+    b = sqlite3.connect(":memory:"); b.enable_load_extension(True); b.load_extension(so)
+c = sqlite3.connect(db if ext else f"file:{db}?vfs=unix", uri=not ext, isolation_level=None, timeout=30)
+for i in range(n):
+    c.execute("INSERT INTO t(tag, i, v) VALUES (?, ?, randomblob(200))", (tag, i))
+    if ext and i % 97 == 0:
+        c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+c.close()
+"""
+
+
+def child(db, n, tag, ext=True):
+    return subprocess.Popen(["/usr/bin/python3", "-c", CHILD, SO, db, str(n),
+                             tag, "1" if ext else "0"])
+
+
+def setup(name):
+    d = scratch(name)
+    db = os.path.join(d, "app.db")
+    url = "file://" + os.path.join(d, "replica")
+    con = sqlite3.connect(db, isolation_level=None, timeout=30)
+    con.execute(f"PRAGMA litestream_url = '{url}'")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, tag, i, v)")
+    return d, db, url, con
+
+
+def status(con):
+    return json.loads(con.execute("SELECT litestream_status()")
+                      .fetchone()[0])["databases"][0]
+
+
+# Two processes with the extension, writing concurrently.
+d, db, url, con = setup("two-procs")
+ps = [child(db, 400, "a"), child(db, 400, "b")]
+rcs = [p.wait() for p in ps]
+ok(rcs == [0, 0], f"two writer processes finished ({rcs})")
+n = con.execute("SELECT count(*) FROM t").fetchone()[0]
+ok(n == 800, f"both processes' rows are there ({n})")
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "two processes writing the same database")
+ok(status(con)["forced_full_images"] <= 1,
+   "two processes: TXIDs shared through the sidecar, no extra full image")
+con.close()
+cleanup(d)
+
+# Several connections in one process, interleaved.
+d, db, url, con = setup("conns")
+others = [sqlite3.connect(db, isolation_level=None, timeout=30)
+          for _ in range(3)]
+for i in range(300):
+    c = others[i % 3]
+    c.execute("INSERT INTO t(tag, i) VALUES ('c', ?)", (i,))
+for c in others:
+    c.close()
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "several connections in one process")
+con.close()
+cleanup(d)
+
+# A process without the extension writes: its frames are either
+# recovered from the WAL (still there) or covered by a full image.
+d, db, url, con = setup("foreign")
+for i in range(100):
+    con.execute("INSERT INTO t(tag, i) VALUES ('x', ?)", (i,))
+t0 = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
+f0 = status(con)["full_images"]
+rc = child(db, 200, "foreign", ext=False).wait()
+ok(rc == 0, "a process without the extension wrote 200 rows")
+con.execute("INSERT INTO t(tag, i) VALUES ('after', 0)")
+restore_and_compare(con, db, url, os.path.join(d, "out1.db"),
+                    "writer without the extension (WAL still holds it)")
+t1 = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
+ok(t1 - t0 == 201 and status(con)["full_images"] == f0,
+   "its 200 transactions were recovered from the WAL, one TXID each, no "
+   f"full image (TXIDs {t0} -> {t1}, full images {f0} -> "
+   f"{status(con)['full_images']})")
+# Now the foreign process checkpoints and restarts the WAL itself, so its
+# frames are gone: only a full image can be right.
+fc = sqlite3.connect(f"file:{db}?vfs=unix", uri=True, isolation_level=None)
+for i in range(50):
+    fc.execute("INSERT INTO t(tag, i) VALUES ('foreign2', ?)", (i,))
+fc.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+fc.execute("INSERT INTO t(tag, i) VALUES ('foreign2', 999)")
+fc.close()
+before = status(con)["full_images"]
+con.execute("INSERT INTO t(tag, i) VALUES ('after2', 0)")
+restore_and_compare(con, db, url, os.path.join(d, "out2.db"),
+                    "foreign checkpoint + restart: next TXID a full image")
+ok(status(con)["full_images"] == before + 1,
+   "foreign checkpoint + restart: exactly one full image "
+   f"({status(con)['full_images'] - before})")
+con.close()
+cleanup(d)
+done()
