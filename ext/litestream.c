@@ -26,7 +26,7 @@
 static int
 auto_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi)
 {
-    vfs_attach_connection(db);
+    vfs_attach_connection(db, 1);
     return sql_register(db);
 }
 
@@ -65,7 +65,7 @@ sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
         }
         registered = 1;
     }
-    vfs_attach_connection(db);
+    vfs_attach_connection(db, 0);
     rc = sql_register(db);
     if (rc != SQLITE_OK) {
         *pzErrMsg = sqlite3_mprintf("litestream: cannot add functions: %s",

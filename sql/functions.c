@@ -93,6 +93,34 @@ fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         }
     }
     sqlite3_finalize(st);
+    /* Databases of this connection that cannot be replicated, and why. */
+    sqlite3_str_appendall(out, "],\"not_replicable\":[");
+    n = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) ==
+        SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *zSchema = (const char *)sqlite3_column_text(st, 1);
+            const char *zFile = (const char *)sqlite3_column_text(st, 2);
+            sqlite3_vfs *pVfs = NULL;
+            if (!zSchema || !sqlite3_stricmp(zSchema, "temp") ||
+                (zOnly && sqlite3_stricmp(zOnly, zSchema)) ||
+                db_of_schema(db, zSchema))
+                continue;
+            sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER,
+                                 &pVfs);
+            char *zWhy =
+                (!zFile || !zFile[0])
+                    ? sqlite3_mprintf("in-memory or temporary database")
+                    : sqlite3_mprintf(
+                          "opened through VFS '%s', not 'litestream': load "
+                          "the extension before opening the database",
+                          pVfs ? pVfs->zName : "?");
+            sqlite3_str_appendf(out, "%s{\"schema\":\"%w\",\"reason\":\"%w\"}",
+                                n++ ? "," : "", zSchema, zWhy ? zWhy : "");
+            sqlite3_free(zWhy);
+        }
+    }
+    sqlite3_finalize(st);
     sqlite3_str_appendall(out, "]}");
     char *z = sqlite3_str_finish(out);
     if (!z)

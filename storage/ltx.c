@@ -1227,7 +1227,8 @@ ltx_decoder_open(ltx_read_fn xRead, void *ctx, ltx_decoder **out)
         rc = ltx_dec_err(d, SQLITE_MISUSE, "ltx: no read callback");
         goto out;
     }
-    if ((rc = ltx_dec_take_crc(d, LTX_HEADER_SIZE, "header", &p)) != 0)
+    rc = ltx_dec_take_crc(d, LTX_HEADER_SIZE, "header", &p);
+    if (rc != SQLITE_OK)
         goto out;
     rc = ltx_header_decode(p, &d->hdr, d->zErr, sizeof(d->zErr));
     if (rc != SQLITE_OK) {
@@ -1411,10 +1412,11 @@ ltx_decoder_read(ltx_decoder *d, void *page)
     uint64_t c;
     int rc;
 
-    if (d->state != LTX_DEC_FRAME) {
+    if (d->state != LTX_DEC_FRAME || !page) {
         rc = d->state == LTX_DEC_FAILED
                  ? d->rc
-                 : ltx_dec_err(d, SQLITE_MISUSE, "ltx: no page pending");
+                 : ltx_dec_err(d, SQLITE_MISUSE,
+                               "ltx: no page pending or no page buffer");
         goto out;
     }
     if ((rc = ltx_dec_payload(d, page)) != SQLITE_OK) {

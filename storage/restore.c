@@ -159,7 +159,8 @@ restore_check_dest(restore_job *j, int overwrite)
                            "'%s' is a directory", j->zPath);
         if (!overwrite)
             return job_err(j, SQLITE_CANTOPEN, "litestream: restore target "
-                           "'%s' exists; remove it first or pass overwrite",
+                           "'%s' exists; remove it first, or pass 1 as "
+                           "litestream_restore's 4th argument (overwrite)",
                            j->zPath);
     } else if (errno != ENOENT) {
         return job_err(j, SQLITE_CANTOPEN, "litestream: cannot check restore "

@@ -238,7 +238,8 @@ restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
     }
     if (n == 0) {
         rc = plan_err(pzErr, SQLITE_NOTFOUND, "litestream: replica is empty "
-                      "(no LTX files under '%s')", backend_url(b));
+                      "or does not exist (no LTX files under '%s'): check "
+                      "the URL", backend_url(b));
         goto out;
     }
     plan->files = sqlite3_malloc64(sizeof(ltx_info) * (size_t)n);

@@ -144,6 +144,8 @@ guard(void *arg, int op, const char *z1, const char *z2, const char *z3,
     sqlite3_file_control(db, z3 ? z3 : "main", SQLITE_FCNTL_FILE_POINTER, &f);
     if (vfs_is_litestream_file(f))
         return SQLITE_OK;
+    if (sqlite3_stricmp(z1, "litestream_url") && !z2)
+        return SQLITE_OK; /* reading another setting: harmless */
     sqlite3_log(SQLITE_ERROR,
                 "litestream: PRAGMA %s refused: database '%s' was not "
                 "opened through the litestream VFS (load the extension "
@@ -154,12 +156,17 @@ guard(void *arg, int op, const char *z1, const char *z2, const char *z3,
 }
 
 void
-vfs_attach_connection(sqlite3 *db)
+vfs_attach_connection(sqlite3 *db, int is_new)
 {
     sqlite3_file *f = NULL;
     sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f);
-    if (vfs_is_litestream_file(f))
+    int ours = vfs_is_litestream_file(f);
+    if (ours)
         vfs_set_connection(f, db);
-    else
+    /* A new connection has no authorizer yet: guard every schema (temp
+     * and attached ones too).  On the connection that loads us the
+     * application may have its own: only take it over if nothing on that
+     * connection could be replicated anyway. */
+    if (is_new || !ours)
         sqlite3_set_authorizer(db, guard, db);
 }

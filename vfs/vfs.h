@@ -46,11 +46,13 @@ int vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg);
 void vfs_set_connection(sqlite3_file *f, sqlite3 *conn);
 
 /*
- * Remembers the connection that owns each litestream database file of db
- * (so PRAGMA litestream_url can switch it to WAL mode) and installs the
- * guard that turns PRAGMA litestream_* on a database the VFS does not
- * manage into an error.  Called for every connection.
+ * Remembers the connection that owns the litestream main database file of
+ * db (so PRAGMA litestream_url can switch it to WAL mode) and installs the
+ * guard (an authorizer) that turns PRAGMA litestream_* on a database the
+ * VFS does not manage (:memory:, temp, opened before the load or through
+ * another VFS) into an error.  is_new: db was just opened (auto-extension)
+ * rather than the connection loading the extension.
  */
-void vfs_attach_connection(sqlite3 *db);
+void vfs_attach_connection(sqlite3 *db, int is_new);
 
 #endif

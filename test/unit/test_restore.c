@@ -513,7 +513,8 @@ test_destination(void)
     fclose(f);
     rc = run(main_root, mkpath("exists.db"), 0, 0, 0, &zJson, &zErr);
     snprintf(buf, sizeof(buf), "litestream: restore target '%s' exists; "
-             "remove it first or pass overwrite", mkpath("exists.db"));
+             "remove it first, or pass 1 as litestream_restore's 4th "
+             "argument (overwrite)", mkpath("exists.db"));
     ok(rc != SQLITE_OK && zErr && !strcmp(zErr, buf), "existing refused: %s",
        zErr);
     sqlite3_free(zErr);
@@ -548,8 +549,9 @@ test_empty_and_bad_urls(void)
 
     mkdir(mkpath("empty"), 0755);
     rc = run(mkpath("empty"), mkpath("e.db"), 0, 0, 0, &zJson, &zErr);
-    snprintf(buf, sizeof(buf), "litestream: replica is empty (no LTX files "
-             "under '%s')", mkpath("empty"));
+    snprintf(buf, sizeof(buf), "litestream: replica is empty or does not "
+             "exist (no LTX files under '%s'): check the URL",
+             mkpath("empty"));
     ok(rc == SQLITE_NOTFOUND && zErr && !strcmp(zErr, buf), "empty: %s",
        zErr);
     sqlite3_free(zErr);

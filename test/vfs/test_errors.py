@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Every bad input gets a clear error and loses nothing."""
+import json
+import os
+import sqlite3
+
+from harness import cleanup, diag, done, load, ok, restore_and_compare, scratch
+
+load()
+
+
+def err_of(con, sql, *args):
+    try:
+        con.execute(sql, args).fetchall()
+    except sqlite3.Error as e:
+        return str(e)
+    return None
+
+
+def status(con):
+    return json.loads(con.execute("SELECT litestream_status()")
+                      .fetchone()[0])
+
+
+d = scratch("errors")
+db = os.path.join(d, "app.db")
+
+# --- PRAGMA litestream_url on databases the VFS does not manage ----------
+mem = sqlite3.connect(":memory:")
+e = err_of(mem, "PRAGMA litestream_url = 'file:///tmp/x'")
+ok(e is not None and "not authorized" in e,
+   f":memory: database: PRAGMA litestream_url fails ({e})")
+st = status(mem)
+ok(st["not_replicable"] and "in-memory" in st["not_replicable"][0]["reason"],
+   f"status says why: {st['not_replicable']}")
+
+other = sqlite3.connect(f"file:{db}?vfs=unix", uri=True)
+e = err_of(other, "PRAGMA litestream_url = 'file:///tmp/x'")
+ok(e is not None, f"database opened through another VFS: refused ({e})")
+why = status(other)["not_replicable"][0]["reason"]
+ok("unix" in why and "load the extension" in why, f"status says: {why}")
+other.close()
+
+con = sqlite3.connect(db, isolation_level=None)
+e = err_of(con, "PRAGMA temp.litestream_url = 'file:///tmp/x'")
+ok(e is not None, f"temp schema: refused ({e})")
+
+# --- malformed URLs and unknown schemes ----------------------------------
+for bad, want in [("ftp://host/x", "unknown URL scheme"),
+                  ("rel/dir", "absolute"),
+                  ("s3://", "bucket"),
+                  ("file://remotehost/x", "host"),
+                  ("http://[::1", None)]:
+    e = err_of(con, f"PRAGMA litestream_url = '{bad}'")
+    ok(e is not None and (want is None or want in e),
+       f"PRAGMA litestream_url = '{bad}' fails: {e}")
+ok(con.execute("PRAGMA litestream_url").fetchone()[0] == "",
+   "after failed attempts nothing is replicating")
+e = err_of(con, "PRAGMA litestream_url = 's3://bucket/app?endpoint="
+                "http://127.0.0.1:1'")
+ok(e is not None and "not available" in e,
+   f"a scheme without a backend in this build: {e}")
+e = err_of(con, "SELECT litestream_sync()")
+ok(e is not None and "not being replicated" in e,
+   f"litestream_sync on a database not replicated: {e}")
+e = err_of(con, "PRAGMA litestream_sync_interval = 'soon'")
+ok(e is not None and "milliseconds" in e, f"bad sync interval: {e}")
+
+# --- a replica directory that cannot be created ----------------------------
+blocker = os.path.join(d, "blocker")
+open(blocker, "w").write("a file where the replica directory should be")
+url = "file://" + os.path.join(blocker, "replica")
+r = con.execute(f"PRAGMA litestream_url = '{url}'").fetchone()[0]
+ok(r == url, "URL accepted (the directory is only needed at upload)")
+con.execute("CREATE TABLE t(x)")
+for i in range(50):
+    con.execute("INSERT INTO t VALUES (?)", (i,))
+e = err_of(con, "SELECT litestream_sync(1500)")
+ok(e is not None and "blocker" in e,
+   f"litestream_sync reports the failing upload: {e}")
+s = status(con)["databases"][0]
+le = s["last_error"]
+ok(le is not None and "blocker" in le["message"],
+   f"status shows the error: {le and le['message']}")
+ok(con.execute("SELECT count(*) FROM t").fetchone()[0] == 50,
+   "the application kept working while uploads failed")
+os.remove(blocker)
+os.makedirs(blocker)
+restore_and_compare(con, db, url, os.path.join(d, "fixed.db"),
+                    "after the problem is fixed nothing is lost")
+ok(status(con)["databases"][0]["last_error"] is None,
+   "the error clears once uploads succeed")
+
+# --- restore errors --------------------------------------------------------
+empty = os.path.join(d, "empty-replica")
+os.makedirs(empty)
+e = err_of(con, "SELECT litestream_restore(?, ?)", "file://" + empty,
+           os.path.join(d, "x.db"))
+ok(e is not None and "empty" in e, f"restore from an empty replica: {e}")
+e = err_of(con, "SELECT litestream_restore(?, ?)",
+           "file://" + os.path.join(d, "nope"), os.path.join(d, "x.db"))
+ok(e is not None, f"restore from a missing replica: {e}")
+ok(not os.path.exists(os.path.join(d, "x.db")), "no output left behind")
+e = err_of(con, "SELECT litestream_restore(?, ?)", url, db)
+ok(e is not None and "exists" in e, f"restore onto an existing file: {e}")
+js = con.execute("SELECT litestream_restore(?, ?, NULL, 1)",
+                 (url, os.path.join(d, "fixed.db"))).fetchone()[0]
+ok(json.loads(js)["txid"], "overwrite=1 replaces an existing file")
+e = err_of(con, "SELECT litestream_restore(?, ?, 'yesterday')", url,
+           os.path.join(d, "y.db"))
+ok(e is not None and "TXID" in e, f"a target that is not a TXID: {e}")
+
+# A corrupt object: restore names it, the output path stays untouched.
+objs = sorted(os.listdir(os.path.join(blocker, "replica", "ltx", "0")))
+victim = os.path.join(blocker, "replica", "ltx", "0", objs[-1])
+data = bytearray(open(victim, "rb").read())
+data[len(data) // 2] ^= 0xFF
+open(victim, "wb").write(bytes(data))
+out = os.path.join(d, "corrupt-out.db")
+e = err_of(con, "SELECT litestream_restore(?, ?)", url, out)
+ok(e is not None and objs[-1] in e,
+   f"corrupt object: restore fails naming it: {e}")
+ok(not os.path.exists(out) and not os.path.exists(out + ".tmp"),
+   "corrupt object: nothing written at the output path")
+con.close()
+cleanup(d)
+done()
