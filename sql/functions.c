@@ -159,8 +159,37 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     uint64_t want = sidecar_cap_read(vfs_db_sidecar(d), &cap) ? cap.txid : 0;
     int rc = replicator_persist(r);
-    if (rc == SQLITE_OK)
-        rc = replicator_sync(r, want, timeout, &rep, &zErr);
+    sqlite3_int64 deadline = 0, now = 0;
+    sqlite3_file *f = NULL;
+    sqlite3_file_control(db, zSchema, SQLITE_FCNTL_FILE_POINTER, &f);
+    sqlite3_vfs *pVfs = sqlite3_vfs_find(NULL);
+    pVfs->xCurrentTimeInt64(pVfs, &now);
+    deadline = now + (timeout < 0 ? 0 : timeout);
+    while (rc == SQLITE_OK) {
+        /* Wait in slices: in exclusive locking mode only this connection
+         * can read a full image the replica may be waiting for. */
+        int slice = timeout < 0 ? 500 : (int)(deadline - now);
+        if (slice > 500)
+            slice = 500;
+        if (slice < 0)
+            slice = 0;
+        sqlite3_free(zErr);
+        zErr = NULL;
+        rc = replicator_sync(r, want, slice, &rep, &zErr);
+        if (rc != SQLITE_BUSY)
+            break;
+        if (replicator_image_wanted(r)) {
+            vfs_db_image_now(d, f);
+            if (sidecar_cap_read(vfs_db_sidecar(d), &cap) && cap.txid > want)
+                want = cap.txid;
+            if (replicator_persist(r) != SQLITE_OK)
+                break;
+        }
+        pVfs->xCurrentTimeInt64(pVfs, &now);
+        if (timeout >= 0 && now >= deadline)
+            break;
+        rc = SQLITE_OK;
+    }
     if (rc != SQLITE_OK) {
         sqlite3_result_error(ctx,
                              zErr ? zErr : "litestream_sync: spool failed",

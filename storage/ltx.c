@@ -442,7 +442,7 @@ static int
 ltx_lz4f_descriptor(ltx_src *s, uint32_t page_size, uint8_t *pFlg,
                     uint32_t *pBlockMax)
 {
-    uint8_t desc[16];
+    uint8_t desc[16] = {0};
     size_t nd = 0;
     const uint8_t *p;
     uint64_t cs = page_size;
@@ -1770,7 +1770,7 @@ static int
 ltx_index_entries(const uint8_t *p, size_t n, uint64_t term_off,
                   ltx_index_entry *e, uint32_t *count, char *zErr, size_t nErr)
 {
-    uint64_t v[3], expect = LTX_HEADER_SIZE, prev = 0;
+    uint64_t v[3] = {0, 0, 0}, expect = LTX_HEADER_SIZE, prev = 0;
     size_t pos = 0;
     uint32_t k = 0;
     int rc = SQLITE_CORRUPT, r;

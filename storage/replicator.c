@@ -108,6 +108,8 @@ rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         st.flags = SPOOL_F_FULL;
         return spool_append(r->sp, &st, do_sync, pzErr);
     }
+    if (t->flags & REP_IMAGE)
+        st.flags = SPOOL_F_FULL | SPOOL_F_IMAGE;
     refs = sqlite3_malloc64(sizeof(*refs) * (t->nframes + 1));
     pgnos = sqlite3_malloc64(sizeof(*pgnos) * (t->nframes + 1));
     pages = sqlite3_malloc64((uint64_t)fsz * (t->nframes + 1));
@@ -441,6 +443,18 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
     if (replicated)
         *replicated = sidecar_replicated(r->sc);
     return rc;
+}
+
+int
+replicator_image_wanted(replicator *r)
+{
+    return __atomic_load_n(&r->want_image, __ATOMIC_ACQUIRE);
+}
+
+int
+replicator_take_image_request(replicator *r)
+{
+    return __atomic_exchange_n(&r->want_image, 0, __ATOMIC_ACQ_REL);
 }
 
 void

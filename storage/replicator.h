@@ -19,7 +19,8 @@
 #include "storage/sqlite.h"
 
 /* Flags of a captured transaction. */
-#define REP_FULL 0x1 /* lost position: the next upload is a full image */
+#define REP_FULL 0x1  /* lost position: the next upload is a full image */
+#define REP_IMAGE 0x2 /* `frames` hold every page 1..commit: a full image */
 
 /*
  * One captured transaction, as the capture hands it over.  `frames` holds
@@ -97,6 +98,15 @@ int replicator_persist(replicator *);
  */
 int replicator_sync(replicator *, uint64_t txid, int timeout_ms,
                     uint64_t *replicated, char **pzErr);
+
+/*
+ * Whether the uploader needs the capture to read a full image itself (no
+ * private connection can: a writer holds the database in exclusive locking
+ * mode).  replicator_take_image_request() clears the request.  A memory
+ * load; any thread.
+ */
+int replicator_image_wanted(replicator *);
+int replicator_take_image_request(replicator *);
 
 /* Changes the sync interval (PRAGMA litestream_sync_interval). */
 void replicator_set_interval(replicator *, int ms);

@@ -54,6 +54,7 @@ struct replicator {
     wal_pos rep_pos;   /* where the replicated TXID ended in the WAL */
     int64_t gap_since_ms; /* captured TXIDs missing from the spool since */
     int64_t full_busy_since_ms; /* full images failing since */
+    int want_image;    /* atomic: the capture should read a full image */
     int replica_checked;
     int need_full;
     int64_t next_upload_ms;

@@ -23,7 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPOOL_F_FULL 0x1 /* a full image: every page 1..commit */
+#define SPOOL_F_FULL 0x1  /* a full image is needed at this TXID */
+#define SPOOL_F_IMAGE 0x2 /* ... and this record holds it: pages 1..commit */
 
 /*
  * Where a transaction ends in the WAL: the salts of the WAL it was captured

@@ -97,6 +97,17 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
  * Uploads a full image of the database as one object covering
  * replicated+1 .. the image's TXID.  SQLITE_BUSY: try again next tick.
  */
+/* The pre-apply checksum of an object starting at TXID from. */
+static uint64_t
+pre_apply_of(replicator *r, uint64_t from)
+{
+    if (from == 1)
+        return 0; /* a snapshot */
+    if (r->ck.valid || r->pre_known)
+        return r->ck.sum;
+    return LTX_CHECKSUM_FLAG; /* unknown: restores still verify the end */
+}
+
 static int
 upload_full(replicator *r)
 {
@@ -138,10 +149,7 @@ upload_full(replicator *r)
                     .min_txid = from,
                     .max_txid = txid,
                     .timestamp = ts,
-                    .pre_apply = from == 1 ? 0
-                                 : (r->ck.valid || r->pre_known)
-                                     ? r->ck.sum
-                                     : LTX_CHECKSUM_FLAG};
+                    .pre_apply = pre_apply_of(r, from)};
     rc = ltx_encoder_open(&h, membuf_write, &m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
@@ -231,11 +239,15 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     uint32_t *changed = NULL;
     char *zErr = NULL;
     int64_t ts = rep_now_ms();
+    int image_base = 0;
+    uint64_t nread = to - from + 1;
 
     recs = sqlite3_malloc64(sizeof(*recs) * (to - from + 1));
     if (!recs)
         return SQLITE_NOMEM;
     memset(recs, 0, sizeof(*recs) * (to - from + 1));
+    int marker = 0; /* a full image is needed and none followed yet */
+    uint64_t last = from - 1;
     for (uint64_t t = from; t <= to; t++) {
         rc = spool_read(r->sp, t, &recs[nrec]);
         if (rc != SQLITE_OK) {
@@ -246,18 +258,35 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
             r->need_full = 1;
             goto out;
         }
-        if (recs[nrec].flags & SPOOL_F_FULL) {
-            r->need_full = 1;
-            rc = SQLITE_OK;
-            goto out;
+        if (recs[nrec].flags & SPOOL_F_IMAGE) {
+            /* A full image supersedes everything before it in this
+             * object: the object still covers from..to, its pages are the
+             * image and what follows it. */
+            for (uint64_t i = 0; i < nrec; i++)
+                spool_txn_free(&recs[i]);
+            recs[0] = recs[nrec];
+            memset(&recs[nrec], 0, sizeof(recs[nrec]));
+            nrec = 0;
+            nbp = bytes = 0;
+            image_base = 1;
+            marker = 0;
+        } else if (recs[nrec].flags & SPOOL_F_FULL) {
+            marker = 1;
         }
         nbp += recs[nrec].npages;
         bytes += (uint64_t)recs[nrec].npages * recs[nrec].page_size;
         nrec++;
-        if (bytes > BATCH_MAX_BYTES)
+        last = t;
+        if (bytes > BATCH_MAX_BYTES && !marker)
             break; /* the rest goes in the next object */
     }
-    to = from + nrec - 1;
+    if (marker) {
+        /* Needs an image nobody has read yet (upload_full reads it). */
+        r->need_full = 1;
+        rc = SQLITE_OK;
+        goto out;
+    }
+    to = last;
     uint32_t ps = recs[0].page_size;
     uint32_t commit = recs[nrec - 1].commit;
     for (uint64_t i = 0; i < nrec; i++) {
@@ -267,10 +296,13 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
             goto out;
         }
     }
-    if (!r->ck.valid) {
+    if (!r->ck.valid && !image_base) {
         r->need_full = 1;
         goto out;
     }
+    /* What the object applies to: the replicated state, or nothing at all
+     * when it starts with a full image. */
+    uint32_t base_commit = image_base ? 0 : r->ck.commit;
     bp = sqlite3_malloc64(sizeof(*bp) * (nbp + 1));
     if (!bp) {
         rc = SQLITE_NOMEM;
@@ -285,7 +317,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
 
     /* Pages new to the database must all be present (else full image). */
     {
-        uint32_t expect = r->ck.commit + 1;
+        uint32_t expect = base_commit + 1;
         uint32_t lock = ltx_lock_pgno(ps);
         for (uint64_t i = 0; i < nbp; i++) {
             if (i + 1 < nbp && bp[i + 1].pgno == bp[i].pgno)
@@ -300,7 +332,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
         }
         if (expect == lock)
             expect++;
-        if (commit > r->ck.commit && expect <= commit) {
+        if (commit > base_commit && expect <= commit) {
             r->need_full = 1;
             goto out;
         }
@@ -320,12 +352,12 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
                     .min_txid = from,
                     .max_txid = to,
                     .timestamp = ts,
-                    .pre_apply = r->ck.sum};
+                    .pre_apply = pre_apply_of(r, from)};
     rc = ltx_encoder_open(&h, membuf_write, &m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
-    uint64_t sum = r->ck.sum;
-    for (uint32_t p = commit + 1; p <= r->ck.commit; p++)
+    uint64_t sum = image_base ? LTX_CHECKSUM_FLAG : r->ck.sum;
+    for (uint32_t p = commit + 1; p <= base_commit; p++)
         if (r->ck.c[p])
             sum = ltx_checksum_fold(sum, r->ck.c[p]); /* shrunk away */
     uint64_t nout = 0;
@@ -340,7 +372,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
         if (rc != SQLITE_OK)
             goto enc_err;
         uint64_t c = ltx_page_checksum(bp[i].pgno, page, ps);
-        if (bp[i].pgno <= r->ck.commit && r->ck.c[bp[i].pgno])
+        if (bp[i].pgno <= base_commit && r->ck.c[bp[i].pgno])
             sum = ltx_checksum_fold(sum, r->ck.c[bp[i].pgno]);
         sum = ltx_checksum_fold(sum, c);
         newck[nout] = c;
@@ -352,9 +384,18 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     rc = put_object(r, from, to, &m, ts);
     if (rc != SQLITE_OK)
         goto out;
+    rc = cktab_ensure(&r->ck, commit);
+    if (rc != SQLITE_OK)
+        goto out; /* uploaded, but the table is lost: next time a full image */
+    if (image_base) {
+        memset(r->ck.c, 0, ((size_t)r->ck.cap + 1) * 8);
+        r->ck.valid = 1;
+        r->need_full = 0;
+    }
     for (uint32_t p = commit + 1; p <= r->ck.commit; p++)
         r->ck.c[p] = 0;
-    changed = sqlite3_malloc64(sizeof(*changed) * (nout + 1));
+    changed = image_base ? NULL
+                         : sqlite3_malloc64(sizeof(*changed) * (nout + 1));
     for (uint64_t i = 0; i < nout; i++) {
         r->ck.c[bp[i].pgno] = newck[i];
         if (changed)
@@ -363,7 +404,8 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     r->ck.commit = commit;
     r->ck.sum = sum;
     /* Without the list (out of memory) the whole table is rewritten. */
-    uploaded(r, to, 0, changed, changed ? nout : 0, &recs[nrec - 1].pos);
+    uploaded(r, to, image_base, changed, changed ? nout : 0,
+             &recs[nrec - 1].pos);
     goto out;
 enc_err:
     zErr = sqlite3_mprintf("litestream: encoding TXIDs %llu-%llu failed: %s",
@@ -372,7 +414,7 @@ enc_err:
 out:
     if (zErr)
         rep_set_error(r, zErr);
-    for (uint64_t i = 0; i < to - from + 1 && recs; i++)
+    for (uint64_t i = 0; i < nread && recs; i++)
         spool_txn_free(&recs[i]);
     sqlite3_free(recs);
     sqlite3_free(bp);
@@ -574,6 +616,10 @@ recapture_if_stale(replicator *r)
         r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
         pin_close(&p);
         r->full_busy_since_ms = 0;
+    } else {
+        /* Locked out (exclusive locking mode): the writer's next commit,
+         * or litestream_sync() on its connection, reads the image. */
+        __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
     }
     sqlite3_free(zErr);
 }
@@ -636,7 +682,9 @@ rep_upload_once(replicator *r)
         return rc;
     uint64_t rep = sidecar_replicated(r->sc);
     uint64_t to = spool_contiguous(r->sp, rep + 1);
-    if (!r->need_full && to > rep)
+    /* Even when a full image is needed, the spool may hold one (read by a
+     * capture that could, e.g. in exclusive locking mode). */
+    if (to > rep)
         rc = upload_incremental(r, rep + 1, to);
     if (rc == SQLITE_OK && r->need_full) {
         rc = upload_full(r);

@@ -71,6 +71,9 @@ struct ls_db {
     uint64_t base, end;
     int buf_ok;
     int hold;      /* a write lock (or exclusive-mode txn) is in progress */
+    int hold_locked; /* ... that began at an xShmLock of the write lock */
+    wal_hdr wh;    /* the WAL header, when wh_ok */
+    int wh_ok;
     int caught_up; /* at hold start the position matched the wal-index */
     uint64_t n_full;
 };
@@ -274,16 +277,23 @@ fail:
     return NULL;
 }
 
+/* The WAL header (cached; the cache follows header writes and resets). */
 static int
 read_wal_hdr(ls_db *d, wal_hdr *wh)
 {
     uint8_t h[WAL_HDR_SIZE];
+    if (d->wh_ok) {
+        *wh = d->wh;
+        return 1;
+    }
     if (d->walf && d->base == 0 && d->end >= WAL_HDR_SIZE && d->buf_ok)
-        return wal_hdr_parse(d->buf, wh);
-    if (!d->walf ||
-        d->walf->pMethods->xRead(d->walf, h, WAL_HDR_SIZE, 0) != SQLITE_OK)
-        return 0;
-    return wal_hdr_parse(h, wh);
+        d->wh_ok = wal_hdr_parse(d->buf, &d->wh);
+    else if (d->walf &&
+             d->walf->pMethods->xRead(d->walf, h, WAL_HDR_SIZE, 0) ==
+                 SQLITE_OK)
+        d->wh_ok = wal_hdr_parse(h, &d->wh);
+    *wh = d->wh;
+    return d->wh_ok;
 }
 
 /* Hands frames (one buffer, commit boundaries inside) to the replicator,
@@ -340,6 +350,171 @@ enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
     d->n_full++;
 }
 
+/* Reads frame i's header (from the buffer when it holds it). */
+static int
+frame_hdr_at(ls_db *d, uint32_t i, uint32_t ps, uint8_t out[24])
+{
+    uint64_t o = wal_frame_offset(i, ps);
+    if (d->buf_ok && o >= d->base && o + WAL_FRAME_HDR_SIZE <= d->end) {
+        memcpy(out, d->buf + (o - d->base), WAL_FRAME_HDR_SIZE);
+        return SQLITE_OK;
+    }
+    if (!d->walf)
+        return SQLITE_IOERR;
+    return d->walf->pMethods->xRead(d->walf, out, WAL_FRAME_HDR_SIZE,
+                                    (sqlite3_int64)o);
+}
+
+/*
+ * A full image as of wal-index header h, read here and now: each page from
+ * its newest WAL frame <= mxFrame, else from the database file.  Used where
+ * nobody else could read a consistent image: exclusive locking mode, or the
+ * replicator's recapture (its connection holds the write lock).  Costs
+ * memory of the size of the database, once per lost position.
+ */
+static rep_txn *
+image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
+             uint64_t txid)
+{
+    uint32_t commit = h->n_page;
+    uint32_t *fm = NULL;
+    uint8_t *blob = NULL;
+    rep_txn *t = NULL;
+    uint8_t fh[WAL_FRAME_HDR_SIZE];
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
+    if (commit == 0 || h->mx_frame == 0) {
+        sqlite3_int64 sz = 0;
+        if (real->pMethods->xFileSize(real, &sz) != SQLITE_OK)
+            return NULL;
+        if (commit == 0)
+            commit = (uint32_t)(sz / ps);
+    }
+    fm = sqlite3_malloc64(((uint64_t)commit + 1) * 4);
+    blob = sqlite3_malloc64((uint64_t)commit * fsz + 1);
+    t = sqlite3_malloc64(sizeof(*t));
+    if (!fm || !blob || !t)
+        goto fail;
+    memset(fm, 0, ((size_t)commit + 1) * 4);
+    for (uint32_t i = 1; i <= h->mx_frame; i++) {
+        if (frame_hdr_at(d, i, ps, fh) != SQLITE_OK ||
+            wal_get32(fh + 8) != h->salt[0] ||
+            wal_get32(fh + 12) != h->salt[1])
+            goto fail;
+        uint32_t pg = wal_get32(fh);
+        if (pg >= 1 && pg <= commit)
+            fm[pg] = i;
+    }
+    uint32_t lock = 0x40000000u / ps + 1, n = 0;
+    for (uint32_t p = 1; p <= commit; p++) {
+        if (p == lock)
+            continue;
+        uint8_t *f = blob + (size_t)n * fsz;
+        memset(f, 0, WAL_FRAME_HDR_SIZE);
+        wal_put32(f, p);
+        int rc;
+        if (fm[p]) {
+            uint64_t o = wal_frame_offset(fm[p], ps) + WAL_FRAME_HDR_SIZE;
+            if (d->buf_ok && o >= d->base && o + ps <= d->end) {
+                memcpy(f + WAL_FRAME_HDR_SIZE, d->buf + (o - d->base), ps);
+                rc = SQLITE_OK;
+            } else {
+                rc = d->walf->pMethods->xRead(d->walf, f + WAL_FRAME_HDR_SIZE,
+                                              (int)ps, (sqlite3_int64)o);
+            }
+        } else {
+            rc = real->pMethods->xRead(real, f + WAL_FRAME_HDR_SIZE, (int)ps,
+                                       (sqlite3_int64)(p - 1) * ps);
+            if (rc == SQLITE_IOERR_SHORT_READ)
+                rc = SQLITE_OK; /* zero-filled */
+        }
+        if (rc != SQLITE_OK)
+            goto fail;
+        n++;
+    }
+    sqlite3_free(fm);
+    *t = (rep_txn){.txid = txid,
+                   .flags = REP_IMAGE,
+                   .page_size = ps,
+                   .commit = commit,
+                   .nframes = n,
+                   .frames = blob,
+                   .pos = {.salt1 = h->salt[0],
+                           .salt2 = h->salt[1],
+                           .frame = h->mx_frame,
+                           .cksum1 = h->frame_cksum[0],
+                           .cksum2 = h->frame_cksum[1]}};
+    return t;
+fail:
+    sqlite3_free(fm);
+    sqlite3_free(blob);
+    sqlite3_free(t);
+    return NULL;
+}
+
+/*
+ * Exclusive locking mode with a heap wal-index: no shared header to read.
+ * Derive one from the WAL itself: the last commit frame among the frames
+ * this connection wrote (buffer), else by validating the WAL file from the
+ * captured position (or from its first frame).  0 if there is no WAL.
+ */
+static int
+heap_hdr(ls_db *d, shm_hdr *h)
+{
+    wal_hdr wh;
+    ls_cap cap;
+    uint8_t *f = NULL;
+    if (!read_wal_hdr(d, &wh))
+        return 0;
+    memset(h, 0, sizeof(*h));
+    h->init = 1;
+    h->salt[0] = wh.salt1;
+    h->salt[1] = wh.salt2;
+    h->page_size = (uint16_t)(wh.page_size == 65536 ? 1 : wh.page_size);
+    uint32_t ps = wh.page_size;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
+    uint32_t s[2] = {wh.cksum1, wh.cksum2}, i = 1;
+    if (sidecar_cap_read(d->sc, &cap) && cap.salt1 == wh.salt1 &&
+        cap.salt2 == wh.salt2 && cap.frame > 0) {
+        /* Start after the captured position. */
+        i = cap.frame + 1;
+        s[0] = cap.cksum1;
+        s[1] = cap.cksum2;
+        h->mx_frame = cap.frame;
+        h->n_page = cap.commit;
+        h->frame_cksum[0] = cap.cksum1;
+        h->frame_cksum[1] = cap.cksum2;
+    }
+    if (!d->walf || !(f = sqlite3_malloc64(fsz)))
+        return h->mx_frame > 0 || i == 1;
+    /* When the buffer holds every frame after the position, the frames
+     * past its end are not this WAL's: no need to read the file. */
+    int buf_all = d->buf_ok && d->end > d->base &&
+                  d->base <= wal_frame_offset(i, ps);
+    for (;; i++) {
+        uint64_t o = wal_frame_offset(i, ps);
+        int rc;
+        if (buf_all && o + fsz > d->end)
+            break;
+        if (d->buf_ok && o >= d->base && o + fsz <= d->end) {
+            memcpy(f, d->buf + (o - d->base), fsz);
+            rc = SQLITE_OK;
+        } else {
+            rc = d->walf->pMethods->xRead(d->walf, f, (int)fsz,
+                                          (sqlite3_int64)o);
+        }
+        if (rc != SQLITE_OK || !wal_frame_valid(&wh, f, s))
+            break;
+        if (wal_get32(f + 4)) {
+            h->mx_frame = i;
+            h->n_page = wal_get32(f + 4);
+            h->frame_cksum[0] = s[0];
+            h->frame_cksum[1] = s[1];
+        }
+    }
+    sqlite3_free(f);
+    return 1;
+}
+
 /* The TXID counter never goes back, even when the position was lost. */
 static uint64_t
 txid_base(ls_db *d, const ls_cap *cap, int valid)
@@ -372,38 +547,27 @@ capture(ls_db *d, sqlite3_file *real)
 
     if (!d->rep || !d->sc)
         return;
-    if (!shm_read(real, &h)) {
-        /* Exclusive mode with a heap wal-index: derive the header from
-         * the frames this connection wrote. */
-        if (!read_wal_hdr(d, &wh))
-            return;
-        memset(&h, 0, sizeof(h));
-        h.salt[0] = wh.salt1;
-        h.salt[1] = wh.salt2;
-        h.page_size = (uint16_t)(wh.page_size == 65536 ? 1 : wh.page_size);
-        uint32_t ps = wh.page_size, last = 0;
-        for (uint64_t o = d->base < WAL_HDR_SIZE ? WAL_HDR_SIZE : d->base;
-             d->buf_ok && o + WAL_FRAME_HDR_SIZE + ps <= d->end;
-             o += WAL_FRAME_HDR_SIZE + ps) {
-            const uint8_t *f = d->buf + (o - d->base);
-            if (wal_get32(f + 8) != wh.salt1 || wal_get32(f + 12) != wh.salt2)
-                break;
-            if (wal_get32(f + 4)) {
-                last = (uint32_t)((o - 32) / (WAL_FRAME_HDR_SIZE + ps)) + 1;
-                h.n_page = wal_get32(f + 4);
-                h.frame_cksum[0] = wal_get32(f + 16);
-                h.frame_cksum[1] = wal_get32(f + 20);
-            }
-        }
-        if (!last)
-            return;
-        h.mx_frame = last;
-    }
+    if (!shm_read(real, &h) && !heap_hdr(d, &h))
+        return;
     uint32_t ps = h.page_size == 1 ? 65536 : h.page_size;
+    if (ps == 0) {
+        /* An empty WAL's wal-index header has no page size: ask the
+         * database header (rare: only right after a crash or reset). */
+        uint8_t dh[2] = {0, 0};
+        if (real->pMethods->xRead(real, dh, 2, 16) == SQLITE_OK)
+            ps = ((uint32_t)dh[0] << 8 | dh[1]) == 1
+                     ? 65536
+                     : ((uint32_t)dh[0] << 8 | dh[1]);
+    }
     valid = sidecar_cap_read(d->sc, &cap);
     base = txid_base(d, &cap, valid);
     int same_salts = valid && cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1];
-    if (same_salts && cap.frame == h.mx_frame && base == cap.txid)
+    /* The uploader cannot read a full image itself (exclusive locking
+     * mode): read it now, as part of this capture. */
+    int force_image = !d->hold_locked && replicator_image_wanted(d->rep) &&
+                      replicator_take_image_request(d->rep);
+    if (!force_image && same_salts && cap.frame == h.mx_frame &&
+        base == cap.txid)
         return; /* nothing new: a rollback or an empty transaction */
 
     nc = (ls_cap){.flags = CAP_VALID,
@@ -415,7 +579,8 @@ capture(ls_db *d, sqlite3_file *real)
                   .page_size = ps,
                   .commit = h.n_page};
     txid = 0;
-    if (valid && base == cap.txid && (same_salts || d->caught_up)) {
+    if (!force_image && valid && base == cap.txid &&
+        (same_salts || d->caught_up)) {
         uint32_t lo = same_salts ? cap.frame + 1 : 1;
         if (h.mx_frame < lo - 1) {
             txid = 0; /* the WAL went backwards: lost frames */
@@ -439,9 +604,20 @@ capture(ls_db *d, sqlite3_file *real)
         }
     }
     if (txid == 0) {
-        /* Lost position: the next TXID is a full image. */
+        /* Lost position: the next TXID is a full image.  Normally the
+         * replicator reads it from a private read transaction; where none
+         * can run (exclusive locking mode) or it failed already (the
+         * replicator's recapture), it is read here. */
         txid = base + 1;
-        enqueue_full(d, txid, &h);
+        rep_txn *img = NULL;
+        if (!d->hold_locked && ps)
+            img = image_inline(d, real, &h, ps, txid);
+        if (img) {
+            replicator_enqueue(d->rep, img);
+            d->n_full++;
+        } else {
+            enqueue_full(d, txid, &h);
+        }
     }
     nc.txid = txid;
     sidecar_cap_write(d->sc, &nc);
@@ -492,6 +668,7 @@ hold_end(ls_db *d, sqlite3_file *real)
     if (d->hold) {
         capture(d, real);
         d->hold = 0;
+        d->hold_locked = 0;
         buf_reset(d);
     }
 }
@@ -581,6 +758,7 @@ m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
             /* A new WAL header: frames are about to be overwritten. */
             before_wal_reset(d);
             buf_reset(d);
+            d->wh_ok = 0;
         }
         buf_write(d, zBuf, iAmt, iOfst);
         pthread_mutex_unlock(&d->mu);
@@ -592,8 +770,10 @@ static int
 m_truncate(sqlite3_file *pFile, sqlite3_int64 size)
 {
     ls_file *p = (ls_file *)pFile;
-    if (p->is_wal && p->db && p->db->rep)
+    if (p->is_wal && p->db && p->db->rep) {
         before_wal_reset(p->db);
+        p->db->wh_ok = 0;
+    }
     return REAL(pFile)->pMethods->xTruncate(REAL(pFile), size);
 }
 
@@ -684,6 +864,7 @@ m_shm_lock(sqlite3_file *pFile, int offset, int n, int flags)
         (flags & SQLITE_SHM_LOCK)) {
         pthread_mutex_lock(&d->mu);
         hold_begin(d, REAL(pFile));
+        d->hold_locked = 1;
         pthread_mutex_unlock(&d->mu);
     }
     return rc;
@@ -797,8 +978,10 @@ v_delete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
                 break;
         pthread_mutex_unlock(&registry_mu);
     }
-    if (d && d->rep)
+    if (d && d->rep) {
         before_wal_reset(d);
+        d->wh_ok = 0;
+    }
     int rc = ORIG->xDelete(ORIG, zName, syncDir);
     if (d && d->rep && rc == SQLITE_OK)
         after_wal_delete(d);
@@ -945,6 +1128,32 @@ ls_db *
 vfs_db_of_file(sqlite3_file *f)
 {
     return vfs_is_litestream_file(f) ? ((ls_file *)f)->db : NULL;
+}
+
+void
+vfs_db_image_now(ls_db *d, sqlite3_file *f)
+{
+    int lock = 0;
+    if (!vfs_is_litestream_file(f) || !d->rep ||
+        !replicator_image_wanted(d->rep))
+        return;
+    /* Only the connection holding the exclusive lock may read the files
+     * as they are without a write lock of its own. */
+    if (REAL(f)->pMethods->xFileControl(REAL(f), SQLITE_FCNTL_LOCKSTATE,
+                                        &lock) != SQLITE_OK ||
+        lock != SQLITE_LOCK_EXCLUSIVE)
+        return;
+    pthread_mutex_lock(&d->mu);
+    if (!d->hold) {
+        d->hold = 1;
+        d->hold_locked = 0;
+        d->caught_up = 0;
+        d->buf_ok = 0;
+        capture(d, REAL(f));
+        d->hold = 0;
+        buf_reset(d);
+    }
+    pthread_mutex_unlock(&d->mu);
 }
 
 int

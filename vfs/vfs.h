@@ -31,6 +31,13 @@ ls_db *vfs_db_of_file(sqlite3_file *f);
 int vfs_db_configure(ls_db *d, const char *zUrl, int sync_ms, char **pzErr);
 
 replicator *vfs_db_replicator(ls_db *d); /* NULL when not replicating */
+
+/*
+ * If the uploader asked for a full image it cannot read (exclusive locking
+ * mode) and f's connection holds the exclusive lock, captures one now.
+ * Called by litestream_sync() on the application thread.
+ */
+void vfs_db_image_now(ls_db *d, sqlite3_file *f);
 sidecar *vfs_db_sidecar(ls_db *d);       /* NULL before first use */
 const char *vfs_db_path(ls_db *d);
 const char *vfs_db_error(ls_db *d);      /* why it is not replicating */

@@ -6,8 +6,8 @@ import json
 import os
 import sqlite3
 
-from harness import (cleanup, diag, done, load, ok, restore_and_compare,
-                     scratch, todo)
+from harness import (cleanup, diag, done, dump_hash, load, ok,
+                     restore_and_compare, scratch)
 
 load()
 
@@ -139,12 +139,6 @@ def w_sync_modes():
 
 
 def w_exclusive():
-    # TODO: the first full image needs a read transaction of its own, which
-    # an exclusive-mode writer never allows; taking it on the writer's
-    # thread is the fix (see the issue note).
-    todo("locking_mode=EXCLUSIVE from the first write",
-         "full image under an exclusive lock")
-    return
     d, db, url, con = fresh("exclusive")
     con.execute("PRAGMA locking_mode=EXCLUSIVE")
     con.execute("CREATE TABLE t(x)")
@@ -153,8 +147,39 @@ def w_exclusive():
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for i in range(20):
         con.execute("INSERT INTO t VALUES (?)", (i,))
-    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
-                        "locking_mode=EXCLUSIVE")
+    txid = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
+    out = os.path.join(d, "out.db")
+    con.execute("SELECT litestream_restore(?, ?)", (url, out))
+    con.close()  # releases the exclusive lock so the source can be read
+    ok(dump_hash(db) == dump_hash(out),
+       f"locking_mode=EXCLUSIVE after replication started: restore at TXID "
+       f"{txid} identical")
+    # Exclusive from the very first write (the first full image cannot be
+    # read by a private connection: the capture takes it itself).
+    d2 = scratch("exclusive-first")
+    db2 = os.path.join(d2, "app.db")
+    url2 = "file://" + os.path.join(d2, "replica")
+    c2 = sqlite3.connect(db2, isolation_level=None)
+    c2.execute("PRAGMA journal_mode=WAL")
+    c2.execute("PRAGMA locking_mode=EXCLUSIVE")
+    c2.execute("CREATE TABLE t(x)")
+    c2.execute("INSERT INTO t VALUES (1)")
+    c2.execute(f"PRAGMA litestream_url = '{url2}'")
+    for i in range(300):
+        c2.execute("INSERT INTO t VALUES (randomblob(200))")
+    c2.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for i in range(30):
+        c2.execute("INSERT INTO t VALUES (?)", (i,))
+    txid = c2.execute("SELECT litestream_sync(10000)").fetchone()[0]
+    out2 = os.path.join(d2, "out.db")
+    c2.execute("SELECT litestream_restore(?, ?)", (url2, out2))
+    rows = c2.execute("SELECT count(*) FROM t").fetchone()[0]
+    c2.close()  # releases the exclusive lock so the source can be read
+    same = dump_hash(db2) == dump_hash(out2)
+    ok(same and rows == 331,
+       f"locking_mode=EXCLUSIVE from the first write: restore at TXID {txid}"
+       f" identical ({rows} rows)")
+    cleanup(d2)
     cleanup(d)
 
 

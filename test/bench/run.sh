@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test/bench/run.sh: the benchmark (`make bench`).  Installs the Litestream
+# v0.3.13 daemon from npm if missing (pinned in package-lock.json), builds the
+# extension (release, build-bench/) and the bench program, runs every
+# measurement, prints the table and writes build-bench/bench-results.md.
+#
+#   bash test/bench/run.sh              # full run, ~5-10 minutes
+#   BENCH_QUICK=1 bash test/bench/run.sh   # smoke run, under a minute
+#
+# Other knobs (environment): BENCH_SECONDS BENCH_WARMUP BENCH_REPS
+# BENCH_VALUE BENCH_LAG_SECONDS BENCH_LAG_RATE BENCH_BIG_MB BENCH_BIG_ROW_KB
+# BENCH_RESTORE_MB BENCH_DAEMON=0 BENCH_ONLY=abcd (see bench.c).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build="$root/build-bench"
+daemon="$here/node_modules/@flydotio/litestream-linux-x64/litestream"
+
+cd "$root"
+
+# The daemon baseline (npm package @flydotio/litestream-linux-x64@1.0.1
+# carries the litestream v0.3.13 binary).
+if [ "${BENCH_DAEMON:-1}" != 0 ] && [ ! -x "$daemon" ]; then
+    echo "bench: installing the Litestream v0.3.13 daemon (npm ci)" >&2
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ "${BENCH_DAEMON:-1}" != 0 ]; then
+    "$daemon" version | grep -q '^v0\.3\.13' ||
+        { echo "bench: $daemon is not litestream v0.3.13" >&2; exit 1; }
+fi
+
+# The extension, release build in its own directory.
+if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" -Dbuildtype=release >/dev/null
+fi
+ninja -C "$build" litestream.so >/dev/null
+
+# The bench program, against the system libsqlite3.
+cc -O2 -Wall -Wextra -o "$build/bench" "$here/bench.c" -lsqlite3 -lpthread
+
+work="$build/bench-work"
+rm -rf "$work"
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+
+dargs=()
+if [ "${BENCH_DAEMON:-1}" != 0 ]; then
+    dargs=(-daemon "$daemon")
+fi
+"$build/bench" -ext "$build/litestream" "${dargs[@]}" -work "$work" \
+    -out "$build/bench-results.md" >/dev/null
+
+cat "$build/bench-results.md"
+echo
+echo "bench: results written to $build/bench-results.md" >&2
