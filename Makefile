@@ -47,3 +47,9 @@ fuzz: asan
 
 clean:
 	rm -rf $(BUILD) $(ASAN)
+
+# The benchmark against plain SQLite and the Litestream v0.3.13 daemon
+# (docs/benchmarks.md); BENCH_QUICK=1 for a smoke run.
+.PHONY: bench
+bench:
+	@bash test/bench/run.sh
