@@ -161,10 +161,35 @@ spool_queue(replicator *r, int force_sync)
     list = r->head;
     r->head = r->tail = NULL;
     r->queued_bytes = 0;
+    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit)
+        r->spool_full = 0; /* drained by uploads */
     pthread_mutex_unlock(&r->mu);
 
     while (list) {
         t = list;
+        pthread_mutex_lock(&r->mu);
+        int64_t limit = r->opts.spool_limit;
+        pthread_mutex_unlock(&r->mu);
+        if ((int64_t)spool_bytes(r->sp) >= limit) {
+            /* Full: this transaction is not spooled.  Once the replica
+             * catches up, the missing TXIDs are recovered from the WAL or
+             * covered by a full image (upload.c, fill_gap). */
+            if (!r->spool_full)
+                rep_set_error(r, sqlite3_mprintf(
+                                     "litestream: the spool of '%s' is full "
+                                     "(%llu bytes, limit %lld): new "
+                                     "transactions wait in the database; a "
+                                     "full image follows once the replica "
+                                     "is reachable",
+                                     r->zDbPath,
+                                     (unsigned long long)spool_bytes(r->sp),
+                                     (long long)limit));
+            r->spool_full = 1;
+            list = t->next;
+            txn_free(t);
+            continue;
+        }
+        r->spool_full = 0;
         rc = rep_spool_txn(r, t, 0, &zErr);
         if (rc != SQLITE_OK)
             break;
@@ -271,7 +296,9 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     r->sc = sc;
     r->opts = *opts;
     if (r->opts.sync_interval_ms <= 0)
-        r->opts.sync_interval_ms = 1000;
+        r->opts.sync_interval_ms = LS_DEFAULT_SYNC_MS;
+    if (r->opts.spool_limit <= 0)
+        r->opts.spool_limit = LS_DEFAULT_SPOOL_LIMIT;
     r->zDbPath = sqlite3_mprintf("%s", zDbPath);
     r->zUrl = sqlite3_mprintf("%s", zUrl);
     r->zVfs = sqlite3_mprintf("%s", opts->zVfs ? opts->zVfs : "unix");
@@ -466,6 +493,23 @@ replicator_set_interval(replicator *r, int ms)
     pthread_mutex_unlock(&r->mu);
 }
 
+void
+replicator_set_spool_limit(replicator *r, int64_t bytes)
+{
+    pthread_mutex_lock(&r->mu);
+    r->opts.spool_limit = bytes > 0 ? bytes : LS_DEFAULT_SPOOL_LIMIT;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int64_t
+replicator_spool_limit(replicator *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int64_t v = r->opts.spool_limit;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
 int
 replicator_interval(replicator *r)
 {
@@ -531,7 +575,8 @@ replicator_status(replicator *r, void *pOut)
         "\"txid\":\"%s\",\"spooled_txid\":\"%s\","
         "\"replicated_txid\":\"%s\",\"pending_txns\":%lld,"
         "\"lag_ms\":%lld,\"sync_interval_ms\":%d,\"spool_bytes\":%llu,"
-        "\"queued_bytes\":%llu,\"shipping\":%s,\"uploads\":%llu,"
+        "\"queued_bytes\":%llu,\"spool_full\":%s,\"shipping\":%s,"
+        "\"uploads\":%llu,"
         "\"full_images\":%llu,\"errors\":%llu,"
         "\"counters\":{\"put\":%llu,\"get\":%llu,\"list\":%llu,"
         "\"delete\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu},"
@@ -541,7 +586,8 @@ replicator_status(replicator *r, void *pOut)
         (long long)((have && cap.txid > rep && rep_ms) ? rep_now_ms() - rep_ms
                                                        : 0),
         r->opts.sync_interval_ms, (unsigned long long)spool_bytes(r->sp),
-        (unsigned long long)r->queued_bytes, r->shipping ? "true" : "false",
+        (unsigned long long)r->queued_bytes,
+        r->spool_full ? "true" : "false", r->shipping ? "true" : "false",
         (unsigned long long)r->n_uploads,
         (unsigned long long)r->n_full_images,
         (unsigned long long)r->n_errors,

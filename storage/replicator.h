@@ -44,6 +44,7 @@ typedef struct replicator replicator;
 /* Options of a replicator (from the PRAGMAs / config.json). */
 typedef struct rep_opts {
     int sync_interval_ms; /* default 1000 */
+    int64_t spool_limit;  /* bytes; beyond it nothing more is spooled */
     int durable_spool;    /* fsync spool appends (synchronous >= FULL) */
     const char *zVfs;     /* the VFS under the shim (full images) */
     /*
@@ -111,6 +112,10 @@ int replicator_take_image_request(replicator *);
 /* Changes the sync interval (PRAGMA litestream_sync_interval). */
 void replicator_set_interval(replicator *, int ms);
 int replicator_interval(replicator *);
+
+/* Changes the spool limit (PRAGMA litestream_spool_limit), in bytes. */
+void replicator_set_spool_limit(replicator *, int64_t bytes);
+int64_t replicator_spool_limit(replicator *);
 
 /* The URL with secrets redacted (owned by the replicator). */
 const char *replicator_url(replicator *);

@@ -55,6 +55,7 @@ struct replicator {
     int64_t gap_since_ms; /* captured TXIDs missing from the spool since */
     int64_t full_busy_since_ms; /* full images failing since */
     int want_image;    /* atomic: the capture should read a full image */
+    int spool_full;    /* the spool reached its limit (thread side) */
     int replica_checked;
     int need_full;
     int64_t next_upload_ms;

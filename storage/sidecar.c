@@ -233,31 +233,37 @@ sidecar_ship_trylock(sidecar *sc)
     return sc->ship_held;
 }
 
-int
-sidecar_config_read(const char *zDbPath, char **pzUrl, int *sync_ms)
+void
+sidecar_config_defaults(ls_config *c)
 {
-    int rc = SQLITE_OK;
+    c->zUrl = NULL;
+    c->sync_ms = LS_DEFAULT_SYNC_MS;
+    c->spool_limit = LS_DEFAULT_SPOOL_LIMIT;
+}
+
+void
+sidecar_config_read(const char *zDbPath, ls_config *c)
+{
     char *zPath = sqlite3_mprintf("%s-litestream/config.json", zDbPath);
-    json_t *root = NULL;
-    *pzUrl = NULL;
-    if (!zPath)
-        return SQLITE_NOMEM;
-    root = json_load_file(zPath, 0, NULL);
+    json_t *root = zPath ? json_load_file(zPath, 0, NULL) : NULL;
+    sidecar_config_defaults(c);
     if (root) {
         const char *u = json_string_value(json_object_get(root, "url"));
         json_t *si = json_object_get(root, "sync_interval_ms");
+        json_t *sl = json_object_get(root, "spool_limit");
         if (u && u[0])
-            *pzUrl = sqlite3_mprintf("%s", u);
+            c->zUrl = sqlite3_mprintf("%s", u);
         if (json_is_integer(si) && json_integer_value(si) > 0)
-            *sync_ms = (int)json_integer_value(si);
+            c->sync_ms = (int)json_integer_value(si);
+        if (json_is_integer(sl) && json_integer_value(sl) > 0)
+            c->spool_limit = json_integer_value(sl);
         json_decref(root);
     }
     sqlite3_free(zPath);
-    return rc;
 }
 
 int
-sidecar_config_write(sidecar *sc, const char *zUrl, int sync_ms, char **pzErr)
+sidecar_config_write(sidecar *sc, const ls_config *c, char **pzErr)
 {
     int rc = SQLITE_OK;
     char *zPath = sqlite3_mprintf("%s/config.json", sc->zDir);
@@ -269,8 +275,9 @@ sidecar_config_write(sidecar *sc, const char *zUrl, int sync_ms, char **pzErr)
         rc = SQLITE_NOMEM;
         goto out;
     }
-    json_object_set_new(root, "url", json_string(zUrl ? zUrl : ""));
-    json_object_set_new(root, "sync_interval_ms", json_integer(sync_ms));
+    json_object_set_new(root, "url", json_string(c->zUrl ? c->zUrl : ""));
+    json_object_set_new(root, "sync_interval_ms", json_integer(c->sync_ms));
+    json_object_set_new(root, "spool_limit", json_integer(c->spool_limit));
     text = json_dumps(root, JSON_INDENT(2));
     if (!text) {
         rc = SQLITE_NOMEM;

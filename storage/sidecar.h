@@ -81,12 +81,25 @@ void sidecar_set_txid_floor(sidecar *, uint64_t txid);
  */
 int sidecar_ship_trylock(sidecar *);
 
+/* The replication settings stored in config.json. */
+#define LS_DEFAULT_SYNC_MS 1000
+#define LS_DEFAULT_SPOOL_LIMIT (1ll << 30)
+typedef struct ls_config {
+    char *zUrl;          /* sqlite3_malloc'd; NULL or "" = not replicating */
+    int sync_ms;         /* PRAGMA litestream_sync_interval */
+    int64_t spool_limit; /* PRAGMA litestream_spool_limit (bytes) */
+} ls_config;
+
+/* Fills c with the defaults (no URL). */
+void sidecar_config_defaults(ls_config *c);
+
 /*
- * Config: the replica URL (NULL if none) and the sync interval.  The URL
- * returned is sqlite3_malloc'd.  Writing an empty/NULL URL removes it.
+ * Reads `<zDbPath>-litestream/config.json` into c (defaults for anything
+ * missing; a missing or unreadable file is all defaults).  Free c->zUrl.
  */
-int sidecar_config_read(const char *zDbPath, char **pzUrl, int *sync_ms);
-int sidecar_config_write(sidecar *, const char *zUrl, int sync_ms,
-                         char **pzErr);
+void sidecar_config_read(const char *zDbPath, ls_config *c);
+
+/* Writes config.json atomically (mode 0600).  SQLITE_OK or SQLITE_IOERR. */
+int sidecar_config_write(sidecar *, const ls_config *c, char **pzErr);
 
 #endif

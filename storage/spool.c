@@ -260,6 +260,7 @@ spool_append(spool *sp, const spool_txn *t, int do_sync, char **pzErr)
         goto out;
     }
     sp->cur_size += n;
+    sp->bytes += n;
 out:
     sqlite3_free(buf);
     return rc;

@@ -7,6 +7,8 @@
  *   PRAGMA litestream_url = '';            -- stop
  *   PRAGMA litestream_sync_interval;       -- ms between uploads
  *   PRAGMA litestream_sync_interval = 250;
+ *   PRAGMA litestream_spool_limit;         -- bytes the spool may hold
+ *   PRAGMA litestream_spool_limit = 268435456;
  *
  * Runs on the application thread preparing the PRAGMA.
  */
@@ -40,8 +42,8 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
     char *zErr = NULL;
     ls_url *u = NULL;
     int rc;
-    replicator *r = vfs_db_replicator(d);
-    int sync_ms = r ? replicator_interval(r) : 1000;
+    replicator *r;
+    ls_config c;
 
     if (zUrl[0]) {
         /* Validate before touching anything. */
@@ -72,7 +74,10 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
                                 vfs_db_path(d)));
         }
     }
-    rc = vfs_db_configure(d, zUrl, sync_ms, &zErr);
+    sidecar_config_read(vfs_db_path(d), &c);
+    sqlite3_free(c.zUrl);
+    c.zUrl = (char *)zUrl;
+    rc = vfs_db_configure(d, &c, &zErr);
     if (rc != SQLITE_OK)
         return fail(azArg,
                     zErr ? zErr
@@ -81,6 +86,60 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
     r = vfs_db_replicator(d);
     azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
     return SQLITE_OK;
+}
+
+/*
+ * PRAGMA litestream_sync_interval / litestream_spool_limit: read, or set
+ * (within [lo, hi]) and store.  which: 0 interval, 1 spool limit.
+ */
+static int
+set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
+           const char *zUnit, int which)
+{
+    const char *zVal = azArg[2];
+    replicator *r = vfs_db_replicator(d);
+    ls_config c;
+    char *zErr = NULL;
+    int rc = SQLITE_OK;
+    sidecar_config_read(vfs_db_path(d), &c);
+    if (zVal) {
+        char *end = NULL;
+        long long v = strtoll(zVal, &end, 10);
+        if (!end || end == zVal || *end || v < lo || v > hi) {
+            rc = fail(azArg, sqlite3_mprintf("litestream: %s must be %s "
+                                             "between %lld and %lld, not "
+                                             "'%s'",
+                                             zName, zUnit, (long long)lo,
+                                             (long long)hi, zVal));
+            goto out;
+        }
+        if (!r) {
+            rc = fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
+                                             "replicated: set PRAGMA "
+                                             "litestream_url first",
+                                             vfs_db_path(d)));
+            goto out;
+        }
+        if (which == 0)
+            c.sync_ms = (int)v;
+        else
+            c.spool_limit = v;
+        rc = vfs_db_configure(d, &c, &zErr);
+        if (rc != SQLITE_OK) {
+            rc = fail(azArg, zErr);
+            goto out;
+        }
+    }
+    if (which == 0)
+        azArg[0] = sqlite3_mprintf("%d", r ? replicator_interval(r)
+                                           : c.sync_ms);
+    else
+        azArg[0] = sqlite3_mprintf("%lld", (long long)(
+                                               r ? replicator_spool_limit(r)
+                                                 : c.spool_limit));
+out:
+    sqlite3_free(c.zUrl);
+    return rc;
 }
 
 int
@@ -96,38 +155,12 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
         azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
         return SQLITE_OK;
     }
-    if (sqlite3_stricmp(zName, "litestream_sync_interval") == 0) {
-        if (zVal) {
-            char *end = NULL;
-            long v = strtol(zVal, &end, 10);
-            if (!end || *end || v < 1 || v > 3600000)
-                return fail(azArg,
-                            sqlite3_mprintf("litestream: "
-                                            "litestream_sync_interval must "
-                                            "be milliseconds between 1 and "
-                                            "3600000, not '%s'",
-                                            zVal));
-            if (!r)
-                return fail(azArg, sqlite3_mprintf(
-                                       "litestream: '%s' is not being "
-                                       "replicated: set PRAGMA "
-                                       "litestream_url first",
-                                       vfs_db_path(d)));
-            replicator_set_interval(r, (int)v);
-            char *zErr = NULL;
-            sidecar *sc = vfs_db_sidecar(d);
-            /* Keep the stored config in step (the URL stays). */
-            char *zUrl = NULL;
-            int old = 0;
-            sidecar_config_read(vfs_db_path(d), &zUrl, &old);
-            if (sc && zUrl)
-                sidecar_config_write(sc, zUrl, (int)v, &zErr);
-            sqlite3_free(zUrl);
-            sqlite3_free(zErr);
-        }
-        azArg[0] = sqlite3_mprintf("%d", r ? replicator_interval(r) : 1000);
-        return SQLITE_OK;
-    }
+    if (sqlite3_stricmp(zName, "litestream_sync_interval") == 0)
+        return set_number(d, azArg, "litestream_sync_interval", 1, 3600000,
+                          "milliseconds", 0);
+    if (sqlite3_stricmp(zName, "litestream_spool_limit") == 0)
+        return set_number(d, azArg, "litestream_spool_limit", 1 << 20,
+                          (int64_t)1 << 50, "bytes", 1);
     return SQLITE_NOTFOUND;
 }
 

@@ -166,12 +166,13 @@ db_set_error(ls_db *d, char *z)
 
 static void recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal);
 
-/* Starts replication of d to zUrl.  Caller holds d->mu. */
+/* Starts replication of d as c says.  Caller holds d->mu. */
 static int
-db_start(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
+db_start(ls_db *d, const ls_config *c, char **pzErr)
 {
     int rc = SQLITE_OK;
-    rep_opts o = {.sync_interval_ms = sync_ms,
+    rep_opts o = {.sync_interval_ms = c->sync_ms,
+                  .spool_limit = c->spool_limit,
                   .zVfs = ORIG->zName,
                   .xRecapture = recapture,
                   .pRecaptureCtx = d};
@@ -181,7 +182,7 @@ db_start(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
             return rc;
     }
     db_stop(d, 0);
-    return replicator_open(d->zPath, zUrl, &o, d->sc, &d->rep, pzErr);
+    return replicator_open(d->zPath, c->zUrl, &o, d->sc, &d->rep, pzErr);
 }
 
 /* ---- capture ----------------------------------------------------------- */
@@ -936,15 +937,16 @@ v_open(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
     if (is_main) {
         p->db = db_acquire(zName);
         if (p->db && !p->db->rep && sidecar_exists(zName)) {
-            char *zUrl = NULL, *zErr = NULL;
-            int sync_ms = 1000;
-            sidecar_config_read(zName, &zUrl, &sync_ms);
+            /* Replication configured earlier resumes. */
+            ls_config c;
+            char *zErr = NULL;
+            sidecar_config_read(zName, &c);
             pthread_mutex_lock(&p->db->mu);
-            if (zUrl && !p->db->rep &&
-                db_start(p->db, zUrl, sync_ms, &zErr) != SQLITE_OK)
+            if (c.zUrl && !p->db->rep &&
+                db_start(p->db, &c, &zErr) != SQLITE_OK)
                 db_set_error(p->db, zErr);
             pthread_mutex_unlock(&p->db->mu);
-            sqlite3_free(zUrl);
+            sqlite3_free(c.zUrl);
         }
     } else {
         sqlite3_file *m = sqlite3_database_file_object(zName);
@@ -1157,23 +1159,26 @@ vfs_db_image_now(ls_db *d, sqlite3_file *f)
 }
 
 int
-vfs_db_configure(ls_db *d, const char *zUrl, int sync_ms, char **pzErr)
+vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
 {
     int rc = SQLITE_OK;
     pthread_mutex_lock(&d->mu);
-    if (!zUrl || !zUrl[0]) {
+    if (!c->zUrl || !c->zUrl[0]) {
         db_stop(d, 0);
-        if (d->sc)
-            rc = sidecar_config_write(d->sc, "", sync_ms, pzErr);
-    } else if (d->rep && replicator_has_url(d->rep, zUrl)) {
+        if (!d->sc)
+            rc = sidecar_open(d->zPath, &d->sc, pzErr);
+        if (rc == SQLITE_OK)
+            rc = sidecar_config_write(d->sc, c, pzErr);
+    } else if (d->rep && replicator_has_url(d->rep, c->zUrl)) {
         /* Already replicating there (e.g. the URL set again at every
          * start of the application): nothing to restart. */
-        replicator_set_interval(d->rep, sync_ms);
-        rc = sidecar_config_write(d->sc, zUrl, sync_ms, pzErr);
+        replicator_set_interval(d->rep, c->sync_ms);
+        replicator_set_spool_limit(d->rep, c->spool_limit);
+        rc = sidecar_config_write(d->sc, c, pzErr);
     } else {
-        rc = db_start(d, zUrl, sync_ms, pzErr);
+        rc = db_start(d, c, pzErr);
         if (rc == SQLITE_OK)
-            rc = sidecar_config_write(d->sc, zUrl, sync_ms, pzErr);
+            rc = sidecar_config_write(d->sc, c, pzErr);
         if (rc != SQLITE_OK)
             db_stop(d, 0);
     }

@@ -25,10 +25,11 @@ int vfs_is_litestream_file(sqlite3_file *f);
 ls_db *vfs_db_of_file(sqlite3_file *f);
 
 /*
- * Starts (zUrl non-empty) or stops (zUrl NULL or "") replication and
- * stores the setting in the sidecar.  SQLITE_OK or an error with *pzErr.
+ * Applies c: starts replication (c->zUrl non-empty; restarts only if the
+ * URL changed), or stops it (NULL or ""), and stores c in the sidecar.
+ * SQLITE_OK or an error with *pzErr.
  */
-int vfs_db_configure(ls_db *d, const char *zUrl, int sync_ms, char **pzErr);
+int vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr);
 
 replicator *vfs_db_replicator(ls_db *d); /* NULL when not replicating */
 

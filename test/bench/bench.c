@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -284,8 +285,37 @@ typedef struct {
     int ok;
     double v[16];
     long hwm_kb;
+    double foreign; /* CPUs used by other processes meanwhile (0..ncpu) */
     char note[512];
 } result;
+
+/* Busy CPU seconds of the whole machine so far (from /proc/stat). */
+static double
+machine_busy_s(void)
+{
+    unsigned long long u = 0, n = 0, sy = 0, id = 0, io = 0, irq = 0,
+                       sirq = 0, st = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy,
+               &id, &io, &irq, &sirq, &st) < 4)
+        u = n = sy = irq = sirq = st = 0;
+    fclose(f);
+    return (double)(u + n + sy + irq + sirq + st) / sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds used by our waited-for descendants so far. */
+static double
+children_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double g_foreign_busy, g_foreign_wall; /* over the whole run */
 
 typedef void (*child_fn)(result *, void *);
 
@@ -313,6 +343,8 @@ in_child(child_fn fn, void *arg)
         _exit(0);
     }
     close(fds[1]);
+    int64_t w0 = now_ns();
+    double b0 = machine_busy_s(), c0 = children_cpu_s();
     size_t got = 0;
     while (got < sizeof r) {
         ssize_t n = read(fds[0], (char *)&r + got, sizeof r - got);
@@ -322,6 +354,13 @@ in_child(child_fn fn, void *arg)
     }
     close(fds[0]);
     int st = wait_pid(pid);
+    double wall = (double)(now_ns() - w0) / 1e9;
+    double other = (machine_busy_s() - b0) - (children_cpu_s() - c0);
+    if (other < 0)
+        other = 0;
+    g_foreign_busy += other;
+    g_foreign_wall += wall;
+    r.foreign = wall > 0 ? other / wall : 0;
     if (got != sizeof r) {
         memset(&r, 0, sizeof r);
         snprintf(r.note, sizeof r.note, "child failed (status %d)", st);
@@ -1141,6 +1180,7 @@ main(int argc, char **argv)
     /* ---- a ---- */
     if (want('a')) {
         double tps[NCFG][16], catchup[NCFG][16], hwm[NCFG][16];
+        double foreign[NCFG] = {0};
         int ok[NCFG] = {0}, behind[NCFG] = {0};
         char note[NCFG][512];
         memset(note, 0, sizeof note);
@@ -1156,6 +1196,8 @@ main(int argc, char **argv)
                     progress("   failed: %s", r.note);
                     continue;
                 }
+                if (r.foreign > foreign[c])
+                    foreign[c] = r.foreign;
                 tps[c][ok[c]] = r.v[0];
                 catchup[c][ok[c]] = r.v[2];
                 hwm[c][ok[c]] = r.hwm_kb / 1024.0;
@@ -1164,8 +1206,8 @@ main(int argc, char **argv)
                     snprintf(note[c], sizeof note[c], "%s", r.note);
                 }
                 ok[c]++;
-                progress("   %.0f tx/s, VmHWM %.1f MB", r.v[0],
-                         r.hwm_kb / 1024.0);
+                progress("   %.0f tx/s, VmHWM %.1f MB, other load %.2f CPU",
+                         r.v[0], r.hwm_kb / 1024.0, r.foreign);
             }
         double base = median(tps[CFG_PLAIN], ok[CFG_PLAIN]);
         out("## a. 1-row transactions (WAL, synchronous=NORMAL)\n\n");
@@ -1174,8 +1216,9 @@ main(int argc, char **argv)
             "database per run; median of %d interleaved runs.\n\n",
             opt_value, opt_seconds, opt_warmup, opt_reps);
         out("| configuration | runs (tx/s) | median tx/s | vs plain | target "
-            "| catch-up after run (ms) | writer VmHWM (MB) |\n");
-        out("|---|---|---:|---:|---|---:|---:|\n");
+            "| catch-up after run (ms) | writer VmHWM (MB) | other load "
+            "(max, CPUs) |\n");
+        out("|---|---|---:|---:|---|---:|---:|---:|\n");
         for (int c = 0; c < NCFG; c++) {
             if (!ok[c]) {
                 if ((c == CFG_D1S || c == CFG_D100) && !opt_daemon)
@@ -1204,12 +1247,14 @@ main(int argc, char **argv)
             for (int i = 0; i < ok[c]; i++)
                 if (hwm[c][i] > hmax)
                     hmax = hwm[c][i];
-            out("| %s | %s | %.0f | %.3f | %s | %s | %.1f |\n", cfg_name[c],
-                runs, m, ratio, target, cu, hmax);
+            out("| %s | %s | %.0f | %.3f | %s | %s | %.1f | %.2f |\n",
+                cfg_name[c], runs, m, ratio, target, cu, hmax, foreign[c]);
         }
         out("\nCatch-up = time `litestream_sync()` took right after the "
             "timed loop (what was still to upload). The daemon runs in its "
-            "own process; its memory is not in the writer's VmHWM.\n\n");
+            "own process; its memory is not in the writer's VmHWM. Other "
+            "load = CPU used by processes outside this benchmark during a "
+            "run (from /proc/stat), the worst run of each configuration.\n\n");
     }
 
     /* ---- b ---- */
@@ -1221,8 +1266,9 @@ main(int argc, char **argv)
             "returned.\n\n",
             opt_lag_rate, opt_lag_seconds);
         out("| sync interval | commits | objects | achieved tx/s | p50 ms | "
-            "p90 ms | max ms | target p50 | writer VmHWM (MB) |\n");
-        out("|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+            "p90 ms | max ms | target p50 | writer VmHWM (MB) | other load "
+            "(CPUs) |\n");
+        out("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
         int ivs[2] = {1000, 100};
         for (int i = 0; i < 2; i++) {
             progress("b. lag at %d ms", ivs[i]);
@@ -1234,11 +1280,11 @@ main(int argc, char **argv)
             }
             double tgt = ivs[i] / 2.0 + 20;
             out("| %d ms | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | <= %.0f: "
-                "%s%s | %.1f |\n",
+                "%s%s | %.1f | %.2f |\n",
                 ivs[i], r.v[0], r.v[1], r.v[6], r.v[2], r.v[3], r.v[4], tgt,
                 yes(r.v[2] >= 0 && r.v[2] <= tgt),
                 r.v[5] ? " (some commits never seen)" : "",
-                r.hwm_kb / 1024.0);
+                r.hwm_kb / 1024.0, r.foreign);
         }
         out("\n");
     }
@@ -1251,8 +1297,8 @@ main(int argc, char **argv)
             "returning.\n\n",
             (long)opt_big_mb * 1024 / opt_big_row_kb, opt_big_row_kb);
         out("| writer | insert phase (ms) | COMMIT (ms) | in the replica "
-            "after (ms) | target | writer VmHWM (MB) |\n");
-        out("|---|---:|---:|---:|---|---:|\n");
+            "after (ms) | target | writer VmHWM (MB) | other load (CPUs) |\n");
+        out("|---|---:|---:|---:|---|---:|---:|\n");
         const char *nm[3] = {"plain SQLite (no replication)",
                              "extension, 1000 ms",
                              "plain SQLite + daemon v0.3.13, 1 s"};
@@ -1277,8 +1323,8 @@ main(int argc, char **argv)
                 dmn_last = r.v[3];
                 dmn_grow = r.v[4];
             }
-            out("| %s | %.0f | %.0f | %s | %s | %.1f |\n", nm[k], r.v[2],
-                r.v[0], rep, tgt, r.hwm_kb / 1024.0);
+            out("| %s | %.0f | %.0f | %s | %s | %.1f | %.2f |\n", nm[k],
+                r.v[2], r.v[0], rep, tgt, r.hwm_kb / 1024.0, r.foreign);
         }
         if (dmn_last >= 0)
             out("\nDaemon: its replica grew by %.1f MB after COMMIT; the "
@@ -1395,6 +1441,10 @@ main(int argc, char **argv)
         rm_rf(zDirE);
         rm_rf(zDirD);
     }
+    out("Other processes on the machine used %.2f CPUs on average during "
+        "the measurements (of %ld).\n",
+        g_foreign_wall > 0 ? g_foreign_busy / g_foreign_wall : 0,
+        sysconf(_SC_NPROCESSORS_ONLN));
     fclose(g_md);
     return 0;
 }

@@ -91,6 +91,38 @@ restore_and_compare(con, db, url, os.path.join(d, "fixed.db"),
 ok(status(con)["databases"][0]["last_error"] is None,
    "the error clears once uploads succeed")
 
+# --- a full spool ------------------------------------------------------------
+sdir = os.path.join(d, "spool-case")
+os.makedirs(sdir)
+sdb = os.path.join(sdir, "app.db")
+sblock = os.path.join(sdir, "blocker")
+open(sblock, "w").write("x")
+surl = "file://" + os.path.join(sblock, "replica")
+sc = sqlite3.connect(sdb, isolation_level=None)
+sc.execute(f"PRAGMA litestream_url = '{surl}'")
+e = err_of(sc, "PRAGMA litestream_spool_limit = 10")
+ok(e is not None and "bytes between" in e, f"spool limit too small: {e}")
+ok(sc.execute("PRAGMA litestream_spool_limit = 1048576").fetchone()[0]
+   == "1048576", "PRAGMA litestream_spool_limit = 1048576")
+sc.execute("CREATE TABLE t(x)")
+for i in range(800):
+    sc.execute("INSERT INTO t VALUES (randomblob(8000))")
+err_of(sc, "SELECT litestream_sync(600)")
+s = status(sc)["databases"][0]
+ok(s["spool_full"] and s["spool_bytes"] < 3 * 1048576,
+   f"spool stops at its limit ({s['spool_bytes']} bytes) and status says "
+   f"so: {s['last_error'] and s['last_error']['message'][:80]}")
+ok(sc.execute("SELECT count(*) FROM t").fetchone()[0] == 800,
+   "the application kept writing with a full spool")
+os.remove(sblock)
+os.makedirs(sblock)
+restore_and_compare(sc, sdb, surl, os.path.join(sdir, "out.db"),
+                    "full spool: once the replica is back nothing is lost")
+s = status(sc)["databases"][0]
+ok(not s["spool_full"] and s["last_error"] is None,
+   "status: the spool is no longer full and the error cleared")
+sc.close()
+
 # --- restore errors --------------------------------------------------------
 empty = os.path.join(d, "empty-replica")
 os.makedirs(empty)
