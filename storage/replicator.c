@@ -18,10 +18,12 @@
  *   2. A spool segment is deleted only once every record in it is <= the
  *      replicated TXID.
  */
+#include "storage/image.h"
 #include "storage/replicator_int.h"
 #include "storage/wal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,6 +92,122 @@ pg_ref_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* Reading a REP_WALREF transaction from the WAL, for spool_append_pages. */
+typedef struct walref_rd {
+    pin p;
+    uint32_t ps;
+    const uint32_t *frame_of; /* per output page: its WAL frame */
+    uint8_t *page;
+} walref_rd;
+
+static int
+walref_page(void *ctx, uint32_t i, const uint8_t **page)
+{
+    walref_rd *w = ctx;
+    int rc = w->p.walf->pMethods->xRead(
+        w->p.walf, w->page, (int)w->ps,
+        (sqlite3_int64)(wal_frame_offset(w->frame_of[i], w->ps) +
+                        WAL_FRAME_HDR_SIZE));
+    *page = w->page;
+    return rc;
+}
+
+/*
+ * Spools a transaction the capture queued by reference (REP_WALREF): one
+ * validating pass over its frames in the WAL (salts, checksum chain from
+ * the seed) to find each page's newest copy, then the pages streamed into
+ * the spool, so memory stays small whatever the transaction's size.  If
+ * the WAL no longer holds it, a full-image marker takes its TXID.
+ */
+static int
+spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
+{
+    int rc;
+    walref_rd w = {.ps = t->page_size};
+    uint8_t whb[WAL_HDR_SIZE];
+    wal_hdr wh;
+    uint32_t *last = NULL, *pgnos = NULL, *frames = NULL, n = 0;
+    uint8_t *chunk = NULL;
+    const uint32_t CH = 256;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
+    spool_txn st = {.txid = t->txid,
+                    .page_size = t->page_size,
+                    .commit = t->commit,
+                    .pos = t->pos};
+
+    rc = pin_open(r->zDbPath, r->zVfs, &w.p, pzErr);
+    if (rc != SQLITE_OK)
+        return rc;
+    last = sqlite3_malloc64(((uint64_t)t->commit + 1) * 4);
+    chunk = sqlite3_malloc64(fsz * CH);
+    w.page = sqlite3_malloc64(t->page_size);
+    if (!last || !chunk || !w.page) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    memset(last, 0, ((size_t)t->commit + 1) * 4);
+    int valid = w.p.walf->pMethods->xRead(w.p.walf, whb, WAL_HDR_SIZE, 0) ==
+                    SQLITE_OK &&
+                wal_hdr_parse(whb, &wh) && wh.salt1 == t->pos.salt1 &&
+                wh.salt2 == t->pos.salt2 && wh.page_size == t->page_size;
+    uint32_t s[2] = {t->seed1, t->seed2};
+    for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
+        uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
+        if (w.p.walf->pMethods->xRead(
+                w.p.walf, chunk, (int)(k * fsz),
+                (sqlite3_int64)wal_frame_offset(f, t->page_size)) !=
+            SQLITE_OK) {
+            valid = 0;
+            break;
+        }
+        for (uint32_t j = 0; j < k && valid; j++) {
+            const uint8_t *fr = chunk + j * fsz;
+            valid = wal_frame_valid(&wh, fr, s);
+            uint32_t pg = wal_get32(fr);
+            if (valid && pg <= t->commit) {
+                if (!last[pg])
+                    n++;
+                last[pg] = f + j;
+            }
+        }
+    }
+    if (!valid || s[0] != t->pos.cksum1 || s[1] != t->pos.cksum2) {
+        /* Gone from the WAL (it cannot be, short of a foreign writer):
+         * cover this TXID with a full image instead. */
+        st.flags = SPOOL_F_FULL;
+        rc = spool_append(r->sp, &st, do_sync, pzErr);
+        goto out;
+    }
+    pgnos = sqlite3_malloc64((uint64_t)n * 4 + 4);
+    frames = sqlite3_malloc64((uint64_t)n * 4 + 4);
+    if (!pgnos || !frames) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    n = 0;
+    for (uint32_t pg = 1; pg <= t->commit; pg++)
+        if (last[pg]) {
+            pgnos[n] = pg;
+            frames[n++] = last[pg];
+        }
+    st.npages = n;
+    st.pgnos = pgnos;
+    w.frame_of = frames;
+    if (getenv("LITESTREAM_DEBUG"))
+        fprintf(stderr, "litestream: spooling TXID %llu from the WAL "
+                        "(frames %u-%u, %u pages)\n",
+                (unsigned long long)t->txid, t->wal_lo, t->pos.frame, n);
+    rc = spool_append_pages(r->sp, &st, walref_page, &w, do_sync, pzErr);
+out:
+    pin_close(&w.p);
+    sqlite3_free(last);
+    sqlite3_free(chunk);
+    sqlite3_free(w.page);
+    sqlite3_free(pgnos);
+    sqlite3_free(frames);
+    return rc;
+}
+
 int
 rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 {
@@ -110,6 +228,8 @@ rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     }
     if (t->flags & REP_IMAGE)
         st.flags = SPOOL_F_FULL | SPOOL_F_IMAGE;
+    if (t->flags & REP_WALREF)
+        return spool_walref(r, t, do_sync, pzErr);
     refs = sqlite3_malloc64(sizeof(*refs) * (t->nframes + 1));
     pgnos = sqlite3_malloc64(sizeof(*pgnos) * (t->nframes + 1));
     pages = sqlite3_malloc64((uint64_t)fsz * (t->nframes + 1));
@@ -396,9 +516,13 @@ replicator_enqueue(replicator *r, rep_txn *t)
     r->queued_bytes += sz;
     if (t->txid > r->last_enqueued)
         r->last_enqueued = t->txid;
-    /* Waking the thread is a system call: only when the queue is big. */
-    if (r->queued_bytes >= QUEUE_WAKE_BYTES)
+    /* Waking the thread is a system call: only when the queue is big
+     * (then it also uploads right away rather than at the next interval,
+     * which keeps both lag and memory down for big transactions). */
+    if (r->queued_bytes >= QUEUE_WAKE_BYTES) {
+        r->upload_now = 1;
         pthread_cond_signal(&r->wake);
+    }
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -21,6 +21,9 @@
 /* Flags of a captured transaction. */
 #define REP_FULL 0x1  /* lost position: the next upload is a full image */
 #define REP_IMAGE 0x2 /* `frames` hold every page 1..commit: a full image */
+#define REP_WALREF 0x4 /* too big to copy: frames wal_lo..pos.frame of the
+                        * WAL, read (and validated from seed) by the
+                        * replicator thread; `frames` is NULL */
 
 /*
  * One captured transaction, as the capture hands it over.  `frames` holds
@@ -37,6 +40,8 @@ typedef struct rep_txn {
     uint32_t nframes;
     uint8_t *frames;
     wal_pos pos;       /* where this transaction ends in the WAL */
+    uint32_t wal_lo;   /* REP_WALREF: first frame */
+    uint32_t seed1, seed2; /* REP_WALREF: checksum of frame wal_lo - 1 */
 } rep_txn;
 
 typedef struct replicator replicator;

@@ -211,59 +211,123 @@ write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Buffered writer of one record: CRC as it goes, flushes in big chunks. */
+typedef struct recw {
+    spool *sp;
+    uint8_t *buf;
+    size_t n, cap;
+    uint64_t crc;
+    int err; /* errno of the first failed write */
+} recw;
+
+static void
+recw_flush(recw *w)
+{
+    if (w->n && !w->err && write_all(w->sp->cur_fd, w->buf, w->n) != 0)
+        w->err = errno ? errno : EIO;
+    w->n = 0;
+}
+
+static void
+recw_put(recw *w, const void *p, size_t n)
+{
+    const uint8_t *src = p;
+    w->crc = crc64_update(w->crc, src, n);
+    while (n > 0) {
+        size_t k = w->cap - w->n < n ? w->cap - w->n : n;
+        memcpy(w->buf + w->n, src, k);
+        w->n += k;
+        src += k;
+        n -= k;
+        if (w->n == w->cap)
+            recw_flush(w);
+    }
+}
+
 int
-spool_append(spool *sp, const spool_txn *t, int do_sync, char **pzErr)
+spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
+                   void *ctx, int do_sync, char **pzErr)
 {
     int rc = SQLITE_OK;
-    uint64_t n = REC_HDR + (uint64_t)t->npages * (4 + t->page_size) + 8;
-    uint8_t *buf = NULL;
+    uint8_t hdr[REC_HDR], b8[8];
+    recw w = {.sp = sp, .cap = 1 << 20};
     if (sp->cur_fd < 0 || sp->cur_size >= SEG_LIMIT) {
         rc = seg_rotate(sp, t->txid, pzErr);
         if (rc != SQLITE_OK)
             return rc;
     }
-    buf = sqlite3_malloc64(n);
-    if (!buf)
+    w.buf = sqlite3_malloc64(w.cap);
+    if (!w.buf)
         return SQLITE_NOMEM;
-    put32(buf, REC_MAGIC);
-    put32(buf + 4, t->flags);
-    put64(buf + 8, t->txid);
-    put32(buf + 16, t->page_size);
-    put32(buf + 20, t->commit);
-    put32(buf + 24, t->npages);
-    put32(buf + 28, 0);
-    put32(buf + 32, t->pos.salt1);
-    put32(buf + 36, t->pos.salt2);
-    put32(buf + 40, t->pos.frame);
-    put32(buf + 44, t->pos.cksum1);
-    put32(buf + 48, t->pos.cksum2);
-    put32(buf + 52, 0);
-    uint8_t *p = buf + REC_HDR;
-    for (uint32_t i = 0; i < t->npages; i++, p += 4)
-        put32(p, t->pgnos[i]);
-    if (t->npages)
-        memcpy(p, t->pages, (size_t)t->npages * t->page_size);
-    p += (size_t)t->npages * t->page_size;
-    put64(p, crc64_update(0, buf, n - 8));
-    if (write_all(sp->cur_fd, buf, n) != 0 ||
-        (do_sync && fdatasync(sp->cur_fd) != 0)) {
-        int e = errno;
-        /* Leave nothing partial behind: cut the segment back. */
-        if (ftruncate(sp->cur_fd, (off_t)sp->cur_size) != 0) {
-            close(sp->cur_fd); /* a torn tail ends the segment safely */
-            sp->cur_fd = -1;
-        }
+    put32(hdr, REC_MAGIC);
+    put32(hdr + 4, t->flags);
+    put64(hdr + 8, t->txid);
+    put32(hdr + 16, t->page_size);
+    put32(hdr + 20, t->commit);
+    put32(hdr + 24, t->npages);
+    put32(hdr + 28, 0);
+    put32(hdr + 32, t->pos.salt1);
+    put32(hdr + 36, t->pos.salt2);
+    put32(hdr + 40, t->pos.frame);
+    put32(hdr + 44, t->pos.cksum1);
+    put32(hdr + 48, t->pos.cksum2);
+    put32(hdr + 52, 0);
+    recw_put(&w, hdr, REC_HDR);
+    for (uint32_t i = 0; i < t->npages; i++) {
+        put32(b8, t->pgnos[i]);
+        recw_put(&w, b8, 4);
+    }
+    for (uint32_t i = 0; i < t->npages && rc == SQLITE_OK; i++) {
+        const uint8_t *page = NULL;
+        rc = xPage(ctx, i, &page);
+        if (rc == SQLITE_OK)
+            recw_put(&w, page, t->page_size);
+    }
+    if (rc != SQLITE_OK) {
+        *pzErr = sqlite3_mprintf("litestream: cannot read the pages of "
+                                 "TXID %llu for the spool: %s",
+                                 (unsigned long long)t->txid,
+                                 sqlite3_errstr(rc));
+        goto undo;
+    }
+    put64(b8, w.crc); /* CRC of everything before it */
+    recw_put(&w, b8, 8);
+    recw_flush(&w);
+    if (w.err || (do_sync && fdatasync(sp->cur_fd) != 0)) {
+        int e = w.err ? w.err : errno;
         *pzErr = sqlite3_mprintf("litestream: cannot write the spool in "
                                  "'%s': %s",
                                  sp->zDir, strerror(e));
         rc = (e == ENOSPC || e == EDQUOT) ? SQLITE_FULL : SQLITE_IOERR;
-        goto out;
+        goto undo;
     }
+    uint64_t n = REC_HDR + (uint64_t)t->npages * (4 + t->page_size) + 8;
     sp->cur_size += n;
     sp->bytes += n;
+    goto out;
+undo:
+    /* Leave nothing partial behind: cut the segment back. */
+    if (ftruncate(sp->cur_fd, (off_t)sp->cur_size) != 0) {
+        close(sp->cur_fd); /* a torn tail ends the segment safely */
+        sp->cur_fd = -1;
+    }
 out:
-    sqlite3_free(buf);
+    sqlite3_free(w.buf);
     return rc;
+}
+
+static int
+array_page(void *ctx, uint32_t i, const uint8_t **page)
+{
+    const spool_txn *t = ctx;
+    *page = t->pages + (size_t)i * t->page_size;
+    return SQLITE_OK;
+}
+
+int
+spool_append(spool *sp, const spool_txn *t, int do_sync, char **pzErr)
+{
+    return spool_append_pages(sp, t, array_page, (void *)t, do_sync, pzErr);
 }
 
 int

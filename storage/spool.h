@@ -65,6 +65,16 @@ void spool_close(spool *);
  */
 int spool_append(spool *, const spool_txn *t, int do_sync, char **pzErr);
 
+/*
+ * As spool_append(), but the pages come one at a time from xPage (index i
+ * in 0..t->npages-1; the pointer it returns must stay valid until the next
+ * call), so a record bigger than memory can be written.  t->pages is
+ * ignored.
+ */
+typedef int (*spool_page_fn)(void *ctx, uint32_t i, const uint8_t **page);
+int spool_append_pages(spool *, const spool_txn *t, spool_page_fn xPage,
+                       void *ctx, int do_sync, char **pzErr);
+
 /* fdatasync()s this process's current segment. */
 int spool_sync(spool *);
 

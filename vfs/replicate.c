@@ -42,6 +42,7 @@
 #define WAL_WRITE_LOCK 0
 #define SHM_HDR_SIZE 48
 #define BUF_MAX (64u << 20) /* larger transactions are re-read from the WAL */
+#define BUF_KEEP (4u << 20) /* buffers above this are freed after use */
 #define CLOSE_GRACE_MS 2000 /* last close: wait this long for the upload */
 
 typedef struct shm_hdr {
@@ -70,6 +71,7 @@ struct ls_db {
     size_t cap;
     uint64_t base, end;
     int buf_ok;
+    int buf_over;  /* buf_ok is 0 only because the transaction is big */
     int hold;      /* a write lock (or exclusive-mode txn) is in progress */
     int hold_locked; /* ... that began at an xShmLock of the write lock */
     wal_hdr wh;    /* the WAL header, when wh_ok */
@@ -208,6 +210,13 @@ buf_reset(ls_db *d)
 {
     d->base = d->end = 0;
     d->buf_ok = 1;
+    d->buf_over = 0;
+    if (d->cap > BUF_KEEP) {
+        /* A big transaction's buffer is not kept for small ones. */
+        sqlite3_free(d->buf);
+        d->buf = NULL;
+        d->cap = 0;
+    }
 }
 
 /* Keeps a copy of a WAL write (invariant 2). */
@@ -220,8 +229,13 @@ buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off)
     if (d->end == d->base) {
         d->base = d->end = o;
     }
-    if (o < d->base || o > d->end || o + (uint64_t)n - d->base > BUF_MAX) {
+    if (o < d->base || o > d->end) {
         d->buf_ok = 0; /* not a contiguous run: re-read from the WAL */
+        return;
+    }
+    if (o + (uint64_t)n - d->base > BUF_MAX) {
+        d->buf_ok = 0; /* too big to copy: the replicator reads the WAL */
+        d->buf_over = 1;
         return;
     }
     uint64_t need = o + (uint64_t)n - d->base;
@@ -332,6 +346,38 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
         start = i + 1;
     }
     return txid;
+}
+
+/*
+ * This hold wrote frames lo..mxFrame, too many to copy: queue them by
+ * reference, one TXID (one write-lock hold is one transaction).  The WAL
+ * cannot restart before the replicator read them (before_wal_reset waits
+ * for it).  Returns the TXID, or 0 if the WAL header is unreadable.
+ */
+static uint64_t
+enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
+               const ls_cap *cap, uint64_t base)
+{
+    wal_hdr wh;
+    rep_txn *t;
+    if (!read_wal_hdr(d, &wh) || wh.page_size != ps ||
+        !(t = sqlite3_malloc64(sizeof(*t))))
+        return 0;
+    *t = (rep_txn){.txid = base + 1,
+                   .flags = REP_WALREF,
+                   .page_size = ps,
+                   .commit = h->n_page,
+                   .nframes = h->mx_frame - lo + 1,
+                   .wal_lo = lo,
+                   .seed1 = lo == 1 ? wh.cksum1 : cap->cksum1,
+                   .seed2 = lo == 1 ? wh.cksum2 : cap->cksum2,
+                   .pos = {.salt1 = h->salt[0],
+                           .salt2 = h->salt[1],
+                           .frame = h->mx_frame,
+                           .cksum1 = h->frame_cksum[0],
+                           .cksum2 = h->frame_cksum[1]}};
+    replicator_enqueue(d->rep, t);
+    return base + 1;
 }
 
 static void
@@ -587,6 +633,9 @@ capture(ls_db *d, sqlite3_file *real)
             txid = 0; /* the WAL went backwards: lost frames */
         } else if (h.mx_frame == lo - 1) {
             txid = base; /* a restart with nothing new */
+        } else if (d->buf_over && d->caught_up &&
+                   (txid = enqueue_walref(d, lo, &h, ps, &cap, base))) {
+            /* queued by reference */
         } else if (buf_covers(d, lo, h.mx_frame, ps)) {
             txid = enqueue_frames(
                 d, d->buf + (wal_frame_offset(lo, ps) - d->base), lo,

@@ -52,6 +52,22 @@ def w_spill():
     cleanup(d)
 
 
+def w_huge():
+    # Bigger than the capture's 64 MiB buffer: queued by reference and
+    # streamed from the WAL by the replicator.
+    d, db, url, con = fresh("huge")
+    con.execute("CREATE TABLE t(x)")
+    con.execute("INSERT INTO t VALUES ('before')")
+    con.execute("BEGIN")
+    for i in range(20000):
+        con.execute("INSERT INTO t VALUES (randomblob(4000))")
+    con.execute("COMMIT")
+    con.execute("INSERT INTO t VALUES ('after')")
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "one 80 MB transaction (bigger than the buffer)")
+    cleanup(d)
+
+
 def w_rollback():
     d, db, url, con = fresh("rollback", cache_size=10)
     con.execute("CREATE TABLE t(x)")
@@ -226,7 +242,7 @@ def w_reopen():
     cleanup(d)
 
 
-for w in (w_small, w_spill, w_rollback, w_schema, w_checkpoints, w_autockpt,
+for w in (w_small, w_spill, w_huge, w_rollback, w_schema, w_checkpoints, w_autockpt,
           w_sync_modes, w_exclusive, w_reopen):
     try:
         w()
