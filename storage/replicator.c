@@ -304,12 +304,16 @@ spool_queue(replicator *r, int force_sync)
                                      r->zDbPath,
                                      (unsigned long long)spool_bytes(r->sp),
                                      (long long)limit));
+            pthread_mutex_lock(&r->mu);
             r->spool_full = 1;
+            pthread_mutex_unlock(&r->mu);
             list = t->next;
             txn_free(t);
             continue;
         }
+        pthread_mutex_lock(&r->mu);
         r->spool_full = 0;
+        pthread_mutex_unlock(&r->mu);
         rc = rep_spool_txn(r, t, 0, &zErr);
         if (rc != SQLITE_OK)
             break;

@@ -564,6 +564,7 @@ spool_drop_upto(spool *sp, uint64_t txid)
                 sp->cur_fd = -1;
                 sp->cur = NULL;
             }
+            sp->bytes = sp->bytes > s->scanned ? sp->bytes - s->scanned : 0;
             /* Drop index entries pointing into it. */
             size_t j = 0;
             for (size_t i = 0; i < sp->nent; i++)

@@ -83,6 +83,8 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
     spool_drop_upto(r->sp, to);
     pthread_mutex_lock(&r->mu);
     r->last_upload_ms = t;
+    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit)
+        r->spool_full = 0;
     r->n_uploads++;
     if (full)
         r->n_full_images++;

@@ -41,7 +41,7 @@ EOF2
 )
 [ "$(echo "$out2" | sed -n 1p)" = "file://$d/replica" ]; check $? "shell: the URL is remembered across sessions"
 out3=$(sqlite3 :memory: ".load ${SO%.so}" "SELECT json_extract(litestream_restore('file://$d/replica', '$d/copy2.db'), '\$.txid');" ".open $d/copy2.db" "SELECT count(*) FROM notes;" 2>&1)
-[ "$(echo "$out3" | sed -n 2p)" = 4 ]; check $? "shell: the second session's row was replicated ($out3)"
+[ "$(echo "$out3" | sed -n 2p)" = 4 ]; check $? "shell: the second session's row was replicated ($(echo $out3 | tr '\n' ' '))"
 
 echo "1..$n"
 [ $failed = 0 ]
