@@ -252,15 +252,14 @@ ltx_merge_pages(ltx_decoder **in, int n, ltx_encoder *enc, int legacy,
         if (ltx_is_snapshot(o) && m <= commit && m != want)
             break; /* a missing page, reported below */
         rc = ltx_merge_step(in, cur, n, m, win, page, scratch, zErr, nErr);
-        if (rc != SQLITE_OK || m > commit)
-            goto next;
-        want = (uint64_t)m + 1;
-        blk = legacy ? NULL : ltx_decoder_payload(in[win], &nblk);
-        rc = blk ? ltx_encoder_page_lz4(enc, m, page, blk, nblk)
-                 : ltx_encoder_page(enc, m, page);
-        if (rc != SQLITE_OK)
-            ltx_merge_err(zErr, nErr, rc, "%s", ltx_encoder_errmsg(enc));
-    next:
+        if (rc == SQLITE_OK && m <= commit) {
+            want = (uint64_t)m + 1;
+            blk = legacy ? NULL : ltx_decoder_payload(in[win], &nblk);
+            rc = blk ? ltx_encoder_page_lz4(enc, m, page, blk, nblk)
+                     : ltx_encoder_page(enc, m, page);
+            if (rc != SQLITE_OK)
+                ltx_merge_err(zErr, nErr, rc, "%s", ltx_encoder_errmsg(enc));
+        }
         if (rc == SQLITE_OK)
             rc = ltx_merge_next(in, cur, win, zErr, nErr);
     }

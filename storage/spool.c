@@ -492,24 +492,70 @@ spool_has(spool *sp, uint64_t txid)
     return ent_find(sp, txid) != NULL;
 }
 
+#define LAZY_BYTES (4u << 20) /* bigger records keep pages on disk */
+
 int
 spool_read(spool *sp, uint64_t txid, spool_txn *out)
 {
     ent *e = ent_find(sp, txid);
-    uint8_t *buf;
+    uint8_t *buf = NULL;
+    int rc = SQLITE_OK;
     memset(out, 0, sizeof(*out));
     if (!e)
         return SQLITE_NOTFOUND;
-    buf = sqlite3_malloc64(e->len);
-    if (!buf)
-        return SQLITE_NOMEM;
-    if (pread(e->s->fd, buf, e->len, (off_t)e->off) != (ssize_t)e->len) {
-        sqlite3_free(buf);
-        return SQLITE_IOERR;
-    }
-    if (crc64_update(0, buf, e->len - 8) != get64(buf + e->len - 8)) {
-        sqlite3_free(buf);
-        return SQLITE_CORRUPT;
+    int lazy = e->len > LAZY_BYTES;
+    if (!lazy) {
+        buf = sqlite3_malloc64(e->len);
+        if (!buf)
+            return SQLITE_NOMEM;
+        if (pread(e->s->fd, buf, e->len, (off_t)e->off) != (ssize_t)e->len) {
+            rc = SQLITE_IOERR;
+            goto out;
+        }
+        if (crc64_update(0, buf, e->len - 8) != get64(buf + e->len - 8)) {
+            rc = SQLITE_CORRUPT;
+            goto out;
+        }
+    } else {
+        /* Verify the CRC in chunks, keep only the header and page list;
+         * pages are read again (page cache) when asked for. */
+        uint8_t hdr[REC_HDR], tail[8];
+        if (pread(e->s->fd, hdr, REC_HDR, (off_t)e->off) != REC_HDR) {
+            rc = SQLITE_IOERR;
+            goto out;
+        }
+        uint64_t plen = REC_HDR + 4 * (uint64_t)get32(hdr + 24);
+        if (plen + 8 > e->len) {
+            rc = SQLITE_CORRUPT;
+            goto out;
+        }
+        buf = sqlite3_malloc64(plen > (1u << 20) ? plen : (1u << 20));
+        if (!buf) {
+            rc = SQLITE_NOMEM;
+            goto out;
+        }
+        uint64_t crc = 0;
+        for (uint64_t o = 0; o < e->len - 8;) {
+            size_t k = e->len - 8 - o < (1u << 20) ? e->len - 8 - o
+                                                    : (1u << 20);
+            if (pread(e->s->fd, buf, k, (off_t)(e->off + o)) != (ssize_t)k) {
+                rc = SQLITE_IOERR;
+                goto out;
+            }
+            crc = crc64_update(crc, buf, k);
+            o += k;
+        }
+        if (pread(e->s->fd, tail, 8, (off_t)(e->off + e->len - 8)) != 8 ||
+            crc != get64(tail)) {
+            rc = SQLITE_CORRUPT;
+            goto out;
+        }
+        if (pread(e->s->fd, buf, plen, (off_t)e->off) != (ssize_t)plen) {
+            rc = SQLITE_IOERR;
+            goto out;
+        }
+        out->src_fd = e->s->fd;
+        out->pages_off = e->off + plen;
     }
     out->flags = get32(buf + 4);
     out->txid = get64(buf + 8);
@@ -526,9 +572,24 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
     for (uint32_t i = 0; i < out->npages; i++)
         pg[i] = get32(buf + REC_HDR + 4 * (size_t)i);
     out->pgnos = pg;
-    out->pages = buf + REC_HDR + 4 * (size_t)out->npages;
+    out->pages = lazy ? NULL : buf + REC_HDR + 4 * (size_t)out->npages;
     out->owned = buf;
-    return SQLITE_OK;
+    buf = NULL;
+out:
+    sqlite3_free(buf);
+    return rc;
+}
+
+const uint8_t *
+spool_txn_page(const spool_txn *t, uint32_t i, uint8_t *scratch)
+{
+    if (t->pages)
+        return t->pages + (size_t)i * t->page_size;
+    if (pread(t->src_fd, scratch, t->page_size,
+              (off_t)(t->pages_off + (uint64_t)i * t->page_size)) !=
+        (ssize_t)t->page_size)
+        return NULL;
+    return scratch;
 }
 
 void

@@ -46,8 +46,10 @@ typedef struct spool_txn {
     uint32_t commit;
     uint32_t npages;
     const uint32_t *pgnos;  /* npages, ascending */
-    const uint8_t *pages;   /* npages * page_size bytes */
+    const uint8_t *pages;   /* npages * page_size bytes, or NULL: on disk */
     wal_pos pos;
+    int src_fd;             /* read side, pages on disk: where they are */
+    uint64_t pages_off;
     void *owned;            /* storage behind the pointers (read side) */
 } spool_txn;
 
@@ -94,10 +96,21 @@ uint64_t spool_max(spool *);
 int spool_has(spool *, uint64_t txid);
 
 /*
- * Reads the record of txid into *out (free with spool_txn_free).
- * SQLITE_NOTFOUND if not indexed, SQLITE_CORRUPT if it fails its CRC.
+ * Reads the record of txid into *out (free with spool_txn_free), after
+ * verifying its CRC.  Big records keep their pages on disk (out->pages is
+ * NULL): get them with spool_txn_page() while the spool stays open and the
+ * record is not dropped.  SQLITE_NOTFOUND if not indexed, SQLITE_CORRUPT
+ * if it fails its CRC.
  */
 int spool_read(spool *, uint64_t txid, spool_txn *out);
+
+/*
+ * Page i of a record read by spool_read(): a pointer into the record, or
+ * into `scratch` (page_size bytes) when it was read from disk; NULL on an
+ * I/O error.
+ */
+const uint8_t *spool_txn_page(const spool_txn *t, uint32_t i,
+                              uint8_t *scratch);
 void spool_txn_free(spool_txn *);
 
 /*

@@ -239,6 +239,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     membuf m = {0};
     uint64_t *newck = NULL;
     uint32_t *changed = NULL;
+    uint8_t *scratch = NULL;
     char *zErr = NULL;
     int64_t ts = rep_now_ms();
     int image_base = 0;
@@ -343,7 +344,8 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     if (rc != SQLITE_OK)
         goto out;
     newck = sqlite3_malloc64(sizeof(*newck) * (nbp + 1));
-    if (!newck) {
+    scratch = sqlite3_malloc64(ps);
+    if (!newck || !scratch) {
         rc = SQLITE_NOMEM;
         goto out;
     }
@@ -369,7 +371,14 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
         if (bp[i].pgno > commit)
             continue;
         const spool_txn *rec = &recs[bp[i].rec];
-        const uint8_t *page = rec->pages + (size_t)bp[i].idx * ps;
+        const uint8_t *page = spool_txn_page(rec, bp[i].idx, scratch);
+        if (!page) {
+            rc = SQLITE_IOERR;
+            zErr = sqlite3_mprintf("litestream: cannot read TXID %llu from "
+                                   "the spool",
+                                   (unsigned long long)rec->txid);
+            goto out;
+        }
         rc = ltx_encoder_page(enc, bp[i].pgno, page);
         if (rc != SQLITE_OK)
             goto enc_err;
@@ -422,6 +431,7 @@ out:
     sqlite3_free(bp);
     sqlite3_free(newck);
     sqlite3_free(changed);
+    sqlite3_free(scratch);
     ltx_encoder_free(enc);
     sqlite3_free(m.p);
     return rc;
