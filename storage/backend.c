@@ -14,7 +14,9 @@
  */
 #include "storage/backend.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "storage/sqlite.h"
 #include "storage/url.h"
@@ -123,6 +125,39 @@ backend_put(backend *b, const char *key, const void *data, size_t n,
             int64_t created_ms)
 {
     return b->vt->put(b, key, data, n, created_ms);
+}
+
+int
+backend_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
+                 int64_t created_ms)
+{
+    int rc;
+    if (b->vt->put_file) {
+        rc = b->vt->put_file(b, key, zSrc, n, created_ms);
+        unlink(zSrc); /* consumed (renamed) or to be dropped */
+        return rc;
+    }
+    uint8_t *buf = sqlite3_malloc64(n ? n : 1);
+    int fd = open(zSrc, O_RDONLY | O_CLOEXEC);
+    rc = SQLITE_IOERR;
+    if (buf && fd >= 0) {
+        uint64_t got = 0;
+        while (got < n) {
+            ssize_t k = pread(fd, buf + got, (size_t)(n - got), (off_t)got);
+            if (k <= 0)
+                break;
+            got += (uint64_t)k;
+        }
+        if (got == n)
+            rc = b->vt->put(b, key, buf, (size_t)n, created_ms);
+    } else if (!buf) {
+        rc = SQLITE_NOMEM;
+    }
+    if (fd >= 0)
+        close(fd);
+    sqlite3_free(buf);
+    unlink(zSrc);
+    return rc;
 }
 
 int

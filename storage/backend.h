@@ -71,6 +71,13 @@ typedef struct backend_vtab {
     int (*put)(backend *, const char *key, const void *data, size_t n,
                int64_t created_ms);
     /*
+     * Optional: as put(), with the content in the local file zSrc (n
+     * bytes), which the backend may consume (rename into place, delete).
+     * NULL: backend_put_file() reads the file and calls put().
+     */
+    int (*put_file)(backend *, const char *key, const char *zSrc, uint64_t n,
+                    int64_t created_ms);
+    /*
      * Reads [offset, offset+len) of `key` into a new buffer (*out, *nOut;
      * free with sqlite3_free).  len == UINT64_MAX reads to the end.  A range
      * past the end is truncated to the object.  SQLITE_NOTFOUND if absent.
@@ -126,6 +133,14 @@ void backend_close(backend *b);
  * Convenience wrappers of the vtable calls (same contracts as above); they
  * only dispatch, so the caller still owns every buffer it gets back.
  */
+/*
+ * Stores the content of local file zSrc (n bytes) under key; zSrc is gone
+ * afterwards whatever the result.  Uses the backend's put_file when it has
+ * one, else reads the file into memory for put().
+ */
+int backend_put_file(backend *b, const char *key, const char *zSrc,
+                     uint64_t n, int64_t created_ms);
+
 int backend_put(backend *b, const char *key, const void *data, size_t n,
                 int64_t created_ms);
 int backend_get(backend *b, const char *key, uint64_t offset, uint64_t len,

@@ -270,6 +270,126 @@ out:
     return rc;
 }
 
+/* Copies n bytes of src_fd into a new temporary file beside zPath, then
+ * renames it to zPath; 0 or errno. */
+static int
+file_copy_in(int src_fd, uint64_t n, const char *zPath, const char *zDir,
+             int64_t created_ms)
+{
+    char *zTmp = sqlite3_mprintf("%s.%d-%lu.tmp", zPath, (int)getpid(),
+                                 __atomic_add_fetch(&file_tmp_counter, 1,
+                                                    __ATOMIC_RELAXED));
+    uint8_t *buf = sqlite3_malloc64(1 << 20);
+    int fd = -1, e = 0;
+    if (!zTmp || !buf) {
+        e = ENOMEM;
+        goto out;
+    }
+    fd = open(zTmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        e = errno;
+        goto out;
+    }
+    for (uint64_t o = 0; o < n && e == 0;) {
+        size_t k = n - o < (1u << 20) ? (size_t)(n - o) : (1u << 20);
+        ssize_t r = pread(src_fd, buf, k, (off_t)o);
+        if (r <= 0)
+            e = r < 0 ? errno : EIO;
+        else
+            e = file_write_all(fd, buf, (size_t)r);
+        o += r > 0 ? (uint64_t)r : 0;
+    }
+    if (e == 0 && created_ms > 0) {
+        struct timespec ts[2];
+        ts[0].tv_sec = (time_t)(created_ms / 1000);
+        ts[0].tv_nsec = (long)(created_ms % 1000) * 1000000L;
+        ts[1] = ts[0];
+        if (futimens(fd, ts) != 0)
+            e = errno;
+    }
+    if (e == 0 && fsync(fd) != 0)
+        e = errno;
+    if (e == 0 && rename(zTmp, zPath) != 0)
+        e = errno;
+    if (e == 0)
+        e = file_fsync_dir(zDir);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (e != 0 && zTmp)
+        unlink(zTmp);
+    sqlite3_free(zTmp);
+    sqlite3_free(buf);
+    return e;
+}
+
+/*
+ * put_file: the object is already a finished local file.  Same filesystem:
+ * time it, fsync it and rename it into place (no copy).  Otherwise copy it
+ * through file_put's temporary-file path in 1 MiB pieces.
+ */
+static int
+file_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
+              int64_t created_ms)
+{
+    file_backend *fb = (file_backend *)b;
+    char *zPath = NULL, *zDir = NULL;
+    int rc, e = 0, fd = -1;
+
+    rc = file_key_check(fb, key);
+    if (rc != SQLITE_OK)
+        goto out;
+    zPath = file_path(fb, key);
+    zDir = zPath ? sqlite3_mprintf("%s", zPath) : NULL;
+    if (!zPath || !zDir) {
+        rc = file_err(fb, SQLITE_NOMEM, "litestream: out of memory");
+        goto out;
+    }
+    *strrchr(zDir, '/') = 0;
+    if (zDir[0] == 0)
+        strcpy(zDir, "/");
+    rc = file_mkdirs(fb, zDir);
+    if (rc != SQLITE_OK)
+        goto out;
+    fd = open(zSrc, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        e = errno;
+    } else {
+        if (created_ms > 0) {
+            struct timespec ts[2];
+            ts[0].tv_sec = (time_t)(created_ms / 1000);
+            ts[0].tv_nsec = (long)(created_ms % 1000) * 1000000L;
+            ts[1] = ts[0];
+            if (futimens(fd, ts) != 0)
+                e = errno;
+        }
+        if (e == 0 && fsync(fd) != 0)
+            e = errno;
+    }
+    if (e == 0 && rename(zSrc, zPath) == 0) {
+        e = file_fsync_dir(zDir);
+    } else if (e == 0 && errno == EXDEV) {
+        /* Another filesystem: stream a copy to a temporary file beside the
+         * object, then rename that (memory bounded by the piece). */
+        e = file_copy_in(fd, n, zPath, zDir, created_ms);
+    } else if (e == 0) {
+        e = errno;
+    }
+    if (e != 0) {
+        rc = file_write_err(fb, e, e == EACCES || e == EPERM ? zDir : zPath,
+                            e == EACCES || e == EPERM);
+        goto out;
+    }
+    fb->counters.n_put++;
+    fb->counters.bytes_up += n;
+out:
+    if (fd >= 0)
+        close(fd);
+    sqlite3_free(zDir);
+    sqlite3_free(zPath);
+    return rc;
+}
+
 /* Reads exactly n bytes at offset; 0, errno, or EIO on early end of file. */
 static int
 file_pread_all(int fd, uint8_t *p, size_t n, uint64_t offset)
@@ -552,6 +672,7 @@ const backend_vtab backend_file_vtab = {
     .open = file_open,
     .close = file_close,
     .put = file_put,
+    .put_file = file_put_file,
     .get = file_get,
     .list = file_list,
     .del = file_del,

@@ -21,48 +21,110 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <errno.h>
 
 #define BATCH_MAX_BYTES (256ull << 20)
 
-typedef struct membuf {
-    uint8_t *p;
-    size_t n, cap;
-} membuf;
+#define SPILL_BYTES (8u << 20)
 
 static int
-membuf_write(void *ctx, const void *buf, size_t n)
+write_all(int fd, const void *p, size_t n)
 {
-    membuf *m = ctx;
-    if (m->n + n > m->cap) {
-        size_t nc = m->cap ? m->cap : 1 << 16;
-        while (nc < m->n + n)
-            nc *= 2;
-        uint8_t *p = sqlite3_realloc64(m->p, nc);
-        if (!p)
-            return 1;
-        m->p = p;
-        m->cap = nc;
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
     }
-    memcpy(m->p + m->n, buf, n);
-    m->n += n;
     return 0;
+}
+
+/*
+ * Where an object is encoded: memory while small, a temporary file in the
+ * sidecar once it passes SPILL_BYTES, so a big object never sits in memory
+ * whole (and the file backend can rename it into place).
+ */
+typedef struct outbuf {
+    replicator *r;
+    uint8_t *p;
+    size_t n, cap;
+    int fd;       /* -1 until spilled */
+    char *zPath;  /* the spill file */
+    uint64_t total;
+} outbuf;
+
+static int
+outbuf_write(void *ctx, const void *buf, size_t n)
+{
+    outbuf *m = ctx;
+    if (m->fd < 0 && m->n + n > SPILL_BYTES) {
+        m->zPath = sqlite3_mprintf("%s/upload.ltx.tmp", sidecar_dir(m->r->sc));
+        if (!m->zPath)
+            return 1;
+        m->fd = open(m->zPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (m->fd < 0 || write_all(m->fd, m->p, m->n) != 0)
+            return 1;
+        m->n = 0;
+    }
+    if (m->fd >= 0) {
+        if (write_all(m->fd, buf, n) != 0)
+            return 1;
+    } else {
+        if (m->n + n > m->cap) {
+            size_t nc = m->cap ? m->cap : 1 << 16;
+            while (nc < m->n + n)
+                nc *= 2;
+            uint8_t *p = sqlite3_realloc64(m->p, nc);
+            if (!p)
+                return 1;
+            m->p = p;
+            m->cap = nc;
+        }
+        memcpy(m->p + m->n, buf, n);
+        m->n += n;
+    }
+    m->total += n;
+    return 0;
+}
+
+static void
+outbuf_free(outbuf *m)
+{
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->zPath)
+        unlink(m->zPath);
+    sqlite3_free(m->zPath);
+    sqlite3_free(m->p);
 }
 
 /* Puts an encoded object and records counters; rc of the backend. */
 static int
-put_object(replicator *r, uint64_t min, uint64_t max, const membuf *m,
-           int64_t ts)
+put_object(replicator *r, uint64_t min, uint64_t max, outbuf *m, int64_t ts)
 {
     char key[256];
     int rc = layout_key(r->be, 0, min, max, key, sizeof(key));
     if (rc != SQLITE_OK)
         return rc;
-    rc = r->be->vt->put(r->be, key, m->p, m->n, ts);
+    if (m->fd >= 0) {
+        close(m->fd);
+        m->fd = -1;
+        rc = backend_put_file(r->be, key, m->zPath, m->total, ts);
+    } else {
+        rc = r->be->vt->put(r->be, key, m->p, m->n, ts);
+    }
     if (rc != SQLITE_OK) {
         rep_set_error(r, sqlite3_mprintf("litestream: upload of %s to %s "
-                                     "failed: %s",
-                                     key, r->url->redacted,
-                                     r->be->vt->errmsg(r->be)));
+                                         "failed: %s",
+                                         key, r->url->redacted,
+                                         r->be->vt->errmsg(r->be)));
     }
     return rc;
 }
@@ -119,7 +181,7 @@ upload_full(replicator *r)
     uint32_t commit = 0, ps = 0;
     char *zErr = NULL;
     ltx_encoder *enc = NULL;
-    membuf m = {0};
+    outbuf m = {.r = r, .fd = -1};
     uint8_t *page = NULL;
     uint64_t *nc = NULL; /* the image's per-page checksums */
     uint64_t from = sidecar_replicated(r->sc) + 1;
@@ -152,7 +214,7 @@ upload_full(replicator *r)
                     .max_txid = txid,
                     .timestamp = ts,
                     .pre_apply = pre_apply_of(r, from)};
-    rc = ltx_encoder_open(&h, membuf_write, &m, &enc);
+    rc = ltx_encoder_open(&h, outbuf_write, &m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
     uint32_t lock = ltx_lock_pgno(ps);
@@ -202,7 +264,7 @@ out:
         rep_set_error(r, zErr);
     image_close(im);
     ltx_encoder_free(enc);
-    sqlite3_free(m.p);
+    outbuf_free(&m);
     sqlite3_free(page);
     sqlite3_free(nc);
     return rc;
@@ -236,7 +298,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     batch_page *bp = NULL;
     uint64_t nrec = 0, nbp = 0, bytes = 0;
     ltx_encoder *enc = NULL;
-    membuf m = {0};
+    outbuf m = {.r = r, .fd = -1};
     uint64_t *newck = NULL;
     uint32_t *changed = NULL;
     uint8_t *scratch = NULL;
@@ -357,7 +419,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
                     .max_txid = to,
                     .timestamp = ts,
                     .pre_apply = pre_apply_of(r, from)};
-    rc = ltx_encoder_open(&h, membuf_write, &m, &enc);
+    rc = ltx_encoder_open(&h, outbuf_write, &m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
     uint64_t sum = image_base ? LTX_CHECKSUM_FLAG : r->ck.sum;
@@ -433,7 +495,7 @@ out:
     sqlite3_free(changed);
     sqlite3_free(scratch);
     ltx_encoder_free(enc);
-    sqlite3_free(m.p);
+    outbuf_free(&m);
     return rc;
 }
 
