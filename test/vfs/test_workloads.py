@@ -109,6 +109,32 @@ def w_schema():
     cleanup(d)
 
 
+def w_autovacuum():
+    # auto_vacuum=FULL shrinks the file at every commit that frees pages;
+    # INCREMENTAL shrinks it when asked.
+    for mode in ("FULL", "INCREMENTAL"):
+        d = scratch("autovacuum-" + mode.lower())
+        db = os.path.join(d, "app.db")
+        url = "file://" + os.path.join(d, "replica")
+        con = sqlite3.connect(db, isolation_level=None)
+        con.execute(f"PRAGMA auto_vacuum={mode}")
+        con.execute(f"PRAGMA litestream_url = '{url}'")
+        con.execute("CREATE TABLE t(x)")
+        for i in range(300):
+            con.execute("INSERT INTO t VALUES (randomblob(3000))")
+        before = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute("DELETE FROM t WHERE rowid % 3 != 0")
+        if mode == "INCREMENTAL":
+            con.execute("PRAGMA incremental_vacuum").fetchall()
+        after = con.execute("PRAGMA page_count").fetchone()[0]
+        ok(after < before, f"auto_vacuum={mode} shrank {before} -> {after} "
+           "pages")
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            f"auto_vacuum={mode} shrink")
+        con.close()
+        cleanup(d)
+
+
 def w_checkpoints():
     for mode in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
         d, db, url, con = fresh("ckpt-" + mode.lower())
@@ -242,7 +268,8 @@ def w_reopen():
     cleanup(d)
 
 
-for w in (w_small, w_spill, w_huge, w_rollback, w_schema, w_checkpoints, w_autockpt,
+for w in (w_small, w_spill, w_huge, w_rollback, w_schema, w_autovacuum,
+          w_checkpoints, w_autockpt,
           w_sync_modes, w_exclusive, w_reopen):
     try:
         w()
