@@ -317,6 +317,8 @@ spool_queue(replicator *r, int force_sync)
         rc = rep_spool_txn(r, t, 0, &zErr);
         if (rc != SQLITE_OK)
             break;
+        if (t->flags & REP_DURABLE)
+            force_sync = 1;
         last = t->txid;
         list = t->next;
         txn_free(t);

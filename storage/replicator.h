@@ -21,6 +21,8 @@
 /* Flags of a captured transaction. */
 #define REP_FULL 0x1  /* lost position: the next upload is a full image */
 #define REP_IMAGE 0x2 /* `frames` hold every page 1..commit: a full image */
+#define REP_DURABLE 0x8 /* SQLite synced the WAL for it (synchronous=FULL):
+                         * fsync the spool batch that holds it */
 #define REP_WALREF 0x4 /* too big to copy: frames wal_lo..pos.frame of the
                         * WAL, read (and validated from seed) by the
                         * replicator thread; `frames` is NULL */

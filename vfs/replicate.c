@@ -72,6 +72,7 @@ struct ls_db {
     uint64_t base, end;
     int buf_ok;
     int buf_over;  /* buf_ok is 0 only because the transaction is big */
+    int wal_synced; /* this hold synced the WAL (synchronous=FULL) */
     int hold;      /* a write lock (or exclusive-mode txn) is in progress */
     int hold_locked; /* ... that began at an xShmLock of the write lock */
     wal_hdr wh;    /* the WAL header, when wh_ok */
@@ -211,6 +212,7 @@ buf_reset(ls_db *d)
     d->base = d->end = 0;
     d->buf_ok = 1;
     d->buf_over = 0;
+    d->wal_synced = 0;
     if (d->cap > BUF_KEEP) {
         /* A big transaction's buffer is not kept for small ones. */
         sqlite3_free(d->buf);
@@ -333,6 +335,7 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
         memcpy(copy, frames + start * fsz, (size_t)(i + 1 - start) * fsz);
         const uint8_t *fh = frames + i * fsz;
         *t = (rep_txn){.txid = ++txid,
+                       .flags = d->wal_synced ? REP_DURABLE : 0,
                        .page_size = ps,
                        .commit = commit,
                        .nframes = i + 1 - start,
@@ -364,7 +367,7 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
         !(t = sqlite3_malloc64(sizeof(*t))))
         return 0;
     *t = (rep_txn){.txid = base + 1,
-                   .flags = REP_WALREF,
+                   .flags = REP_WALREF | (d->wal_synced ? REP_DURABLE : 0),
                    .page_size = ps,
                    .commit = h->n_page,
                    .nframes = h->mx_frame - lo + 1,
@@ -830,6 +833,9 @@ m_truncate(sqlite3_file *pFile, sqlite3_int64 size)
 static int
 m_sync(sqlite3_file *pFile, int flags)
 {
+    ls_file *p = (ls_file *)pFile;
+    if (p->is_wal && p->db && p->db->hold)
+        p->db->wal_synced = 1; /* a plain store: the writer holds the lock */
     return REAL(pFile)->pMethods->xSync(REAL(pFile), flags);
 }
 
