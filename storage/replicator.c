@@ -18,6 +18,8 @@
  *   2. A spool segment is deleted only once every record in it is <= the
  *      replicated TXID.
  */
+#include "storage/mem.h"
+#include "storage/txarena.h"
 #include "storage/image.h"
 #include "storage/replicator_int.h"
 #include "storage/wal.h"
@@ -70,9 +72,13 @@ rep_set_error(replicator *r, char *zMsg)
 static void
 txn_free(rep_txn *t)
 {
-    if (t) {
-        sqlite3_free(t->frames);
-        sqlite3_free(t);
+    if (!t)
+        return;
+    if (t->arena) {
+        txarena_release(t);
+    } else {
+        ls_free(t->frames);
+        ls_free(t);
     }
 }
 
@@ -138,9 +144,9 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     rc = pin_open(r->zDbPath, r->zVfs, &w.p, pzErr);
     if (rc != SQLITE_OK)
         return rc;
-    last = sqlite3_malloc64(((uint64_t)t->commit + 1) * 4);
-    chunk = sqlite3_malloc64(fsz * CH);
-    w.page = sqlite3_malloc64(t->page_size);
+    last = ls_malloc(((uint64_t)t->commit + 1) * 4);
+    chunk = ls_malloc(fsz * CH);
+    w.page = ls_malloc(t->page_size);
     if (!last || !chunk || !w.page) {
         rc = SQLITE_NOMEM;
         goto out;
@@ -178,8 +184,8 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         rc = spool_append(r->sp, &st, do_sync, pzErr);
         goto out;
     }
-    pgnos = sqlite3_malloc64((uint64_t)n * 4 + 4);
-    frames = sqlite3_malloc64((uint64_t)n * 4 + 4);
+    pgnos = ls_malloc((uint64_t)n * 4 + 4);
+    frames = ls_malloc((uint64_t)n * 4 + 4);
     if (!pgnos || !frames) {
         rc = SQLITE_NOMEM;
         goto out;
@@ -200,26 +206,36 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     rc = spool_append_pages(r->sp, &st, walref_page, &w, do_sync, pzErr);
 out:
     pin_close(&w.p);
-    sqlite3_free(last);
-    sqlite3_free(chunk);
-    sqlite3_free(w.page);
-    sqlite3_free(pgnos);
-    sqlite3_free(frames);
+    ls_free(last);
+    ls_free(chunk);
+    ls_free(w.page);
+    ls_free(pgnos);
+    ls_free(frames);
     return rc;
+}
+
+/* The pages of a captured transaction, straight from its WAL frames. */
+typedef struct frames_rd {
+    const rep_txn *t;
+    const uint32_t *idx; /* per output page: its frame */
+} frames_rd;
+
+static int
+frames_page(void *ctx, uint32_t i, const uint8_t **page)
+{
+    frames_rd *f = ctx;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)f->t->page_size;
+    *page = f->t->frames + (size_t)f->idx[i] * fsz + WAL_FRAME_HDR_SIZE;
+    return SQLITE_OK;
 }
 
 int
 rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 {
-    int rc = SQLITE_OK;
     spool_txn st = {.txid = t->txid,
                     .page_size = t->page_size,
                     .commit = t->commit,
                     .pos = t->pos};
-    pg_ref *refs = NULL;
-    uint32_t *pgnos = NULL;
-    uint8_t *pages = NULL;
-    uint32_t n = 0;
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
 
     if (t->flags & REP_FULL) {
@@ -230,13 +246,24 @@ rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         st.flags = SPOOL_F_FULL | SPOOL_F_IMAGE;
     if (t->flags & REP_WALREF)
         return spool_walref(r, t, do_sync, pzErr);
-    refs = sqlite3_malloc64(sizeof(*refs) * (t->nframes + 1));
-    pgnos = sqlite3_malloc64(sizeof(*pgnos) * (t->nframes + 1));
-    pages = sqlite3_malloc64((uint64_t)fsz * (t->nframes + 1));
-    if (!refs || !pgnos || !pages) {
-        rc = SQLITE_NOMEM;
-        goto out;
+    /* Newest copy of each page, pages beyond the commit dropped.  Scratch
+     * arrays are kept between transactions (this runs thousands of times
+     * a second). */
+    if (t->nframes + 1 > r->scratch_cap) {
+        uint64_t nc = (uint64_t)t->nframes + 64;
+        pg_ref *refs = ls_realloc(r->scratch_refs, sizeof(*refs) * nc);
+        if (refs)
+            r->scratch_refs = refs;
+        uint32_t *u = refs ? ls_realloc(r->scratch_u32, 8 * nc) : NULL;
+        if (!u)
+            return SQLITE_NOMEM;
+        r->scratch_u32 = u;
+        r->scratch_cap = nc;
     }
+    pg_ref *refs = r->scratch_refs;
+    uint32_t *pgnos = r->scratch_u32;
+    uint32_t *idx = r->scratch_u32 + r->scratch_cap;
+    uint32_t n = 0;
     for (uint32_t i = 0; i < t->nframes; i++) {
         refs[i].pgno = wal_get32(t->frames + i * fsz);
         refs[i].idx = i;
@@ -249,20 +276,12 @@ rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         if (refs[i].pgno > t->commit)
             continue; /* truncated away by this transaction */
         pgnos[n] = refs[i].pgno;
-        memcpy(pages + (size_t)n * t->page_size,
-               t->frames + refs[i].idx * fsz + WAL_FRAME_HDR_SIZE,
-               t->page_size);
-        n++;
+        idx[n++] = refs[i].idx;
     }
     st.npages = n;
     st.pgnos = pgnos;
-    st.pages = pages;
-    rc = spool_append(r->sp, &st, do_sync, pzErr);
-out:
-    sqlite3_free(refs);
-    sqlite3_free(pgnos);
-    sqlite3_free(pages);
-    return rc;
+    frames_rd f = {t, idx};
+    return spool_append_pages(r->sp, &st, frames_page, &f, do_sync, pzErr);
 }
 
 /*
@@ -277,24 +296,24 @@ spool_queue(replicator *r, int force_sync)
     uint64_t last = 0;
     char *zErr = NULL;
 
+    /* One short critical section per pass: the application thread
+     * appends under the same mutex at every commit. */
     pthread_mutex_lock(&r->mu);
     list = r->head;
     r->head = r->tail = NULL;
     r->queued_bytes = 0;
-    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit)
-        r->spool_full = 0; /* drained by uploads */
+    int64_t limit = r->opts.spool_limit;
+    int was_full = r->spool_full;
     pthread_mutex_unlock(&r->mu);
+    int full = (int64_t)spool_bytes(r->sp) >= limit;
 
     while (list) {
         t = list;
-        pthread_mutex_lock(&r->mu);
-        int64_t limit = r->opts.spool_limit;
-        pthread_mutex_unlock(&r->mu);
-        if ((int64_t)spool_bytes(r->sp) >= limit) {
+        if (full || (int64_t)spool_bytes(r->sp) >= limit) {
             /* Full: this transaction is not spooled.  Once the replica
              * catches up, the missing TXIDs are recovered from the WAL or
              * covered by a full image (upload.c, fill_gap). */
-            if (!r->spool_full)
+            if (!full && !was_full)
                 rep_set_error(r, sqlite3_mprintf(
                                      "litestream: the spool of '%s' is full "
                                      "(%llu bytes, limit %lld): new "
@@ -304,16 +323,11 @@ spool_queue(replicator *r, int force_sync)
                                      r->zDbPath,
                                      (unsigned long long)spool_bytes(r->sp),
                                      (long long)limit));
-            pthread_mutex_lock(&r->mu);
-            r->spool_full = 1;
-            pthread_mutex_unlock(&r->mu);
+            full = 1;
             list = t->next;
             txn_free(t);
             continue;
         }
-        pthread_mutex_lock(&r->mu);
-        r->spool_full = 0;
-        pthread_mutex_unlock(&r->mu);
         rc = rep_spool_txn(r, t, 0, &zErr);
         if (rc != SQLITE_OK)
             break;
@@ -343,6 +357,11 @@ spool_queue(replicator *r, int force_sync)
     }
     if (rc == SQLITE_OK && last)
         sidecar_set_spooled(r->sc, last);
+    if (full != was_full) {
+        pthread_mutex_lock(&r->mu);
+        r->spool_full = full;
+        pthread_mutex_unlock(&r->mu);
+    }
     if (zErr)
         rep_set_error(r, zErr);
     return rc;
@@ -359,7 +378,7 @@ thread_main(void *arg)
         int want_upload = r->upload_now;
         pthread_mutex_unlock(&r->mu);
 
-        int rc = spool_queue(r, ticket != 0);
+        int rc = spool_queue(r, 0);
         pthread_mutex_lock(&r->mu);
         if (ticket > r->persist_done) {
             r->persist_done = ticket;
@@ -498,6 +517,8 @@ replicator_close(replicator *r, int grace_ms)
         r->be->vt->close(r->be);
     url_free(r->url);
     cktab_free(&r->ck);
+    ls_free(r->scratch_refs);
+    ls_free(r->scratch_u32);
     sqlite3_free(r->last_error);
     sqlite3_free(r->zDbPath);
     sqlite3_free(r->zUrl);
@@ -530,6 +551,23 @@ replicator_enqueue(replicator *r, rep_txn *t)
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+int
+replicator_before_wal_reset(replicator *r)
+{
+    int refs = 0;
+    pthread_mutex_lock(&r->mu);
+    for (rep_txn *t = r->head; t && !refs; t = t->next)
+        refs = (t->flags & REP_WALREF) != 0;
+    if (!refs && r->head) {
+        /* Queued copies do not depend on the WAL: just get them spooled
+         * soon (a crash before that costs a full image, not data: the
+         * checkpoint before any restart put everything in the database). */
+        pthread_cond_signal(&r->wake);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return refs ? replicator_persist(r) : SQLITE_OK;
 }
 
 int

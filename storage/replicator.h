@@ -42,6 +42,7 @@ typedef struct rep_txn {
     uint32_t nframes;
     uint8_t *frames;
     wal_pos pos;       /* where this transaction ends in the WAL */
+    void *arena;       /* the txarena chunk holding it, or NULL (ls_malloc) */
     uint32_t wal_lo;   /* REP_WALREF: first frame */
     uint32_t seed1, seed2; /* REP_WALREF: checksum of frame wal_lo - 1 */
 } rep_txn;
@@ -97,6 +98,15 @@ void replicator_enqueue(replicator *, rep_txn *t);
  * spool's error.
  */
 int replicator_persist(replicator *);
+
+/*
+ * Called by the capture before the WAL is restarted, truncated or deleted:
+ * waits until every transaction queued by reference to WAL frames
+ * (REP_WALREF) is in the spool; transactions queued as copies are only
+ * handed to the thread, without waiting.  Application thread, holding the
+ * WAL write lock.  SQLITE_OK or the spool's error.
+ */
+int replicator_before_wal_reset(replicator *);
 
 /*
  * Uploads everything captured up to `txid` now and waits until the replica

@@ -56,6 +56,9 @@ struct replicator {
     int64_t full_busy_since_ms; /* full images failing since */
     int want_image;    /* atomic: the capture should read a full image */
     int spool_full;    /* the spool reached its limit (thread side) */
+    void *scratch_refs;    /* rep_spool_txn's sort array (thread side) */
+    uint32_t *scratch_u32; /* its page and frame lists: 2 x scratch_cap */
+    uint64_t scratch_cap;
     int replica_checked;
     int need_full;
     int64_t next_upload_ms;

@@ -9,6 +9,7 @@
  *
  * Threads: one thread per handle (the replicator thread).
  */
+#include "storage/mem.h"
 #include "storage/spool.h"
 #include "storage/crc64.h"
 #include "storage/sqlite.h"
@@ -56,6 +57,7 @@ struct spool {
     size_t nent, cap;
     int sorted;
     uint64_t bytes;
+    uint8_t *wbuf; /* the record writer's buffer, kept between records */
 };
 
 static void
@@ -125,7 +127,8 @@ spool_close(spool *sp)
         n = s->next;
         seg_free(s);
     }
-    sqlite3_free(sp->ents);
+    ls_free(sp->ents);
+    ls_free(sp->wbuf);
     sqlite3_free(sp->zDir);
     sqlite3_free(sp);
 }
@@ -256,9 +259,9 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
         if (rc != SQLITE_OK)
             return rc;
     }
-    w.buf = sqlite3_malloc64(w.cap);
-    if (!w.buf)
+    if (!sp->wbuf && !(sp->wbuf = ls_malloc(w.cap)))
         return SQLITE_NOMEM;
+    w.buf = sp->wbuf;
     put32(hdr, REC_MAGIC);
     put32(hdr + 4, t->flags);
     put64(hdr + 8, t->txid);
@@ -312,7 +315,6 @@ undo:
         sp->cur_fd = -1;
     }
 out:
-    sqlite3_free(w.buf);
     return rc;
 }
 
@@ -343,7 +345,7 @@ ent_add(spool *sp, uint64_t txid, seg *s, uint64_t off, uint64_t len)
 {
     if (sp->nent == sp->cap) {
         size_t nc = sp->cap ? sp->cap * 2 : 256;
-        ent *e = sqlite3_realloc64(sp->ents, nc * sizeof(*e));
+        ent *e = ls_realloc(sp->ents, nc * sizeof(*e));
         if (!e)
             return SQLITE_NOMEM;
         sp->ents = e;
@@ -505,7 +507,7 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
         return SQLITE_NOTFOUND;
     int lazy = e->len > LAZY_BYTES;
     if (!lazy) {
-        buf = sqlite3_malloc64(e->len);
+        buf = ls_malloc(e->len);
         if (!buf)
             return SQLITE_NOMEM;
         if (pread(e->s->fd, buf, e->len, (off_t)e->off) != (ssize_t)e->len) {
@@ -529,7 +531,7 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
             rc = SQLITE_CORRUPT;
             goto out;
         }
-        buf = sqlite3_malloc64(plen > (1u << 20) ? plen : (1u << 20));
+        buf = ls_malloc(plen > (1u << 20) ? plen : (1u << 20));
         if (!buf) {
             rc = SQLITE_NOMEM;
             goto out;
@@ -576,7 +578,7 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
     out->owned = buf;
     buf = NULL;
 out:
-    sqlite3_free(buf);
+    ls_free(buf);
     return rc;
 }
 
@@ -595,7 +597,7 @@ spool_txn_page(const spool_txn *t, uint32_t i, uint8_t *scratch)
 void
 spool_txn_free(spool_txn *t)
 {
-    sqlite3_free(t->owned);
+    ls_free(t->owned);
     memset(t, 0, sizeof(*t));
 }
 

@@ -11,6 +11,7 @@
  *
  * Replicator thread only.
  */
+#include "storage/mem.h"
 #include "storage/image.h"
 #include "storage/layout.h"
 #include "storage/ltx.h"
@@ -81,7 +82,7 @@ outbuf_write(void *ctx, const void *buf, size_t n)
             size_t nc = m->cap ? m->cap : 1 << 16;
             while (nc < m->n + n)
                 nc *= 2;
-            uint8_t *p = sqlite3_realloc64(m->p, nc);
+            uint8_t *p = ls_realloc(m->p, nc);
             if (!p)
                 return 1;
             m->p = p;
@@ -102,7 +103,7 @@ outbuf_free(outbuf *m)
     if (m->zPath)
         unlink(m->zPath);
     sqlite3_free(m->zPath);
-    sqlite3_free(m->p);
+    ls_free(m->p);
 }
 
 /* Puts an encoded object and records counters; rc of the backend. */
@@ -197,7 +198,7 @@ upload_full(replicator *r)
         rc = SQLITE_BUSY; /* nothing captured beyond the replica yet */
         goto out;
     }
-    page = sqlite3_malloc64(ps);
+    page = ls_malloc(ps);
     /* The image's checksums go to a table of their own, adopted only once
      * the replica acknowledged the object: a failed attempt leaves the
      * current table (and the pre-apply checksum it gives) untouched. */
@@ -265,7 +266,7 @@ out:
     image_close(im);
     ltx_encoder_free(enc);
     outbuf_free(&m);
-    sqlite3_free(page);
+    ls_free(page);
     sqlite3_free(nc);
     return rc;
 }
@@ -307,7 +308,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     int image_base = 0;
     uint64_t nread = to - from + 1;
 
-    recs = sqlite3_malloc64(sizeof(*recs) * (to - from + 1));
+    recs = ls_malloc(sizeof(*recs) * (to - from + 1));
     if (!recs)
         return SQLITE_NOMEM;
     memset(recs, 0, sizeof(*recs) * (to - from + 1));
@@ -368,7 +369,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     /* What the object applies to: the replicated state, or nothing at all
      * when it starts with a full image. */
     uint32_t base_commit = image_base ? 0 : r->ck.commit;
-    bp = sqlite3_malloc64(sizeof(*bp) * (nbp + 1));
+    bp = ls_malloc(sizeof(*bp) * (nbp + 1));
     if (!bp) {
         rc = SQLITE_NOMEM;
         goto out;
@@ -405,8 +406,8 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     rc = cktab_ensure(&r->ck, commit > r->ck.commit ? commit : r->ck.commit);
     if (rc != SQLITE_OK)
         goto out;
-    newck = sqlite3_malloc64(sizeof(*newck) * (nbp + 1));
-    scratch = sqlite3_malloc64(ps);
+    newck = ls_malloc(sizeof(*newck) * (nbp + 1));
+    scratch = ls_malloc(ps);
     if (!newck || !scratch) {
         rc = SQLITE_NOMEM;
         goto out;
@@ -468,7 +469,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     for (uint32_t p = commit + 1; p <= r->ck.commit; p++)
         r->ck.c[p] = 0;
     changed = image_base ? NULL
-                         : sqlite3_malloc64(sizeof(*changed) * (nout + 1));
+                         : ls_malloc(sizeof(*changed) * (nout + 1));
     for (uint64_t i = 0; i < nout; i++) {
         r->ck.c[bp[i].pgno] = newck[i];
         if (changed)
@@ -489,11 +490,11 @@ out:
         rep_set_error(r, zErr);
     for (uint64_t i = 0; i < nread && recs; i++)
         spool_txn_free(&recs[i]);
-    sqlite3_free(recs);
-    sqlite3_free(bp);
-    sqlite3_free(newck);
-    sqlite3_free(changed);
-    sqlite3_free(scratch);
+    ls_free(recs);
+    ls_free(bp);
+    ls_free(newck);
+    ls_free(changed);
+    ls_free(scratch);
     ltx_encoder_free(enc);
     outbuf_free(&m);
     return rc;
@@ -604,7 +605,7 @@ recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
         rc = SQLITE_NOTFOUND;
         goto out;
     }
-    fr = sqlite3_malloc64((uint64_t)n * fsz);
+    fr = ls_malloc((uint64_t)n * fsz);
     if (!fr) {
         rc = SQLITE_NOMEM;
         goto out;
@@ -660,7 +661,7 @@ out:
     if (zErr)
         rep_set_error(r, zErr);
     pin_close(&p);
-    sqlite3_free(fr);
+    ls_free(fr);
     return rc;
 }
 

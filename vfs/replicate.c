@@ -20,14 +20,20 @@
  *      (salts + checksum chain); if the WAL no longer matches the position
  *      the next TXID is a full image.  No system call on the fast path.
  *   4. Before anything that overwrites or removes WAL content (a new WAL
- *      header, a truncation, deleting the WAL) everything captured only in
- *      memory is made durable in the spool.
+ *      header, a truncation, deleting the WAL) nothing queued may still
+ *      depend on it: transactions queued by reference (big ones) are
+ *      spooled first.  Those queued as copies need no wait: a restart
+ *      follows a complete checkpoint, so if the process died before they
+ *      reach the spool the database file still holds their data and the
+ *      uploader covers the missing TXIDs with one full image.
  *   5. No checkpoints of our own, no read transactions of our own here.
  *
  * Threads: VFS methods run on application threads under SQLite's locks; the
  * per-database state is shared by the connections of this process and
  * guarded by `mu` where two connections could meet.
  */
+#include "storage/mem.h"
+#include "storage/txarena.h"
 #include "storage/replicator.h"
 #include "storage/sidecar.h"
 #include "storage/sqlite.h"
@@ -79,6 +85,7 @@ struct ls_db {
     int wh_ok;
     int caught_up; /* at hold start the position matched the wal-index */
     uint64_t n_full;
+    txchunk *arena; /* current chunk for queued transactions */
 };
 
 typedef struct ls_file {
@@ -150,8 +157,9 @@ db_release(ls_db *d)
         }
     pthread_mutex_unlock(&registry_mu);
     db_stop(d, CLOSE_GRACE_MS);
+    txarena_retire(&d->arena);
     sidecar_close(d->sc);
-    sqlite3_free(d->buf);
+    ls_free(d->buf);
     sqlite3_free(d->zError);
     sqlite3_free(d->zPath);
     pthread_mutex_destroy(&d->mu);
@@ -215,7 +223,7 @@ buf_reset(ls_db *d)
     d->wal_synced = 0;
     if (d->cap > BUF_KEEP) {
         /* A big transaction's buffer is not kept for small ones. */
-        sqlite3_free(d->buf);
+        ls_free(d->buf);
         d->buf = NULL;
         d->cap = 0;
     }
@@ -245,7 +253,7 @@ buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off)
         size_t nc = d->cap ? d->cap : 1 << 16;
         while (nc < need)
             nc *= 2;
-        uint8_t *b = sqlite3_realloc64(d->buf, nc);
+        uint8_t *b = ls_realloc(d->buf, nc);
         if (!b) {
             d->buf_ok = 0;
             return;
@@ -276,7 +284,7 @@ wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi,
            uint32_t s[2])
 {
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh->page_size;
-    uint8_t *b = sqlite3_malloc64((uint64_t)fsz * (hi - lo + 1));
+    uint8_t *b = ls_malloc((uint64_t)fsz * (hi - lo + 1));
     if (!b || !d->walf)
         goto fail;
     for (uint32_t i = lo; i <= hi; i++) {
@@ -290,7 +298,7 @@ wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi,
     }
     return b;
 fail:
-    sqlite3_free(b);
+    ls_free(b);
     return NULL;
 }
 
@@ -325,16 +333,26 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
         uint32_t commit = wal_get32(frames + i * fsz + 4);
         if (commit == 0)
             continue;
-        rep_txn *t = sqlite3_malloc64(sizeof(*t));
-        uint8_t *copy = sqlite3_malloc64((uint64_t)(i + 1 - start) * fsz);
-        if (!t || !copy) {
-            sqlite3_free(t);
-            sqlite3_free(copy);
-            return 0; /* out of memory: caller forces a full image */
+        size_t nbytes = (size_t)(i + 1 - start) * fsz;
+        rep_txn *t = txarena_alloc(&d->arena, nbytes);
+        uint8_t *copy;
+        void *arena = NULL;
+        if (t) {
+            copy = (uint8_t *)t->frames;
+            arena = t->arena;
+        } else {
+            t = ls_malloc(sizeof(*t));
+            copy = ls_malloc(nbytes);
+            if (!t || !copy) {
+                ls_free(t);
+                ls_free(copy);
+                return 0; /* out of memory: caller forces a full image */
+            }
         }
-        memcpy(copy, frames + start * fsz, (size_t)(i + 1 - start) * fsz);
+        memcpy(copy, frames + start * fsz, nbytes);
         const uint8_t *fh = frames + i * fsz;
         *t = (rep_txn){.txid = ++txid,
+                       .arena = arena,
                        .flags = d->wal_synced ? REP_DURABLE : 0,
                        .page_size = ps,
                        .commit = commit,
@@ -364,7 +382,7 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
     wal_hdr wh;
     rep_txn *t;
     if (!read_wal_hdr(d, &wh) || wh.page_size != ps ||
-        !(t = sqlite3_malloc64(sizeof(*t))))
+        !(t = ls_malloc(sizeof(*t))))
         return 0;
     *t = (rep_txn){.txid = base + 1,
                    .flags = REP_WALREF | (d->wal_synced ? REP_DURABLE : 0),
@@ -386,7 +404,7 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
 static void
 enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
 {
-    rep_txn *t = sqlite3_malloc64(sizeof(*t));
+    rep_txn *t = ls_malloc(sizeof(*t));
     if (!t)
         return; /* the position stays unmatched: next capture retries */
     *t = (rep_txn){.txid = txid,
@@ -439,9 +457,9 @@ image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
         if (commit == 0)
             commit = (uint32_t)(sz / ps);
     }
-    fm = sqlite3_malloc64(((uint64_t)commit + 1) * 4);
-    blob = sqlite3_malloc64((uint64_t)commit * fsz + 1);
-    t = sqlite3_malloc64(sizeof(*t));
+    fm = ls_malloc(((uint64_t)commit + 1) * 4);
+    blob = ls_malloc((uint64_t)commit * fsz + 1);
+    t = ls_malloc(sizeof(*t));
     if (!fm || !blob || !t)
         goto fail;
     memset(fm, 0, ((size_t)commit + 1) * 4);
@@ -481,7 +499,7 @@ image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
             goto fail;
         n++;
     }
-    sqlite3_free(fm);
+    ls_free(fm);
     *t = (rep_txn){.txid = txid,
                    .flags = REP_IMAGE,
                    .page_size = ps,
@@ -495,9 +513,9 @@ image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
                            .cksum2 = h->frame_cksum[1]}};
     return t;
 fail:
-    sqlite3_free(fm);
-    sqlite3_free(blob);
-    sqlite3_free(t);
+    ls_free(fm);
+    ls_free(blob);
+    ls_free(t);
     return NULL;
 }
 
@@ -534,7 +552,7 @@ heap_hdr(ls_db *d, shm_hdr *h)
         h->frame_cksum[0] = cap.cksum1;
         h->frame_cksum[1] = cap.cksum2;
     }
-    if (!d->walf || !(f = sqlite3_malloc64(fsz)))
+    if (!d->walf || !(f = ls_malloc(fsz)))
         return h->mx_frame > 0 || i == 1;
     /* When the buffer holds every frame after the position, the frames
      * past its end are not this WAL's: no need to read the file. */
@@ -561,7 +579,7 @@ heap_hdr(ls_db *d, shm_hdr *h)
             h->frame_cksum[1] = s[1];
         }
     }
-    sqlite3_free(f);
+    ls_free(f);
     return 1;
 }
 
@@ -653,7 +671,7 @@ capture(ls_db *d, sqlite3_file *real)
             if (fr)
                 txid = enqueue_frames(d, fr, lo, h.mx_frame - lo + 1, ps,
                                       base);
-            sqlite3_free(fr);
+            ls_free(fr);
         }
     }
     if (txid == 0) {
@@ -747,11 +765,12 @@ recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Invariant 4: persist before the WAL is overwritten or removed. */
+/* Invariant 4: before the WAL is overwritten or removed, nothing queued
+ * may depend on it any more. */
 static void
 before_wal_reset(ls_db *d)
 {
-    if (d->rep && replicator_persist(d->rep) != SQLITE_OK)
+    if (d->rep && replicator_before_wal_reset(d->rep) != SQLITE_OK)
         sqlite3_log(SQLITE_WARNING, "litestream: cannot persist the queue "
                                     "of '%s' before a WAL reset",
                     d->zPath);

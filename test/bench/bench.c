@@ -1169,6 +1169,8 @@ main(int argc, char **argv)
     out("- machine: %ld CPUs (%s), %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
         cpu, un.sysname, un.release);
     out("- SQLite (system libsqlite3): %s\n", sqlite3_libversion());
+    if (getenv("BENCH_BUILD_ID"))
+        out("- extension: %s\n", getenv("BENCH_BUILD_ID"));
     out("- parameters: %s; %.1f s per throughput run after %.1f s warm-up, "
         "%d repetition(s) interleaved, %d-byte values; lag %.0f tx/s for "
         "%.0f s; big transaction %d MB (%d KB rows); restore database %d MB; "
@@ -1291,140 +1293,202 @@ main(int argc, char **argv)
 
     /* ---- c ---- */
     if (want('c')) {
-        out("## c. one %d MB transaction\n\n", opt_big_mb);
-        out("%ld rows of `randomblob(%d KB)` in one transaction, sync "
-            "interval 1 s. \"In the replica\" is measured from COMMIT "
-            "returning.\n\n",
-            (long)opt_big_mb * 1024 / opt_big_row_kb, opt_big_row_kb);
-        out("| writer | insert phase (ms) | COMMIT (ms) | in the replica "
-            "after (ms) | target | writer VmHWM (MB) | other load (CPUs) |\n");
-        out("|---|---:|---:|---:|---|---:|---:|\n");
         const char *nm[3] = {"plain SQLite (no replication)",
                              "extension, 1000 ms",
                              "plain SQLite + daemon v0.3.13, 1 s"};
-        double dmn_last = -1, dmn_grow = 0;
+        double ins[3][16], com[3][16], inrep[3][16], hwm[3][16];
+        double last[3][16], grow[3][16], foreign[3] = {0};
+        int ok[3] = {0};
+        char note[3][512];
+        memset(note, 0, sizeof note);
+        for (int rep = 0; rep < opt_reps; rep++)
+            for (int k = 0; k < 3; k++) {
+                if (k == BIG_DAEMON && !opt_daemon)
+                    continue;
+                progress("c. rep %d/%d: big transaction, %s", rep + 1,
+                         opt_reps, nm[k]);
+                big_arg a = {k};
+                result r = in_child(child_big, &a);
+                if (!r.ok) {
+                    snprintf(note[k], sizeof note[k], "%s", r.note);
+                    continue;
+                }
+                int i = ok[k]++;
+                ins[k][i] = r.v[2];
+                com[k][i] = r.v[0];
+                inrep[k][i] = r.v[1];
+                last[k][i] = r.v[3];
+                grow[k][i] = r.v[4];
+                hwm[k][i] = r.hwm_kb / 1024.0;
+                if (r.foreign > foreign[k])
+                    foreign[k] = r.foreign;
+                progress("   COMMIT %.0f ms, in the replica %.0f ms later, "
+                         "VmHWM %.1f MB", r.v[0], r.v[1], r.hwm_kb / 1024.0);
+            }
+        out("## c. one %d MB transaction\n\n", opt_big_mb);
+        out("%ld rows of `randomblob(%d KB)` in one transaction, sync "
+            "interval 1 s; \"in the replica\" is measured from COMMIT "
+            "returning (COMMIT includes SQLite's automatic checkpoint). "
+            "Median of %d interleaved runs, every run listed.\n\n",
+            (long)opt_big_mb * 1024 / opt_big_row_kb, opt_big_row_kb,
+            opt_reps);
+        out("| writer | insert phase (ms) | COMMIT (ms) | in the replica "
+            "after (ms) | target | writer VmHWM (MB) | other load (max, "
+            "CPUs) |\n");
+        out("|---|---:|---:|---:|---|---:|---:|\n");
         for (int k = 0; k < 3; k++) {
             if (k == BIG_DAEMON && !opt_daemon)
                 continue;
-            progress("c. big transaction: %s", nm[k]);
-            big_arg a = {k};
-            result r = in_child(child_big, &a);
-            if (!r.ok) {
-                out("| %s | failed: %s |||||\n", nm[k], r.note);
+            if (!ok[k]) {
+                out("| %s | failed: %s ||||||\n", nm[k], note[k]);
                 continue;
             }
-            char rep[64] = "-", tgt[64] = "";
+            char lc[256] = "", lr[256] = "", lh[256] = "";
+            for (int i = 0; i < ok[k]; i++) {
+                snprintf(lc + strlen(lc), sizeof lc - strlen(lc), "%s%.0f",
+                         i ? ", " : "", com[k][i]);
+                snprintf(lr + strlen(lr), sizeof lr - strlen(lr), "%s%.0f",
+                         i ? ", " : "", inrep[k][i]);
+                snprintf(lh + strlen(lh), sizeof lh - strlen(lh), "%s%.0f",
+                         i ? ", " : "", hwm[k][i]);
+            }
+            double mr = median(inrep[k], ok[k]);
+            char rep[320] = "-", tgt[64] = "";
             if (k != BIG_PLAIN)
-                snprintf(rep, sizeof rep, "%.0f", r.v[1]);
+                snprintf(rep, sizeof rep, "**%.0f** (%s)", mr, lr);
             if (k == BIG_EXT)
                 snprintf(tgt, sizeof tgt, "<= 1500: %s",
-                         yes(r.v[1] >= 0 && r.v[1] <= 1500));
-            if (k == BIG_DAEMON) {
-                dmn_last = r.v[3];
-                dmn_grow = r.v[4];
-            }
-            out("| %s | %.0f | %.0f | %s | %s | %.1f | %.2f |\n", nm[k],
-                r.v[2], r.v[0], rep, tgt, r.hwm_kb / 1024.0, r.foreign);
+                         yes(mr >= 0 && mr <= 1500));
+            out("| %s | %.0f | **%.0f** (%s) | %s | %s | %s | %.2f |\n", nm[k],
+                median(ins[k], ok[k]), median(com[k], ok[k]), lc, rep, tgt,
+                lh, foreign[k]);
         }
-        if (dmn_last >= 0)
+        if (opt_daemon && ok[BIG_DAEMON])
             out("\nDaemon: its replica grew by %.1f MB after COMMIT; the "
                 "figure is when 98%% of that growth had arrived (the last "
-                "growth of any size came %.0f ms after COMMIT).\n",
-                dmn_grow / 1048576.0, dmn_last);
+                "growth of any size came %.0f ms after COMMIT, median).\n",
+                median(grow[BIG_DAEMON], ok[BIG_DAEMON]) / 1048576.0,
+                median(last[BIG_DAEMON], ok[BIG_DAEMON]));
         out("\n");
     }
 
     /* ---- d ---- */
     if (want('d')) {
-        progress("d. building the %d MB database with the extension",
-                 opt_restore_mb);
-        build_arg be = {0};
-        result rb = in_child(child_build, &be);
         char *zDirE = fmt("%s/d-ext", g_work);
         char *zDbE = fmt("%s/db.sqlite", zDirE);
         char *zRepE = fmt("%s/replica", zDirE);
         char *zCp = fmt("%s/cp.db", zDirE);
         char *zOutE = fmt("%s/restored.db", zDirE);
-        double t_cp = -1, t_cps = -1, t_re = -1, t_rd = -1;
-        int cold = 1;
-        result rr = {0}, cE = {0}, cD = {0};
-        if (rb.ok) {
-            char *cmd;
-            unlink(zCp);
-            cold &= drop_caches();
-            cmd = fmt("cp '%s' '%s'", zDbE, zCp);
-            t_cp = time_cmd(cmd);
-            free(cmd);
-            unlink(zCp);
-            cold &= drop_caches();
-            cmd = fmt("cp '%s' '%s' && sync '%s'", zDbE, zCp, zCp);
-            t_cps = time_cmd(cmd);
-            free(cmd);
-            unlink(zCp);
-            progress("d. cp %.2f s, cp+sync %.2f s", t_cp, t_cps);
-            unlink(zOutE);
-            cold &= drop_caches();
-            restore_arg ra = {zRepE, zOutE};
-            progress("d. litestream_restore");
-            rr = in_child(child_restore, &ra);
-            t_re = rr.ok ? rr.v[0] : -1;
-            cE = in_child(child_count, zOutE);
-            unlink(zOutE);
-        }
-        result rbd = {0};
         char *zDirD = fmt("%s/d-daemon", g_work);
         char *zRepD = fmt("%s/replica", zDirD);
         char *zOutD = fmt("%s/restored.db", zDirD);
+        progress("d. building the %d MB database with the extension",
+                 opt_restore_mb);
+        result rb = in_child(child_build, &(build_arg){0});
+        result rbd = {0};
         if (opt_daemon) {
             progress("d. building the %d MB database with the daemon",
                      opt_restore_mb);
             rbd = in_child(child_build, &(build_arg){1});
-            if (rbd.ok) {
+        }
+        double t_cp[16], t_cps[16], t_re[16], t_rd[16];
+        int n_cp = 0, n_cps = 0, n_re = 0, n_rd = 0, cold = 1;
+        result rr = {0}, cE = {0}, cD = {0};
+        for (int rep = 0; rep < opt_reps && rb.ok; rep++) {
+            char *cmd;
+            double t;
+            progress("d. rep %d/%d: cp, cp + sync, litestream_restore%s",
+                     rep + 1, opt_reps,
+                     opt_daemon && rbd.ok ? ", daemon restore" : "");
+            unlink(zCp);
+            cold &= drop_caches();
+            cmd = fmt("cp '%s' '%s'", zDbE, zCp);
+            if ((t = time_cmd(cmd)) > 0)
+                t_cp[n_cp++] = t;
+            free(cmd);
+            unlink(zCp);
+            cold &= drop_caches();
+            cmd = fmt("cp '%s' '%s' && sync '%s'", zDbE, zCp, zCp);
+            if ((t = time_cmd(cmd)) > 0)
+                t_cps[n_cps++] = t;
+            free(cmd);
+            unlink(zCp);
+            unlink(zOutE);
+            cold &= drop_caches();
+            rr = in_child(child_restore, &(restore_arg){zRepE, zOutE});
+            if (rr.ok)
+                t_re[n_re++] = rr.v[0];
+            if (rep == 0)
+                cE = in_child(child_count, zOutE);
+            unlink(zOutE);
+            if (opt_daemon && rbd.ok) {
                 unlink(zOutD);
                 cold &= drop_caches();
-                char *cmd = fmt("'%s' restore -o '%s' 'file://%s' "
-                                ">>'%s/restore.log' 2>&1",
-                                g_daemon, zOutD, zRepD, zDirD);
-                progress("d. daemon restore");
-                t_rd = time_cmd(cmd);
+                cmd = fmt("'%s' restore -o '%s' 'file://%s' "
+                          ">>'%s/restore.log' 2>&1",
+                          g_daemon, zOutD, zRepD, zDirD);
+                if ((t = time_cmd(cmd)) > 0)
+                    t_rd[n_rd++] = t;
                 free(cmd);
-                cD = in_child(child_count, zOutD);
+                if (rep == 0)
+                    cD = in_child(child_count, zOutD);
+                unlink(zOutD);
             }
+            progress("   cp %.2f s, cp+sync %.2f s, restore %.2f s, daemon "
+                     "%.2f s",
+                     n_cp ? t_cp[n_cp - 1] : -1, n_cps ? t_cps[n_cps - 1] : -1,
+                     n_re ? t_re[n_re - 1] : -1, n_rd ? t_rd[n_rd - 1] : -1);
         }
+        double mcp = median(t_cp, n_cp), mcps = median(t_cps, n_cps);
+        double mre = median(t_re, n_re), mrd = median(t_rd, n_rd);
         out("## d. restore of a %d MB database\n\n", opt_restore_mb);
         out("Database of 4000-byte random blobs (one row per 4 KiB page), "
-            "built in 1000-row transactions while replicating at 1 s. %s\n\n",
+            "built in 1000-row transactions while replicating at 1 s. %s "
+            "Median of %d interleaved runs, every run listed.\n\n",
             cold ? "Page cache dropped (`sync; echo 3 > "
                    "/proc/sys/vm/drop_caches`) before each timed command: "
                    "cold cache."
                  : "Dropping the page cache was NOT possible: warm-cache "
-                   "numbers.");
-        out("| method | seconds | vs cp | vs cp + sync | target | notes |\n");
-        out("|---|---:|---:|---:|---|---|\n");
+                   "numbers.",
+            opt_reps);
+        out("| method | seconds (median) | runs | vs cp | vs cp + sync | "
+            "target | check of the result |\n");
+        out("|---|---:|---|---:|---:|---|---|\n");
+        char l[4][256];
+        double *arr[4] = {t_cp, t_cps, t_re, t_rd};
+        int cnt[4] = {n_cp, n_cps, n_re, n_rd};
+        for (int j = 0; j < 4; j++) {
+            l[j][0] = 0;
+            for (int i = 0; i < cnt[j]; i++)
+                snprintf(l[j] + strlen(l[j]), sizeof l[j] - strlen(l[j]),
+                         "%s%.2f", i ? ", " : "", arr[j][i]);
+        }
         if (!rb.ok) {
-            out("| (build with the extension failed: %s) ||||||\n", rb.note);
+            out("| (build with the extension failed: %s) |||||||\n", rb.note);
         } else {
-            out("| `cp` of the database file (%.1f MB) | %.2f | 1.00 | | | |\n",
-                rb.v[2] / 1048576.0, t_cp);
-            out("| `cp` + `sync` of the copy | %.2f | %.2f | 1.00 | | |\n",
-                t_cps, t_cps / t_cp);
-            out("| extension `litestream_restore` (replica %.1f MB) | %.2f | "
-                "%.2f | %.2f | <= 2x cp: %s | %s rows, quick_check %s |\n",
-                rb.v[3] / 1048576.0, t_re, t_re / t_cp, t_re / t_cps,
-                yes(t_re > 0 && t_re <= 2 * t_cp),
+            out("| `cp` of the database file (%.1f MB) | %.2f | %s | 1.00 | "
+                "| | |\n",
+                rb.v[2] / 1048576.0, mcp, l[0]);
+            out("| `cp` + `sync` of the copy | %.2f | %s | %.2f | 1.00 | | |\n",
+                mcps, l[1], mcps / mcp);
+            out("| extension `litestream_restore` (replica %.1f MB) | **%.2f** "
+                "| %s | **%.2f** | %.2f | <= 2x cp: %s | %s rows, "
+                "quick_check %s |\n",
+                rb.v[3] / 1048576.0, mre, l[2], mre / mcp, mre / mcps,
+                yes(n_re && mre <= 2 * mcp),
                 cE.ok && cE.v[0] == rb.v[4] ? "all" : "WRONG number of",
                 cE.ok && cE.v[1] ? "ok" : "FAILED");
         }
         if (opt_daemon) {
             if (!rbd.ok)
-                out("| (build with the daemon failed: %s) ||||||\n",
+                out("| (build with the daemon failed: %s) |||||||\n",
                     rbd.note);
-            else
+            else if (rb.ok)
                 out("| daemon `litestream restore -o OUT file://REPLICA` "
-                    "(db %.1f MB, replica %.1f MB) | %.2f | %.2f | %.2f | | "
-                    "%s rows, quick_check %s |\n",
-                    rbd.v[2] / 1048576.0, rbd.v[3] / 1048576.0, t_rd,
-                    t_rd / t_cp, t_rd / t_cps,
+                    "(db %.1f MB, replica %.1f MB) | %.2f | %s | %.2f | %.2f "
+                    "| | %s rows, quick_check %s |\n",
+                    rbd.v[2] / 1048576.0, rbd.v[3] / 1048576.0, mrd, l[3],
+                    mrd / mcp, mrd / mcps,
                     cD.ok && cD.v[0] == rbd.v[4] ? "all" : "WRONG number of",
                     cD.ok && cD.v[1] ? "ok" : "FAILED");
         }

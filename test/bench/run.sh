@@ -34,7 +34,18 @@ fi
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" -Dbuildtype=release >/dev/null
 fi
-ninja -C "$build" litestream.so >/dev/null
+for try in 1 2 3; do
+    if ninja -C "$build" litestream.so >"$build/bench-ninja.log" 2>&1; then
+        break
+    fi
+    if [ "$try" = 3 ]; then
+        cat "$build/bench-ninja.log" >&2
+        echo "bench: the extension does not build" >&2
+        exit 1
+    fi
+    echo "bench: build failed, retrying in 30 s" >&2
+    sleep 30
+done
 
 # The bench program, against the system libsqlite3.
 cc -O2 -Wall -Wextra -o "$build/bench" "$here/bench.c" -lsqlite3 -lpthread
@@ -43,6 +54,11 @@ work="$build/bench-work"
 rm -rf "$work"
 mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
+
+# Other engineers may be changing the sources: say which build was measured.
+export BENCH_BUILD_ID="build-bench/litestream.so, release build of \
+$(date -u -r "$build/litestream.so" '+%Y-%m-%d %H:%M:%S UTC'), sha256 \
+$(sha256sum "$build/litestream.so" | cut -c1-16)"
 
 dargs=()
 if [ "${BENCH_DAEMON:-1}" != 0 ]; then
