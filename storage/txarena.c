@@ -57,6 +57,39 @@ txarena_alloc(txchunk **cur, size_t frames_bytes)
     return t;
 }
 
+uint8_t *
+txarena_reserve(txchunk **cur, size_t min_avail, size_t *avail)
+{
+    size_t room = CHUNK_SIZE - round_up(sizeof(txchunk));
+    size_t hdr = round_up(sizeof(rep_txn));
+    txchunk *c = *cur;
+    if (!c || c->used + hdr + min_avail > room) {
+        txchunk *n = ls_malloc(CHUNK_SIZE);
+        if (!n)
+            return NULL;
+        n->refs = 1;
+        n->used = 0;
+        if (c)
+            chunk_unref(c);
+        *cur = c = n;
+    }
+    *avail = room - c->used - hdr;
+    return c->data + c->used + hdr;
+}
+
+rep_txn *
+txarena_commit(txchunk *c, uint8_t *buf, size_t used)
+{
+    size_t hdr = round_up(sizeof(rep_txn));
+    rep_txn *t = (rep_txn *)(void *)(buf - hdr);
+    c->used = (uint32_t)((buf - c->data) + round_up(used));
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    memset(t, 0, sizeof(*t));
+    t->frames = buf;
+    t->arena = c;
+    return t;
+}
+
 void
 txarena_release(rep_txn *t)
 {

@@ -30,7 +30,21 @@ typedef struct txchunk txchunk;
  */
 rep_txn *txarena_alloc(txchunk **cur, size_t frames_bytes);
 
-/* Releases a transaction from txarena_alloc(). */
+/*
+ * Capturing straight into the arena: the free space of the current chunk
+ * (a new chunk if less than min_avail is left), after room for a rep_txn.
+ * Valid until the next call on *cur.  *avail receives its size.
+ */
+uint8_t *txarena_reserve(txchunk **cur, size_t min_avail, size_t *avail);
+
+/*
+ * Turns the first `used` bytes of the reservation at buf (from
+ * txarena_reserve on the same chunk, nothing allocated since) into a
+ * zeroed rep_txn whose frames point at buf.
+ */
+rep_txn *txarena_commit(txchunk *cur, uint8_t *buf, size_t used);
+
+/* Releases a transaction from txarena_alloc() or txarena_commit(). */
 void txarena_release(rep_txn *t);
 
 /* Drops the capturing side's hold on its current chunk (at close). */

@@ -271,6 +271,74 @@ out:
     return rc;
 }
 
+/* pgno -> (record << 32 | page index): open addressing, pgno 0 = empty. */
+typedef struct pmap {
+    uint32_t *key;
+    uint64_t *val;
+    uint32_t cap, n;
+} pmap;
+
+static void
+pmap_free(pmap *m)
+{
+    ls_free(m->key);
+    ls_free(m->val);
+    memset(m, 0, sizeof(*m));
+}
+
+static void
+pmap_clear(pmap *m)
+{
+    if (m->key)
+        memset(m->key, 0, sizeof(*m->key) * m->cap);
+    m->n = 0;
+}
+
+static uint32_t
+pmap_slot(const pmap *m, uint32_t k)
+{
+    uint32_t i = (k * 2654435761u) & (m->cap - 1);
+    while (m->key[i] && m->key[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+/* Sets k -> v.  1 if k was there (*old = its value), 0 if new, -1 NOMEM. */
+static int
+pmap_put(pmap *m, uint32_t k, uint64_t v, uint64_t *old)
+{
+    if ((uint64_t)(m->n + 1) * 2 > m->cap) {
+        pmap g = {0};
+        g.cap = m->cap ? m->cap * 2 : 1024;
+        g.key = ls_malloc(sizeof(*g.key) * g.cap);
+        g.val = ls_malloc(sizeof(*g.val) * g.cap);
+        if (!g.key || !g.val) {
+            pmap_free(&g);
+            return -1;
+        }
+        memset(g.key, 0, sizeof(*g.key) * g.cap);
+        for (uint32_t i = 0; i < m->cap; i++)
+            if (m->key[i]) {
+                uint32_t j = pmap_slot(&g, m->key[i]);
+                g.key[j] = m->key[i];
+                g.val[j] = m->val[i];
+                g.n++;
+            }
+        pmap_free(m);
+        *m = g;
+    }
+    uint32_t i = pmap_slot(m, k);
+    if (m->key[i]) {
+        *old = m->val[i];
+        m->val[i] = v;
+        return 1;
+    }
+    m->key[i] = k;
+    m->val[i] = v;
+    m->n++;
+    return 0;
+}
+
 typedef struct batch_page {
     uint32_t pgno;
     uint32_t rec;  /* index into the batch's records */
@@ -297,7 +365,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     int rc = SQLITE_OK;
     spool_txn *recs = NULL;
     batch_page *bp = NULL;
-    uint64_t nrec = 0, nbp = 0, bytes = 0;
+    uint64_t nrec = 0, nbp = 0;
     ltx_encoder *enc = NULL;
     outbuf m = {.r = r, .fd = -1};
     uint64_t *newck = NULL;
@@ -307,15 +375,23 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     int64_t ts = rep_now_ms();
     int image_base = 0;
     uint64_t nread = to - from + 1;
+    uint32_t *live = NULL; /* per record: pages it still owns */
+    pmap pm = {0};
 
     recs = ls_malloc(sizeof(*recs) * (to - from + 1));
-    if (!recs)
-        return SQLITE_NOMEM;
+    live = ls_malloc(sizeof(*live) * (to - from + 1));
+    if (!recs || !live) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
     memset(recs, 0, sizeof(*recs) * (to - from + 1));
     int marker = 0; /* a full image is needed and none followed yet */
     uint64_t last = from - 1;
+    uint32_t ps = 0, commit = 0;
+    wal_pos last_pos = {0};
     for (uint64_t t = from; t <= to; t++) {
-        rc = spool_read(r->sp, t, &recs[nrec]);
+        spool_txn *rec = &recs[nrec];
+        rc = spool_read(r->sp, t, rec);
         if (rc != SQLITE_OK) {
             zErr = sqlite3_mprintf("litestream: spool record %llu "
                                    "unreadable (%s): taking a full image",
@@ -324,26 +400,58 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
             r->need_full = 1;
             goto out;
         }
-        if (recs[nrec].flags & SPOOL_F_IMAGE) {
+        if (rec->flags & SPOOL_F_IMAGE) {
             /* A full image supersedes everything before it in this
              * object: the object still covers from..to, its pages are the
              * image and what follows it. */
             for (uint64_t i = 0; i < nrec; i++)
                 spool_txn_free(&recs[i]);
-            recs[0] = recs[nrec];
-            memset(&recs[nrec], 0, sizeof(recs[nrec]));
+            recs[0] = *rec;
+            if (nrec)
+                memset(rec, 0, sizeof(*rec));
+            rec = &recs[0];
             nrec = 0;
-            nbp = bytes = 0;
+            pmap_clear(&pm);
             image_base = 1;
             marker = 0;
-        } else if (recs[nrec].flags & SPOOL_F_FULL) {
+            ps = 0;
+        } else if (rec->flags & SPOOL_F_FULL) {
             marker = 1;
         }
-        nbp += recs[nrec].npages;
-        bytes += (uint64_t)recs[nrec].npages * recs[nrec].page_size;
+        if (rec->npages) {
+            if (ps == 0)
+                ps = rec->page_size;
+            if (rec->page_size != ps) {
+                /* page_size changed (VACUUM): only a full image is right. */
+                r->need_full = 1;
+                goto out;
+            }
+        }
+        /* Newest copy wins; a record left with no page in the object is
+         * released at once, so memory follows the distinct pages, not the
+         * number of transactions. */
+        live[nrec] = 0;
+        for (uint32_t j = 0; j < rec->npages; j++) {
+            uint64_t old;
+            int had = pmap_put(&pm, rec->pgnos[j],
+                               ((uint64_t)nrec << 32) | j, &old);
+            if (had < 0) {
+                rc = SQLITE_NOMEM;
+                goto out;
+            }
+            if (had) {
+                uint64_t o = old >> 32;
+                if (o != nrec && --live[o] == 0)
+                    spool_txn_free(&recs[o]);
+            }
+            if (!had || (old >> 32) != nrec)
+                live[nrec]++;
+        }
+        commit = rec->commit;
+        last_pos = rec->pos;
         nrec++;
         last = t;
-        if (bytes > BATCH_MAX_BYTES && !marker)
+        if ((uint64_t)pm.n * ps > BATCH_MAX_BYTES && !marker)
             break; /* the rest goes in the next object */
     }
     if (marker) {
@@ -353,15 +461,6 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
         goto out;
     }
     to = last;
-    uint32_t ps = recs[0].page_size;
-    uint32_t commit = recs[nrec - 1].commit;
-    for (uint64_t i = 0; i < nrec; i++) {
-        if (recs[i].page_size != ps) {
-            /* page_size changed (VACUUM): only a full image is right. */
-            r->need_full = 1;
-            goto out;
-        }
-    }
     if (!r->ck.valid && !image_base) {
         r->need_full = 1;
         goto out;
@@ -369,15 +468,17 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     /* What the object applies to: the replicated state, or nothing at all
      * when it starts with a full image. */
     uint32_t base_commit = image_base ? 0 : r->ck.commit;
+    nbp = pm.n;
     bp = ls_malloc(sizeof(*bp) * (nbp + 1));
     if (!bp) {
         rc = SQLITE_NOMEM;
         goto out;
     }
     nbp = 0;
-    for (uint64_t i = 0; i < nrec; i++)
-        for (uint32_t j = 0; j < recs[i].npages; j++)
-            bp[nbp++] = (batch_page){recs[i].pgnos[j], (uint32_t)i, j};
+    for (uint32_t k = 0; k < pm.cap; k++)
+        if (pm.key[k])
+            bp[nbp++] = (batch_page){pm.key[k], (uint32_t)(pm.val[k] >> 32),
+                                     (uint32_t)pm.val[k]};
     if (nbp > 1)
         qsort(bp, nbp, sizeof(*bp), batch_page_cmp);
 
@@ -478,8 +579,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     r->ck.commit = commit;
     r->ck.sum = sum;
     /* Without the list (out of memory) the whole table is rewritten. */
-    uploaded(r, to, image_base, changed, changed ? nout : 0,
-             &recs[nrec - 1].pos);
+    uploaded(r, to, image_base, changed, changed ? nout : 0, &last_pos);
     goto out;
 enc_err:
     zErr = sqlite3_mprintf("litestream: encoding TXIDs %llu-%llu failed: %s",
@@ -490,6 +590,8 @@ out:
         rep_set_error(r, zErr);
     for (uint64_t i = 0; i < nread && recs; i++)
         spool_txn_free(&recs[i]);
+    ls_free(live);
+    pmap_free(&pm);
     ls_free(recs);
     ls_free(bp);
     ls_free(newck);

@@ -49,6 +49,7 @@
 #define SHM_HDR_SIZE 48
 #define BUF_MAX (64u << 20) /* larger transactions are re-read from the WAL */
 #define BUF_KEEP (4u << 20) /* buffers above this are freed after use */
+#define ARENA_MIN (256u << 10) /* capture in the arena if this much is free */
 #define CLOSE_GRACE_MS 2000 /* last close: wait this long for the upload */
 
 typedef struct shm_hdr {
@@ -72,9 +73,13 @@ struct ls_db {
     char *zError; /* why replication is not running, if it is not */
 
     /* Capture state (under the WAL write lock). */
-    sqlite3_file *walf; /* the real WAL file of some connection */
-    uint8_t *buf;
-    size_t cap;
+    sqlite3_file *walf; /* the WAL file of the connection holding the
+                         * write lock (set when its hold begins) */
+    uint8_t *buf;   /* the copy: in the arena's free space or in heap */
+    size_t cap;     /* capacity at buf */
+    uint8_t *heap;  /* owned heap buffer */
+    size_t heap_cap;
+    int in_arena;   /* buf is a reservation in the current arena chunk */
     uint64_t base, end;
     int buf_ok;
     int buf_over;  /* buf_ok is 0 only because the transaction is big */
@@ -94,6 +99,7 @@ typedef struct ls_file {
     int is_wal;
     sqlite3 *conn;           /* main file: the owning connection, if known */
     struct ls_file *main;    /* WAL file: its main database file */
+    struct ls_file *wal;     /* main file: its connection's WAL file */
 } ls_file;
 
 #define REAL(p) ((sqlite3_file *)(((ls_file *)(p)) + 1))
@@ -159,7 +165,7 @@ db_release(ls_db *d)
     db_stop(d, CLOSE_GRACE_MS);
     txarena_retire(&d->arena);
     sidecar_close(d->sc);
-    ls_free(d->buf);
+    ls_free(d->heap);
     sqlite3_free(d->zError);
     sqlite3_free(d->zPath);
     pthread_mutex_destroy(&d->mu);
@@ -221,15 +227,44 @@ buf_reset(ls_db *d)
     d->buf_ok = 1;
     d->buf_over = 0;
     d->wal_synced = 0;
-    if (d->cap > BUF_KEEP) {
+    if (d->heap_cap > BUF_KEEP) {
         /* A big transaction's buffer is not kept for small ones. */
-        ls_free(d->buf);
-        d->buf = NULL;
-        d->cap = 0;
+        ls_free(d->heap);
+        d->heap = NULL;
+        d->heap_cap = 0;
     }
+    d->in_arena = 0;
+    d->buf = d->heap;
+    d->cap = d->heap_cap;
 }
 
-/* Keeps a copy of a WAL write (invariant 2). */
+/* Moves the copy to the heap buffer, grown to hold `need` bytes. */
+static int
+buf_to_heap(ls_db *d, uint64_t need)
+{
+    if (need > d->heap_cap) {
+        size_t nc = d->heap_cap ? d->heap_cap : 1 << 16;
+        while (nc < need)
+            nc *= 2;
+        uint8_t *b = d->in_arena ? ls_malloc(nc) : ls_realloc(d->heap, nc);
+        if (!b)
+            return 0;
+        if (d->in_arena)
+            ls_free(d->heap);
+        d->heap = b;
+        d->heap_cap = nc;
+    }
+    if (d->in_arena && d->end > d->base)
+        memcpy(d->heap, d->buf, (size_t)(d->end - d->base));
+    d->in_arena = 0;
+    d->buf = d->heap;
+    d->cap = d->heap_cap;
+    return 1;
+}
+
+/* Keeps a copy of a WAL write (invariant 2).  A hold's copy starts in the
+ * free space of the current arena chunk, so the commit can queue it where
+ * it is (no second copy); it moves to the heap if it outgrows that. */
 static void
 buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off)
 {
@@ -238,6 +273,15 @@ buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off)
         return;
     if (d->end == d->base) {
         d->base = d->end = o;
+        if (!d->in_arena) {
+            size_t avail = 0;
+            uint8_t *a = txarena_reserve(&d->arena, ARENA_MIN, &avail);
+            if (a) {
+                d->in_arena = 1;
+                d->buf = a;
+                d->cap = avail;
+            }
+        }
     }
     if (o < d->base || o > d->end) {
         d->buf_ok = 0; /* not a contiguous run: re-read from the WAL */
@@ -249,17 +293,9 @@ buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off)
         return;
     }
     uint64_t need = o + (uint64_t)n - d->base;
-    if (need > d->cap) {
-        size_t nc = d->cap ? d->cap : 1 << 16;
-        while (nc < need)
-            nc *= 2;
-        uint8_t *b = ls_realloc(d->buf, nc);
-        if (!b) {
-            d->buf_ok = 0;
-            return;
-        }
-        d->buf = b;
-        d->cap = nc;
+    if (need > d->cap && !buf_to_heap(d, need)) {
+        d->buf_ok = 0;
+        return;
     }
     memcpy(d->buf + (o - d->base), p, (size_t)n);
     if (o + (uint64_t)n > d->end)
@@ -367,6 +403,47 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
         start = i + 1;
     }
     return txid;
+}
+
+/*
+ * The common case: this hold's copy, in the arena, holds frames lo..hi of
+ * exactly one transaction (only frame hi commits).  Queue it where it is.
+ * Returns the TXID, or 0 if the case does not apply.
+ */
+static uint64_t
+enqueue_in_place(ls_db *d, uint32_t lo, uint32_t hi, uint32_t ps,
+                 uint64_t base)
+{
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
+    if (!d->in_arena)
+        return 0;
+    uint8_t *first = d->buf + (wal_frame_offset(lo, ps) - d->base);
+    for (uint32_t i = 0; i + lo < hi; i++)
+        if (wal_get32(first + i * fsz + 4))
+            return 0; /* more than one commit */
+    const uint8_t *fh = first + (size_t)(hi - lo) * fsz;
+    uint32_t commit = wal_get32(fh + 4);
+    if (!commit)
+        return 0;
+    rep_txn *t = txarena_commit(d->arena, d->buf, (size_t)(d->end - d->base));
+    t->frames = first;
+    t->txid = base + 1;
+    t->flags = d->wal_synced ? REP_DURABLE : 0;
+    t->page_size = ps;
+    t->commit = commit;
+    t->nframes = hi - lo + 1;
+    t->pos = (wal_pos){.salt1 = wal_get32(fh + 8),
+                       .salt2 = wal_get32(fh + 12),
+                       .frame = hi,
+                       .cksum1 = wal_get32(fh + 16),
+                       .cksum2 = wal_get32(fh + 20)};
+    /* The reservation is consumed: the next hold reserves anew. */
+    d->in_arena = 0;
+    d->buf = d->heap;
+    d->cap = d->heap_cap;
+    d->base = d->end = 0;
+    replicator_enqueue(d->rep, t);
+    return base + 1;
 }
 
 /*
@@ -658,9 +735,18 @@ capture(ls_db *d, sqlite3_file *real)
                    (txid = enqueue_walref(d, lo, &h, ps, &cap, base))) {
             /* queued by reference */
         } else if (buf_covers(d, lo, h.mx_frame, ps)) {
-            txid = enqueue_frames(
-                d, d->buf + (wal_frame_offset(lo, ps) - d->base), lo,
-                h.mx_frame - lo + 1, ps, base);
+            txid = enqueue_in_place(d, lo, h.mx_frame, ps, base);
+            if (!txid) {
+                /* Several commits (or no arena): copy them out. */
+                if (d->in_arena &&
+                    !buf_to_heap(d, d->end - d->base)) {
+                    txid = 0;
+                } else {
+                    txid = enqueue_frames(
+                        d, d->buf + (wal_frame_offset(lo, ps) - d->base), lo,
+                        h.mx_frame - lo + 1, ps, base);
+                }
+            }
         } else if (read_wal_hdr(d, &wh) && wh.page_size == ps) {
             uint32_t s[2] = {cap.cksum1, cap.cksum2};
             if (lo == 1) {
@@ -798,6 +884,8 @@ static int
 m_close(sqlite3_file *pFile)
 {
     ls_file *p = (ls_file *)pFile;
+    if (p->is_wal && p->main && p->main->wal == p)
+        p->main->wal = NULL;
     if (p->is_wal && p->db) {
         pthread_mutex_lock(&p->db->mu);
         if (p->db->walf == REAL(pFile))
@@ -822,10 +910,15 @@ m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
     ls_file *p = (ls_file *)pFile;
     if (p->is_wal && p->db && p->db->rep) {
         ls_db *d = p->db;
-        pthread_mutex_lock(&d->mu);
-        d->walf = REAL(pFile);
-        if (!d->hold && p->main) /* exclusive locking mode: no xShmLock */
+        /* No mutex here (twice per frame): only the connection holding the
+         * WAL write lock writes the WAL, and the capture state is that
+         * connection's until it releases the lock. */
+        if (!d->hold && p->main) { /* exclusive locking mode: no xShmLock */
+            pthread_mutex_lock(&d->mu);
             hold_begin(d, REAL(p->main));
+            pthread_mutex_unlock(&d->mu);
+        }
+        d->walf = REAL(pFile);
         if (iOfst == 0) {
             /* A new WAL header: frames are about to be overwritten. */
             before_wal_reset(d);
@@ -833,7 +926,6 @@ m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
             d->wh_ok = 0;
         }
         buf_write(d, zBuf, iAmt, iOfst);
-        pthread_mutex_unlock(&d->mu);
     }
     return REAL(pFile)->pMethods->xWrite(REAL(pFile), zBuf, iAmt, iOfst);
 }
@@ -938,6 +1030,8 @@ m_shm_lock(sqlite3_file *pFile, int offset, int n, int flags)
     if (rc == SQLITE_OK && d && d->rep && covers_write && excl &&
         (flags & SQLITE_SHM_LOCK)) {
         pthread_mutex_lock(&d->mu);
+        if (p->wal)
+            d->walf = REAL(p->wal); /* the holder's own WAL handle */
         hold_begin(d, REAL(pFile));
         d->hold_locked = 1;
         pthread_mutex_unlock(&d->mu);
@@ -1027,6 +1121,7 @@ v_open(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
         if (m && m->pMethods == &main_methods) {
             ls_file *mf = (ls_file *)m;
             p->main = mf;
+            mf->wal = p;
             if (mf->db) {
                 pthread_mutex_lock(&registry_mu);
                 mf->db->nRef++;
