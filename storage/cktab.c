@@ -105,6 +105,7 @@ cktab_load(cktab *t, uint64_t txid)
         goto out; /* torn by a crash: not trusted */
     t->commit = h.npages;
     t->sum = h.sum;
+    t->txid = txid;
     t->valid = 1;
 out:
     close(fd);
@@ -146,6 +147,7 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
     h.txid = txid;
     if (pwrite_all(fd, &h, sizeof(h), 0) != 0)
         goto out;
+    t->txid = txid;
     rc = SQLITE_OK;
 out:
     close(fd);

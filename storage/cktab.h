@@ -26,7 +26,8 @@ typedef struct cktab {
     uint32_t cap;    /* entries allocated beyond c[0] */
     uint32_t commit; /* database size in pages */
     uint64_t sum;    /* rolling database checksum */
-    int valid;       /* c and sum describe the replicated TXID */
+    int valid;       /* c and sum describe the state at `txid` */
+    uint64_t txid;   /* the TXID the table belongs to (when valid) */
     char *zPath;
 } cktab;
 

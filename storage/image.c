@@ -233,10 +233,22 @@ int
 image_done(image *im)
 {
     ls_cap now;
-    return sidecar_cap_read(im->sc, &now) && now.txid == im->cap.txid &&
-                   now.frame == im->cap.frame && now.salt1 == im->cap.salt1
-               ? SQLITE_OK
-               : SQLITE_BUSY;
+    if (!sidecar_cap_read(im->sc, &now) || now.txid != im->cap.txid ||
+        now.frame != im->cap.frame || now.salt1 != im->cap.salt1)
+        return SQLITE_BUSY;
+    /* A reader on read lock 0 does not stop a WAL restart: a restart
+     * writes the new header before any frame, so an unchanged header after
+     * the last page means every frame read was the one we meant. */
+    if (im->cap.frame > 0) {
+        uint8_t hb[WAL_HDR_SIZE];
+        wal_hdr wh;
+        if (im->walf->pMethods->xRead(im->walf, hb, WAL_HDR_SIZE, 0) !=
+                SQLITE_OK ||
+            !wal_hdr_parse(hb, &wh) || wh.salt1 != im->cap.salt1 ||
+            wh.salt2 != im->cap.salt2)
+            return SQLITE_BUSY;
+    }
+    return SQLITE_OK;
 }
 
 const ls_cap *

@@ -203,7 +203,25 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         fprintf(stderr, "litestream: spooling TXID %llu from the WAL "
                         "(frames %u-%u, %u pages)\n",
                 (unsigned long long)t->txid, t->wal_lo, t->pos.frame, n);
-    rc = spool_append_pages(r->sp, &st, walref_page, &w, do_sync, pzErr);
+    /* The pages are read while only a read transaction pins the WAL, which
+     * does not stop a restart on read lock 0: check the header is still
+     * the one validated, else the spooled pages may be newer frames. */
+    rc = spool_append_pages(r->sp, &st, walref_page, &w, 0, pzErr);
+    if (rc == SQLITE_OK) {
+        uint8_t hb2[WAL_HDR_SIZE];
+        wal_hdr wh2;
+        if (w.p.walf->pMethods->xRead(w.p.walf, hb2, WAL_HDR_SIZE, 0) !=
+                SQLITE_OK ||
+            !wal_hdr_parse(hb2, &wh2) || wh2.salt1 != wh.salt1 ||
+            wh2.salt2 != wh.salt2) {
+            /* Supersede the record just written: same TXID, full-image
+             * marker (a marker wins over a record in the spool index). */
+            spool_txn mk = {.txid = t->txid, .flags = SPOOL_F_FULL};
+            rc = spool_append(r->sp, &mk, do_sync, pzErr);
+        } else if (do_sync) {
+            rc = spool_sync(r->sp);
+        }
+    }
 out:
     pin_close(&w.p);
     ls_free(last);

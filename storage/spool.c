@@ -41,6 +41,7 @@ typedef struct seg {
 
 typedef struct ent {
     uint64_t txid;
+    uint32_t flags; /* the record's SPOOL_F_* */
     seg *s;
     uint64_t off;
     uint64_t len;
@@ -341,7 +342,8 @@ spool_sync(spool *sp)
 }
 
 static int
-ent_add(spool *sp, uint64_t txid, seg *s, uint64_t off, uint64_t len)
+ent_add(spool *sp, uint64_t txid, uint32_t flags, seg *s, uint64_t off,
+        uint64_t len)
 {
     if (sp->nent == sp->cap) {
         size_t nc = sp->cap ? sp->cap * 2 : 256;
@@ -353,7 +355,7 @@ ent_add(spool *sp, uint64_t txid, seg *s, uint64_t off, uint64_t len)
     }
     if (sp->nent && sp->ents[sp->nent - 1].txid >= txid)
         sp->sorted = 0;
-    sp->ents[sp->nent++] = (ent){txid, s, off, len};
+    sp->ents[sp->nent++] = (ent){txid, flags, s, off, len};
     return SQLITE_OK;
 }
 
@@ -361,7 +363,12 @@ static int
 ent_cmp(const void *a, const void *b)
 {
     const ent *x = a, *y = b;
-    return x->txid < y->txid ? -1 : x->txid > y->txid;
+    if (x->txid != y->txid)
+        return x->txid < y->txid ? -1 : 1;
+    /* For one TXID a full-image record or marker sorts first and wins:
+     * it is what supersedes a copy found to be unusable. */
+    int fx = (x->flags & SPOOL_F_FULL) != 0, fy = (y->flags & SPOOL_F_FULL) != 0;
+    return fy - fx;
 }
 
 static void
@@ -412,7 +419,7 @@ seg_scan(spool *sp, seg *s)
         if (s->scanned + len > (uint64_t)st.st_size)
             break; /* not complete yet (or torn) */
         uint64_t txid = get64(hdr + 8);
-        int rc = ent_add(sp, txid, s, s->scanned, len);
+        int rc = ent_add(sp, txid, get32(hdr + 4), s, s->scanned, len);
         if (rc != SQLITE_OK)
             return rc;
         if (txid > s->max_txid)

@@ -627,6 +627,10 @@ check_replica(replicator *r)
             last = i;
         }
     uint64_t rep = sidecar_replicated(r->sc);
+    /* This process may just have taken over the uploading from another
+     * one: its table is only right for the TXID it was saved at. */
+    if (!r->ck.valid || r->ck.txid != rep)
+        cktab_load(&r->ck, rep);
     if (max != rep)
         r->ck.valid = 0; /* the saved table is for another TXID */
     if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE) {

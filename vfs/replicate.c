@@ -40,10 +40,12 @@
 #include "storage/wal.h"
 #include "vfs/vfs.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define WAL_WRITE_LOCK 0
 #define SHM_HDR_SIZE 48
@@ -198,7 +200,6 @@ db_start(ls_db *d, const ls_config *c, char **pzErr)
         if (rc != SQLITE_OK)
             return rc;
     }
-    db_stop(d, 0);
     return replicator_open(d->zPath, c->zUrl, &o, d->sc, &d->rep, pzErr);
 }
 
@@ -838,7 +839,14 @@ static void
 recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal)
 {
     ls_db *d = ctx;
-    pthread_mutex_lock(&d->mu);
+    /* Never wait for the mutex here: whoever holds it may be waiting for
+     * this thread (stopping replication).  The replicator retries. */
+    if (pthread_mutex_trylock(&d->mu) != 0)
+        return;
+    if (!d->rep) {
+        pthread_mutex_unlock(&d->mu);
+        return;
+    }
     sqlite3_file *saved = d->walf;
     d->walf = wal;
     d->hold = 1;
@@ -860,6 +868,58 @@ before_wal_reset(ls_db *d)
         sqlite3_log(SQLITE_WARNING, "litestream: cannot persist the queue "
                                     "of '%s' before a WAL reset",
                     d->zPath);
+}
+
+/*
+ * Before the WAL file zWal is deleted (the last connection closed it after
+ * a checkpoint): does it end exactly at the captured position?  Only then
+ * may the next WAL continue from it (CAP_RESET); committed frames beyond
+ * the position (a writer without the extension, a writer killed before
+ * capturing) make the next TXID a full image instead.  The file is read
+ * directly: SQLite holds no lock on the -wal file itself.
+ */
+static int
+wal_ends_at_cap(ls_db *d, const char *zWal)
+{
+    ls_cap cap;
+    wal_hdr wh;
+    uint8_t hb[WAL_HDR_SIZE];
+    uint8_t *f = NULL;
+    int clean = 0;
+    int fd = open(zWal, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || !d->sc || !sidecar_cap_read(d->sc, &cap))
+        goto out;
+    if (pread(fd, hb, WAL_HDR_SIZE, 0) != WAL_HDR_SIZE ||
+        !wal_hdr_parse(hb, &wh)) {
+        clean = cap.frame == 0 || (cap.flags & CAP_RESET); /* empty WAL */
+        goto out;
+    }
+    if (wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2)
+        goto out; /* restarted without us */
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh.page_size;
+    uint32_t s[2] = {cap.cksum1, cap.cksum2};
+    if (cap.frame == 0) {
+        s[0] = wh.cksum1;
+        s[1] = wh.cksum2;
+    }
+    if (!(f = ls_malloc(fsz)))
+        goto out;
+    /* Any valid commit frame after the position was never captured. */
+    for (uint32_t i = cap.frame + 1;; i++) {
+        if (pread(fd, f, fsz, (off_t)wal_frame_offset(i, wh.page_size)) !=
+                (ssize_t)fsz ||
+            !wal_frame_valid(&wh, f, s)) {
+            clean = 1;
+            break;
+        }
+        if (wal_get32(f + 4))
+            break; /* an uncaptured commit */
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    ls_free(f);
+    return clean;
 }
 
 /* The WAL was deleted after a checkpoint: remember the database as left. */
@@ -921,7 +981,9 @@ m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
         d->walf = REAL(pFile);
         if (iOfst == 0) {
             /* A new WAL header: frames are about to be overwritten. */
+            pthread_mutex_lock(&d->mu);
             before_wal_reset(d);
+            pthread_mutex_unlock(&d->mu);
             buf_reset(d);
             d->wh_ok = 0;
         }
@@ -935,7 +997,9 @@ m_truncate(sqlite3_file *pFile, sqlite3_int64 size)
 {
     ls_file *p = (ls_file *)pFile;
     if (p->is_wal && p->db && p->db->rep) {
+        pthread_mutex_lock(&p->db->mu);
         before_wal_reset(p->db);
+        pthread_mutex_unlock(&p->db->mu);
         p->db->wh_ok = 0;
     }
     return REAL(pFile)->pMethods->xTruncate(REAL(pFile), size);
@@ -1149,12 +1213,16 @@ v_delete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
                 break;
         pthread_mutex_unlock(&registry_mu);
     }
+    int clean = 0;
     if (d && d->rep) {
+        pthread_mutex_lock(&d->mu);
         before_wal_reset(d);
         d->wh_ok = 0;
+        clean = wal_ends_at_cap(d, zName);
+        pthread_mutex_unlock(&d->mu);
     }
     int rc = ORIG->xDelete(ORIG, zName, syncDir);
-    if (d && d->rep && rc == SQLITE_OK)
+    if (d && d->rep && rc == SQLITE_OK && clean)
         after_wal_delete(d);
     return rc;
 }
@@ -1331,29 +1399,44 @@ int
 vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
 {
     int rc = SQLITE_OK;
+    replicator *old = NULL;
+    int start = c->zUrl && c->zUrl[0];
+
     pthread_mutex_lock(&d->mu);
-    if (!c->zUrl || !c->zUrl[0]) {
-        db_stop(d, 0);
-        if (!d->sc)
-            rc = sidecar_open(d->zPath, &d->sc, pzErr);
-        if (rc == SQLITE_OK)
-            rc = sidecar_config_write(d->sc, c, pzErr);
-    } else if (d->rep && replicator_has_url(d->rep, c->zUrl)) {
+    if (start && d->rep && replicator_has_url(d->rep, c->zUrl)) {
         /* Already replicating there (e.g. the URL set again at every
          * start of the application): nothing to restart. */
         replicator_set_interval(d->rep, c->sync_ms);
         replicator_set_spool_limit(d->rep, c->spool_limit);
         rc = sidecar_config_write(d->sc, c, pzErr);
-    } else {
+        pthread_mutex_unlock(&d->mu);
+        return rc;
+    }
+    old = d->rep; /* detached here, closed below without the mutex: its */
+    d->rep = NULL; /* thread may need the mutex to finish (recapture) */
+    pthread_mutex_unlock(&d->mu);
+    replicator_close(old, 0);
+
+    pthread_mutex_lock(&d->mu);
+    if (!start) {
+        if (!d->sc)
+            rc = sidecar_open(d->zPath, &d->sc, pzErr);
+        if (rc == SQLITE_OK)
+            rc = sidecar_config_write(d->sc, c, pzErr);
+    } else if (!d->rep) {
         rc = db_start(d, c, pzErr);
         if (rc == SQLITE_OK)
             rc = sidecar_config_write(d->sc, c, pzErr);
-        if (rc != SQLITE_OK)
-            db_stop(d, 0);
+        if (rc != SQLITE_OK) {
+            old = d->rep;
+            d->rep = NULL;
+        }
     }
     if (rc == SQLITE_OK)
         db_set_error(d, NULL);
     pthread_mutex_unlock(&d->mu);
+    if (rc != SQLITE_OK)
+        replicator_close(old, 0);
     return rc;
 }
 
