@@ -412,7 +412,16 @@ thread_main(void *arg)
             r->shipping = ship;
             r->upload_now = 0;
             pthread_mutex_unlock(&r->mu);
-            rc = ship ? rep_upload_once(r) : SQLITE_OK;
+            if (ship) {
+                rc = rep_upload_once(r);
+            } else {
+                /* Another process uploads: still drop our own segments
+                 * once the replica has them (it cannot delete them). */
+                rc = SQLITE_OK;
+                uint64_t rep = sidecar_replicated(r->sc);
+                if (rep && spool_scan(r->sp) == SQLITE_OK)
+                    spool_drop_upto(r->sp, rep);
+            }
             if (rc == SQLITE_OK) {
                 r->backoff_ms = 0;
                 next_upload = t + r->opts.sync_interval_ms;

@@ -223,12 +223,25 @@ sidecar_set_txid_floor(sidecar *sc, uint64_t txid)
     __atomic_store_n(&sc->pos->txid_floor, txid, __ATOMIC_RELEASE);
 }
 
+void
+sidecar_after_fork(sidecar *sc)
+{
+    /* The inherited descriptor shares the parent's lock: get our own. */
+    if (sc->ship_fd >= 0) {
+        char *z = sqlite3_mprintf("%s/ship.lock", sc->zDir);
+        close(sc->ship_fd);
+        sc->ship_fd = z ? open(z, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+        sqlite3_free(z);
+    }
+    sc->ship_held = 0;
+}
+
 int
 sidecar_ship_trylock(sidecar *sc)
 {
     if (sc->ship_held)
         return 1;
-    if (flock(sc->ship_fd, LOCK_EX | LOCK_NB) == 0)
+    if (sc->ship_fd >= 0 && flock(sc->ship_fd, LOCK_EX | LOCK_NB) == 0)
         sc->ship_held = 1;
     return sc->ship_held;
 }

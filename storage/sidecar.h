@@ -75,6 +75,9 @@ int64_t sidecar_replicated_at(sidecar *);
 uint64_t sidecar_txid_floor(sidecar *);
 void sidecar_set_txid_floor(sidecar *, uint64_t txid);
 
+/* In a child after fork(): drops the parent's ship lock (not ours). */
+void sidecar_after_fork(sidecar *);
+
 /*
  * Tries to take the ship lock without blocking.  Returns 1 if this process
  * now holds it (or already did), 0 if another process does.

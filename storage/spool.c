@@ -36,6 +36,7 @@ typedef struct seg {
     int fd;           /* read fd (-1 until needed) */
     uint64_t scanned; /* bytes indexed so far */
     uint64_t max_txid;
+    uint64_t min_txid; /* first record's TXID (0 until scanned) */
     int stuck;        /* a bad record ends it */
 } seg;
 
@@ -424,6 +425,8 @@ seg_scan(spool *sp, seg *s)
             return rc;
         if (txid > s->max_txid)
             s->max_txid = txid;
+        if (!s->min_txid || txid < s->min_txid)
+            s->min_txid = txid;
         s->scanned += len;
     }
     return SQLITE_OK;
@@ -617,13 +620,23 @@ owner_alive(int pid)
 int
 spool_drop_upto(spool *sp, uint64_t txid)
 {
+    /* Our segment being appended holds replicated records: start a new
+     * one, so this one can go as soon as the replica has all of it
+     * (segments are deleted whole). */
+    if (sp->cur && sp->cur_fd >= 0 && sp->cur->min_txid &&
+        sp->cur->min_txid < txid) {
+        close(sp->cur_fd);
+        sp->cur_fd = -1;
+        sp->cur = NULL;
+    }
     seg **pp = &sp->segs;
     while (*pp) {
         seg *s = *pp;
-        int mine = s->own && s->pid == (int)getpid();
+        /* Ours, or left by a handle of this process that is gone (one
+         * handle per database per process), or by a dead process. */
+        int stale_owner = s->pid == (int)getpid() || !owner_alive(s->pid);
         int removable =
-            s->scanned > 0 && s->max_txid < txid &&
-            (mine || !owner_alive(s->pid));
+            s->scanned > 0 && s->max_txid < txid && (s->own || stale_owner);
         if (removable) {
             char *z = sqlite3_mprintf("%s/%s", sp->zDir, s->name);
             if (z)

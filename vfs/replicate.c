@@ -88,6 +88,9 @@ struct ls_db {
     int wal_synced; /* this hold synced the WAL (synchronous=FULL) */
     int hold;      /* a write lock (or exclusive-mode txn) is in progress */
     int hold_locked; /* ... that began at an xShmLock of the write lock */
+    int shm_seen;  /* SQLite maps a shared wal-index for this database */
+    int enq_failed; /* enqueue_frames ran out of memory part way */
+    void *hold_owner; /* the main file (connection) whose hold it is */
     wal_hdr wh;    /* the WAL header, when wh_ok */
     int wh_ok;
     int caught_up; /* at hold start the position matched the wal-index */
@@ -207,8 +210,12 @@ db_start(ls_db *d, const ls_config *c, char **pzErr)
 
 /* Reads the wal-index header; 0 if there is no shared memory. */
 static int
-shm_read(sqlite3_file *real, shm_hdr *h)
+shm_read(ls_db *d, sqlite3_file *real, shm_hdr *h)
 {
+    /* Never map it ourselves: a connection with a heap wal-index
+     * (exclusive locking mode) would get a -shm file it never uses. */
+    if (!d->shm_seen)
+        return 0;
     volatile void *p = NULL;
     if (real->pMethods->iVersion < 2 ||
         real->pMethods->xShmMap(real, 0, 32768, 0, &p) != SQLITE_OK || !p)
@@ -383,7 +390,10 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
             if (!t || !copy) {
                 ls_free(t);
                 ls_free(copy);
-                return 0; /* out of memory: caller forces a full image */
+                /* Out of memory: the capture covers what is left with a
+                 * full image after the TXIDs already queued. */
+                d->enq_failed = 1;
+                return txid;
             }
         }
         memcpy(copy, frames + start * fsz, nbytes);
@@ -693,8 +703,10 @@ capture(ls_db *d, sqlite3_file *real)
 
     if (!d->rep || !d->sc)
         return;
-    if (!shm_read(real, &h) && !heap_hdr(d, &h))
+    if (!shm_read(d, real, &h) && !heap_hdr(d, &h))
         return;
+    if (d->wh_ok && (d->wh.salt1 != h.salt[0] || d->wh.salt2 != h.salt[1]))
+        d->wh_ok = 0; /* another process restarted the WAL */
     uint32_t ps = h.page_size == 1 ? 65536 : h.page_size;
     if (ps == 0) {
         /* An empty WAL's wal-index header has no page size: ask the
@@ -732,8 +744,10 @@ capture(ls_db *d, sqlite3_file *real)
             txid = 0; /* the WAL went backwards: lost frames */
         } else if (h.mx_frame == lo - 1) {
             txid = base; /* a restart with nothing new */
-        } else if (d->buf_over && d->caught_up &&
+        } else if (d->buf_over && d->caught_up && d->hold_locked &&
                    (txid = enqueue_walref(d, lo, &h, ps, &cap, base))) {
+            /* (Not in exclusive locking mode: the replicator could never
+             * read the WAL behind the writer's lock.) */
             /* queued by reference */
         } else if (buf_covers(d, lo, h.mx_frame, ps)) {
             txid = enqueue_in_place(d, lo, h.mx_frame, ps, base);
@@ -761,6 +775,12 @@ capture(ls_db *d, sqlite3_file *real)
             ls_free(fr);
         }
     }
+    if (d->enq_failed) {
+        d->enq_failed = 0;
+        if (txid > base)
+            base = txid; /* those are queued; the rest: a full image */
+        txid = 0;
+    }
     if (txid == 0) {
         /* Lost position: the next TXID is a full image.  Normally the
          * replicator reads it from a private read transaction; where none
@@ -783,7 +803,7 @@ capture(ls_db *d, sqlite3_file *real)
 
 /* Start of a write transaction: is the position current? */
 static void
-hold_begin(ls_db *d, sqlite3_file *real)
+hold_begin(ls_db *d, sqlite3_file *real, int locked)
 {
     shm_hdr h;
     ls_cap cap;
@@ -795,14 +815,15 @@ hold_begin(ls_db *d, sqlite3_file *real)
     int valid = sidecar_cap_read(d->sc, &cap);
     if (!valid || txid_base(d, &cap, valid) != cap.txid)
         return;
-    if (shm_read(real, &h)) {
+    if (locked && shm_read(d, real, &h)) {
         d->caught_up = (cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1] &&
                         cap.frame == h.mx_frame) ||
                        ((cap.flags & CAP_RESET) && h.mx_frame == 0);
     } else {
-        /* Exclusive mode, heap wal-index: this connection is the only
-         * writer, so the WAL is current if its header is the one the
-         * position was captured in. */
+        /* Exclusive locking mode: this connection is the only writer, so
+         * the WAL is current if its header is the one the position was
+         * captured in.  (Not the wal-index: at a restart SQLite has put
+         * the new salts there before the first write reaches us.) */
         wal_hdr wh;
         d->caught_up = (cap.flags & CAP_RESET) ||
                        (read_wal_hdr(d, &wh) && wh.salt1 == cap.salt1 &&
@@ -975,7 +996,8 @@ m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
          * connection's until it releases the lock. */
         if (!d->hold && p->main) { /* exclusive locking mode: no xShmLock */
             pthread_mutex_lock(&d->mu);
-            hold_begin(d, REAL(p->main));
+            hold_begin(d, REAL(p->main), 0);
+            d->hold_owner = p->main;
             pthread_mutex_unlock(&d->mu);
         }
         d->walf = REAL(pFile);
@@ -1048,9 +1070,12 @@ m_file_control(sqlite3_file *pFile, int op, void *pArg)
             if (rc != SQLITE_NOTFOUND)
                 return rc;
         } else if (op == SQLITE_FCNTL_COMMIT_PHASETWO && p->db->hold) {
-            /* Exclusive locking mode: no xShmLock, capture here. */
+            /* Exclusive locking mode: no xShmLock, capture here; only the
+             * connection's own hold (another may hold the lock by now). */
             pthread_mutex_lock(&p->db->mu);
-            hold_end(p->db, REAL(pFile));
+            if (p->db->hold && !p->db->hold_locked &&
+                p->db->hold_owner == p)
+                hold_end(p->db, REAL(pFile));
             pthread_mutex_unlock(&p->db->mu);
         }
     }
@@ -1073,6 +1098,9 @@ static int
 m_shm_map(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
           void volatile **pp)
 {
+    ls_file *p = (ls_file *)pFile;
+    if (p->db && !p->db->shm_seen)
+        p->db->shm_seen = 1;
     return REAL(pFile)->pMethods->xShmMap(REAL(pFile), iPg, pgsz, bExtend,
                                           pp);
 }
@@ -1096,7 +1124,8 @@ m_shm_lock(sqlite3_file *pFile, int offset, int n, int flags)
         pthread_mutex_lock(&d->mu);
         if (p->wal)
             d->walf = REAL(p->wal); /* the holder's own WAL handle */
-        hold_begin(d, REAL(pFile));
+        hold_begin(d, REAL(pFile), 1);
+        d->hold_owner = p;
         d->hold_locked = 1;
         pthread_mutex_unlock(&d->mu);
     }
@@ -1332,6 +1361,43 @@ static sqlite3_vfs litestream_vfs = {
     .xNextSystemCall = v_next_system_call,
 };
 
+/*
+ * fork(): every mutex is taken around it, so the child's copies are
+ * consistent; in the child the replicators are dropped (their threads do
+ * not exist there; their memory is abandoned) and a later open of the
+ * database starts a fresh one.  SQLite itself forbids carrying a
+ * connection across fork, so the child's own connections are new ones.
+ */
+static void
+atfork_prepare(void)
+{
+    pthread_mutex_lock(&registry_mu);
+    for (ls_db *d = registry; d; d = d->next)
+        pthread_mutex_lock(&d->mu);
+}
+
+static void
+atfork_parent(void)
+{
+    for (ls_db *d = registry; d; d = d->next)
+        pthread_mutex_unlock(&d->mu);
+    pthread_mutex_unlock(&registry_mu);
+}
+
+static void
+atfork_child(void)
+{
+    for (ls_db *d = registry; d; d = d->next) {
+        d->rep = NULL;
+        d->hold = 0;
+        d->arena = NULL;
+        if (d->sc)
+            sidecar_after_fork(d->sc);
+        pthread_mutex_unlock(&d->mu);
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
 int
 vfs_replicate_register(void)
 {
@@ -1344,6 +1410,7 @@ vfs_replicate_register(void)
     litestream_vfs.szOsFile = (int)sizeof(ls_file) + orig->szOsFile;
     litestream_vfs.mxPathname = orig->mxPathname;
     litestream_vfs.pAppData = orig;
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     main_methods.iVersion = 3;
     return sqlite3_vfs_register(&litestream_vfs, 1);
 }
