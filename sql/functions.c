@@ -64,6 +64,7 @@ status_one(sqlite3_str *out, const char *zSchema, ls_db *d)
         sqlite3_str_appendall(out, "\"}");
     }
     sqlite3_str_appendchar(out, 1, '}');
+    vfs_db_replicator_done(d, r);
 }
 
 /* litestream_status([schema]) */
@@ -195,8 +196,10 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                              zErr ? zErr : "litestream_sync: spool failed",
                              -1);
         sqlite3_free(zErr);
+        vfs_db_replicator_done(d, r);
         return;
     }
+    vfs_db_replicator_done(d, r);
     sqlite3_result_int64(ctx, (sqlite3_int64)rep);
 }
 

@@ -85,6 +85,7 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
                                            sqlite3_errstr(rc)));
     r = vfs_db_replicator(d);
     azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
+    vfs_db_replicator_done(d, r);
     return SQLITE_OK;
 }
 
@@ -97,7 +98,10 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
            const char *zUnit, int which)
 {
     const char *zVal = azArg[2];
+    /* Only peeked at: a borrow must not be held across configure. */
     replicator *r = vfs_db_replicator(d);
+    int replicating = r != NULL;
+    vfs_db_replicator_done(d, r);
     ls_config c;
     char *zErr = NULL;
     int rc = SQLITE_OK;
@@ -113,7 +117,7 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
                                              (long long)hi, zVal));
             goto out;
         }
-        if (!r) {
+        if (!replicating) {
             rc = fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
                                              "replicated: set PRAGMA "
                                              "litestream_url first",
@@ -130,6 +134,7 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
             goto out;
         }
     }
+    r = vfs_db_replicator(d);
     if (which == 0)
         azArg[0] = sqlite3_mprintf("%d", r ? replicator_interval(r)
                                            : c.sync_ms);
@@ -137,6 +142,7 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
         azArg[0] = sqlite3_mprintf("%lld", (long long)(
                                                r ? replicator_spool_limit(r)
                                                  : c.spool_limit));
+    vfs_db_replicator_done(d, r);
 out:
     sqlite3_free(c.zUrl);
     return rc;
@@ -147,12 +153,13 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
 {
     const char *zName = azArg[1];
     const char *zVal = azArg[2];
-    replicator *r = vfs_db_replicator(d);
 
     if (sqlite3_stricmp(zName, "litestream_url") == 0) {
         if (zVal)
             return set_url(d, conn, real, azArg, zVal);
+        replicator *r = vfs_db_replicator(d);
         azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
+        vfs_db_replicator_done(d, r);
         return SQLITE_OK;
     }
     if (sqlite3_stricmp(zName, "litestream_sync_interval") == 0)

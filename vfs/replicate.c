@@ -90,6 +90,8 @@ struct ls_db {
     int hold_locked; /* ... that began at an xShmLock of the write lock */
     int shm_seen;  /* SQLite maps a shared wal-index for this database */
     int enq_failed; /* enqueue_frames ran out of memory part way */
+    int rep_users;  /* SQL functions using rep (vfs_db_replicator) */
+    pthread_cond_t rep_idle;
     void *hold_owner; /* the main file (connection) whose hold it is */
     wal_hdr wh;    /* the WAL header, when wh_ok */
     int wh_ok;
@@ -135,6 +137,7 @@ db_acquire(const char *zPath)
             d = NULL;
         } else {
             pthread_mutex_init(&d->mu, NULL);
+            pthread_cond_init(&d->rep_idle, NULL);
             d->nRef = 1;
             d->next = registry;
             registry = d;
@@ -174,6 +177,7 @@ db_release(ls_db *d)
     sqlite3_free(d->zError);
     sqlite3_free(d->zPath);
     pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->rep_idle);
     sqlite3_free(d);
 }
 
@@ -1481,6 +1485,8 @@ vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
     }
     old = d->rep; /* detached here, closed below without the mutex: its */
     d->rep = NULL; /* thread may need the mutex to finish (recapture) */
+    while (old && d->rep_users > 0) /* an SQL function still uses it */
+        pthread_cond_wait(&d->rep_idle, &d->mu);
     pthread_mutex_unlock(&d->mu);
     replicator_close(old, 0);
 
@@ -1510,7 +1516,23 @@ vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
 replicator *
 vfs_db_replicator(ls_db *d)
 {
-    return d->rep;
+    pthread_mutex_lock(&d->mu);
+    replicator *r = d->rep;
+    if (r)
+        d->rep_users++;
+    pthread_mutex_unlock(&d->mu);
+    return r;
+}
+
+void
+vfs_db_replicator_done(ls_db *d, replicator *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&d->mu);
+    if (--d->rep_users == 0)
+        pthread_cond_broadcast(&d->rep_idle);
+    pthread_mutex_unlock(&d->mu);
 }
 
 sidecar *

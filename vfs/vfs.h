@@ -31,7 +31,12 @@ ls_db *vfs_db_of_file(sqlite3_file *f);
  */
 int vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr);
 
-replicator *vfs_db_replicator(ls_db *d); /* NULL when not replicating */
+/*
+ * The replicator, borrowed (NULL when not replicating): it stays alive until
+ * vfs_db_replicator_done(), even if replication is stopped meanwhile.
+ */
+replicator *vfs_db_replicator(ls_db *d);
+void vfs_db_replicator_done(ls_db *d, replicator *r);
 
 /*
  * If the uploader asked for a full image it cannot read (exclusive locking
