@@ -132,6 +132,28 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
         goto out;
     im->dbf = im->pin.dbf;
     im->walf = im->pin.walf;
+    /* The wal-index must end exactly at the captured position: committed
+     * frames beyond it (a writer died before capturing them) could be
+     * checkpointed into the database file while the image is read, mixing
+     * two states.  Those are captured first (the replicator's recapture). */
+    {
+        volatile void *shm = NULL;
+        shm_hdr h0;
+        if (im->dbf->pMethods->iVersion >= 2 &&
+            im->dbf->pMethods->xShmMap(im->dbf, 0, 32768, 0, &shm) ==
+                SQLITE_OK &&
+            shm) {
+            memcpy(&h0, (const void *)shm, sizeof(h0));
+            uint32_t s1 = wal_get32((const uint8_t *)&h0.salt[0]);
+            uint32_t s2 = wal_get32((const uint8_t *)&h0.salt[1]);
+            int empty = h0.mx_frame == 0 && im->cap.frame == 0;
+            if (!empty && (h0.mx_frame != im->cap.frame ||
+                           s1 != im->cap.salt1 || s2 != im->cap.salt2)) {
+                rc = SQLITE_BUSY;
+                goto out;
+            }
+        }
+    }
     /* Optimistic: the image is taken at the captured position read
      * before the read transaction began, and is only accepted if no
      * transaction was captured meanwhile (image_done()): then nothing newer
