@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/fsutil.h"
 #include "storage/backend.h"
 #include "storage/sqlite.h"
 #include "storage/url.h"
@@ -176,21 +177,32 @@ file_mkdirs(file_backend *fb, char *zDir)
     }
 }
 
+/* The directory that holds zPath (sqlite3_malloc'd in *pzDir), created
+ * if missing.  zPath may be NULL (out of memory). */
 static int
-file_write_all(int fd, const void *data, size_t n)
+file_parent_dir(file_backend *fb, const char *zPath, char **pzDir)
 {
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    char *zDir = zPath ? sqlite3_mprintf("%s", zPath) : NULL;
+    *pzDir = zDir;
+    if (!zDir)
+        return file_err(fb, SQLITE_NOMEM, "litestream: out of memory");
+    *strrchr(zDir, '/') = 0;
+    if (zDir[0] == 0)
+        strcpy(zDir, "/");
+    return file_mkdirs(fb, zDir);
+}
+
+/* Sets the object's mtime to its creation time (ms; <= 0: leave it). */
+static int
+file_set_time(int fd, int64_t created_ms)
+{
+    struct timespec ts[2];
+    if (created_ms <= 0)
+        return 0;
+    ts[0].tv_sec = (time_t)(created_ms / 1000);
+    ts[0].tv_nsec = (long)(created_ms % 1000) * 1000000L;
+    ts[1] = ts[0];
+    return futimens(fd, ts) == 0 ? 0 : errno;
 }
 
 /* Writes, times and fsyncs the new temporary file zTmp; 0 or errno. */
@@ -203,15 +215,9 @@ file_put_tmp(const char *zTmp, const void *data, size_t n,
     fd = open(zTmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
-    e = file_write_all(fd, data, n);
-    if (e == 0 && created_ms > 0) {
-        struct timespec ts[2];
-        ts[0].tv_sec = (time_t)(created_ms / 1000);
-        ts[0].tv_nsec = (long)(created_ms % 1000) * 1000000L;
-        ts[1] = ts[0];
-        if (futimens(fd, ts) != 0)
-            e = errno;
-    }
+    e = fs_write_all(fd, data, n);
+    if (e == 0)
+        e = file_set_time(fd, created_ms);
     if (e == 0 && fsync(fd) != 0)
         e = errno;
     if (close(fd) != 0 && e == 0)
@@ -231,19 +237,15 @@ file_put(backend *b, const char *key, const void *data, size_t n,
     if (rc != SQLITE_OK)
         goto out;
     zPath = file_path(fb, key);
-    zDir = zPath ? sqlite3_mprintf("%s", zPath) : NULL;
     zTmp = zPath ? sqlite3_mprintf("%s.%d-%lu.tmp", zPath, (int)getpid(),
                                    __atomic_add_fetch(&file_tmp_counter, 1,
                                                       __ATOMIC_RELAXED))
                  : NULL;
-    if (zTmp == NULL || zDir == NULL) {
+    if (zTmp == NULL) {
         rc = file_err(fb, SQLITE_NOMEM, "litestream: out of memory");
         goto out;
     }
-    *strrchr(zDir, '/') = 0;
-    if (zDir[0] == 0)
-        strcpy(zDir, "/");
-    rc = file_mkdirs(fb, zDir);
+    rc = file_parent_dir(fb, zPath, &zDir);
     if (rc != SQLITE_OK)
         goto out;
     e = file_put_tmp(zTmp, data, n, created_ms);
@@ -296,17 +298,11 @@ file_copy_in(int src_fd, uint64_t n, const char *zPath, const char *zDir,
         if (r <= 0)
             e = r < 0 ? errno : EIO;
         else
-            e = file_write_all(fd, buf, (size_t)r);
+            e = fs_write_all(fd, buf, (size_t)r);
         o += r > 0 ? (uint64_t)r : 0;
     }
-    if (e == 0 && created_ms > 0) {
-        struct timespec ts[2];
-        ts[0].tv_sec = (time_t)(created_ms / 1000);
-        ts[0].tv_nsec = (long)(created_ms % 1000) * 1000000L;
-        ts[1] = ts[0];
-        if (futimens(fd, ts) != 0)
-            e = errno;
-    }
+    if (e == 0)
+        e = file_set_time(fd, created_ms);
     if (e == 0 && fsync(fd) != 0)
         e = errno;
     if (e == 0 && rename(zTmp, zPath) != 0)
@@ -340,29 +336,14 @@ file_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
     if (rc != SQLITE_OK)
         goto out;
     zPath = file_path(fb, key);
-    zDir = zPath ? sqlite3_mprintf("%s", zPath) : NULL;
-    if (!zPath || !zDir) {
-        rc = file_err(fb, SQLITE_NOMEM, "litestream: out of memory");
-        goto out;
-    }
-    *strrchr(zDir, '/') = 0;
-    if (zDir[0] == 0)
-        strcpy(zDir, "/");
-    rc = file_mkdirs(fb, zDir);
+    rc = file_parent_dir(fb, zPath, &zDir);
     if (rc != SQLITE_OK)
         goto out;
     fd = open(zSrc, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         e = errno;
     } else {
-        if (created_ms > 0) {
-            struct timespec ts[2];
-            ts[0].tv_sec = (time_t)(created_ms / 1000);
-            ts[0].tv_nsec = (long)(created_ms % 1000) * 1000000L;
-            ts[1] = ts[0];
-            if (futimens(fd, ts) != 0)
-                e = errno;
-        }
+        e = file_set_time(fd, created_ms);
         if (e == 0 && fsync(fd) != 0)
             e = errno;
     }
@@ -388,26 +369,6 @@ out:
     sqlite3_free(zDir);
     sqlite3_free(zPath);
     return rc;
-}
-
-/* Reads exactly n bytes at offset; 0, errno, or EIO on early end of file. */
-static int
-file_pread_all(int fd, uint8_t *p, size_t n, uint64_t offset)
-{
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, (off_t)offset);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        if (r == 0)
-            return EIO; /* the file shrank under us */
-        p += r;
-        n -= (size_t)r;
-        offset += (uint64_t)r;
-    }
-    return 0;
 }
 
 static int
@@ -453,7 +414,7 @@ file_get(backend *b, const char *key, uint64_t offset, uint64_t len,
                                         "'%s'", zPath);
         goto out;
     }
-    e = file_pread_all(fd, buf, (size_t)n, offset);
+    e = fs_pread_all(fd, buf, (size_t)n, offset);
     if (e != 0) {
         rc = file_err(fb, SQLITE_IOERR, "litestream: cannot read '%s': %s",
                       zPath, strerror(e));

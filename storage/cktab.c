@@ -2,6 +2,7 @@
  * storage/cktab.c: the persisted per-page checksum table (cktab.h).
  * Replicator thread only.
  */
+#include "storage/fsutil.h"
 #include "storage/cktab.h"
 #include "storage/ltx.h"
 #include "storage/sqlite.h"
@@ -52,36 +53,6 @@ cktab_ensure(cktab *t, uint32_t npages)
     return SQLITE_OK;
 }
 
-static int
-pread_all(int fd, void *buf, size_t n, off_t off)
-{
-    uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t r = pread(fd, p, n, off);
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
-}
-
-static int
-pwrite_all(int fd, const void *buf, size_t n, off_t off)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, off);
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 void
 cktab_load(cktab *t, uint64_t txid)
 {
@@ -90,12 +61,12 @@ cktab_load(cktab *t, uint64_t txid)
     t->valid = 0;
     if (fd < 0)
         return;
-    if (pread_all(fd, &h, sizeof(h), 0) != 0 || h.magic != CK_MAGIC ||
+    if (fs_pread_all(fd, &h, sizeof(h), 0) != 0 || h.magic != CK_MAGIC ||
         h.txid != txid || txid == 0 || cktab_ensure(t, h.npages) != SQLITE_OK)
         goto out;
     memset(t->c, 0, ((size_t)t->cap + 1) * 8);
     if (h.npages &&
-        pread_all(fd, t->c + 1, (size_t)h.npages * 8, CK_HDR) != 0)
+        fs_pread_all(fd, t->c + 1, (size_t)h.npages * 8, CK_HDR) != 0)
         goto out;
     uint64_t sum = LTX_CHECKSUM_FLAG;
     for (uint32_t p = 1; p <= h.npages; p++)
@@ -120,11 +91,11 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
     if (fd < 0)
         return SQLITE_IOERR;
     /* 1. invalidate, 2. entries, 3. size, 4. header with the TXID. */
-    if (pwrite_all(fd, &h, sizeof(h), 0) != 0)
+    if (fs_pwrite_all(fd, &h, sizeof(h), 0) != 0)
         goto out;
     if (!changed) {
         if (t->commit &&
-            pwrite_all(fd, t->c + 1, (size_t)t->commit * 8, CK_HDR) != 0)
+            fs_pwrite_all(fd, t->c + 1, (size_t)t->commit * 8, CK_HDR) != 0)
             goto out;
     } else {
         /* `changed` is ascending: write contiguous runs at once. */
@@ -137,7 +108,7 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
                 continue;
             if (q > t->commit)
                 q = t->commit;
-            if (pwrite_all(fd, &t->c[p], (size_t)(q - p + 1) * 8,
+            if (fs_pwrite_all(fd, &t->c[p], (size_t)(q - p + 1) * 8,
                            CK_HDR + (off_t)(p - 1) * 8) != 0)
                 goto out;
         }
@@ -145,7 +116,7 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
     if (ftruncate(fd, CK_HDR + (off_t)t->commit * 8) != 0)
         goto out;
     h.txid = txid;
-    if (pwrite_all(fd, &h, sizeof(h), 0) != 0)
+    if (fs_pwrite_all(fd, &h, sizeof(h), 0) != 0)
         goto out;
     t->txid = txid;
     rc = SQLITE_OK;

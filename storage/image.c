@@ -24,16 +24,6 @@ struct image {
     sidecar *sc;
 };
 
-/* The wal-index header fields we need (SQLite's WalIndexHdr, native). */
-typedef struct shm_hdr {
-    uint32_t version, unused, change;
-    uint8_t init, big_end_cksum;
-    uint16_t page_size;
-    uint32_t mx_frame, n_page;
-    uint32_t frame_cksum[2];
-    uint32_t salt[2];
-    uint32_t cksum[2];
-} shm_hdr;
 
 static int pin_open_mode(const char *zDbPath, const char *zVfs, pin *p,
                          int write, char **pzErr);
@@ -143,9 +133,8 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
             im->dbf->pMethods->xShmMap(im->dbf, 0, 32768, 0, &shm) ==
                 SQLITE_OK &&
             shm) {
-            memcpy(&h0, (const void *)shm, sizeof(h0));
-            uint32_t s1 = wal_get32((const uint8_t *)&h0.salt[0]);
-            uint32_t s2 = wal_get32((const uint8_t *)&h0.salt[1]);
+            wal_index_hdr_read(shm, &h0);
+            uint32_t s1 = h0.salt[0], s2 = h0.salt[1];
             int empty = h0.mx_frame == 0 && im->cap.frame == 0;
             if (!empty && (h0.mx_frame != im->cap.frame ||
                            s1 != im->cap.salt1 || s2 != im->cap.salt2)) {

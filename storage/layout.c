@@ -8,6 +8,7 @@
  *
  * Threads: the thread owning the backend handle.
  */
+#include "storage/ltx.h"
 #include "storage/layout.h"
 
 #include <stdio.h>
@@ -57,37 +58,12 @@ layout_key(const backend *b, int level, uint64_t min, uint64_t max,
     return SQLITE_OK;
 }
 
-/* Parses exactly 16 lowercase hex digits. */
-static int
-parse_hex16(const char *z, uint64_t *v)
-{
-    uint64_t x = 0;
-    int i;
-
-    for (i = 0; i < 16; i++) {
-        int c = (unsigned char)z[i];
-        if (c >= '0' && c <= '9')
-            x = (x << 4) | (uint64_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            x = (x << 4) | (uint64_t)(c - 'a' + 10);
-        else
-            return 0;
-    }
-    *v = x;
-    return 1;
-}
-
 int
 layout_parse_name(const char *zName, uint64_t *min, uint64_t *max)
 {
     uint64_t a, b;
-
-    if (strlen(zName) != 16 + 1 + 16 + 4 || zName[16] != '-' ||
-        strcmp(zName + 33, ".ltx") != 0)
-        return 0;
-    if (!parse_hex16(zName, &a) || !parse_hex16(zName + 17, &b))
-        return 0;
-    if (a == 0 || a > b)
+    /* The codec knows the name format; a listing also wants it sane. */
+    if (!ltx_parse_name(zName, &a, &b) || a == 0 || a > b)
         return 0;
     *min = a;
     *max = b;

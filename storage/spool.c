@@ -9,6 +9,7 @@
  *
  * Threads: one thread per handle (the replicator thread).
  */
+#include "storage/fsutil.h"
 #include "storage/mem.h"
 #include "storage/spool.h"
 #include "storage/crc64.h"
@@ -200,22 +201,6 @@ seg_rotate(spool *sp, uint64_t first_txid, char **pzErr)
     return SQLITE_OK;
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Buffered writer of one record: CRC as it goes, flushes in big chunks. */
 typedef struct recw {
     spool *sp;
@@ -228,8 +213,8 @@ typedef struct recw {
 static void
 recw_flush(recw *w)
 {
-    if (w->n && !w->err && write_all(w->sp->cur_fd, w->buf, w->n) != 0)
-        w->err = errno ? errno : EIO;
+    if (w->n && !w->err)
+        w->err = fs_write_all(w->sp->cur_fd, w->buf, w->n);
     w->n = 0;
 }
 

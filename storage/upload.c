@@ -11,6 +11,7 @@
  *
  * Replicator thread only.
  */
+#include "storage/fsutil.h"
 #include "storage/mem.h"
 #include "storage/image.h"
 #include "storage/layout.h"
@@ -29,23 +30,6 @@
 #define BATCH_MAX_BYTES (256ull << 20)
 
 #define SPILL_BYTES (8u << 20)
-
-static int
-write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /*
  * Where an object is encoded: memory while small, a temporary file in the
@@ -70,12 +54,12 @@ outbuf_write(void *ctx, const void *buf, size_t n)
         if (!m->zPath)
             return 1;
         m->fd = open(m->zPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (m->fd < 0 || write_all(m->fd, m->p, m->n) != 0)
+        if (m->fd < 0 || fs_write_all(m->fd, m->p, m->n) != 0)
             return 1;
         m->n = 0;
     }
     if (m->fd >= 0) {
-        if (write_all(m->fd, buf, n) != 0)
+        if (fs_write_all(m->fd, buf, n) != 0)
             return 1;
     } else {
         if (m->n + n > m->cap) {

@@ -86,3 +86,12 @@ wal_frame_valid(const wal_hdr *h, const uint8_t *frame, uint32_t s[2])
     s[1] = t[1];
     return 1;
 }
+
+int
+wal_index_hdr_read(const volatile void *p, shm_hdr *out)
+{
+    memcpy(out, (const void *)p, sizeof(*out));
+    out->salt[0] = wal_get32((const uint8_t *)&out->salt[0]);
+    out->salt[1] = wal_get32((const uint8_t *)&out->salt[1]);
+    return out->init != 0;
+}

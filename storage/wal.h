@@ -56,6 +56,27 @@ wal_frame_offset(uint32_t iFrame, uint32_t page_size)
 }
 
 /*
+ * The wal-index header (first 48 bytes of the -shm; SQLite's WalIndexHdr).
+ * Native byte order, except the salts, which SQLite copies raw from the
+ * WAL header: wal_index_hdr_read() converts them to values.
+ */
+typedef struct shm_hdr {
+    uint32_t version, unused, change;
+    uint8_t init, big_end_cksum;
+    uint16_t page_size; /* 1 means 65536 */
+    uint32_t mx_frame, n_page;
+    uint32_t frame_cksum[2];
+    uint32_t salt[2];
+    uint32_t cksum[2];
+} shm_hdr;
+
+/*
+ * Copies the wal-index header at p (a mapped -shm region 0) into *out,
+ * salts as values.  Returns 1 if the header is initialized, else 0.
+ */
+int wal_index_hdr_read(const volatile void *p, shm_hdr *out);
+
+/*
  * Parses and validates a 32-byte WAL header (magic, version 3007000, page
  * size, header checksum).  Returns 1 if valid, 0 otherwise.
  */

@@ -30,12 +30,7 @@ shm_read(ls_db *d, sqlite3_file *real, shm_hdr *h)
     if (real->pMethods->iVersion < 2 ||
         real->pMethods->xShmMap(real, 0, 32768, 0, &p) != SQLITE_OK || !p)
         return 0;
-    memcpy(h, (const void *)p, sizeof(*h));
-    /* SQLite copies the salts into the wal-index as raw (big-endian) bytes;
-     * everything else there is native. */
-    h->salt[0] = wal_get32((const uint8_t *)&h->salt[0]);
-    h->salt[1] = wal_get32((const uint8_t *)&h->salt[1]);
-    return h->init != 0;
+    return wal_index_hdr_read(p, h);
 }
 
 void
@@ -226,6 +221,17 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
     return txid;
 }
 
+/* Where the WAL ends per a wal-index header: the position of its mxFrame. */
+static wal_pos
+pos_of(const shm_hdr *h)
+{
+    return (wal_pos){.salt1 = h->salt[0],
+                     .salt2 = h->salt[1],
+                     .frame = h->mx_frame,
+                     .cksum1 = h->frame_cksum[0],
+                     .cksum2 = h->frame_cksum[1]};
+}
+
 /*
  * The common case: this hold's copy, in the arena, holds frames lo..hi of
  * exactly one transaction (only frame hi commits).  Queue it where it is.
@@ -290,11 +296,7 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
                    .wal_lo = lo,
                    .seed1 = lo == 1 ? wh.cksum1 : cap->cksum1,
                    .seed2 = lo == 1 ? wh.cksum2 : cap->cksum2,
-                   .pos = {.salt1 = h->salt[0],
-                           .salt2 = h->salt[1],
-                           .frame = h->mx_frame,
-                           .cksum1 = h->frame_cksum[0],
-                           .cksum2 = h->frame_cksum[1]}};
+                   .pos = pos_of(h)};
     replicator_enqueue(d->rep, t);
     return base + 1;
 }
@@ -307,11 +309,7 @@ enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
         return; /* the position stays unmatched: next capture retries */
     *t = (rep_txn){.txid = txid,
                    .flags = REP_FULL,
-                   .pos = {.salt1 = h->salt[0],
-                           .salt2 = h->salt[1],
-                           .frame = h->mx_frame,
-                           .cksum1 = h->frame_cksum[0],
-                           .cksum2 = h->frame_cksum[1]}};
+                   .pos = pos_of(h)};
     replicator_enqueue(d->rep, t);
     d->n_full++;
 }
@@ -404,11 +402,7 @@ image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
                    .commit = commit,
                    .nframes = n,
                    .frames = blob,
-                   .pos = {.salt1 = h->salt[0],
-                           .salt2 = h->salt[1],
-                           .frame = h->mx_frame,
-                           .cksum1 = h->frame_cksum[0],
-                           .cksum2 = h->frame_cksum[1]}};
+                   .pos = pos_of(h)};
     return t;
 fail:
     ls_free(fm);

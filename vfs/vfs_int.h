@@ -22,16 +22,6 @@
 #define ARENA_MIN (256u << 10) /* capture in the arena if this much is free */
 #define CLOSE_GRACE_MS 2000 /* last close: wait this long for the upload */
 
-typedef struct shm_hdr {
-    uint32_t version, unused, change;
-    uint8_t init, big_end_cksum;
-    uint16_t page_size;
-    uint32_t mx_frame, n_page;
-    uint32_t frame_cksum[2];
-    uint32_t salt[2];
-    uint32_t cksum[2];
-} shm_hdr;
-
 typedef struct ls_db ls_db;
 struct ls_db {
     ls_db *next;
