@@ -33,11 +33,12 @@ if [ "$what" = test ]; then
     # better-sqlite3 compiles from source here (no prebuilt binaries can be
     # downloaded): about 2 minutes the first time.  Node headers come from
     # the system (/usr/include/node) instead of a download.
-    nodedir=""
-    [ -d /usr/include/node ] && nodedir="--nodedir=/usr"
+    # (npm options as environment: newer npm refuses unknown flags)
+    export npm_config_build_from_source=true
+    [ -d /usr/include/node ] && export npm_config_nodedir=/usr
     if [ ! -f test/clients/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
         echo "deps: npm ci in test/clients/node (compiles better-sqlite3, ~2 min)"
         (cd test/clients/node &&
-         npm ci --no-audit --no-fund --build-from-source $nodedir >/dev/null)
+         npm ci --no-audit --no-fund >/dev/null)
     fi
 fi
