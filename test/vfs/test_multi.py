@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 from harness import SO, cleanup, done, load, ok, restore_and_compare, scratch
 
@@ -107,6 +108,106 @@ restore_and_compare(con, db, url, os.path.join(d, "out2.db"),
 ok(status(con)["full_images"] == before + 1,
    "foreign checkpoint + restart: exactly one full image "
    f"({status(con)['full_images'] - before})")
+con.close()
+cleanup(d)
+# Uploading moves to another process when the uploader exits (the ship
+# lock), and that process's per-page checksums must be the replica's, not
+# the ones it loaded when it opened the database.
+SESSION = r"""
+import sqlite3, sys
+so, db = sys.argv[1], sys.argv[2]
+b = sqlite3.connect(":memory:"); b.enable_load_extension(True); b.load_extension(so)
+c = sqlite3.connect(db, isolation_level=None, timeout=30)
+for line in sys.stdin:
+    cmd = line.split()
+    r = ""
+    if cmd[0] == "quit":
+        break
+    if cmd[0] == "w":
+        for i in range(int(cmd[1]), int(cmd[2])):
+            c.execute("INSERT INTO t(tag, i) VALUES ('s', ?)", (i,))
+            c.execute("UPDATE t SET v = ? WHERE id = 1 + ? % 50", (i, i))
+    if cmd[0] == "sync":
+        r = c.execute("SELECT litestream_sync(10000)").fetchone()[0]
+    if cmd[0] == "status":
+        r = c.execute("SELECT litestream_status()").fetchone()[0]
+    print("ok", r, flush=True)
+"""
+
+
+def session(db):
+    return subprocess.Popen(["/usr/bin/python3", "-c", SESSION, SO, db],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def say(p, line):
+    p.stdin.write(line + "\n")
+    p.stdin.flush()
+    return p.stdout.readline().strip()[3:]
+
+
+d, db, url, con = setup("takeover")
+con.execute("SELECT litestream_sync(10000)")
+con.close()
+p1 = session(db)
+say(p1, "w 0 200")
+say(p1, "sync")
+p2 = session(db)  # opens while p1 uploads
+say(p2, "w 200 201")
+say(p1, "w 201 600")
+say(p1, "sync")
+say(p1, "quit")
+p1.wait()
+say(p2, "w 600 700")
+say(p2, "sync")
+st = json.loads(say(p2, "status"))["databases"][0]
+ok(st["shipping"] and st["last_error"] is None,
+   "after the uploader exits another process takes over uploading")
+say(p2, "quit")
+p2.wait()
+con = sqlite3.connect(db, isolation_level=None)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "upload takeover: the replica restores identical")
+con.close()
+cleanup(d)
+
+# fork(): the child opens the database itself (SQLite forbids carrying a
+# connection across fork) and replicates; big transactions and WAL restarts
+# in the child must not hang on the parent's replicator.
+d, db, url, con = setup("fork")
+con.execute("INSERT INTO t(tag, i) VALUES ('parent', 0)")
+con.execute("SELECT litestream_sync(10000)")
+pid = os.fork()
+if pid == 0:
+    try:
+        c = sqlite3.connect(db, isolation_level=None, timeout=30)
+        c.execute("BEGIN")
+        for i in range(18000):
+            c.execute("INSERT INTO t(tag, i, v) VALUES ('big', ?, "
+                      "randomblob(4000))", (i,))
+        c.execute("COMMIT")
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.execute("INSERT INTO t(tag, i) VALUES ('child', 1)")
+        c.execute("SELECT litestream_sync(20000)")
+        c.close()
+        os._exit(0)
+    except BaseException:
+        os._exit(1)
+deadline = time.time() + 60
+while True:
+    wpid, status = os.waitpid(pid, os.WNOHANG)
+    if wpid or time.time() > deadline:
+        break
+    time.sleep(0.05)
+if not wpid:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+ok(wpid and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+   "fork: the child's big transaction, checkpoint and write finished")
+con.execute("INSERT INTO t(tag, i) VALUES ('parent', 1)")
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "fork: parent and child writes replicated")
 con.close()
 cleanup(d)
 done()
