@@ -105,7 +105,6 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
 {
     int rc;
     image *im = sqlite3_malloc64(sizeof(*im));
-    shm_hdr h;
     ls_cap cap;
     uint8_t fh[WAL_FRAME_HDR_SIZE];
     *out = NULL;
@@ -159,9 +158,6 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
             goto out;
         }
     }
-    h.salt[0] = cap.salt1;
-    h.salt[1] = cap.salt2;
-    h.mx_frame = cap.frame;
     if (cap.frame > 0) {
         im->page_size = wh.page_size;
         im->commit = cap.commit;
@@ -193,7 +189,7 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
         goto out;
     }
     memset(im->frame_of, 0, ((size_t)im->commit + 1) * 4);
-    for (uint32_t i = 1; i <= h.mx_frame; i++) {
+    for (uint32_t i = 1; i <= cap.frame; i++) {
         wal_frame_hdr f;
         rc = im->walf->pMethods->xRead(im->walf, fh, sizeof(fh),
                                        (sqlite3_int64)wal_frame_offset(
@@ -201,7 +197,7 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
         if (rc != SQLITE_OK)
             goto out;
         wal_frame_hdr_parse(fh, &f);
-        if (f.salt1 != h.salt[0] || f.salt2 != h.salt[1]) {
+        if (f.salt1 != cap.salt1 || f.salt2 != cap.salt2) {
             rc = SQLITE_BUSY; /* restarted under us (read lock 0): retry */
             goto out;
         }

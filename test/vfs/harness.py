@@ -21,13 +21,6 @@ def ok(cond, what):
     return cond
 
 
-def todo(what, why):
-    """A known gap: reported, not counted as a failure (TAP TODO)."""
-    global _n
-    _n += 1
-    print(f"not ok {_n} - {what} # TODO {why}", flush=True)
-
-
 def diag(msg):
     for line in str(msg).splitlines():
         print("# " + line, flush=True)
