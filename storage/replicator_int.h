@@ -79,6 +79,22 @@ int rep_spool_txn(replicator *r, const rep_txn *t, int do_sync,
                   char **pzErr);
 
 /*
+ * Uploads a full image covering replicated+1 .. the image's TXID (upload.c).
+ * SQLITE_BUSY: no consistent image right now, try again.
+ */
+int rep_upload_full(replicator *r);
+
+/*
+ * recover.c.  rep_fill_gap(): captured TXIDs after `to` that no spool
+ * holds; after a grace period they are re-read from the WAL, else a full
+ * image covers them.  rep_recapture_if_stale(): full images keep failing
+ * because the captured position does not match the WAL; after a grace
+ * period the capture runs under a private write lock.
+ */
+int rep_fill_gap(replicator *r, uint64_t to);
+void rep_recapture_if_stale(replicator *r);
+
+/*
  * One upload step of the ship-lock holder (upload.c): learns the replica's
  * position on first use, then uploads the spooled TXIDs after the
  * replicated one as one L0 object, or a full image when the checksums or
