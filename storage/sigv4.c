@@ -1,0 +1,2 @@
+/* storage/sigv4.c: see storage/sigv4.h (being written). */
+#include "storage/sigv4.h"
