@@ -26,8 +26,8 @@ static const struct {
     const backend_vtab *vt; /* NULL: not available in this build */
 } backend_registry[] = {
     {"file", &backend_file_vtab},
-    {"s3", NULL},
-    {"gs", NULL},
+    {"s3", &backend_s3_vtab},
+    {"gs", &backend_gs_vtab},
     {"abs", NULL},
     {"sftp", NULL},
     {"webdav", NULL},
@@ -74,11 +74,12 @@ backend_open_url(const ls_url *u, backend **out, char **pzErr)
                                        u->scheme);
         goto out;
     }
-    rc = vt->open(u, &b);
+    rc = vt->open(u, &b, &zErr);
     if (rc != SQLITE_OK) {
-        zErr = sqlite3_mprintf("litestream: cannot open the %s replica '%s': "
-                               "%s",
-                               vt->name, u->redacted, sqlite3_errstr(rc));
+        if (zErr == NULL)
+            zErr = sqlite3_mprintf("litestream: cannot open the %s replica "
+                                   "'%s': %s",
+                                   vt->name, u->redacted, sqlite3_errstr(rc));
         goto out;
     }
     b->url = sqlite3_mprintf("%s", u->redacted ? u->redacted : "");

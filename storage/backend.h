@@ -59,8 +59,10 @@ typedef struct backend_vtab {
     /*
      * Opens a handle for the replica rooted at the parsed URL (url.h).
      * Must not touch the network or the disk: errors surface on first use.
+     * A configuration error (bad parameter) returns SQLITE_ERROR with
+     * *pzErr (sqlite3_mprintf'd, naming the parameter; pzErr not NULL).
      */
-    int (*open)(const struct ls_url *url, backend **out);
+    int (*open)(const struct ls_url *url, backend **out, char **pzErr);
     /* Frees the handle, the head's url included. */
     void (*close)(backend *);
     /*
@@ -110,6 +112,8 @@ struct backend {
 
 /* The backends (one file each). */
 extern const backend_vtab backend_file_vtab; /* backend_file.c */
+extern const backend_vtab backend_s3_vtab;   /* backend_s3.c */
+extern const backend_vtab backend_gs_vtab;   /* backend_s3.c */
 
 /* Frees a list returned by list(). */
 void backend_objs_free(backend_obj *objs, int n);

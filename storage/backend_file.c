@@ -582,7 +582,7 @@ file_del(backend *b, const char *const *keys, int n)
 }
 
 static int
-file_open(const ls_url *u, backend **out)
+file_open(const ls_url *u, backend **out, char **pzErr)
 {
     file_backend *fb = sqlite3_malloc64(sizeof(*fb));
 

@@ -35,13 +35,7 @@ typedef struct sigv4_request {
     const sigv4_pair *headers;
     int nheader;
     const char *payload_hash; /* lowercase hex SHA-256, or "UNSIGNED-PAYLOAD" */
-    const char *amz_date;     /*
- * Base64 of the MD5 of data into out[25] (the Content-MD5 header that S3's
- * multi-delete requires).  Here because this file is the OpenSSL user.
- */
-void sigv4_md5_base64(const void *data, size_t n, char out[25]);
-
-/* "YYYYMMDDTHHMMSSZ" (same as x-amz-date) */
+    const char *amz_date;     /* "YYYYMMDDTHHMMSSZ" (same as x-amz-date) */
     const char *region;       /* "us-east-1" */
     const char *service;      /* "s3" */
     const char *access_key;
