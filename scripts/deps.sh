@@ -4,6 +4,7 @@
 # tests use.  Idempotent and quiet when everything is already there.
 #   scripts/deps.sh build   toolchain + libraries (enough for `make demo`)
 #   scripts/deps.sh test    + clang/sanitizers, sqlite3 shell, Node packages
+#                           (test/clients/node, test/servers)
 set -euo pipefail
 what=${1:-test}
 cd "$(dirname "$0")/.."
@@ -40,5 +41,12 @@ if [ "$what" = test ]; then
         echo "deps: npm ci in test/clients/node (compiles better-sqlite3, ~2 min)"
         (cd test/clients/node &&
          npm ci --no-audit --no-fund >/dev/null)
+    fi
+    # S3 test server (@20minutes/s3rver, pinned in package-lock.json).
+    if [ ! -f test/servers/node_modules/@20minutes/s3rver/package.json ]; then
+        echo "deps: npm ci in test/servers (s3rver, ~15 s)"
+        (cd test/servers &&
+         env -u npm_config_build_from_source -u npm_config_nodedir \
+             npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
 fi

@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "vfs"))
-from harness import (SO, cleanup, diag, done, dump_hash, load, ok,  # noqa
+from harness import (replica_url, SO, cleanup, diag, done, dump_hash, load, ok,  # noqa
                      scratch)
 
 seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
@@ -25,7 +25,7 @@ rnd = random.Random(seed)
 load()
 d = scratch("crash")
 db = os.path.join(d, "app.db")
-url = "file://" + os.path.join(d, "replica")
+url = replica_url(d)
 writer = os.path.join(os.path.dirname(__file__), "writer.py")
 # The database exists and is replicated before the first kill.
 setup = sqlite3.connect(db, isolation_level=None)

@@ -39,6 +39,34 @@ def load():
     return c
 
 
+BACKEND = os.environ.get("LITESTREAM_TEST_BACKEND", "file")
+_s3 = None
+
+
+def s3_server():
+    """The S3 server of this test process (started on first use, stopped at
+    exit), with its credentials in the environment for the extension."""
+    global _s3
+    if _s3 is None:
+        sys.path.insert(0, os.path.join(os.environ["LITESTREAM_SRCDIR"],
+                                        "test", "servers"))
+        from servers import S3Server
+        _s3 = S3Server().start()
+        os.environ["AWS_ACCESS_KEY_ID"] = _s3.key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = _s3.secret
+    return _s3
+
+
+def replica_url(d, name="replica"):
+    """The replica URL of a test: a directory under d, or with
+    LITESTREAM_TEST_BACKEND=s3 a prefix of the test S3 server's bucket."""
+    if BACKEND == "s3":
+        s = s3_server()
+        prefix = os.path.basename(d.rstrip("/")) + "/" + name
+        return f"s3://{s.bucket}/{prefix}?endpoint={s.endpoint}"
+    return "file://" + os.path.join(d, name)
+
+
 def scratch(name):
     d = tempfile.mkdtemp(prefix=f"ls-{name}-")
     return d

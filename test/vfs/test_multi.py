@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from harness import SO, cleanup, done, load, ok, restore_and_compare, scratch
+from harness import replica_url, SO, cleanup, done, load, ok, restore_and_compare, scratch
 
 load()
 
@@ -36,7 +36,7 @@ def child(db, n, tag, ext=True):
 def setup(name):
     d = scratch(name)
     db = os.path.join(d, "app.db")
-    url = "file://" + os.path.join(d, "replica")
+    url = replica_url(d)
     con = sqlite3.connect(db, isolation_level=None, timeout=30)
     con.execute(f"PRAGMA litestream_url = '{url}'")
     con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, tag, i, v)")

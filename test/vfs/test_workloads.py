@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 
-from harness import (cleanup, diag, done, dump_hash, load, ok,
+from harness import (replica_url, cleanup, diag, done, dump_hash, load, ok,
                      restore_and_compare, scratch)
 
 load()
@@ -15,7 +15,7 @@ load()
 def fresh(name, **pragmas):
     d = scratch(name)
     db = os.path.join(d, "app.db")
-    url = "file://" + os.path.join(d, "replica")
+    url = replica_url(d)
     con = sqlite3.connect(db, isolation_level=None)
     for k, v in pragmas.items():
         con.execute(f"PRAGMA {k}={v}")
@@ -115,7 +115,7 @@ def w_autovacuum():
     for mode in ("FULL", "INCREMENTAL"):
         d = scratch("autovacuum-" + mode.lower())
         db = os.path.join(d, "app.db")
-        url = "file://" + os.path.join(d, "replica")
+        url = replica_url(d)
         con = sqlite3.connect(db, isolation_level=None)
         con.execute(f"PRAGMA auto_vacuum={mode}")
         con.execute(f"PRAGMA litestream_url = '{url}'")
@@ -200,7 +200,7 @@ def w_exclusive():
     # read by a private connection: the capture takes it itself).
     d2 = scratch("exclusive-first")
     db2 = os.path.join(d2, "app.db")
-    url2 = "file://" + os.path.join(d2, "replica")
+    url2 = replica_url(d2)
     c2 = sqlite3.connect(db2, isolation_level=None)
     c2.execute("PRAGMA journal_mode=WAL")
     c2.execute("PRAGMA locking_mode=EXCLUSIVE")

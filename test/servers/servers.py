@@ -1,0 +1,267 @@
+"""Test servers on loopback for the integration tests (stdlib only).
+
+Import everything from here: S3Server lives in this file, FaultProxy in
+faultproxy.py (re-exported).
+
+S3Server    runs @20minutes/s3rver 4.0.4 (checks SigV4 signatures) from
+            test/servers/node_modules, with preloads: s3keys.js (more
+            access keys), s3rver-walkfix.js (correct ListObjects) and
+            s3rver-atomicput.js (a PUT cut off mid-body stores nothing).
+FaultProxy  an HTTP/1.1 reverse proxy that injects faults (error statuses,
+            connection resets, stalls, truncated bodies, delays) by rules
+            the test adds and clears while it runs, and logs every request.
+
+Test scripts put test/servers on sys.path (meson sets PYTHONPATH).  Nothing
+here prints: errors are exceptions, request records are in FaultProxy.log.
+
+No node process outlives its test: stop() terminates it (SIGKILL after 3 s),
+an atexit hook stops every server still running, and s3rver-cli.js exits on
+its own when the Python process that started it dies (even by SIGKILL),
+removing the server's temp dir.
+
+Threads: S3Server is used from one test thread; FaultProxy is thread-safe
+(see faultproxy.py).
+"""
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from faultproxy import FAULTS, FaultProxy, Request, Rule
+
+__all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
+           "FAULTS", "HERE", "S3RVER_PKG"]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+S3RVER_PKG = os.path.join(HERE, "node_modules", "@20minutes", "s3rver")
+
+_live = set()  # servers started and not yet stopped
+_live_lock = threading.Lock()
+
+
+def _stop_all():
+    with _live_lock:
+        items = list(_live)
+    for item in items:
+        try:
+            item.stop()
+        except Exception:
+            pass
+
+
+atexit.register(_stop_all)
+
+
+def free_port():
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# S3Server
+
+
+class S3Server:
+    """@20minutes/s3rver on 127.0.0.1:<free port>, data under a temp dir.
+
+    Objects live at <data_dir>/<bucket>/<key>._S3rver_object (next to
+    ._S3rver_metadata.json and ._S3rver_object.md5); multipart uploads in
+    progress at <data_dir>/<bucket>/._S3rver_uploads/<uploadId>/.
+    Credentials: .key/.secret (S3RVER/S3RVER, built in) and .key2/.secret2
+    (the first of extra_keys); .keys maps every key id to its secret.
+    The temp dir (data and s3rver.log) is removed by stop() unless keep
+    (default: $LITESTREAM_KEEP_SERVERS is set).
+    """
+
+    DEFAULT_KEY = "S3RVER"
+    DEFAULT_SECRET = "S3RVER"
+
+    def __init__(self, buckets=("testbucket",),
+                 extra_keys=(("AKIATESTKEY", "testsecret"),), *,
+                 data_dir=None, verbose=False, walkfix=True, atomic_put=True,
+                 keep=None,
+                 ready_timeout=15.0, node="node"):
+        self.buckets = list(buckets)
+        self.bucket = self.buckets[0] if self.buckets else None
+        self.key, self.secret = self.DEFAULT_KEY, self.DEFAULT_SECRET
+        self.extra_keys = [tuple(kv) for kv in extra_keys]
+        self.key2, self.secret2 = (self.extra_keys[0] if self.extra_keys
+                                   else (None, None))
+        self.keys = dict([(self.key, self.secret)] + self.extra_keys)
+        self.host = "127.0.0.1"
+        self.port = None
+        self.endpoint = None
+        self.pid = None
+        self.proc = None
+        self._data_dir_arg = data_dir
+        self.data_dir = data_dir
+        self.log_path = None
+        self.verbose = verbose
+        self.walkfix = walkfix
+        self.atomic_put = atomic_put
+        self.keep = (bool(os.environ.get("LITESTREAM_KEEP_SERVERS"))
+                     if keep is None else keep)
+        self.ready_timeout = ready_timeout
+        self.node = node
+        self._tmp = None
+        self._log = None
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def __repr__(self):
+        return "S3Server(%s, data_dir=%s)" % (self.endpoint, self.data_dir)
+
+    def start(self):
+        """Start node, wait until it serves (ready_timeout), return self."""
+        if self.proc is not None:
+            raise RuntimeError("S3Server already started")
+        cli = os.path.join(HERE, "s3rver-cli.js")
+        if not os.path.exists(os.path.join(S3RVER_PKG, "package.json")):
+            raise RuntimeError("%s is missing: run scripts/deps.sh test"
+                               % S3RVER_PKG)
+        self._tmp = tempfile.mkdtemp(prefix="litestream-s3rver-")
+        self.data_dir = self._data_dir_arg or os.path.join(self._tmp, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.log_path = os.path.join(self._tmp, "s3rver.log")
+        with _live_lock:
+            _live.add(self)
+        try:
+            for attempt in range(3):
+                if self._spawn(cli, attempt == 2):
+                    return self
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, cli, last):
+        """One start attempt; False when the port was taken meanwhile."""
+        self.port = free_port()
+        self.endpoint = "http://%s:%d" % (self.host, self.port)
+        args = [self.node, "-r", os.path.join(HERE, "s3keys.js")]
+        if self.walkfix:
+            args += ["-r", os.path.join(HERE, "s3rver-walkfix.js")]
+        if self.atomic_put:
+            args += ["-r", os.path.join(HERE, "s3rver-atomicput.js")]
+        args += [cli, "-d", self.data_dir, "-a", self.host,
+                 "-p", str(self.port)]
+        if not self.verbose:
+            args.append("--silent")
+        for b in self.buckets:
+            args += ["--configure-bucket", b]
+        env = dict(os.environ)
+        env["NODE_OPTIONS"] = (env.get("NODE_OPTIONS", "") +
+                               " --openssl-legacy-provider").strip()
+        env["S3RVER_EXTRA_KEYS"] = ",".join("%s:%s" % kv
+                                            for kv in self.extra_keys)
+        env["S3RVER_PARENT_PID"] = str(os.getpid())
+        if not self.keep:
+            env["S3RVER_ORPHAN_RMDIR"] = self._tmp
+        if self._log:
+            self._log.close()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, cwd=HERE, env=env,
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                text = self.log_text()
+                if "EADDRINUSE" in text and not last:
+                    self.proc = None
+                    return False
+                raise RuntimeError("s3rver exited with code %d before it was "
+                                   "ready; log %s:\n%s"
+                                   % (rc, self.log_path, text))
+            if ("S3rver listening on" in self.log_text()
+                    and _port_open(self.host, self.port)):
+                return True
+            time.sleep(0.05)
+        raise RuntimeError("s3rver was not ready on %s after %.0f s; "
+                           "log %s:\n%s" % (self.endpoint, self.ready_timeout,
+                                            self.log_path, self.log_text()))
+
+    def stop(self):
+        """SIGTERM node, SIGKILL after 3 s, reap it; remove the temp dir
+        unless keep.  Idempotent."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        if self._tmp and not self.keep:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        with _live_lock:
+            _live.discard(self)
+
+    @property
+    def running(self):
+        """True while the node process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        """The server's stdout+stderr so far ("" if none)."""
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def object_path(self, key, bucket=None):
+        """Path of the file that holds an object's bytes."""
+        return os.path.join(self.data_dir, bucket or self.bucket,
+                            key + "._S3rver_object")
+
+    def stored_keys(self, bucket=None):
+        """Sorted keys that have an object file on disk (complete or not)."""
+        root = os.path.join(self.data_dir, bucket or self.bucket)
+        keys = []
+        for d, dirs, files in os.walk(root):
+            dirs[:] = [x for x in dirs if x != "._S3rver_uploads"]
+            for f in files:
+                if f.endswith("._S3rver_object"):
+                    rel = os.path.relpath(os.path.join(d, f), root)
+                    keys.append(rel[:-len("._S3rver_object")])
+        return sorted(keys)
+
+    def pending_uploads(self, bucket=None):
+        """Ids of multipart uploads started and never completed (s3rver
+        cannot abort them: DELETE ?uploadId= answers 405)."""
+        d = os.path.join(self.data_dir, bucket or self.bucket,
+                         "._S3rver_uploads")
+        try:
+            return sorted(os.listdir(d))
+        except OSError:
+            return []
