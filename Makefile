@@ -32,7 +32,7 @@ test: deps-test build asan
 	@rc=0; \
 	meson test -C $(BUILD) --num-processes 2 --print-errorlogs || rc=1; \
 	meson test -C $(ASAN) --num-processes 2 --print-errorlogs \
-	    --suite unit --suite vfs || rc=1; \
+	    --suite unit --suite vfs --suite integration || rc=1; \
 	/usr/bin/python3 test/summary.py $(BUILD) $(ASAN) || rc=1; \
 	exit $$rc
 

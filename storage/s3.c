@@ -397,6 +397,14 @@ s3_fail(const s3_client *c, const s3_call *call, int rc,
 {
     const char *zKey = call->key ? call->key : "";
     const char *zCode = NULL, *zMsg = NULL;
+    const char *zOp = call->method;
+
+    if (call->key == NULL) { /* bucket-level: name the operation */
+        zOp = strcmp(zOp, "GET") == 0 ? "LIST" : "DELETE (batch)";
+        for (int i = 0; i < call->nquery; i++)
+            if (strcmp(call->query[i].name, "prefix") == 0)
+                zKey = call->query[i].value;
+    }
     xml_node *x = NULL;
     char *z;
 
@@ -420,19 +428,19 @@ s3_fail(const s3_client *c, const s3_call *call, int rc,
         rc = s3_status_rc(resp, zCode);
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' failed: "
                             "HTTP %ld%s%s%s%s",
-                            c->gcs ? "GCS" : "S3", call->method, zKey,
+                            c->gcs ? "GCS" : "S3", zOp, zKey,
                             c->bucket, resp->status, zCode ? " " : "",
                             zCode ? zCode : "", zMsg ? ": " : "",
                             zMsg ? zMsg : "");
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' on "
                             "%s failed: %s",
-                            c->gcs ? "GCS" : "S3", call->method, zKey,
+                            c->gcs ? "GCS" : "S3", zOp, zKey,
                             c->bucket, c->host,
                             resp->transport ? resp->transport : "no response");
     } else {
         z = sqlite3_mprintf("litestream: %s %s '%s': %s",
-                            c->gcs ? "GCS" : "S3", call->method, zKey,
+                            c->gcs ? "GCS" : "S3", zOp, zKey,
                             sqlite3_errstr(rc));
     }
     xml_free(x);

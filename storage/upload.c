@@ -631,8 +631,11 @@ check_replica(replicator *r)
             uint64_t post = 0;
             for (int i = 0; i < 8; i++)
                 post = (post << 8) | tr[i];
-            r->ck.sum = post;
-            r->pre_known = post != 0;
+            /* A trailer without the checksum flag is not a checksum (a
+             * torn object on a store without atomic puts): unknown. */
+            r->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
+            if (r->pre_known)
+                r->ck.sum = post;
         }
         sqlite3_free(tr);
     }

@@ -311,8 +311,10 @@ xml_char_ref(xml_parser *p)
     if (nDigit == 0 || j >= p->n || p->z[j] != ';')
         return xml_fail(p, at, "malformed character reference");
     if (!xml_is_char(c))
-        return xml_fail(p, at, "character reference to U+%04lX, which is not "
-                               "allowed in XML", c);
+        return xml_fail(p, at,
+                        "character reference to U+%04lX, which is not "
+                        "allowed in XML",
+                        c);
     p->i = j + 1;
     return xml_append_utf8(p, c);
 }
@@ -325,8 +327,8 @@ xml_reference(xml_parser *p)
         const char *zName;
         char c;
     } aEnt[] = {
-        {"lt;", '<'}, {"gt;", '>'}, {"amp;", '&'}, {"quot;", '"'},
-        {"apos;", '\''},
+        {"lt;", '<'},   {"gt;", '>'},    {"amp;", '&'},
+        {"quot;", '"'}, {"apos;", '\''},
     };
     size_t k, m;
 
@@ -388,8 +390,9 @@ xml_doctype(xml_parser *p)
         } else if (c == '"' || c == '\'') {
             quote = c;
         } else if (c == '[') {
-            return xml_fail(p, j, "DOCTYPE with an internal subset (entity "
-                                  "declarations are not supported)");
+            return xml_fail(p, j,
+                            "DOCTYPE with an internal subset (entity "
+                            "declarations are not supported)");
         } else if (c == '>') {
             p->i = j + 1;
             return SQLITE_OK;
@@ -507,8 +510,7 @@ xml_open_element(xml_parser *p, size_t at, size_t qoff, size_t qlen,
     xml_open *o;
 
     if (p->depth == XML_MAX_DEPTH)
-        return xml_fail(p, at, "elements nested deeper than %d",
-                        XML_MAX_DEPTH);
+        return xml_fail(p, at, "elements nested deeper than %d", XML_MAX_DEPTH);
     nd = sqlite3_malloc64(sizeof(*nd) + len + 1);
     if (nd == NULL)
         return SQLITE_NOMEM;

@@ -35,7 +35,9 @@ typedef struct xml_node {
  */
 int xml_parse(const char *z, size_t n, xml_node **root, char **pzErr);
 
-/* Frees a tree; NULL is a no-op. */
+/* Frees the tree of a document element returned by xml_parse() (never an
+ * inner node); NULL is a no-op.  Texts of "" may be shared: never write
+ * to a node's text. */
 void xml_free(xml_node *root);
 
 /* The first child of parent with local name zName, or NULL. */
@@ -46,8 +48,10 @@ const xml_node *xml_next(const xml_node *node);
 
 /*
  * The text of the element reached from parent by a '/'-separated path of
- * local names, taking the first match at each step ("Error/Code"), or
- * NULL if there is no such element.
+ * local names, taking the first match at each step (from the root of a
+ * ListObjectsV2 answer: "Contents/Key"; of an S3 error, whose root is
+ * <Error>: "Code"), or NULL if there is no such element.  Whitespace between
+ * elements is text of their parent: read leaf elements.
  */
 const char *xml_text(const xml_node *parent, const char *zPath);
 
