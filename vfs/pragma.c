@@ -12,6 +12,7 @@
  *
  * Runs on the application thread preparing the PRAGMA.
  */
+#include "storage/sidecar.h"
 #include "storage/url.h"
 #include "vfs/vfs.h"
 
@@ -33,6 +34,45 @@ fail(char **azArg, char *zMsg)
 {
     azArg[0] = zMsg;
     return SQLITE_ERROR;
+}
+
+/*
+ * Replication just started on a database that already has content but no
+ * captured transaction: commit an empty change (user_version rewritten
+ * with its own value) so the existing content gets TXID 1 and is uploaded
+ * as a full image now, not at the application's next write.  Only from
+ * autocommit mode; best effort (the next write does the same).
+ */
+static void
+mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
+{
+    sqlite3_int64 size = 0;
+    sqlite3_stmt *st = NULL;
+    sidecar *sc = vfs_db_sidecar(d);
+    ls_cap cap;
+    char *zSql;
+    int v;
+
+    if (!conn || !sqlite3_get_autocommit(conn) || !sc ||
+        (sidecar_cap_read(sc, &cap) && cap.txid > 0) ||
+        real->pMethods->xFileSize(real, &size) != SQLITE_OK || size == 0)
+        return;
+    if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return;
+    if (sqlite3_prepare_v2(conn, "PRAGMA main.user_version", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+        zSql = sqlite3_mprintf("PRAGMA main.user_version = %d", v);
+        if (zSql && (!sidecar_cap_read(sc, &cap) || cap.txid == 0))
+            sqlite3_exec(conn, zSql, NULL, NULL, NULL);
+        sqlite3_free(zSql);
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static int
@@ -83,6 +123,8 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
                     zErr ? zErr
                          : sqlite3_mprintf("litestream: %s",
                                            sqlite3_errstr(rc)));
+    if (zUrl[0])
+        mark_first_txid(d, conn, real);
     r = vfs_db_replicator(d);
     azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
     vfs_db_replicator_done(d, r);

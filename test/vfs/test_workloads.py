@@ -268,9 +268,32 @@ def w_reopen():
     cleanup(d)
 
 
+def w_existing():
+    # A database with content written before replication was configured:
+    # setting the URL alone makes it restorable (no further write needed).
+    d = scratch("existing")
+    db = os.path.join(d, "app.db")
+    p = sqlite3.connect(f"file:{db}?vfs=unix", uri=True, isolation_level=None)
+    p.execute("PRAGMA journal_mode=WAL")
+    p.execute("CREATE TABLE t(x)")
+    p.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(500)])
+    p.execute("PRAGMA user_version = 42")
+    p.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    p.close()
+    con = sqlite3.connect(db, isolation_level=None)
+    url = replica_url(d)
+    con.execute(f"PRAGMA litestream_url = '{url}'")
+    ok(con.execute("PRAGMA user_version").fetchone()[0] == 42,
+       "existing database: user_version untouched")
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "existing database, URL set, no write since")
+    con.close()
+    cleanup(d)
+
+
 for w in (w_small, w_spill, w_huge, w_rollback, w_schema, w_autovacuum,
           w_checkpoints, w_autockpt,
-          w_sync_modes, w_exclusive, w_reopen):
+          w_sync_modes, w_exclusive, w_reopen, w_existing):
     try:
         w()
     except Exception as e:  # a crash of the workload is a failure

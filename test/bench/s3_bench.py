@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""S3 benchmark (part of `make bench`, test/bench/run.sh): the extension and
+the Litestream v0.3.13 daemon side by side against one s3rver on loopback.
+
+  e. requests per 1000 transactions at 100 transactions/s, 1 s sync
+     interval, counted by a pass-through proxy in front of s3rver;
+  f. restore of a BENCH_S3_RESTORE_MB (default 500) database from s3rver:
+     litestream_restore() vs `litestream restore`, alternating, BENCH_REPS
+     (default 3) each, medians and the ratio.
+
+usage: s3_bench.py EXT_WITHOUT_SO DAEMON_BINARY WORKDIR OUT_MD
+(DAEMON_BINARY may be "-" to skip the daemon.)  Appends markdown to OUT_MD.
+"""
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "servers"))
+from servers import FaultProxy, S3Server  # noqa: E402
+
+ext, daemon, work, out_md = sys.argv[1:5]
+daemon = None if daemon == "-" else daemon
+quick = os.environ.get("BENCH_QUICK") == "1"
+restore_mb = int(os.environ.get("BENCH_S3_RESTORE_MB",
+                                "40" if quick else "500"))
+reps = int(os.environ.get("BENCH_REPS", "1" if quick else "3"))
+n_txn = int(os.environ.get("BENCH_S3_TXNS", "300" if quick else "1000"))
+rate = 100.0
+
+
+def progress(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def load_ext():
+    c = sqlite3.connect(":memory:")
+    c.enable_load_extension(True)
+    c.load_extension(ext)
+    return c
+
+
+def daemon_config(path, db, endpoint, prefix, bucket):
+    with open(path, "w") as f:
+        f.write(f"""access-key-id: {s3.key}
+secret-access-key: {s3.secret}
+dbs:
+  - path: {db}
+    monitor-interval: 1s
+    replicas:
+      - type: s3
+        bucket: {bucket}
+        path: {prefix}
+        endpoint: {endpoint}
+        region: us-east-1
+        force-path-style: true
+        sync-interval: 1s
+""")
+
+
+def paced_writes(con, n):
+    """n one-row transactions at `rate` per second."""
+    t0 = time.monotonic()
+    for i in range(n):
+        con.execute("INSERT INTO t(v) VALUES (randomblob(100))")
+        delay = t0 + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def counts(px):
+    c = px.counts
+    return {m: c.get(m, 0) for m in ("PUT", "GET", "HEAD", "POST", "DELETE")}
+
+
+def req_ext(px):
+    d = os.path.join(work, "e-ext")
+    os.makedirs(d)
+    load_ext()
+    con = sqlite3.connect(os.path.join(d, "db.sqlite"), isolation_level=None)
+    con.execute(f"PRAGMA litestream_url = 's3://bench/e-ext?endpoint="
+                f"{px.endpoint}'")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    con.execute("SELECT litestream_sync(30000)")
+    px.clear_log()
+    paced_writes(con, n_txn)
+    time.sleep(1.5)  # the last interval's upload
+    c = counts(px)
+    lst = len(px.requests("GET", "list-type"))
+    c["GET"] -= lst
+    c["LIST"] = lst
+    con.close()
+    return c
+
+
+def req_daemon(px):
+    d = os.path.join(work, "e-daemon")
+    os.makedirs(d)
+    db = os.path.join(d, "db.sqlite")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode=wal")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    cfg = os.path.join(d, "litestream.yml")
+    daemon_config(cfg, db, px.endpoint, "e-daemon", "bench")
+    log = open(os.path.join(d, "daemon.log"), "w")
+    p = subprocess.Popen([daemon, "replicate", "-config", cfg], stdout=log,
+                         stderr=subprocess.STDOUT)
+    time.sleep(3)  # first snapshot and the initial listing
+    px.clear_log()
+    paced_writes(con, n_txn)
+    time.sleep(1.5)
+    c = counts(px)
+    lst = len(px.requests("GET", "list-type|delimiter|prefix="))
+    c["GET"] -= lst
+    c["LIST"] = lst
+    p.terminate()
+    p.wait()
+    con.close()
+    return c
+
+
+def build_db(path, mb):
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=wal")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    rows = mb * 1024 * 1024 // 4096
+    for _ in range(0, rows, 1000):
+        con.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
+                    "FROM c WHERE x<1000) INSERT INTO t(v) "
+                    "SELECT randomblob(4000) FROM c")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def bucket_bytes(prefix):
+    root = os.path.join(s3.data_dir, "bench", prefix)
+    n = 0
+    for dp, _, fs in os.walk(root):
+        n += sum(os.path.getsize(os.path.join(dp, f)) for f in fs
+                 if f.endswith("._S3rver_object"))
+    return n
+
+
+def wait_quiet(prefix, quiet=3.0, limit=600):
+    last, t_change, t0 = -1, time.time(), time.time()
+    while time.time() - t_change < quiet and time.time() - t0 < limit:
+        b = bucket_bytes(prefix)
+        if b != last:
+            last, t_change = b, time.time()
+        time.sleep(0.2)
+    return last
+
+
+def restore_bench():
+    d = os.path.join(work, "f")
+    os.makedirs(d)
+    src = os.path.join(d, "src.sqlite")
+    progress(f"f. building a {restore_mb} MB database")
+    build_db(src, restore_mb)
+    size = os.path.getsize(src)
+    # The extension's replica: one full image (multipart upload).
+    edb = os.path.join(d, "ext.sqlite")
+    shutil.copy(src, edb)
+    load_ext()
+    url = f"s3://bench/f-ext?endpoint={s3.endpoint}"
+    con = sqlite3.connect(edb, isolation_level=None)
+    con.execute(f"PRAGMA litestream_url = '{url}'")
+    con.execute("SELECT litestream_sync(600000)")
+    con.close()
+    ext_bytes = bucket_bytes("f-ext")
+    # The daemon's replica of the same database (snapshot + WAL).
+    dcfg = None
+    if daemon:
+        ddb = os.path.join(d, "daemon.sqlite")
+        shutil.copy(src, ddb)
+        dcfg = os.path.join(d, "litestream.yml")
+        daemon_config(dcfg, ddb, s3.endpoint, "f-daemon", "bench")
+        log = open(os.path.join(d, "daemon.log"), "w")
+        p = subprocess.Popen([daemon, "replicate", "-config", dcfg],
+                             stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(2)
+        wait_quiet("f-daemon")
+        p.terminate()
+        p.wait()
+    t_ext, t_dae = [], []
+    q = load_ext()
+    for i in range(reps):
+        out = os.path.join(d, "out-ext.sqlite")
+        for f in (out, out + "-wal", out + "-shm"):
+            if os.path.exists(f):
+                os.remove(f)
+        t0 = time.monotonic()
+        q.execute("SELECT litestream_restore(?, ?)", (url, out))
+        t_ext.append(time.monotonic() - t0)
+        os.remove(out)
+        if daemon:
+            outd = os.path.join(d, "out-daemon.sqlite")
+            t0 = time.monotonic()
+            subprocess.run([daemon, "restore", "-config", dcfg, "-o", outd,
+                            os.path.join(d, "daemon.sqlite")], check=True,
+                           capture_output=True)
+            t_dae.append(time.monotonic() - t0)
+            os.remove(outd)
+        progress(f"f. rep {i + 1}/{reps}: extension {t_ext[-1]:.2f} s"
+                 + (f", daemon {t_dae[-1]:.2f} s" if t_dae else ""))
+    return size, ext_bytes, bucket_bytes("f-daemon"), t_ext, t_dae
+
+
+os.makedirs(work, exist_ok=True)
+s3 = S3Server(buckets=("bench",)).start()
+os.environ["AWS_ACCESS_KEY_ID"] = s3.key
+os.environ["AWS_SECRET_ACCESS_KEY"] = s3.secret
+px = FaultProxy(s3).start()
+try:
+    progress(f"e. {n_txn} transactions at {rate:.0f}/s, extension")
+    ce = req_ext(px)
+    cd = None
+    if daemon:
+        progress(f"e. {n_txn} transactions at {rate:.0f}/s, daemon")
+        cd = req_daemon(px)
+    size, eb, db_, te, td = restore_bench()
+finally:
+    px.stop()
+    s3.stop()
+
+secs = n_txn / rate
+with open(out_md, "a") as f:
+    f.write(f"\n## e. S3 requests per 1000 transactions (s3rver, {rate:.0f} "
+            f"txn/s, 1 s sync interval, {n_txn} txns over {secs:.0f} s)\n\n")
+    f.write("| | PUT | GET | LIST | POST | DELETE | PUT per second |\n")
+    f.write("|---|---|---|---|---|---|---|\n")
+    for name, c in (("extension", ce), ("daemon v0.3.13", cd)):
+        if c is None:
+            continue
+        k = 1000.0 / n_txn
+        f.write(f"| {name} | {c['PUT'] * k:.0f} | {c['GET'] * k:.0f} | "
+                f"{c['LIST'] * k:.0f} | {c['POST'] * k:.0f} | "
+                f"{c['DELETE'] * k:.0f} | {c['PUT'] / secs:.2f} |\n")
+    f.write(f"\n## f. restore of a {restore_mb} MB database from s3rver\n\n")
+    me = statistics.median(te)
+    f.write(f"database {size / 1e6:.0f} MB; extension replica "
+            f"{eb / 1e6:.0f} MB, daemon replica {db_ / 1e6:.0f} MB; "
+            f"{reps} reps alternating, medians\n\n")
+    f.write("| | seconds | MB/s | vs daemon |\n|---|---|---|---|\n")
+    if td:
+        md = statistics.median(td)
+        f.write(f"| extension `litestream_restore('s3://…')` | **{me:.2f}** "
+                f"| {size / 1e6 / me:.0f} | **{md / me:.2f}x faster** |\n")
+        f.write(f"| daemon `litestream restore` | {md:.2f} | "
+                f"{size / 1e6 / md:.0f} | 1 |\n")
+    else:
+        f.write(f"| extension | {me:.2f} | {size / 1e6 / me:.0f} | - |\n")
+progress("s3 done")
