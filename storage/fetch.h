@@ -24,7 +24,7 @@
 
 #include "storage/backend.h"
 
-#define FETCH_CHUNK (2u << 20)      /* bytes per range request */
+#define FETCH_CHUNK (8u << 20)      /* bytes per range request */
 #define FETCH_DEPTH 4               /* chunks ahead per object */
 #define FETCH_BUDGET (64ull << 20)  /* read-ahead bytes in flight, total */
 

@@ -245,11 +245,12 @@ with open(out_md, "a") as f:
     f.write(f"database {size / 1e6:.0f} MB; extension replica "
             f"{eb / 1e6:.0f} MB, daemon replica {db_ / 1e6:.0f} MB; "
             f"{reps} reps alternating, medians\n\n")
-    f.write("| | seconds | MB/s | vs daemon |\n|---|---|---|---|\n")
+    f.write("| | seconds | MB/s | speed vs daemon |\n|---|---|---|---|\n")
     if td:
         md = statistics.median(td)
         f.write(f"| extension `litestream_restore('s3://…')` | **{me:.2f}** "
-                f"| {size / 1e6 / me:.0f} | **{md / me:.2f}x faster** |\n")
+                f"| {size / 1e6 / me:.0f} | **{md / me:.2f}x** "
+                f"({'faster' if me < md else 'SLOWER'}) |\n")
         f.write(f"| daemon `litestream restore` | {md:.2f} | "
                 f"{size / 1e6 / md:.0f} | 1 |\n")
     else:
