@@ -235,11 +235,13 @@ error_then_fix("no-credentials", f"s3://testbucket/e3?endpoint={EP}",
 
 def make_bucket(name):
     import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     subprocess.run(["curl", "-sS", "--fail", "-X", "PUT",
                     "--aws-sigv4", "aws:amz:us-east-1:s3",
                     "--user", f"{KEY}:{SECRET}",
                     "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-                    f"{EP}/{name}"], check=True, capture_output=True)
+                    f"{EP}/{name}"], check=True, capture_output=True,
+                   env=env)
 
 
 error_then_fix("missing-bucket", f"s3://nobucket/e4?endpoint={EP}",

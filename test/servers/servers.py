@@ -172,6 +172,9 @@ class S3Server:
         for b in self.buckets:
             args += ["--configure-bucket", b]
         env = dict(os.environ)
+        # Under the sanitizer build the test's interpreter runs with the ASan
+        # runtime preloaded; the server must not inherit it.
+        env.pop("LD_PRELOAD", None)
         env["NODE_OPTIONS"] = (env.get("NODE_OPTIONS", "") +
                                " --openssl-legacy-provider").strip()
         env["S3RVER_EXTRA_KEYS"] = ",".join("%s:%s" % kv
