@@ -24,7 +24,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "storage/compact.h"
 #include "storage/replicator_int.h"
@@ -32,6 +35,7 @@
 #define DEL_BATCH 1000
 #define SNAP_BUDGET_MS 2000
 #define RETRY_MS 1000
+#define CP_NICE 10
 
 struct compactor {
     replicator *r;
@@ -337,6 +341,11 @@ static void *
 cp_main(void *arg)
 {
     compactor *c = arg;
+
+    /* Background work: on a busy machine the application's threads (and
+     * the replicator's L0 uploads) get the CPU first.  Linux applies a
+     * thread id's nice value to that thread only. */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CP_NICE);
 
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
