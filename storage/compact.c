@@ -121,7 +121,9 @@ merge_publish(backend *b, const char *zTmp, int fd, const ltx_header *oh,
     struct stat st;
     int rc;
 
-    if (fsync(fd) != 0 || fstat(fd, &st) != 0) {
+    /* No fsync here: the file is scratch; the backend makes the object
+     * durable (the file backend fsyncs before its rename). */
+    if (fstat(fd, &st) != 0) {
         *pzErr = sqlite3_mprintf("litestream: cannot write '%s': %s", zTmp,
                                  strerror(errno));
         return SQLITE_IOERR;

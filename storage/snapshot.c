@@ -103,11 +103,6 @@ snap_attempt(const char *zDbPath, const char *zVfs, sidecar *sc,
         *ts = snap_now_ms();
         rc = snap_encode(im, *txid, commit, ps, fd, *ts, post, pzErr);
     }
-    if (rc == SQLITE_OK && fsync(fd) != 0) {
-        *pzErr = sqlite3_mprintf("litestream: cannot write '%s': %s", zTmp,
-                                 strerror(errno));
-        rc = SQLITE_IOERR;
-    }
     image_close(im);
     if (fd >= 0)
         close(fd);
