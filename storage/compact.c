@@ -26,6 +26,38 @@
 #include "storage/sqlite.h"
 
 int
+compact_pick_run(const ltx_info *a, int n, int level, int64_t bnd,
+                 int *first)
+{
+    const ltx_info *dst = NULL;
+    int count = 0;
+
+    *first = -1;
+    for (int i = 0; i < n; i++)
+        if (a[i].level == level &&
+            (!dst || a[i].max_txid >= dst->max_txid))
+            dst = &a[i];
+    if (dst && dst->created_ms >= bnd)
+        return 0; /* too early: done since the boundary */
+    for (int i = 0; i < n; i++) {
+        const ltx_info *f = &a[i], *prev;
+        if (f->level != level - 1 || (dst && f->min_txid <= dst->max_txid))
+            continue;
+        if (count == 0) {
+            *first = i;
+            count = 1;
+            continue;
+        }
+        prev = &a[*first + count - 1];
+        if (i != *first + count || f->min_txid > prev->max_txid + 1 ||
+            f->max_txid <= prev->max_txid)
+            break;
+        count++;
+    }
+    return count;
+}
+
+int
 compact_verify(const char *zPath, uint64_t min, uint64_t max, uint64_t post,
                char **pzErr)
 {

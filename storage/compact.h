@@ -25,6 +25,17 @@
 struct ls_url;
 
 /*
+ * Chooses what compaction into `level` merges at the boundary bnd (Unix
+ * ms), from a listing a[0..n-1] (layout_list_all order): nothing (returns
+ * 0) if level's newest object was created at or after bnd, else the run of
+ * level-1 objects above level's newest TXID, contiguous or overlapping,
+ * ending at the first gap.  Returns the run's length and its first index
+ * in *first.  Pure.
+ */
+int compact_pick_run(const ltx_info *a, int n, int level, int64_t bnd,
+                     int *first);
+
+/*
  * Merges the objects in[0..n-1] (one level, sorted, contiguous or
  * overlapping: the caller chose them) into one object at `level` named
  * <in[0].min>-<in[n-1].max>, with the last input's timestamp as header

@@ -120,29 +120,10 @@ cp_newest(const ltx_info *a, int n, int level)
 static int
 cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
 {
-    const ltx_info *dst = cp_newest(a, n, level);
-    uint64_t after = dst ? dst->max_txid : 0;
-    int first = -1, count = 0;
     ltx_info out;
     char *zErr = NULL;
+    int first, count = compact_pick_run(a, n, level, bnd, &first);
 
-    if (dst && dst->created_ms >= bnd)
-        return SQLITE_OK; /* too early: done since the boundary */
-    for (int i = 0; i < n; i++) { /* the run of level-1 objects */
-        const ltx_info *f = &a[i];
-        if (f->level != level - 1 || f->min_txid <= after)
-            continue;
-        if (first < 0) {
-            first = i;
-            count = 1;
-        } else if (f->min_txid <= a[first + count - 1].max_txid + 1 &&
-                   f->max_txid > a[first + count - 1].max_txid &&
-                   i == first + count) {
-            count++;
-        } else {
-            break;
-        }
-    }
     if (count == 0)
         return SQLITE_OK;
     int rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), &a[first],

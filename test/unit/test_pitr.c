@@ -8,6 +8,10 @@
  *     first and only under level 1's cover, the cascade below the deleted
  *     snapshots, nothing at all when the replica has a gap, and never
  *     anything the latest restore needs;
+ *   - a simulated day of 1-second syncs under the default schedule (the
+ *     compactor's own run selection, retention every 15 s, the daily
+ *     snapshot): how many objects the latest restore reads, worst case
+ *     during the day and right after the snapshot;
  *   - time targets of restore plans (storage/restore_plan.c): in the
  *     future, and inside a compacted object, are refused with the nearest
  *     points.
@@ -220,6 +224,149 @@ test_time_targets(void)
     sqlite3_free(zErr);
 }
 
+/* ---- a simulated day ----------------------------------------------- */
+
+typedef struct sim {
+    ltx_info *a;
+    int n, cap;
+} sim;
+
+static void
+sim_add(sim *s, ltx_info f)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1024;
+        s->a = sqlite3_realloc64(s->a, sizeof(ltx_info) * (size_t)s->cap);
+    }
+    s->a[s->n++] = f;
+}
+
+static int
+info_cmp(const void *pa, const void *pb)
+{
+    const ltx_info *x = pa, *y = pb;
+    if (x->level != y->level)
+        return x->level - y->level;
+    if (x->min_txid != y->min_txid)
+        return x->min_txid < y->min_txid ? -1 : 1;
+    return x->max_txid < y->max_txid ? -1 : x->max_txid > y->max_txid;
+}
+
+/* Objects the latest restore reads now. */
+static int
+sim_plan(sim *s, int64_t now, uint64_t *txid)
+{
+    restore_plan p;
+    char *zErr = NULL;
+    int n;
+
+    qsort(s->a, (size_t)s->n, sizeof(ltx_info), info_cmp);
+    if (restore_plan_list(s->a, s->n, "sim", 0, 0, now, &p, &zErr) !=
+        SQLITE_OK) {
+        diag("plan: %s", zErr);
+        sqlite3_free(zErr);
+        return -1;
+    }
+    n = p.n;
+    *txid = p.txid;
+    restore_plan_free(&p);
+    return n;
+}
+
+/* Applies retention_plan() to the simulated listing. */
+static void
+sim_retention(sim *s, const ls_pitr *o, int64_t now, int *deleted)
+{
+    ltx_info *del = NULL;
+    char *zErr = NULL;
+    int ndel = 0, k = 0;
+
+    qsort(s->a, (size_t)s->n, sizeof(ltx_info), info_cmp);
+    if (retention_plan(s->a, s->n, o, now, &del, &ndel, &zErr) != SQLITE_OK)
+        diag("retention: %s", zErr);
+    sqlite3_free(zErr);
+    for (int i = 0; i < s->n; i++) {
+        int gone = 0;
+        for (int j = 0; j < ndel && !gone; j++)
+            gone = info_cmp(&s->a[i], &del[j]) == 0;
+        if (!gone)
+            s->a[k++] = s->a[i];
+    }
+    *deleted += s->n - k;
+    s->n = k;
+    sqlite3_free(del);
+}
+
+/* Runs the levels due at second t (their boundaries are multiples). */
+static void
+sim_compact(sim *s, const ls_pitr *o, int64_t now, int *merges)
+{
+    for (int level = 1; level <= o->nlevels; level++) {
+        int first, cnt;
+        if (now % o->levels[level - 1])
+            continue;
+        qsort(s->a, (size_t)s->n, sizeof(ltx_info), info_cmp);
+        cnt = compact_pick_run(s->a, s->n, level, now, &first);
+        if (cnt == 0)
+            continue;
+        sim_add(s, f(level, s->a[first].min_txid,
+                     s->a[first + cnt - 1].max_txid,
+                     s->a[first + cnt - 1].created_ms));
+        (*merges)++;
+    }
+}
+
+static void
+test_day(void)
+{
+    const int64_t day0 = 20000LL * 86400000; /* a midnight, UTC */
+    ls_pitr o;
+    sim s = {0};
+    int worst = 0, merges = 0, deleted = 0, after = -1, n;
+    int64_t worst_at = 0;
+    uint64_t txid = 0;
+
+    pitr_defaults(&o);
+    for (int64_t t = 1; t <= 86400 + 60; t++) {
+        int64_t now = day0 + t * 1000;
+        sim_add(&s, f(0, (uint64_t)t, (uint64_t)t, now - 500));
+        sim_compact(&s, &o, now, &merges);
+        if (now % o.snapshot_ms == 0) /* the daily snapshot */
+            sim_add(&s, f(9, 1, (uint64_t)t, now));
+        if (t % 15 == 0)
+            sim_retention(&s, &o, now, &deleted);
+        if (t % 60 == 59 || now % o.snapshot_ms == 0) {
+            n = sim_plan(&s, now, &txid);
+            if (txid != (uint64_t)t)
+                n = 1000; /* wrong state: fail below */
+            if (n > worst && t < 86400) {
+                worst = n;
+                worst_at = t;
+            }
+            if (now % o.snapshot_ms == 0)
+                after = n;
+        }
+    }
+    diag("a day of 1-second syncs (86400 L0 objects), levels 30s,5m,1h, "
+         "daily snapshot, retention every 15 s: %d merges, %d objects "
+         "deleted, %d left; the latest restore reads at most %d objects "
+         "(at %02lld:%02lld), %d right after the daily snapshot",
+         merges, deleted, s.n, worst, (long long)worst_at / 3600,
+         (long long)worst_at % 3600 / 60, after);
+    ok(after >= 1 && after <= 12,
+       "after a day and its compaction the latest restore reads %d objects "
+       "(at most a dozen)", after);
+    ok(worst <= 1 + 23 + 11 + 9 + 30,
+       "during the day at most snapshot + 23 L3 + 11 L2 + 9 L1 + 30 L0 "
+       "objects (%d)", worst);
+    n = 0;
+    for (int i = 0; i < s.n; i++)
+        n += s.a[i].level == 0;
+    ok(n <= 5 * 60 / 1 + 30 + 15,
+       "L0 objects are pruned 5 min after compaction (%d left of 86460)", n);
+    sqlite3_free(s.a);
+}
+
 int
 main(void)
 {
@@ -229,5 +376,6 @@ main(void)
     test_times();
     test_retention();
     test_time_targets();
+    test_day();
     return tap_done();
 }
