@@ -31,6 +31,7 @@
 
 #include "storage/compact.h"
 #include "storage/replicator_int.h"
+#include "storage/restore.h"
 
 #define DEL_BATCH 1000
 #define SNAP_BUDGET_MS 2000
@@ -138,6 +139,33 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
     return SQLITE_OK;
 }
 
+/*
+ * Fallback when no image of the live database can be pinned (a writer in
+ * exclusive locking mode, or commits so dense that no moment between two
+ * of them is found): the snapshot is the merge of the replica's latest
+ * restore plan, which starts at TXID 1 and so merges into a full
+ * snapshot.  SQLITE_DONE if the replica has nothing newer than `after`.
+ */
+static int
+cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n,
+                         uint64_t after, ltx_info *out, char **pzErr)
+{
+    restore_plan p;
+    int rc = restore_plan_list(a, n, backend_url(c->b), 0, 0, rep_now_ms(),
+                               &p, pzErr);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (p.txid <= after)
+        rc = SQLITE_DONE;
+    else if (p.n == 1 && p.files[0].level == LAYOUT_MAX_LEVEL)
+        rc = SQLITE_DONE;
+    else
+        rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), p.files,
+                           p.n, LAYOUT_MAX_LEVEL, out, pzErr);
+    restore_plan_free(&p);
+    return rc;
+}
+
 /* The snapshot step: scheduled (bnd) or requested (want). */
 static int
 cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
@@ -146,7 +174,6 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
     const ltx_info *last = cp_newest(a, n, LAYOUT_MAX_LEVEL);
     ltx_info out;
     replicator *r = c->r;
-
     ls_cap cap;
 
     *txid = last ? last->max_txid : 0;
@@ -161,8 +188,14 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         return SQLITE_OK; /* nothing new since the newest snapshot */
     }
     int rc = snapshot_take(c->b, sidecar_dir(r->sc), r->zDbPath, r->zVfs,
-                           r->sc, *txid, want ? 10000 : SNAP_BUDGET_MS, &out,
-                           pzErr);
+                           r->sc, *txid, SNAP_BUDGET_MS, &out, pzErr);
+    if (rc == SQLITE_BUSY) {
+        sqlite3_log(SQLITE_NOTICE, "%s; snapshot merged from the replica",
+                    *pzErr ? *pzErr : "no image");
+        sqlite3_free(*pzErr);
+        *pzErr = NULL;
+        rc = cp_snapshot_from_replica(c, a, n, *txid, &out, pzErr);
+    }
     if (rc == SQLITE_DONE)
         return SQLITE_OK; /* nothing new since the newest snapshot */
     if (rc == SQLITE_OK) {

@@ -314,6 +314,28 @@ def latency(d):
     con.close()
 
 
+def snapshot_exclusive(d):
+    """No private reader can pin an exclusive-mode database: the snapshot is
+    merged from the replica instead."""
+    rep = make_replica(d, "excl")
+    db, con = open_replicated(d, "excl.db", rep, "1h,2h,3h", "24h")
+    con.execute("PRAGMA locking_mode = EXCLUSIVE")
+    con.execute("CREATE TABLE t(x)")
+    for i in range(20):
+        con.execute("INSERT INTO t VALUES (randomblob(2000))")
+    txid = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
+    t0 = time.time()
+    snap = con.execute("SELECT litestream_snapshot()").fetchone()[0]
+    rows = listing(con, rep.url, "level = 9")
+    out = os.path.join(d, "excl-out.db")
+    js = restore(con, rep.url, out)
+    con.close()
+    ok(snap == txid and rows and rows[-1][2] == txid and js["files"] == 1 and
+       dump_hash(out) == dump_hash(db),
+       f"exclusive locking mode: snapshot {snap} merged from the replica in "
+       f"{time.time() - t0:.1f} s, restores alone")
+
+
 def bad_targets(d, rep, con, rec):
     """Clear errors; a corrupt object fails the restore by name, and the
     destination stays as it was."""
@@ -400,6 +422,7 @@ try:
     day_of_syncs(d)
     retention(d)
     gap_detected(d)
+    snapshot_exclusive(d)
     latency(d)
     c = sqlite3.connect(":memory:")
     v05_bucket(d, c)
