@@ -314,6 +314,30 @@ def latency(d):
     con.close()
 
 
+def corrupt_input(d):
+    """A corrupt object never propagates: compaction verifies its inputs and
+    names the bad one; nothing is written at the next level."""
+    rep = make_replica(d, "badin")
+    db, con = open_replicated(d, "badin.db", rep, "1h,2h,3h", "24h")
+    con.execute("CREATE TABLE t(x)")
+    for i in range(6):
+        con.execute("INSERT INTO t VALUES (randomblob(3000))")
+        con.execute("SELECT litestream_sync(10000)")
+    l1_before = listing(con, rep.url, "level = 1")
+    l0 = listing(con, rep.url, "level = 0")
+    bad = l0[-2]
+    key = rep.key(0, bad[1], bad[2])
+    rep.corrupt(key, bad[3] // 2)
+    con.execute("PRAGMA litestream_levels = '40ms,2h,3h'")
+    time.sleep(0.4)
+    le = status(con)["compaction"]["last_error"]
+    l1 = listing(con, rep.url, f"level = 1 AND max_txid >= {bad[1]}")
+    ok(le is not None and key in le["message"] and not l1,
+       f"compaction refuses a corrupt input by name and writes nothing "
+       f"above it: {le and le['message']} (L1 before: {len(l1_before)})")
+    con.close()
+
+
 def snapshot_exclusive(d):
     """No private reader can pin an exclusive-mode database: the snapshot is
     merged from the replica instead."""
@@ -423,6 +447,7 @@ try:
     retention(d)
     gap_detected(d)
     snapshot_exclusive(d)
+    corrupt_input(d)
     latency(d)
     c = sqlite3.connect(":memory:")
     v05_bucket(d, c)
