@@ -249,8 +249,9 @@ plan_check_time(const ltx_info *a, int n, const restore_plan *plan,
                                   t3, sizeof(t3)));
     if (next == NULL || next->level == 0)
         return SQLITE_OK;
-    for (i = 0; i < n && !l0; i++)
-        l0 = a[i].level == 0 && a[i].min_txid == plan->txid + 1;
+    for (i = 0; i < n && !l0; i++) /* an upload holding TXID txid+1 */
+        l0 = a[i].level == 0 && a[i].min_txid <= plan->txid + 1 &&
+             a[i].max_txid > plan->txid;
     if (l0)
         return SQLITE_OK;
     return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: the state at %s "

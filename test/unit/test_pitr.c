@@ -9,7 +9,7 @@
  *     snapshots, nothing at all when the replica has a gap, and never
  *     anything the latest restore needs;
  *   - a simulated day of 1-second syncs under the default schedule (the
- *     compactor's own run selection, retention every 15 s, the daily
+ *     compactor's own run selection, retention every minute, the daily
  *     snapshot): how many objects the latest restore reads, worst case
  *     during the day and right after the snapshot;
  *   - time targets of restore plans (storage/restore_plan.c): in the
@@ -333,7 +333,7 @@ test_day(void)
         sim_compact(&s, &o, now, &merges);
         if (now % o.snapshot_ms == 0) /* the daily snapshot */
             sim_add(&s, f(9, 1, (uint64_t)t, now));
-        if (t % 15 == 0)
+        if (t % 60 == 0)
             sim_retention(&s, &o, now, &deleted);
         if (t % 60 == 59 || now % o.snapshot_ms == 0) {
             n = sim_plan(&s, now, &txid);
@@ -348,7 +348,7 @@ test_day(void)
         }
     }
     diag("a day of 1-second syncs (86400 L0 objects), levels 30s,5m,1h, "
-         "daily snapshot, retention every 15 s: %d merges, %d objects "
+         "daily snapshot, retention every minute: %d merges, %d objects "
          "deleted, %d left; the latest restore reads at most %d objects "
          "(at %02lld:%02lld), %d right after the daily snapshot",
          merges, deleted, s.n, worst, (long long)worst_at / 3600,
@@ -362,7 +362,7 @@ test_day(void)
     n = 0;
     for (int i = 0; i < s.n; i++)
         n += s.a[i].level == 0;
-    ok(n <= 5 * 60 / 1 + 30 + 15,
+    ok(n <= 5 * 60 + 30 + 60,
        "L0 objects are pruned 5 min after compaction (%d left of 86460)", n);
     sqlite3_free(s.a);
 }
