@@ -35,7 +35,8 @@
 
 #define DEL_BATCH 1000
 #define SNAP_BUDGET_MS 2000
-#define RETRY_MS 1000
+#define RETRY_MS 1000      /* first retry after a failure, doubling */
+#define RETRY_MAX_MS 300000 /* up to 5 minutes */
 #define CP_NICE 10
 
 struct compactor {
@@ -57,6 +58,7 @@ struct compactor {
     /* Thread side. */
     int64_t done_at[LAYOUT_MAX_LEVEL + 1]; /* handled boundary per level */
     int64_t retry_at;
+    int64_t backoff_ms;
     int64_t next_retention;
 };
 
@@ -286,6 +288,17 @@ cp_levels(compactor *c, const ls_pitr *o, int64_t now)
     return rc;
 }
 
+/* After a failed step: retry later, backing off while it keeps failing
+ * (e.g. a corrupt object that an operator has to deal with). */
+static void
+cp_failed(compactor *c, int64_t now)
+{
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : RETRY_MS;
+    if (c->backoff_ms > RETRY_MAX_MS)
+        c->backoff_ms = RETRY_MAX_MS;
+    c->retry_at = now + c->backoff_ms;
+}
+
 /* One pass; `want` asks for a snapshot now.  Returns the snapshot rc. */
 static int
 cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
@@ -297,8 +310,12 @@ cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
     ltx_info *a = NULL;
     int n = 0;
 
-    if (now >= c->retry_at && cp_levels(c, o, now) != SQLITE_OK)
-        c->retry_at = now + RETRY_MS;
+    if (now >= c->retry_at) {
+        if (cp_levels(c, o, now) != SQLITE_OK)
+            cp_failed(c, now);
+        else
+            c->backoff_ms = 0;
+    }
     if (want || (sb > c->done_at[0] && now >= c->retry_at)) {
         rc = cp_list(c, &a, &n);
         if (rc == SQLITE_OK)
@@ -306,7 +323,7 @@ cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
         if (rc == SQLITE_OK && sb > c->done_at[0])
             c->done_at[0] = sb;
         else if (rc != SQLITE_OK) {
-            c->retry_at = now + RETRY_MS;
+            cp_failed(c, now);
             if (!want && *pzSnapErr) {
                 cp_error(c, *pzSnapErr);
                 *pzSnapErr = NULL;
