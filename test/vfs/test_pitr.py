@@ -277,14 +277,26 @@ def latency(d):
 
     th = threading.Thread(target=writer)
     th.start()
-    time.sleep(1.5)
+    syncs = {0: [], 1: []}
+
+    def timed_sync(p):
+        t = time.perf_counter()
+        con.execute("SELECT litestream_sync(10000)")
+        syncs[p].append((time.perf_counter() - t) * 1000)
+
+    t0 = time.time()
+    while time.time() - t0 < 1.5:
+        time.sleep(0.1)
+        timed_sync(0)
     st0 = status(con)["compaction"]
     con.execute("PRAGMA litestream_levels = '20ms,60ms,180ms'")
     con.execute("PRAGMA litestream_snapshot_interval = '250ms'")
     phase[0] = 1
     t0 = time.time()
     while time.time() - t0 < 3.0:
-        time.sleep(0.3)
+        for _ in range(3):
+            time.sleep(0.1)
+            timed_sync(1)
         con.execute("SELECT litestream_snapshot()")
     stop.append(1)
     th.join()
@@ -301,6 +313,12 @@ def latency(d):
     diag(f"compacting: {q[1][3]} commits on a 16 MB database while {ncmp} "
          f"compactions and {nsnap} snapshots ran: longest {q[1][0]:.2f} ms, "
          f"p99 {q[1][1]:.2f} ms, median {q[1][2]:.3f} ms")
+    for p in (0, 1):
+        syncs[p].sort()
+    diag(f"L0 uploads (litestream_sync, 10 ms interval): median "
+         f"{syncs[0][len(syncs[0]) // 2]:.1f} ms, longest {syncs[0][-1]:.1f} "
+         f"ms idle; median {syncs[1][len(syncs[1]) // 2]:.1f} ms, longest "
+         f"{syncs[1][-1]:.1f} ms while compacting")
     ok(nsnap >= 10 and ncmp > 10,
        f"{nsnap} snapshots and {ncmp} compactions during the writes")
     ok(q[1][1] < max(15.0, 4 * q[0][1]) and
