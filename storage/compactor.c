@@ -132,7 +132,9 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
     int rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), &a[first],
                            count, level, &out, &zErr);
     if (rc != SQLITE_OK) {
-        cp_error(c, zErr);
+        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: compaction "
+                                                  "into level %d: %s", level,
+                                                  sqlite3_errstr(rc)));
         return rc;
     }
     pthread_mutex_lock(&c->mu);
@@ -209,33 +211,22 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
     return rc;
 }
 
-/* Retention: plan over a fresh listing, delete in batches. */
+/* Deletes objects del[0..n-1] in batches of DEL_BATCH keys. */
 static void
-cp_retention(compactor *c, const ls_pitr *o, int64_t now)
+cp_delete(compactor *c, const ltx_info *del, int n)
 {
-    ltx_info *a = NULL, *del = NULL;
-    char **keys = NULL, *zErr = NULL;
-    int n = 0, ndel = 0, rc;
+    char **keys = sqlite3_malloc64(sizeof(char *) * (size_t)n);
+    char *buf = sqlite3_malloc64((uint64_t)n * LAYOUT_KEY_SIZE);
 
-    if (cp_list(c, &a, &n) != SQLITE_OK)
-        return;
-    rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
-    if (rc != SQLITE_OK) {
-        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: retention: "
-                                                  "%s", sqlite3_errstr(rc)));
-        goto out;
+    for (int i = 0; keys && buf && i < n; i++) {
+        keys[i] = buf + (size_t)i * LAYOUT_KEY_SIZE;
+        layout_key(c->b, del[i].level, del[i].min_txid, del[i].max_txid,
+                   keys[i], LAYOUT_KEY_SIZE);
     }
-    keys = sqlite3_malloc64(sizeof(char *) * (size_t)(ndel ? ndel : 1));
-    for (int i = 0; keys && i < ndel; i++) {
-        keys[i] = sqlite3_malloc64(LAYOUT_KEY_SIZE);
-        if (keys[i])
-            layout_key(c->b, del[i].level, del[i].min_txid, del[i].max_txid,
-                       keys[i], LAYOUT_KEY_SIZE);
-    }
-    for (int i = 0; keys && i < ndel; i += DEL_BATCH) {
-        int k = ndel - i < DEL_BATCH ? ndel - i : DEL_BATCH;
-        rc = backend_del(c->b, (const char *const *)keys + i, k);
-        if (rc != SQLITE_OK) {
+    for (int i = 0; keys && buf && i < n; i += DEL_BATCH) {
+        int k = n - i < DEL_BATCH ? n - i : DEL_BATCH;
+        if (backend_del(c->b, (const char *const *)keys + i, k) !=
+            SQLITE_OK) {
             cp_error(c, sqlite3_mprintf("litestream: retention: delete "
                                         "failed: %s", backend_errmsg(c->b)));
             break;
@@ -244,10 +235,26 @@ cp_retention(compactor *c, const ls_pitr *o, int64_t now)
         c->n_deleted += (uint64_t)k;
         pthread_mutex_unlock(&c->mu);
     }
-out:
-    for (int i = 0; keys && i < ndel; i++)
-        sqlite3_free(keys[i]);
+    sqlite3_free(buf);
     sqlite3_free(keys);
+}
+
+/* Retention: plan over a fresh listing, delete in batches. */
+static void
+cp_retention(compactor *c, const ls_pitr *o, int64_t now)
+{
+    ltx_info *a = NULL, *del = NULL;
+    char *zErr = NULL;
+    int n = 0, ndel = 0, rc;
+
+    if (cp_list(c, &a, &n) != SQLITE_OK)
+        return;
+    rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
+    if (rc != SQLITE_OK)
+        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: retention: "
+                                                  "%s", sqlite3_errstr(rc)));
+    else if (ndel > 0)
+        cp_delete(c, del, ndel);
     sqlite3_free(del);
     sqlite3_free(a);
 }
@@ -386,12 +393,21 @@ cp_main(void *arg)
         uint64_t txid = 0;
         char *zErr = NULL;
         pthread_mutex_unlock(&c->mu);
-        if (cp_shipping(c))
+        int ship = cp_shipping(c);
+        for (int i = 0; want && !ship && i < 40; i++) {
+            /* The replicator thread may not have tried the lock yet. */
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+            ship = cp_shipping(c);
+        }
+        if (ship) {
             rc = cp_pass(c, &o, want, &txid, &zErr);
-        else if (want)
-            rc = SQLITE_BUSY, zErr = sqlite3_mprintf(
-                "litestream: another process uploads this database (holds "
-                "its ship lock): take the snapshot there");
+        } else if (want) {
+            rc = SQLITE_BUSY;
+            zErr = sqlite3_mprintf("litestream: another process uploads "
+                                   "this database (holds its ship lock): "
+                                   "take the snapshot there");
+        }
         pthread_mutex_lock(&c->mu);
         if (want) {
             c->snap_served = req;
