@@ -329,6 +329,25 @@ def latency(d):
     con.execute("SELECT litestream_sync(30000)")
     restore(con, rep.url, out)
     ok(dump_hash(out) == dump_hash(db), "and the replica is exact")
+    # Each snapshot, read while the writer committed (one row per
+    # transaction), is exactly its TXID's database: TXID minus row count is
+    # the same for every snapshot and for the final state.
+    final = con.execute("SELECT litestream_sync(30000)").fetchone()[0]
+    rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+    offsets = {final - rows}
+    snaps = listing(con, rep.url, "level = 9")
+    for row in snaps[-5:]:
+        one = make_replica(d, f"lat-snap-{row[2]}")
+        key = rep.key(9, row[1], row[2])
+        one.put(key, rep.get(key), 0)
+        restore(con, one.url, out)
+        o = sqlite3.connect(f"file:{out}?vfs=unix", uri=True)
+        offsets.add(row[2] - o.execute("SELECT count(*) FROM t")
+                    .fetchone()[0])
+        o.close()
+    ok(len(snaps) >= 2 and len(offsets) == 1,
+       f"the last {min(5, len(snaps))} snapshots taken during the writes "
+       f"hold exactly their TXIDs' rows (TXID - rows: {sorted(offsets)})")
     con.close()
 
 
