@@ -26,6 +26,15 @@
 #include "storage/sqlite.h"
 
 int
+compact_out_write(void *ctx, const void *buf, size_t n)
+{
+    compact_out *w = ctx;
+    if (w->cancel && __atomic_load_n(w->cancel, __ATOMIC_RELAXED))
+        return 1;
+    return ltx_fd_write(&w->fd, buf, n);
+}
+
+int
 compact_pick_run(const ltx_info *a, int n, int level, int64_t bnd,
                  int *first)
 {
@@ -183,8 +192,8 @@ merge_publish(backend *b, const char *zTmp, int fd, const ltx_header *oh,
 
 int
 compact_merge(const struct ls_url *u, backend *b, const char *zTmpDir,
-              const ltx_info *in, int n, int level, ltx_info *out,
-              char **pzErr)
+              const ltx_info *in, int n, int level, const int *cancel,
+              ltx_info *out, char **pzErr)
 {
     char **keys = NULL, zCodec[512] = "";
     uint64_t *sizes = NULL;
@@ -193,7 +202,8 @@ compact_merge(const struct ls_url *u, backend *b, const char *zTmpDir,
     ltx_header oh;
     ltx_trailer ot;
     char *zTmp = sqlite3_mprintf("%s/compact.ltx.tmp", zTmpDir);
-    int fd = -1, rc, i;
+    compact_out w = {-1, cancel};
+    int rc, i;
 
     *pzErr = NULL;
     dec = sqlite3_malloc64(sizeof(*dec) * (size_t)n);
@@ -206,23 +216,24 @@ compact_merge(const struct ls_url *u, backend *b, const char *zTmpDir,
     for (i = 0; i < n && rc == SQLITE_OK; i++)
         rc = ltx_decoder_open(fetch_read, fetch_stream_at(f, i), &dec[i]);
     if (rc == SQLITE_OK) {
-        fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) {
+        w.fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (w.fd < 0) {
             *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s",
                                      zTmp, strerror(errno));
             rc = SQLITE_CANTOPEN;
             goto out;
         }
         rc = ltx_merge(dec, n, 0, ltx_decoder_header(dec[n - 1])->timestamp,
-                       ltx_fd_write, &fd, &oh, &ot, zCodec, sizeof(zCodec));
+                       compact_out_write, &w, &oh, &ot, zCodec,
+                       sizeof(zCodec));
     }
     if (rc != SQLITE_OK && *pzErr == NULL && rc != SQLITE_NOMEM)
         *pzErr = merge_blame(f, dec, keys, n, zCodec);
     if (rc == SQLITE_OK)
-        rc = merge_publish(b, zTmp, fd, &oh, &ot, level, out, pzErr);
+        rc = merge_publish(b, zTmp, w.fd, &oh, &ot, level, out, pzErr);
 out:
-    if (fd >= 0)
-        close(fd);
+    if (w.fd >= 0)
+        close(w.fd);
     if (zTmp)
         unlink(zTmp);
     for (i = 0; dec && i < n; i++)

@@ -25,6 +25,18 @@
 struct ls_url;
 
 /*
+ * Where compaction and snapshots write their scratch file: an fd, and an
+ * optional flag that, once non-zero (read atomically), makes the next
+ * write fail, so a compactor being stopped abandons a long merge or
+ * snapshot at once.  compact_out_write is an ltx_write_fn over it.
+ */
+typedef struct compact_out {
+    int fd;
+    const int *cancel;
+} compact_out;
+int compact_out_write(void *ctx, const void *buf, size_t n);
+
+/*
  * Chooses what compaction into `level` merges at the boundary bnd (Unix
  * ms), from a listing a[0..n-1] (layout_list_all order): nothing (returns
  * 0) if level's newest object was created at or after bnd, else the run of
@@ -42,11 +54,12 @@ int compact_pick_run(const ltx_info *a, int n, int level, int64_t bnd,
  * timestamp and creation time.  Inputs are streamed (memory O(page size)),
  * the output goes to "<zTmpDir>/compact.ltx.tmp", is verified, then put.
  * On success *out describes the new object.  Returns SQLITE_OK or an error
- * with *pzErr (sqlite3_mprintf'd) naming the objects.
+ * with *pzErr (sqlite3_mprintf'd) naming the objects.  cancel: see
+ * compact_out (may be NULL).
  */
 int compact_merge(const struct ls_url *u, backend *b, const char *zTmpDir,
-                  const ltx_info *in, int n, int level, ltx_info *out,
-                  char **pzErr);
+                  const ltx_info *in, int n, int level, const int *cancel,
+                  ltx_info *out, char **pzErr);
 
 /*
  * Decodes the finished LTX file zPath in full and checks that it is the
@@ -66,7 +79,8 @@ int compact_verify(const char *zPath, uint64_t min, uint64_t max,
  */
 int snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
                   const char *zVfs, sidecar *sc, uint64_t after,
-                  int budget_ms, ltx_info *out, char **pzErr);
+                  int budget_ms, const int *cancel, ltx_info *out,
+                  char **pzErr);
 
 /*
  * Retention (LTX.md 2.3) over a listing a[0..n-1] (layout_list_all order)

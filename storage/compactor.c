@@ -46,7 +46,7 @@ struct compactor {
     int started;
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    /* Guarded by mu. */
+    /* Guarded by mu (stop is also read atomically without it). */
     int stop;
     ls_pitr o;
     uint64_t snap_req, snap_served, snap_txid;
@@ -130,7 +130,7 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
     if (count == 0)
         return SQLITE_OK;
     int rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), &a[first],
-                           count, level, &out, &zErr);
+                           count, level, &c->stop, &out, &zErr);
     if (rc != SQLITE_OK) {
         cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: compaction "
                                                   "into level %d: %s", level,
@@ -165,7 +165,7 @@ cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n,
         rc = SQLITE_DONE;
     else
         rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), p.files,
-                           p.n, LAYOUT_MAX_LEVEL, out, pzErr);
+                           p.n, LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
     restore_plan_free(&p);
     return rc;
 }
@@ -192,7 +192,8 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         return SQLITE_OK; /* nothing new since the newest snapshot */
     }
     int rc = snapshot_take(c->b, sidecar_dir(r->sc), r->zDbPath, r->zVfs,
-                           r->sc, *txid, SNAP_BUDGET_MS, &out, pzErr);
+                           r->sc, *txid, SNAP_BUDGET_MS, &c->stop, &out,
+                           pzErr);
     if (rc == SQLITE_BUSY) {
         sqlite3_log(SQLITE_NOTICE, "%s; snapshot merged from the replica",
                     *pzErr ? *pzErr : "no image");
@@ -472,7 +473,8 @@ compactor_stop(compactor *c)
         return;
     if (c->started) {
         pthread_mutex_lock(&c->mu);
-        c->stop = 1;
+        /* Also read by merges and snapshots, which then give up. */
+        __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
         pthread_cond_broadcast(&c->wake);
         pthread_cond_broadcast(&c->done);
         pthread_mutex_unlock(&c->mu);

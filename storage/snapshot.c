@@ -42,15 +42,15 @@ snap_sleep_us(long us)
 
 /* Encodes every page of the pinned image into fd; *post its checksum. */
 static int
-snap_encode(image *im, uint64_t txid, uint32_t commit, uint32_t ps, int fd,
-            int64_t ts, uint64_t *post, char **pzErr)
+snap_encode(image *im, uint64_t txid, uint32_t commit, uint32_t ps,
+            compact_out *w, int64_t ts, uint64_t *post, char **pzErr)
 {
     ltx_header h = {.page_size = ps, .commit = commit, .min_txid = 1,
                     .max_txid = txid, .timestamp = ts};
     ltx_encoder *enc = NULL;
     uint8_t *page = sqlite3_malloc64(ps);
     uint32_t lock = ltx_lock_pgno(ps);
-    int rc = page ? ltx_encoder_open(&h, ltx_fd_write, &fd, &enc)
+    int rc = page ? ltx_encoder_open(&h, compact_out_write, w, &enc)
                   : SQLITE_NOMEM;
 
     for (uint32_t p = 1; p <= commit && rc == SQLITE_OK; p++) {
@@ -81,19 +81,20 @@ snap_encode(image *im, uint64_t txid, uint32_t commit, uint32_t ps, int fd,
 /* One attempt: pin, encode to zTmp.  SQLITE_BUSY: try again. */
 static int
 snap_attempt(const char *zDbPath, const char *zVfs, sidecar *sc,
-             const char *zTmp, uint64_t after, uint64_t *txid,
-             uint64_t *post, int64_t *ts, char **pzErr)
+             const char *zTmp, uint64_t after, const int *cancel,
+             uint64_t *txid, uint64_t *post, int64_t *ts, char **pzErr)
 {
     image *im = NULL;
     uint32_t commit = 0, ps = 0;
-    int fd = -1, rc;
+    compact_out w = {-1, cancel};
+    int rc;
 
     rc = image_open(zDbPath, zVfs, sc, &im, txid, &commit, &ps, pzErr);
     if (rc == SQLITE_OK && *txid <= after)
         rc = SQLITE_DONE;
     if (rc == SQLITE_OK) {
-        fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) {
+        w.fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (w.fd < 0) {
             *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s",
                                      zTmp, strerror(errno));
             rc = SQLITE_CANTOPEN;
@@ -101,18 +102,18 @@ snap_attempt(const char *zDbPath, const char *zVfs, sidecar *sc,
     }
     if (rc == SQLITE_OK) {
         *ts = snap_now_ms();
-        rc = snap_encode(im, *txid, commit, ps, fd, *ts, post, pzErr);
+        rc = snap_encode(im, *txid, commit, ps, &w, *ts, post, pzErr);
     }
     image_close(im);
-    if (fd >= 0)
-        close(fd);
+    if (w.fd >= 0)
+        close(w.fd);
     return rc;
 }
 
 int
 snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
               const char *zVfs, sidecar *sc, uint64_t after, int budget_ms,
-              ltx_info *out, char **pzErr)
+              const int *cancel, ltx_info *out, char **pzErr)
 {
     char *zTmp = sqlite3_mprintf("%s/snapshot.ltx.tmp", zTmpDir);
     char key[LAYOUT_KEY_SIZE];
@@ -122,11 +123,12 @@ snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
     int rc = zTmp ? SQLITE_BUSY : SQLITE_NOMEM, tries = 0;
 
     *pzErr = NULL;
-    while (rc == SQLITE_BUSY && snap_now_ms() < deadline) {
+    while (rc == SQLITE_BUSY && snap_now_ms() < deadline &&
+           !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED))) {
         if (tries++)
             snap_sleep_us(200 + (tries % 8) * 150);
-        rc = snap_attempt(zDbPath, zVfs, sc, zTmp, after, &txid, &post, &ts,
-                          pzErr);
+        rc = snap_attempt(zDbPath, zVfs, sc, zTmp, after, cancel, &txid,
+                          &post, &ts, pzErr);
     }
     if (rc == SQLITE_BUSY && *pzErr == NULL)
         *pzErr = sqlite3_mprintf("litestream: no consistent snapshot of '%s' "
