@@ -5,6 +5,7 @@
  *   litestream_status([schema])               JSON
  *   litestream_sync([schema][, timeout_ms])   replicated TXID
  *   litestream_restore(url, path[, target[, overwrite]])  JSON summary
+ *   (litestream_ltx and litestream_snapshot: sql/pitr.c)
  *
  * Runs on application threads (whichever thread calls the function).  The
  * functions reach the replicator only through storage/replicator.h and the
@@ -12,6 +13,7 @@
  */
 #include "sql/sql.h"
 #include "storage/restore.h"
+#include "storage/timefmt.h"
 #include "vfs/vfs.h"
 
 #include <stdlib.h>
@@ -203,7 +205,7 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int64(ctx, (sqlite3_int64)rep);
 }
 
-/* Parses a restore target: integer TXID or 16-hex string. */
+/* Parses a restore target: integer TXID, 16-hex string or RFC 3339 time. */
 static int
 parse_target(sqlite3_value *v, restore_opts *o, char **pzErr)
 {
@@ -224,10 +226,14 @@ parse_target(sqlite3_value *v, restore_opts *o, char **pzErr)
             return SQLITE_OK;
         }
     }
+    if (z && timefmt_parse_time(z, &o->target_ms) && o->target_ms > 0)
+        return SQLITE_OK;
 bad:
     *pzErr = sqlite3_mprintf("litestream_restore: target must be a TXID "
-                             "(a positive integer or 16 hex digits), got "
-                             "'%s'",
+                             "(a positive integer or 16 hex digits) or a "
+                             "timestamp with a time zone "
+                             "('2026-11-22T14:01:00Z', "
+                             "'2026-11-22T16:01:00.5+02:00'), got '%s'",
                              sqlite3_value_text(v));
     return SQLITE_ERROR;
 }
@@ -287,5 +293,5 @@ sql_register(sqlite3 *db)
         if (rc != SQLITE_OK)
             return rc;
     }
-    return SQLITE_OK;
+    return sql_register_pitr(db);
 }

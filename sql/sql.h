@@ -14,4 +14,11 @@
  */
 int sql_register(sqlite3 *db);
 
+/*
+ * Registers the point-in-time recovery surface (sql/pitr.c): the
+ * litestream_ltx table-valued function and litestream_snapshot().  Called
+ * by sql_register().  SQLITE_OK or the first registration error.
+ */
+int sql_register_pitr(sqlite3 *db);
+
 #endif

@@ -258,6 +258,22 @@ image_done(image *im)
     return SQLITE_OK;
 }
 
+int
+image_done_pinned(image *im)
+{
+    uint8_t hb[WAL_HDR_SIZE];
+    wal_hdr wh;
+
+    if (im->cap.frame == 0)
+        return SQLITE_OK; /* read lock 0 also blocks every backfill */
+    if (im->walf->pMethods->xRead(im->walf, hb, WAL_HDR_SIZE, 0) !=
+            SQLITE_OK ||
+        !wal_hdr_parse(hb, &wh) || wh.salt1 != im->cap.salt1 ||
+        wh.salt2 != im->cap.salt2)
+        return SQLITE_BUSY;
+    return SQLITE_OK;
+}
+
 const ls_cap *
 image_cap(image *im)
 {

@@ -66,6 +66,18 @@ int image_page(image *, uint32_t pgno, uint8_t *buf);
  */
 int image_done(image *);
 
+/*
+ * As image_done(), for a reader that accepts transactions captured while
+ * it read: valid because image_open() proved the private read transaction
+ * pinned exactly the captured position (the wal-index ended there), so no
+ * checkpoint can copy a newer frame into the database file under it; only
+ * a WAL restart (which a reader on read lock 0 does not prevent) could
+ * change what was read, and a restart rewrites the WAL header first.
+ * SQLITE_OK, or SQLITE_BUSY if the image must be taken again.  Used for
+ * level-9 snapshots, which must succeed while the application writes.
+ */
+int image_done_pinned(image *);
+
 /* Ends the read transaction.  NULL-safe. */
 void image_close(image *);
 

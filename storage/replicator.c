@@ -18,6 +18,7 @@
  *   2. A spool segment is deleted only once every record in it is <= the
  *      replicated TXID.
  */
+#include "storage/compactor.h"
 #include "storage/mem.h"
 #include "storage/txarena.h"
 #include "storage/replicator_int.h"
@@ -285,6 +286,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         goto out;
     }
     r->started = 1;
+    rc = compactor_start(r, &opts->pitr, &r->cp, pzErr);
 out:
     if (rc != SQLITE_OK) {
         replicator_close(r, 0);
@@ -309,6 +311,8 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         if (grace_ms > 0 && want > sidecar_replicated(r->sc))
             replicator_sync(r, want, grace_ms, NULL, NULL);
+        compactor_stop(r->cp);
+        r->cp = NULL;
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_cond_broadcast(&r->wake);
@@ -582,4 +586,8 @@ replicator_status(replicator *r, void *pOut)
     else
         sqlite3_str_appendall(out, "null");
     pthread_mutex_unlock(&r->mu);
+    if (r->cp) {
+        sqlite3_str_appendchar(out, 1, ',');
+        compactor_status(r->cp, out);
+    }
 }

@@ -65,6 +65,7 @@ typedef struct rep_opts {
      */
     void (*xRecapture)(void *ctx, sqlite3_file *db, sqlite3_file *wal);
     void *pRecaptureCtx;
+    ls_pitr pitr; /* compaction levels, snapshots, retention */
 } rep_opts;
 
 /*
@@ -133,6 +134,16 @@ int replicator_interval(replicator *);
 /* Changes the spool limit (PRAGMA litestream_spool_limit), in bytes. */
 void replicator_set_spool_limit(replicator *, int64_t bytes);
 int64_t replicator_spool_limit(replicator *);
+
+/*
+ * Point-in-time recovery (implemented in compactor.c): the settings of the
+ * compaction thread, and a snapshot taken now (litestream_snapshot()),
+ * waiting up to timeout_ms.  See compactor.h for the results.
+ */
+void replicator_set_pitr(replicator *, const ls_pitr *o);
+void replicator_pitr(replicator *, ls_pitr *o);
+int replicator_snapshot(replicator *, int timeout_ms, uint64_t *txid,
+                        char **pzErr);
 
 /* The URL with secrets redacted (owned by the replicator). */
 const char *replicator_url(replicator *);

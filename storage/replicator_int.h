@@ -28,6 +28,7 @@ struct replicator {
 
     pthread_t thread;
     int started;
+    struct compactor *cp; /* the compaction thread (compactor.c) */
     pthread_mutex_t mu;
     pthread_cond_t wake;    /* the thread waits here */
     pthread_cond_t changed; /* waiters of persist/sync wait here */

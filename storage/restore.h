@@ -54,6 +54,17 @@ typedef struct restore_plan {
 int restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
                       restore_plan *plan, char **pzErr);
 
+/*
+ * As restore_plan_make(), over a listing already in memory (a: levels in
+ * ascending order, each sorted as layout_list_all() returns them; zWhere
+ * names the replica in messages; now_ms is the current wall-clock time).
+ * Time targets are also refused when in the future or when the state at
+ * that time was compacted away (the message names the nearest points).
+ */
+int restore_plan_list(const ltx_info *a, int n, const char *zWhere,
+                      uint64_t target_txid, int64_t target_ms,
+                      int64_t now_ms, restore_plan *plan, char **pzErr);
+
 /* Frees the plan's array and zeroes it; NULL-safe. */
 void restore_plan_free(restore_plan *plan);
 

@@ -213,40 +213,79 @@ plan_check(const ltx_info *a, int n, const restore_plan *plan,
     return SQLITE_OK;
 }
 
+/* Wall-clock milliseconds. */
+static int64_t
+plan_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A time target must be met exactly: not in the future, and the object
+ * after the plan's end must not be a compacted one (level >= 1) with no
+ * level-0 object beside it, since it may hold transactions committed
+ * before the target (their own objects were compacted away).
+ */
+static int
+plan_check_time(const ltx_info *a, int n, const restore_plan *plan,
+                int64_t target_ms, int64_t now_ms, char **pzErr)
+{
+    const ltx_info *last = &plan->files[plan->n - 1], *next;
+    char t1[48], t2[48], t3[48];
+    int i, l0 = 0;
+
+    next = plan_next(a, n, plan->txid, 0, 0);
+    if (target_ms > now_ms + 1000)
+        return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: %s is in the "
+                        "future (now is %s); the latest restorable point is "
+                        "TXID %016llx, created at %s",
+                        plan_time(target_ms, t1, sizeof(t1)),
+                        plan_time(now_ms, t2, sizeof(t2)),
+                        (unsigned long long)(next ? next->max_txid
+                                                  : plan->txid),
+                        plan_time(next ? next->created_ms : last->created_ms,
+                                  t3, sizeof(t3)));
+    if (next == NULL || next->level == 0)
+        return SQLITE_OK;
+    for (i = 0; i < n && !l0; i++) /* an upload holding TXID txid+1 */
+        l0 = a[i].level == 0 && a[i].min_txid <= plan->txid + 1 &&
+             a[i].max_txid > plan->txid;
+    if (l0)
+        return SQLITE_OK;
+    return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: the state at %s "
+                    "was compacted away (no object boundary there); nearest "
+                    "available: TXID %016llx created at %s and TXID %016llx "
+                    "created at %s",
+                    plan_time(target_ms, t1, sizeof(t1)),
+                    (unsigned long long)plan->txid,
+                    plan_time(last->created_ms, t2, sizeof(t2)),
+                    (unsigned long long)next->max_txid,
+                    plan_time(next->created_ms, t3, sizeof(t3)));
+}
+
 int
-restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
+restore_plan_list(const ltx_info *a, int n, const char *zWhere,
+                  uint64_t target_txid, int64_t target_ms, int64_t now_ms,
                   restore_plan *plan, char **pzErr)
 {
-    ltx_info *a = NULL;
     const ltx_info *f;
     uint64_t cur = 0;
-    int n = 0, rc;
+    int rc;
 
     memset(plan, 0, sizeof(*plan));
     if (pzErr)
         *pzErr = NULL;
     if (target_txid)
         target_ms = 0;
-    rc = layout_list_all(b, &a, &n);
-    if (rc != SQLITE_OK) {
-        const char *zWhy = backend_errmsg(b);
-        if (strncmp(zWhy, "litestream: ", 12) == 0)
-            zWhy += 12;
-        rc = plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
-                      backend_url(b), zWhy);
-        goto out;
-    }
-    if (n == 0) {
-        rc = plan_err(pzErr, SQLITE_NOTFOUND, "litestream: replica is empty "
-                      "or does not exist (no LTX files under '%s'): check "
-                      "the URL", backend_url(b));
-        goto out;
-    }
+    if (n == 0)
+        return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: replica is "
+                        "empty or does not exist (no LTX files under '%s'): "
+                        "check the URL", zWhere);
     plan->files = sqlite3_malloc64(sizeof(ltx_info) * (size_t)n);
-    if (plan->files == NULL) {
-        rc = plan_err(pzErr, SQLITE_NOMEM, "litestream: out of memory");
-        goto out;
-    }
+    if (plan->files == NULL)
+        return plan_err(pzErr, SQLITE_NOMEM, "litestream: out of memory");
     f = plan_snapshot(a, n, target_txid, target_ms);
     if (f == NULL) /* no snapshot: the chain must start at TXID 1 */
         f = plan_next(a, n, 0, target_txid, target_ms);
@@ -259,10 +298,35 @@ restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
     }
     plan->txid = cur;
     rc = plan_check(a, n, plan, target_txid, target_ms, pzErr);
-out:
-    sqlite3_free(a);
+    if (rc == SQLITE_OK && target_ms)
+        rc = plan_check_time(a, n, plan, target_ms, now_ms, pzErr);
     if (rc != SQLITE_OK)
         restore_plan_free(plan);
+    return rc;
+}
+
+int
+restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
+                  restore_plan *plan, char **pzErr)
+{
+    ltx_info *a = NULL;
+    int n = 0, rc;
+
+    memset(plan, 0, sizeof(*plan));
+    if (pzErr)
+        *pzErr = NULL;
+    rc = layout_list_all(b, &a, &n);
+    if (rc != SQLITE_OK) {
+        const char *zWhy = backend_errmsg(b);
+        if (strncmp(zWhy, "litestream: ", 12) == 0)
+            zWhy += 12;
+        rc = plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
+                      backend_url(b), zWhy);
+    } else {
+        rc = restore_plan_list(a, n, backend_url(b), target_txid, target_ms,
+                               plan_now_ms(), plan, pzErr);
+    }
+    sqlite3_free(a);
     return rc;
 }
 

@@ -252,6 +252,59 @@ sidecar_config_defaults(ls_config *c)
     c->zUrl = NULL;
     c->sync_ms = LS_DEFAULT_SYNC_MS;
     c->spool_limit = LS_DEFAULT_SPOOL_LIMIT;
+    pitr_defaults(&c->pitr);
+}
+
+/* A positive millisecond count, or PITR_OFF where off is allowed. */
+static void
+config_ms(json_t *root, const char *zKey, int allow_off, int64_t *out)
+{
+    json_t *v = json_object_get(root, zKey);
+    if (json_is_integer(v) &&
+        (json_integer_value(v) > 0 ||
+         (allow_off && json_integer_value(v) == PITR_OFF)))
+        *out = json_integer_value(v);
+}
+
+/* The PITR settings of config.json (defaults already in p). */
+static void
+config_read_pitr(json_t *root, ls_pitr *p)
+{
+    json_t *lv = json_object_get(root, "levels_ms");
+    size_t n = json_array_size(lv);
+    if (n >= 1 && n <= TIMEFMT_MAX_LEVELS) {
+        int64_t a[TIMEFMT_MAX_LEVELS];
+        size_t i;
+        for (i = 0; i < n; i++) {
+            json_t *e = json_array_get(lv, i);
+            if (!json_is_integer(e) || json_integer_value(e) <= 0 ||
+                (i > 0 && json_integer_value(e) <= a[i - 1]))
+                break;
+            a[i] = json_integer_value(e);
+        }
+        if (i == n) {
+            memcpy(p->levels, a, sizeof(a[0]) * n);
+            p->nlevels = (int)n;
+        }
+    }
+    config_ms(root, "snapshot_interval_ms", 0, &p->snapshot_ms);
+    config_ms(root, "snapshot_retention_ms", 1, &p->snapshot_retention_ms);
+    config_ms(root, "l0_retention_ms", 1, &p->l0_retention_ms);
+}
+
+static void
+config_write_pitr(json_t *root, const ls_pitr *p)
+{
+    json_t *lv = json_array();
+    for (int i = 0; i < p->nlevels; i++)
+        json_array_append_new(lv, json_integer(p->levels[i]));
+    json_object_set_new(root, "levels_ms", lv);
+    json_object_set_new(root, "snapshot_interval_ms",
+                        json_integer(p->snapshot_ms));
+    json_object_set_new(root, "snapshot_retention_ms",
+                        json_integer(p->snapshot_retention_ms));
+    json_object_set_new(root, "l0_retention_ms",
+                        json_integer(p->l0_retention_ms));
 }
 
 void
@@ -270,6 +323,7 @@ sidecar_config_read(const char *zDbPath, ls_config *c)
             c->sync_ms = (int)json_integer_value(si);
         if (json_is_integer(sl) && json_integer_value(sl) > 0)
             c->spool_limit = json_integer_value(sl);
+        config_read_pitr(root, &c->pitr);
         json_decref(root);
     }
     sqlite3_free(zPath);
@@ -291,6 +345,7 @@ sidecar_config_write(sidecar *sc, const ls_config *c, char **pzErr)
     json_object_set_new(root, "url", json_string(c->zUrl ? c->zUrl : ""));
     json_object_set_new(root, "sync_interval_ms", json_integer(c->sync_ms));
     json_object_set_new(root, "spool_limit", json_integer(c->spool_limit));
+    config_write_pitr(root, &c->pitr);
     text = json_dumps(root, JSON_INDENT(2));
     if (!text) {
         rc = SQLITE_NOMEM;

@@ -21,6 +21,8 @@
 
 #include <stdint.h>
 
+#include "storage/pitr.h"
+
 /* Flags of the captured position. */
 #define CAP_VALID 0x1 /* the fields describe a captured position */
 #define CAP_RESET 0x2 /* the WAL was reset cleanly after `txid` (db holds all) */
@@ -91,6 +93,7 @@ typedef struct ls_config {
     char *zUrl;          /* sqlite3_malloc'd; NULL or "" = not replicating */
     int sync_ms;         /* PRAGMA litestream_sync_interval */
     int64_t spool_limit; /* PRAGMA litestream_spool_limit (bytes) */
+    ls_pitr pitr;        /* levels, snapshots, retention */
 } ls_config;
 
 /* Fills c with the defaults (no URL). */

@@ -9,10 +9,16 @@
  *   PRAGMA litestream_sync_interval = 250;
  *   PRAGMA litestream_spool_limit;         -- bytes the spool may hold
  *   PRAGMA litestream_spool_limit = 268435456;
+ *   PRAGMA litestream_levels = '30s,5m,1h';          -- L1.. intervals
+ *   PRAGMA litestream_snapshot_interval = '24h';     -- L9 snapshots
+ *   PRAGMA litestream_snapshot_retention = '24h';    -- or 'off'
+ *   PRAGMA litestream_retention = '5m';  -- L0 kept once compacted; 'off'
+ *                                        -- never deletes anything
  *
  * Runs on the application thread preparing the PRAGMA.
  */
 #include "storage/sidecar.h"
+#include "storage/timefmt.h"
 #include "storage/url.h"
 #include "vfs/vfs.h"
 
@@ -190,6 +196,90 @@ out:
     return rc;
 }
 
+/* The PITR PRAGMAs, in the order set_pitr()'s `which` numbers them. */
+static const char *const pitr_names[] = {
+    "litestream_levels", "litestream_snapshot_interval",
+    "litestream_snapshot_retention", "litestream_retention"};
+
+/* Formats setting `which` of p into buf. */
+static const char *
+pitr_format(const ls_pitr *p, int which, char *buf, size_t n)
+{
+    int64_t v = which == 1   ? p->snapshot_ms
+                : which == 2 ? p->snapshot_retention_ms
+                             : p->l0_retention_ms;
+    if (which == 0)
+        return timefmt_levels(p->levels, p->nlevels, buf, n);
+    if (v == PITR_OFF)
+        return "off";
+    return timefmt_duration(v, buf, n);
+}
+
+/* Parses zVal into setting `which` of p; SQLITE_OK or *pzErr. */
+static int
+pitr_parse(ls_pitr *p, int which, const char *zVal, char **pzErr)
+{
+    int64_t v;
+    if (which == 0)
+        return timefmt_parse_levels(zVal, p->levels, &p->nlevels, pzErr);
+    if (which >= 2 && sqlite3_stricmp(zVal, "off") == 0) {
+        v = PITR_OFF;
+    } else if (timefmt_parse_duration(zVal, &v, pzErr) != SQLITE_OK) {
+        char *z = *pzErr;
+        *pzErr = sqlite3_mprintf("%s (PRAGMA %s%s)", z, pitr_names[which],
+                                 which >= 2 ? "; 'off' never deletes" : "");
+        sqlite3_free(z);
+        return SQLITE_ERROR;
+    }
+    if (which == 1)
+        p->snapshot_ms = v;
+    else if (which == 2)
+        p->snapshot_retention_ms = v;
+    else
+        p->l0_retention_ms = v;
+    return SQLITE_OK;
+}
+
+/* PRAGMA litestream_levels and friends: read, or set and store. */
+static int
+set_pitr(ls_db *d, char **azArg, int which)
+{
+    const char *zVal = azArg[2];
+    replicator *r = vfs_db_replicator(d);
+    int replicating = r != NULL;
+    ls_config c;
+    char *zErr = NULL, buf[160];
+    int rc = SQLITE_OK;
+
+    sidecar_config_read(vfs_db_path(d), &c);
+    if (r)
+        replicator_pitr(r, &c.pitr);
+    vfs_db_replicator_done(d, r);
+    if (zVal) {
+        if (pitr_parse(&c.pitr, which, zVal, &zErr) != SQLITE_OK) {
+            rc = fail(azArg, zErr);
+            goto out;
+        }
+        if (!replicating) {
+            rc = fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
+                                             "replicated: set PRAGMA "
+                                             "litestream_url first",
+                                             vfs_db_path(d)));
+            goto out;
+        }
+        rc = vfs_db_configure(d, &c, &zErr);
+        if (rc != SQLITE_OK) {
+            rc = fail(azArg, zErr);
+            goto out;
+        }
+    }
+    azArg[0] = sqlite3_mprintf("%s", pitr_format(&c.pitr, which, buf,
+                                                 sizeof(buf)));
+out:
+    sqlite3_free(c.zUrl);
+    return rc;
+}
+
 int
 vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
 {
@@ -210,6 +300,9 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
     if (sqlite3_stricmp(zName, "litestream_spool_limit") == 0)
         return set_number(d, azArg, "litestream_spool_limit", 1 << 20,
                           (int64_t)1 << 50, "bytes", 1);
+    for (int i = 0; i < 4; i++)
+        if (sqlite3_stricmp(zName, pitr_names[i]) == 0)
+            return set_pitr(d, azArg, i);
     return SQLITE_NOTFOUND;
 }
 

@@ -131,7 +131,8 @@ db_start(ls_db *d, const ls_config *c, char **pzErr)
                   .spool_limit = c->spool_limit,
                   .zVfs = ORIG->zName,
                   .xRecapture = capture_recapture,
-                  .pRecaptureCtx = d};
+                  .pRecaptureCtx = d,
+                  .pitr = c->pitr};
     if (!d->sc) {
         rc = sidecar_open(d->zPath, &d->sc, pzErr);
         if (rc != SQLITE_OK)
@@ -631,6 +632,7 @@ vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
          * start of the application): nothing to restart. */
         replicator_set_interval(d->rep, c->sync_ms);
         replicator_set_spool_limit(d->rep, c->spool_limit);
+        replicator_set_pitr(d->rep, &c->pitr);
         rc = sidecar_config_write(d->sc, c, pzErr);
         pthread_mutex_unlock(&d->mu);
         return rc;

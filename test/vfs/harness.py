@@ -98,3 +98,64 @@ def restore_and_compare(con, src, replica_url, out, what):
     ok(ic == "ok" and same,
        f"{what}: restore at TXID {txid} identical, integrity {ic}")
     return js
+
+
+class FileReplica:
+    """A replica on the local-directory backend, as the tests see it: its
+    URL, and the few direct manipulations a test needs (introduce a gap,
+    corrupt an object, lay out foreign files).  An S3 variant only has to
+    provide the same methods (see make_replica)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.url = "file://" + root
+
+    def key(self, level, lo, hi):
+        return f"ltx/{level}/{lo:016x}-{hi:016x}.ltx"
+
+    def _path(self, key):
+        return os.path.join(self.root, key)
+
+    def put(self, key, data, created_ms=None):
+        p = self._path(key)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+        if created_ms is not None:
+            os.utime(p, ns=(created_ms * 1000000, created_ms * 1000000))
+
+    def get(self, key):
+        with open(self._path(key), "rb") as f:
+            return f.read()
+
+    def remove(self, key):
+        os.remove(self._path(key))
+
+    def corrupt(self, key, offset):
+        """Flips one byte of an object, keeping its size and time."""
+        p = self._path(key)
+        st = os.stat(p)
+        with open(p, "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ 0xFF]))
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def copy_levels(self, other, levels):
+        """Copies the objects of the given levels into replica `other`."""
+        for lv in levels:
+            src = os.path.join(self.root, "ltx", str(lv))
+            if not os.path.isdir(src):
+                continue
+            for name in os.listdir(src):
+                if name.endswith(".ltx"):
+                    st = os.stat(os.path.join(src, name))
+                    other.put(f"ltx/{lv}/{name}",
+                              self.get(f"ltx/{lv}/{name}"),
+                              st.st_mtime_ns // 1000000)
+
+
+def make_replica(d, name="replica"):
+    """The one place that decides where the tests' replicas live."""
+    return FileReplica(os.path.join(d, name))

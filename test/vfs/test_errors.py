@@ -142,14 +142,24 @@ e = err_of(con, "SELECT litestream_restore(?, ?, 'yesterday')", url,
 ok(e is not None and "TXID" in e, f"a target that is not a TXID: {e}")
 
 # A corrupt object: restore names it, the output path stays untouched.
-objs = sorted(os.listdir(os.path.join(blocker, "replica", "ltx", "0")))
-victim = os.path.join(blocker, "replica", "ltx", "0", objs[-1])
-data = bytearray(open(victim, "rb").read())
-data[len(data) // 2] ^= 0xFF
-open(victim, "wb").write(bytes(data))
+# The newest state may be served by a snapshot or a compacted object as
+# well as by L0: corrupt every object that ends at the newest TXID.
+ltxdir = os.path.join(blocker, "replica", "ltx")
+newest = []
+for lv in sorted(os.listdir(ltxdir)):
+    for name in os.listdir(os.path.join(ltxdir, lv)):
+        if name.endswith(".ltx"):
+            newest.append((name[17:33], lv, name))
+top = max(newest)[0]
+victims = [(lv, name) for (mx, lv, name) in newest if mx == top]
+for lv, name in victims:
+    victim = os.path.join(ltxdir, lv, name)
+    data = bytearray(open(victim, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(victim, "wb").write(bytes(data))
 out = os.path.join(d, "corrupt-out.db")
 e = err_of(con, "SELECT litestream_restore(?, ?)", url, out)
-ok(e is not None and objs[-1] in e,
+ok(e is not None and any(f"ltx/{lv}/{name}" in e for lv, name in victims),
    f"corrupt object: restore fails naming it: {e}")
 ok(not os.path.exists(out) and not os.path.exists(out + ".tmp"),
    "corrupt object: nothing written at the output path")
