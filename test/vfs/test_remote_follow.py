@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""A read replica follows a live writer: every read transaction sees one
+consistent state (the invariant total of a bank of accounts) and a TXID that
+never goes backwards, across VACUUM, a page_size change and a full image on
+the writer's side; it catches up within poll + sync interval; and time
+travel returns the recorded state at recorded TXIDs and times."""
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+from harness import SO, cleanup, diag, done, load, ok, scratch
+from remote_harness import remote, replica_url, txid
+
+load()
+
+POLL_MS, SYNC_MS, SECONDS = 100, 100, 6
+ACCOUNTS, TOTAL = 500, 500 * 1000
+d = scratch("remote-follow")
+db = os.path.join(d, "app.db")
+url = replica_url(d)
+records = os.path.join(d, "records.jsonl")
+writer = subprocess.Popen(
+    ["/usr/bin/python3", os.path.join(os.path.dirname(__file__),
+                                      "remote_writer.py"),
+     SO, db, url, str(SECONDS), records], stdout=subprocess.PIPE, text=True)
+
+# The replica is empty until the writer's first upload: retry the open.
+con, err, deadline = None, None, time.time() + 20
+while con is None and time.time() < deadline:
+    try:
+        con = remote(url, poll_ms=POLL_MS)
+    except Exception as e:  # sqlite3.OperationalError: replica is empty
+        err = e
+        time.sleep(0.05)
+ok(con is not None, f"reader opened the replica while it was written ({err})")
+
+bad, backwards, n_tx, seen, sizes, last = [], 0, 0, [], set(), 0
+while con is not None and writer.poll() is None:
+    con.execute("BEGIN")
+    cnt, total = con.execute("SELECT count(*), sum(balance) FROM accounts"
+                             ).fetchone()
+    ps = con.execute("PRAGMA page_size").fetchone()[0]
+    t = txid(con)
+    con.execute("COMMIT")
+    n_tx += 1
+    sizes.add(ps)
+    if (cnt, total) != (ACCOUNTS, TOTAL) and len(bad) < 5:
+        bad.append((t, cnt, total))
+    if t < last:
+        backwards += 1
+    if not seen or seen[-1][1] != t:
+        seen.append((int(time.time() * 1000), t))
+    last = t
+    time.sleep(0.001)  # leave the writer some of the machine
+summary = json.loads(writer.stdout.read().strip().splitlines()[-1])
+writer.wait()
+diag(f"writer: {summary}")
+ok(writer.returncode == 0, "the writer ran to its end")
+ok(n_tx > 50 and not bad,
+   f"{n_tx} read transactions, each saw {ACCOUNTS} accounts totalling "
+   f"{TOTAL} (violations: {bad})")
+ok(backwards == 0 and len(seen) > 10,
+   f"the TXID never went backwards ({backwards} times) and moved "
+   f"{len(seen)} times")
+ok(sizes == {4096, 8192} and summary["page_sizes"] == [4096, 8192],
+   f"the reader followed the page_size change (saw {sorted(sizes)})")
+ok(summary["full_images"] >= 1,
+   f"the writer's side produced full images ({summary['full_images']})")
+
+# Catch-up: the final TXID is visible within poll + sync interval (plus
+# slack for a loaded machine) of the writer's last sync.
+final = summary["final"]
+while con is not None and txid(con) < final:
+    con.execute("SELECT count(*) FROM accounts").fetchone()
+    if int(time.time() * 1000) - summary["done_ms"] > 10000:
+        break
+    time.sleep(0.005)
+caught = int(time.time() * 1000) - summary["done_ms"]
+ok(txid(con) == final, f"reader reached the final TXID {final} "
+   f"{caught} ms after the writer's last sync")
+recs = [json.loads(line) for line in open(records)]
+delays = []
+for r in recs:
+    first = next((ms for ms, t in seen if t >= r["txid"]), None)
+    if first is not None:
+        delays.append(first - r["ms"])
+limit = POLL_MS + SYNC_MS + 1000
+ok(delays and max(delays) <= limit,
+   f"while following, each synced TXID was visible within {max(delays)} ms "
+   f"(limit poll {POLL_MS} + sync {SYNC_MS} + 1000 slack; median "
+   f"{sorted(delays)[len(delays) // 2]} ms)")
+ok(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok",
+   "integrity_check of the followed replica")
+
+# Time travel at recorded TXIDs and times (before and after VACUUM, the
+# page size change and the full image).
+picks = recs[:: max(1, len(recs) // 6)] + [recs[-1]]
+wrong = []
+for r in picks:
+    c1 = remote(url, txid=r["txid"])
+    iso = datetime.datetime.fromtimestamp(
+        r["ms"] / 1000, datetime.timezone.utc).isoformat(
+        timespec="milliseconds")
+    c2 = remote(url, time=iso)
+    for how, c in (("txid", c1), ("time", c2)):
+        got = (txid(c), c.execute("SELECT sum(id * balance), sum(balance) "
+                                  "FROM accounts").fetchone())
+        if got != (r["txid"], (r["check"], TOTAL)):
+            wrong.append((how, r, got))
+    c1.close()
+    c2.close()
+ok(not wrong, f"time travel (URI txid= and time=) to {len(picks)} recorded "
+   f"points returns the recorded state ({wrong[:2]})")
+
+r = recs[len(recs) // 2]
+iso = datetime.datetime.fromtimestamp(
+    r["ms"] / 1000, datetime.timezone.utc).isoformat(timespec="milliseconds")
+con.execute(f"PRAGMA litestream_time = '{iso}'")
+got = con.execute("SELECT sum(id * balance) FROM accounts").fetchone()[0]
+ok(txid(con) == r["txid"] and got == r["check"],
+   f"PRAGMA litestream_time = '{iso}' serves TXID {r['txid']}")
+con.execute("PRAGMA litestream_time = 'latest'")
+ok(txid(con) == final, "PRAGMA litestream_time = 'latest' follows again")
+con.close()
+cleanup(d)
+done()
