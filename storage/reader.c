@@ -23,6 +23,7 @@
 
 #include "storage/reader_int.h"
 #include "storage/sqlite.h"
+#include "storage/url.h"
 
 int64_t
 reader_now_ms(void)
@@ -55,7 +56,9 @@ reader_open(const char *zUrl, const reader_opts *o, reader **out,
     r->next_uid = 1;
     r->ra_pages = 1;
     r->poll_ms = o->poll_ms;
-    rc = backend_open(zUrl, &r->b, pzErr);
+    rc = url_parse(zUrl, &r->u, pzErr);
+    if (rc == SQLITE_OK)
+        rc = backend_open_url(r->u, &r->b, pzErr);
     if (rc != SQLITE_OK)
         goto out;
     rc = pagecache_open(o->cache_bytes, &r->cache);
@@ -84,6 +87,7 @@ reader_close(reader *r)
     pagemap_clear(&r->map);
     pagecache_close(r->cache);
     backend_close(r->b);
+    url_free(r->u);
     sqlite3_free(r->page);
     sqlite3_free(r->zErr);
     sqlite3_free(r);
@@ -363,6 +367,11 @@ reader_errmsg(const reader *r)
 void
 reader_get_stats(reader *r, reader_stats *out)
 {
+    const backend_counters *c = backend_get_counters(r->b);
+
     *out = r->st;
-    out->requests = *backend_get_counters(r->b);
+    out->requests = *c;
+    out->requests.n_get += r->extra.n_get;
+    out->requests.n_list += r->extra.n_list;
+    out->requests.bytes_down += r->extra.bytes_down;
 }

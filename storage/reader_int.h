@@ -10,8 +10,14 @@
 #include "storage/pagemap.h"
 #include "storage/reader.h"
 
+#define READER_LOAD_THREADS 8 /* extra threads fetching object indexes */
+
+struct ls_url;
+
 struct reader {
+    struct ls_url *u;    /* the parsed replica URL */
     backend *b;          /* this reader's own handle (one thread) */
+    backend_counters extra; /* requests of the loader threads' handles */
     pagemap map;         /* the state served */
     pagecache *cache;
     uint64_t next_uid;   /* uid of the next object applied */
@@ -40,6 +46,16 @@ int64_t reader_now_ms(void);
  */
 int reader_build(reader *r, uint64_t target_txid, int64_t target_ms,
                  char **pzErr);
+
+/*
+ * Fetches the header and page index of files[0..n) into out[0..n) (free
+ * each with pagemap_loaded_free()), in parallel (reader_load.c).
+ * SQLITE_OK, or the error of the first object that failed with *pzErr
+ * naming it (SQLITE_NOTFOUND: it vanished or changed; SQLITE_CORRUPT; the
+ * backend's code); out is then all freed.
+ */
+int reader_load_all(reader *r, const ltx_info *files, int n, pm_loaded *out,
+                    char **pzErr);
 
 /* The key of object info into buf (LAYOUT_KEY_SIZE bytes). */
 void reader_key(const reader *r, const ltx_info *info, char *buf);

@@ -10,12 +10,9 @@
  *   2. An object that disappears between listing and reading (compaction,
  *      retention) makes the plan be recomputed (up to READER_TRIES times),
  *      never an error on its own.
- *   3. Every object's header must agree with its name (TXIDs) and its
- *      index must parse (ltx_index_parse checks it points inside the file).
  *
  * Threads: the reader's owner thread.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,139 +29,24 @@ reader_key(const reader *r, const ltx_info *info, char *buf)
                LAYOUT_KEY_SIZE);
 }
 
-/* "litestream: corrupt LTX object ..." for object key. */
-static int
-load_corrupt(reader *r, const char *key, const char *zWhy, char **pzErr)
-{
-    *pzErr = sqlite3_mprintf("litestream: corrupt LTX object '%s' in '%s': "
-                             "%s",
-                             key, backend_url(r->b), zWhy);
-    return SQLITE_CORRUPT;
-}
-
-/* GET [off, off+len) of key; a short answer means the object changed. */
-static int
-load_get(reader *r, const char *key, uint64_t off, uint64_t len,
-         uint8_t **out, size_t *n, char **pzErr)
-{
-    const char *zWhy;
-    int rc = backend_get(r->b, key, off, len, out, n);
-
-    if (rc == SQLITE_OK && *n == len)
-        return SQLITE_OK;
-    if (rc == SQLITE_OK) {
-        sqlite3_free(*out);
-        *out = NULL;
-        *pzErr = sqlite3_mprintf("litestream: LTX object '%s' changed while "
-                                 "being read", key);
-        return SQLITE_NOTFOUND;
-    }
-    zWhy = backend_errmsg(r->b);
-    if (strncmp(zWhy, "litestream: ", 12) == 0)
-        zWhy += 12;
-    *pzErr = sqlite3_mprintf("litestream: cannot read '%s' from '%s': %s",
-                             key, backend_url(r->b), zWhy);
-    return rc;
-}
-
-/* Parses the index from the tail [size - nTail, size), refetching it once
- * at the size the index needs. */
-static int
-load_index(reader *r, const char *key, const ltx_info *f, uint8_t **tail,
-           size_t nTail, pm_loaded *o, char **pzErr)
-{
-    char zLtx[256];
-    uint64_t need = 0;
-    int rc;
-
-    rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, NULL,
-                         &need, zLtx, sizeof(zLtx));
-    if (rc == SQLITE_TOOBIG && need > nTail && need <= f->size) {
-        sqlite3_free(*tail);
-        *tail = NULL;
-        rc = load_get(r, key, f->size - need, need, tail, &nTail, pzErr);
-        if (rc != SQLITE_OK)
-            return rc;
-        rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, NULL,
-                             &need, zLtx, sizeof(zLtx));
-    }
-    if (rc != SQLITE_OK)
-        return rc == SQLITE_NOMEM ? rc : load_corrupt(r, key, zLtx, pzErr);
-    return SQLITE_OK;
-}
-
-/*
- * Fetches the header and page index of object f: one GET of the whole
- * object when small, else a header GET and a tail GET (a third one if the
- * index is larger than READER_TAIL_GUESS).
- */
-static int
-load_object(reader *r, const ltx_info *f, pm_loaded *o, char **pzErr)
-{
-    char key[LAYOUT_KEY_SIZE], zLtx[256];
-    uint8_t *head = NULL, *tail = NULL;
-    size_t nHead = 0, nTail = 0;
-    int small = f->size <= READER_SMALL_OBJECT, rc;
-
-    memset(o, 0, sizeof(*o));
-    o->info = *f;
-    reader_key(r, f, key);
-    if (f->size < LTX_MIN_FILE_SIZE) {
-        rc = load_corrupt(r, key, "shorter than any LTX file", pzErr);
-        goto out;
-    }
-    rc = load_get(r, key, 0, small ? f->size : LTX_HEADER_SIZE, &head,
-                  &nHead, pzErr);
-    if (rc != SQLITE_OK)
-        goto out;
-    rc = ltx_header_decode(head, &o->hdr, zLtx, sizeof(zLtx));
-    if (rc == SQLITE_OK && (o->hdr.min_txid != f->min_txid ||
-                            o->hdr.max_txid != f->max_txid)) {
-        snprintf(zLtx, sizeof(zLtx), "its header holds TXIDs %016llx-%016llx",
-                 (unsigned long long)o->hdr.min_txid,
-                 (unsigned long long)o->hdr.max_txid);
-        rc = SQLITE_CORRUPT;
-    }
-    if (rc != SQLITE_OK) {
-        rc = load_corrupt(r, key, zLtx, pzErr);
-        goto out;
-    }
-    if (small) {
-        tail = head;
-        head = NULL;
-        nTail = nHead;
-    } else {
-        uint64_t n = f->size < READER_TAIL_GUESS ? f->size : READER_TAIL_GUESS;
-        rc = load_get(r, key, f->size - n, n, &tail, &nTail, pzErr);
-        if (rc != SQLITE_OK)
-            goto out;
-    }
-    rc = load_index(r, key, f, &tail, nTail, o, pzErr);
-out:
-    sqlite3_free(head);
-    sqlite3_free(tail);
-    if (rc != SQLITE_OK)
-        pagemap_loaded_free(o);
-    return rc;
-}
-
 /* Loads and applies the objects of one plan into the empty map pm.
  * *vanished is set when an object was not found. */
 static int
 build_once(reader *r, const restore_plan *plan, pagemap *pm, int *vanished,
            char **pzErr)
 {
-    int i, rc = SQLITE_OK;
+    pm_loaded *lo = sqlite3_malloc64(sizeof(pm_loaded) * (size_t)plan->n + 1);
+    int i, rc;
 
-    for (i = 0; i < plan->n && rc == SQLITE_OK; i++) {
-        pm_loaded o;
-        rc = load_object(r, &plan->files[i], &o, pzErr);
-        if (rc == SQLITE_NOTFOUND)
-            *vanished = 1;
-        if (rc == SQLITE_OK)
-            rc = pagemap_apply(pm, &o, r->next_uid++, pzErr);
-        pagemap_loaded_free(&o);
-    }
+    if (lo == NULL)
+        return SQLITE_NOMEM;
+    rc = reader_load_all(r, plan->files, plan->n, lo, pzErr);
+    *vanished = rc == SQLITE_NOTFOUND;
+    for (i = 0; i < plan->n && rc == SQLITE_OK; i++)
+        rc = pagemap_apply(pm, &lo[i], r->next_uid++, pzErr);
+    for (i = 0; i < plan->n; i++)
+        pagemap_loaded_free(&lo[i]);
+    sqlite3_free(lo);
     return rc;
 }
 
@@ -309,19 +191,15 @@ static int
 poll_apply(reader *r, const ltx_info *chain, int nc, char **pzErr)
 {
     pm_loaded *lo = sqlite3_malloc64(sizeof(pm_loaded) * (size_t)nc + 1);
-    int i, k = 0, rc = SQLITE_OK;
+    int i, rc;
 
     if (lo == NULL)
         return SQLITE_NOMEM;
     /* Fetch everything first: a failure then leaves the map as it was. */
-    for (k = 0; k < nc && rc == SQLITE_OK; k++) {
-        rc = load_object(r, &chain[k], &lo[k], pzErr);
-        if (rc != SQLITE_OK)
-            break;
-    }
+    rc = reader_load_all(r, chain, nc, lo, pzErr);
     for (i = 0; i < nc && rc == SQLITE_OK; i++)
         rc = pagemap_apply(&r->map, &lo[i], r->next_uid++, pzErr);
-    for (i = 0; i < k; i++)
+    for (i = 0; i < nc; i++)
         pagemap_loaded_free(&lo[i]);
     sqlite3_free(lo);
     return rc;
