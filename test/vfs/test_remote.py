@@ -109,6 +109,8 @@ try:
 except sqlite3.Error as ex:
     e = str(ex)
 ok(e and "cannot be replicated" in e, f"PRAGMA litestream_url = ...: {e}")
+st = r.execute("SELECT litestream_status()").fetchone()[0]
+ok("read replica" in st, f"litestream_status() says it is a replica: {st}")
 r.close()
 
 
