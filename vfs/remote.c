@@ -252,6 +252,16 @@ remote_open_main(remote_file *p, const char *zName)
     rc = remote_options(zName, &o, &zErr);
     if (rc == SQLITE_OK)
         rc = reader_open(o.zUrl, &o.ro, &p->r, &zErr);
+    /* min_txid on a replica still empty: wait for its first objects. */
+    for (int waited = 0; rc == SQLITE_NOTFOUND && o.min_txid &&
+                         !o.ro.target_txid && !o.ro.target_ms &&
+                         waited < o.timeout_ms;
+         waited += 100) {
+        sqlite3_free(zErr);
+        zErr = NULL;
+        ORIG->xSleep(ORIG, 100000);
+        rc = reader_open(o.zUrl, &o.ro, &p->r, &zErr);
+    }
     if (rc == SQLITE_OK && o.min_txid)
         rc = reader_wait_txid(p->r, o.min_txid, o.timeout_ms, &zErr);
     if (rc != SQLITE_OK) {

@@ -169,6 +169,42 @@ ok(txid(r) >= want and r.execute("SELECT count(*) FROM t").fetchone()[0] ==
    "the write to be visible")
 r.close()
 
+# min_txid on a replica that is still empty waits for the first upload.
+d2 = os.path.join(d, "late")
+os.makedirs(d2)
+url2 = replica_url(d2)
+w2 = sqlite3.connect(os.path.join(d2, "late.db"), isolation_level=None,
+                     check_same_thread=False)
+
+
+def late_start():
+    w2.execute(f"PRAGMA litestream_url = '{url2}'")
+    w2.execute("CREATE TABLE late(x)")
+    w2.execute("SELECT litestream_sync()")
+
+
+threading.Timer(0.3, late_start).start()
+t0 = time.time()
+r = remote(url2, min_txid=2, timeout_ms=10000)
+ok(txid(r) >= 2 and r.execute("SELECT count(*) FROM late").fetchone() ==
+   (0,), f"min_txid on an empty replica: waited {time.time() - t0:.2f} s "
+   "for its first upload")
+r.close()
+w2.close()
+
+# Time travel is refused inside a read transaction.
+r = remote(url)
+r.execute("BEGIN")
+r.execute("SELECT count(*) FROM t").fetchone()
+e = None
+try:
+    r.execute("PRAGMA litestream_txid = 1")
+except sqlite3.Error as ex:
+    e = str(ex)
+r.execute("COMMIT")
+ok(e and "finish it first" in e, f"time travel inside a transaction: {e}")
+r.close()
+
 # --- objects vanish or move between listing and reading --------------------
 rdir = replica_dir(url)
 if rdir:
