@@ -12,7 +12,8 @@ local file:
   warm      the same lookups again on one connection whose cache holds them
   scan      SELECT sum(length(v)) over the table on a fresh connection
 
-and prints a markdown table with the ratios and the requests per query
+and prints a markdown table (medians of BENCH_REMOTE_REPS interleaved
+repetitions) with the ratios and the requests per query
 (PRAGMA litestream_requests).  The local side runs through SQLite's own unix
 VFS with the OS page cache warm (the replica's files are in the same OS
 cache: this measures the VFS's own costs, not a network).
@@ -34,6 +35,7 @@ MB = int(os.environ.get("BENCH_REMOTE_MB", "256"))
 ROW = int(os.environ.get("BENCH_REMOTE_ROW", "1000"))
 NCOLD = int(os.environ.get("BENCH_REMOTE_COLD", "30"))
 NWARM = int(os.environ.get("BENCH_REMOTE_WARM", "2000"))
+REPS = int(os.environ.get("BENCH_REMOTE_REPS", "3"))
 
 boot = sqlite3.connect(":memory:")
 boot.enable_load_extension(True)
@@ -102,51 +104,56 @@ for _ in range(5):
     c.close()
 res["open_ms"] = statistics.median(opens)
 
-for remote in (False, True):
-    tag = "remote" if remote else "local"
-    # cold point lookups
-    cold, creq = [], []
-    for _ in range(NCOLD):
+for rep in range(REPS):
+    for remote in (False, True):
+        tag = "remote" if remote else "local"
+        # cold point lookups
+        cold, creq = [], []
+        for _ in range(NCOLD):
+            c = connect(remote)
+            c.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            g0 = reqs(c)["get"] if remote else 0
+            k = rnd.randint(1, rows)
+            cold.append(timed(lambda: c.execute(
+                "SELECT length(v) FROM t WHERE id = ?", (k,)).fetchone()))
+            if remote:
+                creq.append(reqs(c)["get"] - g0)
+            c.close()
+        res.setdefault(f"{tag}_cold_ms", []).append(statistics.median(cold))
+        if remote:
+            res["cold_requests"] = statistics.median(creq)
+        # warm point lookups: the same keys twice, the second pass timed
+        c = connect(remote)
+        keys = [rnd.randint(1, rows) for _ in range(NWARM)]
+        for k in keys:
+            c.execute("SELECT length(v) FROM t WHERE id = ?", (k,)).fetchone()
+        g0 = reqs(c)["get"] if remote else 0
+        warm = [timed(lambda: c.execute("SELECT length(v) FROM t WHERE id = ?",
+                                        (k,)).fetchone()) for k in keys]
+        res.setdefault(f"{tag}_warm_us", []).append(statistics.median(warm) * 1000)
+        if remote:
+            res["warm_requests"] = reqs(c)["get"] - g0
+        c.close()
+        # full scan on a fresh connection
         c = connect(remote)
         c.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-        g0 = reqs(c)["get"] if remote else 0
-        k = rnd.randint(1, rows)
-        cold.append(timed(lambda: c.execute(
-            "SELECT length(v) FROM t WHERE id = ?", (k,)).fetchone()))
+        q0 = reqs(c) if remote else {}
+        res.setdefault(f"{tag}_scan_ms", []).append(timed(lambda: c.execute(
+            "SELECT sum(length(v)) FROM t").fetchone()))
         if remote:
-            creq.append(reqs(c)["get"] - g0)
+            q = reqs(c)
+            res["scan_requests"] = q["get"] - q0["get"]
+            res["scan_mb"] = (q["bytes_down"] - q0["bytes_down"]) / 1048576
         c.close()
-    res[f"{tag}_cold_ms"] = statistics.median(cold)
-    if remote:
-        res["cold_requests"] = statistics.median(creq)
-    # warm point lookups: the same keys twice, the second pass timed
-    c = connect(remote)
-    keys = [rnd.randint(1, rows) for _ in range(NWARM)]
-    for k in keys:
-        c.execute("SELECT length(v) FROM t WHERE id = ?", (k,)).fetchone()
-    g0 = reqs(c)["get"] if remote else 0
-    warm = [timed(lambda: c.execute("SELECT length(v) FROM t WHERE id = ?",
-                                    (k,)).fetchone()) for k in keys]
-    res[f"{tag}_warm_us"] = statistics.median(warm) * 1000
-    if remote:
-        res["warm_requests"] = reqs(c)["get"] - g0
-    c.close()
-    # full scan on a fresh connection
-    c = connect(remote)
-    c.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-    g0 = reqs(c)["get"] if remote else 0
-    res[f"{tag}_scan_ms"] = timed(lambda: c.execute(
-        "SELECT sum(length(v)) FROM t").fetchone())
-    if remote:
-        q = reqs(c)
-        res["scan_requests"] = q["get"] - g0
-        res["scan_mb"] = q["bytes_down"] / 1048576
-    c.close()
+
+for k in [k for k in res if isinstance(res[k], list)]:
+    res[k] = statistics.median(res[k])
 
 out = f"""Database: {MB} MiB, {rows} rows of {ROW} random bytes, {pages} pages of
 {psize} bytes; replica: {nobj} LTX objects, {rep_bytes / 1048576:.0f} MiB
 (built and replicated in {build_s:.0f} s).  Remote opened with poll_ms=0,
-cache_mb=64 (default); local through the unix VFS, OS cache warm.
+cache_mb=64 (default); local through the unix VFS, OS cache warm.  Each
+figure is the median of {REPS} interleaved repetitions (local, remote, ...).
 
 | measurement | local file | litestream-remote | ratio | requests (remote) |
 |---|---|---|---|---|

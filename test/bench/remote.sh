@@ -8,7 +8,8 @@
 #   BENCH_REMOTE_MB=1024 bash test/bench/remote.sh # 1 GiB
 #
 # Knobs: BENCH_REMOTE_MB (256), BENCH_REMOTE_ROW (1000 bytes),
-# BENCH_REMOTE_COLD (30 lookups), BENCH_REMOTE_WARM (2000 lookups).
+# BENCH_REMOTE_COLD (30 lookups), BENCH_REMOTE_WARM (2000 lookups),
+# BENCH_REMOTE_REPS (3 interleaved repetitions).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
