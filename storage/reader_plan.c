@@ -8,8 +8,9 @@
  *      is complete; a poll applies objects in TXID order, so after each
  *      apply the map is one consistent state.
  *   2. An object that disappears between listing and reading (compaction,
- *      retention) makes the plan be recomputed (up to READER_TRIES times),
- *      never an error on its own.
+ *      retention), or does not parse (it may have been replaced since it
+ *      was listed), makes the plan be recomputed (up to READER_TRIES
+ *      times), never an error on its own.
  *
  * Threads: the reader's owner thread.
  */
@@ -41,7 +42,8 @@ build_once(reader *r, const restore_plan *plan, pagemap *pm, int *vanished,
     if (lo == NULL)
         return SQLITE_NOMEM;
     rc = reader_load_all(r, plan->files, plan->n, lo, pzErr);
-    *vanished = rc == SQLITE_NOTFOUND;
+    /* Gone, or not what was listed (replaced by a rewrite): list again. */
+    *vanished = rc == SQLITE_NOTFOUND || rc == SQLITE_CORRUPT;
     for (i = 0; i < plan->n && rc == SQLITE_OK; i++)
         rc = pagemap_apply(pm, &lo[i], r->next_uid++, pzErr);
     for (i = 0; i < plan->n; i++)

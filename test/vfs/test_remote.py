@@ -4,6 +4,7 @@ requests, clear errors for every bad input, read-only, read-your-writes
 (min_txid), and robustness to objects disappearing or moving between
 listing and reading (what compaction and retention do)."""
 import os
+import random
 import shutil
 import sqlite3
 import struct
@@ -88,6 +89,29 @@ q = requests(r)
 ok(q["pages_fetched"] > pages, "cache_mb=1 bounds the cache: a second "
    f"scan fetches again ({q['pages_fetched']} pages for 2 scans)")
 r.close()
+
+# --- connections of several threads, each with its own state ------------
+results = []
+
+
+def reader_thread(k):
+    c = remote(url, poll_ms=0)
+    rr = random.Random(k)
+    good = all(c.execute("SELECT v FROM t WHERE id = ?", (i,)).fetchone()[0]
+               .startswith(f"{i:08d}")
+               for i in (rr.randint(1, N) for _ in range(300)))
+    results.append(good and c.execute("SELECT count(*) FROM t").fetchone()[0]
+                   == N)
+    c.close()
+
+
+threads = [threading.Thread(target=reader_thread, args=(k,)) for k in range(4)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+ok(results == [True] * 4, "4 threads, each with its own replica connection, "
+   "read the same rows")
 
 # --- writes are refused -----------------------------------------------------
 r = remote(url)
