@@ -35,7 +35,7 @@ con.execute("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER,"
 con.execute("BEGIN")
 for i in range(1, ACCOUNTS + 1):
     con.execute("INSERT INTO accounts VALUES (?, ?, ?)",
-                (i, TOTAL_EACH, "p" * 300))
+                (i, TOTAL_EACH, "p" * 4000))
 con.execute("COMMIT")
 
 rnd = random.Random(6)

@@ -3,16 +3,19 @@
 consistent state (the invariant total of a bank of accounts) and a TXID that
 never goes backwards, across VACUUM, a page_size change and a full image on
 the writer's side; it catches up within poll + sync interval; and time
-travel returns the recorded state at recorded TXIDs and times."""
+travel returns the recorded state at recorded TXIDs and times.  Meanwhile
+objects keep moving from level 0 to level 1 under the reader (a stand-in
+for compaction, which this tree does not have yet)."""
 import datetime
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from harness import SO, cleanup, diag, done, load, ok, scratch
-from remote_harness import remote, replica_url, txid
+from remote_harness import remote, replica_dir, replica_url, requests, txid
 
 load()
 
@@ -31,11 +34,35 @@ writer = subprocess.Popen(
 con, err, deadline = None, None, time.time() + 20
 while con is None and time.time() < deadline:
     try:
-        con = remote(url, poll_ms=POLL_MS)
+        con = remote(url, poll_ms=POLL_MS, cache_mb=1)  # 1/2 of the db
     except Exception as e:  # sqlite3.OperationalError: replica is empty
         err = e
         time.sleep(0.05)
 ok(con is not None, f"reader opened the replica while it was written ({err})")
+
+# Meanwhile a stand-in for compaction keeps moving every level-0 object but
+# the newest to level 1 (file replicas): objects vanish from under the
+# reader's plan and level 0 has gaps, as when compaction and retention run.
+moved, stop = [0], threading.Event()
+
+
+def mover():
+    rdir = replica_dir(url)
+    src, dst = os.path.join(rdir, "ltx", "0"), os.path.join(rdir, "ltx", "1")
+    os.makedirs(dst, exist_ok=True)
+    while not stop.wait(0.2):
+        try:
+            names = sorted(n for n in os.listdir(src) if n.endswith(".ltx"))
+        except FileNotFoundError:
+            continue
+        for n in names[:-1]:
+            os.rename(os.path.join(src, n), os.path.join(dst, n))
+            moved[0] += 1
+
+
+mt = threading.Thread(target=mover) if replica_dir(url) else None
+if mt:
+    mt.start()
 
 bad, backwards, n_tx, seen, sizes, last = [], 0, 0, [], set(), 0
 while con is not None and writer.poll() is None:
@@ -57,6 +84,14 @@ while con is not None and writer.poll() is None:
     time.sleep(0.001)  # leave the writer some of the machine
 summary = json.loads(writer.stdout.read().strip().splitlines()[-1])
 writer.wait()
+stop.set()
+if mt:
+    mt.join()
+    q = requests(con)
+    ok(moved[0] > 10 and q["replans"] > 1,
+       f"compaction stand-in moved {moved[0]} objects to level 1 under the "
+       f"reader, which re-planned {q['replans']} times (last error: "
+       f"{q['last_error']})")
 diag(f"writer: {summary}")
 ok(writer.returncode == 0, "the writer ran to its end")
 ok(n_tx > 50 and not bad,
