@@ -73,6 +73,8 @@ mem_write(void *ctx, const void *buf, size_t n)
  * Stores object (level, min, max) holding pages pgs[0..n) (n == 0: all of
  * 1..commit) at version max, in replica root.
  */
+static int put_legacy; /* write the legacy page encoding (LZ4 frames) */
+
 static int
 put(const char *root, int level, uint64_t min, uint64_t max, uint32_t ps,
     uint32_t commit, const uint32_t *pgs, int n)
@@ -94,6 +96,8 @@ put(const char *root, int level, uint64_t min, uint64_t max, uint32_t ps,
     h.max_txid = max;
     h.timestamp = 1700000000000LL + (int64_t)max * 1000;
     rc = ltx_encoder_open(&h, mem_write, &m, &enc);
+    if (rc == SQLITE_OK && put_legacy)
+        rc = ltx_encoder_set_legacy(enc, 1);
     for (i = 0; rc == SQLITE_OK && i < total; i++) {
         uint32_t pg = n ? pgs[i] : (uint32_t)i + 1;
         if (pg == lock)
@@ -360,6 +364,22 @@ test_reader_big(void)
        (unsigned long long)st.requests.n_get - 3);
     reader_close(r);
     r = NULL;
+
+    /* The legacy page encoding (Litestream < 0.5.16) reads the same. */
+    put_legacy = 1;
+    put(path("r3", ""), 0, 1, 1, 4096, 300, NULL, 0);
+    put_legacy = 0;
+    snprintf(url, sizeof(url), "file://%s", path("r3", ""));
+    rc = reader_open(url, &o, &r, &zErr);
+    for (i = 1, good = rc == SQLITE_OK; i <= 300 && good; i++)
+        good = page_is(r, i, 1);
+    reader_get_stats(r, &st);
+    ok(good && st.requests.n_get < 20,
+       "legacy page encoding (LZ4 frames): 300 pages in %llu GETs",
+       (unsigned long long)st.requests.n_get);
+    reader_close(r);
+    r = NULL;
+    snprintf(url, sizeof(url), "file://%s", root);
 
     /* A corrupt frame: the read fails naming the object. */
     {
