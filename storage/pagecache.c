@@ -171,9 +171,9 @@ pagecache_get(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size)
     return PC_DATA(e);
 }
 
-int
-pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size,
-              const void *page)
+uint8_t *
+pagecache_reserve(pagecache *c, uint64_t uid, uint32_t pgno,
+                  uint32_t page_size)
 {
     pc_entry *e = *pc_slot(c, uid, pgno);
 
@@ -183,11 +183,10 @@ pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size,
         pc_drop(c, c->tail);
     e = sqlite3_malloc64(sizeof(*e) + page_size);
     if (e == NULL)
-        return SQLITE_NOMEM;
+        return NULL;
     e->uid = uid;
     e->pgno = pgno;
     e->size = page_size;
-    memcpy(PC_DATA(e), page, page_size);
     if (c->count + 1 > c->nbucket * 2)
         pc_grow(c);
     pc_entry **pp = &c->buckets[pc_hash(c->nbucket, uid, pgno)];
@@ -196,7 +195,28 @@ pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size,
     lru_push(c, e);
     c->bytes += page_size;
     c->count++;
+    return PC_DATA(e);
+}
+
+int
+pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size,
+              const void *page)
+{
+    uint8_t *p = pagecache_reserve(c, uid, pgno, page_size);
+
+    if (p == NULL)
+        return SQLITE_NOMEM;
+    memcpy(p, page, page_size);
     return SQLITE_OK;
+}
+
+void
+pagecache_drop(pagecache *c, uint64_t uid, uint32_t pgno)
+{
+    pc_entry *e = *pc_slot(c, uid, pgno);
+
+    if (e)
+        pc_drop(c, e);
 }
 
 uint32_t

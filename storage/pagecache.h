@@ -45,6 +45,17 @@ const uint8_t *pagecache_get(pagecache *c, uint64_t uid, uint32_t pgno,
 int pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno,
                   uint32_t page_size, const void *page);
 
+/*
+ * As pagecache_put(), but returns the new entry's page_size bytes for the
+ * caller to fill (e.g. decode into), or NULL if out of memory.  Valid
+ * until the next put/reserve; pagecache_drop() it if it cannot be filled.
+ */
+uint8_t *pagecache_reserve(pagecache *c, uint64_t uid, uint32_t pgno,
+                           uint32_t page_size);
+
+/* Removes (uid, pgno) if cached. */
+void pagecache_drop(pagecache *c, uint64_t uid, uint32_t pgno);
+
 /* Pages the budget can hold at page_size (>= 1). */
 uint32_t pagecache_capacity(const pagecache *c, uint32_t page_size);
 

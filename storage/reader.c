@@ -123,27 +123,34 @@ read_run(reader *r, uint32_t pgno, const pm_object *obj, const pm_page *pg,
     return last;
 }
 
-/* Decodes page q of the run held in buf (starting at byte start). */
+/* Decodes page q of the run held in buf (starting at byte start) straight
+ * into a new cache entry. */
 static int
 read_decode(reader *r, const char *key, const uint8_t *buf, uint64_t start,
             uint32_t q, char **pzErr)
 {
     const pm_object *o;
     const pm_page *p;
+    uint32_t ps = r->map.page_size;
     char zLtx[256];
+    uint8_t *dst;
     int rc;
 
     pagemap_lookup(&r->map, q, &o, &p);
-    rc = ltx_frame_decode(buf + (p->offset - start), p->size,
-                          r->map.page_size, q, r->page, zLtx, sizeof(zLtx));
+    dst = pagecache_reserve(r->cache, o->uid, q, ps);
+    if (dst == NULL)
+        return SQLITE_NOMEM;
+    rc = ltx_frame_decode(buf + (p->offset - start), p->size, ps, q, dst,
+                          zLtx, sizeof(zLtx));
     if (rc != SQLITE_OK) {
+        pagecache_drop(r->cache, o->uid, q);
         *pzErr = sqlite3_mprintf("litestream: corrupt LTX object '%s' in "
                                  "'%s': %s",
                                  key, backend_url(r->b), zLtx);
         return SQLITE_CORRUPT;
     }
     r->st.pages_fetched++;
-    return pagecache_put(r->cache, o->uid, q, r->map.page_size, r->page);
+    return SQLITE_OK;
 }
 
 /* Fetches pgno (and the read-ahead run after it) with one GET. */
@@ -177,7 +184,8 @@ read_fetch(reader *r, uint32_t pgno, const pm_object *obj, const pm_page *pg,
                                  pgno, key, backend_url(r->b), zWhy);
         goto out;
     }
-    /* The run's other pages first: the requested one ends in r->page. */
+    /* The run's other pages first: the requested one is the most recent
+     * entry, never evicted before the caller copies it. */
     for (q = pgno + 1; q <= last && rc == SQLITE_OK; q++)
         if (q != lock)
             rc = read_decode(r, key, buf, pg->offset, q, pzErr);
@@ -213,8 +221,8 @@ read_once(reader *r, uint32_t pgno, const uint8_t **out, char **pzErr)
     }
     r->st.cache_misses++;
     rc = read_fetch(r, pgno, obj, pg, pzErr);
-    if (rc == SQLITE_OK)
-        *out = r->page;
+    if (rc == SQLITE_OK) /* decoded last: still cached (quarter rule) */
+        *out = pagecache_get(r->cache, obj->uid, pgno, r->map.page_size);
     return rc;
 }
 
