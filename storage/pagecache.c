@@ -9,7 +9,8 @@
  *   1. bytes == sum of the page sizes of all entries; after a put,
  *      bytes <= budget unless only the new entry is left.
  *   2. Every entry is in exactly one hash chain and in the LRU list.
- *   3. nbucket is a power of two >= count / 2 (the table grows by doubling).
+ *   3. nbucket is a power of two >= count (the table grows by doubling):
+ *      chains stay short, each hop being a cache miss.
  *
  * Threads: one owner thread.
  */
@@ -187,7 +188,7 @@ pagecache_reserve(pagecache *c, uint64_t uid, uint32_t pgno,
     e->uid = uid;
     e->pgno = pgno;
     e->size = page_size;
-    if (c->count + 1 > c->nbucket * 2)
+    if (c->count + 1 > c->nbucket)
         pc_grow(c);
     pc_entry **pp = &c->buckets[pc_hash(c->nbucket, uid, pgno)];
     e->hnext = *pp;
