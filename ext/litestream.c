@@ -26,6 +26,10 @@
 static int
 auto_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi)
 {
+    /* A read replica that could not be opened fails the open, with why. */
+    int rc = vfs_remote_open_error(db, pzErrMsg);
+    if (rc != SQLITE_OK)
+        return rc;
     vfs_attach_connection(db, 1);
     return sql_register(db);
 }
@@ -33,7 +37,10 @@ auto_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi)
 static int
 register_process_wide(void)
 {
-    int rc = vfs_replicate_register();
+    /* The remote VFS first: it wraps the OS VFS, not the replicating one. */
+    int rc = vfs_remote_register();
+    if (rc == SQLITE_OK)
+        rc = vfs_replicate_register();
     if (rc == SQLITE_OK)
         rc = sqlite3_auto_extension((void (*)(void))auto_init);
     return rc;

@@ -26,6 +26,15 @@ fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text(ctx, LITESTREAM_VERSION, -1, SQLITE_STATIC);
 }
 
+/* The file of a schema of this connection, or NULL. */
+static sqlite3_file *
+schema_file(sqlite3 *db, const char *zSchema)
+{
+    sqlite3_file *f = NULL;
+    sqlite3_file_control(db, zSchema, SQLITE_FCNTL_FILE_POINTER, &f);
+    return f;
+}
+
 /* The replicated database behind a schema of this connection, or NULL. */
 static ls_db *
 db_of_schema(sqlite3 *db, const char *zSchema)
@@ -114,6 +123,9 @@ fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             char *zWhy =
                 (!zFile || !zFile[0])
                     ? sqlite3_mprintf("in-memory or temporary database")
+                : vfs_is_remote_file(schema_file(db, zSchema))
+                    ? sqlite3_mprintf("a read replica (litestream-remote): "
+                                      "replicate the primary instead")
                     : sqlite3_mprintf(
                           "opened through VFS '%s', not 'litestream': load "
                           "the extension before opening the database",

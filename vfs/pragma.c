@@ -43,7 +43,7 @@ fail(char **azArg, char *zMsg)
 }
 
 /*
- * Replication just started on a database that already has content but no
+ * Replication just started on a database that already has a schema but no
  * captured transaction: commit an empty change (user_version rewritten
  * with its own value) so the existing content gets TXID 1 and is uploaded
  * as a full image now, not at the application's next write.  Only from
@@ -65,10 +65,13 @@ mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
         return;
     if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return;
-    if (sqlite3_prepare_v2(conn, "PRAGMA main.user_version", -1, &st,
+    /* Content = a schema (a fresh file holds a header page only). */
+    if (sqlite3_prepare_v2(conn, "SELECT (SELECT count(*) FROM "
+                           "main.sqlite_schema), user_version FROM "
+                           "main.pragma_user_version", -1, &st,
                            NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int(st, 0);
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0) {
+        v = sqlite3_column_int(st, 1);
         sqlite3_finalize(st);
         st = NULL;
         zSql = sqlite3_mprintf("PRAGMA main.user_version = %d", v);
@@ -317,7 +320,7 @@ guard(void *arg, int op, const char *z1, const char *z2, const char *z3,
     if (op != SQLITE_PRAGMA || !z1 || sqlite3_strnicmp(z1, "litestream_", 11))
         return SQLITE_OK;
     sqlite3_file_control(db, z3 ? z3 : "main", SQLITE_FCNTL_FILE_POINTER, &f);
-    if (vfs_is_litestream_file(f))
+    if (vfs_is_litestream_file(f) || vfs_is_remote_file(f))
         return SQLITE_OK;
     if (sqlite3_stricmp(z1, "litestream_url") && !z2)
         return SQLITE_OK; /* reading another setting: harmless */

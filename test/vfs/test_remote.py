@@ -1,0 +1,328 @@
+#!/usr/bin/python3
+"""The read replica (`litestream-remote` VFS): what a query costs in
+requests, clear errors for every bad input, read-only, read-your-writes
+(min_txid), and robustness to objects disappearing or moving between
+listing and reading (what compaction and retention do)."""
+import os
+import random
+import shutil
+import sqlite3
+import struct
+import threading
+import time
+
+from harness import SO, cleanup, diag, done, load, ok, scratch
+from remote_harness import (remote, remote_uri, replica_dir, replica_url,
+                            requests, txid, writer_txid)
+
+load()
+d = scratch("remote")
+db = os.path.join(d, "app.db")
+url = replica_url(d)
+N = 20000
+
+w = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+w.execute(f"PRAGMA litestream_url = '{url}'")
+w.execute("PRAGMA litestream_sync_interval = 100")
+w.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+w.execute("BEGIN")
+for i in range(1, N + 1):
+    w.execute("INSERT INTO t VALUES (?, ?)", (i, f"{i:08d}" + "v" * 192))
+w.execute("COMMIT")
+T1 = w.execute("SELECT litestream_sync(10000)").fetchone()[0]
+
+
+def btree_depth(path, table):
+    """Levels of the table's B-tree, walked in the file (right-most path)."""
+    c = sqlite3.connect(f"file:{path}?vfs=unix", uri=True)
+    root = c.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?",
+                     (table,)).fetchone()[0]
+    ps = c.execute("PRAGMA page_size").fetchone()[0]
+    c.close()
+    data, depth, pg = open(path, "rb").read(), 1, root
+    while True:
+        hdr = (pg - 1) * ps + (100 if pg == 1 else 0)
+        if data[hdr] == 0x0D:
+            return depth
+        pg = struct.unpack(">I", data[hdr + 8:hdr + 12])[0]
+        depth += 1
+
+
+depth = btree_depth(db, "t")
+pages = w.execute("PRAGMA page_count").fetchone()[0]
+
+# --- basics -----------------------------------------------------------------
+r = remote(url, poll_ms=0)
+ok(r.execute("SELECT count(*), sum(id) FROM t").fetchone() ==
+   (N, N * (N + 1) // 2), f"the replica reads back {N} rows")
+ok(txid(r) == T1, f"PRAGMA litestream_txid = {T1:016x}")
+lag = int(r.execute("PRAGMA litestream_lag").fetchone()[0])
+ok(0 <= lag < 60000, f"PRAGMA litestream_lag = {lag} ms")
+ok(r.execute("PRAGMA litestream_url").fetchone()[0] == url,
+   "PRAGMA litestream_url shows the replica")
+hdr = r.execute("PRAGMA journal_mode").fetchone()[0]
+ok(hdr == "delete", f"served as a rollback-journal database ({hdr})")
+r.close()
+
+# --- request counting -------------------------------------------------------
+r = remote(url, poll_ms=0)
+r.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # schema: page 1
+g0 = requests(r)["get"]
+r.execute("SELECT v FROM t WHERE id = 12345").fetchone()
+cold = requests(r)["get"] - g0
+ok(1 <= cold <= depth, f"cold point lookup: {cold} requests "
+   f"(B-tree depth {depth})")
+g0 = requests(r)["get"]
+r.execute("SELECT v FROM t WHERE id = 12345").fetchone()
+ok(requests(r)["get"] - g0 == 0, "warm point lookup: no request")
+r.close()
+r = remote(url, poll_ms=0)
+r.execute("SELECT sum(length(v)) FROM t").fetchone()
+q = requests(r)
+ok(q["get"] * 10 < pages, f"full scan of {pages} pages: {q['get']} "
+   f"requests ({q['pages_fetched']} pages fetched, read-ahead)")
+r.close()
+r = remote(url, poll_ms=0, cache_mb=1)
+r.execute("SELECT sum(length(v)) FROM t").fetchone()
+r.execute("SELECT sum(length(v)) FROM t").fetchone()
+q = requests(r)
+ok(q["pages_fetched"] > pages, "cache_mb=1 bounds the cache: a second "
+   f"scan fetches again ({q['pages_fetched']} pages for 2 scans)")
+r.close()
+
+# --- a replica written by the reference implementation ----------------------
+ref = os.path.join(os.environ["LITESTREAM_TESTDATA"], "ltx")
+rd = os.path.join(d, "reference", "ltx", "0")
+os.makedirs(rd)
+shutil.copy(os.path.join(ref, "mid-4096.ltx"),
+            os.path.join(rd, "0000000000000001-0000000000000001.ltx"))
+r = remote("file://" + os.path.join(d, "reference"))
+local = sqlite3.connect(f"file:{os.path.join(ref, 'mid-4096.db')}?vfs=unix"
+                        "&mode=ro", uri=True)
+same = list(r.iterdump()) == list(local.iterdump())
+ok(same and r.execute("PRAGMA integrity_check").fetchone()[0] == "ok",
+   "an LTX file written by the reference Go implementation (mid-4096.ltx) "
+   "reads back as its database")
+local.close()
+r.close()
+
+# --- connections of several threads, each with its own state ------------
+results = []
+
+
+def reader_thread(k):
+    c = remote(url, poll_ms=0)
+    rr = random.Random(k)
+    good = all(c.execute("SELECT v FROM t WHERE id = ?", (i,)).fetchone()[0]
+               .startswith(f"{i:08d}")
+               for i in (rr.randint(1, N) for _ in range(300)))
+    results.append(good and c.execute("SELECT count(*) FROM t").fetchone()[0]
+                   == N)
+    c.close()
+
+
+threads = [threading.Thread(target=reader_thread, args=(k,)) for k in range(4)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+ok(results == [True] * 4, "4 threads, each with its own replica connection, "
+   "read the same rows")
+
+# --- writes are refused -----------------------------------------------------
+r = remote(url)
+for sql in ("INSERT INTO t VALUES (NULL, 'x')", "CREATE TABLE u(x)",
+            "DELETE FROM t", "PRAGMA user_version = 7"):
+    try:
+        r.execute(sql)
+        ok(False, f"{sql}: refused")
+    except sqlite3.Error as e:
+        ok(e.sqlite_errorcode == sqlite3.SQLITE_READONLY and
+           "readonly" in str(e), f"{sql}: SQLITE_READONLY ({e})")
+    if r.in_transaction:
+        r.execute("ROLLBACK")
+r.execute("CREATE TEMP TABLE scratch(x)")
+ok(True, "temp tables still work on a replica connection")
+e = None
+try:
+    r.execute("PRAGMA litestream_url = 'file:///tmp/x'")
+except sqlite3.Error as ex:
+    e = str(ex)
+ok(e and "cannot be replicated" in e, f"PRAGMA litestream_url = ...: {e}")
+st = r.execute("SELECT litestream_status()").fetchone()[0]
+ok("read replica" in st, f"litestream_status() says it is a replica: {st}")
+r.close()
+
+
+# --- errors -----------------------------------------------------------------
+def open_err(uri):
+    t0 = time.time()
+    try:
+        sqlite3.connect(uri, uri=True).execute("SELECT 1 FROM t").fetchone()
+    except sqlite3.Error as ex:
+        return str(ex), time.time() - t0
+    return None, time.time() - t0
+
+
+empty = os.path.join(d, "empty")
+os.makedirs(empty)
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIAUNREACHABLE")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "unused")
+for what, uri, want in [
+        ("no URL", "file:x.db?vfs=litestream-remote", "no replica URL"),
+        ("unknown scheme", remote_uri("ftp://host/x"), "unknown URL scheme"),
+        ("relative path", remote_uri("rel/dir"), "absolute"),
+        ("no backend", remote_uri("abs://container/x"), "not available"),
+        ("unreachable server", remote_uri(
+            "s3://bucket/x?endpoint=http://127.0.0.1:1&retries=0"),
+         "Couldn't connect"),
+        ("missing directory", remote_uri("file://" + d + "/nope"),
+         "empty or does not exist"),
+        ("empty replica", remote_uri("file://" + empty),
+         "empty or does not exist"),
+        ("bad poll_ms", remote_uri(url, poll_ms="soon"), "poll_ms"),
+        ("bad time", remote_uri(url, time="yesterday"), "RFC 3339"),
+        ("txid and time", remote_uri(url, txid=1, time="2026-01-01T00:00:00Z"),
+         "exclude"),
+        ("TXID not restorable", remote_uri(url, txid=T1 + 1000),
+         "not a restorable point"),
+        ("time before the replica", remote_uri(url, time="2000-01-01T00:00:00Z"),
+         "nothing to restore")]:
+    e, secs = open_err(uri)
+    ok(e is not None and want in e and secs < 5,
+       f"{what}: open fails in {secs:.2f} s: {e}")
+os.environ["LITESTREAM_REPLICA_URL"] = url
+r = sqlite3.connect("file:env.db?vfs=litestream-remote", uri=True)
+ok(r.execute("SELECT count(*) FROM t").fetchone()[0] == N,
+   "the URL comes from LITESTREAM_REPLICA_URL when url= is absent")
+r.close()
+del os.environ["LITESTREAM_REPLICA_URL"]
+
+# --- read-your-writes: min_txid ----------------------------------------------
+want = writer_txid(w) + 1
+e, secs = open_err(remote_uri(url, min_txid=want, timeout_ms=300))
+ok(e and "not visible" in e and 0.25 < secs < 3,
+   f"min_txid beyond the replica: fails after the timeout ({secs:.2f} s): "
+   f"{e}")
+threading.Timer(0.3, lambda: (w.execute("INSERT INTO t VALUES (NULL, 'new')"),
+                              w.execute("SELECT litestream_sync()"))).start()
+t0 = time.time()
+r = remote(url, min_txid=want, timeout_ms=10000, poll_ms=50)
+ok(txid(r) >= want and r.execute("SELECT count(*) FROM t").fetchone()[0] ==
+   N + 1, f"min_txid={want}: the open waited {time.time() - t0:.2f} s for "
+   "the write to be visible")
+r.close()
+
+# min_txid on a replica that is still empty waits for the first upload.
+d2 = os.path.join(d, "late")
+os.makedirs(d2)
+url2 = replica_url(d2)
+w2 = sqlite3.connect(os.path.join(d2, "late.db"), isolation_level=None,
+                     check_same_thread=False)
+
+
+def late_start():
+    w2.execute(f"PRAGMA litestream_url = '{url2}'")
+    w2.execute("CREATE TABLE late(x)")
+    w2.execute("SELECT litestream_sync()")
+
+
+threading.Timer(0.3, late_start).start()
+t0 = time.time()
+r = remote(url2, min_txid=2, timeout_ms=10000)
+ok(txid(r) >= 2 and r.execute("SELECT count(*) FROM late").fetchone() ==
+   (0,), f"min_txid on an empty replica: waited {time.time() - t0:.2f} s "
+   "for its first upload")
+r.close()
+w2.close()
+
+# Time travel is refused inside a read transaction.
+r = remote(url)
+r.execute("BEGIN")
+r.execute("SELECT count(*) FROM t").fetchone()
+e = None
+try:
+    r.execute("PRAGMA litestream_txid = 1")
+except sqlite3.Error as ex:
+    e = str(ex)
+r.execute("COMMIT")
+ok(e and "finish it first" in e, f"time travel inside a transaction: {e}")
+r.close()
+
+# --- objects vanish or move between listing and reading --------------------
+rdir = replica_dir(url)
+if rdir:
+    def move_l0_to(level, which):
+        src = os.path.join(rdir, "ltx", "0")
+        dst = os.path.join(rdir, "ltx", str(level))
+        os.makedirs(dst, exist_ok=True)
+        names = sorted(os.listdir(src))
+        for n in which(names):
+            shutil.move(os.path.join(src, n), os.path.join(dst, n))
+
+    r = remote(url, poll_ms=0)
+    r.execute("SELECT v FROM t WHERE id = 1").fetchone()
+    t_before = txid(r)
+    r.execute("BEGIN")
+    r.execute("SELECT v FROM t WHERE id = 2").fetchone()
+    # "Compaction": every L0 object now lives in L1 instead.
+    move_l0_to(1, lambda names: names)
+    got = r.execute("SELECT count(*), sum(id) FROM t").fetchone()
+    r.execute("COMMIT")
+    q = requests(r)
+    ok(got[0] == N + 1 and txid(r) == t_before and q["replans"] >= 1,
+       f"objects moved mid-transaction: same TXID re-planned from level 1 "
+       f"and read on ({q['replans']} plans)")
+    r.close()
+
+    # A gap in level 0 is bridged from level 1.
+    r = remote(url, poll_ms=50)
+    start = txid(r)
+    for i in range(3):
+        w.execute("INSERT INTO t VALUES (NULL, 'gap')")
+        w.execute("SELECT litestream_sync()")
+    end = writer_txid(w)
+    move_l0_to(1, lambda names: [n for n in names
+                                 if int(n[:16], 16) > start][:-1])
+    time.sleep(0.1)
+    got = r.execute("SELECT count(*) FROM t").fetchone()[0]
+    q = requests(r)
+    ok(txid(r) == end and got == N + 4 and q["replans"] == 1,
+       f"a level-0 gap is bridged from level 1 without a re-plan "
+       f"({start} -> {txid(r)})")
+    r.close()
+
+    # A corrupt frame: the query fails, the error names the object.
+    big = max((os.path.join(p, n) for p, _, ns in os.walk(rdir) for n in ns),
+              key=os.path.getsize)
+    bad = os.path.join(d, "bad")
+    shutil.copytree(rdir, bad)
+    bigbad = os.path.join(bad, os.path.relpath(big, rdir))
+    with open(bigbad, "r+b") as f:
+        f.seek(os.path.getsize(bigbad) // 2)
+        f.write(b"\xff" * 64)
+    r = remote("file://" + bad, poll_ms=0)
+    e = None
+    try:
+        r.execute("SELECT sum(length(v)) FROM t").fetchone()
+    except sqlite3.Error as ex:
+        e = str(ex)
+    le = requests(r)["last_error"] or ""
+    ok(e is not None and "corrupt LTX object" in le and
+       os.path.basename(big) in le,
+       f"a corrupt frame fails the query ({e}); PRAGMA litestream_requests "
+       f"says: {le[:160]}")
+    r.close()
+    # A corrupt index: the open fails naming the object.
+    with open(bigbad, "r+b") as f:
+        f.seek(os.path.getsize(bigbad) - 24)
+        f.write(b"\xff" * 8)
+    e, secs = open_err(remote_uri("file://" + bad))
+    ok(e and "corrupt LTX object" in e and os.path.basename(big) in e,
+       f"a corrupt page index fails the open: {e}")
+else:
+    diag("skipping the checks that edit the replica's files")
+
+w.close()
+cleanup(d)
+done()

@@ -1,0 +1,257 @@
+/*
+ * vfs/remote_pragma.c: the URI options and the PRAGMAs of the
+ * `litestream-remote` VFS (docs/remote.md, docs/sql.md).
+ *
+ *   file:app.db?vfs=litestream-remote&url=<percent-encoded URL>
+ *       &poll_ms=1000 &cache_mb=64 &txid=<TXID> | &time=<RFC 3339>
+ *       &min_txid=<TXID> &timeout_ms=30000
+ *
+ *   PRAGMA litestream_txid;             -- TXID served (16 hex digits)
+ *   PRAGMA litestream_txid = 42;        -- time travel to a TXID
+ *   PRAGMA litestream_time;             -- when that state was written
+ *   PRAGMA litestream_time = '2026-01-02T03:04:05Z';  -- time travel
+ *   PRAGMA litestream_time = 'latest';  -- follow the replica again
+ *   PRAGMA litestream_lag;              -- ms since the newest object seen
+ *                                       -- was written
+ *   PRAGMA litestream_requests;         -- JSON: requests and cache counters
+ *   PRAGMA litestream_url;              -- the replica, secrets redacted
+ *
+ * Time travel changes the page map, so it is refused while the connection
+ * holds a read transaction (remote.c, invariant 2).
+ *
+ * Threads: the application thread preparing the PRAGMA / opening the file.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/timefmt.h"
+#include "vfs/remote_int.h"
+
+int
+remote_parse_txid(const char *z, uint64_t *txid)
+{
+    char *end = NULL;
+    unsigned long long v;
+
+    if (z == NULL || *z == 0 || *z == '-' || *z == '+')
+        return 0;
+    v = strlen(z) == 16 ? strtoull(z, &end, 16) : strtoull(z, &end, 10);
+    if (end == NULL || *end || v == 0)
+        return 0;
+    *txid = v;
+    return 1;
+}
+
+/* An integer option in [lo, hi] (default dflt when absent). */
+static int
+opt_int(const char *zName, const char *zKey, int64_t dflt, int64_t lo,
+        int64_t hi, int64_t *out, char **pzErr)
+{
+    const char *z = sqlite3_uri_parameter(zName, zKey);
+    char *end = NULL;
+    long long v;
+
+    *out = dflt;
+    if (z == NULL)
+        return SQLITE_OK;
+    v = strtoll(z, &end, 10);
+    if (*z == 0 || end == NULL || *end || v < lo || v > hi) {
+        *pzErr = sqlite3_mprintf("litestream-remote: URI option %s must be "
+                                 "an integer between %lld and %lld, not "
+                                 "'%s'",
+                                 zKey, (long long)lo, (long long)hi, z);
+        return SQLITE_MISUSE;
+    }
+    *out = v;
+    return SQLITE_OK;
+}
+
+/* A TXID option (0 when absent). */
+static int
+opt_txid(const char *zName, const char *zKey, uint64_t *out, char **pzErr)
+{
+    const char *z = sqlite3_uri_parameter(zName, zKey);
+
+    *out = 0;
+    if (z == NULL || remote_parse_txid(z, out))
+        return SQLITE_OK;
+    *pzErr = sqlite3_mprintf("litestream-remote: URI option %s must be a "
+                             "TXID (a positive integer or 16 hex digits), "
+                             "not '%s'",
+                             zKey, z);
+    return SQLITE_MISUSE;
+}
+
+int
+remote_options(const char *zName, remote_opts *o, char **pzErr)
+{
+    const char *zTime;
+    int64_t v;
+    int rc;
+
+    memset(o, 0, sizeof(*o));
+    *pzErr = NULL;
+    o->zUrl = zName ? sqlite3_uri_parameter(zName, "url") : NULL;
+    if (o->zUrl == NULL || o->zUrl[0] == 0)
+        o->zUrl = getenv("LITESTREAM_REPLICA_URL");
+    if (o->zUrl == NULL || o->zUrl[0] == 0) {
+        *pzErr = sqlite3_mprintf(
+            "litestream-remote: no replica URL: open "
+            "'file:NAME?vfs=litestream-remote&url=<percent-encoded URL>' "
+            "(with URI filenames enabled) or set LITESTREAM_REPLICA_URL");
+        return SQLITE_CANTOPEN;
+    }
+    if ((rc = opt_int(zName, "poll_ms", REMOTE_POLL_MS, 0, 86400000, &v,
+                      pzErr)) != SQLITE_OK)
+        return rc;
+    o->ro.poll_ms = (int)v;
+    if ((rc = opt_int(zName, "cache_mb", REMOTE_CACHE_MB, 1, 1 << 20, &v,
+                      pzErr)) != SQLITE_OK)
+        return rc;
+    o->ro.cache_bytes = (uint64_t)v << 20;
+    if ((rc = opt_int(zName, "timeout_ms", REMOTE_TIMEOUT_MS, 0, 86400000,
+                      &v, pzErr)) != SQLITE_OK)
+        return rc;
+    o->timeout_ms = (int)v;
+    if ((rc = opt_txid(zName, "txid", &o->ro.target_txid, pzErr)) !=
+            SQLITE_OK ||
+        (rc = opt_txid(zName, "min_txid", &o->min_txid, pzErr)) != SQLITE_OK)
+        return rc;
+    zTime = sqlite3_uri_parameter(zName, "time");
+    if (zTime && !timefmt_parse_time(zTime, &o->ro.target_ms)) {
+        *pzErr = sqlite3_mprintf("litestream-remote: URI option time must be "
+                                 "an RFC 3339 timestamp such as "
+                                 "2026-01-02T03:04:05.678Z, not '%s'",
+                                 zTime);
+        return SQLITE_MISUSE;
+    }
+    if (zTime && o->ro.target_txid) {
+        *pzErr = sqlite3_mprintf("litestream-remote: URI options txid and "
+                                 "time exclude each other");
+        return SQLITE_MISUSE;
+    }
+    return SQLITE_OK;
+}
+
+static int
+fail(char **azArg, char *zMsg)
+{
+    azArg[0] = zMsg;
+    return SQLITE_ERROR;
+}
+
+/* PRAGMA litestream_time / litestream_txid = value: time travel. */
+static int
+set_target(remote_file *p, char **azArg, int isTime)
+{
+    const char *zVal = azArg[2];
+    uint64_t txid = 0;
+    int64_t ms = 0;
+    char *zErr = NULL;
+    int rc;
+
+    if (p->lock != SQLITE_LOCK_NONE)
+        return fail(azArg, sqlite3_mprintf(
+                               "litestream-remote: PRAGMA %s cannot change "
+                               "the state served inside a read transaction: "
+                               "finish it first",
+                               azArg[1]));
+    if (sqlite3_stricmp(zVal, "latest") != 0) {
+        if (isTime ? !timefmt_parse_time(zVal, &ms) : !remote_parse_txid(zVal,
+                                                                    &txid))
+            return fail(azArg, sqlite3_mprintf(
+                                   "litestream-remote: PRAGMA %s takes %s or "
+                                   "'latest', not '%s'",
+                                   azArg[1],
+                                   isTime ? "an RFC 3339 timestamp such as "
+                                            "'2026-01-02T03:04:05Z'"
+                                          : "a TXID (a positive integer or "
+                                            "16 hex digits)",
+                                   zVal));
+    }
+    rc = reader_retarget(p->r, txid, ms, &zErr);
+    if (rc != SQLITE_OK)
+        return fail(azArg, zErr ? zErr
+                                : sqlite3_mprintf("litestream-remote: %s",
+                                                  sqlite3_errstr(rc)));
+    return SQLITE_OK;
+}
+
+/* PRAGMA litestream_requests: JSON of the counters. */
+static char *
+requests_json(remote_file *p)
+{
+    reader_stats s;
+    const char *zErr = reader_errmsg(p->r);
+    sqlite3_str *out = sqlite3_str_new(NULL);
+
+    reader_get_stats(p->r, &s);
+    sqlite3_str_appendf(
+        out,
+        "{\"get\":%llu,\"list\":%llu,\"bytes_down\":%llu,"
+        "\"cache_hits\":%llu,\"cache_misses\":%llu,\"pages_fetched\":%llu,"
+        "\"polls\":%llu,\"replans\":%llu,\"poll_errors\":%llu,"
+        "\"last_error\":",
+        (unsigned long long)s.requests.n_get,
+        (unsigned long long)s.requests.n_list,
+        (unsigned long long)s.requests.bytes_down,
+        (unsigned long long)s.cache_hits, (unsigned long long)s.cache_misses,
+        (unsigned long long)s.pages_fetched, (unsigned long long)s.polls,
+        (unsigned long long)s.replans, (unsigned long long)s.poll_errors);
+    if (zErr[0]) {
+        sqlite3_str_appendchar(out, 1, '"');
+        for (const char *z = zErr; *z; z++) {
+            if (*z == '"' || *z == '\\')
+                sqlite3_str_appendchar(out, 1, '\\');
+            sqlite3_str_appendchar(out, 1, (unsigned char)*z < 0x20 ? ' ' : *z);
+        }
+        sqlite3_str_appendall(out, "\"}");
+    } else {
+        sqlite3_str_appendall(out, "null}");
+    }
+    return sqlite3_str_finish(out);
+}
+
+int
+remote_pragma(remote_file *p, char **azArg)
+{
+    const char *zName = azArg[1], *zVal = azArg[2];
+    char buf[64];
+
+    if (sqlite3_strnicmp(zName, "litestream_", 11) != 0)
+        return SQLITE_NOTFOUND;
+    if (sqlite3_stricmp(zName, "litestream_txid") == 0) {
+        if (zVal && set_target(p, azArg, 0) != SQLITE_OK)
+            return SQLITE_ERROR;
+        azArg[0] = sqlite3_mprintf("%016llx",
+                                   (unsigned long long)reader_txid(p->r));
+    } else if (sqlite3_stricmp(zName, "litestream_time") == 0) {
+        if (zVal && set_target(p, azArg, 1) != SQLITE_OK)
+            return SQLITE_ERROR;
+        azArg[0] = sqlite3_mprintf(
+            "%s", timefmt_time(reader_txid_ms(p->r), buf, sizeof(buf)));
+    } else if (sqlite3_stricmp(zName, "litestream_lag") == 0) {
+        sqlite3_int64 now = 0;
+        sqlite3_vfs *v = sqlite3_vfs_find(NULL);
+        v->xCurrentTimeInt64(v, &now); /* Julian day ms */
+        now -= 210866760000000LL;      /* to Unix ms */
+        azArg[0] = sqlite3_mprintf("%lld",
+                                   (long long)(now - reader_newest_ms(p->r)));
+    } else if (sqlite3_stricmp(zName, "litestream_requests") == 0) {
+        azArg[0] = requests_json(p);
+    } else if (sqlite3_stricmp(zName, "litestream_url") == 0) {
+        if (zVal)
+            return fail(azArg, sqlite3_mprintf(
+                                   "litestream-remote: a read replica cannot "
+                                   "be replicated: set litestream_url on "
+                                   "the primary database"));
+        azArg[0] = sqlite3_mprintf("%s", reader_url(p->r));
+    } else {
+        return fail(azArg, sqlite3_mprintf(
+                               "litestream-remote: PRAGMA %s is not "
+                               "available on a read replica (see "
+                               "docs/remote.md)",
+                               zName));
+    }
+    return SQLITE_OK;
+}
