@@ -35,6 +35,7 @@
 #include "storage/backend.h"
 #include "storage/s3.h"
 #include "storage/sqlite.h"
+#include "storage/timefmt.h"
 #include "storage/url.h"
 #include "storage/xml.h"
 
@@ -483,7 +484,8 @@ s3b_list_page(s3_backend *sb, const xml_node *root, size_t nPrefix,
         backend_obj *o = &(*objs)[*n];
         o->key = sqlite3_mprintf("%s", zKey + nPrefix);
         o->size = zSize ? strtoull(zSize, NULL, 10) : 0;
-        o->created_ms = s3_parse_time(zTime);
+        if (!zTime || !timefmt_parse_time(zTime, &o->created_ms))
+            o->created_ms = -1;
         if (o->key == NULL)
             return s3b_err(sb, SQLITE_NOMEM, NULL);
         (*n)++;

@@ -21,6 +21,7 @@
 
 #include "storage/restore.h"
 #include "storage/sqlite.h"
+#include "storage/timefmt.h"
 
 static int
 plan_err(char **pzErr, int rc, const char *zFmt, ...)
@@ -35,22 +36,6 @@ plan_err(char **pzErr, int rc, const char *zFmt, ...)
     return rc;
 }
 
-/* Formats Unix ms as RFC 3339 UTC with milliseconds. */
-static const char *
-plan_time(int64_t ms, char *buf, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    if (ms < 0 || gmtime_r(&t, &tm) == NULL) {
-        snprintf(buf, n, "%lld ms", (long long)ms);
-        return buf;
-    }
-    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(ms % 1000));
-    return buf;
-}
 
 static int
 plan_eligible(const ltx_info *f, uint64_t target_txid, int64_t target_ms)
@@ -201,8 +186,8 @@ plan_check(const ltx_info *a, int n, const restore_plan *plan,
                    : plan_err(pzErr, SQLITE_NOTFOUND, "litestream: nothing "
                               "to restore at or before %s: the earliest "
                               "restorable point was created at %s",
-                              plan_time(target_ms, t1, sizeof(t1)),
-                              plan_time(oldest, t2, sizeof(t2)));
+                              timefmt_time(target_ms, t1, sizeof(t1)),
+                              timefmt_time(oldest, t2, sizeof(t2)));
     for (i = 0; i < n; i++)
         if (a[i].min_txid > cur + 1 && (next == 0 || a[i].min_txid < next))
             next = a[i].min_txid;
@@ -241,11 +226,11 @@ plan_check_time(const ltx_info *a, int n, const restore_plan *plan,
         return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: %s is in the "
                         "future (now is %s); the latest restorable point is "
                         "TXID %016llx, created at %s",
-                        plan_time(target_ms, t1, sizeof(t1)),
-                        plan_time(now_ms, t2, sizeof(t2)),
+                        timefmt_time(target_ms, t1, sizeof(t1)),
+                        timefmt_time(now_ms, t2, sizeof(t2)),
                         (unsigned long long)(next ? next->max_txid
                                                   : plan->txid),
-                        plan_time(next ? next->created_ms : last->created_ms,
+                        timefmt_time(next ? next->created_ms : last->created_ms,
                                   t3, sizeof(t3)));
     if (next == NULL || next->level == 0)
         return SQLITE_OK;
@@ -258,11 +243,11 @@ plan_check_time(const ltx_info *a, int n, const restore_plan *plan,
                     "was compacted away (no object boundary there); nearest "
                     "available: TXID %016llx created at %s and TXID %016llx "
                     "created at %s",
-                    plan_time(target_ms, t1, sizeof(t1)),
+                    timefmt_time(target_ms, t1, sizeof(t1)),
                     (unsigned long long)plan->txid,
-                    plan_time(last->created_ms, t2, sizeof(t2)),
+                    timefmt_time(last->created_ms, t2, sizeof(t2)),
                     (unsigned long long)next->max_txid,
-                    plan_time(next->created_ms, t3, sizeof(t3)));
+                    timefmt_time(next->created_ms, t3, sizeof(t3)));
 }
 
 int

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "storage/sqlite.h"
+#include "storage/timefmt.h"
 #include "storage/url.h"
 #include "storage/xml.h"
 
@@ -58,24 +59,6 @@ parse_bytes(const char *z)
         strcasecmp(zEnd, "G") == 0)
         return v << 30;
     return 0;
-}
-
-/* "30s", "500ms", "2m", "30" (seconds) -> ms; -1 if malformed. */
-static long
-parse_ms(const char *z)
-{
-    char *zEnd;
-    double v = strtod(z, &zEnd);
-
-    if (zEnd == z || v < 0 || v > 86400.0 * 1000)
-        return -1;
-    if (*zEnd == 0 || strcmp(zEnd, "s") == 0)
-        return (long)(v * 1000);
-    if (strcmp(zEnd, "ms") == 0)
-        return (long)v;
-    if (strcmp(zEnd, "m") == 0)
-        return (long)(v * 60000);
-    return -1;
 }
 
 /* true/false/1/0/yes/no -> 1/0; -1 if neither. */
@@ -130,7 +113,7 @@ s3_tuning(s3_client *c, const struct ls_url *u, http_opts *ho, int hasEp,
           char **pzErr)
 {
     const char *z;
-    long ms;
+    int64_t ms;
 
     c->part_size = 16ull << 20;
     c->part_parallel = 4;
@@ -150,9 +133,10 @@ s3_tuning(s3_client *c, const struct ls_url *u, http_opts *ho, int hasEp,
             return s3_cfg_err(pzErr, u, "max_keys (1-1000)", z);
     }
     if ((z = url_param(u, "timeout")) != NULL) {
-        ms = parse_ms(z);
-        if (ms < 100)
-            return s3_cfg_err(pzErr, u, "timeout (e.g. 30s, 500ms)", z);
+        if (timefmt_parse_duration(z, &ms, NULL) != SQLITE_OK || ms < 100 ||
+            ms > 3600000)
+            return s3_cfg_err(pzErr, u, "timeout (100ms to 1h, e.g. 30s)",
+                              z);
         ho->connect_timeout_ms = (int)ms;
         ho->stall_timeout_ms = (int)ms;
     }
@@ -515,46 +499,6 @@ out:
     sqlite3_free(zHost);
     sqlite3_free(zQuery);
     return rc;
-}
-
-int64_t
-s3_parse_time(const char *z)
-{
-    int Y, M, D, h, m, s, n = 0, off = 0;
-    long long frac = 0, scale = 1;
-    struct tm tm;
-
-    if (z == NULL ||
-        sscanf(z, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &s, &n) !=
-            6 ||
-        n != 19)
-        return -1;
-    z += n;
-    if (*z == '.') {
-        for (z++; isdigit((unsigned char)*z); z++)
-            if (scale < 1000) {
-                frac = frac * 10 + (*z - '0');
-                scale *= 10;
-            }
-    }
-    if (*z == '+' || *z == '-') {
-        int oh, om;
-        if (sscanf(z + 1, "%2d:%2d", &oh, &om) != 2 || strlen(z) != 6)
-            return -1;
-        off = (oh * 60 + om) * (*z == '+' ? 1 : -1);
-    } else if ((*z != 'Z' && *z != 'z') || z[1] != 0) {
-        return -1;
-    }
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = s;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || s > 60)
-        return -1;
-    return ((int64_t)timegm(&tm) - off * 60) * 1000 + frac * 1000 / scale;
 }
 
 void

@@ -66,9 +66,9 @@ typedef struct s3_call {
  * (URL, else AWS_REGION, else us-east-1; "auto" for gs), force_path_style,
  * skip_verify, part_size (bytes, or with KiB/MiB/GiB; >= 5 MiB unless an
  * endpoint is given; default 16 MiB), concurrency (parallel parts,
- * default 4), timeout (stall and connect timeout: "30s", "500ms", or
- * seconds), max_keys (listing page size), retries (attempts after the
- * first, default 4).  Returns SQLITE_OK or SQLITE_ERROR with *pzErr
+ * default 4), timeout (stall and connect timeout, "30s", "500ms"; 100ms
+ * to 1h), max_keys (listing page size), retries (attempts after the first,
+ * default 4).  Returns SQLITE_OK or SQLITE_ERROR with *pzErr
  * (sqlite3_mprintf'd) naming the bad parameter; SQLITE_NOMEM.
  */
 int s3_client_init(s3_client *c, const struct ls_url *u, int gcs,
@@ -92,10 +92,6 @@ void s3_client_clear(s3_client *c);
  */
 int s3_call_do(s3_client *c, const s3_call *call, http_resp *resp,
                char **pzErr);
-
-/* Parses "2024-01-15T10:30:00.123Z" (RFC 3339, UTC or offset) to Unix ms;
- * -1 if malformed. */
-int64_t s3_parse_time(const char *z);
 
 /* Formats Unix ms as Go's RFC3339Nano UTC ("2024-01-15T10:30:00.123Z",
  * trailing fractional zeros dropped) into buf (>= 32 bytes). */

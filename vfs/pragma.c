@@ -84,6 +84,16 @@ mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
         sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* The error of a setting changed before replication was configured. */
+static int
+not_replicating(ls_db *d, char **azArg)
+{
+    return fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
+                                       "replicated: set PRAGMA "
+                                       "litestream_url first",
+                                       vfs_db_path(d)));
+}
+
 static int
 set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
         const char *zUrl)
@@ -169,10 +179,7 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
             goto out;
         }
         if (!replicating) {
-            rc = fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
-                                             "replicated: set PRAGMA "
-                                             "litestream_url first",
-                                             vfs_db_path(d)));
+            rc = not_replicating(d, azArg);
             goto out;
         }
         if (which == 0)
@@ -264,10 +271,7 @@ set_pitr(ls_db *d, char **azArg, int which)
             goto out;
         }
         if (!replicating) {
-            rc = fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
-                                             "replicated: set PRAGMA "
-                                             "litestream_url first",
-                                             vfs_db_path(d)));
+            rc = not_replicating(d, azArg);
             goto out;
         }
         rc = vfs_db_configure(d, &c, &zErr);
