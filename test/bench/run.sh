@@ -9,7 +9,8 @@
 #
 # Other knobs (environment): BENCH_SECONDS BENCH_WARMUP BENCH_REPS
 # BENCH_VALUE BENCH_LAG_SECONDS BENCH_LAG_RATE BENCH_BIG_MB BENCH_BIG_ROW_KB
-# BENCH_RESTORE_MB BENCH_DAEMON=0 BENCH_ONLY=abcd (see bench.c).
+# BENCH_RESTORE_MB BENCH_DAEMON=0 BENCH_ONLY=abcd (see bench.c);
+# BENCH_S3=0 BENCH_S3_RESTORE_MB BENCH_S3_TXNS (see s3_bench.py).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,11 +62,24 @@ $(date -u -r "$build/litestream.so" '+%Y-%m-%d %H:%M:%S UTC'), sha256 \
 $(sha256sum "$build/litestream.so" | cut -c1-16)"
 
 dargs=()
+daemon_bin=""
 if [ "${BENCH_DAEMON:-1}" != 0 ]; then
     dargs=(-daemon "$daemon")
+    daemon_bin="$daemon"
 fi
 "$build/bench" -ext "$build/litestream" "${dargs[@]}" -work "$work" \
     -out "$build/bench-results.md" >/dev/null
+
+# S3 (sections e, f): the extension and the daemon against one s3rver on
+# loopback (test/servers; scripts/deps.sh test installs it).  BENCH_S3=0
+# skips it.
+if [ "${BENCH_S3:-1}" != 0 ]; then
+    if [ ! -f "$root/test/servers/node_modules/@20minutes/s3rver/package.json" ]; then
+        bash "$root/scripts/deps.sh" test
+    fi
+    /usr/bin/python3 "$here/s3_bench.py" "$build/litestream" \
+        "${daemon_bin:--}" "$work/s3" "$build/bench-results.md"
+fi
 
 cat "$build/bench-results.md"
 echo
