@@ -92,6 +92,14 @@ typedef struct backend_vtab {
      * backend_objs_free().  A missing prefix is an empty list, not an error.
      */
     int (*list)(backend *, const char *prefix, backend_obj **objs, int *n);
+    /*
+     * Optional: lists every object below `prefix` at any depth (keys
+     * relative to it, in key order), in as few requests as the store
+     * allows: one ListObjectsV2 page per 1000 objects instead of one
+     * listing per level.  NULL: layout.c lists level by level.
+     */
+    int (*list_tree)(backend *, const char *prefix, backend_obj **objs,
+                     int *n);
     /* Deletes keys; a missing key is not an error. */
     int (*del)(backend *, const char *const *keys, int n);
     /* Message of the last failure on this handle (static if none). */

@@ -496,8 +496,9 @@ s3b_list_page(s3_backend *sb, const xml_node *root, size_t nPrefix,
 /* One ListObjectsV2 request; the continuation token of the next page
  * (or NULL) into *pzNext. */
 static int
-s3b_list_one(s3_backend *sb, const char *zPrefix, const char *zToken,
-             backend_obj **objs, int *n, int *nAlloc, char **pzNext)
+s3b_list_one(s3_backend *sb, const char *zPrefix, int deep,
+             const char *zToken, backend_obj **objs, int *n, int *nAlloc,
+             char **pzNext)
 {
     char zMax[16];
     sigv4_pair q[5];
@@ -509,7 +510,8 @@ s3b_list_one(s3_backend *sb, const char *zPrefix, const char *zToken,
     *pzNext = NULL;
     q[nq++] = (sigv4_pair){"list-type", "2"};
     q[nq++] = (sigv4_pair){"prefix", zPrefix};
-    q[nq++] = (sigv4_pair){"delimiter", "/"};
+    if (!deep)
+        q[nq++] = (sigv4_pair){"delimiter", "/"};
     if (sb->c.max_keys) {
         snprintf(zMax, sizeof(zMax), "%d", sb->c.max_keys);
         q[nq++] = (sigv4_pair){"max-keys", zMax};
@@ -539,8 +541,10 @@ s3b_list_one(s3_backend *sb, const char *zPrefix, const char *zToken,
     return rc;
 }
 
+/* Lists prefix directly (deep 0) or at any depth (deep 1), every page. */
 static int
-s3b_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+s3b_list_pages(backend *b, const char *prefix, int deep, backend_obj **objs,
+               int *n)
 {
     s3_backend *sb = (s3_backend *)b;
     char *zPrefix = s3b_key(sb, prefix), *zToken = NULL, *zNext = NULL;
@@ -551,7 +555,8 @@ s3b_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     if (zPrefix == NULL)
         return s3b_err(sb, SQLITE_NOMEM, NULL);
     do {
-        rc = s3b_list_one(sb, zPrefix, zToken, objs, n, &nAlloc, &zNext);
+        rc = s3b_list_one(sb, zPrefix, deep, zToken, objs, n, &nAlloc,
+                          &zNext);
         sqlite3_free(zToken);
         zToken = zNext;
         if (rc == SQLITE_OK && zToken && ++pages > 100000)
@@ -567,6 +572,18 @@ s3b_list(backend *b, const char *prefix, backend_obj **objs, int *n)
         *n = 0;
     }
     return rc;
+}
+
+static int
+s3b_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return s3b_list_pages(b, prefix, 0, objs, n);
+}
+
+static int
+s3b_list_tree(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return s3b_list_pages(b, prefix, 1, objs, n);
 }
 
 /* One multi-delete request of keys[0..n). */
@@ -702,6 +719,7 @@ const backend_vtab backend_s3_vtab = {
     .put_file = s3b_put_file,
     .get = s3b_get,
     .list = s3b_list,
+    .list_tree = s3b_list_tree,
     .del = s3b_del,
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
@@ -717,6 +735,7 @@ const backend_vtab backend_gs_vtab = {
     .put_file = s3b_put_file,
     .get = s3b_get,
     .list = s3b_list,
+    .list_tree = s3b_list_tree,
     .del = s3b_del,
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,

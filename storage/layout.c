@@ -135,6 +135,60 @@ layout_list_level(backend *b, int level, ltx_info **out, int *n)
     return SQLITE_OK;
 }
 
+/* Orders by level, then as info_cmp. */
+static int
+info_level_cmp(const void *pa, const void *pb)
+{
+    const ltx_info *a = pa, *b = pb;
+
+    if (a->level != b->level)
+        return a->level < b->level ? -1 : 1;
+    return info_cmp(pa, pb);
+}
+
+/* layout_list_all() through one listing of the whole tree. */
+static int
+layout_list_tree(backend *b, ltx_info **pA, int *pN)
+{
+    char dirs[LAYOUT_MAX_LEVEL + 1][32];
+    backend_obj *objs = NULL;
+    int nobj = 0, rc, level;
+
+    for (level = 0; level <= LAYOUT_MAX_LEVEL; level++)
+        if (layout_dir(b, level, dirs[level], sizeof(dirs[level])) !=
+            SQLITE_OK)
+            return SQLITE_MISUSE;
+    rc = b->vt->list_tree(b, "", &objs, &nobj);
+    if (rc != SQLITE_OK || nobj == 0)
+        goto out;
+    *pA = sqlite3_malloc64(sizeof(ltx_info) * (size_t)nobj);
+    if (*pA == NULL) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nobj; i++) {
+        ltx_info *f = &(*pA)[*pN];
+        const char *zName = strrchr(objs[i].key, '/');
+        size_t nDir = zName ? (size_t)(zName + 1 - objs[i].key) : 0;
+        for (level = 0; level <= LAYOUT_MAX_LEVEL; level++)
+            if (strlen(dirs[level]) == nDir &&
+                memcmp(dirs[level], objs[i].key, nDir) == 0)
+                break;
+        if (level > LAYOUT_MAX_LEVEL || !zName ||
+            !layout_parse_name(zName + 1, &f->min_txid, &f->max_txid))
+            continue; /* not an LTX object of a level */
+        f->level = level;
+        f->size = objs[i].size;
+        f->created_ms = objs[i].created_ms;
+        (*pN)++;
+    }
+    if (*pN > 1)
+        qsort(*pA, (size_t)*pN, sizeof(ltx_info), info_level_cmp);
+out:
+    backend_objs_free(objs, nobj);
+    return rc;
+}
+
 int
 layout_list_all(backend *b, ltx_info **out, int *n)
 {
@@ -143,8 +197,11 @@ layout_list_all(backend *b, ltx_info **out, int *n)
 
     *out = NULL;
     *n = 0;
-    for (level = 0; level <= LAYOUT_MAX_LEVEL && rc == SQLITE_OK; level++)
-        rc = layout_append_level(b, level, &a, &na);
+    if (b->vt->list_tree)
+        rc = layout_list_tree(b, &a, &na);
+    else
+        for (level = 0; level <= LAYOUT_MAX_LEVEL && rc == SQLITE_OK; level++)
+            rc = layout_append_level(b, level, &a, &na);
     if (rc != SQLITE_OK || na == 0) {
         sqlite3_free(a);
         return rc;

@@ -8,6 +8,7 @@ fixed), and 5xx / 429 / resets / stalls / truncated bodies (replication
 catches up, the restore is identical, no object is half-written)."""
 import json
 import os
+import re
 import sqlite3
 import struct
 import sys
@@ -97,8 +98,9 @@ write(con, 50)
 restore_and_compare(con, db, f"s3://testbucket/basic/db?endpoint={EP}",
                     os.path.join(d, "out.db"), "s3 basic")
 keys = [k for k in s3.stored_keys() if k.startswith("basic/")]
-ok(keys and all(k.startswith("basic/db/0000/") and k.endswith(".ltx")
-                for k in keys),
+ok(keys and all(re.fullmatch(r"basic/db/000[0-9]/[0-9a-f]{16}-[0-9a-f]{16}"
+                             r"\.ltx", k) for k in keys) and
+   any(k.startswith("basic/db/0000/") for k in keys),
    f"objects at <path>/<level %04x>/<min>-<max>.ltx: {keys[:2]}")
 meta = json.load(open(s3.object_path(keys[0])[:-len("._S3rver_object")] +
                       "._S3rver_metadata.json"))
@@ -168,7 +170,9 @@ d, db, con = fresh("gs", url)
 write(con, 10)
 restore_and_compare(con, db, url, os.path.join(d, "out.db"), "gs:// replica")
 gk = s3.stored_keys("gsbucket")
-ok(gk and all(k.startswith("app/ltx/0/") for k in gk),
+ok(gk and all(re.fullmatch(r"app/ltx/[0-9]/[0-9a-f]{16}-[0-9a-f]{16}\.ltx",
+                           k) for k in gk) and
+   any(k.startswith("app/ltx/0/") for k in gk),
    f"gs objects at <path>/ltx/<level>/: {gk[:1]}")
 os.environ.pop("GOOGLE_HMAC_ACCESS_ID")
 os.environ["GOOGLE_HMAC_SECRET"] = "not-used-without-the-id"
