@@ -31,6 +31,12 @@ struct ls_url;
 /* Capability bits. */
 #define BACKEND_CAP_RANGE 0x01  /* get() honours byte ranges cheaply */
 #define BACKEND_CAP_ATOMIC 0x02 /* put() is atomic (never half-written) */
+/*
+ * list() reports the created_ms given to put(), to the millisecond.  Without
+ * it (S3: LastModified is the upload time, in whole seconds) time-targeted
+ * plans read the exact times from the objects' LTX headers.
+ */
+#define BACKEND_CAP_EXACT_TIME 0x04
 
 /* One listed object. */
 typedef struct backend_obj {

@@ -628,7 +628,7 @@ file_counters(backend *b)
 
 const backend_vtab backend_file_vtab = {
     .name = "file",
-    .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC,
+    .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC | BACKEND_CAP_EXACT_TIME,
     .level_fmt = "ltx/%d/",
     .open = file_open,
     .close = file_close,

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "storage/ltx.h"
 #include "storage/restore.h"
 #include "storage/sqlite.h"
 #include "storage/timefmt.h"
@@ -290,6 +291,79 @@ restore_plan_list(const ltx_info *a, int n, const char *zWhere,
     return rc;
 }
 
+/* The exact creation time of an object: its LTX header's timestamp. */
+static int
+exact_time(backend *b, const ltx_info *f, int64_t *ms)
+{
+    char key[LAYOUT_KEY_SIZE];
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    ltx_header h;
+    int rc;
+
+    rc = layout_key(b, f->level, f->min_txid, f->max_txid, key, sizeof(key));
+    if (rc == SQLITE_OK)
+        rc = backend_get(b, key, 0, LTX_HEADER_SIZE, &buf, &n);
+    if (rc == SQLITE_OK && (n < LTX_HEADER_SIZE ||
+                            ltx_header_decode(buf, &h, NULL, 0) != SQLITE_OK))
+        rc = SQLITE_CORRUPT;
+    if (rc == SQLITE_OK)
+        *ms = h.timestamp;
+    sqlite3_free(buf);
+    return rc;
+}
+
+/*
+ * Makes the creation times of one level's objects a[0..n) (sorted by TXID)
+ * exact on the side of target_ms that matters.  Creation times grow with
+ * TXIDs within a level, so a binary search over the headers finds the
+ * first object created after target_ms in O(log n) reads; the objects
+ * before it are stamped with their exact time or at most target_ms, the
+ * ones from it on with their exact time or more than target_ms.
+ */
+static int
+refine_level(backend *b, ltx_info *a, int n, int64_t target_ms)
+{
+    int lo = 0, hi = n, rc = SQLITE_OK; /* answer in [lo, hi] */
+
+    while (lo < hi && rc == SQLITE_OK) {
+        int mid = lo + (hi - lo) / 2;
+        int64_t t = 0;
+        rc = exact_time(b, &a[mid], &t);
+        if (rc != SQLITE_OK)
+            break;
+        a[mid].created_ms = t;
+        if (t <= target_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int i = 0; i < n && rc == SQLITE_OK; i++) {
+        if (i < lo && a[i].created_ms > target_ms)
+            a[i].created_ms = target_ms;
+        else if (i >= lo && a[i].created_ms <= target_ms)
+            a[i].created_ms = target_ms + 1;
+    }
+    return rc;
+}
+
+/* Exact creation times around target_ms for backends that list upload
+ * times (every level of the listing a[0..n), grouped by level). */
+static int
+refine_times(backend *b, ltx_info *a, int n, int64_t target_ms)
+{
+    int rc = SQLITE_OK;
+
+    for (int i = 0; i < n && rc == SQLITE_OK;) {
+        int j = i;
+        while (j < n && a[j].level == a[i].level)
+            j++;
+        rc = refine_level(b, a + i, j - i, target_ms);
+        i = j;
+    }
+    return rc;
+}
+
 int
 restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
                   restore_plan *plan, char **pzErr)
@@ -301,6 +375,9 @@ restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
     if (pzErr)
         *pzErr = NULL;
     rc = layout_list_all(b, &a, &n);
+    if (rc == SQLITE_OK && target_txid == 0 && target_ms != 0 &&
+        !(b->vt->caps & BACKEND_CAP_EXACT_TIME))
+        rc = refine_times(b, a, n, target_ms);
     if (rc != SQLITE_OK) {
         const char *zWhy = backend_errmsg(b);
         if (strncmp(zWhy, "litestream: ", 12) == 0)

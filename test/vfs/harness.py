@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 
 SO = os.environ["LITESTREAM_SO"][:-3]
 _n = 0
@@ -103,8 +104,10 @@ def restore_and_compare(con, src, replica_url, out, what):
 class FileReplica:
     """A replica on the local-directory backend, as the tests see it: its
     URL, and the few direct manipulations a test needs (introduce a gap,
-    corrupt an object, lay out foreign files).  An S3 variant only has to
-    provide the same methods (see make_replica)."""
+    corrupt or move an object, lay out foreign files).  S3Replica provides
+    the same methods (see make_replica).  Keys are relative to the replica
+    (key(level, lo, hi)); created_ms is an object's creation time as the
+    backend lists it (here: the file's mtime)."""
 
     def __init__(self, root):
         self.root = root
@@ -128,34 +131,206 @@ class FileReplica:
         with open(self._path(key), "rb") as f:
             return f.read()
 
+    def size(self, key):
+        return os.path.getsize(self._path(key))
+
+    def created_ms(self, key):
+        return os.stat(self._path(key)).st_mtime_ns // 1000000
+
     def remove(self, key):
         os.remove(self._path(key))
 
-    def corrupt(self, key, offset):
-        """Flips one byte of an object, keeping its size and time."""
+    def objects(self, level):
+        """Sorted (min, max) TXIDs of the objects of a level."""
+        try:
+            names = os.listdir(os.path.join(self.root, "ltx", str(level)))
+        except FileNotFoundError:
+            return []
+        return sorted(_ltx_range(n) for n in names if _ltx_range(n))
+
+    def move(self, key, new_key):
+        """Renames an object (atomically; keeps its bytes and time)."""
+        p = self._path(new_key)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        os.rename(self._path(key), p)
+
+    def overwrite(self, key, offset, data):
+        """Overwrites bytes of an object in place, keeping its time."""
         p = self._path(key)
         st = os.stat(p)
         with open(p, "r+b") as f:
             f.seek(offset)
-            b = f.read(1)
-            f.seek(offset)
-            f.write(bytes([b[0] ^ 0xFF]))
+            f.write(data)
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def corrupt(self, key, offset):
+        """Flips one byte of an object, keeping its size and time."""
+        b = self.get(key)[offset]
+        self.overwrite(key, offset, bytes([b ^ 0xFF]))
 
     def copy_levels(self, other, levels):
         """Copies the objects of the given levels into replica `other`."""
         for lv in levels:
-            src = os.path.join(self.root, "ltx", str(lv))
-            if not os.path.isdir(src):
-                continue
-            for name in os.listdir(src):
-                if name.endswith(".ltx"):
-                    st = os.stat(os.path.join(src, name))
-                    other.put(f"ltx/{lv}/{name}",
-                              self.get(f"ltx/{lv}/{name}"),
-                              st.st_mtime_ns // 1000000)
+            for lo, hi in self.objects(lv):
+                k = self.key(lv, lo, hi)
+                other.put(other.key(lv, lo, hi), self.get(k),
+                          self.created_ms(k))
+
+
+def _ltx_range(name):
+    """(min, max) of an object name "<min 16 hex>-<max 16 hex>.ltx"."""
+    if len(name) != 37 or not name.endswith(".ltx") or name[16] != "-":
+        return None
+    try:
+        return int(name[:16], 16), int(name[17:33], 16)
+    except ValueError:
+        return None
+
+
+def _s3_time(ms):
+    """x-amz-meta-litestream-timestamp of Unix ms, as storage/s3.c writes
+    it (RFC 3339 UTC, trailing zeros of the fraction dropped)."""
+    import datetime
+    t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    frac = f".{ms % 1000:03d}".rstrip("0") if ms % 1000 else ""
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+class S3Replica:
+    """A replica under a prefix of the test S3 server (s3_server()), with
+    FileReplica's methods.  Objects are at "<prefix>/<level %04x>/<min>-
+    <max>.ltx" (the s3 layout of storage/layout.c).  The manipulations
+    work on s3rver's data directory, which it serves from directly: an
+    object is <key>._S3rver_object, its x-amz-meta-* headers are in
+    <key>._S3rver_metadata.json and its MD5 (the ETag) in
+    <key>._S3rver_object.md5.  s3rver reports the object file's mtime as
+    LastModified (whole seconds, like S3), which is what the s3 backend
+    lists as an object's creation time, so created_ms sets that mtime (and
+    the litestream-timestamp header, as the extension's own PUTs do).
+    Every file is written under a temporary name (s3rver lists only names
+    ending in ._S3rver_object) and renamed into place, the object file
+    last, so a concurrent GET or LIST sees the old object or the new one."""
+
+    OBJ, META, MD5 = "._S3rver_object", "._S3rver_metadata.json", \
+        "._S3rver_object.md5"
+
+    def __init__(self, server, prefix):
+        self.server = server
+        self.prefix = prefix
+        self.url = (f"s3://{server.bucket}/{prefix}"
+                    f"?endpoint={server.endpoint}")
+
+    def key(self, level, lo, hi):
+        return f"{level:04x}/{lo:016x}-{hi:016x}.ltx"
+
+    def _base(self, key):
+        """Data-dir path of an object, without s3rver's suffixes."""
+        return os.path.join(self.server.data_dir, self.server.bucket,
+                            self.prefix, key)
+
+    @staticmethod
+    def _write(path, data, mtime_ms=None):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        if mtime_ms is not None:
+            os.utime(tmp, ns=(mtime_ms * 1000000, mtime_ms * 1000000))
+        os.rename(tmp, path)
+
+    def _put_meta(self, base, created_ms):
+        import json
+        meta = {"content-type": "binary/octet-stream",
+                "x-amz-meta-litestream-timestamp": _s3_time(created_ms)}
+        self._write(base + self.META,
+                    json.dumps(meta, indent=2).encode())
+
+    def put(self, key, data, created_ms=None):
+        base = self._base(key)
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        if created_ms is None:
+            created_ms = int(time.time() * 1000)
+        self._put_meta(base, created_ms)
+        self._write(base + self.MD5, hashlib.md5(data).hexdigest().encode())
+        self._write(base + self.OBJ, data, created_ms)
+
+    def get(self, key):
+        with open(self._base(key) + self.OBJ, "rb") as f:
+            return f.read()
+
+    def size(self, key):
+        return os.path.getsize(self._base(key) + self.OBJ)
+
+    def created_ms(self, key):
+        return os.stat(self._base(key) + self.OBJ).st_mtime_ns // 1000000
+
+    def remove(self, key):
+        base = self._base(key)
+        os.remove(base + self.OBJ)
+        for sfx in (self.META, self.MD5):
+            try:
+                os.remove(base + sfx)
+            except FileNotFoundError:
+                pass
+
+    def objects(self, level):
+        """Sorted (min, max) TXIDs of the objects of a level."""
+        try:
+            names = os.listdir(os.path.dirname(self._base(self.key(level, 0,
+                                                                   0))))
+        except FileNotFoundError:
+            return []
+        return sorted(_ltx_range(n[:-len(self.OBJ)]) for n in names
+                      if n.endswith(self.OBJ)
+                      and _ltx_range(n[:-len(self.OBJ)]))
+
+    def move(self, key, new_key):
+        """Renames an object: its headers and MD5 first, then the object
+        file (atomically; bytes and time kept), then the old headers go."""
+        src, dst = self._base(key), self._base(new_key)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        for sfx in (self.META, self.MD5):
+            try:
+                with open(src + sfx, "rb") as f:
+                    self._write(dst + sfx, f.read())
+            except FileNotFoundError:
+                pass
+        os.rename(src + self.OBJ, dst + self.OBJ)
+        for sfx in (self.META, self.MD5):
+            try:
+                os.remove(src + sfx)
+            except FileNotFoundError:
+                pass
+
+    def overwrite(self, key, offset, data):
+        """Overwrites bytes of an object in place, keeping its size and
+        time; the stored MD5 (ETag) follows the new content, as S3's
+        would for an object uploaded with these bytes."""
+        base = self._base(key)
+        st = os.stat(base + self.OBJ)
+        b = bytearray(self.get(key))
+        b[offset:offset + len(data)] = data
+        self._write(base + self.MD5, hashlib.md5(b).hexdigest().encode())
+        self._write(base + self.OBJ, bytes(b), st.st_mtime_ns // 1000000)
+
+    def corrupt(self, key, offset):
+        """Flips one byte of an object, keeping its size and time."""
+        b = self.get(key)[offset]
+        self.overwrite(key, offset, bytes([b ^ 0xFF]))
+
+    def copy_levels(self, other, levels):
+        """Copies the objects of the given levels into replica `other`."""
+        for lv in levels:
+            for lo, hi in self.objects(lv):
+                k = self.key(lv, lo, hi)
+                other.put(other.key(lv, lo, hi), self.get(k),
+                          self.created_ms(k))
 
 
 def make_replica(d, name="replica"):
-    """The one place that decides where the tests' replicas live."""
+    """The one place that decides where the tests' replicas live: a
+    directory under d, or with LITESTREAM_TEST_BACKEND=s3 the prefix of the
+    test S3 server that replica_url(d, name) names."""
+    if BACKEND == "s3":
+        return S3Replica(s3_server(),
+                         os.path.basename(d.rstrip("/")) + "/" + name)
     return FileReplica(os.path.join(d, name))

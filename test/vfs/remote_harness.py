@@ -1,26 +1,36 @@
 """Helpers of the read-replica (`litestream-remote`) tests.
 
-The replica URL of every remote test comes from replica_url() only, so a
-backend can be added in one place: LITESTREAM_TEST_REPLICA=file (the
-default; the only backend of this branch) makes a directory replica.  Tests
-that reach into the replica's files (to corrupt or move objects) call
-replica_dir(), which is None for non-file replicas, and skip those checks.
+The replica of every remote test comes from replica_url() / replica()
+only, which defer to harness.make_replica: a directory under the test's
+scratch directory by default, with LITESTREAM_TEST_BACKEND=s3 a prefix of
+the test's S3 server (harness.s3_server()).  Tests that reach into the
+replica (to corrupt or move objects) do it through replica(url), which has
+the same methods on both backends.
 """
 import json
 import os
 import sqlite3
 import urllib.parse
 
-KIND = os.environ.get("LITESTREAM_TEST_REPLICA", "file")
+import harness
+
+KIND = harness.BACKEND
+_replicas = {}  # url -> harness replica object
 
 
 def replica_url(scratch_dir, name="replica"):
     """A new, empty replica URL for a test."""
-    if KIND == "file":
-        return "file://" + os.path.join(scratch_dir, name)
-    print(f"1..0 # SKIP LITESTREAM_TEST_REPLICA={KIND} is not supported "
-          "by this tree", flush=True)
-    raise SystemExit(0)
+    rep = harness.make_replica(scratch_dir, name)
+    _replicas[rep.url] = rep
+    return rep.url
+
+
+def replica(url):
+    """The replica object (harness.FileReplica or S3Replica) behind a URL
+    that replica_url() returned, or behind any file:// URL."""
+    if url not in _replicas and url.startswith("file://"):
+        _replicas[url] = harness.FileReplica(url[len("file://"):])
+    return _replicas[url]
 
 
 def replica_dir(url):

@@ -5,14 +5,13 @@ requests, clear errors for every bad input, read-only, read-your-writes
 listing and reading (what compaction and retention do)."""
 import os
 import random
-import shutil
 import sqlite3
 import struct
 import threading
 import time
 
-from harness import SO, cleanup, diag, done, load, ok, scratch
-from remote_harness import (remote, remote_uri, replica_dir, replica_url,
+from harness import SO, cleanup, done, load, ok, scratch
+from remote_harness import (KIND, remote, remote_uri, replica, replica_url,
                             requests, txid, writer_txid)
 
 load()
@@ -92,11 +91,10 @@ r.close()
 
 # --- a replica written by the reference implementation ----------------------
 ref = os.path.join(os.environ["LITESTREAM_TESTDATA"], "ltx")
-rd = os.path.join(d, "reference", "ltx", "0")
-os.makedirs(rd)
-shutil.copy(os.path.join(ref, "mid-4096.ltx"),
-            os.path.join(rd, "0000000000000001-0000000000000001.ltx"))
-r = remote("file://" + os.path.join(d, "reference"))
+refrep = replica(replica_url(d, "reference"))
+refrep.put(refrep.key(0, 1, 1),
+           open(os.path.join(ref, "mid-4096.ltx"), "rb").read())
+r = remote(refrep.url)
 local = sqlite3.connect(f"file:{os.path.join(ref, 'mid-4096.db')}?vfs=unix"
                         "&mode=ro", uri=True)
 same = list(r.iterdump()) == list(local.iterdump())
@@ -166,6 +164,7 @@ def open_err(uri):
 
 empty = os.path.join(d, "empty")
 os.makedirs(empty)
+empty_s3 = replica_url(d, "empty") if KIND == "s3" else None
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIAUNREACHABLE")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "unused")
 for what, uri, want in [
@@ -180,6 +179,8 @@ for what, uri, want in [
          "empty or does not exist"),
         ("empty replica", remote_uri("file://" + empty),
          "empty or does not exist"),
+        ("empty s3 prefix", empty_s3 and remote_uri(empty_s3),
+         "empty or does not exist"),
         ("bad poll_ms", remote_uri(url, poll_ms="soon"), "poll_ms"),
         ("bad time", remote_uri(url, time="yesterday"), "RFC 3339"),
         ("txid and time", remote_uri(url, txid=1, time="2026-01-01T00:00:00Z"),
@@ -188,6 +189,8 @@ for what, uri, want in [
          "not a restorable point"),
         ("time before the replica", remote_uri(url, time="2000-01-01T00:00:00Z"),
          "nothing to restore")]:
+    if uri is None:
+        continue
     e, secs = open_err(uri)
     ok(e is not None and want in e and secs < 5,
        f"{what}: open fails in {secs:.2f} s: {e}")
@@ -250,78 +253,73 @@ ok(e and "finish it first" in e, f"time travel inside a transaction: {e}")
 r.close()
 
 # --- objects vanish or move between listing and reading --------------------
-rdir = replica_dir(url)
-if rdir:
-    def move_l0_to(level, which):
-        src = os.path.join(rdir, "ltx", "0")
-        dst = os.path.join(rdir, "ltx", str(level))
-        os.makedirs(dst, exist_ok=True)
-        names = sorted(os.listdir(src))
-        for n in which(names):
-            shutil.move(os.path.join(src, n), os.path.join(dst, n))
+rep = replica(url)
 
-    r = remote(url, poll_ms=0)
-    r.execute("SELECT v FROM t WHERE id = 1").fetchone()
-    t_before = txid(r)
-    r.execute("BEGIN")
-    r.execute("SELECT v FROM t WHERE id = 2").fetchone()
-    # "Compaction": every L0 object now lives in L1 instead.
-    move_l0_to(1, lambda names: names)
-    got = r.execute("SELECT count(*), sum(id) FROM t").fetchone()
-    r.execute("COMMIT")
-    q = requests(r)
-    ok(got[0] == N + 1 and txid(r) == t_before and q["replans"] >= 1,
-       f"objects moved mid-transaction: same TXID re-planned from level 1 "
-       f"and read on ({q['replans']} plans)")
-    r.close()
 
-    # A gap in level 0 is bridged from level 1.
-    r = remote(url, poll_ms=50)
-    start = txid(r)
-    for i in range(3):
-        w.execute("INSERT INTO t VALUES (NULL, 'gap')")
-        w.execute("SELECT litestream_sync()")
-    end = writer_txid(w)
-    move_l0_to(1, lambda names: [n for n in names
-                                 if int(n[:16], 16) > start][:-1])
-    time.sleep(0.1)
-    got = r.execute("SELECT count(*) FROM t").fetchone()[0]
-    q = requests(r)
-    ok(txid(r) == end and got == N + 4 and q["replans"] == 1,
-       f"a level-0 gap is bridged from level 1 without a re-plan "
-       f"({start} -> {txid(r)})")
-    r.close()
+def move_l0_to(level, which):
+    """Moves the level-0 objects `which` picks from the sorted (min, max)
+    list to `level`, as compaction (new object) plus retention would."""
+    for lo, hi in which(rep.objects(0)):
+        rep.move(rep.key(0, lo, hi), rep.key(level, lo, hi))
 
-    # A corrupt frame: the query fails, the error names the object.
-    big = max((os.path.join(p, n) for p, _, ns in os.walk(rdir) for n in ns),
-              key=os.path.getsize)
-    bad = os.path.join(d, "bad")
-    shutil.copytree(rdir, bad)
-    bigbad = os.path.join(bad, os.path.relpath(big, rdir))
-    with open(bigbad, "r+b") as f:
-        f.seek(os.path.getsize(bigbad) // 2)
-        f.write(b"\xff" * 64)
-    r = remote("file://" + bad, poll_ms=0)
-    e = None
-    try:
-        r.execute("SELECT sum(length(v)) FROM t").fetchone()
-    except sqlite3.Error as ex:
-        e = str(ex)
-    le = requests(r)["last_error"] or ""
-    ok(e is not None and "corrupt LTX object" in le and
-       os.path.basename(big) in le,
-       f"a corrupt frame fails the query ({e}); PRAGMA litestream_requests "
-       f"says: {le[:160]}")
-    r.close()
-    # A corrupt index: the open fails naming the object.
-    with open(bigbad, "r+b") as f:
-        f.seek(os.path.getsize(bigbad) - 24)
-        f.write(b"\xff" * 8)
-    e, secs = open_err(remote_uri("file://" + bad))
-    ok(e and "corrupt LTX object" in e and os.path.basename(big) in e,
-       f"a corrupt page index fails the open: {e}")
-else:
-    diag("skipping the checks that edit the replica's files")
+
+r = remote(url, poll_ms=0)
+r.execute("SELECT v FROM t WHERE id = 1").fetchone()
+t_before = txid(r)
+r.execute("BEGIN")
+r.execute("SELECT v FROM t WHERE id = 2").fetchone()
+# "Compaction": every L0 object now lives in L1 instead.
+move_l0_to(1, lambda objs: objs)
+got = r.execute("SELECT count(*), sum(id) FROM t").fetchone()
+r.execute("COMMIT")
+q = requests(r)
+ok(got[0] == N + 1 and txid(r) == t_before and q["replans"] >= 1,
+   f"objects moved mid-transaction: same TXID re-planned from level 1 "
+   f"and read on ({q['replans']} plans)")
+r.close()
+
+# A gap in level 0 is bridged from level 1.
+r = remote(url, poll_ms=50)
+start = txid(r)
+for i in range(3):
+    w.execute("INSERT INTO t VALUES (NULL, 'gap')")
+    w.execute("SELECT litestream_sync()")
+end = writer_txid(w)
+move_l0_to(1, lambda objs: [o for o in objs if o[0] > start][:-1])
+time.sleep(0.1)
+got = r.execute("SELECT count(*) FROM t").fetchone()[0]
+q = requests(r)
+ok(txid(r) == end and got == N + 4 and q["replans"] == 1,
+   f"a level-0 gap is bridged from level 1 without a re-plan "
+   f"({start} -> {txid(r)})")
+r.close()
+
+# A corrupt frame: the query fails, the error names the object.
+objs = [(lv, lo, hi) for lv in range(10) for lo, hi in rep.objects(lv)]
+# The largest object; on a tie the higher level, which the latest plan
+# reads (the startup snapshot, not the L1 object of the same pages).
+big = max(objs, key=lambda o: (rep.size(rep.key(*o)), o[0]))
+bad = replica(replica_url(d, "bad"))
+rep.copy_levels(bad, range(10))
+bigkey = bad.key(*big)
+size = bad.size(bigkey)
+bad.overwrite(bigkey, size // 2, b"\xff" * 64)
+r = remote(bad.url, poll_ms=0)
+e = None
+try:
+    r.execute("SELECT sum(length(v)) FROM t").fetchone()
+except sqlite3.Error as ex:
+    e = str(ex)
+le = requests(r)["last_error"] or ""
+ok(e is not None and "corrupt LTX object" in le and bigkey in le,
+   f"a corrupt frame fails the query ({e}); PRAGMA litestream_requests "
+   f"says: {le[:160]}")
+r.close()
+# A corrupt index: the open fails naming the object.
+bad.overwrite(bigkey, size - 24, b"\xff" * 8)
+e, secs = open_err(remote_uri(bad.url))
+ok(e and "corrupt LTX object" in e and bigkey in e,
+   f"a corrupt page index fails the open: {e}")
 
 w.close()
 cleanup(d)
