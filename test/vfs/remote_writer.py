@@ -30,9 +30,11 @@ boot.load_extension(so)
 con = sqlite3.connect(db, isolation_level=None)
 con.execute(f"PRAGMA litestream_url = '{url}'")
 con.execute("PRAGMA litestream_sync_interval = 100")
+# The table and its accounts in one transaction: every replicated state
+# that has the table holds the whole total.
+con.execute("BEGIN")
 con.execute("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER,"
             " pad TEXT)")
-con.execute("BEGIN")
 for i in range(1, ACCOUNTS + 1):
     con.execute("INSERT INTO accounts VALUES (?, ?, ?)",
                 (i, TOTAL_EACH, "p" * 4000))
