@@ -183,6 +183,13 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
     *txid = last ? last->max_txid : 0;
     if (!want && last && last->created_ms >= bnd)
         return SQLITE_OK;
+    /* A full image uploaded since the boundary (the first replication of a
+     * database, a replaced one) is this period's snapshot already:
+     * uploading the same database again would double the cost. */
+    for (int i = 0; !want && i < n; i++)
+        if (a[i].level < LAYOUT_MAX_LEVEL && a[i].min_txid == 1 &&
+            a[i].created_ms >= bnd && a[i].max_txid > *txid)
+            return SQLITE_OK;
     if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= *txid) {
         if (want && *txid == 0) {
             *pzErr = sqlite3_mprintf("litestream: nothing to snapshot yet "
