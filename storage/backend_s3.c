@@ -14,9 +14,9 @@
  *   1. put() is atomic: one PUT up to part_size, else a multipart upload
  *      whose object appears only at CompleteMultipartUpload; a failed
  *      multipart upload is aborted (where the server supports it).
- *   2. A completion whose answer was lost (the retry then hears
- *      NoSuchUpload) is checked with a HEAD: the object is there with the
- *      expected size, or the put fails.
+ *   2. A completion that failed or whose answer was lost (the retry then
+ *      hears NoSuchUpload or an error) is checked with a HEAD: the object
+ *      is there with this put's size and creation time, or the put fails.
  *   3. Listings page with continuation tokens until IsTruncated is false,
  *      and return keys relative to the listed prefix, in S3 key order
  *      (which is (min, max) TXID order for LTX names).
@@ -106,6 +106,7 @@ typedef struct s3_mpu {
     const char *zKey;
     const char *zUpload;
     const s3_body *body;
+    const char *zTime;  /* the object's creation time, as sent */
     int nPart;
     char **azEtag;      /* per part */
     pthread_mutex_t mu;
@@ -204,18 +205,26 @@ xml_escape(const char *z)
     return sqlite3_str_finish(s);
 }
 
-/* Whether the object is there with n bytes (after an ambiguous complete). */
+/*
+ * After a completion that failed or whose answer was lost: is the object at
+ * zKey the one this put sent?  Its size and the creation time it carries
+ * (x-amz-meta-litestream-timestamp, which names this put) must match; an
+ * older object of the same size is not enough.
+ */
 static int
-s3b_exists_with_size(s3_backend *sb, const char *zKey, uint64_t n)
+s3b_is_ours(s3_backend *sb, const char *zKey, uint64_t n, const char *zTime)
 {
     s3_call call = {.method = "HEAD", .key = zKey};
     http_resp resp;
-    char zLen[32];
+    char zLen[32], zMeta[64];
     int ok;
 
     ok = s3_call_do(&sb->c, &call, &resp, NULL) == SQLITE_OK &&
          http_resp_header(&resp, "Content-Length", zLen, sizeof(zLen)) &&
-         strtoull(zLen, NULL, 10) == n;
+         strtoull(zLen, NULL, 10) == n &&
+         http_resp_header(&resp, "x-amz-meta-litestream-timestamp", zMeta,
+                          sizeof(zMeta)) &&
+         strcmp(zMeta, zTime) == 0;
     http_resp_clear(&resp);
     return ok;
 }
@@ -249,9 +258,9 @@ mpu_complete(s3_mpu *m)
         zErr = sqlite3_mprintf("litestream: S3 completing the upload of '%s' "
                                "failed: %s", m->zKey, (char *)resp.body);
     }
-    if (rc == SQLITE_NOTFOUND &&
-        s3b_exists_with_size(m->sb, m->zKey, m->body->n)) {
-        rc = SQLITE_OK; /* the first completion went through */
+    if (rc != SQLITE_OK && rc != SQLITE_NOMEM &&
+        s3b_is_ours(m->sb, m->zKey, m->body->n, m->zTime)) {
+        rc = SQLITE_OK; /* an earlier attempt's completion went through */
     }
     http_resp_clear(&resp);
     sqlite3_free(zBody);
@@ -308,7 +317,7 @@ static int
 s3b_put_multipart(s3_backend *sb, const char *zKey, const s3_body *body,
                   const char *zTime)
 {
-    s3_mpu m = {.sb = sb, .zKey = zKey, .body = body};
+    s3_mpu m = {.sb = sb, .zKey = zKey, .body = body, .zTime = zTime};
     int rc, i;
     char *zUpload = NULL;
 
@@ -411,8 +420,11 @@ s3b_get(backend *b, const char *key, uint64_t offset, uint64_t len,
     *nOut = 0;
     if (zKey == NULL)
         return s3b_err(sb, SQLITE_NOMEM, NULL);
-    if (len == 0)
-        len = 1; /* an empty range is not expressible; trim below */
+    if (len == 0) { /* an empty range is not expressible in HTTP */
+        sqlite3_free(zKey);
+        *out = sqlite3_malloc(1);
+        return *out ? SQLITE_OK : s3b_err(sb, SQLITE_NOMEM, NULL);
+    }
     if (len == UINT64_MAX)
         snprintf(zRange, sizeof(zRange), "bytes=%llu-",
                  (unsigned long long)offset);

@@ -28,6 +28,7 @@
 #include "storage/sqlite.h"
 
 #define HTTP_POOL_MAX 16
+#define HTTP_RESERVE_MAX (64u << 20) /* largest body reserved up front */
 
 struct http_client {
     http_opts opts;
@@ -223,10 +224,12 @@ xfer_header(char *ptr, size_t size, size_t nmemb, void *arg)
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
         sqlite3_str_reset(x->hdrs); /* a new response (after 100, 3xx) */
         x->n = 0;
-    } else if (n > 15 && strncasecmp(ptr, "Content-Length:", 15) == 0) {
-        /* One allocation for the whole body instead of doubling copies. */
+    } else if (n > 15 && strncasecmp(ptr, "Content-Length:", 15) == 0 &&
+               strcmp(x->req->method, "HEAD") != 0) {
+        /* One allocation for the body instead of doubling copies (a HEAD
+         * announces a body it does not send; large bodies still grow). */
         uint64_t len = strtoull(ptr + 15, NULL, 10);
-        if (len < ((uint64_t)1 << 40) &&
+        if (len <= HTTP_RESERVE_MAX &&
             (!x->req->max_response || len <= x->req->max_response))
             xfer_reserve(x, len);
     }

@@ -293,15 +293,16 @@ restore_plan_list(const ltx_info *a, int n, const char *zWhere,
 
 /* The exact creation time of an object: its LTX header's timestamp. */
 static int
-exact_time(backend *b, const ltx_info *f, int64_t *ms)
+exact_time(backend *b, const ltx_info *f, int64_t *ms,
+           char key[LAYOUT_KEY_SIZE])
 {
-    char key[LAYOUT_KEY_SIZE];
     uint8_t *buf = NULL;
     size_t n = 0;
     ltx_header h;
     int rc;
 
-    rc = layout_key(b, f->level, f->min_txid, f->max_txid, key, sizeof(key));
+    rc = layout_key(b, f->level, f->min_txid, f->max_txid, key,
+                    LAYOUT_KEY_SIZE);
     if (rc == SQLITE_OK)
         rc = backend_get(b, key, 0, LTX_HEADER_SIZE, &buf, &n);
     if (rc == SQLITE_OK && (n < LTX_HEADER_SIZE ||
@@ -322,14 +323,15 @@ exact_time(backend *b, const ltx_info *f, int64_t *ms)
  * ones from it on with their exact time or more than target_ms.
  */
 static int
-refine_level(backend *b, ltx_info *a, int n, int64_t target_ms)
+refine_level(backend *b, ltx_info *a, int n, int64_t target_ms,
+             char key[LAYOUT_KEY_SIZE])
 {
     int lo = 0, hi = n, rc = SQLITE_OK; /* answer in [lo, hi] */
 
     while (lo < hi && rc == SQLITE_OK) {
         int mid = lo + (hi - lo) / 2;
         int64_t t = 0;
-        rc = exact_time(b, &a[mid], &t);
+        rc = exact_time(b, &a[mid], &t, key);
         if (rc != SQLITE_OK)
             break;
         a[mid].created_ms = t;
@@ -350,7 +352,8 @@ refine_level(backend *b, ltx_info *a, int n, int64_t target_ms)
 /* Exact creation times around target_ms for backends that list upload
  * times (every level of the listing a[0..n), grouped by level). */
 static int
-refine_times(backend *b, ltx_info *a, int n, int64_t target_ms)
+refine_times(backend *b, ltx_info *a, int n, int64_t target_ms,
+             char key[LAYOUT_KEY_SIZE])
 {
     int rc = SQLITE_OK;
 
@@ -358,10 +361,54 @@ refine_times(backend *b, ltx_info *a, int n, int64_t target_ms)
         int j = i;
         while (j < n && a[j].level == a[i].level)
             j++;
-        rc = refine_level(b, a + i, j - i, target_ms);
+        rc = refine_level(b, a + i, j - i, target_ms, key);
         i = j;
     }
     return rc;
+}
+
+/*
+ * Lists the replica; for a time target on a backend that lists upload
+ * times, with the creation times around target_ms made exact.  An object
+ * removed between the listing and the header read (retention) means
+ * listing again.
+ */
+static int
+list_with_times(backend *b, int64_t target_ms, ltx_info **pA, int *pN,
+                char **pzErr)
+{
+    char key[LAYOUT_KEY_SIZE] = "";
+    const char *zWhy;
+    int rc = SQLITE_OK;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        *pA = NULL;
+        *pN = 0;
+        rc = layout_list_all(b, pA, pN);
+        if (rc != SQLITE_OK) {
+            zWhy = backend_errmsg(b);
+            if (strncmp(zWhy, "litestream: ", 12) == 0)
+                zWhy += 12;
+            return plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
+                            backend_url(b), zWhy);
+        }
+        if (target_ms == 0 || (b->vt->caps & BACKEND_CAP_EXACT_TIME))
+            return SQLITE_OK;
+        rc = refine_times(b, *pA, *pN, target_ms, key);
+        if (rc == SQLITE_OK)
+            return SQLITE_OK;
+        sqlite3_free(*pA);
+        *pA = NULL;
+        *pN = 0;
+        if (rc != SQLITE_NOTFOUND)
+            break;
+    }
+    zWhy = rc == SQLITE_CORRUPT ? "not an LTX header" : backend_errmsg(b);
+    if (strncmp(zWhy, "litestream: ", 12) == 0)
+        zWhy += 12;
+    return plan_err(pzErr, rc, "litestream: cannot read the creation time "
+                               "of '%s' in '%s': %s",
+                    key, backend_url(b), zWhy);
 }
 
 int
@@ -374,20 +421,10 @@ restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
     memset(plan, 0, sizeof(*plan));
     if (pzErr)
         *pzErr = NULL;
-    rc = layout_list_all(b, &a, &n);
-    if (rc == SQLITE_OK && target_txid == 0 && target_ms != 0 &&
-        !(b->vt->caps & BACKEND_CAP_EXACT_TIME))
-        rc = refine_times(b, a, n, target_ms);
-    if (rc != SQLITE_OK) {
-        const char *zWhy = backend_errmsg(b);
-        if (strncmp(zWhy, "litestream: ", 12) == 0)
-            zWhy += 12;
-        rc = plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
-                      backend_url(b), zWhy);
-    } else {
+    rc = list_with_times(b, target_txid ? 0 : target_ms, &a, &n, pzErr);
+    if (rc == SQLITE_OK)
         rc = restore_plan_list(a, n, backend_url(b), target_txid, target_ms,
                                plan_now_ms(), plan, pzErr);
-    }
     sqlite3_free(a);
     return rc;
 }

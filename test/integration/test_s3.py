@@ -312,6 +312,7 @@ restore_and_compare(con, db, url, os.path.join(d, "out.db"),
                     f"after 503/429/500/resets/stall: caught up at {txid}")
 # Multipart parts failing, then a whole part stalled.
 px.clear_rules()
+px.clear_log()
 mp = f"s3://testbucket/faults/mp?endpoint={px.endpoint}&timeout=1s" \
      f"&part_size=1MiB"
 d2, db2, con2 = fresh("faults-mp", mp)
@@ -325,6 +326,11 @@ restore_and_compare(con2, db2, mp, os.path.join(d2, "out.db"),
                     "multipart with a reset part, a 503 part and a lost "
                     "completion answer")
 ok(all(r.applied == 1 for r in rr), f"multipart faults applied: {rr}")
+heads = px.requests("HEAD")
+completes = px.requests("POST", "uploadId=")
+ok(heads and len(completes) >= 2,
+   f"the completion whose answer was lost is settled by a HEAD "
+   f"({len(heads)} HEAD, {len(completes)} completion attempts)")
 con2.close()
 # Downloads: truncated bodies and resets on GET during a restore.
 px.clear_rules()
