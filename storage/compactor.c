@@ -190,6 +190,10 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         if (a[i].level < LAYOUT_MAX_LEVEL && a[i].min_txid == 1 &&
             a[i].created_ms >= bnd && a[i].max_txid > *txid)
             return SQLITE_OK;
+    /* Nothing uploaded yet: the replicator's first object is a full image
+     * on its way; look again shortly (no error: pzErr stays NULL). */
+    if (!want && sidecar_replicated(r->sc) == 0)
+        return SQLITE_BUSY;
     if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= *txid) {
         if (want && *txid == 0) {
             *pzErr = sqlite3_mprintf("litestream: nothing to snapshot yet "
@@ -337,6 +341,8 @@ cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
             rc = cp_snapshot(c, a, n, sb, want, snap_txid, pzSnapErr);
         if (rc == SQLITE_OK && sb > c->done_at[0])
             c->done_at[0] = sb;
+        else if (rc == SQLITE_BUSY && !want)
+            rc = SQLITE_OK; /* not yet: the next pass looks again */
         else if (rc != SQLITE_OK) {
             cp_failed(c, now);
             if (!want && *pzSnapErr) {
