@@ -137,7 +137,7 @@ ltx_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
         rc = layout_list_all(b, &c->a, &c->n);
         if (rc != SQLITE_OK)
             zErr = sqlite3_mprintf("litestream_ltx: cannot list '%s': %s",
-                                   backend_url(b), backend_errmsg(b));
+                                   backend_url(b), backend_why(b));
     }
 out:
     backend_close(b);

@@ -186,6 +186,13 @@ backend_errmsg(backend *b)
     return b ? b->vt->errmsg(b) : "litestream: no backend";
 }
 
+const char *
+backend_why(backend *b)
+{
+    const char *z = backend_errmsg(b);
+    return strncmp(z, "litestream: ", 12) == 0 ? z + 12 : z;
+}
+
 const backend_counters *
 backend_get_counters(backend *b)
 {

@@ -166,6 +166,11 @@ int backend_get(backend *b, const char *key, uint64_t offset, uint64_t len,
 int backend_list(backend *b, const char *prefix, backend_obj **objs, int *n);
 int backend_del(backend *b, const char *const *keys, int n);
 const char *backend_errmsg(backend *b);
+/*
+ * backend_errmsg() without its leading "litestream: ", for messages that
+ * quote it after their own prefix ("litestream: upload of x failed: <why>").
+ */
+const char *backend_why(backend *b);
 const backend_counters *backend_get_counters(backend *b);
 
 /* The redacted URL of the handle, or "the replica" if unknown. */

@@ -179,7 +179,7 @@ merge_publish(backend *b, const char *zTmp, int fd, const ltx_header *oh,
     rc = backend_put_file(b, key, zTmp, (uint64_t)st.st_size, oh->timestamp);
     if (rc != SQLITE_OK) {
         *pzErr = sqlite3_mprintf("litestream: upload of %s failed: %s", key,
-                                 backend_errmsg(b));
+                                 backend_why(b));
         return rc;
     }
     out->level = level;

@@ -100,7 +100,7 @@ cp_list(compactor *c, ltx_info **a, int *n)
     if (rc != SQLITE_OK)
         cp_error(c, sqlite3_mprintf("litestream: compaction cannot list "
                                     "%s: %s", backend_url(c->b),
-                                    backend_errmsg(c->b)));
+                                    backend_why(c->b)));
     return rc;
 }
 
@@ -240,7 +240,7 @@ cp_delete(compactor *c, const ltx_info *del, int n)
         if (backend_del(c->b, (const char *const *)keys + i, k) !=
             SQLITE_OK) {
             cp_error(c, sqlite3_mprintf("litestream: retention: delete "
-                                        "failed: %s", backend_errmsg(c->b)));
+                                        "failed: %s", backend_why(c->b)));
             break;
         }
         pthread_mutex_lock(&c->mu);

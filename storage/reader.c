@@ -176,9 +176,7 @@ read_fetch(reader *r, uint32_t pgno, const pm_object *obj, const pm_page *pg,
     if (rc == SQLITE_OK && n != end - pg->offset)
         rc = SQLITE_NOTFOUND;
     if (rc != SQLITE_OK) {
-        const char *zWhy = n ? "it changed" : backend_errmsg(r->b);
-        if (strncmp(zWhy, "litestream: ", 12) == 0)
-            zWhy += 12;
+        const char *zWhy = n ? "it changed" : backend_why(r->b);
         *pzErr = sqlite3_mprintf("litestream: cannot read page %u from '%s' "
                                  "in '%s': %s",
                                  pgno, key, backend_url(r->b), zWhy);

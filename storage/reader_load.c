@@ -52,9 +52,7 @@ load_get(backend *b, const char *key, uint64_t off, uint64_t len,
                                  "being read", key);
         return SQLITE_NOTFOUND;
     }
-    zWhy = backend_errmsg(b);
-    if (strncmp(zWhy, "litestream: ", 12) == 0)
-        zWhy += 12;
+    zWhy = backend_why(b);
     *pzErr = sqlite3_mprintf("litestream: cannot read '%s' from '%s': %s",
                              key, backend_url(b), zWhy);
     return rc;

@@ -386,9 +386,7 @@ list_with_times(backend *b, int64_t target_ms, ltx_info **pA, int *pN,
         *pN = 0;
         rc = layout_list_all(b, pA, pN);
         if (rc != SQLITE_OK) {
-            zWhy = backend_errmsg(b);
-            if (strncmp(zWhy, "litestream: ", 12) == 0)
-                zWhy += 12;
+            zWhy = backend_why(b);
             return plan_err(pzErr, rc, "litestream: cannot list '%s': %s",
                             backend_url(b), zWhy);
         }
@@ -403,9 +401,7 @@ list_with_times(backend *b, int64_t target_ms, ltx_info **pA, int *pN,
         if (rc != SQLITE_NOTFOUND)
             break;
     }
-    zWhy = rc == SQLITE_CORRUPT ? "not an LTX header" : backend_errmsg(b);
-    if (strncmp(zWhy, "litestream: ", 12) == 0)
-        zWhy += 12;
+    zWhy = rc == SQLITE_CORRUPT ? "not an LTX header" : backend_why(b);
     return plan_err(pzErr, rc, "litestream: cannot read the creation time "
                                "of '%s' in '%s': %s",
                     key, backend_url(b), zWhy);

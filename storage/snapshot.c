@@ -144,7 +144,7 @@ snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
         rc = backend_put_file(b, key, zTmp, (uint64_t)st.st_size, ts);
         if (rc != SQLITE_OK)
             *pzErr = sqlite3_mprintf("litestream: upload of %s failed: %s",
-                                     key, backend_errmsg(b));
+                                     key, backend_why(b));
     }
     if (rc == SQLITE_OK) {
         out->level = LAYOUT_MAX_LEVEL;

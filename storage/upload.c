@@ -109,7 +109,7 @@ put_object(replicator *r, uint64_t min, uint64_t max, outbuf *m, int64_t ts)
         rep_set_error(r, sqlite3_mprintf("litestream: upload of %s to %s "
                                          "failed: %s",
                                          key, r->url->redacted,
-                                         r->be->vt->errmsg(r->be)));
+                                         backend_why(r->be)));
     }
     return rc;
 }
@@ -600,7 +600,7 @@ check_replica(replicator *r)
     if (rc != SQLITE_OK) {
         rep_set_error(r, sqlite3_mprintf("litestream: cannot list %s: %s",
                                      r->url->redacted,
-                                     r->be->vt->errmsg(r->be)));
+                                     backend_why(r->be)));
         return rc;
     }
     uint64_t max = 0;
