@@ -59,16 +59,20 @@ moved, stop = [0], threading.Event()
 
 def mover():
     rep = replica(url)
-    # Every 0.2 s on files; every second on s3rver, where each re-plan
-    # re-reads every index of the plan (a second or more here).
-    while not stop.wait(0.2 if BACKEND == "file" else 1.0):
+    while not stop.wait(0.2):
         for lo, hi in rep.objects(0)[:-1]:
             rep.move(rep.key(0, lo, hi), rep.key(1, lo, hi))
             moved[0] += 1
 
 
+# Only on files: on s3rver every re-plan re-reads the index of each object
+# of the plan (the stand-in leaves one per transaction; a second or more
+# each), which starves the reader.  Moves under a reader on S3 are covered
+# by remote-s3 ("objects moved mid-transaction", the level-0 gap).
+STANDIN = BACKEND == "file"
 mt = threading.Thread(target=mover, daemon=True)  # never blocks exit
-mt.start()
+if STANDIN:
+    mt.start()
 
 bad, backwards, n_tx, seen, sizes, last = [], 0, 0, [], set(), 0
 longest_tx = 0.0
@@ -94,12 +98,14 @@ while con is not None and writer.poll() is None:
 summary = json.loads(writer.stdout.read().strip().splitlines()[-1])
 writer.wait()
 stop.set()
-mt.join()
+if STANDIN:
+    mt.join()
 q = requests(con)
-ok(moved[0] > 10 and q["replans"] > 1,
-   f"compaction stand-in moved {moved[0]} objects to level 1 under the "
-   f"reader, which re-planned {q['replans']} times (last error: "
-   f"{q['last_error']})")
+if STANDIN:
+    ok(moved[0] > 10 and q["replans"] > 1,
+       f"compaction stand-in moved {moved[0]} objects to level 1 under the "
+       f"reader, which re-planned {q['replans']} times (last error: "
+       f"{q['last_error']})")
 diag(f"writer: {summary}")
 ok(writer.returncode == 0, "the writer ran to its end")
 # Each read transaction scans the table through a cache half its size:
