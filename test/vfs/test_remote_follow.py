@@ -111,10 +111,9 @@ ok(writer.returncode == 0, "the writer ran to its end")
 # Each read transaction scans the table through a cache half its size:
 # against a local directory that takes milliseconds, against s3rver (about
 # 54 GETs at a few ms each, while the writer uploads) a few hundred.
-# On s3 every re-plan under the stand-in (which leaves one level-1 object
-# per transaction, unlike real compaction) reads the index of each object
-# of the plan: a second or so on s3rver here, so fewer transactions.
-MIN_TX = 50 if BACKEND == "file" else 5
+# On s3rver a read transaction takes hundreds of ms here (each page a GET
+# while the writer uploads): fewer transactions.
+MIN_TX = 50 if BACKEND == "file" else 10
 diag(f"longest read transaction {longest_tx * 1000:.0f} ms")
 ok(n_tx > MIN_TX and not bad,
    f"{n_tx} read transactions, each saw {ACCOUNTS} accounts totalling "
