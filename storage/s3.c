@@ -61,6 +61,22 @@ parse_bytes(const char *z)
     return 0;
 }
 
+/* A decimal integer in [lo, hi], nothing else; 1 on success. */
+static int
+parse_int(const char *z, int lo, int hi, int *out)
+{
+    char *zEnd;
+    long v;
+
+    if (!isdigit((unsigned char)z[0]))
+        return 0;
+    v = strtol(z, &zEnd, 10);
+    if (*zEnd || v < lo || v > hi)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
 /* true/false/1/0/yes/no -> 1/0; -1 if neither. */
 static int
 parse_bool(const char *z)
@@ -122,16 +138,12 @@ s3_tuning(s3_client *c, const struct ls_url *u, http_opts *ho, int hasEp,
         if (c->part_size == 0 || (!hasEp && c->part_size < S3_MIN_PART))
             return s3_cfg_err(pzErr, u, "part_size (bytes, >= 5MiB)", z);
     }
-    if ((z = url_param(u, "concurrency")) != NULL) {
-        c->part_parallel = atoi(z);
-        if (c->part_parallel < 1 || c->part_parallel > 64)
-            return s3_cfg_err(pzErr, u, "concurrency (1-64)", z);
-    }
-    if ((z = url_param(u, "max_keys")) != NULL) {
-        c->max_keys = atoi(z);
-        if (c->max_keys < 1 || c->max_keys > 1000)
-            return s3_cfg_err(pzErr, u, "max_keys (1-1000)", z);
-    }
+    if ((z = url_param(u, "concurrency")) != NULL &&
+        !parse_int(z, 1, 64, &c->part_parallel))
+        return s3_cfg_err(pzErr, u, "concurrency (1-64)", z);
+    if ((z = url_param(u, "max_keys")) != NULL &&
+        !parse_int(z, 1, 1000, &c->max_keys))
+        return s3_cfg_err(pzErr, u, "max_keys (1-1000)", z);
     if ((z = url_param(u, "timeout")) != NULL) {
         if (timefmt_parse_duration(z, &ms, NULL) != SQLITE_OK || ms < 100 ||
             ms > 3600000)
@@ -141,8 +153,8 @@ s3_tuning(s3_client *c, const struct ls_url *u, http_opts *ho, int hasEp,
         ho->stall_timeout_ms = (int)ms;
     }
     if ((z = url_param(u, "retries")) != NULL) {
-        int k = atoi(z);
-        if (k < 0 || k > 20 || !isdigit((unsigned char)z[0]))
+        int k;
+        if (!parse_int(z, 0, 20, &k))
             return s3_cfg_err(pzErr, u, "retries (0-20)", z);
         ho->max_attempts = k + 1;
     }

@@ -157,39 +157,42 @@ out:
     return out;
 }
 
+/* The want-byte digest of data into md; 1 on success, 0 if the input is
+ * missing or the algorithm unavailable (MD5 in a FIPS-only OpenSSL). */
+static int
+sigv4_digest(const EVP_MD *type, const void *data, size_t n,
+             unsigned char md[EVP_MAX_MD_SIZE], unsigned int want)
+{
+    unsigned int len = 0;
+
+    if (data == NULL && n > 0)
+        return 0;
+    return EVP_Digest(data ? data : "", n, md, &len, type, NULL) &&
+           len == want;
+}
+
 void
 sigv4_sha256_hex(const void *data, size_t n, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
 
     if (out == NULL)
         return;
     out[0] = 0;
-    if (data == NULL && n > 0)
-        return;
-    if (!EVP_Digest(data ? data : "", n, md, &len, EVP_sha256(), NULL) ||
-        len != 32)
-        return;
-    sigv4_hex(md, 32, out);
+    if (sigv4_digest(EVP_sha256(), data, n, md, 32))
+        sigv4_hex(md, 32, out);
 }
 
 void
 sigv4_md5_base64(const void *data, size_t n, char out[25])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
 
     if (out == NULL)
         return;
     out[0] = 0;
-    if (data == NULL && n > 0)
-        return;
-    /* MD5 is unavailable in a FIPS-only OpenSSL: out stays "". */
-    if (!EVP_Digest(data ? data : "", n, md, &len, EVP_md5(), NULL) ||
-        len != 16)
-        return;
-    EVP_EncodeBlock((unsigned char *)out, md, 16); /* 24 chars + NUL */
+    if (sigv4_digest(EVP_md5(), data, n, md, 16))
+        EVP_EncodeBlock((unsigned char *)out, md, 16); /* 24 chars + NUL */
 }
 
 /* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant). */

@@ -15,48 +15,9 @@
 #include <string.h>
 
 #include "storage/url.h"
-#include "test/unit/api_init.h"
+#include "test/fuzz/failmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static sqlite3_mem_methods fuzz_mem_orig;
-static long fuzz_mem_countdown = -1; /* fail when it reaches 0; -1 = never */
-static long fuzz_mem_count;
-
-static void *
-fuzz_malloc(int n)
-{
-    fuzz_mem_count++;
-    if (fuzz_mem_countdown >= 0 && fuzz_mem_countdown-- == 0)
-        return NULL;
-    return fuzz_mem_orig.xMalloc(n);
-}
-
-static void *
-fuzz_realloc(void *p, int n)
-{
-    fuzz_mem_count++;
-    if (fuzz_mem_countdown >= 0 && fuzz_mem_countdown-- == 0)
-        return NULL;
-    return fuzz_mem_orig.xRealloc(p, n);
-}
-
-static void
-fuzz_setup(void)
-{
-    static int done;
-    sqlite3_mem_methods m;
-
-    if (done)
-        return;
-    done = 1;
-    sqlite3_config(SQLITE_CONFIG_GETMALLOC, &fuzz_mem_orig);
-    m = fuzz_mem_orig;
-    m.xMalloc = fuzz_malloc;
-    m.xRealloc = fuzz_realloc;
-    sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
-    api_init();
-}
 
 static int
 has_ctrl(const char *z)

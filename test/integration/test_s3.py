@@ -276,7 +276,12 @@ for bad, what in (("endpoint=ftp://x", "endpoint"),
                   ("endpoint=http://h%20x", "endpoint"),
                   ("force_path_style=maybe", "force_path_style"),
                   ("part_size=1x", "part_size"),
-                  ("timeout=-1", "timeout")):
+                  ("timeout=-1", "timeout"),
+                  ("timeout=30", "timeout"),
+                  ("concurrency=0", "concurrency"),
+                  ("concurrency=4x", "concurrency"),
+                  ("max_keys=5000", "max_keys"),
+                  ("retries=x", "retries")):
     e = err_of(con, f"PRAGMA litestream_url = 's3://testbucket/x?{bad}'")
     ok(e is not None and what in e, f"s3 URL with {bad}: {e!r}")
 e = err_of(con, "SELECT litestream_restore(?, ?)",

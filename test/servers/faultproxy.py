@@ -37,7 +37,7 @@ import threading
 import time
 from email.utils import formatdate
 
-_live = set()  # proxies started and not yet stopped
+_live = set()  # proxies and servers (servers.py) started, not stopped
 _live_lock = threading.Lock()
 
 

@@ -23,16 +23,14 @@ Threads: S3Server is used from one test thread; FaultProxy is thread-safe
 (see faultproxy.py).
 """
 
-import atexit
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 
-from faultproxy import FAULTS, FaultProxy, Request, Rule
+from faultproxy import FAULTS, FaultProxy, Request, Rule, _live, _live_lock
 
 __all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
            "FAULTS", "HERE", "S3RVER_PKG"]
@@ -40,21 +38,8 @@ __all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_PKG = os.path.join(HERE, "node_modules", "@20minutes", "s3rver")
 
-_live = set()  # servers started and not yet stopped
-_live_lock = threading.Lock()
-
-
-def _stop_all():
-    with _live_lock:
-        items = list(_live)
-    for item in items:
-        try:
-            item.stop()
-        except Exception:
-            pass
-
-
-atexit.register(_stop_all)
+# One registry of running servers and proxies, stopped at exit (its home
+# is faultproxy.py, which needs no server).
 
 
 def free_port():

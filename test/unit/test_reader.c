@@ -26,9 +26,9 @@
 #include "storage/pagecache.h"
 #include "storage/pagemap.h"
 #include "storage/reader.h"
-#include "storage/timefmt.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
+#include "test/unit/membuf.h"
 
 static char dir[256];
 
@@ -51,23 +51,6 @@ is_version(const uint8_t *p, uint32_t ps, uint32_t pgno, uint64_t t)
     return same;
 }
 
-typedef struct membuf {
-    uint8_t *p;
-    size_t n, cap;
-} membuf;
-
-static int
-mem_write(void *ctx, const void *buf, size_t n)
-{
-    membuf *m = ctx;
-    if (m->n + n > m->cap) {
-        m->cap = (m->n + n) * 2;
-        m->p = realloc(m->p, m->cap);
-    }
-    memcpy(m->p + m->n, buf, n);
-    m->n += n;
-    return 0;
-}
 
 /*
  * Stores object (level, min, max) holding pages pgs[0..n) (n == 0: all of

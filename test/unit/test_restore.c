@@ -30,6 +30,7 @@
 #include "storage/url.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
+#include "test/unit/membuf.h"
 
 #define PS 4096
 #define NTX 10
@@ -114,23 +115,6 @@ make_states(void)
 
 /* ---- writing LTX objects --------------------------------------------- */
 
-typedef struct membuf {
-    uint8_t *p;
-    size_t n, cap;
-} membuf;
-
-static int
-mem_write(void *ctx, const void *buf, size_t n)
-{
-    membuf *m = ctx;
-    if (m->n + n > m->cap) {
-        m->cap = (m->n + n) * 2;
-        m->p = realloc(m->p, m->cap);
-    }
-    memcpy(m->p + m->n, buf, n);
-    m->n += n;
-    return 0;
-}
 
 /*
  * Encodes the change from TXID min-1 to TXID max (a snapshot of max when

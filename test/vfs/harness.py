@@ -101,7 +101,25 @@ def restore_and_compare(con, src, replica_url, out, what):
     return js
 
 
-class FileReplica:
+class Replica:
+    """What every test replica offers on top of its backend's primitives
+    (key, objects, get, put, overwrite, created_ms)."""
+
+    def corrupt(self, key, offset):
+        """Flips one byte of an object, keeping its size and time."""
+        b = self.get(key)[offset]
+        self.overwrite(key, offset, bytes([b ^ 0xFF]))
+
+    def copy_levels(self, other, levels):
+        """Copies the objects of the given levels into replica `other`."""
+        for lv in levels:
+            for lo, hi in self.objects(lv):
+                k = self.key(lv, lo, hi)
+                other.put(other.key(lv, lo, hi), self.get(k),
+                          self.created_ms(k))
+
+
+class FileReplica(Replica):
     """A replica on the local-directory backend, as the tests see it: its
     URL, and the few direct manipulations a test needs (introduce a gap,
     corrupt or move an object, lay out foreign files).  S3Replica provides
@@ -163,18 +181,6 @@ class FileReplica:
             f.write(data)
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
-    def corrupt(self, key, offset):
-        """Flips one byte of an object, keeping its size and time."""
-        b = self.get(key)[offset]
-        self.overwrite(key, offset, bytes([b ^ 0xFF]))
-
-    def copy_levels(self, other, levels):
-        """Copies the objects of the given levels into replica `other`."""
-        for lv in levels:
-            for lo, hi in self.objects(lv):
-                k = self.key(lv, lo, hi)
-                other.put(other.key(lv, lo, hi), self.get(k),
-                          self.created_ms(k))
 
 
 def _ltx_range(name):
@@ -196,7 +202,7 @@ def _s3_time(ms):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
 
 
-class S3Replica:
+class S3Replica(Replica):
     """A replica under a prefix of the test S3 server (s3_server()), with
     FileReplica's methods.  Objects are at "<prefix>/<level %04x>/<min>-
     <max>.ltx" (the s3 layout of storage/layout.c).  The manipulations
@@ -312,18 +318,6 @@ class S3Replica:
         self._write(base + self.MD5, hashlib.md5(b).hexdigest().encode())
         self._write(base + self.OBJ, bytes(b), st.st_mtime_ns // 1000000)
 
-    def corrupt(self, key, offset):
-        """Flips one byte of an object, keeping its size and time."""
-        b = self.get(key)[offset]
-        self.overwrite(key, offset, bytes([b ^ 0xFF]))
-
-    def copy_levels(self, other, levels):
-        """Copies the objects of the given levels into replica `other`."""
-        for lv in levels:
-            for lo, hi in self.objects(lv):
-                k = self.key(lv, lo, hi)
-                other.put(other.key(lv, lo, hi), self.get(k),
-                          self.created_ms(k))
 
 
 def make_replica(d, name="replica"):
