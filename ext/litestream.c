@@ -8,7 +8,7 @@
  *
  * Invariants:
  *   1. SQLite is reached only through the API table handed to us here
- *      (storage/sqlite.h); the .so never links libsqlite3.
+ *      (storage/base/sqlite.h); the .so never links libsqlite3.
  *   2. The first load registers everything process-wide (VFSes, the
  *      auto-extension that adds the SQL functions to later connections) and
  *      returns SQLITE_OK_LOAD_PERMANENTLY so the library is never unloaded
@@ -19,7 +19,7 @@
  * Runs on the application thread that loads the extension.
  */
 #include "sql/sql.h"
-#include "storage/sqlite.h"
+#include "storage/base/sqlite.h"
 #include "vfs/vfs.h"
 
 /* Auto-extension: adds the SQL functions to every new connection. */

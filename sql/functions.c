@@ -8,12 +8,12 @@
  *   (litestream_ltx and litestream_snapshot: sql/pitr.c)
  *
  * Runs on application threads (whichever thread calls the function).  The
- * functions reach the replicator only through storage/replicator.h and the
+ * functions reach the replicator only through storage/replicate/replicator.h and the
  * VFS through vfs/vfs.h; restore and sync are the only network calls.
  */
 #include "sql/sql.h"
-#include "storage/restore.h"
-#include "storage/timefmt.h"
+#include "storage/restore/restore.h"
+#include "storage/base/timefmt.h"
 #include "vfs/vfs.h"
 
 #include <stdlib.h>

@@ -18,9 +18,9 @@
  * replica is this function's job (network I/O allowed, rule 6).
  */
 #include "sql/sql.h"
-#include "storage/backend.h"
-#include "storage/layout.h"
-#include "storage/timefmt.h"
+#include "storage/backend/backend.h"
+#include "storage/backend/layout.h"
+#include "storage/base/timefmt.h"
 #include "vfs/vfs.h"
 
 #include <string.h>

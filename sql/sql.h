@@ -4,7 +4,7 @@
 #ifndef LITESTREAM_SQL_H
 #define LITESTREAM_SQL_H
 
-#include "storage/sqlite.h"
+#include "storage/base/sqlite.h"
 
 /*
  * Registers every litestream_* SQL function on db.  Returns SQLITE_OK or the

@@ -8,7 +8,7 @@
  * vfs_int.h; capture_recapture() on the replicator thread while its
  * private connection holds the write lock.
  */
-#include "storage/mem.h"
+#include "storage/base/mem.h"
 #include "vfs/vfs_int.h"
 
 #include <fcntl.h>

@@ -17,9 +17,9 @@
  *
  * Runs on the application thread preparing the PRAGMA.
  */
-#include "storage/sidecar.h"
-#include "storage/timefmt.h"
-#include "storage/url.h"
+#include "storage/local/sidecar.h"
+#include "storage/base/timefmt.h"
+#include "storage/backend/url.h"
 #include "vfs/vfs.h"
 
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  *     (or url= omitted and LITESTREAM_REPLICA_URL set)
  *
  * The file name ("app.db") only names the connection's database; nothing is
- * read or written locally.  The engine is storage/reader.h (restore plan,
+ * read or written locally.  The engine is storage/reader/reader.h (restore plan,
  * page index, page cache, read-ahead, polling); this file adapts it to
  * SQLite: URI options, locking, page 1, errors.
  *

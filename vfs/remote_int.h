@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-#include "storage/reader.h"
-#include "storage/sqlite.h"
+#include "storage/reader/reader.h"
+#include "storage/base/sqlite.h"
 
 #define REMOTE_VFS_NAME "litestream-remote"
 #define REMOTE_POLL_MS 1000     /* default poll_ms */

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/timefmt.h"
+#include "storage/base/timefmt.h"
 #include "vfs/remote_int.h"
 
 int

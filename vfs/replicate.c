@@ -32,7 +32,7 @@
  * per-database state is shared by the connections of this process and
  * guarded by `mu` where two connections could meet.
  */
-#include "storage/mem.h"
+#include "storage/base/mem.h"
 #include "vfs/vfs_int.h"
 
 #include <fcntl.h>

@@ -6,9 +6,9 @@
 
 #include <stdint.h>
 
-#include "storage/replicator.h"
-#include "storage/sidecar.h"
-#include "storage/sqlite.h"
+#include "storage/replicate/replicator.h"
+#include "storage/local/sidecar.h"
+#include "storage/base/sqlite.h"
 
 typedef struct ls_db ls_db;
 

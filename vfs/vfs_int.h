@@ -8,11 +8,11 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "storage/replicator.h"
-#include "storage/sidecar.h"
-#include "storage/sqlite.h"
-#include "storage/txarena.h"
-#include "storage/wal.h"
+#include "storage/replicate/replicator.h"
+#include "storage/local/sidecar.h"
+#include "storage/base/sqlite.h"
+#include "storage/replicate/txarena.h"
+#include "storage/local/wal.h"
 #include "vfs/vfs.h"
 
 #define WAL_WRITE_LOCK 0

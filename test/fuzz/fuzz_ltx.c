@@ -21,7 +21,7 @@
 
 #include <sqlite3.h>
 
-#include "storage/ltx.h"
+#include "storage/ltx/ltx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

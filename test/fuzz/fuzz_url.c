@@ -1,5 +1,5 @@
 /*
- * fuzz_url.c: fuzz target for the replica URL parser (storage/url.c).
+ * fuzz_url.c: fuzz target for the replica URL parser (storage/backend/url.c).
  *
  * Each input is NUL-terminated and parsed; a parse must either succeed with
  * a complete, control-character-free ls_url or fail with a message, and
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/url.h"
+#include "storage/backend/url.h"
 #include "test/fuzz/failmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

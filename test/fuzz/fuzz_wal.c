@@ -1,5 +1,5 @@
 /*
- * fuzz_wal.c: fuzz target for the WAL reader (storage/wal.c): the 32-byte
+ * fuzz_wal.c: fuzz target for the WAL reader (storage/local/wal.c): the 32-byte
  * header, the frames that follow it, and the wal-index header of the -shm
  * file, all read from files another process (or a crash) may have left in
  * any state.
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/wal.h"
+#include "storage/local/wal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_xml.c: fuzz target for the XML reader (storage/xml.c).
+ * fuzz_xml.c: fuzz target for the XML reader (storage/backend/xml.c).
  *
  * Each input is parsed as a document (not NUL-terminated: the parser gets
  * exactly the bytes).  A parse must either succeed with a tree whose every
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/xml.h"
+#include "storage/backend/xml.h"
 #include "test/fuzz/failmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

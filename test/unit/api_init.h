@@ -2,14 +2,14 @@
  * test/unit/api_init.h: gives a test host the SQLite API table.
  *
  * The core library calls SQLite only through the extension API table
- * (storage/sqlite.h).  A test executable links the real libsqlite3 and the
+ * (storage/base/sqlite.h).  A test executable links the real libsqlite3 and the
  * core library; api_init() registers an auto-extension that hands the
  * table of the real SQLite to litestream_api_set(), and opens (and closes)
  * one :memory: connection so that it runs.  Call it once, first thing; it
  * is idempotent.  Header only.
  *
  * Include it from test .c files that include <sqlite3.h>, not
- * storage/sqlite.h (whose macros would route these very calls through the
+ * storage/base/sqlite.h (whose macros would route these very calls through the
  * table that is not set yet).
  */
 #ifndef LITESTREAM_TEST_API_INIT_H

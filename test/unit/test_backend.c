@@ -1,5 +1,5 @@
 /*
- * test_backend.c: the file backend (storage/backend_file.c), the backend
+ * test_backend.c: the file backend (storage/backend/file.c), the backend
  * registry (backend.c) and the object layout (layout.c).
  *
  * What a user relies on: objects written are read back exactly, in ranges
@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "storage/backend.h"
-#include "storage/fetch.h"
-#include "storage/layout.h"
-#include "storage/url.h"
+#include "storage/backend/backend.h"
+#include "storage/restore/fetch.h"
+#include "storage/backend/layout.h"
+#include "storage/backend/url.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_ltx.c: unit tests of the LTX codec (storage/ltx*.c, storage/crc64.c).
+ * test_ltx.c: unit tests of the LTX codec (storage/ltx*.c, storage/ltx/crc64.c).
  *
  * Proves: the CRC matches Go's crc64.ISO; every reference vector in
  * $LITESTREAM_TESTDATA/ltx decodes to its .db byte for byte with the
@@ -23,8 +23,8 @@
 
 #include <sqlite3.h>
 
-#include "storage/crc64.h"
-#include "storage/ltx.h"
+#include "storage/ltx/crc64.h"
+#include "storage/ltx/ltx.h"
 #include "test/tap.h"
 
 /* ---- Helpers ---------------------------------------------------------- */

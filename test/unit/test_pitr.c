@@ -1,9 +1,9 @@
 /*
  * test_pitr.c: the pure parts of point-in-time recovery.
  *
- *   - durations, level lists and RFC 3339 timestamps (storage/timefmt.c):
+ *   - durations, level lists and RFC 3339 timestamps (storage/base/timefmt.c):
  *     what the PRAGMAs and litestream_restore() accept and refuse;
- *   - retention (storage/retention.c) over synthetic listings: the newest
+ *   - retention (storage/history/retention.c) over synthetic listings: the newest
  *     snapshot and the newest object of each level stay, L0 goes oldest
  *     first and only under level 1's cover, the cascade below the deleted
  *     snapshots, nothing at all when the replica has a gap, and never
@@ -12,7 +12,7 @@
  *     compactor's own run selection, retention every minute, the daily
  *     snapshot): how many objects the latest restore reads, worst case
  *     during the day and right after the snapshot;
- *   - time targets of restore plans (storage/restore_plan.c): in the
+ *   - time targets of restore plans (storage/restore/plan.c): in the
  *     future, and inside a compacted object, are refused with the nearest
  *     points.
  */
@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/compact.h"
-#include "storage/restore.h"
-#include "storage/timefmt.h"
+#include "storage/history/levels.h"
+#include "storage/restore/restore.h"
+#include "storage/base/timefmt.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 

@@ -1,6 +1,6 @@
 /*
  * test_reader.c: the read replica's engine without SQLite's VFS in the way
- * (storage/reader.c, reader_plan.c, pagemap.c, pagecache.c),
+ * (storage/reader/reader.c, plan.c, pagemap.c, pagecache.c),
  * under the sanitizers with leak checking.
  *
  * Replicas are written by hand with the codec's encoder; page pgno at TXID
@@ -20,12 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "storage/backend.h"
-#include "storage/layout.h"
-#include "storage/ltx.h"
-#include "storage/pagecache.h"
-#include "storage/pagemap.h"
-#include "storage/reader.h"
+#include "storage/backend/backend.h"
+#include "storage/backend/layout.h"
+#include "storage/ltx/ltx.h"
+#include "storage/reader/pagecache.h"
+#include "storage/reader/pagemap.h"
+#include "storage/reader/reader.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 #include "test/unit/membuf.h"

@@ -1,6 +1,6 @@
 /*
  * test_restore.c: restore plans and restores from a file replica
- * (storage/restore.c, restore_plan.c, fetch.c over backend_file.c).
+ * (storage/restore/restore.c, plan.c, fetch.c over file.c).
  *
  * A real SQLite database goes through ten transactions (rollback journal
  * mode, so the file after each commit is that TXID's image; the last ones
@@ -23,11 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "storage/backend.h"
-#include "storage/layout.h"
-#include "storage/ltx.h"
-#include "storage/restore.h"
-#include "storage/url.h"
+#include "storage/backend/backend.h"
+#include "storage/backend/layout.h"
+#include "storage/ltx/ltx.h"
+#include "storage/restore/restore.h"
+#include "storage/backend/url.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 #include "test/unit/membuf.h"

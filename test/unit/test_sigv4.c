@@ -1,5 +1,5 @@
 /*
- * test_sigv4.c: the AWS Signature Version 4 signer (storage/sigv4.c).
+ * test_sigv4.c: the AWS Signature Version 4 signer (storage/backend/sigv4.c).
  *
  * What a user relies on: every request the S3 backend sends carries the
  * Authorization value AWS computes for it, or the store answers 403.  So
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/sigv4.h"
+#include "storage/backend/sigv4.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 

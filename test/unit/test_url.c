@@ -1,5 +1,5 @@
 /*
- * test_url.c: replica URL parsing (storage/url.c).
+ * test_url.c: replica URL parsing (storage/backend/url.c).
  *
  * What a user relies on: every documented URL form parses to the right
  * scheme/host/port/path/params; every malformed URL is refused with a
@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "storage/url.h"
+#include "storage/backend/url.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_xml.c: the XML reader for object-store responses (storage/xml.c).
+ * test_xml.c: the XML reader for object-store responses (storage/backend/xml.c).
  *
  * What a user relies on: the answers of AWS S3, s3rver, Azure Blob Storage
  * and WebDAV servers are read into the right names and texts whatever
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/xml.h"
+#include "storage/backend/xml.h"
 #include "test/tap.h"
 #include "test/unit/api_init.h"
 

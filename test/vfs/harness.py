@@ -194,7 +194,7 @@ def _ltx_range(name):
 
 
 def _s3_time(ms):
-    """x-amz-meta-litestream-timestamp of Unix ms, as storage/s3.c writes
+    """x-amz-meta-litestream-timestamp of Unix ms, as storage/backend/s3_client.c writes
     it (RFC 3339 UTC, trailing zeros of the fraction dropped)."""
     import datetime
     t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
@@ -205,7 +205,7 @@ def _s3_time(ms):
 class S3Replica(Replica):
     """A replica under a prefix of the test S3 server (s3_server()), with
     FileReplica's methods.  Objects are at "<prefix>/<level %04x>/<min>-
-    <max>.ltx" (the s3 layout of storage/layout.c).  The manipulations
+    <max>.ltx" (the s3 layout of storage/backend/layout.c).  The manipulations
     work on s3rver's data directory, which it serves from directly: an
     object is <key>._S3rver_object, its x-amz-meta-* headers are in
     <key>._S3rver_metadata.json and its MD5 (the ETag) in

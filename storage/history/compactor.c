@@ -1,0 +1,618 @@
+/*
+ * storage/history/compactor.c: the compaction thread (compactor.h).
+ *
+ * Each wake-up ("pass") lists the replica once and then, for each level
+ * L = 1..n whose wall-clock boundary floor(now / interval) * interval was
+ * not handled yet: skips it if level L's newest object was created at or
+ * after the boundary (another process or an earlier run did it), else
+ * merges the run of level L-1 objects that starts above level L's newest
+ * TXID (contiguous or overlapping; a gap ends the run and the rest waits
+ * for the next boundary).  Then the snapshot (its own boundary, or a
+ * request from litestream_snapshot()), then retention every check
+ * interval.  Deletions go to the backend in batches.
+ *
+ * Invariants:
+ *   1. Only the ship-lock holder compacts; the replicator thread's L0
+ *      uploads continue meanwhile (separate handle, separate thread).
+ *   2. Every object is verified before it is uploaded (levels.c).
+ *   3. Retention deletes only what retention_plan() proved unneeded for
+ *      the latest state.
+ *
+ * Threads: the compactor thread; the API functions take `mu`.
+ */
+#include "storage/history/compactor.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/history/levels.h"
+#include "storage/replicate/replicator_int.h"
+#include "storage/restore/restore.h"
+
+#define DEL_BATCH 1000
+#define SNAP_BUDGET_MS 2000
+#define RETRY_MS 1000      /* first retry after a failure, doubling */
+#define RETRY_MAX_MS 300000 /* up to 5 minutes */
+#define CP_NICE 10
+
+struct compactor {
+    replicator *r;
+    backend *b;
+    pthread_t tid;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    /* Guarded by mu (stop is also read atomically without it). */
+    int stop;
+    ls_pitr o;
+    uint64_t snap_req, snap_served, snap_txid;
+    int snap_rc;
+    char *snap_err;
+    uint64_t n_compactions, n_snapshots, n_deleted;
+    char *last_error;
+    int64_t last_error_ms;
+    /* Thread side. */
+    int64_t done_at[LAYOUT_MAX_LEVEL + 1]; /* handled boundary per level */
+    int64_t retry_at;
+    int64_t backoff_ms;
+    int64_t next_retention;
+};
+
+/* Records an error (or clears it with NULL); takes mu. */
+static void
+cp_error(compactor *c, char *zMsg)
+{
+    if (zMsg)
+        sqlite3_log(SQLITE_WARNING, "%s", zMsg);
+    pthread_mutex_lock(&c->mu);
+    if (zMsg || c->last_error) {
+        sqlite3_free(c->last_error);
+        c->last_error = zMsg;
+        c->last_error_ms = rep_now_ms();
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int64_t
+boundary(int64_t now, int64_t iv)
+{
+    return now - now % iv;
+}
+
+/* Whether this process uploads (holds the ship lock). */
+static int
+cp_shipping(compactor *c)
+{
+    pthread_mutex_lock(&c->r->mu);
+    int s = c->r->shipping;
+    pthread_mutex_unlock(&c->r->mu);
+    return s;
+}
+
+static int
+cp_list(compactor *c, ltx_info **a, int *n)
+{
+    int rc = layout_list_all(c->b, a, n);
+    if (rc != SQLITE_OK)
+        cp_error(c, sqlite3_mprintf("litestream: compaction cannot list "
+                                    "%s: %s", backend_url(c->b),
+                                    backend_why(c->b)));
+    return rc;
+}
+
+/* The newest object of a level (largest max TXID), or NULL. */
+static const ltx_info *
+cp_newest(const ltx_info *a, int n, int level)
+{
+    const ltx_info *best = NULL;
+    for (int i = 0; i < n; i++)
+        if (a[i].level == level &&
+            (!best || a[i].max_txid >= best->max_txid))
+            best = &a[i];
+    return best;
+}
+
+/*
+ * Level `level` at boundary bnd: SQLITE_OK when handled (merged, or
+ * nothing to do), else the error (already recorded).
+ */
+static int
+cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
+{
+    ltx_info out;
+    char *zErr = NULL;
+    int first, count = compact_pick_run(a, n, level, bnd, &first);
+
+    if (count == 0)
+        return SQLITE_OK;
+    int rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), &a[first],
+                           count, level, &c->stop, &out, &zErr);
+    if (rc != SQLITE_OK) {
+        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: compaction "
+                                                  "into level %d: %s", level,
+                                                  sqlite3_errstr(rc)));
+        return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->n_compactions++;
+    pthread_mutex_unlock(&c->mu);
+    return SQLITE_OK;
+}
+
+/*
+ * Fallback when no image of the live database can be pinned (a writer in
+ * exclusive locking mode, or commits so dense that no moment between two
+ * of them is found): the snapshot is the merge of the replica's latest
+ * restore plan, which starts at TXID 1 and so merges into a full
+ * snapshot.  SQLITE_DONE if the replica has nothing newer than `after`.
+ */
+static int
+cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n,
+                         uint64_t after, ltx_info *out, char **pzErr)
+{
+    restore_plan p;
+    int rc = restore_plan_list(a, n, backend_url(c->b), 0, 0, rep_now_ms(),
+                               &p, pzErr);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (p.txid <= after)
+        rc = SQLITE_DONE;
+    else if (p.n == 1 && p.files[0].level == LAYOUT_MAX_LEVEL)
+        rc = SQLITE_DONE;
+    else
+        rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), p.files,
+                           p.n, LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
+    restore_plan_free(&p);
+    return rc;
+}
+
+/* The snapshot step: scheduled (bnd) or requested (want). */
+static int
+cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
+            uint64_t *txid, char **pzErr)
+{
+    const ltx_info *last = cp_newest(a, n, LAYOUT_MAX_LEVEL);
+    ltx_info out;
+    replicator *r = c->r;
+    ls_cap cap;
+
+    *txid = last ? last->max_txid : 0;
+    if (!want && last && last->created_ms >= bnd)
+        return SQLITE_OK;
+    /* A full image uploaded since the boundary (the first replication of a
+     * database, a replaced one) is this period's snapshot already:
+     * uploading the same database again would double the cost. */
+    for (int i = 0; !want && i < n; i++)
+        if (a[i].level < LAYOUT_MAX_LEVEL && a[i].min_txid == 1 &&
+            a[i].created_ms >= bnd && a[i].max_txid > *txid)
+            return SQLITE_OK;
+    /* Nothing uploaded yet: the replicator's first object is a full image
+     * on its way; look again shortly (no error: pzErr stays NULL). */
+    if (!want && sidecar_replicated(r->sc) == 0)
+        return SQLITE_BUSY;
+    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= *txid) {
+        if (want && *txid == 0) {
+            *pzErr = sqlite3_mprintf("litestream: nothing to snapshot yet "
+                                     "(no transaction captured)");
+            return SQLITE_NOTFOUND;
+        }
+        return SQLITE_OK; /* nothing new since the newest snapshot */
+    }
+    int rc = snapshot_take(c->b, sidecar_dir(r->sc), r->zDbPath, r->zVfs,
+                           r->sc, *txid, SNAP_BUDGET_MS, &c->stop, &out,
+                           pzErr);
+    if (rc == SQLITE_BUSY) {
+        sqlite3_log(SQLITE_NOTICE, "%s; snapshot merged from the replica",
+                    *pzErr ? *pzErr : "no image");
+        sqlite3_free(*pzErr);
+        *pzErr = NULL;
+        rc = cp_snapshot_from_replica(c, a, n, *txid, &out, pzErr);
+    }
+    if (rc == SQLITE_DONE)
+        return SQLITE_OK; /* nothing new since the newest snapshot */
+    if (rc == SQLITE_OK) {
+        *txid = out.max_txid;
+        pthread_mutex_lock(&c->mu);
+        c->n_snapshots++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+}
+
+/* Deletes objects del[0..n-1] in batches of DEL_BATCH keys. */
+static void
+cp_delete(compactor *c, const ltx_info *del, int n)
+{
+    char **keys = sqlite3_malloc64(sizeof(char *) * (size_t)n);
+    char *buf = sqlite3_malloc64((uint64_t)n * LAYOUT_KEY_SIZE);
+
+    for (int i = 0; keys && buf && i < n; i++) {
+        keys[i] = buf + (size_t)i * LAYOUT_KEY_SIZE;
+        layout_key(c->b, del[i].level, del[i].min_txid, del[i].max_txid,
+                   keys[i], LAYOUT_KEY_SIZE);
+    }
+    for (int i = 0; keys && buf && i < n; i += DEL_BATCH) {
+        int k = n - i < DEL_BATCH ? n - i : DEL_BATCH;
+        if (backend_del(c->b, (const char *const *)keys + i, k) !=
+            SQLITE_OK) {
+            cp_error(c, sqlite3_mprintf("litestream: retention: delete "
+                                        "failed: %s", backend_why(c->b)));
+            break;
+        }
+        pthread_mutex_lock(&c->mu);
+        c->n_deleted += (uint64_t)k;
+        pthread_mutex_unlock(&c->mu);
+    }
+    sqlite3_free(buf);
+    sqlite3_free(keys);
+}
+
+/* Retention: plan over a fresh listing, delete in batches. */
+static void
+cp_retention(compactor *c, const ls_pitr *o, int64_t now)
+{
+    ltx_info *a = NULL, *del = NULL;
+    char *zErr = NULL;
+    int n = 0, ndel = 0, rc;
+
+    if (cp_list(c, &a, &n) != SQLITE_OK)
+        return;
+    rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
+    if (rc != SQLITE_OK)
+        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: retention: "
+                                                  "%s", sqlite3_errstr(rc)));
+    else if (ndel > 0)
+        cp_delete(c, del, ndel);
+    sqlite3_free(del);
+    sqlite3_free(a);
+}
+
+/* Milliseconds between retention checks: 15 s, less for short settings. */
+static int64_t
+retention_every(const ls_pitr *o)
+{
+    int64_t v = 15000;
+    if (o->l0_retention_ms > 0 && o->l0_retention_ms / 2 < v)
+        v = o->l0_retention_ms / 2;
+    if (o->snapshot_retention_ms > 0 && o->snapshot_retention_ms / 2 < v)
+        v = o->snapshot_retention_ms / 2;
+    return v < 10 ? 10 : v;
+}
+
+/* The levels due at `now`, in order; re-lists after each merge. */
+static int
+cp_levels(compactor *c, const ls_pitr *o, int64_t now)
+{
+    ltx_info *a = NULL;
+    int n = 0, rc = SQLITE_OK;
+
+    for (int level = 1; level <= o->nlevels && rc == SQLITE_OK; level++) {
+        int64_t bnd = boundary(now, o->levels[level - 1]);
+        if (bnd <= c->done_at[level])
+            continue;
+        if (!a && (rc = cp_list(c, &a, &n)) != SQLITE_OK)
+            break;
+        rc = cp_level(c, a, n, level, bnd);
+        if (rc == SQLITE_OK) {
+            c->done_at[level] = bnd;
+            sqlite3_free(a); /* the next level sees the new object */
+            a = NULL;
+        }
+    }
+    sqlite3_free(a);
+    return rc;
+}
+
+/* After a failed step: retry later, backing off while it keeps failing
+ * (e.g. a corrupt object that an operator has to deal with). */
+static void
+cp_failed(compactor *c, int64_t now)
+{
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : RETRY_MS;
+    if (c->backoff_ms > RETRY_MAX_MS)
+        c->backoff_ms = RETRY_MAX_MS;
+    c->retry_at = now + c->backoff_ms;
+}
+
+/* One pass; `want` asks for a snapshot now.  Returns the snapshot rc. */
+static int
+cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
+        char **pzSnapErr)
+{
+    int64_t now = rep_now_ms();
+    int64_t sb = boundary(now, o->snapshot_ms);
+    int rc = SQLITE_OK;
+    ltx_info *a = NULL;
+    int n = 0;
+
+    if (now >= c->retry_at) {
+        if (cp_levels(c, o, now) != SQLITE_OK)
+            cp_failed(c, now);
+        else
+            c->backoff_ms = 0;
+    }
+    if (want || (sb > c->done_at[0] && now >= c->retry_at)) {
+        rc = cp_list(c, &a, &n);
+        if (rc == SQLITE_OK)
+            rc = cp_snapshot(c, a, n, sb, want, snap_txid, pzSnapErr);
+        if (rc == SQLITE_OK && sb > c->done_at[0])
+            c->done_at[0] = sb;
+        else if (rc == SQLITE_BUSY && !want)
+            rc = SQLITE_OK; /* not yet: the next pass looks again */
+        else if (rc != SQLITE_OK) {
+            cp_failed(c, now);
+            if (!want && *pzSnapErr) {
+                cp_error(c, *pzSnapErr);
+                *pzSnapErr = NULL;
+            }
+        }
+        sqlite3_free(a);
+    }
+    /* Settings may have shortened since the last check was scheduled. */
+    if (c->next_retention > now + retention_every(o))
+        c->next_retention = now + retention_every(o);
+    if (now >= c->next_retention) {
+        cp_retention(c, o, now);
+        c->next_retention = now + retention_every(o);
+    }
+    return rc;
+}
+
+/* Milliseconds until the next boundary or retention check. */
+static int64_t
+cp_next_wake(compactor *c, const ls_pitr *o, int64_t now)
+{
+    int64_t t = c->next_retention;
+    for (int level = 1; level <= o->nlevels; level++) {
+        int64_t nb = boundary(now, o->levels[level - 1]) +
+                     o->levels[level - 1];
+        if (nb < t)
+            t = nb;
+    }
+    if (boundary(now, o->snapshot_ms) + o->snapshot_ms < t)
+        t = boundary(now, o->snapshot_ms) + o->snapshot_ms;
+    if (c->retry_at > now && c->retry_at < t)
+        t = c->retry_at;
+    return t - now;
+}
+
+static void
+deadline_after(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+static void *
+cp_main(void *arg)
+{
+    compactor *c = arg;
+
+    /* Background work: on a busy machine the application's threads (and
+     * the replicator's L0 uploads) get the CPU first.  Linux applies a
+     * thread id's nice value to that thread only. */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CP_NICE);
+
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        ls_pitr o = c->o;
+        uint64_t req = c->snap_req;
+        int want = req > c->snap_served, rc = SQLITE_OK;
+        uint64_t txid = 0;
+        char *zErr = NULL;
+        pthread_mutex_unlock(&c->mu);
+        int ship = cp_shipping(c);
+        for (int i = 0; want && !ship && i < 40; i++) {
+            /* The replicator thread may not have tried the lock yet. */
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+            ship = cp_shipping(c);
+        }
+        if (ship) {
+            rc = cp_pass(c, &o, want, &txid, &zErr);
+        } else if (want) {
+            rc = SQLITE_BUSY;
+            zErr = sqlite3_mprintf("litestream: another process uploads "
+                                   "this database (holds its ship lock): "
+                                   "take the snapshot there");
+        }
+        pthread_mutex_lock(&c->mu);
+        if (want) {
+            c->snap_served = req;
+            c->snap_rc = rc;
+            c->snap_txid = txid;
+            sqlite3_free(c->snap_err);
+            c->snap_err = zErr;
+            zErr = NULL;
+            pthread_cond_broadcast(&c->done);
+        }
+        sqlite3_free(zErr);
+        if (c->stop || c->snap_req > c->snap_served)
+            continue;
+        int64_t wait = cp_next_wake(c, &c->o, rep_now_ms());
+        if (!cp_shipping(c) && wait > 1000)
+            wait = 1000;
+        struct timespec ts;
+        deadline_after(&ts, wait < 1 ? 1 : wait);
+        pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int
+compactor_start(replicator *r, const ls_pitr *o, compactor **out,
+                char **pzErr)
+{
+    compactor *c = sqlite3_malloc64(sizeof(*c));
+    int rc;
+
+    *out = NULL;
+    if (!c)
+        return SQLITE_NOMEM;
+    memset(c, 0, sizeof(*c));
+    c->r = r;
+    c->o = *o;
+    if (c->o.nlevels <= 0 || c->o.snapshot_ms <= 0)
+        pitr_defaults(&c->o);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    pthread_cond_init(&c->done, NULL);
+    rc = backend_open_url(r->url, &c->b, pzErr);
+    if (rc == SQLITE_OK && pthread_create(&c->tid, NULL, cp_main, c) != 0) {
+        *pzErr = sqlite3_mprintf("litestream: cannot start the compaction "
+                                 "thread");
+        rc = SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) {
+        compactor_stop(c);
+        return rc;
+    }
+    c->started = 1;
+    *out = c;
+    return SQLITE_OK;
+}
+
+void
+compactor_stop(compactor *c)
+{
+    if (!c)
+        return;
+    if (c->started) {
+        pthread_mutex_lock(&c->mu);
+        /* Also read by merges and snapshots, which then give up. */
+        __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
+        pthread_cond_broadcast(&c->wake);
+        pthread_cond_broadcast(&c->done);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->tid, NULL);
+    }
+    backend_close(c->b);
+    sqlite3_free(c->snap_err);
+    sqlite3_free(c->last_error);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->wake);
+    pthread_cond_destroy(&c->done);
+    sqlite3_free(c);
+}
+
+void
+compactor_set(compactor *c, const ls_pitr *o)
+{
+    pthread_mutex_lock(&c->mu);
+    c->o = *o;
+    c->next_retention = 0;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void
+compactor_get(compactor *c, ls_pitr *o)
+{
+    pthread_mutex_lock(&c->mu);
+    *o = c->o;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int
+compactor_snapshot_now(compactor *c, int timeout_ms, uint64_t *txid,
+                       char **pzErr)
+{
+    struct timespec dl;
+    int rc = SQLITE_BUSY;
+
+    deadline_after(&dl, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    uint64_t ticket = ++c->snap_req;
+    pthread_cond_signal(&c->wake);
+    while (c->snap_served < ticket && !c->stop)
+        if (pthread_cond_timedwait(&c->done, &c->mu, &dl) == ETIMEDOUT)
+            break;
+    if (c->snap_served >= ticket) {
+        rc = c->snap_rc;
+        *txid = c->snap_txid;
+        if (rc != SQLITE_OK)
+            *pzErr = sqlite3_mprintf("%s", c->snap_err ? c->snap_err
+                                                       : sqlite3_errstr(rc));
+    } else {
+        *pzErr = sqlite3_mprintf("litestream: the snapshot did not finish "
+                                 "within %d ms", timeout_ms);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void
+compactor_status(compactor *c, void *pOut)
+{
+    sqlite3_str *out = pOut;
+    char lv[128], a[32], b[32], d[32];
+
+    pthread_mutex_lock(&c->mu);
+    sqlite3_str_appendf(
+        out, "\"compaction\":{\"levels\":\"%s\",\"snapshot_interval\":\"%s\","
+             "\"snapshot_retention\":\"%s\",\"retention\":\"%s\","
+             "\"compactions\":%llu,\"snapshots\":%llu,\"deleted\":%llu,"
+             "\"last_error\":",
+        timefmt_levels(c->o.levels, c->o.nlevels, lv, sizeof(lv)),
+        timefmt_duration(c->o.snapshot_ms, a, sizeof(a)),
+        c->o.snapshot_retention_ms == PITR_OFF
+            ? "off"
+            : timefmt_duration(c->o.snapshot_retention_ms, b, sizeof(b)),
+        c->o.l0_retention_ms == PITR_OFF
+            ? "off"
+            : timefmt_duration(c->o.l0_retention_ms, d, sizeof(d)),
+        (unsigned long long)c->n_compactions,
+        (unsigned long long)c->n_snapshots, (unsigned long long)c->n_deleted);
+    if (c->last_error) {
+        sqlite3_str_appendall(out, "{\"message\":\"");
+        for (const char *z = c->last_error; *z; z++) {
+            if (*z == '"' || *z == '\\')
+                sqlite3_str_appendchar(out, 1, '\\');
+            if ((unsigned char)*z >= 0x20)
+                sqlite3_str_appendchar(out, 1, *z);
+        }
+        sqlite3_str_appendf(out, "\",\"at\":%lld}}",
+                            (long long)c->last_error_ms);
+    } else
+        sqlite3_str_appendall(out, "null}");
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- the replicator's PITR interface (replicator.h) -------------------- */
+
+void
+replicator_set_pitr(replicator *r, const ls_pitr *o)
+{
+    if (r->cp)
+        compactor_set(r->cp, o);
+}
+
+void
+replicator_pitr(replicator *r, ls_pitr *o)
+{
+    if (r->cp)
+        compactor_get(r->cp, o);
+    else
+        pitr_defaults(o);
+}
+
+int
+replicator_snapshot(replicator *r, int timeout_ms, uint64_t *txid,
+                    char **pzErr)
+{
+    if (!r->cp) {
+        *pzErr = sqlite3_mprintf("litestream: compaction is not running");
+        return SQLITE_ERROR;
+    }
+    return compactor_snapshot_now(r->cp, timeout_ms, txid, pzErr);
+}

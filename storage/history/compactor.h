@@ -1,0 +1,52 @@
+/*
+ * storage/history/compactor.h: the compaction thread of a replicator (LTX.md 2.2,
+ * 2.3): L0 -> L1 -> ... -> Ln merges and level-9 snapshots, each at
+ * wall-clock multiples of its interval, and retention.
+ *
+ * It runs beside the replicator thread, with a backend handle of its own,
+ * and works only while this process holds the ship lock (the replicator
+ * thread's `shipping`), so exactly one process compacts a replica.  It never
+ * takes a lock the application's writers need: merges read the replica,
+ * snapshots read the database inside a private read transaction.
+ *
+ * Threads: compactor_start/stop on the thread opening/closing the
+ * replicator; the others on any thread.
+ */
+#ifndef LITESTREAM_COMPACTOR_H
+#define LITESTREAM_COMPACTOR_H
+
+#include <stdint.h>
+
+#include "storage/local/pitr.h"
+
+struct replicator;
+typedef struct compactor compactor;
+
+/*
+ * Starts the thread for replicator r with settings o.  SQLITE_OK and *out,
+ * or an error with *pzErr (the backend could not be opened, no thread).
+ */
+int compactor_start(struct replicator *r, const ls_pitr *o, compactor **out,
+                    char **pzErr);
+
+/* Stops and joins the thread, frees everything.  NULL-safe. */
+void compactor_stop(compactor *);
+
+/* Replaces the settings (takes effect at the next wake-up, at once). */
+void compactor_set(compactor *, const ls_pitr *o);
+void compactor_get(compactor *, ls_pitr *o);
+
+/*
+ * Takes a snapshot now and waits up to timeout_ms for it.  SQLITE_OK with
+ * *txid (the snapshot's TXID, or the newest existing snapshot's when the
+ * database did not change since), or an error with *pzErr: this process
+ * does not upload (another holds the ship lock), the image could not be
+ * pinned, the upload failed, SQLITE_BUSY on timeout.
+ */
+int compactor_snapshot_now(compactor *, int timeout_ms, uint64_t *txid,
+                           char **pzErr);
+
+/* Appends the "compaction" JSON object (settings, counters, last error). */
+void compactor_status(compactor *, void *out /* sqlite3_str */);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * storage/local/image.c: consistent full images of a live database (image.h).
+ *
+ * Invariants: the private connection holds its read transaction from
+ * image_open() to image_close(); every page is read from the WAL frame the
+ * map names (validated salts) or from the database file.  Replicator
+ * thread only.
+ */
+#include "storage/local/image.h"
+#include "storage/ltx/ltx.h"
+#include "storage/base/sqlite.h"
+#include "storage/local/wal.h"
+
+#include <string.h>
+
+struct image {
+    pin pin;
+    sqlite3_file *dbf;
+    sqlite3_file *walf;
+    uint32_t page_size;
+    uint32_t commit;
+    uint32_t *frame_of; /* pgno -> WAL frame (0 = database file) */
+    ls_cap cap;         /* the captured position the image is taken at */
+    sidecar *sc;
+};
+
+
+static int pin_open_mode(const char *zDbPath, const char *zVfs, pin *p,
+                         int write, char **pzErr);
+
+int
+pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
+{
+    return pin_open_mode(zDbPath, zVfs, p, 0, pzErr);
+}
+
+int
+pin_write_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
+{
+    return pin_open_mode(zDbPath, zVfs, p, 1, pzErr);
+}
+
+static int
+pin_open_mode(const char *zDbPath, const char *zVfs, pin *p, int write,
+              char **pzErr)
+{
+    int rc;
+    memset(p, 0, sizeof(*p));
+    rc = sqlite3_open_v2(zDbPath, &p->db, SQLITE_OPEN_READWRITE, zVfs);
+    if (rc != SQLITE_OK) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s", zDbPath,
+                                 sqlite3_errmsg(p->db));
+        goto out;
+    }
+    /* Never checkpoint (nor delete the WAL) when this connection closes. */
+    sqlite3_db_config(p->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_busy_timeout(p->db, 100);
+    rc = sqlite3_exec(p->db,
+                      write ? "BEGIN IMMEDIATE; SELECT count(*) FROM "
+                              "sqlite_schema;"
+                            : "BEGIN; SELECT count(*) FROM sqlite_schema;",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = SQLITE_BUSY; /* e.g. an exclusive-mode writer: later */
+        goto out;
+    }
+    sqlite3_file_control(p->db, "main", SQLITE_FCNTL_FILE_POINTER, &p->dbf);
+    sqlite3_file_control(p->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+                         &p->walf);
+    if (!p->dbf || !p->walf || !p->walf->pMethods) {
+        *pzErr = sqlite3_mprintf("litestream: '%s' is not in WAL mode",
+                                 zDbPath);
+        rc = SQLITE_ERROR;
+    }
+out:
+    if (rc != SQLITE_OK)
+        pin_close(p);
+    return rc;
+}
+
+void
+pin_close(pin *p)
+{
+    if (p->db) {
+        sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(p->db);
+    }
+    memset(p, 0, sizeof(*p));
+}
+
+void
+image_close(image *im)
+{
+    if (!im)
+        return;
+    pin_close(&im->pin);
+    sqlite3_free(im->frame_of);
+    sqlite3_free(im);
+}
+
+int
+image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
+           uint64_t *txid, uint32_t *commit, uint32_t *page_size,
+           char **pzErr)
+{
+    int rc;
+    image *im = sqlite3_malloc64(sizeof(*im));
+    ls_cap cap;
+    uint8_t fh[WAL_FRAME_HDR_SIZE];
+    *out = NULL;
+    if (!im)
+        return SQLITE_NOMEM;
+    memset(im, 0, sizeof(*im));
+    im->sc = sc;
+    if (!sidecar_cap_read(sc, &im->cap)) {
+        rc = SQLITE_BUSY;
+        goto out;
+    }
+    rc = pin_open(zDbPath, zVfs, &im->pin, pzErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    im->dbf = im->pin.dbf;
+    im->walf = im->pin.walf;
+    /* The wal-index must end exactly at the captured position: committed
+     * frames beyond it (a writer died before capturing them) could be
+     * checkpointed into the database file while the image is read, mixing
+     * two states.  Those are captured first (the replicator's recapture). */
+    {
+        volatile void *shm = NULL;
+        shm_hdr h0;
+        if (im->dbf->pMethods->iVersion >= 2 &&
+            im->dbf->pMethods->xShmMap(im->dbf, 0, 32768, 0, &shm) ==
+                SQLITE_OK &&
+            shm) {
+            wal_index_hdr_read(shm, &h0);
+            uint32_t s1 = h0.salt[0], s2 = h0.salt[1];
+            int empty = h0.mx_frame == 0 && im->cap.frame == 0;
+            if (!empty && (h0.mx_frame != im->cap.frame ||
+                           s1 != im->cap.salt1 || s2 != im->cap.salt2)) {
+                rc = SQLITE_BUSY;
+                goto out;
+            }
+        }
+    }
+    /* Optimistic: the image is taken at the captured position read
+     * before the read transaction began, and is only accepted if no
+     * transaction was captured meanwhile (image_done()): then nothing newer
+     * than that position exists, so no checkpoint can have copied newer
+     * pages into the database file under us. */
+    uint8_t whb[WAL_HDR_SIZE];
+    wal_hdr wh;
+    cap = im->cap;
+    if (cap.frame > 0) {
+        rc = im->walf->pMethods->xRead(im->walf, whb, WAL_HDR_SIZE, 0);
+        if (rc != SQLITE_OK || !wal_hdr_parse(whb, &wh) ||
+            wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2) {
+            rc = SQLITE_BUSY;
+            goto out;
+        }
+    }
+    if (cap.frame > 0) {
+        im->page_size = wh.page_size;
+        im->commit = cap.commit;
+    } else {
+        /* Everything is in the database file (an empty WAL's wal-index
+         * header carries no page size or count). */
+        uint8_t dh[2];
+        sqlite3_int64 sz = 0;
+        if (im->dbf->pMethods->xRead(im->dbf, dh, 2, 16) != SQLITE_OK ||
+            im->dbf->pMethods->xFileSize(im->dbf, &sz) != SQLITE_OK) {
+            rc = SQLITE_BUSY;
+            goto out;
+        }
+        im->page_size = ((uint32_t)dh[0] << 8 | dh[1]) == 1
+                            ? 65536
+                            : ((uint32_t)dh[0] << 8 | dh[1]);
+        if (!ltx_page_size_valid(im->page_size)) {
+            *pzErr = sqlite3_mprintf("litestream: '%s' has no valid page "
+                                     "size in its header",
+                                     zDbPath);
+            rc = SQLITE_CORRUPT;
+            goto out;
+        }
+        im->commit = (uint32_t)(sz / im->page_size);
+    }
+    im->frame_of = sqlite3_malloc64(((uint64_t)im->commit + 1) * 4);
+    if (!im->frame_of) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    memset(im->frame_of, 0, ((size_t)im->commit + 1) * 4);
+    for (uint32_t i = 1; i <= cap.frame; i++) {
+        wal_frame_hdr f;
+        rc = im->walf->pMethods->xRead(im->walf, fh, sizeof(fh),
+                                       (sqlite3_int64)wal_frame_offset(
+                                           i, im->page_size));
+        if (rc != SQLITE_OK)
+            goto out;
+        wal_frame_hdr_parse(fh, &f);
+        if (f.salt1 != cap.salt1 || f.salt2 != cap.salt2) {
+            rc = SQLITE_BUSY; /* restarted under us (read lock 0): retry */
+            goto out;
+        }
+        if (f.pgno <= im->commit)
+            im->frame_of[f.pgno] = i;
+    }
+    *txid = cap.txid;
+    *commit = im->commit;
+    *page_size = im->page_size;
+out:
+    if (rc != SQLITE_OK) {
+        image_close(im);
+        return rc;
+    }
+    *out = im;
+    return SQLITE_OK;
+}
+
+int
+image_page(image *im, uint32_t pgno, uint8_t *buf)
+{
+    uint32_t fr = pgno <= im->commit ? im->frame_of[pgno] : 0;
+    int rc;
+    if (fr) {
+        rc = im->walf->pMethods->xRead(
+            im->walf, buf, (int)im->page_size,
+            (sqlite3_int64)(wal_frame_offset(fr, im->page_size) +
+                            WAL_FRAME_HDR_SIZE));
+    } else {
+        rc = im->dbf->pMethods->xRead(im->dbf, buf, (int)im->page_size,
+                                      (sqlite3_int64)(pgno - 1) *
+                                          im->page_size);
+        if (rc == SQLITE_IOERR_SHORT_READ)
+            rc = SQLITE_OK; /* zero-filled by the VFS */
+    }
+    return rc;
+}
+
+int
+image_done(image *im)
+{
+    ls_cap now;
+    if (!sidecar_cap_read(im->sc, &now) || now.txid != im->cap.txid ||
+        now.frame != im->cap.frame || now.salt1 != im->cap.salt1)
+        return SQLITE_BUSY;
+    /* A reader on read lock 0 does not stop a WAL restart: a restart
+     * writes the new header before any frame, so an unchanged header after
+     * the last page means every frame read was the one we meant. */
+    if (im->cap.frame > 0) {
+        uint8_t hb[WAL_HDR_SIZE];
+        wal_hdr wh;
+        if (im->walf->pMethods->xRead(im->walf, hb, WAL_HDR_SIZE, 0) !=
+                SQLITE_OK ||
+            !wal_hdr_parse(hb, &wh) || wh.salt1 != im->cap.salt1 ||
+            wh.salt2 != im->cap.salt2)
+            return SQLITE_BUSY;
+    }
+    return SQLITE_OK;
+}
+
+int
+image_done_pinned(image *im)
+{
+    uint8_t hb[WAL_HDR_SIZE];
+    wal_hdr wh;
+
+    if (im->cap.frame == 0)
+        return SQLITE_OK; /* read lock 0 also blocks every backfill */
+    if (im->walf->pMethods->xRead(im->walf, hb, WAL_HDR_SIZE, 0) !=
+            SQLITE_OK ||
+        !wal_hdr_parse(hb, &wh) || wh.salt1 != im->cap.salt1 ||
+        wh.salt2 != im->cap.salt2)
+        return SQLITE_BUSY;
+    return SQLITE_OK;
+}
+
+const ls_cap *
+image_cap(image *im)
+{
+    return &im->cap;
+}

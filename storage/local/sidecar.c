@@ -1,0 +1,370 @@
+/*
+ * storage/local/sidecar.c: the sidecar directory, its memory-mapped position page
+ * and config.json (sidecar.h).  The only user of jansson.
+ *
+ * Threads: the position page is written by application threads holding the
+ * WAL write lock and read by anyone; the shared counters are atomics.
+ */
+#include "storage/local/sidecar.h"
+#include "storage/base/sqlite.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define POS_MAGIC 0x4c535031u /* "LSP1" */
+#define POS_SIZE 4096
+
+typedef struct pos_page {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t seq; /* seqlock: odd while a writer is mid-update */
+    ls_cap cap;
+    _Alignas(64) uint64_t spooled_txid;
+    uint64_t replicated_txid;
+    int64_t replicated_ms;
+    uint64_t txid_floor;
+} pos_page;
+
+struct sidecar {
+    char *zDir;
+    pos_page *pos;
+    int ship_fd;
+    int ship_held;
+};
+
+static char *
+dir_of(const char *zDbPath)
+{
+    return sqlite3_mprintf("%s-litestream", zDbPath);
+}
+
+int
+sidecar_exists(const char *zDbPath)
+{
+    char *z = dir_of(zDbPath);
+    struct stat st;
+    int r = z && stat(z, &st) == 0 && S_ISDIR(st.st_mode);
+    sqlite3_free(z);
+    return r;
+}
+
+int
+sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
+{
+    int rc = SQLITE_OK;
+    int fd = -1;
+    char *zPos = NULL, *zSpool = NULL, *zShip = NULL;
+    sidecar *sc = sqlite3_malloc64(sizeof(*sc));
+    *out = NULL;
+    if (!sc)
+        return SQLITE_NOMEM;
+    memset(sc, 0, sizeof(*sc));
+    sc->ship_fd = -1;
+    sc->zDir = dir_of(zDbPath);
+    zPos = sqlite3_mprintf("%s/position", sc->zDir);
+    zSpool = sqlite3_mprintf("%s/spool", sc->zDir);
+    zShip = sqlite3_mprintf("%s/ship.lock", sc->zDir);
+    if (!sc->zDir || !zPos || !zSpool || !zShip) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    if ((mkdir(sc->zDir, 0700) && errno != EEXIST) ||
+        (mkdir(zSpool, 0700) && errno != EEXIST)) {
+        *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s",
+                                 sc->zDir, strerror(errno));
+        rc = SQLITE_CANTOPEN;
+        goto out;
+    }
+    fd = open(zPos, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, POS_SIZE) != 0) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s", zPos,
+                                 strerror(errno));
+        rc = SQLITE_CANTOPEN;
+        goto out;
+    }
+    sc->pos = mmap(NULL, POS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (sc->pos == MAP_FAILED) {
+        sc->pos = NULL;
+        *pzErr = sqlite3_mprintf("litestream: cannot map '%s': %s", zPos,
+                                 strerror(errno));
+        rc = SQLITE_IOERR;
+        goto out;
+    }
+    /* A fresh page is all zeros: magic 0 means "never captured". */
+    if (__atomic_load_n(&sc->pos->magic, __ATOMIC_ACQUIRE) != POS_MAGIC) {
+        uint32_t zero = 0;
+        __atomic_compare_exchange_n(&sc->pos->magic, &zero, POS_MAGIC, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    sc->ship_fd = open(zShip, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sc->ship_fd < 0) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s", zShip,
+                                 strerror(errno));
+        rc = SQLITE_CANTOPEN;
+        goto out;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    sqlite3_free(zPos);
+    sqlite3_free(zSpool);
+    sqlite3_free(zShip);
+    if (rc != SQLITE_OK)
+        sidecar_close(sc);
+    else
+        *out = sc;
+    return rc;
+}
+
+void
+sidecar_close(sidecar *sc)
+{
+    if (!sc)
+        return;
+    if (sc->pos)
+        munmap(sc->pos, POS_SIZE);
+    if (sc->ship_fd >= 0)
+        close(sc->ship_fd); /* releases the flock */
+    sqlite3_free(sc->zDir);
+    sqlite3_free(sc);
+}
+
+const char *
+sidecar_dir(const sidecar *sc)
+{
+    return sc->zDir;
+}
+
+int
+sidecar_cap_read(sidecar *sc, ls_cap *out)
+{
+    pos_page *p = sc->pos;
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t s1 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1) {
+            /* A writer is mid-update, or died there.  Writers only run
+             * under the WAL write lock, which our caller usually holds: in
+             * that case the sequence can only be odd because one died. */
+            if (tries > 100)
+                return 0;
+            continue;
+        }
+        memcpy(out, &p->cap, sizeof(*out));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s1)
+            return (out->flags & CAP_VALID) != 0;
+    }
+    return 0;
+}
+
+void
+sidecar_cap_write(sidecar *sc, const ls_cap *cap)
+{
+    pos_page *p = sc->pos;
+    uint64_t s = __atomic_load_n(&p->seq, __ATOMIC_RELAXED);
+    s |= 1; /* odd: mid-update (also repairs a writer that died) */
+    __atomic_store_n(&p->seq, s, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy(&p->cap, cap, sizeof(*cap));
+    __atomic_store_n(&p->seq, s + 1, __ATOMIC_RELEASE);
+}
+
+uint64_t
+sidecar_spooled(sidecar *sc)
+{
+    return __atomic_load_n(&sc->pos->spooled_txid, __ATOMIC_ACQUIRE);
+}
+
+void
+sidecar_set_spooled(sidecar *sc, uint64_t txid)
+{
+    uint64_t cur = sidecar_spooled(sc);
+    while (cur < txid &&
+           !__atomic_compare_exchange_n(&sc->pos->spooled_txid, &cur, txid,
+                                        0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+    }
+}
+
+uint64_t
+sidecar_replicated(sidecar *sc)
+{
+    return __atomic_load_n(&sc->pos->replicated_txid, __ATOMIC_ACQUIRE);
+}
+
+int64_t
+sidecar_replicated_at(sidecar *sc)
+{
+    return __atomic_load_n(&sc->pos->replicated_ms, __ATOMIC_ACQUIRE);
+}
+
+void
+sidecar_set_replicated(sidecar *sc, uint64_t txid, int64_t at_ms)
+{
+    __atomic_store_n(&sc->pos->replicated_ms, at_ms, __ATOMIC_RELEASE);
+    __atomic_store_n(&sc->pos->replicated_txid, txid, __ATOMIC_RELEASE);
+}
+
+uint64_t
+sidecar_txid_floor(sidecar *sc)
+{
+    return __atomic_load_n(&sc->pos->txid_floor, __ATOMIC_ACQUIRE);
+}
+
+void
+sidecar_set_txid_floor(sidecar *sc, uint64_t txid)
+{
+    __atomic_store_n(&sc->pos->txid_floor, txid, __ATOMIC_RELEASE);
+}
+
+void
+sidecar_after_fork(sidecar *sc)
+{
+    /* The inherited descriptor shares the parent's lock: get our own. */
+    if (sc->ship_fd >= 0) {
+        char *z = sqlite3_mprintf("%s/ship.lock", sc->zDir);
+        close(sc->ship_fd);
+        sc->ship_fd = z ? open(z, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+        sqlite3_free(z);
+    }
+    sc->ship_held = 0;
+}
+
+int
+sidecar_ship_trylock(sidecar *sc)
+{
+    if (sc->ship_held)
+        return 1;
+    if (sc->ship_fd >= 0 && flock(sc->ship_fd, LOCK_EX | LOCK_NB) == 0)
+        sc->ship_held = 1;
+    return sc->ship_held;
+}
+
+void
+sidecar_config_defaults(ls_config *c)
+{
+    c->zUrl = NULL;
+    c->sync_ms = LS_DEFAULT_SYNC_MS;
+    c->spool_limit = LS_DEFAULT_SPOOL_LIMIT;
+    pitr_defaults(&c->pitr);
+}
+
+/* A positive millisecond count, or PITR_OFF where off is allowed. */
+static void
+config_ms(json_t *root, const char *zKey, int allow_off, int64_t *out)
+{
+    json_t *v = json_object_get(root, zKey);
+    if (json_is_integer(v) &&
+        (json_integer_value(v) > 0 ||
+         (allow_off && json_integer_value(v) == PITR_OFF)))
+        *out = json_integer_value(v);
+}
+
+/* The PITR settings of config.json (defaults already in p). */
+static void
+config_read_pitr(json_t *root, ls_pitr *p)
+{
+    json_t *lv = json_object_get(root, "levels_ms");
+    size_t n = json_array_size(lv);
+    if (n >= 1 && n <= TIMEFMT_MAX_LEVELS) {
+        int64_t a[TIMEFMT_MAX_LEVELS];
+        size_t i;
+        for (i = 0; i < n; i++) {
+            json_t *e = json_array_get(lv, i);
+            if (!json_is_integer(e) || json_integer_value(e) <= 0 ||
+                (i > 0 && json_integer_value(e) <= a[i - 1]))
+                break;
+            a[i] = json_integer_value(e);
+        }
+        if (i == n) {
+            memcpy(p->levels, a, sizeof(a[0]) * n);
+            p->nlevels = (int)n;
+        }
+    }
+    config_ms(root, "snapshot_interval_ms", 0, &p->snapshot_ms);
+    config_ms(root, "snapshot_retention_ms", 1, &p->snapshot_retention_ms);
+    config_ms(root, "l0_retention_ms", 1, &p->l0_retention_ms);
+}
+
+static void
+config_write_pitr(json_t *root, const ls_pitr *p)
+{
+    json_t *lv = json_array();
+    for (int i = 0; i < p->nlevels; i++)
+        json_array_append_new(lv, json_integer(p->levels[i]));
+    json_object_set_new(root, "levels_ms", lv);
+    json_object_set_new(root, "snapshot_interval_ms",
+                        json_integer(p->snapshot_ms));
+    json_object_set_new(root, "snapshot_retention_ms",
+                        json_integer(p->snapshot_retention_ms));
+    json_object_set_new(root, "l0_retention_ms",
+                        json_integer(p->l0_retention_ms));
+}
+
+void
+sidecar_config_read(const char *zDbPath, ls_config *c)
+{
+    char *zPath = sqlite3_mprintf("%s-litestream/config.json", zDbPath);
+    json_t *root = zPath ? json_load_file(zPath, 0, NULL) : NULL;
+    sidecar_config_defaults(c);
+    if (root) {
+        const char *u = json_string_value(json_object_get(root, "url"));
+        json_t *si = json_object_get(root, "sync_interval_ms");
+        json_t *sl = json_object_get(root, "spool_limit");
+        if (u && u[0])
+            c->zUrl = sqlite3_mprintf("%s", u);
+        if (json_is_integer(si) && json_integer_value(si) > 0)
+            c->sync_ms = (int)json_integer_value(si);
+        if (json_is_integer(sl) && json_integer_value(sl) > 0)
+            c->spool_limit = json_integer_value(sl);
+        config_read_pitr(root, &c->pitr);
+        json_decref(root);
+    }
+    sqlite3_free(zPath);
+}
+
+int
+sidecar_config_write(sidecar *sc, const ls_config *c, char **pzErr)
+{
+    int rc = SQLITE_OK;
+    char *zPath = sqlite3_mprintf("%s/config.json", sc->zDir);
+    char *zTmp = sqlite3_mprintf("%s/config.json.tmp", sc->zDir);
+    json_t *root = json_object();
+    char *text = NULL;
+    int fd = -1;
+    if (!zPath || !zTmp || !root) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    json_object_set_new(root, "url", json_string(c->zUrl ? c->zUrl : ""));
+    json_object_set_new(root, "sync_interval_ms", json_integer(c->sync_ms));
+    json_object_set_new(root, "spool_limit", json_integer(c->spool_limit));
+    config_write_pitr(root, &c->pitr);
+    text = json_dumps(root, JSON_INDENT(2));
+    if (!text) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    fd = open(zTmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+        fsync(fd) != 0 || rename(zTmp, zPath) != 0) {
+        *pzErr = sqlite3_mprintf("litestream: cannot write '%s': %s", zPath,
+                                 strerror(errno));
+        rc = SQLITE_IOERR;
+        goto out;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(text); /* allocated by jansson */
+    json_decref(root);
+    sqlite3_free(zPath);
+    sqlite3_free(zTmp);
+    return rc;
+}

@@ -1,0 +1,111 @@
+/*
+ * storage/local/sidecar.h: the `<db>-litestream/` directory beside a replicated
+ * database (DESIGN.md section 5), shared by every process that opens the
+ * database with the extension loaded:
+ *
+ *   config.json   the replica URL and options (mode 0600)
+ *   position      one memory-mapped page: the shared TXID counter and the
+ *                 captured position (seqlock, written under the WAL write
+ *                 lock), plus the spooled and replicated TXIDs
+ *   spool/        the spool segments (storage/local/spool.c)
+ *   ship.lock     flock()ed by the process that uploads
+ *   checksums     per-page checksums of the replicated state
+ *
+ * Reads and writes of the captured position are plain memory accesses (no
+ * system call); the seqlock makes a reader in another process retry while a
+ * writer is mid-update, and a writer that died mid-update leaves the
+ * sequence odd, which every later reader treats as a lost position.
+ */
+#ifndef LITESTREAM_SIDECAR_H
+#define LITESTREAM_SIDECAR_H
+
+#include <stdint.h>
+
+#include "storage/local/pitr.h"
+
+/* Flags of the captured position. */
+#define CAP_VALID 0x1 /* the fields describe a captured position */
+#define CAP_RESET 0x2 /* the WAL was reset cleanly after `txid` (db holds all) */
+
+/* The captured position: the last TXID and where it ended in the WAL. */
+typedef struct ls_cap {
+    uint64_t txid;
+    uint32_t flags;
+    uint32_t salt1, salt2; /* WAL salts */
+    uint32_t frame;        /* mxFrame after txid (0 = WAL empty) */
+    uint32_t cksum1, cksum2; /* cumulative checksum of `frame` */
+    uint32_t page_size;
+    uint32_t commit;       /* database size in pages after txid */
+    uint32_t pad;
+    uint64_t db_ino;       /* database identity when CAP_RESET was set */
+    int64_t db_size;
+    int64_t db_mtime_ns;
+} ls_cap;
+
+typedef struct sidecar sidecar;
+
+/*
+ * Opens (creating if needed) the sidecar of the database at zDbPath.
+ * SQLITE_OK, or SQLITE_CANTOPEN/SQLITE_IOERR/SQLITE_NOMEM with *pzErr set
+ * (sqlite3_mprintf'd) naming the path and the system error.
+ */
+int sidecar_open(const char *zDbPath, sidecar **out, char **pzErr);
+void sidecar_close(sidecar *);
+
+/* Does the sidecar directory of zDbPath exist?  (No creation.) */
+int sidecar_exists(const char *zDbPath);
+
+/* Path of the sidecar directory and of a file inside it (owned by sc). */
+const char *sidecar_dir(const sidecar *);
+
+/*
+ * Reads the captured position.  Returns 1 with *out filled if consistent,
+ * 0 if a writer died mid-update or the page was never written (lost).
+ */
+int sidecar_cap_read(sidecar *, ls_cap *out);
+
+/* Publishes a new captured position (caller holds the WAL write lock). */
+void sidecar_cap_write(sidecar *, const ls_cap *cap);
+
+/* Shared counters, atomically accessed. */
+uint64_t sidecar_spooled(sidecar *);
+void sidecar_set_spooled(sidecar *, uint64_t txid); /* only raises it */
+uint64_t sidecar_replicated(sidecar *);
+void sidecar_set_replicated(sidecar *, uint64_t txid, int64_t at_ms);
+int64_t sidecar_replicated_at(sidecar *);
+/* TXIDs must continue above this floor (the replica's newest TXID). */
+uint64_t sidecar_txid_floor(sidecar *);
+void sidecar_set_txid_floor(sidecar *, uint64_t txid);
+
+/* In a child after fork(): drops the parent's ship lock (not ours). */
+void sidecar_after_fork(sidecar *);
+
+/*
+ * Tries to take the ship lock without blocking.  Returns 1 if this process
+ * now holds it (or already did), 0 if another process does.
+ */
+int sidecar_ship_trylock(sidecar *);
+
+/* The replication settings stored in config.json. */
+#define LS_DEFAULT_SYNC_MS 1000
+#define LS_DEFAULT_SPOOL_LIMIT (1ll << 30)
+typedef struct ls_config {
+    char *zUrl;          /* sqlite3_malloc'd; NULL or "" = not replicating */
+    int sync_ms;         /* PRAGMA litestream_sync_interval */
+    int64_t spool_limit; /* PRAGMA litestream_spool_limit (bytes) */
+    ls_pitr pitr;        /* levels, snapshots, retention */
+} ls_config;
+
+/* Fills c with the defaults (no URL). */
+void sidecar_config_defaults(ls_config *c);
+
+/*
+ * Reads `<zDbPath>-litestream/config.json` into c (defaults for anything
+ * missing; a missing or unreadable file is all defaults).  Free c->zUrl.
+ */
+void sidecar_config_read(const char *zDbPath, ls_config *c);
+
+/* Writes config.json atomically (mode 0600).  SQLITE_OK or SQLITE_IOERR. */
+int sidecar_config_write(sidecar *, const ls_config *c, char **pzErr);
+
+#endif

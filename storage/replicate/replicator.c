@@ -1,0 +1,593 @@
+/*
+ * storage/replicate/replicator.c: the replicator of one database in one process
+ * (replicator.h): in-memory queue -> spool -> L0 LTX objects in the replica.
+ *
+ * Threads:
+ *   - application threads call replicator_enqueue() (mutex + list append),
+ *     replicator_persist(), replicator_sync() and the status functions;
+ *   - one replicator thread per replicator spools the queue every tick and,
+ *     when this process holds the ship lock, uploads every sync interval.
+ * Everything below "thread side" runs on the replicator thread only, except
+ * that replicator_close() joins it first.
+ *
+ * The uploads themselves are in upload.c.
+ *
+ * Invariants:
+ *   1. Nothing captured is dropped: a transaction leaves the queue only
+ *      once it is in the spool (on failure it goes back to the front).
+ *   2. A spool segment is deleted only once every record in it is <= the
+ *      replicated TXID.
+ */
+#include "storage/history/compactor.h"
+#include "storage/base/mem.h"
+#include "storage/replicate/txarena.h"
+#include "storage/replicate/replicator_int.h"
+#include "storage/local/wal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TICK_MS 100              /* spooling cadence */
+#define QUEUE_WAKE_BYTES (16 << 20)
+#define BACKOFF_MAX_MS 30000
+
+int64_t
+rep_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+/* Records an error for status (thread side; takes mu). */
+void
+rep_set_error(replicator *r, char *zMsg)
+{
+    pthread_mutex_lock(&r->mu);
+    sqlite3_free(r->last_error);
+    r->last_error = zMsg;
+    r->last_error_ms = rep_now_ms();
+    if (zMsg)
+        r->n_errors++;
+    pthread_mutex_unlock(&r->mu);
+    if (zMsg)
+        sqlite3_log(SQLITE_WARNING, "%s", zMsg);
+}
+
+static void
+txn_free(rep_txn *t)
+{
+    if (!t)
+        return;
+    if (t->arena) {
+        txarena_release(t);
+    } else {
+        ls_free(t->frames);
+        ls_free(t);
+    }
+}
+
+/* ---- spooling (records are built in spool_txn.c) ---------------------- */
+
+/*
+ * Spools everything queued.  On failure the unspooled transactions go back
+ * to the front of the queue, so nothing is lost while the disk is full.
+ */
+static int
+spool_queue(replicator *r, int force_sync)
+{
+    rep_txn *list, *t;
+    int rc = SQLITE_OK;
+    uint64_t last = 0;
+    char *zErr = NULL;
+
+    /* One short critical section per pass: the application thread
+     * appends under the same mutex at every commit. */
+    pthread_mutex_lock(&r->mu);
+    list = r->head;
+    r->head = r->tail = NULL;
+    r->queued_bytes = 0;
+    int64_t limit = r->opts.spool_limit;
+    int was_full = r->spool_full;
+    pthread_mutex_unlock(&r->mu);
+    int full = (int64_t)spool_bytes(r->sp) >= limit;
+
+    while (list) {
+        t = list;
+        if (full || (int64_t)spool_bytes(r->sp) >= limit) {
+            /* Full: this transaction is not spooled.  Once the replica
+             * catches up, the missing TXIDs are recovered from the WAL or
+             * covered by a full image (upload.c, fill_gap). */
+            if (!full && !was_full)
+                rep_set_error(r, sqlite3_mprintf(
+                                     "litestream: the spool of '%s' is full "
+                                     "(%llu bytes, limit %lld): new "
+                                     "transactions wait in the database; a "
+                                     "full image follows once the replica "
+                                     "is reachable",
+                                     r->zDbPath,
+                                     (unsigned long long)spool_bytes(r->sp),
+                                     (long long)limit));
+            full = 1;
+            list = t->next;
+            txn_free(t);
+            continue;
+        }
+        rc = rep_spool_txn(r, t, 0, &zErr);
+        if (rc != SQLITE_OK)
+            break;
+        if (t->flags & REP_DURABLE)
+            force_sync = 1;
+        last = t->txid;
+        list = t->next;
+        txn_free(t);
+    }
+    if (last && (force_sync || r->opts.durable_spool) &&
+        spool_sync(r->sp) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = SQLITE_IOERR;
+        zErr = sqlite3_mprintf("litestream: cannot sync the spool: %s",
+                               strerror(errno));
+    }
+    if (list) {
+        /* Put back what could not be spooled, in order. */
+        pthread_mutex_lock(&r->mu);
+        rep_txn *tail = list;
+        while (tail->next)
+            tail = tail->next;
+        tail->next = r->head;
+        if (!r->head)
+            r->tail = tail;
+        r->head = list;
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (rc == SQLITE_OK && last)
+        sidecar_set_spooled(r->sc, last);
+    if (full != was_full) {
+        pthread_mutex_lock(&r->mu);
+        r->spool_full = full;
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (zErr)
+        rep_set_error(r, zErr);
+    return rc;
+}
+
+static void *
+thread_main(void *arg)
+{
+    replicator *r = arg;
+    int64_t next_upload = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        uint64_t ticket = r->persist_req;
+        int want_upload = r->upload_now;
+        pthread_mutex_unlock(&r->mu);
+
+        int rc = spool_queue(r, 0);
+        pthread_mutex_lock(&r->mu);
+        if (ticket > r->persist_done) {
+            r->persist_done = ticket;
+            r->persist_rc = rc;
+            pthread_cond_broadcast(&r->changed);
+        }
+        pthread_mutex_unlock(&r->mu);
+
+        int64_t t = rep_now_ms();
+        if (want_upload || t >= next_upload) {
+            int ship = sidecar_ship_trylock(r->sc);
+            pthread_mutex_lock(&r->mu);
+            r->shipping = ship;
+            r->upload_now = 0;
+            pthread_mutex_unlock(&r->mu);
+            if (ship) {
+                rc = rep_upload_once(r);
+            } else {
+                /* Another process uploads: still drop our own segments
+                 * once the replica has them (it cannot delete them). */
+                rc = SQLITE_OK;
+                uint64_t rep = sidecar_replicated(r->sc);
+                if (rep && spool_scan(r->sp) == SQLITE_OK)
+                    spool_drop_upto(r->sp, rep);
+            }
+            if (rc == SQLITE_OK) {
+                r->backoff_ms = 0;
+                next_upload = t + r->opts.sync_interval_ms;
+            } else {
+                /* Capped exponential backoff with jitter. */
+                int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
+                r->backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
+                next_upload = t + r->backoff_ms / 2 +
+                              (int64_t)(rand() % (r->backoff_ms / 2 + 1));
+            }
+        }
+
+        pthread_mutex_lock(&r->mu);
+        if (r->stop || r->upload_now || r->persist_req > r->persist_done)
+            continue;
+        int64_t wait = next_upload - rep_now_ms();
+        if (wait > TICK_MS)
+            wait = TICK_MS;
+        if (wait < 1)
+            wait = 1;
+        struct timespec ts;
+        deadline_in(&ts, (int)wait);
+        pthread_cond_timedwait(&r->wake, &r->mu, &ts);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- application side -------------------------------------------------- */
+
+int
+replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
+                sidecar *sc, replicator **out, char **pzErr)
+{
+    int rc;
+    replicator *r = sqlite3_malloc64(sizeof(*r));
+    *out = NULL;
+    if (!r)
+        return SQLITE_NOMEM;
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    pthread_cond_init(&r->changed, NULL);
+    r->sc = sc;
+    r->opts = *opts;
+    if (r->opts.sync_interval_ms <= 0)
+        r->opts.sync_interval_ms = LS_DEFAULT_SYNC_MS;
+    if (r->opts.spool_limit <= 0)
+        r->opts.spool_limit = LS_DEFAULT_SPOOL_LIMIT;
+    r->zDbPath = sqlite3_mprintf("%s", zDbPath);
+    r->zUrl = sqlite3_mprintf("%s", zUrl);
+    r->zVfs = sqlite3_mprintf("%s", opts->zVfs ? opts->zVfs : "unix");
+    if (!r->zDbPath || !r->zVfs || !r->zUrl) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    rc = url_parse(zUrl, &r->url, pzErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = backend_open_url(r->url, &r->be, pzErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    char *zSpool = sqlite3_mprintf("%s/spool", sidecar_dir(sc));
+    if (!zSpool) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    rc = spool_open(zSpool, &r->sp, pzErr);
+    sqlite3_free(zSpool);
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = cktab_init(&r->ck, sidecar_dir(sc));
+    if (rc != SQLITE_OK)
+        goto out;
+    cktab_load(&r->ck, sidecar_replicated(sc));
+    if (pthread_create(&r->thread, NULL, thread_main, r) != 0) {
+        *pzErr = sqlite3_mprintf("litestream: cannot start the replicator "
+                                 "thread");
+        rc = SQLITE_ERROR;
+        goto out;
+    }
+    r->started = 1;
+    rc = compactor_start(r, &opts->pitr, &r->cp, pzErr);
+out:
+    if (rc != SQLITE_OK) {
+        replicator_close(r, 0);
+        return rc;
+    }
+    *out = r;
+    return SQLITE_OK;
+}
+
+void
+replicator_close(replicator *r, int grace_ms)
+{
+    if (!r)
+        return;
+    if (r->started) {
+        /* Spool durably, then give the upload of what this process
+         * captured a moment (the rest waits in the spool for the next
+         * process that opens the database). */
+        replicator_persist(r);
+        pthread_mutex_lock(&r->mu);
+        uint64_t want = r->last_enqueued;
+        pthread_mutex_unlock(&r->mu);
+        if (grace_ms > 0 && want > sidecar_replicated(r->sc))
+            replicator_sync(r, want, grace_ms, NULL, NULL);
+        compactor_stop(r->cp);
+        r->cp = NULL;
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_broadcast(&r->wake);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+        spool_queue(r, 1); /* anything enqueued meanwhile */
+    }
+    for (rep_txn *t = r->head, *n; t; t = n) {
+        n = t->next;
+        txn_free(t);
+    }
+    spool_close(r->sp);
+    if (r->be)
+        r->be->vt->close(r->be);
+    url_free(r->url);
+    cktab_free(&r->ck);
+    ls_free(r->scratch_refs);
+    ls_free(r->scratch_u32);
+    sqlite3_free(r->last_error);
+    sqlite3_free(r->zDbPath);
+    sqlite3_free(r->zUrl);
+    sqlite3_free(r->zVfs);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->wake);
+    pthread_cond_destroy(&r->changed);
+    sqlite3_free(r);
+}
+
+void
+replicator_enqueue(replicator *r, rep_txn *t)
+{
+    uint64_t sz = (uint64_t)t->nframes * (t->page_size + WAL_FRAME_HDR_SIZE);
+    t->next = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->tail)
+        r->tail->next = t;
+    else
+        r->head = t;
+    r->tail = t;
+    r->queued_bytes += sz;
+    if (t->txid > r->last_enqueued)
+        r->last_enqueued = t->txid;
+    /* Waking the thread is a system call: only when the queue is big
+     * (then it also uploads right away rather than at the next interval,
+     * which keeps both lag and memory down for big transactions). */
+    if (r->queued_bytes >= QUEUE_WAKE_BYTES) {
+        r->upload_now = 1;
+        pthread_cond_signal(&r->wake);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+int
+replicator_before_wal_reset(replicator *r)
+{
+    int refs = 0;
+    pthread_mutex_lock(&r->mu);
+    for (rep_txn *t = r->head; t && !refs; t = t->next)
+        refs = (t->flags & REP_WALREF) != 0;
+    if (!refs && r->head) {
+        /* Queued copies do not depend on the WAL: just get them spooled
+         * soon (a crash before that costs a full image, not data: the
+         * checkpoint before any restart put everything in the database). */
+        pthread_cond_signal(&r->wake);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return refs ? replicator_persist(r) : SQLITE_OK;
+}
+
+int
+replicator_persist(replicator *r)
+{
+    int rc;
+    pthread_mutex_lock(&r->mu);
+    if (!r->head && r->persist_req == r->persist_done) {
+        pthread_mutex_unlock(&r->mu);
+        return SQLITE_OK;
+    }
+    uint64_t ticket = ++r->persist_req;
+    pthread_cond_signal(&r->wake);
+    while (r->persist_done < ticket && !r->stop)
+        pthread_cond_wait(&r->changed, &r->mu);
+    rc = r->persist_done >= ticket ? r->persist_rc : SQLITE_ERROR;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+int
+replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
+                uint64_t *replicated, char **pzErr)
+{
+    struct timespec dl;
+    int rc = SQLITE_OK;
+    if (timeout_ms >= 0)
+        deadline_in(&dl, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    r->upload_now = 1;
+    pthread_cond_signal(&r->wake);
+    while (sidecar_replicated(r->sc) < txid) {
+        int w;
+        if (r->stop) {
+            rc = SQLITE_ERROR;
+            break;
+        }
+        /* Another process may be the one uploading: poll the shared
+         * position as well as waiting for our own thread. */
+        struct timespec step;
+        deadline_in(&step, 20);
+        if (timeout_ms >= 0 &&
+            (step.tv_sec > dl.tv_sec ||
+             (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec)))
+            step = dl;
+        w = pthread_cond_timedwait(&r->changed, &r->mu, &step);
+        if (w == ETIMEDOUT && timeout_ms >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            if (now.tv_sec > dl.tv_sec ||
+                (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec)) {
+                rc = sidecar_replicated(r->sc) >= txid ? SQLITE_OK
+                                                       : SQLITE_BUSY;
+                break;
+            }
+        }
+        if (!r->upload_now && sidecar_replicated(r->sc) < txid) {
+            r->upload_now = 1;
+            pthread_cond_signal(&r->wake);
+        }
+    }
+    if (rc != SQLITE_OK && pzErr)
+        *pzErr = sqlite3_mprintf(
+            "litestream: replica did not reach TXID %llu within %d ms%s%s",
+            (unsigned long long)txid, timeout_ms,
+            r->last_error ? ": " : "", r->last_error ? r->last_error : "");
+    pthread_mutex_unlock(&r->mu);
+    if (replicated)
+        *replicated = sidecar_replicated(r->sc);
+    return rc;
+}
+
+int
+replicator_image_wanted(replicator *r)
+{
+    return __atomic_load_n(&r->want_image, __ATOMIC_ACQUIRE);
+}
+
+int
+replicator_take_image_request(replicator *r)
+{
+    return __atomic_exchange_n(&r->want_image, 0, __ATOMIC_ACQ_REL);
+}
+
+void
+replicator_set_interval(replicator *r, int ms)
+{
+    pthread_mutex_lock(&r->mu);
+    r->opts.sync_interval_ms = ms > 0 ? ms : 1000;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
+replicator_set_spool_limit(replicator *r, int64_t bytes)
+{
+    pthread_mutex_lock(&r->mu);
+    r->opts.spool_limit = bytes > 0 ? bytes : LS_DEFAULT_SPOOL_LIMIT;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int64_t
+replicator_spool_limit(replicator *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int64_t v = r->opts.spool_limit;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+int
+replicator_interval(replicator *r)
+{
+    return r->opts.sync_interval_ms;
+}
+
+int
+replicator_has_url(replicator *r, const char *zUrl)
+{
+    return strcmp(r->zUrl, zUrl) == 0;
+}
+
+const char *
+replicator_url(replicator *r)
+{
+    return r->url->redacted;
+}
+
+/* Appends z as a JSON string literal. */
+static void
+json_str(sqlite3_str *out, const char *z)
+{
+    sqlite3_str_appendchar(out, 1, '"');
+    for (; z && *z; z++) {
+        unsigned char ch = (unsigned char)*z;
+        if (ch == '"' || ch == '\\')
+            sqlite3_str_appendf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            sqlite3_str_appendf(out, "\\u%04x", ch);
+        else
+            sqlite3_str_appendchar(out, 1, (char)ch);
+    }
+    sqlite3_str_appendchar(out, 1, '"');
+}
+
+static void
+hex16(char out[17], uint64_t v)
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = d[v & 15];
+    out[16] = 0;
+}
+
+void
+replicator_status(replicator *r, void *pOut)
+{
+    sqlite3_str *out = pOut;
+    ls_cap cap;
+    int have = sidecar_cap_read(r->sc, &cap);
+    uint64_t rep = sidecar_replicated(r->sc);
+    int64_t rep_ms = sidecar_replicated_at(r->sc);
+    char a[17], b[17], c[17];
+    hex16(a, have ? cap.txid : 0);
+    hex16(b, rep);
+    hex16(c, sidecar_spooled(r->sc));
+    pthread_mutex_lock(&r->mu);
+    sqlite3_str_appendall(out, "\"url\":");
+    json_str(out, r->url->redacted);
+    sqlite3_str_appendf(
+        out,
+        ","
+        "\"txid\":\"%s\",\"spooled_txid\":\"%s\","
+        "\"replicated_txid\":\"%s\",\"pending_txns\":%lld,"
+        "\"lag_ms\":%lld,\"sync_interval_ms\":%d,\"spool_bytes\":%llu,"
+        "\"queued_bytes\":%llu,\"spool_full\":%s,\"shipping\":%s,"
+        "\"uploads\":%llu,"
+        "\"full_images\":%llu,\"errors\":%llu,"
+        "\"counters\":{\"put\":%llu,\"get\":%llu,\"list\":%llu,"
+        "\"delete\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu},"
+        "\"last_upload\":%lld,\"last_error\":",
+        a, c, b,
+        (long long)((have && cap.txid > rep) ? cap.txid - rep : 0),
+        (long long)((have && cap.txid > rep && rep_ms) ? rep_now_ms() - rep_ms
+                                                       : 0),
+        r->opts.sync_interval_ms, (unsigned long long)spool_bytes(r->sp),
+        (unsigned long long)r->queued_bytes,
+        r->spool_full ? "true" : "false", r->shipping ? "true" : "false",
+        (unsigned long long)r->n_uploads,
+        (unsigned long long)r->n_full_images,
+        (unsigned long long)r->n_errors,
+        (unsigned long long)r->counters.n_put,
+        (unsigned long long)r->counters.n_get,
+        (unsigned long long)r->counters.n_list,
+        (unsigned long long)r->counters.n_delete,
+        (unsigned long long)r->counters.bytes_up,
+        (unsigned long long)r->counters.bytes_down,
+        (long long)r->last_upload_ms);
+    if (r->last_error) {
+        sqlite3_str_appendall(out, "{\"message\":");
+        json_str(out, r->last_error);
+        sqlite3_str_appendf(out, ",\"at\":%lld}", (long long)r->last_error_ms);
+    }
+    else
+        sqlite3_str_appendall(out, "null");
+    pthread_mutex_unlock(&r->mu);
+    if (r->cp) {
+        sqlite3_str_appendchar(out, 1, ',');
+        compactor_status(r->cp, out);
+    }
+}
