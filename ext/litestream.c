@@ -46,9 +46,8 @@ register_process_wide(void)
     return rc;
 }
 
-LITESTREAM_EXPORT int
-sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
-                        const sqlite3_api_routines *pApi);
+LITESTREAM_EXPORT int sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
+                                              const sqlite3_api_routines *pApi);
 
 /*
  * Entry point named after the file (SQLite derives "sqlite3_litestream_init"

@@ -8,8 +8,8 @@
  *   (litestream_ltx and litestream_snapshot: sql/pitr.c)
  *
  * Runs on application threads (whichever thread calls the function).  The
- * functions reach the replicator only through storage/replicate/replicator.h and the
- * VFS through vfs/vfs.h; restore and sync are the only network calls.
+ * functions reach the replicator only through storage/replicate/replicator.h
+ * and the VFS through vfs/vfs.h; restore and sync are the only network calls.
  */
 #include "sql/sql.h"
 #include "storage/restore/restore.h"
@@ -58,9 +58,9 @@ status_one(sqlite3_str *out, const char *zSchema, ls_db *d)
         sqlite3_str_appendchar(out, 1, *p);
     }
     sqlite3_free(zPath);
-    sqlite3_str_appendf(out, "\",\"replicating\":%s,\"forced_full_images\":%llu",
-                        r ? "true" : "false",
-                        (unsigned long long)vfs_db_full_images(d));
+    sqlite3_str_appendf(
+        out, "\",\"replicating\":%s,\"forced_full_images\":%llu",
+        r ? "true" : "false", (unsigned long long)vfs_db_full_images(d));
     if (r) {
         sqlite3_str_appendchar(out, 1, ',');
         replicator_status(r, out);
@@ -118,8 +118,7 @@ fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                 (zOnly && sqlite3_stricmp(zOnly, zSchema)) ||
                 db_of_schema(db, zSchema))
                 continue;
-            sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER,
-                                 &pVfs);
+            sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER, &pVfs);
             char *zWhy =
                 (!zFile || !zFile[0])
                     ? sqlite3_mprintf("in-memory or temporary database")
@@ -206,8 +205,7 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         rc = SQLITE_OK;
     }
     if (rc != SQLITE_OK) {
-        sqlite3_result_error(ctx,
-                             zErr ? zErr : "litestream_sync: spool failed",
+        sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync: spool failed",
                              -1);
         sqlite3_free(zErr);
         vfs_db_replicator_done(d, r);
@@ -287,8 +285,8 @@ sql_register(sqlite3 *db)
         int flags;
         void (*xFunc)(sqlite3_context *, int, sqlite3_value **);
     } fns[] = {
-        {"litestream_version", 0,
-         SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, fn_version},
+        {"litestream_version", 0, SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+         fn_version},
         {"litestream_status", 0, SQLITE_DIRECTONLY, fn_status},
         {"litestream_status", 1, SQLITE_DIRECTONLY, fn_status},
         {"litestream_sync", 0, SQLITE_DIRECTONLY, fn_sync},
@@ -299,9 +297,9 @@ sql_register(sqlite3 *db)
         {"litestream_restore", 4, SQLITE_DIRECTONLY, fn_restore},
     };
     for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
-        int rc = sqlite3_create_function_v2(
-            db, fns[i].zName, fns[i].nArg, SQLITE_UTF8 | fns[i].flags, NULL,
-            fns[i].xFunc, NULL, NULL, NULL);
+        int rc = sqlite3_create_function_v2(db, fns[i].zName, fns[i].nArg,
+                                            SQLITE_UTF8 | fns[i].flags, NULL,
+                                            fns[i].xFunc, NULL, NULL, NULL);
         if (rc != SQLITE_OK)
             return rc;
     }

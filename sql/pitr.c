@@ -113,12 +113,12 @@ ltx_close(sqlite3_vtab_cursor *cur)
 }
 
 static int
-ltx_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
-           int argc, sqlite3_value **argv)
+ltx_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, int argc,
+           sqlite3_value **argv)
 {
     ltx_cursor *c = (ltx_cursor *)cur;
-    const char *zUrl = argc > 0 ? (const char *)sqlite3_value_text(argv[0])
-                                : NULL;
+    const char *zUrl =
+        argc > 0 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
     backend *b = NULL;
     char *zErr = NULL;
     int rc;
@@ -143,8 +143,8 @@ out:
     backend_close(b);
     if (rc != SQLITE_OK) {
         sqlite3_free(cur->pVtab->zErrMsg);
-        cur->pVtab->zErrMsg = zErr ? zErr : sqlite3_mprintf("%s",
-                                                 sqlite3_errstr(rc));
+        cur->pVtab->zErrMsg =
+            zErr ? zErr : sqlite3_mprintf("%s", sqlite3_errstr(rc));
         return SQLITE_ERROR;
     }
     return SQLITE_OK;
@@ -185,8 +185,7 @@ ltx_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         sqlite3_result_int64(ctx, (sqlite3_int64)f->size);
         break;
     case COL_CREATED:
-        sqlite3_result_text(ctx, timefmt_time(f->created_ms, buf,
-                                              sizeof(buf)),
+        sqlite3_result_text(ctx, timefmt_time(f->created_ms, buf, sizeof(buf)),
                             -1, SQLITE_TRANSIENT);
         break;
     default:
@@ -224,10 +223,9 @@ static void
 fn_snapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     sqlite3 *db = sqlite3_context_db_handle(ctx);
-    const char *zSchema =
-        argc > 0 && sqlite3_value_text(argv[0])
-            ? (const char *)sqlite3_value_text(argv[0])
-            : "main";
+    const char *zSchema = argc > 0 && sqlite3_value_text(argv[0])
+                              ? (const char *)sqlite3_value_text(argv[0])
+                              : "main";
     sqlite3_file *f = NULL;
     ls_db *d = NULL;
     replicator *r = NULL;
@@ -241,7 +239,8 @@ fn_snapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (!r) {
         zErr = sqlite3_mprintf("litestream_snapshot: database '%s' is not "
                                "being replicated (set PRAGMA "
-                               "%s.litestream_url first)", zSchema, zSchema);
+                               "%s.litestream_url first)",
+                               zSchema, zSchema);
     } else if (replicator_snapshot(r, 60000, &txid, &zErr) == SQLITE_OK) {
         sqlite3_result_int64(ctx, (sqlite3_int64)txid);
     }
@@ -255,8 +254,8 @@ fn_snapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 int
 sql_register_pitr(sqlite3 *db)
 {
-    int rc = sqlite3_create_module_v2(db, "litestream_ltx", &ltx_module, NULL,
-                                      NULL);
+    int rc =
+        sqlite3_create_module_v2(db, "litestream_ltx", &ltx_module, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function_v2(db, "litestream_snapshot", 0,
                                         SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,

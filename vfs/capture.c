@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* Reads the wal-index header; 0 if there is no shared memory. */
 static int
 shm_read(ls_db *d, sqlite3_file *real, shm_hdr *h)
@@ -129,8 +128,7 @@ buf_covers(ls_db *d, uint32_t lo, uint32_t hi, uint32_t ps)
  * they do not validate.
  */
 static uint8_t *
-wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi,
-           uint32_t s[2])
+wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi, uint32_t s[2])
 {
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh->page_size;
     uint8_t *b = ls_malloc((uint64_t)fsz * (hi - lo + 1));
@@ -138,10 +136,9 @@ wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi,
         goto fail;
     for (uint32_t i = lo; i <= hi; i++) {
         uint8_t *f = b + (size_t)(i - lo) * fsz;
-        if (d->walf->pMethods->xRead(
-                d->walf, f, (int)fsz,
-                (sqlite3_int64)wal_frame_offset(i, wh->page_size)) !=
-                SQLITE_OK ||
+        if (d->walf->pMethods->xRead(d->walf, f, (int)fsz,
+                                     (sqlite3_int64)wal_frame_offset(
+                                         i, wh->page_size)) != SQLITE_OK ||
             !wal_frame_valid(wh, f, s))
             goto fail;
     }
@@ -163,8 +160,7 @@ read_wal_hdr(ls_db *d, wal_hdr *wh)
     if (d->walf && d->base == 0 && d->end >= WAL_HDR_SIZE && d->buf_ok)
         d->wh_ok = wal_hdr_parse(d->buf, &d->wh);
     else if (d->walf &&
-             d->walf->pMethods->xRead(d->walf, h, WAL_HDR_SIZE, 0) ==
-                 SQLITE_OK)
+             d->walf->pMethods->xRead(d->walf, h, WAL_HDR_SIZE, 0) == SQLITE_OK)
         d->wh_ok = wal_hdr_parse(h, &d->wh);
     *wh = d->wh;
     return d->wh_ok;
@@ -238,8 +234,7 @@ pos_of(const shm_hdr *h)
  * Returns the TXID, or 0 if the case does not apply.
  */
 static uint64_t
-enqueue_in_place(ls_db *d, uint32_t lo, uint32_t hi, uint32_t ps,
-                 uint64_t base)
+enqueue_in_place(ls_db *d, uint32_t lo, uint32_t hi, uint32_t ps, uint64_t base)
 {
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
     if (!d->in_arena)
@@ -307,9 +302,7 @@ enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
     rep_txn *t = ls_malloc(sizeof(*t));
     if (!t)
         return; /* the position stays unmatched: next capture retries */
-    *t = (rep_txn){.txid = txid,
-                   .flags = REP_FULL,
-                   .pos = pos_of(h)};
+    *t = (rep_txn){.txid = txid, .flags = REP_FULL, .pos = pos_of(h)};
     replicator_enqueue(d->rep, t);
     d->n_full++;
 }
@@ -361,8 +354,7 @@ image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
     memset(fm, 0, ((size_t)commit + 1) * 4);
     for (uint32_t i = 1; i <= h->mx_frame; i++) {
         if (frame_hdr_at(d, i, ps, fh) != SQLITE_OK ||
-            wal_get32(fh + 8) != h->salt[0] ||
-            wal_get32(fh + 12) != h->salt[1])
+            wal_get32(fh + 8) != h->salt[0] || wal_get32(fh + 12) != h->salt[1])
             goto fail;
         uint32_t pg = wal_get32(fh);
         if (pg >= 1 && pg <= commit)
@@ -448,8 +440,8 @@ heap_hdr(ls_db *d, shm_hdr *h)
         return h->mx_frame > 0 || i == 1;
     /* When the buffer holds every frame after the position, the frames
      * past its end are not this WAL's: no need to read the file. */
-    int buf_all = d->buf_ok && d->end > d->base &&
-                  d->base <= wal_frame_offset(i, ps);
+    int buf_all =
+        d->buf_ok && d->end > d->base && d->base <= wal_frame_offset(i, ps);
     for (;; i++) {
         uint64_t o = wal_frame_offset(i, ps);
         int rc;
@@ -557,8 +549,7 @@ capture(ls_db *d, sqlite3_file *real)
             txid = enqueue_in_place(d, lo, h.mx_frame, ps, base);
             if (!txid) {
                 /* Several commits (or no arena): copy them out. */
-                if (d->in_arena &&
-                    !buf_to_heap(d, d->end - d->base)) {
+                if (d->in_arena && !buf_to_heap(d, d->end - d->base)) {
                     txid = 0;
                 } else {
                     txid = enqueue_frames(
@@ -574,8 +565,7 @@ capture(ls_db *d, sqlite3_file *real)
             }
             uint8_t *fr = wal_reread(d, &wh, lo, h.mx_frame, s);
             if (fr)
-                txid = enqueue_frames(d, fr, lo, h.mx_frame - lo + 1, ps,
-                                      base);
+                txid = enqueue_frames(d, fr, lo, h.mx_frame - lo + 1, ps, base);
             ls_free(fr);
         }
     }
@@ -690,8 +680,9 @@ void
 capture_before_wal_reset(ls_db *d)
 {
     if (d->rep && replicator_before_wal_reset(d->rep) != SQLITE_OK)
-        sqlite3_log(SQLITE_WARNING, "litestream: cannot persist the queue "
-                                    "of '%s' before a WAL reset",
+        sqlite3_log(SQLITE_WARNING,
+                    "litestream: cannot persist the queue "
+                    "of '%s' before a WAL reset",
                     d->zPath);
 }
 

@@ -66,10 +66,11 @@ mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
     if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return;
     /* Content = a schema (a fresh file holds a header page only). */
-    if (sqlite3_prepare_v2(conn, "SELECT (SELECT count(*) FROM "
+    if (sqlite3_prepare_v2(conn,
+                           "SELECT (SELECT count(*) FROM "
                            "main.sqlite_schema), user_version FROM "
-                           "main.pragma_user_version", -1, &st,
-                           NULL) == SQLITE_OK &&
+                           "main.pragma_user_version",
+                           -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0) {
         v = sqlite3_column_int(st, 1);
         sqlite3_finalize(st);
@@ -114,8 +115,8 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
             char *zMode = NULL;
             if (conn) {
                 sqlite3_stmt *st = NULL;
-                if (sqlite3_prepare_v2(conn, "PRAGMA main.journal_mode=WAL",
-                                       -1, &st, NULL) == SQLITE_OK &&
+                if (sqlite3_prepare_v2(conn, "PRAGMA main.journal_mode=WAL", -1,
+                                       &st, NULL) == SQLITE_OK &&
                     sqlite3_step(st) == SQLITE_ROW)
                     zMode = sqlite3_mprintf(
                         "%s", (const char *)sqlite3_column_text(st, 0));
@@ -138,10 +139,9 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
     c.zUrl = (char *)zUrl;
     rc = vfs_db_configure(d, &c, &zErr);
     if (rc != SQLITE_OK)
-        return fail(azArg,
-                    zErr ? zErr
-                         : sqlite3_mprintf("litestream: %s",
-                                           sqlite3_errstr(rc)));
+        return fail(azArg, zErr ? zErr
+                                : sqlite3_mprintf("litestream: %s",
+                                                  sqlite3_errstr(rc)));
     if (zUrl[0])
         mark_first_txid(d, conn, real);
     r = vfs_db_replicator(d);
@@ -194,12 +194,11 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
     }
     r = vfs_db_replicator(d);
     if (which == 0)
-        azArg[0] = sqlite3_mprintf("%d", r ? replicator_interval(r)
-                                           : c.sync_ms);
+        azArg[0] =
+            sqlite3_mprintf("%d", r ? replicator_interval(r) : c.sync_ms);
     else
-        azArg[0] = sqlite3_mprintf("%lld", (long long)(
-                                               r ? replicator_spool_limit(r)
-                                                 : c.spool_limit));
+        azArg[0] = sqlite3_mprintf(
+            "%lld", (long long)(r ? replicator_spool_limit(r) : c.spool_limit));
     vfs_db_replicator_done(d, r);
 out:
     sqlite3_free(c.zUrl);
@@ -280,8 +279,8 @@ set_pitr(ls_db *d, char **azArg, int which)
             goto out;
         }
     }
-    azArg[0] = sqlite3_mprintf("%s", pitr_format(&c.pitr, which, buf,
-                                                 sizeof(buf)));
+    azArg[0] =
+        sqlite3_mprintf("%s", pitr_format(&c.pitr, which, buf, sizeof(buf)));
 out:
     sqlite3_free(c.zUrl);
     return rc;

@@ -6,8 +6,8 @@
  *     (or url= omitted and LITESTREAM_REPLICA_URL set)
  *
  * The file name ("app.db") only names the connection's database; nothing is
- * read or written locally.  The engine is storage/reader/reader.h (restore plan,
- * page index, page cache, read-ahead, polling); this file adapts it to
+ * read or written locally.  The engine is storage/reader/reader.h (restore
+ * plan, page index, page cache, read-ahead, polling); this file adapts it to
  * SQLite: URI options, locking, page 1, errors.
  *
  * Invariants:
@@ -115,7 +115,7 @@ r_read(sqlite3_file *pFile, void *zBuf, int iAmt, sqlite3_int64 iOfst)
             break;
         }
         if (rc != SQLITE_OK)
-            return rc == SQLITE_CORRUPT   ? SQLITE_CORRUPT
+            return rc == SQLITE_CORRUPT ? SQLITE_CORRUPT
                    : rc == SQLITE_NOMEM ? SQLITE_IOERR_NOMEM
                                         : SQLITE_IOERR_READ;
         memcpy(out + done, page + in, n);
@@ -253,9 +253,9 @@ remote_open_main(remote_file *p, const char *zName)
     if (rc == SQLITE_OK)
         rc = reader_open(o.zUrl, &o.ro, &p->r, &zErr);
     /* min_txid on a replica still empty: wait for its first objects. */
-    for (int waited = 0; rc == SQLITE_NOTFOUND && o.min_txid &&
-                         !o.ro.target_txid && !o.ro.target_ms &&
-                         waited < o.timeout_ms;
+    for (int waited = 0;
+         rc == SQLITE_NOTFOUND && o.min_txid && !o.ro.target_txid &&
+         !o.ro.target_ms && waited < o.timeout_ms;
          waited += 100) {
         sqlite3_free(zErr);
         zErr = NULL;
@@ -322,8 +322,7 @@ remote_delete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
 }
 
 static int
-remote_full_pathname(sqlite3_vfs *pVfs, const char *zName, int nOut,
-                     char *zOut)
+remote_full_pathname(sqlite3_vfs *pVfs, const char *zName, int nOut, char *zOut)
 {
     return ORIG->xFullPathname(ORIG, zName, nOut, zOut);
 }

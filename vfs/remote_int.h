@@ -11,9 +11,9 @@
 #include "storage/reader/reader.h"
 #include "storage/base/sqlite.h"
 
-#define REMOTE_VFS_NAME "litestream-remote"
-#define REMOTE_POLL_MS 1000     /* default poll_ms */
-#define REMOTE_CACHE_MB 64      /* default cache_mb */
+#define REMOTE_VFS_NAME   "litestream-remote"
+#define REMOTE_POLL_MS    1000  /* default poll_ms */
+#define REMOTE_CACHE_MB   64    /* default cache_mb */
 #define REMOTE_TIMEOUT_MS 30000 /* default timeout_ms (min_txid) */
 
 /* A main database file of the remote VFS. */

@@ -109,8 +109,8 @@ remote_options(const char *zName, remote_opts *o, char **pzErr)
                       pzErr)) != SQLITE_OK)
         return rc;
     o->ro.cache_bytes = (uint64_t)v << 20;
-    if ((rc = opt_int(zName, "timeout_ms", REMOTE_TIMEOUT_MS, 0, 86400000,
-                      &v, pzErr)) != SQLITE_OK)
+    if ((rc = opt_int(zName, "timeout_ms", REMOTE_TIMEOUT_MS, 0, 86400000, &v,
+                      pzErr)) != SQLITE_OK)
         return rc;
     o->timeout_ms = (int)v;
     if ((rc = opt_txid(zName, "txid", &o->ro.target_txid, pzErr)) !=
@@ -157,8 +157,8 @@ set_target(remote_file *p, char **azArg, int isTime)
                                "finish it first",
                                azArg[1]));
     if (sqlite3_stricmp(zVal, "latest") != 0) {
-        if (isTime ? !timefmt_parse_time(zVal, &ms) : !remote_parse_txid(zVal,
-                                                                    &txid))
+        if (isTime ? !timefmt_parse_time(zVal, &ms)
+                   : !remote_parse_txid(zVal, &txid))
             return fail(azArg, sqlite3_mprintf(
                                    "litestream-remote: PRAGMA %s takes %s or "
                                    "'latest', not '%s'",
@@ -223,8 +223,8 @@ remote_pragma(remote_file *p, char **azArg)
     if (sqlite3_stricmp(zName, "litestream_txid") == 0) {
         if (zVal && set_target(p, azArg, 0) != SQLITE_OK)
             return SQLITE_ERROR;
-        azArg[0] = sqlite3_mprintf("%016llx",
-                                   (unsigned long long)reader_txid(p->r));
+        azArg[0] =
+            sqlite3_mprintf("%016llx", (unsigned long long)reader_txid(p->r));
     } else if (sqlite3_stricmp(zName, "litestream_time") == 0) {
         if (zVal && set_target(p, azArg, 1) != SQLITE_OK)
             return SQLITE_ERROR;
@@ -235,8 +235,8 @@ remote_pragma(remote_file *p, char **azArg)
         sqlite3_vfs *v = sqlite3_vfs_find(NULL);
         v->xCurrentTimeInt64(v, &now); /* Julian day ms */
         now -= 210866760000000LL;      /* to Unix ms */
-        azArg[0] = sqlite3_mprintf("%lld",
-                                   (long long)(now - reader_newest_ms(p->r)));
+        azArg[0] =
+            sqlite3_mprintf("%lld", (long long)(now - reader_newest_ms(p->r)));
     } else if (sqlite3_stricmp(zName, "litestream_requests") == 0) {
         azArg[0] = requests_json(p);
     } else if (sqlite3_stricmp(zName, "litestream_url") == 0) {
@@ -247,11 +247,11 @@ remote_pragma(remote_file *p, char **azArg)
                                    "the primary database"));
         azArg[0] = sqlite3_mprintf("%s", reader_url(p->r));
     } else {
-        return fail(azArg, sqlite3_mprintf(
-                               "litestream-remote: PRAGMA %s is not "
-                               "available on a read replica (see "
-                               "docs/remote.md)",
-                               zName));
+        return fail(azArg,
+                    sqlite3_mprintf("litestream-remote: PRAGMA %s is not "
+                                    "available on a read replica (see "
+                                    "docs/remote.md)",
+                                    zName));
     }
     return SQLITE_OK;
 }

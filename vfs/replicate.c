@@ -121,7 +121,6 @@ db_set_error(ls_db *d, char *z)
         sqlite3_log(SQLITE_WARNING, "%s", z);
 }
 
-
 /* Starts replication of d as c says.  Caller holds d->mu. */
 static int
 db_start(ls_db *d, const ls_config *c, char **pzErr)
@@ -255,8 +254,7 @@ m_file_control(sqlite3_file *pFile, int op, void *pArg)
             /* Exclusive locking mode: no xShmLock, capture here; only the
              * connection's own hold (another may hold the lock by now). */
             pthread_mutex_lock(&p->db->mu);
-            if (p->db->hold && !p->db->hold_locked &&
-                p->db->hold_owner == p)
+            if (p->db->hold && !p->db->hold_locked && p->db->hold_owner == p)
                 capture_hold_end(p->db, REAL(pFile));
             pthread_mutex_unlock(&p->db->mu);
         }
@@ -283,8 +281,7 @@ m_shm_map(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
     ls_file *p = (ls_file *)pFile;
     if (p->db && !p->db->shm_seen)
         p->db->shm_seen = 1;
-    return REAL(pFile)->pMethods->xShmMap(REAL(pFile), iPg, pgsz, bExtend,
-                                          pp);
+    return REAL(pFile)->pMethods->xShmMap(REAL(pFile), iPg, pgsz, bExtend, pp);
 }
 
 static int
@@ -618,7 +615,6 @@ vfs_db_of_file(sqlite3_file *f)
     return vfs_is_litestream_file(f) ? ((ls_file *)f)->db : NULL;
 }
 
-
 int
 vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
 {
@@ -637,7 +633,7 @@ vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
         pthread_mutex_unlock(&d->mu);
         return rc;
     }
-    old = d->rep; /* detached here, closed below without the mutex: its */
+    old = d->rep;  /* detached here, closed below without the mutex: its */
     d->rep = NULL; /* thread may need the mutex to finish (capture_recapture) */
     while (old && d->rep_users > 0) /* an SQL function still uses it */
         pthread_cond_wait(&d->rep_idle, &d->mu);

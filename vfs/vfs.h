@@ -61,10 +61,10 @@ void vfs_db_replicator_done(ls_db *d, replicator *r);
  * Called by litestream_sync() on the application thread.
  */
 void vfs_db_image_now(ls_db *d, sqlite3_file *f);
-sidecar *vfs_db_sidecar(ls_db *d);       /* NULL before first use */
+sidecar *vfs_db_sidecar(ls_db *d); /* NULL before first use */
 const char *vfs_db_path(ls_db *d);
-const char *vfs_db_error(ls_db *d);      /* why it is not replicating */
-uint64_t vfs_db_full_images(ls_db *d);   /* full images the capture forced */
+const char *vfs_db_error(ls_db *d);    /* why it is not replicating */
+uint64_t vfs_db_full_images(ls_db *d); /* full images the capture forced */
 
 /*
  * Handles `PRAGMA litestream_*` for database d (SQLITE_FCNTL_PRAGMA; azArg

@@ -16,10 +16,10 @@
 #include "vfs/vfs.h"
 
 #define WAL_WRITE_LOCK 0
-#define SHM_HDR_SIZE 48
-#define BUF_MAX (64u << 20) /* larger transactions are re-read from the WAL */
-#define BUF_KEEP (4u << 20) /* buffers above this are freed after use */
-#define ARENA_MIN (256u << 10) /* capture in the arena if this much is free */
+#define SHM_HDR_SIZE   48
+#define BUF_MAX        (64u << 20) /* larger transactions are re-read from the WAL */
+#define BUF_KEEP       (4u << 20) /* buffers above this are freed after use */
+#define ARENA_MIN      (256u << 10) /* capture in the arena if this much is free */
 #define CLOSE_GRACE_MS 2000 /* last close: wait this long for the upload */
 
 typedef struct ls_db ls_db;
@@ -35,23 +35,23 @@ struct ls_db {
     /* Capture state (under the WAL write lock). */
     sqlite3_file *walf; /* the WAL file of the connection holding the
                          * write lock (set when its hold begins) */
-    uint8_t *buf;   /* the copy: in the arena's free space or in heap */
-    size_t cap;     /* capacity at buf */
-    uint8_t *heap;  /* owned heap buffer */
+    uint8_t *buf;       /* the copy: in the arena's free space or in heap */
+    size_t cap;         /* capacity at buf */
+    uint8_t *heap;      /* owned heap buffer */
     size_t heap_cap;
-    int in_arena;   /* buf is a reservation in the current arena chunk */
+    int in_arena; /* buf is a reservation in the current arena chunk */
     uint64_t base, end;
     int buf_ok;
-    int buf_over;  /* buf_ok is 0 only because the transaction is big */
-    int wal_synced; /* this hold synced the WAL (synchronous=FULL) */
-    int hold;      /* a write lock (or exclusive-mode txn) is in progress */
+    int buf_over;    /* buf_ok is 0 only because the transaction is big */
+    int wal_synced;  /* this hold synced the WAL (synchronous=FULL) */
+    int hold;        /* a write lock (or exclusive-mode txn) is in progress */
     int hold_locked; /* ... that began at an xShmLock of the write lock */
-    int shm_seen;  /* SQLite maps a shared wal-index for this database */
-    int enq_failed; /* enqueue_frames ran out of memory part way */
-    int rep_users;  /* SQL functions using rep (vfs_db_replicator) */
+    int shm_seen;    /* SQLite maps a shared wal-index for this database */
+    int enq_failed;  /* enqueue_frames ran out of memory part way */
+    int rep_users;   /* SQL functions using rep (vfs_db_replicator) */
     pthread_cond_t rep_idle;
     void *hold_owner; /* the main file (connection) whose hold it is */
-    wal_hdr wh;    /* the WAL header, when wh_ok */
+    wal_hdr wh;       /* the WAL header, when wh_ok */
     int wh_ok;
     int caught_up; /* at hold start the position matched the wal-index */
     uint64_t n_full;
@@ -62,13 +62,12 @@ typedef struct ls_file {
     sqlite3_file base;
     ls_db *db;
     int is_wal;
-    sqlite3 *conn;           /* main file: the owning connection, if known */
-    struct ls_file *main;    /* WAL file: its main database file */
-    struct ls_file *wal;     /* main file: its connection's WAL file */
+    sqlite3 *conn;        /* main file: the owning connection, if known */
+    struct ls_file *main; /* WAL file: its main database file */
+    struct ls_file *wal;  /* main file: its connection's WAL file */
 } ls_file;
 
 #define REAL(p) ((sqlite3_file *)(((ls_file *)(p)) + 1))
-
 
 /* ---- the capture (vfs/capture.c); callers hold d->mu unless noted ---- */
 

@@ -1,6 +1,6 @@
 /*
- * storage/backend/backend.c: the registry of storage backends and the dispatching
- * wrappers of the backend vtable (backend.h).
+ * storage/backend/backend.c: the registry of storage backends and the
+ * dispatching wrappers of the backend vtable (backend.h).
  *
  * The table below is the only place that knows which backends exist and
  * which URL schemes they serve.  Schemes that parse (url.c) but have no

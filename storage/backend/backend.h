@@ -5,9 +5,9 @@
  * ("ltx/0/0000000000000001-0000000000000001.ltx" for the file backend; the
  * object layout lives in storage/backend/layout.c, not in the backends).  Each
  * backend is a const struct of function pointers with designated
- * initializers, one backend per file; storage/backend/backend.c is the only place
- * that maps a URL scheme (parsed by storage/backend/url.c) to a backend.  Core code
- * never branches on a backend's name, only on its capability bits.
+ * initializers, one backend per file; storage/backend/backend.c is the only
+ * place that maps a URL scheme (parsed by storage/backend/url.c) to a backend.
+ * Core code never branches on a backend's name, only on its capability bits.
  *
  * Threads: a backend handle is used by one thread at a time (the replicator
  * thread, or the application thread running litestream_restore()); a
@@ -29,7 +29,7 @@
 struct ls_url;
 
 /* Capability bits. */
-#define BACKEND_CAP_RANGE 0x01  /* get() honours byte ranges cheaply */
+#define BACKEND_CAP_RANGE  0x01 /* get() honours byte ranges cheaply */
 #define BACKEND_CAP_ATOMIC 0x02 /* put() is atomic (never half-written) */
 /*
  * list() reports the created_ms given to put(), to the millisecond.  Without
@@ -104,8 +104,7 @@ typedef struct backend_vtab {
      * allows: one ListObjectsV2 page per 1000 objects instead of one
      * listing per level.  NULL: layout.c lists level by level.
      */
-    int (*list_tree)(backend *, const char *prefix, backend_obj **objs,
-                     int *n);
+    int (*list_tree)(backend *, const char *prefix, backend_obj **objs, int *n);
     /* Deletes keys; a missing key is not an error. */
     int (*del)(backend *, const char *const *keys, int n);
     /* Message of the last failure on this handle (static if none). */
@@ -156,8 +155,8 @@ void backend_close(backend *b);
  * afterwards whatever the result.  Uses the backend's put_file when it has
  * one, else reads the file into memory for put().
  */
-int backend_put_file(backend *b, const char *key, const char *zSrc,
-                     uint64_t n, int64_t created_ms);
+int backend_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
+                     int64_t created_ms);
 
 int backend_put(backend *b, const char *key, const void *data, size_t n,
                 int64_t created_ms);

@@ -86,11 +86,15 @@ file_write_err(file_backend *fb, int e, const char *zPath, int isDir)
     int rc = file_errno_rc(e);
 
     if (rc == SQLITE_FULL)
-        return file_err(fb, rc, "litestream: replica disk full writing "
-                                "'%s': %s", zPath, strerror(e));
+        return file_err(fb, rc,
+                        "litestream: replica disk full writing "
+                        "'%s': %s",
+                        zPath, strerror(e));
     if (rc == SQLITE_CANTOPEN)
-        return file_err(fb, rc, "litestream: cannot write replica "
-                                "directory '%s': %s", zPath, strerror(e));
+        return file_err(fb, rc,
+                        "litestream: cannot write replica "
+                        "directory '%s': %s",
+                        zPath, strerror(e));
     return file_err(fb, rc, "litestream: cannot write replica %s '%s': %s",
                     isDir ? "directory" : "file", zPath, strerror(e));
 }
@@ -102,13 +106,17 @@ file_key_check(file_backend *fb, const char *key)
     const char *z = key;
 
     if (key == NULL || key[0] == 0 || key[0] == '/')
-        return file_err(fb, SQLITE_MISUSE, "litestream: invalid object key "
-                                           "'%s'", key ? key : "");
+        return file_err(fb, SQLITE_MISUSE,
+                        "litestream: invalid object key "
+                        "'%s'",
+                        key ? key : "");
     while (*z) {
         size_t n = strcspn(z, "/");
         if (n == 2 && z[0] == '.' && z[1] == '.')
-            return file_err(fb, SQLITE_MISUSE, "litestream: invalid object "
-                                               "key '%s'", key);
+            return file_err(fb, SQLITE_MISUSE,
+                            "litestream: invalid object "
+                            "key '%s'",
+                            key);
         z += n;
         if (*z == '/')
             z++;
@@ -207,8 +215,7 @@ file_set_time(int fd, int64_t created_ms)
 
 /* Writes, times and fsyncs the new temporary file zTmp; 0 or errno. */
 static int
-file_put_tmp(const char *zTmp, const void *data, size_t n,
-             int64_t created_ms)
+file_put_tmp(const char *zTmp, const void *data, size_t n, int64_t created_ms)
 {
     int fd, e;
 
@@ -278,9 +285,9 @@ static int
 file_copy_in(int src_fd, uint64_t n, const char *zPath, const char *zDir,
              int64_t created_ms)
 {
-    char *zTmp = sqlite3_mprintf("%s.%d-%lu.tmp", zPath, (int)getpid(),
-                                 __atomic_add_fetch(&file_tmp_counter, 1,
-                                                    __ATOMIC_RELAXED));
+    char *zTmp = sqlite3_mprintf(
+        "%s.%d-%lu.tmp", zPath, (int)getpid(),
+        __atomic_add_fetch(&file_tmp_counter, 1, __ATOMIC_RELAXED));
     uint8_t *buf = sqlite3_malloc64(1 << 20);
     int fd = -1, e = 0;
     if (!zTmp || !buf) {
@@ -410,8 +417,10 @@ file_get(backend *b, const char *key, uint64_t offset, uint64_t len,
         n = len;
     buf = sqlite3_malloc64(n ? n : 1);
     if (buf == NULL) {
-        rc = file_err(fb, SQLITE_NOMEM, "litestream: out of memory reading "
-                                        "'%s'", zPath);
+        rc = file_err(fb, SQLITE_NOMEM,
+                      "litestream: out of memory reading "
+                      "'%s'",
+                      zPath);
         goto out;
     }
     e = fs_pread_all(fd, buf, (size_t)n, offset);
@@ -436,8 +445,7 @@ out:
 static int
 file_obj_cmp(const void *a, const void *b)
 {
-    return strcmp(((const backend_obj *)a)->key,
-                  ((const backend_obj *)b)->key);
+    return strcmp(((const backend_obj *)a)->key, ((const backend_obj *)b)->key);
 }
 
 static int
@@ -467,8 +475,8 @@ file_list_add(backend_obj **pObjs, int *pN, int *pCap, const char *zName,
     if (o->key == NULL)
         return SQLITE_NOMEM;
     o->size = (uint64_t)st->st_size;
-    o->created_ms = (int64_t)st->st_mtim.tv_sec * 1000 +
-                    st->st_mtim.tv_nsec / 1000000;
+    o->created_ms =
+        (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
     (*pN)++;
     return SQLITE_OK;
 }
@@ -495,11 +503,13 @@ file_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     d = opendir(zDir);
     if (d == NULL) {
         if (errno != ENOENT && errno != ENOTDIR)
-            rc = file_err(fb, file_errno_rc(errno) == SQLITE_CANTOPEN
-                                  ? SQLITE_CANTOPEN
-                                  : SQLITE_IOERR,
+            rc = file_err(fb,
+                          file_errno_rc(errno) == SQLITE_CANTOPEN
+                              ? SQLITE_CANTOPEN
+                              : SQLITE_IOERR,
                           "litestream: cannot read replica directory "
-                          "'%s': %s", zDir, strerror(errno));
+                          "'%s': %s",
+                          zDir, strerror(errno));
         goto out; /* a missing prefix is an empty list */
     }
     while ((errno = 0, de = readdir(d)) != NULL) {
@@ -516,9 +526,10 @@ file_list(backend *b, const char *prefix, backend_obj **objs, int *n)
         }
     }
     if (errno != 0) {
-        rc = file_err(fb, SQLITE_IOERR, "litestream: cannot read replica "
-                                        "directory '%s': %s", zDir,
-                      strerror(errno));
+        rc = file_err(fb, SQLITE_IOERR,
+                      "litestream: cannot read replica "
+                      "directory '%s': %s",
+                      zDir, strerror(errno));
         goto out;
     }
     if (na > 1)

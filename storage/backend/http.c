@@ -1,6 +1,6 @@
 /*
- * storage/backend/http.c: HTTP requests over libcurl (http.h); the only file that
- * includes curl.
+ * storage/backend/http.c: HTTP requests over libcurl (http.h); the only file
+ * that includes curl.
  *
  * Invariants:
  *   1. An easy handle is used by one request at a time: http_do() pops one
@@ -27,7 +27,7 @@
 
 #include "storage/base/sqlite.h"
 
-#define HTTP_POOL_MAX 16
+#define HTTP_POOL_MAX    16
 #define HTTP_RESERVE_MAX (64u << 20) /* largest body reserved up front */
 
 struct http_client {
@@ -126,13 +126,13 @@ pool_put(http_client *c, CURL *h, int keep)
 /* State of one transfer. */
 typedef struct xfer {
     const http_req *req;
-    uint64_t sent;      /* body bytes handed to curl */
-    uint8_t *buf;       /* response body, sized from Content-Length */
+    uint64_t sent; /* body bytes handed to curl */
+    uint8_t *buf;  /* response body, sized from Content-Length */
     size_t n, cap;
     int nomem;
-    sqlite3_str *hdrs;  /* response headers of the last response */
-    int too_big;        /* response body over max_response */
-    int read_err;       /* pread of the body file failed */
+    sqlite3_str *hdrs; /* response headers of the last response */
+    int too_big;       /* response body over max_response */
+    int read_err;      /* pread of the body file failed */
 } xfer;
 
 static size_t
@@ -149,8 +149,8 @@ xfer_read(char *buf, size_t size, size_t nitems, void *arg)
     if (x->req->body) {
         memcpy(buf, (const uint8_t *)x->req->body + x->sent, n);
     } else {
-        ssize_t k = pread(x->req->body_fd, buf, n,
-                          (off_t)(x->req->body_off + x->sent));
+        ssize_t k =
+            pread(x->req->body_fd, buf, n, (off_t)(x->req->body_off + x->sent));
         if (k <= 0) {
             x->read_err = 1;
             return CURL_READFUNC_ABORT;
@@ -168,8 +168,7 @@ xfer_seek(void *arg, curl_off_t offset, int origin)
 {
     xfer *x = arg;
 
-    if (origin != SEEK_SET || offset < 0 ||
-        (uint64_t)offset > x->req->nbody)
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > x->req->nbody)
         return CURL_SEEKFUNC_FAIL;
     x->sent = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
@@ -203,8 +202,7 @@ xfer_write(char *ptr, size_t size, size_t nmemb, void *arg)
     xfer *x = arg;
     size_t n = size * nmemb;
 
-    if (x->req->max_response &&
-        (uint64_t)x->n + n > x->req->max_response) {
+    if (x->req->max_response && (uint64_t)x->n + n > x->req->max_response) {
         x->too_big = 1;
         return 0;
     }
@@ -332,9 +330,9 @@ xfer_failed(xfer *x, CURLcode e, const char *zDetail, http_resp *resp)
         zWhat = "response truncated (connection closed early)";
     else if (e == CURLE_GOT_NOTHING || e == CURLE_RECV_ERROR)
         zWhat = "connection closed or reset by the server";
-    resp->transport = sqlite3_mprintf("%s%s%s", zWhat,
-                                      zDetail && zDetail[0] ? ": " : "",
-                                      zDetail ? zDetail : "");
+    resp->transport =
+        sqlite3_mprintf("%s%s%s", zWhat, zDetail && zDetail[0] ? ": " : "",
+                        zDetail ? zDetail : "");
     resp->retryable = !x->too_big && !x->read_err && curl_retryable(e);
     return resp->transport ? SQLITE_IOERR : SQLITE_NOMEM;
 }
@@ -404,8 +402,7 @@ http_resp_clear(http_resp *resp)
 }
 
 const char *
-http_resp_header(const http_resp *resp, const char *zName, char *buf,
-                 size_t n)
+http_resp_header(const http_resp *resp, const char *zName, char *buf, size_t n)
 {
     size_t nName = strlen(zName);
     const char *z = resp->headers;
@@ -438,8 +435,10 @@ static int
 body_says_retry(const http_resp *resp)
 {
     static const char *const codes[] = {
-        "<Code>SlowDown</Code>", "<Code>RequestTimeout</Code>",
-        "<Code>InternalError</Code>", "<Code>ServiceUnavailable</Code>",
+        "<Code>SlowDown</Code>",
+        "<Code>RequestTimeout</Code>",
+        "<Code>InternalError</Code>",
+        "<Code>ServiceUnavailable</Code>",
     };
     size_t i;
 

@@ -36,9 +36,9 @@ typedef struct http_opts {
 
 /* One request attempt. */
 typedef struct http_req {
-    const char *method;          /* "GET", "PUT", "POST", "DELETE", "HEAD" */
-    const char *url;             /* absolute, already encoded */
-    const char *const *headers;  /* "Name: value" lines */
+    const char *method;         /* "GET", "PUT", "POST", "DELETE", "HEAD" */
+    const char *url;            /* absolute, already encoded */
+    const char *const *headers; /* "Name: value" lines */
     int nheader;
     /*
      * The body: nbody bytes at body, or, when body is NULL and body_fd >= 0,
@@ -54,12 +54,12 @@ typedef struct http_req {
 } http_req;
 
 typedef struct http_resp {
-    long status;       /* HTTP status, 0 if no response was received */
-    uint8_t *body;     /* response body (sqlite3_malloc'd), NUL-terminated */
+    long status;   /* HTTP status, 0 if no response was received */
+    uint8_t *body; /* response body (sqlite3_malloc'd), NUL-terminated */
     size_t nbody;
-    char *headers;     /* the last response's header block, raw */
-    char *transport;   /* why no (complete) response came, or NULL */
-    int retryable;     /* a transport failure worth retrying */
+    char *headers;   /* the last response's header block, raw */
+    char *transport; /* why no (complete) response came, or NULL */
+    int retryable;   /* a transport failure worth retrying */
 } http_resp;
 
 /*

@@ -35,8 +35,8 @@ layout_dir(const backend *b, int level, char *buf, size_t n)
 }
 
 int
-layout_key(const backend *b, int level, uint64_t min, uint64_t max,
-           char *buf, size_t n)
+layout_key(const backend *b, int level, uint64_t min, uint64_t max, char *buf,
+           size_t n)
 {
     char dir[32];
     int rc, w;
@@ -48,8 +48,8 @@ layout_key(const backend *b, int level, uint64_t min, uint64_t max,
     rc = layout_dir(b, level, dir, sizeof(dir));
     if (rc != SQLITE_OK)
         return rc;
-    w = snprintf(buf, n, "%s%016llx-%016llx.ltx", dir,
-                 (unsigned long long)min, (unsigned long long)max);
+    w = snprintf(buf, n, "%s%016llx-%016llx.ltx", dir, (unsigned long long)min,
+                 (unsigned long long)max);
     if (w < 0 || (size_t)w >= n) {
         if (n > 0)
             buf[0] = 0;
@@ -155,8 +155,7 @@ layout_list_tree(backend *b, ltx_info **pA, int *pN)
     int nobj = 0, rc, level;
 
     for (level = 0; level <= LAYOUT_MAX_LEVEL; level++)
-        if (layout_dir(b, level, dirs[level], sizeof(dirs[level])) !=
-            SQLITE_OK)
+        if (layout_dir(b, level, dirs[level], sizeof(dirs[level])) != SQLITE_OK)
             return SQLITE_MISUSE;
     rc = b->vt->list_tree(b, "", &objs, &nobj);
     if (rc != SQLITE_OK || nobj == 0)

@@ -17,8 +17,8 @@
 
 #include "storage/backend/backend.h"
 
-#define LAYOUT_MAX_LEVEL 9      /* the snapshot level */
-#define LAYOUT_KEY_SIZE 64      /* enough for any key layout_key() writes */
+#define LAYOUT_MAX_LEVEL 9  /* the snapshot level */
+#define LAYOUT_KEY_SIZE  64 /* enough for any key layout_key() writes */
 
 /* One LTX object of a replica. */
 typedef struct ltx_info {

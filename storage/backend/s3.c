@@ -5,7 +5,8 @@
  *   s3://bucket/path?endpoint=URL&region=R&force_path_style=true
  *   gs://bucket/path            (GCS XML API, HMAC keys)
  *
- * Objects live at "<path>/<key>"; the layout (storage/backend/layout.c) gives keys
+ * Objects live at "<path>/<key>"; the layout (storage/backend/layout.c) gives
+ * keys
  * "<level %04x>/<min>-<max>.ltx" for s3 and "ltx/<level>/..." for gs, as
  * Litestream v0.5 writes them (LTX.md 2.1).  Every object carries
  * x-amz-meta-litestream-timestamp (its creation time, Go RFC3339Nano).
@@ -49,8 +50,8 @@ static int
 s3b_err(s3_backend *sb, int rc, char *zMsg)
 {
     sqlite3_free(sb->zErr);
-    sb->zErr = zMsg ? zMsg : sqlite3_mprintf("litestream: %s",
-                                             sqlite3_errstr(rc));
+    sb->zErr =
+        zMsg ? zMsg : sqlite3_mprintf("litestream: %s", sqlite3_errstr(rc));
     return rc;
 }
 
@@ -89,8 +90,13 @@ s3b_put_one(s3_backend *sb, const char *zKey, const s3_body *body,
 {
     sigv4_pair h[] = {{"x-amz-meta-litestream-timestamp", zTime}};
     s3_call call = {
-        .method = "PUT", .key = zKey, .headers = h, .nheader = 1,
-        .body = body->data, .body_fd = body->fd, .nbody = body->n,
+        .method = "PUT",
+        .key = zKey,
+        .headers = h,
+        .nheader = 1,
+        .body = body->data,
+        .body_fd = body->fd,
+        .nbody = body->n,
         .unsigned_payload = body->data == NULL,
     };
     http_resp resp;
@@ -106,12 +112,12 @@ typedef struct s3_mpu {
     const char *zKey;
     const char *zUpload;
     const s3_body *body;
-    const char *zTime;  /* the object's creation time, as sent */
+    const char *zTime; /* the object's creation time, as sent */
     int nPart;
-    char **azEtag;      /* per part */
+    char **azEtag; /* per part */
     pthread_mutex_t mu;
-    int next;           /* next part to send */
-    int rc;             /* first failure */
+    int next; /* next part to send */
+    int rc;   /* first failure */
     char *zErr;
 } s3_mpu;
 
@@ -120,16 +126,21 @@ mpu_part(s3_mpu *m, int i)
 {
     const s3_client *c = &m->sb->c;
     uint64_t off = (uint64_t)i * c->part_size;
-    uint64_t len = m->body->n - off < c->part_size ? m->body->n - off
-                                                    : c->part_size;
+    uint64_t len =
+        m->body->n - off < c->part_size ? m->body->n - off : c->part_size;
     char zNum[16], zEtag[256];
     snprintf(zNum, sizeof(zNum), "%d", i + 1);
     sigv4_pair q[] = {{"partNumber", zNum}, {"uploadId", m->zUpload}};
     s3_call call = {
-        .method = "PUT", .key = m->zKey, .query = q, .nquery = 2,
+        .method = "PUT",
+        .key = m->zKey,
+        .query = q,
+        .nquery = 2,
         .body = m->body->data ? m->body->data + off : NULL,
-        .body_fd = m->body->fd, .body_off = m->body->data ? 0 : off,
-        .nbody = len, .unsigned_payload = m->body->data == NULL,
+        .body_fd = m->body->fd,
+        .body_off = m->body->data ? 0 : off,
+        .nbody = len,
+        .unsigned_payload = m->body->data == NULL,
     };
     http_resp resp;
     char *zErr = NULL;
@@ -194,12 +205,23 @@ xml_escape(const char *z)
 
     for (; *z; z++) {
         switch (*z) {
-        case '<': sqlite3_str_appendall(s, "&lt;"); break;
-        case '>': sqlite3_str_appendall(s, "&gt;"); break;
-        case '&': sqlite3_str_appendall(s, "&amp;"); break;
-        case '"': sqlite3_str_appendall(s, "&quot;"); break;
-        case '\'': sqlite3_str_appendall(s, "&apos;"); break;
-        default: sqlite3_str_appendchar(s, 1, *z);
+        case '<':
+            sqlite3_str_appendall(s, "&lt;");
+            break;
+        case '>':
+            sqlite3_str_appendall(s, "&gt;");
+            break;
+        case '&':
+            sqlite3_str_appendall(s, "&amp;");
+            break;
+        case '"':
+            sqlite3_str_appendall(s, "&quot;");
+            break;
+        case '\'':
+            sqlite3_str_appendall(s, "&apos;");
+            break;
+        default:
+            sqlite3_str_appendchar(s, 1, *z);
         }
     }
     return sqlite3_str_finish(s);
@@ -241,22 +263,29 @@ mpu_complete(s3_mpu *m)
     sqlite3_str_appendall(s, "<CompleteMultipartUpload>");
     for (i = 0; i < m->nPart; i++) {
         char *zE = xml_escape(m->azEtag[i]);
-        sqlite3_str_appendf(s, "<Part><PartNumber>%d</PartNumber>"
-                               "<ETag>%s</ETag></Part>", i + 1, zE ? zE : "");
+        sqlite3_str_appendf(s,
+                            "<Part><PartNumber>%d</PartNumber>"
+                            "<ETag>%s</ETag></Part>",
+                            i + 1, zE ? zE : "");
         sqlite3_free(zE);
     }
     sqlite3_str_appendall(s, "</CompleteMultipartUpload>");
     zBody = sqlite3_str_finish(s);
     if (zBody == NULL)
         return s3b_err(m->sb, SQLITE_NOMEM, NULL);
-    s3_call call = {.method = "POST", .key = m->zKey, .query = q,
-                    .nquery = 1, .body = zBody, .nbody = strlen(zBody)};
+    s3_call call = {.method = "POST",
+                    .key = m->zKey,
+                    .query = q,
+                    .nquery = 1,
+                    .body = zBody,
+                    .nbody = strlen(zBody)};
     rc = s3_call_do(&m->sb->c, &call, &resp, &zErr);
     /* S3 may answer 200 with an <Error> body to a completion. */
     if (rc == SQLITE_OK && resp.body && strstr((char *)resp.body, "<Error>")) {
         rc = SQLITE_IOERR;
         zErr = sqlite3_mprintf("litestream: S3 completing the upload of '%s' "
-                               "failed: %s", m->zKey, (char *)resp.body);
+                               "failed: %s",
+                               m->zKey, (char *)resp.body);
     }
     if (rc != SQLITE_OK && rc != SQLITE_NOMEM &&
         s3b_is_ours(m->sb, m->zKey, m->body->n, m->zTime)) {
@@ -274,8 +303,8 @@ static void
 mpu_abort(s3_mpu *m)
 {
     sigv4_pair q[] = {{"uploadId", m->zUpload}};
-    s3_call call = {.method = "DELETE", .key = m->zKey, .query = q,
-                    .nquery = 1};
+    s3_call call = {
+        .method = "DELETE", .key = m->zKey, .query = q, .nquery = 1};
     http_resp resp;
 
     s3_call_do(&m->sb->c, &call, &resp, NULL); /* 405 on s3rver: ignored */
@@ -284,13 +313,16 @@ mpu_abort(s3_mpu *m)
 
 /* POST ?uploads: the upload id into *pzUpload. */
 static int
-mpu_start(s3_backend *sb, const char *zKey, const char *zTime,
-          char **pzUpload)
+mpu_start(s3_backend *sb, const char *zKey, const char *zTime, char **pzUpload)
 {
     sigv4_pair q[] = {{"uploads", ""}};
     sigv4_pair h[] = {{"x-amz-meta-litestream-timestamp", zTime}};
-    s3_call call = {.method = "POST", .key = zKey, .query = q, .nquery = 1,
-                    .headers = h, .nheader = 1};
+    s3_call call = {.method = "POST",
+                    .key = zKey,
+                    .query = q,
+                    .nquery = 1,
+                    .headers = h,
+                    .nheader = 1};
     xml_node *x = NULL;
     http_resp resp;
     const char *zId;
@@ -304,7 +336,8 @@ mpu_start(s3_backend *sb, const char *zKey, const char *zTime,
         if (zId == NULL || zId[0] == 0)
             rc = s3b_err(sb, SQLITE_IOERR,
                          sqlite3_mprintf("litestream: S3 did not return an "
-                                         "UploadId for '%s'", zKey));
+                                         "UploadId for '%s'",
+                                         zKey));
         else if ((*pzUpload = sqlite3_mprintf("%s", zId)) == NULL)
             rc = SQLITE_NOMEM;
     }
@@ -380,8 +413,8 @@ static int
 s3b_put(backend *b, const char *key, const void *data, size_t n,
         int64_t created_ms)
 {
-    s3_body body = {.data = data ? data : (const uint8_t *)"", .fd = -1,
-                    .n = n};
+    s3_body body = {
+        .data = data ? data : (const uint8_t *)"", .fd = -1, .n = n};
     return s3b_put_body((s3_backend *)b, key, &body, created_ms);
 }
 
@@ -390,14 +423,15 @@ s3b_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
              int64_t created_ms)
 {
     s3_backend *sb = (s3_backend *)b;
-    s3_body body = {.data = NULL, .fd = open(zSrc, O_RDONLY | O_CLOEXEC),
-                    .n = n};
+    s3_body body = {
+        .data = NULL, .fd = open(zSrc, O_RDONLY | O_CLOEXEC), .n = n};
     int rc;
 
     if (body.fd < 0)
         return s3b_err(sb, SQLITE_IOERR,
                        sqlite3_mprintf("litestream: cannot open '%s' to "
-                                       "upload it", zSrc));
+                                       "upload it",
+                                       zSrc));
     rc = s3b_put_body(sb, key, &body, created_ms);
     close(body.fd);
     return rc;
@@ -433,15 +467,17 @@ s3b_get(backend *b, const char *key, uint64_t offset, uint64_t len,
                  (unsigned long long)offset,
                  (unsigned long long)(offset + len - 1));
     h[0] = (sigv4_pair){"Range", zRange};
-    s3_call call = {.method = "GET", .key = zKey, .headers = h,
-                    .nheader = ranged ? 1 : 0};
+    s3_call call = {
+        .method = "GET", .key = zKey, .headers = h, .nheader = ranged ? 1 : 0};
     rc = s3b_call(sb, &call, &resp);
     if (rc == SQLITE_ERROR && resp.status == 416) {
         rc = SQLITE_OK; /* range starts past the end: nothing there */
         resp.nbody = 0;
     } else if (rc == SQLITE_NOTFOUND) {
-        s3b_err(sb, rc, sqlite3_mprintf("litestream: object '%s' not found "
-                                        "in '%s'", key, backend_url(b)));
+        s3b_err(sb, rc,
+                sqlite3_mprintf("litestream: object '%s' not found "
+                                "in '%s'",
+                                key, backend_url(b)));
     }
     if (rc == SQLITE_OK) {
         size_t skip = 0, n = resp.nbody;
@@ -486,8 +522,8 @@ s3b_list_page(s3_backend *sb, const xml_node *root, size_t nPrefix,
             continue;
         if (*n == *nAlloc) {
             int k = *nAlloc ? *nAlloc * 2 : 64;
-            backend_obj *p = sqlite3_realloc64(*objs, sizeof(**objs) *
-                                                          (uint64_t)k);
+            backend_obj *p =
+                sqlite3_realloc64(*objs, sizeof(**objs) * (uint64_t)k);
             if (p == NULL)
                 return s3b_err(sb, SQLITE_NOMEM, NULL);
             *objs = p;
@@ -508,9 +544,8 @@ s3b_list_page(s3_backend *sb, const xml_node *root, size_t nPrefix,
 /* One ListObjectsV2 request; the continuation token of the next page
  * (or NULL) into *pzNext. */
 static int
-s3b_list_one(s3_backend *sb, const char *zPrefix, int deep,
-             const char *zToken, backend_obj **objs, int *n, int *nAlloc,
-             char **pzNext)
+s3b_list_one(s3_backend *sb, const char *zPrefix, int deep, const char *zToken,
+             backend_obj **objs, int *n, int *nAlloc, char **pzNext)
 {
     char zMax[16];
     sigv4_pair q[5];
@@ -536,7 +571,8 @@ s3b_list_one(s3_backend *sb, const char *zPrefix, int deep,
         xml_parse((char *)resp.body, resp.nbody, &x, &zErr) != SQLITE_OK)
         rc = s3b_err(sb, SQLITE_IOERR,
                      sqlite3_mprintf("litestream: bad listing from bucket "
-                                     "'%s': %s", sb->c.bucket,
+                                     "'%s': %s",
+                                     sb->c.bucket,
                                      zErr ? zErr : "out of memory"));
     if (rc == SQLITE_OK)
         rc = s3b_list_page(sb, x, strlen(zPrefix), objs, n, nAlloc);
@@ -567,14 +603,14 @@ s3b_list_pages(backend *b, const char *prefix, int deep, backend_obj **objs,
     if (zPrefix == NULL)
         return s3b_err(sb, SQLITE_NOMEM, NULL);
     do {
-        rc = s3b_list_one(sb, zPrefix, deep, zToken, objs, n, &nAlloc,
-                          &zNext);
+        rc = s3b_list_one(sb, zPrefix, deep, zToken, objs, n, &nAlloc, &zNext);
         sqlite3_free(zToken);
         zToken = zNext;
         if (rc == SQLITE_OK && zToken && ++pages > 100000)
             rc = s3b_err(sb, SQLITE_IOERR,
                          sqlite3_mprintf("litestream: listing of '%s' never "
-                                         "ends", zPrefix));
+                                         "ends",
+                                         zPrefix));
     } while (rc == SQLITE_OK && zToken);
     sqlite3_free(zToken);
     sqlite3_free(zPrefix);
@@ -614,8 +650,7 @@ s3b_del_batch(s3_backend *sb, const char *const *keys, int n)
     for (i = 0; i < n; i++) {
         char *zKey = s3b_key(sb, keys[i]);
         char *zE = zKey ? xml_escape(zKey) : NULL;
-        sqlite3_str_appendf(s, "<Object><Key>%s</Key></Object>",
-                            zE ? zE : "");
+        sqlite3_str_appendf(s, "<Object><Key>%s</Key></Object>", zE ? zE : "");
         if (zE == NULL)
             sqlite3_str_reset(s); /* fail below as out of memory */
         sqlite3_free(zE);
@@ -630,8 +665,13 @@ s3b_del_batch(s3_backend *sb, const char *const *keys, int n)
     sigv4_md5_base64(zBody, strlen(zBody), zMd5);
     sigv4_pair h[] = {{"Content-MD5", zMd5},
                       {"Content-Type", "application/xml"}};
-    s3_call call = {.method = "POST", .key = NULL, .query = q, .nquery = 1,
-                    .headers = h, .nheader = 2, .body = zBody,
+    s3_call call = {.method = "POST",
+                    .key = NULL,
+                    .query = q,
+                    .nquery = 1,
+                    .headers = h,
+                    .nheader = 2,
+                    .body = zBody,
                     .nbody = strlen(zBody)};
     rc = s3b_call(sb, &call, &resp);
     if (rc == SQLITE_OK && resp.nbody &&

@@ -1,6 +1,6 @@
 /*
- * storage/backend/s3_client.c: the S3 REST client (s3_client.h): configuration from the URL,
- * request signing, retries, error mapping.
+ * storage/backend/s3_client.c: the S3 REST client (s3_client.h): configuration
+ * from the URL, request signing, retries, error mapping.
  *
  * Invariants:
  *   1. What is signed is what is sent: the query is the canonical query
@@ -34,7 +34,8 @@ s3_cfg_err(char **pzErr, const struct ls_url *u, const char *zWhat,
 {
     if (pzErr)
         *pzErr = sqlite3_mprintf("litestream: bad %s '%s' in replica URL "
-                                 "'%s'", zWhat, zVal, u->redacted);
+                                 "'%s'",
+                                 zWhat, zVal, u->redacted);
     return SQLITE_ERROR;
 }
 
@@ -92,8 +93,7 @@ parse_bool(const char *z)
 
 /* Splits the endpoint "http[s]://host[:port][/]" into c->https, c->host. */
 static int
-s3_endpoint(s3_client *c, const struct ls_url *u, const char *zEp,
-            char **pzErr)
+s3_endpoint(s3_client *c, const struct ls_url *u, const char *zEp, char **pzErr)
 {
     const char *zHost = zEp;
     size_t n;
@@ -147,8 +147,7 @@ s3_tuning(s3_client *c, const struct ls_url *u, http_opts *ho, int hasEp,
     if ((z = url_param(u, "timeout")) != NULL) {
         if (timefmt_parse_duration(z, &ms, NULL) != SQLITE_OK || ms < 100 ||
             ms > 3600000)
-            return s3_cfg_err(pzErr, u, "timeout (100ms to 1h, e.g. 30s)",
-                              z);
+            return s3_cfg_err(pzErr, u, "timeout (100ms to 1h, e.g. 30s)", z);
         ho->connect_timeout_ms = (int)ms;
         ho->stall_timeout_ms = (int)ms;
     }
@@ -187,8 +186,10 @@ s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr)
     memset(c, 0, sizeof(*c));
     c->gcs = gcs;
     if (u->host == NULL || !bucket_ok(u->host))
-        return s3_cfg_err(pzErr, u, "bucket name (3-63 characters a-z 0-9 "
-                                    ". - _)", u->host ? u->host : "");
+        return s3_cfg_err(pzErr, u,
+                          "bucket name (3-63 characters a-z 0-9 "
+                          ". - _)",
+                          u->host ? u->host : "");
     if ((z = url_param(u, "region")) == NULL || z[0] == 0)
         z = gcs ? "auto" : getenv("AWS_REGION");
     if (z == NULL || z[0] == 0)
@@ -264,8 +265,8 @@ s3_creds(const s3_client *c, const char **pAk, const char **pSk,
 
 /* Request line pieces of one call: URL and Host header value. */
 static int
-s3_target(const s3_client *c, const s3_call *call, char **pzUrl,
-          char **pzPath, char **pzHost, char **pzQuery)
+s3_target(const s3_client *c, const s3_call *call, char **pzUrl, char **pzPath,
+          char **pzHost, char **pzQuery)
 {
     char *zKey = sigv4_uri_encode(call->key ? call->key : "", 1);
     char *zBucket = sigv4_uri_encode(c->bucket, 0);
@@ -307,8 +308,7 @@ s3_sig_clear(s3_sig *s)
 /* Signs one attempt: fills sig with every header line to send. */
 static int
 s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
-        const char *zPath, const char *zQuery, const char *zHash,
-        s3_sig *sig)
+        const char *zPath, const char *zQuery, const char *zHash, s3_sig *sig)
 {
     const char *ak, *sk, *tok;
     sigv4_pair h[20];
@@ -329,10 +329,17 @@ s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
     for (i = 0; i < call->nheader; i++)
         h[n++] = call->headers[i];
     sigv4_request r = {
-        .method = call->method, .path = zPath, .query = zQuery,
-        .headers = h, .nheader = n, .payload_hash = zHash,
-        .amz_date = zDate, .region = c->region, .service = "s3",
-        .access_key = ak, .secret_key = sk,
+        .method = call->method,
+        .path = zPath,
+        .query = zQuery,
+        .headers = h,
+        .nheader = n,
+        .payload_hash = zHash,
+        .amz_date = zDate,
+        .region = c->region,
+        .service = "s3",
+        .access_key = ak,
+        .secret_key = sk,
     };
     zAuth = sigv4_sign(&r, NULL, NULL);
     if (zAuth == NULL)
@@ -340,8 +347,8 @@ s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
     sig->azLine[sig->n++] = sqlite3_mprintf("Authorization: %s", zAuth);
     sqlite3_free(zAuth);
     for (i = 0; i < n; i++)
-        sig->azLine[sig->n++] = sqlite3_mprintf("%s: %s", h[i].name,
-                                                h[i].value);
+        sig->azLine[sig->n++] =
+            sqlite3_mprintf("%s: %s", h[i].name, h[i].value);
     for (i = 0; i < sig->n; i++)
         if (sig->azLine[i] == NULL)
             return SQLITE_NOMEM;
@@ -388,8 +395,8 @@ s3_status_rc(const http_resp *resp, const char *zCode)
 
 /* Message for a failed call: the server's error or the transport's. */
 static int
-s3_fail(const s3_client *c, const s3_call *call, int rc,
-        const http_resp *resp, char **pzErr)
+s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
+        char **pzErr)
 {
     const char *zKey = call->key ? call->key : "";
     const char *zCode = NULL, *zMsg = NULL;
@@ -415,29 +422,26 @@ s3_fail(const s3_client *c, const s3_call *call, int rc,
                                      "LITESTREAM_ACCESS_KEY_ID and "
                                      "LITESTREAM_SECRET_ACCESS_KEY)");
     } else if (rc == SQLITE_OK) {
-        if (resp->nbody &&
-            xml_parse((const char *)resp->body, resp->nbody, &x, NULL) ==
-                SQLITE_OK) {
+        if (resp->nbody && xml_parse((const char *)resp->body, resp->nbody, &x,
+                                     NULL) == SQLITE_OK) {
             zCode = xml_text(x, "Code");
             zMsg = xml_text(x, "Message");
         }
         rc = s3_status_rc(resp, zCode);
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' failed: "
                             "HTTP %ld%s%s%s%s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey,
-                            c->bucket, resp->status, zCode ? " " : "",
-                            zCode ? zCode : "", zMsg ? ": " : "",
-                            zMsg ? zMsg : "");
+                            c->gcs ? "GCS" : "S3", zOp, zKey, c->bucket,
+                            resp->status, zCode ? " " : "", zCode ? zCode : "",
+                            zMsg ? ": " : "", zMsg ? zMsg : "");
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' on "
                             "%s failed: %s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey,
-                            c->bucket, c->host,
+                            c->gcs ? "GCS" : "S3", zOp, zKey, c->bucket,
+                            c->host,
                             resp->transport ? resp->transport : "no response");
     } else {
-        z = sqlite3_mprintf("litestream: %s %s '%s': %s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey,
-                            sqlite3_errstr(rc));
+        z = sqlite3_mprintf("litestream: %s %s '%s': %s", c->gcs ? "GCS" : "S3",
+                            zOp, zKey, sqlite3_errstr(rc));
     }
     xml_free(x);
     if (pzErr)
@@ -459,10 +463,14 @@ s3_attempt(s3_client *c, const s3_call *call, const char *zUrl,
     memset(resp, 0, sizeof(*resp));
     if (rc == SQLITE_OK) {
         http_req req = {
-            .method = call->method, .url = zUrl,
-            .headers = (const char *const *)sig.azLine, .nheader = sig.n,
-            .body = call->body, .body_fd = call->body_fd,
-            .body_off = call->body_off, .nbody = call->nbody,
+            .method = call->method,
+            .url = zUrl,
+            .headers = (const char *const *)sig.azLine,
+            .nheader = sig.n,
+            .body = call->body,
+            .body_fd = call->body_fd,
+            .body_off = call->body_off,
+            .nbody = call->nbody,
             .max_response = call->max_response,
         };
         rc = http_do(c->http, &req, resp);
@@ -474,8 +482,7 @@ s3_attempt(s3_client *c, const s3_call *call, const char *zUrl,
 }
 
 int
-s3_call_do(s3_client *c, const s3_call *call, http_resp *resp,
-           char **pzErr)
+s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
 {
     char *zUrl = NULL, *zPath = NULL, *zHost = NULL, *zQuery = NULL;
     char zHash[65];
@@ -490,8 +497,8 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp,
     if (call->unsigned_payload)
         strcpy(zHash, "UNSIGNED-PAYLOAD");
     else
-        sigv4_sha256_hex(call->body ? call->body : "", call->body ? call->nbody : 0,
-                         zHash);
+        sigv4_sha256_hex(call->body ? call->body : "",
+                         call->body ? call->nbody : 0, zHash);
     for (attempt = 1;; attempt++) {
         http_resp_clear(resp);
         rc = s3_attempt(c, call, zUrl, zHost, zPath, zQuery, zHash, resp);

@@ -32,32 +32,32 @@ struct ls_url;
 
 typedef struct s3_client {
     http_client *http;
-    int gcs;          /* Google Cloud Storage's XML API */
+    int gcs; /* Google Cloud Storage's XML API */
     int https;
-    char *host;       /* the endpoint's "host[:port]" */
+    char *host; /* the endpoint's "host[:port]" */
     char *bucket;
-    char *prefix;     /* the URL path ("" or "db"), no slashes at the ends */
+    char *prefix; /* the URL path ("" or "db"), no slashes at the ends */
     char *region;
     int path_style;
-    uint64_t part_size;   /* multipart above this (bytes) */
-    int part_parallel;    /* parts in flight */
-    int max_keys;         /* ListObjectsV2 page size (0: server default) */
+    uint64_t part_size;        /* multipart above this (bytes) */
+    int part_parallel;         /* parts in flight */
+    int max_keys;              /* ListObjectsV2 page size (0: server default) */
     backend_counters counters; /* updated atomically */
 } s3_client;
 
 /* One S3 operation; everything decoded (the client encodes). */
 typedef struct s3_call {
     const char *method;
-    const char *key;             /* full object key, or NULL for the bucket */
+    const char *key; /* full object key, or NULL for the bucket */
     const sigv4_pair *query;
     int nquery;
-    const sigv4_pair *headers;   /* extra headers, all signed */
+    const sigv4_pair *headers; /* extra headers, all signed */
     int nheader;
-    const void *body;            /* as http_req: memory, or fd + offset */
+    const void *body; /* as http_req: memory, or fd + offset */
     int body_fd;
     uint64_t body_off;
     uint64_t nbody;
-    int unsigned_payload;        /* don't hash the body (file bodies) */
+    int unsigned_payload; /* don't hash the body (file bodies) */
     uint64_t max_response;
 } s3_call;
 
@@ -71,8 +71,7 @@ typedef struct s3_call {
  * default 4).  Returns SQLITE_OK or SQLITE_ERROR with *pzErr
  * (sqlite3_mprintf'd) naming the bad parameter; SQLITE_NOMEM.
  */
-int s3_client_init(s3_client *c, const struct ls_url *u, int gcs,
-                   char **pzErr);
+int s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr);
 
 /* Frees what the client holds (not c itself); safe on a zeroed client. */
 void s3_client_clear(s3_client *c);

@@ -114,8 +114,7 @@ sigv4_join_query(const sigv4_qparam *q, int n)
     int i;
 
     for (i = 0; i < n; i++)
-        sqlite3_str_appendf(s, "%s%s=%s", i ? "&" : "", q[i].name,
-                            q[i].value);
+        sqlite3_str_appendf(s, "%s%s=%s", i ? "&" : "", q[i].name, q[i].value);
     if (sqlite3_str_errcode(s) != SQLITE_OK) {
         sqlite3_free(sqlite3_str_finish(s));
         return NULL;
@@ -167,8 +166,7 @@ sigv4_digest(const EVP_MD *type, const void *data, size_t n,
 
     if (data == NULL && n > 0)
         return 0;
-    return EVP_Digest(data ? data : "", n, md, &len, type, NULL) &&
-           len == want;
+    return EVP_Digest(data ? data : "", n, md, &len, type, NULL) && len == want;
 }
 
 void
@@ -352,8 +350,7 @@ sigv4_headers_free(sigv4_hdr *a, int n)
  * header list ("a;b;c") into *pzSigned, from sorted headers.
  */
 static int
-sigv4_headers_text(const sigv4_hdr *a, int n, char **pzCanon,
-                   char **pzSigned)
+sigv4_headers_text(const sigv4_hdr *a, int n, char **pzCanon, char **pzSigned)
 {
     sqlite3_str *c = sqlite3_str_new(NULL);
     sqlite3_str *s = sqlite3_str_new(NULL);
@@ -407,10 +404,8 @@ sigv4_signature(const sigv4_request *r, const char *zSts, char out[65])
     if (zKey == NULL)
         return SQLITE_NOMEM;
     ok = sigv4_hmac((unsigned char *)zKey, strlen(zKey), date, k) &&
-         sigv4_hmac(k, 32, r->region, k) &&
-         sigv4_hmac(k, 32, r->service, k) &&
-         sigv4_hmac(k, 32, "aws4_request", k) &&
-         sigv4_hmac(k, 32, zSts, k);
+         sigv4_hmac(k, 32, r->region, k) && sigv4_hmac(k, 32, r->service, k) &&
+         sigv4_hmac(k, 32, "aws4_request", k) && sigv4_hmac(k, 32, zSts, k);
     OPENSSL_cleanse(zKey, strlen(zKey));
     sqlite3_free(zKey);
     if (ok)
@@ -439,8 +434,7 @@ sigv4_request_ok(const sigv4_request *r)
 }
 
 char *
-sigv4_sign(const sigv4_request *r, char **pzCanonical,
-           char **pzStringToSign)
+sigv4_sign(const sigv4_request *r, char **pzCanonical, char **pzStringToSign)
 {
     sigv4_hdr *hdrs = NULL;
     char *zCanonHdrs = NULL, *zSigned = NULL, *zCreq = NULL, *zSts = NULL;
@@ -465,16 +459,16 @@ sigv4_sign(const sigv4_request *r, char **pzCanonical,
     if (zCreq == NULL)
         goto out;
     sigv4_sha256_hex(zCreq, strlen(zCreq), hash);
-    zSts = sqlite3_mprintf(SIGV4_ALGORITHM "\n%s\n%.8s/%s/%s/aws4_request\n%s",
-                           r->amz_date, r->amz_date, r->region, r->service,
-                           hash);
+    zSts =
+        sqlite3_mprintf(SIGV4_ALGORITHM "\n%s\n%.8s/%s/%s/aws4_request\n%s",
+                        r->amz_date, r->amz_date, r->region, r->service, hash);
     if (zSts == NULL || hash[0] == 0 ||
         sigv4_signature(r, zSts, sig) != SQLITE_OK)
         goto out;
-    zAuth = sqlite3_mprintf(SIGV4_ALGORITHM " Credential=%s/%.8s/%s/%s/"
-                            "aws4_request, SignedHeaders=%s, Signature=%s",
-                            r->access_key, r->amz_date, r->region, r->service,
-                            zSigned, sig);
+    zAuth = sqlite3_mprintf(
+        SIGV4_ALGORITHM " Credential=%s/%.8s/%s/%s/"
+                        "aws4_request, SignedHeaders=%s, Signature=%s",
+        r->access_key, r->amz_date, r->region, r->service, zSigned, sig);
 out:
     if (zAuth && pzCanonical) {
         *pzCanonical = zCreq;

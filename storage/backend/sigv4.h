@@ -24,9 +24,9 @@ typedef struct sigv4_pair {
 
 /* The signing inputs. */
 typedef struct sigv4_request {
-    const char *method;  /* "GET", "PUT", ... */
-    const char *path;    /* already URI-encoded (sigv4_uri_encode, keep '/') */
-    const char *query;   /* canonical query (sigv4_canonical_query) or "" */
+    const char *method; /* "GET", "PUT", ... */
+    const char *path;   /* already URI-encoded (sigv4_uri_encode, keep '/') */
+    const char *query;  /* canonical query (sigv4_canonical_query) or "" */
     /*
      * Headers to sign, any order and case; values are trimmed and inner
      * runs of spaces collapsed as SigV4 requires.  Must include "host" and

@@ -22,7 +22,8 @@
 
 #include "storage/base/sqlite.h"
 
-/* Schemes that parse; storage/backend/backend.c decides which have a backend. */
+/* Schemes that parse; storage/backend/backend.c decides which have a backend.
+ */
 static const char *const url_schemes[] = {
     "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs",
 };
@@ -176,8 +177,8 @@ int
 url_param_is_secret(const char *zKey)
 {
     static const char *const exact[] = {
-        "sig", "sas", "pass", "pw", "pwd", "seed", "jwt", "creds", "auth",
-        "authorization", "signature",
+        "sig",   "sas",  "pass",          "pw",        "pwd", "seed", "jwt",
+        "creds", "auth", "authorization", "signature",
     };
     static const char *const within[] = {
         "secret", "password", "passwd", "token", "credential", "signature",
@@ -312,18 +313,24 @@ parse_port(url_parser *p, const char *z, const char *zEnd)
     const char *q;
 
     if (z == zEnd)
-        return fail(p, "litestream: malformed URL '%s' (missing port number "
-                       "after ':')", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL '%s' (missing port number "
+                    "after ':')",
+                    p->zShow);
     for (q = z; q < zEnd; q++) {
         if (!is_digit((unsigned char)*q))
-            return fail(p, "litestream: malformed URL '%s' (port '%.*s' is "
-                           "not a number)", p->zShow, (int)(zEnd - z), z);
+            return fail(p,
+                        "litestream: malformed URL '%s' (port '%.*s' is "
+                        "not a number)",
+                        p->zShow, (int)(zEnd - z), z);
         if (v <= 65535)
             v = v * 10 + (*q - '0');
     }
     if (v < 1 || v > 65535)
-        return fail(p, "litestream: malformed URL '%s' (port %.*s is out of "
-                       "range 1-65535)", p->zShow, (int)(zEnd - z), z);
+        return fail(p,
+                    "litestream: malformed URL '%s' (port %.*s is out of "
+                    "range 1-65535)",
+                    p->zShow, (int)(zEnd - z), z);
     p->u->port = (int)v;
     return SQLITE_OK;
 }
@@ -345,12 +352,14 @@ check_host(url_parser *p, const char *z, const char *zEnd)
         if (c == '@' && isAbs && nAt++ == 0 && q > z && q + 1 < zEnd)
             continue;
         if (c == ' ')
-            return fail(p, "litestream: malformed URL '%s' (the %s '%.*s' "
-                           "contains a space)", p->zShow, host_noun(zScheme),
-                        (int)(zEnd - z), z);
-        return fail(p, "litestream: malformed URL '%s' (invalid character "
-                       "'%c' in %s '%.*s')", p->zShow, c, host_noun(zScheme),
-                    (int)(zEnd - z), z);
+            return fail(p,
+                        "litestream: malformed URL '%s' (the %s '%.*s' "
+                        "contains a space)",
+                        p->zShow, host_noun(zScheme), (int)(zEnd - z), z);
+        return fail(p,
+                    "litestream: malformed URL '%s' (invalid character "
+                    "'%c' in %s '%.*s')",
+                    p->zShow, c, host_noun(zScheme), (int)(zEnd - z), z);
     }
     return SQLITE_OK;
 }
@@ -363,20 +372,26 @@ parse_ipv6(url_parser *p, const char *z, const char *zEnd)
     const char *q;
 
     if (zClose == NULL || zClose == z + 1)
-        return fail(p, "litestream: malformed URL '%s' (bad IPv6 literal; "
-                       "expected [address]:port)", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL '%s' (bad IPv6 literal; "
+                    "expected [address]:port)",
+                    p->zShow);
     for (q = z + 1; q < zClose; q++)
         if (hex_val((unsigned char)*q) < 0 && *q != ':' && *q != '.')
-            return fail(p, "litestream: malformed URL '%s' (invalid "
-                           "character '%c' in IPv6 address)", p->zShow, *q);
+            return fail(p,
+                        "litestream: malformed URL '%s' (invalid "
+                        "character '%c' in IPv6 address)",
+                        p->zShow, *q);
     p->u->host = str_ndup(z + 1, (size_t)(zClose - z - 1));
     if (p->u->host == NULL)
         return SQLITE_NOMEM;
     if (zClose + 1 == zEnd)
         return SQLITE_OK;
     if (zClose[1] != ':')
-        return fail(p, "litestream: malformed URL '%s' (unexpected text "
-                       "after IPv6 address)", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL '%s' (unexpected text "
+                    "after IPv6 address)",
+                    p->zShow);
     return parse_port(p, zClose + 2, zEnd);
 }
 
@@ -390,8 +405,9 @@ parse_userinfo(url_parser *p, const char *z, const char *zAt)
     int rc;
 
     if (!takes_userinfo(p->u->scheme))
-        return fail(p, "litestream: %s URLs take no user name or password: "
-                       "'%s' (credentials come from the environment)",
+        return fail(p,
+                    "litestream: %s URLs take no user name or password: "
+                    "'%s' (credentials come from the environment)",
                     p->u->scheme, p->zShow);
     if (zUserEnd > z) {
         rc = pct_decode(z, (size_t)(zUserEnd - z), 0, &p->u->user, &zWhy);
@@ -421,8 +437,9 @@ parse_file_authority(url_parser *p, const char *z, const char *zEnd)
 
     if (n == 0 || (n == 9 && sqlite3_strnicmp(z, "localhost", 9) == 0))
         return SQLITE_OK;
-    return fail(p, "litestream: file URL names host '%.*s' in '%s' (expected "
-                   "file:///abs/dir or file://localhost/abs/dir)",
+    return fail(p,
+                "litestream: file URL names host '%.*s' in '%s' (expected "
+                "file:///abs/dir or file://localhost/abs/dir)",
                 (int)n, z, p->zShow);
 }
 
@@ -447,8 +464,8 @@ parse_authority(url_parser *p, const char *z, const char *zEnd)
         z = zAt + 1;
     }
     if (z == zEnd || *z == ':')
-        return fail(p, "litestream: malformed URL '%s' (missing %s)",
-                    p->zShow, host_noun(p->u->scheme));
+        return fail(p, "litestream: malformed URL '%s' (missing %s)", p->zShow,
+                    host_noun(p->u->scheme));
     if (*z == '[' && takes_userinfo(p->u->scheme))
         return parse_ipv6(p, z, zEnd);
     zHostEnd = memchr(z, ':', (size_t)(zEnd - z));
@@ -518,8 +535,8 @@ parse_path(url_parser *p, const char *z, const char *zEnd, int decode)
     if (decode) {
         rc = pct_decode(z, (size_t)(zEnd - z), 0, &zDec, &zWhy);
         if (rc == SQLITE_ERROR)
-            rc = fail(p, "litestream: malformed URL '%s' (path: %s)",
-                      p->zShow, zWhy);
+            rc = fail(p, "litestream: malformed URL '%s' (path: %s)", p->zShow,
+                      zWhy);
     } else {
         zDec = str_ndup(z, (size_t)(zEnd - z));
         rc = zDec ? SQLITE_OK : SQLITE_NOMEM;
@@ -527,8 +544,10 @@ parse_path(url_parser *p, const char *z, const char *zEnd, int decode)
     if (rc != SQLITE_OK)
         goto out;
     if (isFile && zDec[0] == 0) {
-        rc = fail(p, "litestream: file replica URL '%s' has no path "
-                     "(expected file:///abs/dir)", p->zShow);
+        rc = fail(p,
+                  "litestream: file replica URL '%s' has no path "
+                  "(expected file:///abs/dir)",
+                  p->zShow);
         goto out;
     }
     if (isFile && zDec[0] != '/') {
@@ -538,8 +557,10 @@ parse_path(url_parser *p, const char *z, const char *zEnd, int decode)
     }
     rc = path_normalize(zDec, isFile, &p->u->path);
     if (rc == SQLITE_ERROR)
-        rc = fail(p, "litestream: replica path must not contain '..' "
-                     "segments: '%s'", zDec);
+        rc = fail(p,
+                  "litestream: replica path must not contain '..' "
+                  "segments: '%s'",
+                  zDec);
 out:
     sqlite3_free(zDec);
     return rc;
@@ -556,8 +577,10 @@ parse_param(url_parser *p, const char *z, const char *zEnd)
     int rc;
 
     if (zKeyEnd == z)
-        return fail(p, "litestream: malformed URL '%s' (query parameter "
-                       "without a name)", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL '%s' (query parameter "
+                    "without a name)",
+                    p->zShow);
     rc = pct_decode(z, (size_t)(zKeyEnd - z), 1, &pp->key, &zWhy);
     if (rc == SQLITE_OK) {
         if (zEq)
@@ -607,8 +630,10 @@ parse_rest(url_parser *p, const char *z)
     int rc;
 
     if (strchr(z, '#') != NULL)
-        return fail(p, "litestream: malformed URL '%s' (fragments are not "
-                       "supported; write '#' as %%23)", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL '%s' (fragments are not "
+                    "supported; write '#' as %%23)",
+                    p->zShow);
     if (strncmp(z, "//", 2) == 0) {
         z += 2;
         zAuthEnd = z + strcspn(z, "/?");
@@ -640,11 +665,15 @@ parse_scheme(url_parser *p, const char **pzRest)
         return fail(p, "litestream: file replica path must be absolute: '%s'",
                     zUrl);
     if (zColon == zUrl)
-        return fail(p, "litestream: malformed URL '%s' (missing scheme; "
-                       "expected one of " URL_SCHEMES_TEXT ")", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL '%s' (missing scheme; "
+                    "expected one of " URL_SCHEMES_TEXT ")",
+                    p->zShow);
     if (zUrl + n != zColon)
-        return fail(p, "litestream: malformed URL scheme in '%s' (expected "
-                       "one of " URL_SCHEMES_TEXT ")", p->zShow);
+        return fail(p,
+                    "litestream: malformed URL scheme in '%s' (expected "
+                    "one of " URL_SCHEMES_TEXT ")",
+                    p->zShow);
     p->u->scheme = str_ndup(zUrl, n);
     if (p->u->scheme == NULL)
         return SQLITE_NOMEM;
@@ -656,8 +685,10 @@ parse_scheme(url_parser *p, const char **pzRest)
             return SQLITE_OK;
         }
     }
-    return fail(p, "litestream: unknown URL scheme '%s' in '%s' (expected "
-                   URL_SCHEMES_TEXT ")", p->u->scheme, p->zShow);
+    return fail(p,
+                "litestream: unknown URL scheme '%s' in '%s' "
+                "(expected " URL_SCHEMES_TEXT ")",
+                p->u->scheme, p->zShow);
 }
 
 int
@@ -680,8 +711,9 @@ url_parse(const char *zUrl, ls_url **out, char **pzErr)
     }
     for (q = zUrl; *q; q++) {
         if (is_ctrl((unsigned char)*q)) {
-            rc = fail(&p, "litestream: replica URL contains control "
-                          "character 0x%02x at offset %d",
+            rc = fail(&p,
+                      "litestream: replica URL contains control "
+                      "character 0x%02x at offset %d",
                       (unsigned char)*q, (int)(q - zUrl));
             goto out;
         }

@@ -35,7 +35,7 @@
 
 #include "storage/base/sqlite.h"
 
-#define XML_MAX_DEPTH 64
+#define XML_MAX_DEPTH  64
 #define XML_NAME_SHOWN 64 /* bytes of a name quoted in a message */
 
 /* The text of an element without character data (never freed). */

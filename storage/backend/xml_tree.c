@@ -1,6 +1,6 @@
 /*
- * storage/backend/xml_tree.c: reading a tree that storage/backend/xml.c built (xml.h):
- * children by local name, same-name siblings, text by path.
+ * storage/backend/xml_tree.c: reading a tree that storage/backend/xml.c built
+ * (xml.h): children by local name, same-name siblings, text by path.
  *
  * Threads: pure functions on an immutable tree; any thread.
  */

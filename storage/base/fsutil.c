@@ -28,8 +28,7 @@ fs_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 {
     const uint8_t *p = buf;
     while (n > 0) {
-        ssize_t w = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n,
-                           (off_t)off);
+        ssize_t w = pwrite(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;

@@ -1,5 +1,6 @@
 /*
- * storage/base/sqlite_api.c: the one definition of the SQLite API table pointer.
+ * storage/base/sqlite_api.c: the one definition of the SQLite API table
+ * pointer.
  *
  * Set by sqlite3_litestream_init() (ext/litestream.c) before anything else
  * runs; test hosts that link the core library directly set it through

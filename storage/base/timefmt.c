@@ -33,8 +33,8 @@ dur_unit(const char **p)
     static const struct {
         const char *z;
         int64_t ms;
-    } u[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-             {"d", 86400000}};
+    } u[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
         size_t n = strlen(u[i].z);
         if (strncmp(*p, u[i].z, n) == 0) {
@@ -194,8 +194,7 @@ timefmt_parse_time(const char *z, int64_t *out)
 {
     const char *p = z;
     int y, mo, d, h, mi, s, oh = 0, om = 0, frac = 0, fd = 0, sign = 0;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
-                                31};
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
     if (!z || !digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) ||
         *p++ != '-' || !digits(&p, 2, &d) ||

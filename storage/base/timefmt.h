@@ -1,6 +1,6 @@
 /*
- * storage/base/timefmt.h: the text forms of durations and points in time used by
- * the point-in-time recovery surface (PRAGMAs, restore targets, listings).
+ * storage/base/timefmt.h: the text forms of durations and points in time used
+ * by the point-in-time recovery surface (PRAGMAs, restore targets, listings).
  *
  *   durations   "100ms", "30s", "5m", "1h", "24h", "1h30m", "1.5s"
  *               (units ms, s, m, h, d; a bare number is an error so that a
@@ -34,8 +34,8 @@ const char *timefmt_duration(int64_t ms, char *buf, size_t n);
  * 1..TIMEFMT_MAX_LEVELS durations, each longer than the one before.
  * SQLITE_OK, or SQLITE_ERROR with *pzErr.
  */
-int timefmt_parse_levels(const char *z, int64_t ms[TIMEFMT_MAX_LEVELS],
-                         int *n, char **pzErr);
+int timefmt_parse_levels(const char *z, int64_t ms[TIMEFMT_MAX_LEVELS], int *n,
+                         char **pzErr);
 
 /* Formats ms[0..n-1] as "30s,5m,1h" into buf. */
 const char *timefmt_levels(const int64_t *ms, int n, char *buf, size_t len);

@@ -33,11 +33,11 @@
 #include "storage/replicate/replicator_int.h"
 #include "storage/restore/restore.h"
 
-#define DEL_BATCH 1000
+#define DEL_BATCH      1000
 #define SNAP_BUDGET_MS 2000
-#define RETRY_MS 1000      /* first retry after a failure, doubling */
-#define RETRY_MAX_MS 300000 /* up to 5 minutes */
-#define CP_NICE 10
+#define RETRY_MS       1000   /* first retry after a failure, doubling */
+#define RETRY_MAX_MS   300000 /* up to 5 minutes */
+#define CP_NICE        10
 
 struct compactor {
     replicator *r;
@@ -99,8 +99,8 @@ cp_list(compactor *c, ltx_info **a, int *n)
     int rc = layout_list_all(c->b, a, n);
     if (rc != SQLITE_OK)
         cp_error(c, sqlite3_mprintf("litestream: compaction cannot list "
-                                    "%s: %s", backend_url(c->b),
-                                    backend_why(c->b)));
+                                    "%s: %s",
+                                    backend_url(c->b), backend_why(c->b)));
     return rc;
 }
 
@@ -110,8 +110,7 @@ cp_newest(const ltx_info *a, int n, int level)
 {
     const ltx_info *best = NULL;
     for (int i = 0; i < n; i++)
-        if (a[i].level == level &&
-            (!best || a[i].max_txid >= best->max_txid))
+        if (a[i].level == level && (!best || a[i].max_txid >= best->max_txid))
             best = &a[i];
     return best;
 }
@@ -132,9 +131,10 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
     int rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), &a[first],
                            count, level, &c->stop, &out, &zErr);
     if (rc != SQLITE_OK) {
-        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: compaction "
-                                                  "into level %d: %s", level,
-                                                  sqlite3_errstr(rc)));
+        cp_error(c, zErr ? zErr
+                         : sqlite3_mprintf("litestream: compaction "
+                                           "into level %d: %s",
+                                           level, sqlite3_errstr(rc)));
         return rc;
     }
     pthread_mutex_lock(&c->mu);
@@ -151,12 +151,12 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
  * snapshot.  SQLITE_DONE if the replica has nothing newer than `after`.
  */
 static int
-cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n,
-                         uint64_t after, ltx_info *out, char **pzErr)
+cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n, uint64_t after,
+                         ltx_info *out, char **pzErr)
 {
     restore_plan p;
-    int rc = restore_plan_list(a, n, backend_url(c->b), 0, 0, rep_now_ms(),
-                               &p, pzErr);
+    int rc = restore_plan_list(a, n, backend_url(c->b), 0, 0, rep_now_ms(), &p,
+                               pzErr);
     if (rc != SQLITE_OK)
         return rc;
     if (p.txid <= after)
@@ -164,8 +164,8 @@ cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n,
     else if (p.n == 1 && p.files[0].level == LAYOUT_MAX_LEVEL)
         rc = SQLITE_DONE;
     else
-        rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), p.files,
-                           p.n, LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
+        rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), p.files, p.n,
+                           LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
     restore_plan_free(&p);
     return rc;
 }
@@ -202,9 +202,8 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         }
         return SQLITE_OK; /* nothing new since the newest snapshot */
     }
-    int rc = snapshot_take(c->b, sidecar_dir(r->sc), r->zDbPath, r->zVfs,
-                           r->sc, *txid, SNAP_BUDGET_MS, &c->stop, &out,
-                           pzErr);
+    int rc = snapshot_take(c->b, sidecar_dir(r->sc), r->zDbPath, r->zVfs, r->sc,
+                           *txid, SNAP_BUDGET_MS, &c->stop, &out, pzErr);
     if (rc == SQLITE_BUSY) {
         sqlite3_log(SQLITE_NOTICE, "%s; snapshot merged from the replica",
                     *pzErr ? *pzErr : "no image");
@@ -237,10 +236,10 @@ cp_delete(compactor *c, const ltx_info *del, int n)
     }
     for (int i = 0; keys && buf && i < n; i += DEL_BATCH) {
         int k = n - i < DEL_BATCH ? n - i : DEL_BATCH;
-        if (backend_del(c->b, (const char *const *)keys + i, k) !=
-            SQLITE_OK) {
+        if (backend_del(c->b, (const char *const *)keys + i, k) != SQLITE_OK) {
             cp_error(c, sqlite3_mprintf("litestream: retention: delete "
-                                        "failed: %s", backend_why(c->b)));
+                                        "failed: %s",
+                                        backend_why(c->b)));
             break;
         }
         pthread_mutex_lock(&c->mu);
@@ -263,8 +262,10 @@ cp_retention(compactor *c, const ls_pitr *o, int64_t now)
         return;
     rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
     if (rc != SQLITE_OK)
-        cp_error(c, zErr ? zErr : sqlite3_mprintf("litestream: retention: "
-                                                  "%s", sqlite3_errstr(rc)));
+        cp_error(c, zErr ? zErr
+                         : sqlite3_mprintf("litestream: retention: "
+                                           "%s",
+                                           sqlite3_errstr(rc)));
     else if (ndel > 0)
         cp_delete(c, del, ndel);
     sqlite3_free(del);
@@ -368,8 +369,7 @@ cp_next_wake(compactor *c, const ls_pitr *o, int64_t now)
 {
     int64_t t = c->next_retention;
     for (int level = 1; level <= o->nlevels; level++) {
-        int64_t nb = boundary(now, o->levels[level - 1]) +
-                     o->levels[level - 1];
+        int64_t nb = boundary(now, o->levels[level - 1]) + o->levels[level - 1];
         if (nb < t)
             t = nb;
     }
@@ -450,8 +450,7 @@ cp_main(void *arg)
 }
 
 int
-compactor_start(replicator *r, const ls_pitr *o, compactor **out,
-                char **pzErr)
+compactor_start(replicator *r, const ls_pitr *o, compactor **out, char **pzErr)
 {
     compactor *c = sqlite3_malloc64(sizeof(*c));
     int rc;
@@ -545,7 +544,8 @@ compactor_snapshot_now(compactor *c, int timeout_ms, uint64_t *txid,
                                                        : sqlite3_errstr(rc));
     } else {
         *pzErr = sqlite3_mprintf("litestream: the snapshot did not finish "
-                                 "within %d ms", timeout_ms);
+                                 "within %d ms",
+                                 timeout_ms);
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -559,10 +559,11 @@ compactor_status(compactor *c, void *pOut)
 
     pthread_mutex_lock(&c->mu);
     sqlite3_str_appendf(
-        out, "\"compaction\":{\"levels\":\"%s\",\"snapshot_interval\":\"%s\","
-             "\"snapshot_retention\":\"%s\",\"retention\":\"%s\","
-             "\"compactions\":%llu,\"snapshots\":%llu,\"deleted\":%llu,"
-             "\"last_error\":",
+        out,
+        "\"compaction\":{\"levels\":\"%s\",\"snapshot_interval\":\"%s\","
+        "\"snapshot_retention\":\"%s\",\"retention\":\"%s\","
+        "\"compactions\":%llu,\"snapshots\":%llu,\"deleted\":%llu,"
+        "\"last_error\":",
         timefmt_levels(c->o.levels, c->o.nlevels, lv, sizeof(lv)),
         timefmt_duration(c->o.snapshot_ms, a, sizeof(a)),
         c->o.snapshot_retention_ms == PITR_OFF
@@ -607,8 +608,7 @@ replicator_pitr(replicator *r, ls_pitr *o)
 }
 
 int
-replicator_snapshot(replicator *r, int timeout_ms, uint64_t *txid,
-                    char **pzErr)
+replicator_snapshot(replicator *r, int timeout_ms, uint64_t *txid, char **pzErr)
 {
     if (!r->cp) {
         *pzErr = sqlite3_mprintf("litestream: compaction is not running");

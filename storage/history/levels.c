@@ -1,6 +1,6 @@
 /*
- * storage/history/levels.c: merging a run of objects into the next level, and the
- * verification every compactor output passes before it is uploaded
+ * storage/history/levels.c: merging a run of objects into the next level, and
+ * the verification every compactor output passes before it is uploaded
  * (levels.h, LTX.md 1.12 and 2.2).
  *
  * Invariants:
@@ -35,16 +35,14 @@ compact_out_write(void *ctx, const void *buf, size_t n)
 }
 
 int
-compact_pick_run(const ltx_info *a, int n, int level, int64_t bnd,
-                 int *first)
+compact_pick_run(const ltx_info *a, int n, int level, int64_t bnd, int *first)
 {
     const ltx_info *dst = NULL;
     int count = 0;
 
     *first = -1;
     for (int i = 0; i < n; i++)
-        if (a[i].level == level &&
-            (!dst || a[i].max_txid >= dst->max_txid))
+        if (a[i].level == level && (!dst || a[i].max_txid >= dst->max_txid))
             dst = &a[i];
     if (dst && dst->created_ms >= bnd)
         return 0; /* too early: done since the boundary */
@@ -98,13 +96,13 @@ compact_verify(const char *zPath, uint64_t min, uint64_t max, uint64_t post,
     if (rc == SQLITE_OK && post != 0 && tr.post_apply != post)
         rc = SQLITE_CORRUPT;
     if (rc != SQLITE_OK)
-        *pzErr = sqlite3_mprintf("litestream: compaction output %016llx-"
-                                 "%016llx does not verify: %s",
-                                 (unsigned long long)min,
-                                 (unsigned long long)max,
-                                 dec && ltx_decoder_errmsg(dec)[0]
-                                     ? ltx_decoder_errmsg(dec)
-                                     : "wrong TXIDs or post-apply checksum");
+        *pzErr =
+            sqlite3_mprintf("litestream: compaction output %016llx-"
+                            "%016llx does not verify: %s",
+                            (unsigned long long)min, (unsigned long long)max,
+                            dec && ltx_decoder_errmsg(dec)[0]
+                                ? ltx_decoder_errmsg(dec)
+                                : "wrong TXIDs or post-apply checksum");
     sqlite3_free(page);
     ltx_decoder_free(dec);
     close(fd);
@@ -147,8 +145,8 @@ merge_blame(fetcher *f, ltx_decoder **dec, char **keys, int n,
     for (int i = 0; i < n; i++)
         if (dec[i] && ltx_decoder_errmsg(dec[i])[0])
             return sqlite3_mprintf("litestream: compaction input '%s' is "
-                                   "corrupt: %s", keys[i],
-                                   ltx_decoder_errmsg(dec[i]));
+                                   "corrupt: %s",
+                                   keys[i], ltx_decoder_errmsg(dec[i]));
     return sqlite3_mprintf("litestream: compaction failed: %s",
                            zCodec[0] ? zCodec : "?");
 }
@@ -169,11 +167,10 @@ merge_publish(backend *b, const char *zTmp, int fd, const ltx_header *oh,
                                  strerror(errno));
         return SQLITE_IOERR;
     }
-    rc = compact_verify(zTmp, oh->min_txid, oh->max_txid, ot->post_apply,
-                        pzErr);
+    rc =
+        compact_verify(zTmp, oh->min_txid, oh->max_txid, ot->post_apply, pzErr);
     if (rc == SQLITE_OK)
-        rc = layout_key(b, level, oh->min_txid, oh->max_txid, key,
-                        sizeof(key));
+        rc = layout_key(b, level, oh->min_txid, oh->max_txid, key, sizeof(key));
     if (rc != SQLITE_OK)
         return rc;
     rc = backend_put_file(b, key, zTmp, (uint64_t)st.st_size, oh->timestamp);
@@ -211,21 +208,20 @@ compact_merge(const struct ls_url *u, backend *b, const char *zTmpDir,
     if (dec)
         memset(dec, 0, sizeof(*dec) * (size_t)n);
     if (rc == SQLITE_OK)
-        rc = fetch_open(u, b, (const char *const *)keys, sizes, n, 0, &f,
-                        pzErr);
+        rc =
+            fetch_open(u, b, (const char *const *)keys, sizes, n, 0, &f, pzErr);
     for (i = 0; i < n && rc == SQLITE_OK; i++)
         rc = ltx_decoder_open(fetch_read, fetch_stream_at(f, i), &dec[i]);
     if (rc == SQLITE_OK) {
         w.fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (w.fd < 0) {
-            *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s",
-                                     zTmp, strerror(errno));
+            *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s", zTmp,
+                                     strerror(errno));
             rc = SQLITE_CANTOPEN;
             goto out;
         }
         rc = ltx_merge(dec, n, 0, ltx_decoder_header(dec[n - 1])->timestamp,
-                       compact_out_write, &w, &oh, &ot, zCodec,
-                       sizeof(zCodec));
+                       compact_out_write, &w, &oh, &ot, zCodec, sizeof(zCodec));
     }
     if (rc != SQLITE_OK && *pzErr == NULL && rc != SQLITE_NOMEM)
         *pzErr = merge_blame(f, dec, keys, n, zCodec);

@@ -1,8 +1,9 @@
 /*
- * storage/history/levels.h: the building blocks of compaction (LTX.md 1.12, 2.2,
- * 2.3): merging a run of one level into one object of the next, taking a
- * level-9 snapshot of the live database, and choosing what retention
- * deletes.  The schedule that calls them is storage/history/compactor.c.
+ * storage/history/levels.h: the building blocks of compaction
+ * (LTX.md 1.12, 2.2, 2.3): merging a run of one level into one object of the
+ * next, taking a level-9 snapshot of the live database, and choosing what
+ * retention deletes.  The schedule that calls them is
+ * storage/history/compactor.c.
  *
  * Every object is written to a temporary file in the sidecar directory,
  * decoded again in full (file checksum, index, trailer, post-apply
@@ -66,8 +67,8 @@ int compact_merge(const struct ls_url *u, backend *b, const char *zTmpDir,
  * object (min, max) with post-apply checksum `post` (0: do not compare).
  * SQLITE_OK or SQLITE_CORRUPT/SQLITE_IOERR with *pzErr.
  */
-int compact_verify(const char *zPath, uint64_t min, uint64_t max,
-                   uint64_t post, char **pzErr);
+int compact_verify(const char *zPath, uint64_t min, uint64_t max, uint64_t post,
+                   char **pzErr);
 
 /*
  * Takes a snapshot of the live database zDbPath (through VFS zVfs, the one
@@ -78,9 +79,8 @@ int compact_verify(const char *zPath, uint64_t min, uint64_t max,
  * `after` (the newest snapshot already there).  *out describes the object.
  */
 int snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
-                  const char *zVfs, sidecar *sc, uint64_t after,
-                  int budget_ms, const int *cancel, ltx_info *out,
-                  char **pzErr);
+                  const char *zVfs, sidecar *sc, uint64_t after, int budget_ms,
+                  const int *cancel, ltx_info *out, char **pzErr);
 
 /*
  * Retention (LTX.md 2.3) over a listing a[0..n-1] (layout_list_all order)
@@ -95,7 +95,7 @@ int snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
  * delete), SQLITE_CORRUPT with *pzErr when the replica itself cannot be
  * restored (a gap: retention then deletes nothing), SQLITE_NOMEM.
  */
-int retention_plan(const ltx_info *a, int n, const ls_pitr *o,
-                   int64_t now_ms, ltx_info **del, int *ndel, char **pzErr);
+int retention_plan(const ltx_info *a, int n, const ls_pitr *o, int64_t now_ms,
+                   ltx_info **del, int *ndel, char **pzErr);
 
 #endif

@@ -45,13 +45,16 @@ static int
 snap_encode(image *im, uint64_t txid, uint32_t commit, uint32_t ps,
             compact_out *w, int64_t ts, uint64_t *post, char **pzErr)
 {
-    ltx_header h = {.page_size = ps, .commit = commit, .min_txid = 1,
-                    .max_txid = txid, .timestamp = ts};
+    ltx_header h = {.page_size = ps,
+                    .commit = commit,
+                    .min_txid = 1,
+                    .max_txid = txid,
+                    .timestamp = ts};
     ltx_encoder *enc = NULL;
     uint8_t *page = sqlite3_malloc64(ps);
     uint32_t lock = ltx_lock_pgno(ps);
-    int rc = page ? ltx_encoder_open(&h, compact_out_write, w, &enc)
-                  : SQLITE_NOMEM;
+    int rc =
+        page ? ltx_encoder_open(&h, compact_out_write, w, &enc) : SQLITE_NOMEM;
 
     for (uint32_t p = 1; p <= commit && rc == SQLITE_OK; p++) {
         if (p == lock)
@@ -59,7 +62,8 @@ snap_encode(image *im, uint64_t txid, uint32_t commit, uint32_t ps,
         rc = image_page(im, p, page);
         if (rc != SQLITE_OK)
             *pzErr = sqlite3_mprintf("litestream: snapshot: cannot read "
-                                     "page %u", p);
+                                     "page %u",
+                                     p);
         else
             rc = ltx_encoder_page(enc, p, page);
     }
@@ -70,9 +74,9 @@ snap_encode(image *im, uint64_t txid, uint32_t commit, uint32_t ps,
         rc = ltx_encoder_finish(enc, *post, NULL);
     }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY && *pzErr == NULL)
-        *pzErr = sqlite3_mprintf("litestream: snapshot encoding failed: %s",
-                                 enc ? ltx_encoder_errmsg(enc)
-                                     : "out of memory");
+        *pzErr =
+            sqlite3_mprintf("litestream: snapshot encoding failed: %s",
+                            enc ? ltx_encoder_errmsg(enc) : "out of memory");
     ltx_encoder_free(enc);
     sqlite3_free(page);
     return rc;
@@ -95,8 +99,8 @@ snap_attempt(const char *zDbPath, const char *zVfs, sidecar *sc,
     if (rc == SQLITE_OK) {
         w.fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (w.fd < 0) {
-            *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s",
-                                     zTmp, strerror(errno));
+            *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s", zTmp,
+                                     strerror(errno));
             rc = SQLITE_CANTOPEN;
         }
     }
@@ -127,13 +131,14 @@ snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
            !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED))) {
         if (tries++)
             snap_sleep_us(200 + (tries % 8) * 150);
-        rc = snap_attempt(zDbPath, zVfs, sc, zTmp, after, cancel, &txid,
-                          &post, &ts, pzErr);
+        rc = snap_attempt(zDbPath, zVfs, sc, zTmp, after, cancel, &txid, &post,
+                          &ts, pzErr);
     }
     if (rc == SQLITE_BUSY && *pzErr == NULL)
         *pzErr = sqlite3_mprintf("litestream: no consistent snapshot of '%s' "
                                  "could be pinned within %d ms (%d "
-                                 "attempts)", zDbPath, budget_ms, tries);
+                                 "attempts)",
+                                 zDbPath, budget_ms, tries);
     if (rc == SQLITE_OK)
         rc = compact_verify(zTmp, 1, txid, post, pzErr);
     if (rc == SQLITE_OK && stat(zTmp, &st) != 0)
@@ -143,8 +148,8 @@ snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
     if (rc == SQLITE_OK) {
         rc = backend_put_file(b, key, zTmp, (uint64_t)st.st_size, ts);
         if (rc != SQLITE_OK)
-            *pzErr = sqlite3_mprintf("litestream: upload of %s failed: %s",
-                                     key, backend_why(b));
+            *pzErr = sqlite3_mprintf("litestream: upload of %s failed: %s", key,
+                                     backend_why(b));
     }
     if (rc == SQLITE_OK) {
         out->level = LAYOUT_MAX_LEVEL;

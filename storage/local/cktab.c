@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #define CK_MAGIC 0x4c53434bu /* "LSCK" */
-#define CK_HDR 32
+#define CK_HDR   32
 
 typedef struct ck_hdr {
     uint32_t magic;
@@ -109,7 +109,7 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
             if (q > t->commit)
                 q = t->commit;
             if (fs_pwrite_all(fd, &t->c[p], (size_t)(q - p + 1) * 8,
-                           CK_HDR + (off_t)(p - 1) * 8) != 0)
+                              CK_HDR + (off_t)(p - 1) * 8) != 0)
                 goto out;
         }
     }

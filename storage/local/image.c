@@ -24,7 +24,6 @@ struct image {
     sidecar *sc;
 };
 
-
 static int pin_open_mode(const char *zDbPath, const char *zVfs, pin *p,
                          int write, char **pzErr);
 
@@ -65,11 +64,10 @@ pin_open_mode(const char *zDbPath, const char *zVfs, pin *p, int write,
         goto out;
     }
     sqlite3_file_control(p->db, "main", SQLITE_FCNTL_FILE_POINTER, &p->dbf);
-    sqlite3_file_control(p->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
-                         &p->walf);
+    sqlite3_file_control(p->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &p->walf);
     if (!p->dbf || !p->walf || !p->walf->pMethods) {
-        *pzErr = sqlite3_mprintf("litestream: '%s' is not in WAL mode",
-                                 zDbPath);
+        *pzErr =
+            sqlite3_mprintf("litestream: '%s' is not in WAL mode", zDbPath);
         rc = SQLITE_ERROR;
     }
 out:
@@ -100,8 +98,7 @@ image_close(image *im)
 
 int
 image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
-           uint64_t *txid, uint32_t *commit, uint32_t *page_size,
-           char **pzErr)
+           uint64_t *txid, uint32_t *commit, uint32_t *page_size, char **pzErr)
 {
     int rc;
     image *im = sqlite3_malloc64(sizeof(*im));
@@ -191,9 +188,9 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
     memset(im->frame_of, 0, ((size_t)im->commit + 1) * 4);
     for (uint32_t i = 1; i <= cap.frame; i++) {
         wal_frame_hdr f;
-        rc = im->walf->pMethods->xRead(im->walf, fh, sizeof(fh),
-                                       (sqlite3_int64)wal_frame_offset(
-                                           i, im->page_size));
+        rc = im->walf->pMethods->xRead(
+            im->walf, fh, sizeof(fh),
+            (sqlite3_int64)wal_frame_offset(i, im->page_size));
         if (rc != SQLITE_OK)
             goto out;
         wal_frame_hdr_parse(fh, &f);
@@ -227,9 +224,9 @@ image_page(image *im, uint32_t pgno, uint8_t *buf)
             (sqlite3_int64)(wal_frame_offset(fr, im->page_size) +
                             WAL_FRAME_HDR_SIZE));
     } else {
-        rc = im->dbf->pMethods->xRead(im->dbf, buf, (int)im->page_size,
-                                      (sqlite3_int64)(pgno - 1) *
-                                          im->page_size);
+        rc =
+            im->dbf->pMethods->xRead(im->dbf, buf, (int)im->page_size,
+                                     (sqlite3_int64)(pgno - 1) * im->page_size);
         if (rc == SQLITE_IOERR_SHORT_READ)
             rc = SQLITE_OK; /* zero-filled by the VFS */
     }
@@ -266,8 +263,7 @@ image_done_pinned(image *im)
 
     if (im->cap.frame == 0)
         return SQLITE_OK; /* read lock 0 also blocks every backfill */
-    if (im->walf->pMethods->xRead(im->walf, hb, WAL_HDR_SIZE, 0) !=
-            SQLITE_OK ||
+    if (im->walf->pMethods->xRead(im->walf, hb, WAL_HDR_SIZE, 0) != SQLITE_OK ||
         !wal_hdr_parse(hb, &wh) || wh.salt1 != im->cap.salt1 ||
         wh.salt2 != im->cap.salt2)
         return SQLITE_BUSY;

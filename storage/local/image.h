@@ -1,6 +1,6 @@
 /*
- * storage/local/image.h: a consistent full image of a live database, read without
- * blocking its writers.
+ * storage/local/image.h: a consistent full image of a live database, read
+ * without blocking its writers.
  *
  * A private read transaction (on the underlying VFS, never checkpointing on
  * close) pins the WAL: while it is open no checkpoint can copy frames newer
@@ -38,8 +38,7 @@ int pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr);
  * pin_close().  For the rare moments the replicator must capture on behalf
  * of a writer that died.
  */
-int pin_write_open(const char *zDbPath, const char *zVfs, pin *p,
-                   char **pzErr);
+int pin_write_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr);
 void pin_close(pin *p); /* NULL-safe, idempotent */
 
 typedef struct image image;
@@ -50,9 +49,9 @@ typedef struct image image;
  * pages, *page_size its page size.  SQLITE_BUSY if no consistent snapshot
  * could be pinned right now (retry later); other codes with *pzErr set.
  */
-int image_open(const char *zDbPath, const char *zVfs, sidecar *sc,
-               image **out, uint64_t *txid, uint32_t *commit,
-               uint32_t *page_size, char **pzErr);
+int image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
+               uint64_t *txid, uint32_t *commit, uint32_t *page_size,
+               char **pzErr);
 
 /* The captured position the image is taken at. */
 const ls_cap *image_cap(image *);

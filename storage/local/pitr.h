@@ -16,8 +16,8 @@
 typedef struct ls_pitr {
     int64_t levels[TIMEFMT_MAX_LEVELS]; /* L1..Ln intervals, ms, increasing */
     int nlevels;                        /* 1..8 */
-    int64_t snapshot_ms;           /* L9 snapshot interval (24h) */
-    int64_t snapshot_retention_ms; /* snapshots kept (24h), or PITR_OFF */
+    int64_t snapshot_ms;                /* L9 snapshot interval (24h) */
+    int64_t snapshot_retention_ms;      /* snapshots kept (24h), or PITR_OFF */
     int64_t l0_retention_ms; /* L0 kept once compacted (5m); PITR_OFF: the
                               * replica is never pruned at all */
 } ls_pitr;

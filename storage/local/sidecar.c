@@ -1,6 +1,6 @@
 /*
- * storage/local/sidecar.c: the sidecar directory, its memory-mapped position page
- * and config.json (sidecar.h).  The only user of jansson.
+ * storage/local/sidecar.c: the sidecar directory, its memory-mapped position
+ * page and config.json (sidecar.h).  The only user of jansson.
  *
  * Threads: the position page is written by application threads holding the
  * WAL write lock and read by anyone; the shared counters are atomics.
@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define POS_MAGIC 0x4c535031u /* "LSP1" */
-#define POS_SIZE 4096
+#define POS_SIZE  4096
 
 typedef struct pos_page {
     uint32_t magic;
@@ -76,8 +76,8 @@ sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
     }
     if ((mkdir(sc->zDir, 0700) && errno != EEXIST) ||
         (mkdir(zSpool, 0700) && errno != EEXIST)) {
-        *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s",
-                                 sc->zDir, strerror(errno));
+        *pzErr = sqlite3_mprintf("litestream: cannot create '%s': %s", sc->zDir,
+                                 strerror(errno));
         rc = SQLITE_CANTOPEN;
         goto out;
     }
@@ -186,9 +186,8 @@ sidecar_set_spooled(sidecar *sc, uint64_t txid)
 {
     uint64_t cur = sidecar_spooled(sc);
     while (cur < txid &&
-           !__atomic_compare_exchange_n(&sc->pos->spooled_txid, &cur, txid,
-                                        0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
+           !__atomic_compare_exchange_n(&sc->pos->spooled_txid, &cur, txid, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     }
 }
 

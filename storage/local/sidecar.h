@@ -25,19 +25,20 @@
 
 /* Flags of the captured position. */
 #define CAP_VALID 0x1 /* the fields describe a captured position */
-#define CAP_RESET 0x2 /* the WAL was reset cleanly after `txid` (db holds all) */
+#define CAP_RESET                                                              \
+    0x2 /* the WAL was reset cleanly after `txid` (db holds all) */
 
 /* The captured position: the last TXID and where it ended in the WAL. */
 typedef struct ls_cap {
     uint64_t txid;
     uint32_t flags;
-    uint32_t salt1, salt2; /* WAL salts */
-    uint32_t frame;        /* mxFrame after txid (0 = WAL empty) */
+    uint32_t salt1, salt2;   /* WAL salts */
+    uint32_t frame;          /* mxFrame after txid (0 = WAL empty) */
     uint32_t cksum1, cksum2; /* cumulative checksum of `frame` */
     uint32_t page_size;
-    uint32_t commit;       /* database size in pages after txid */
+    uint32_t commit; /* database size in pages after txid */
     uint32_t pad;
-    uint64_t db_ino;       /* database identity when CAP_RESET was set */
+    uint64_t db_ino; /* database identity when CAP_RESET was set */
     int64_t db_size;
     int64_t db_mtime_ns;
 } ls_cap;
@@ -87,7 +88,7 @@ void sidecar_after_fork(sidecar *);
 int sidecar_ship_trylock(sidecar *);
 
 /* The replication settings stored in config.json. */
-#define LS_DEFAULT_SYNC_MS 1000
+#define LS_DEFAULT_SYNC_MS     1000
 #define LS_DEFAULT_SPOOL_LIMIT (1ll << 30)
 typedef struct ls_config {
     char *zUrl;          /* sqlite3_malloc'd; NULL or "" = not replicating */

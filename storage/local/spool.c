@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define REC_MAGIC 0x4c535231u
-#define REC_HDR 56
+#define REC_HDR   56
 #define SEG_LIMIT (64ull << 20)
 
 typedef struct seg {
@@ -38,7 +38,7 @@ typedef struct seg {
     uint64_t scanned; /* bytes indexed so far */
     uint64_t max_txid;
     uint64_t min_txid; /* first record's TXID (0 until scanned) */
-    int stuck;        /* a bad record ends it */
+    int stuck;         /* a bad record ends it */
 } seg;
 
 typedef struct ent {
@@ -52,7 +52,7 @@ typedef struct ent {
 struct spool {
     char *zDir;
     seg *segs;
-    seg *cur;      /* this process's segment being appended */
+    seg *cur; /* this process's segment being appended */
     int cur_fd;
     uint64_t cur_size;
     int seq;
@@ -274,10 +274,10 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
             recw_put(&w, page, t->page_size);
     }
     if (rc != SQLITE_OK) {
-        *pzErr = sqlite3_mprintf("litestream: cannot read the pages of "
-                                 "TXID %llu for the spool: %s",
-                                 (unsigned long long)t->txid,
-                                 sqlite3_errstr(rc));
+        *pzErr =
+            sqlite3_mprintf("litestream: cannot read the pages of "
+                            "TXID %llu for the spool: %s",
+                            (unsigned long long)t->txid, sqlite3_errstr(rc));
         goto undo;
     }
     put64(b8, w.crc); /* CRC of everything before it */
@@ -353,7 +353,8 @@ ent_cmp(const void *a, const void *b)
         return x->txid < y->txid ? -1 : 1;
     /* For one TXID a full-image record or marker sorts first and wins:
      * it is what supersedes a copy found to be unusable. */
-    int fx = (x->flags & SPOOL_F_FULL) != 0, fy = (y->flags & SPOOL_F_FULL) != 0;
+    int fx = (x->flags & SPOOL_F_FULL) != 0,
+        fy = (y->flags & SPOOL_F_FULL) != 0;
     return fy - fx;
 }
 
@@ -533,8 +534,8 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
         }
         uint64_t crc = 0;
         for (uint64_t o = 0; o < e->len - 8;) {
-            size_t k = e->len - 8 - o < (1u << 20) ? e->len - 8 - o
-                                                    : (1u << 20);
+            size_t k =
+                e->len - 8 - o < (1u << 20) ? e->len - 8 - o : (1u << 20);
             if (pread(e->s->fd, buf, k, (off_t)(e->off + o)) != (ssize_t)k) {
                 rc = SQLITE_IOERR;
                 goto out;

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPOOL_F_FULL 0x1  /* a full image is needed at this TXID */
+#define SPOOL_F_FULL  0x1 /* a full image is needed at this TXID */
 #define SPOOL_F_IMAGE 0x2 /* ... and this record holds it: pages 1..commit */
 
 /*
@@ -45,12 +45,12 @@ typedef struct spool_txn {
     uint32_t page_size;
     uint32_t commit;
     uint32_t npages;
-    const uint32_t *pgnos;  /* npages, ascending */
-    const uint8_t *pages;   /* npages * page_size bytes, or NULL: on disk */
+    const uint32_t *pgnos; /* npages, ascending */
+    const uint8_t *pages;  /* npages * page_size bytes, or NULL: on disk */
     wal_pos pos;
-    int src_fd;             /* read side, pages on disk: where they are */
+    int src_fd; /* read side, pages on disk: where they are */
     uint64_t pages_off;
-    void *owned;            /* storage behind the pointers (read side) */
+    void *owned; /* storage behind the pointers (read side) */
 } spool_txn;
 
 typedef struct spool spool;
@@ -109,8 +109,7 @@ int spool_read(spool *, uint64_t txid, spool_txn *out);
  * into `scratch` (page_size bytes) when it was read from disk; NULL on an
  * I/O error.
  */
-const uint8_t *spool_txn_page(const spool_txn *t, uint32_t i,
-                              uint8_t *scratch);
+const uint8_t *spool_txn_page(const spool_txn *t, uint32_t i, uint8_t *scratch);
 void spool_txn_free(spool_txn *);
 
 /*

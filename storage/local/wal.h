@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WAL_HDR_SIZE 32
+#define WAL_HDR_SIZE       32
 #define WAL_FRAME_HDR_SIZE 24
-#define WAL_MAGIC_LE 0x377f0682u
-#define WAL_MAGIC_BE 0x377f0683u
+#define WAL_MAGIC_LE       0x377f0682u
+#define WAL_MAGIC_BE       0x377f0683u
 
 typedef struct wal_hdr {
     uint32_t magic, version, page_size, ckpt_seq;

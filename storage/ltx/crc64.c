@@ -1,8 +1,8 @@
 /*
- * storage/ltx/crc64.c: CRC-64/GO-ISO (Go's crc64.ISO table): slicing-by-8 tables, a
- * PCLMULQDQ folding path on x86-64, and CRC combination so that a page's CRC
- * can be computed once and reused for both the LTX file checksum and the
- * page checksum.
+ * storage/ltx/crc64.c: CRC-64/GO-ISO (Go's crc64.ISO table): slicing-by-8
+ * tables, a PCLMULQDQ folding path on x86-64, and CRC combination so that a
+ * page's CRC can be computed once and reused for both the LTX file checksum and
+ * the page checksum.
  *
  * Invariants:
  *  1. crc64_tab[0] is the classic reflected byte table:
@@ -86,8 +86,8 @@ crc64_table(uint64_t crc, const uint8_t *b, size_t n)
 #define CRC64_HAVE_FOLD 1
 
 /* x^k mod P, reflected (invariant 4). */
-#define CRC64_X191 0x6b70000000000001ull
-#define CRC64_X127 0xf500000000000001ull
+#define CRC64_X191  0x6b70000000000001ull
+#define CRC64_X127  0xf500000000000001ull
 #define CRC64_X1087 0xf501b0000001b000ull
 #define CRC64_X1023 0xb001000000010000ull
 

@@ -1,7 +1,8 @@
 /*
- * storage/ltx/decode.c: the streaming LTX decoder (docs/LTX.md section 1): reads a
- * file front to back through the caller's callback and verifies everything
- * the reference decoder does plus page order, the index and the trailer.
+ * storage/ltx/decode.c: the streaming LTX decoder (docs/LTX.md section 1):
+ * reads a file front to back through the caller's callback and verifies
+ * everything the reference decoder does plus page order, the index and the
+ * trailer.
  *
  * Invariants:
  *  1. Every length read from input is checked against what is left before

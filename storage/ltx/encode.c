@@ -1,6 +1,6 @@
 /*
- * storage/ltx/encode.c: the streaming LTX encoder (docs/LTX.md section 1): header,
- * page frames in either page encoding, page index and trailer, written
+ * storage/ltx/encode.c: the streaming LTX encoder (docs/LTX.md section 1):
+ * header, page frames in either page encoding, page index and trailer, written
  * through the caller's callback.
  *
  * Invariants:

@@ -1,6 +1,6 @@
 /*
- * storage/ltx/format.c: the fixed parts of the LTX format (docs/LTX.md section 1):
- * the 100-byte header (encode, decode, validate), file names, page and
+ * storage/ltx/format.c: the fixed parts of the LTX format (docs/LTX.md section
+ * 1): the 100-byte header (encode, decode, validate), file names, page and
  * database checksums, and the codec's message helpers.
  *
  * Invariants:

@@ -44,18 +44,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LTX_MAGIC "LTX1"
-#define LTX_HEADER_SIZE 100
+#define LTX_MAGIC            "LTX1"
+#define LTX_HEADER_SIZE      100
 #define LTX_PAGE_HEADER_SIZE 6
 #define LTX_PAGE_SIZE_PREFIX 4
-#define LTX_TRAILER_SIZE 16
+#define LTX_TRAILER_SIZE     16
 #define LTX_FLAG_NO_CHECKSUM 0x00000002u
 #define LTX_HEADER_FLAG_MASK LTX_FLAG_NO_CHECKSUM
-#define LTX_PAGE_FLAG_SIZE 0x0001u
-#define LTX_CHECKSUM_FLAG 0x8000000000000000ull
-#define LTX_PENDING_BYTE 0x40000000u
-#define LTX_MIN_PAGE_SIZE 512u
-#define LTX_MAX_PAGE_SIZE 65536u
+#define LTX_PAGE_FLAG_SIZE   0x0001u
+#define LTX_CHECKSUM_FLAG    0x8000000000000000ull
+#define LTX_PENDING_BYTE     0x40000000u
+#define LTX_MIN_PAGE_SIZE    512u
+#define LTX_MAX_PAGE_SIZE    65536u
 /* Smallest possible file: header, terminator, index "0", length, trailer. */
 #define LTX_MIN_FILE_SIZE                                                      \
     (LTX_HEADER_SIZE + LTX_PAGE_HEADER_SIZE + 1 + 8 + LTX_TRAILER_SIZE)

@@ -1,6 +1,6 @@
 /*
- * storage/ltx/lz4.c: page payloads, the codec's only contact with liblz4: raw LZ4
- * blocks (the current page encoding, flags 0x0001) and complete LZ4 frames
+ * storage/ltx/lz4.c: page payloads, the codec's only contact with liblz4: raw
+ * LZ4 blocks (the current page encoding, flags 0x0001) and complete LZ4 frames
  * (the legacy encoding, flags 0), both ways, plus XXH32 for the frames'
  * checksums.
  *

@@ -1,6 +1,7 @@
 /*
- * storage/ltx/merge.c: merging LTX files (compaction, LTX.md 1.12) and expanding a
- * snapshot, or a merge that yields one, into a database image (restore).
+ * storage/ltx/merge.c: merging LTX files (compaction, LTX.md 1.12) and
+ * expanding a snapshot, or a merge that yields one, into a database image
+ * (restore).
  *
  * Invariants:
  *  1. Streaming k-way merge: every input is read front to back exactly once

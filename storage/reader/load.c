@@ -37,8 +37,8 @@ load_corrupt(backend *b, const char *key, const char *zWhy, char **pzErr)
 
 /* GET [off, off+len) of key; a short answer means the object changed. */
 static int
-load_get(backend *b, const char *key, uint64_t off, uint64_t len,
-         uint8_t **out, size_t *n, char **pzErr)
+load_get(backend *b, const char *key, uint64_t off, uint64_t len, uint8_t **out,
+         size_t *n, char **pzErr)
 {
     const char *zWhy;
     int rc = backend_get(b, key, off, len, out, n);
@@ -49,12 +49,13 @@ load_get(backend *b, const char *key, uint64_t off, uint64_t len,
         sqlite3_free(*out);
         *out = NULL;
         *pzErr = sqlite3_mprintf("litestream: LTX object '%s' changed while "
-                                 "being read", key);
+                                 "being read",
+                                 key);
         return SQLITE_NOTFOUND;
     }
     zWhy = backend_why(b);
-    *pzErr = sqlite3_mprintf("litestream: cannot read '%s' from '%s': %s",
-                             key, backend_url(b), zWhy);
+    *pzErr = sqlite3_mprintf("litestream: cannot read '%s' from '%s': %s", key,
+                             backend_url(b), zWhy);
     return rc;
 }
 
@@ -68,8 +69,8 @@ load_index(backend *b, const char *key, const ltx_info *f, uint8_t **tail,
     uint64_t need = 0;
     int rc;
 
-    rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, NULL,
-                         &need, zLtx, sizeof(zLtx));
+    rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, NULL, &need,
+                         zLtx, sizeof(zLtx));
     if (rc == SQLITE_TOOBIG && need > nTail && need <= f->size) {
         sqlite3_free(*tail);
         *tail = NULL;
@@ -104,13 +105,13 @@ load_object(backend *b, const ltx_info *f, pm_loaded *o, char **pzErr)
         rc = load_corrupt(b, key, "shorter than any LTX file", pzErr);
         goto out;
     }
-    rc = load_get(b, key, 0, small ? f->size : LTX_HEADER_SIZE, &head,
-                  &nHead, pzErr);
+    rc = load_get(b, key, 0, small ? f->size : LTX_HEADER_SIZE, &head, &nHead,
+                  pzErr);
     if (rc != SQLITE_OK)
         goto out;
     rc = ltx_header_decode(head, &o->hdr, zLtx, sizeof(zLtx));
-    if (rc == SQLITE_OK && (o->hdr.min_txid != f->min_txid ||
-                            o->hdr.max_txid != f->max_txid)) {
+    if (rc == SQLITE_OK &&
+        (o->hdr.min_txid != f->min_txid || o->hdr.max_txid != f->max_txid)) {
         snprintf(zLtx, sizeof(zLtx), "its header holds TXIDs %016llx-%016llx",
                  (unsigned long long)o->hdr.min_txid,
                  (unsigned long long)o->hdr.max_txid);
@@ -138,7 +139,6 @@ out:
         pagemap_loaded_free(o);
     return rc;
 }
-
 
 typedef struct load_job {
     const ls_url *u;

@@ -173,8 +173,7 @@ pagecache_get(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size)
 }
 
 uint8_t *
-pagecache_reserve(pagecache *c, uint64_t uid, uint32_t pgno,
-                  uint32_t page_size)
+pagecache_reserve(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size)
 {
     pc_entry *e = *pc_slot(c, uid, pgno);
 

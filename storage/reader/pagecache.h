@@ -1,10 +1,10 @@
 /*
- * storage/reader/pagecache.h: a bounded LRU cache of decoded database pages, used
- * by the read replica (storage/reader/reader.c).
+ * storage/reader/pagecache.h: a bounded LRU cache of decoded database pages,
+ * used by the read replica (storage/reader/reader.c).
  *
  * A page is keyed by (object uid, pgno): the uid names one LTX object for
- * the life of the reader (storage/reader/pagemap.h), and the frame of a page in an
- * object never changes, so an entry is valid forever and nothing has to be
+ * the life of the reader (storage/reader/pagemap.h), and the frame of a page in
+ * an object never changes, so an entry is valid forever and nothing has to be
  * invalidated when the reader moves to a newer TXID: entries of pages the
  * newer state no longer uses simply age out.  The cache holds at most
  * `budget` bytes of page data (pages may differ in size after a page_size
@@ -42,8 +42,8 @@ const uint8_t *pagecache_get(pagecache *c, uint64_t uid, uint32_t pgno,
  * entry of that key, evicting as needed.  SQLITE_OK or SQLITE_NOMEM (the
  * cache is then unchanged but for evictions).
  */
-int pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno,
-                  uint32_t page_size, const void *page);
+int pagecache_put(pagecache *c, uint64_t uid, uint32_t pgno, uint32_t page_size,
+                  const void *page);
 
 /*
  * As pagecache_put(), but returns the new entry's page_size bytes for the

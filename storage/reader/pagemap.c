@@ -123,8 +123,8 @@ pm_check(const pagemap *pm, const pm_loaded *o, int full, char **pzErr)
         zWhy = "the first object of a chain must hold every page";
     else if (!full && o->hdr.page_size != pm->page_size)
         zWhy = "its page size differs and it is not a full image";
-    else if (!full && (o->info.min_txid > pm->txid + 1 ||
-                       o->info.max_txid <= pm->txid))
+    else if (!full &&
+             (o->info.min_txid > pm->txid + 1 || o->info.max_txid <= pm->txid))
         zWhy = "it does not continue the TXIDs already applied";
     if (zWhy == NULL)
         return SQLITE_OK;

@@ -1,6 +1,6 @@
 /*
- * storage/reader/pagemap.h: the read replica's page index: for every page of the
- * database at one TXID, which LTX object holds its newest frame and where
+ * storage/reader/pagemap.h: the read replica's page index: for every page of
+ * the database at one TXID, which LTX object holds its newest frame and where
  * (DESIGN.md section 8, LTX.md 1.6).
  *
  * A map is built by applying LTX objects in TXID order (a restore plan,
@@ -71,8 +71,7 @@ int pagemap_is_full(const pm_loaded *o);
  * SQLITE_OK, or SQLITE_CORRUPT (with *pzErr) for an object that cannot
  * continue the map, or SQLITE_NOMEM; on error the map is unchanged.
  */
-int pagemap_apply(pagemap *pm, const pm_loaded *o, uint64_t uid,
-                  char **pzErr);
+int pagemap_apply(pagemap *pm, const pm_loaded *o, uint64_t uid, char **pzErr);
 
 /*
  * The frame of page pgno: SQLITE_OK and *obj and *page, or SQLITE_NOTFOUND if

@@ -53,8 +53,7 @@ build_once(reader *r, const restore_plan *plan, pagemap *pm, int *vanished,
 }
 
 int
-reader_build(reader *r, uint64_t target_txid, int64_t target_ms,
-             char **pzErr)
+reader_build(reader *r, uint64_t target_txid, int64_t target_ms, char **pzErr)
 {
     pagemap pm;
     int tries, rc = SQLITE_OK;
@@ -168,8 +167,8 @@ poll_choose(reader *r, ltx_info **chain, int *nc, int *gap)
             rc = poll_list_upper(r, &a, &n);
             if (rc != SQLITE_OK)
                 goto out;
-            ltx_info *c = sqlite3_realloc64(*chain, sizeof(ltx_info) *
-                                                        ((size_t)n + 1));
+            ltx_info *c =
+                sqlite3_realloc64(*chain, sizeof(ltx_info) * ((size_t)n + 1));
             *chain = c ? c : *chain;
             if (c == NULL)
                 rc = SQLITE_NOMEM;
@@ -221,9 +220,9 @@ reader_poll(reader *r, int force)
             r->stale = 0;
         goto out;
     }
-    if (pinned || (!force && (r->poll_ms <= 0 ||
-                              (r->last_poll && now - r->last_poll <
-                                                   r->poll_ms))))
+    if (pinned ||
+        (!force && (r->poll_ms <= 0 ||
+                    (r->last_poll && now - r->last_poll < r->poll_ms))))
         return SQLITE_OK;
     r->last_poll = now;
     r->st.polls++;
@@ -241,8 +240,7 @@ reader_poll(reader *r, int force)
         if (rc == SQLITE_OK && r->map.txid < was)
             zErr = sqlite3_mprintf("litestream: the replica '%s' went back "
                                    "from TXID %016llx to %016llx",
-                                   backend_url(r->b),
-                                   (unsigned long long)was,
+                                   backend_url(r->b), (unsigned long long)was,
                                    (unsigned long long)r->map.txid);
     }
     if (rc != SQLITE_OK && zErr == NULL)

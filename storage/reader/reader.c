@@ -42,8 +42,7 @@ reader_seterr(reader *r, int rc, char *z)
 }
 
 int
-reader_open(const char *zUrl, const reader_opts *o, reader **out,
-            char **pzErr)
+reader_open(const char *zUrl, const reader_opts *o, reader **out, char **pzErr)
 {
     reader *r = sqlite3_malloc64(sizeof(*r));
     int rc = SQLITE_NOMEM;
@@ -140,8 +139,8 @@ read_decode(reader *r, const char *key, const uint8_t *buf, uint64_t start,
     dst = pagecache_reserve(r->cache, o->uid, q, ps);
     if (dst == NULL)
         return SQLITE_NOMEM;
-    rc = ltx_frame_decode(buf + (p->offset - start), p->size, ps, q, dst,
-                          zLtx, sizeof(zLtx));
+    rc = ltx_frame_decode(buf + (p->offset - start), p->size, ps, q, dst, zLtx,
+                          sizeof(zLtx));
     if (rc != SQLITE_OK) {
         pagecache_drop(r->cache, o->uid, q);
         *pzErr = sqlite3_mprintf("litestream: corrupt LTX object '%s' in "
@@ -166,8 +165,8 @@ read_fetch(reader *r, uint32_t pgno, const pm_object *obj, const pm_page *pg,
     int rc;
 
     if (r->ra_next && pgno >= r->ra_next && pgno <= r->ra_next + 8)
-        r->ra_pages = r->ra_pages < READER_RA_MAX_PAGES ? r->ra_pages * 2
-                                                        : r->ra_pages;
+        r->ra_pages =
+            r->ra_pages < READER_RA_MAX_PAGES ? r->ra_pages * 2 : r->ra_pages;
     else
         r->ra_pages = 1;
     last = read_run(r, pgno, obj, pg, &end);
@@ -264,8 +263,8 @@ reader_read(reader *r, uint32_t pgno, const uint8_t **page)
                                    "available from '%s' (compacted or "
                                    "removed meanwhile): retry the "
                                    "transaction; %s",
-                                   (unsigned long long)txid,
-                                   backend_url(r->b), zPlan ? zPlan : "");
+                                   (unsigned long long)txid, backend_url(r->b),
+                                   zPlan ? zPlan : "");
             rc = SQLITE_IOERR;
         }
         sqlite3_free(zPlan);

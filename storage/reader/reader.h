@@ -1,21 +1,19 @@
 /*
- * storage/reader/reader.h: a read replica served straight from the replica's LTX
- * objects (DESIGN.md section 8, LTX.md 1.6 and 4): the engine behind the
+ * storage/reader/reader.h: a read replica served straight from the replica's
+ * LTX objects (DESIGN.md section 8, LTX.md 1.6 and 4): the engine behind the
  * `litestream-remote` VFS, with no knowledge of SQLite's VFS.
  *
  *   open     = restore plan (storage/restore/restore.h) + each planned object's
  *              header and page index (one GET of the whole object when it
  *              is small, else a header GET and a tail GET), applied in
  *              order into a page map (storage/reader/pagemap.h);
- *   read     = page cache hit (storage/reader/pagecache.h), else one range GET of
- *              the frame and one LZ4 decode; a miss that continues a
- *              sequential run fetches several contiguous frames of the same
- *              object in that one GET (read-ahead, the window doubling up
- *              to READER_RA_MAX_BYTES);
- *   poll     = list level 0 (and levels 1..8 when level 0 has a gap) for
- *              objects after the TXID served, fetch their indexes, apply
- *              them; a gap nothing bridges means a full re-plan;
- *   retarget = re-plan for a TXID, a time, or the latest (time travel).
+ *   read     = page cache hit (storage/reader/pagecache.h), else one range GET
+ * of the frame and one LZ4 decode; a miss that continues a sequential run
+ * fetches several contiguous frames of the same object in that one GET
+ * (read-ahead, the window doubling up to READER_RA_MAX_BYTES); poll     = list
+ * level 0 (and levels 1..8 when level 0 has a gap) for objects after the TXID
+ * served, fetch their indexes, apply them; a gap nothing bridges means a full
+ * re-plan; retarget = re-plan for a TXID, a time, or the latest (time travel).
  *
  * The reader only ever changes its page map inside reader_poll(),
  * reader_retarget() and, when an object it uses vanished (compaction or
@@ -34,7 +32,7 @@
 #include "storage/backend/backend.h"
 
 #define READER_SMALL_OBJECT (256u << 10) /* fetched whole when opening */
-#define READER_TAIL_GUESS (64u << 10)    /* first tail GET of big objects */
+#define READER_TAIL_GUESS   (64u << 10)  /* first tail GET of big objects */
 #define READER_RA_MAX_BYTES (1u << 20)   /* read-ahead: bytes per GET */
 #define READER_RA_MAX_PAGES 256u         /* ... and pages per GET */
 

@@ -1,7 +1,7 @@
 /*
- * storage/reader/reader_int.h: the state shared by storage/reader/reader.c (open, read
- * path) and storage/reader/plan.c (building and extending the page map).
- * Internal to the reader.
+ * storage/reader/reader_int.h: the state shared by storage/reader/reader.c
+ * (open, read path) and storage/reader/plan.c (building and extending the page
+ * map). Internal to the reader.
  */
 #ifndef LITESTREAM_READER_INT_H
 #define LITESTREAM_READER_INT_H
@@ -15,22 +15,22 @@
 struct ls_url;
 
 struct reader {
-    struct ls_url *u;    /* the parsed replica URL */
-    backend *b;          /* this reader's own handle (one thread) */
+    struct ls_url *u;       /* the parsed replica URL */
+    backend *b;             /* this reader's own handle (one thread) */
     backend_counters extra; /* requests of the loader threads' handles */
-    pagemap map;         /* the state served */
+    pagemap map;            /* the state served */
     pagecache *cache;
-    uint64_t next_uid;   /* uid of the next object applied */
+    uint64_t next_uid; /* uid of the next object applied */
     uint64_t target_txid;
     int64_t target_ms;
     int poll_ms;
-    int64_t last_poll;   /* monotonic ms of the last look, 0: never */
-    int stale;           /* the next poll must re-plan from scratch */
-    uint32_t ra_next;    /* page after the last fetched run */
-    uint32_t ra_pages;   /* current read-ahead window, pages */
-    uint8_t *page;       /* the page handed out by reader_read */
+    int64_t last_poll; /* monotonic ms of the last look, 0: never */
+    int stale;         /* the next poll must re-plan from scratch */
+    uint32_t ra_next;  /* page after the last fetched run */
+    uint32_t ra_pages; /* current read-ahead window, pages */
+    uint8_t *page;     /* the page handed out by reader_read */
     uint32_t page_cap;
-    char *zErr;          /* last failure, or NULL */
+    char *zErr; /* last failure, or NULL */
     reader_stats st;
 };
 

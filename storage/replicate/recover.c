@@ -14,7 +14,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#define GAP_GRACE_MS 1000
+#define GAP_GRACE_MS      1000
 #define RECOVER_MAX_BYTES (256ull << 20)
 
 /*
@@ -40,9 +40,8 @@ recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
         return SQLITE_NOTFOUND;
     if (cap.txid <= after)
         return SQLITE_OK;
-    if (pos->frame == 0 || cap.salt1 != pos->salt1 ||
-        cap.salt2 != pos->salt2 || cap.frame <= pos->frame ||
-        cap.page_size == 0)
+    if (pos->frame == 0 || cap.salt1 != pos->salt1 || cap.salt2 != pos->salt2 ||
+        cap.frame <= pos->frame || cap.page_size == 0)
         return SQLITE_NOTFOUND;
     uint32_t n = cap.frame - pos->frame;
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)cap.page_size;
@@ -107,8 +106,8 @@ recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
         sqlite3_log(SQLITE_NOTICE,
                     "litestream: recovered TXIDs %llu-%llu of '%s' from the "
                     "WAL",
-                    (unsigned long long)after + 1,
-                    (unsigned long long)cap.txid, r->zDbPath);
+                    (unsigned long long)after + 1, (unsigned long long)cap.txid,
+                    r->zDbPath);
 out:
     if (zErr)
         rep_set_error(r, zErr);
@@ -194,4 +193,3 @@ rep_fill_gap(replicator *r, uint64_t to)
         r->gap_since_ms = 0;
     return rc;
 }
-

@@ -30,9 +30,9 @@
 #include <string.h>
 #include <time.h>
 
-#define TICK_MS 100              /* spooling cadence */
+#define TICK_MS          100 /* spooling cadence */
 #define QUEUE_WAKE_BYTES (16 << 20)
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS   30000
 
 int64_t
 rep_now_ms(void)
@@ -114,15 +114,15 @@ spool_queue(replicator *r, int force_sync)
              * catches up, the missing TXIDs are recovered from the WAL or
              * covered by a full image (upload.c, fill_gap). */
             if (!full && !was_full)
-                rep_set_error(r, sqlite3_mprintf(
-                                     "litestream: the spool of '%s' is full "
-                                     "(%llu bytes, limit %lld): new "
-                                     "transactions wait in the database; a "
-                                     "full image follows once the replica "
-                                     "is reachable",
-                                     r->zDbPath,
-                                     (unsigned long long)spool_bytes(r->sp),
-                                     (long long)limit));
+                rep_set_error(
+                    r, sqlite3_mprintf("litestream: the spool of '%s' is full "
+                                       "(%llu bytes, limit %lld): new "
+                                       "transactions wait in the database; a "
+                                       "full image follows once the replica "
+                                       "is reachable",
+                                       r->zDbPath,
+                                       (unsigned long long)spool_bytes(r->sp),
+                                       (long long)limit));
             full = 1;
             list = t->next;
             txn_free(t);
@@ -431,8 +431,8 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
             clock_gettime(CLOCK_REALTIME, &now);
             if (now.tv_sec > dl.tv_sec ||
                 (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec)) {
-                rc = sidecar_replicated(r->sc) >= txid ? SQLITE_OK
-                                                       : SQLITE_BUSY;
+                rc =
+                    sidecar_replicated(r->sc) >= txid ? SQLITE_OK : SQLITE_BUSY;
                 break;
             }
         }
@@ -444,8 +444,8 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
     if (rc != SQLITE_OK && pzErr)
         *pzErr = sqlite3_mprintf(
             "litestream: replica did not reach TXID %llu within %d ms%s%s",
-            (unsigned long long)txid, timeout_ms,
-            r->last_error ? ": " : "", r->last_error ? r->last_error : "");
+            (unsigned long long)txid, timeout_ms, r->last_error ? ": " : "",
+            r->last_error ? r->last_error : "");
     pthread_mutex_unlock(&r->mu);
     if (replicated)
         *replicated = sidecar_replicated(r->sc);
@@ -561,16 +561,13 @@ replicator_status(replicator *r, void *pOut)
         "\"counters\":{\"put\":%llu,\"get\":%llu,\"list\":%llu,"
         "\"delete\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu},"
         "\"last_upload\":%lld,\"last_error\":",
-        a, c, b,
-        (long long)((have && cap.txid > rep) ? cap.txid - rep : 0),
+        a, c, b, (long long)((have && cap.txid > rep) ? cap.txid - rep : 0),
         (long long)((have && cap.txid > rep && rep_ms) ? rep_now_ms() - rep_ms
                                                        : 0),
         r->opts.sync_interval_ms, (unsigned long long)spool_bytes(r->sp),
-        (unsigned long long)r->queued_bytes,
-        r->spool_full ? "true" : "false", r->shipping ? "true" : "false",
-        (unsigned long long)r->n_uploads,
-        (unsigned long long)r->n_full_images,
-        (unsigned long long)r->n_errors,
+        (unsigned long long)r->queued_bytes, r->spool_full ? "true" : "false",
+        r->shipping ? "true" : "false", (unsigned long long)r->n_uploads,
+        (unsigned long long)r->n_full_images, (unsigned long long)r->n_errors,
         (unsigned long long)r->counters.n_put,
         (unsigned long long)r->counters.n_get,
         (unsigned long long)r->counters.n_list,
@@ -582,8 +579,7 @@ replicator_status(replicator *r, void *pOut)
         sqlite3_str_appendall(out, "{\"message\":");
         json_str(out, r->last_error);
         sqlite3_str_appendf(out, ",\"at\":%lld}", (long long)r->last_error_ms);
-    }
-    else
+    } else
         sqlite3_str_appendall(out, "null");
     pthread_mutex_unlock(&r->mu);
     if (r->cp) {

@@ -19,13 +19,15 @@
 #include "storage/base/sqlite.h"
 
 /* Flags of a captured transaction. */
-#define REP_FULL 0x1  /* lost position: the next upload is a full image */
+#define REP_FULL  0x1 /* lost position: the next upload is a full image */
 #define REP_IMAGE 0x2 /* `frames` hold every page 1..commit: a full image */
-#define REP_DURABLE 0x8 /* SQLite synced the WAL for it (synchronous=FULL):
-                         * fsync the spool batch that holds it */
-#define REP_WALREF 0x4 /* too big to copy: frames wal_lo..pos.frame of the
-                        * WAL, read (and validated from seed) by the
-                        * replicator thread; `frames` is NULL */
+#define REP_DURABLE                                                            \
+    0x8 /* SQLite synced the WAL for it (synchronous=FULL):                    \
+         * fsync the spool batch that holds it */
+#define REP_WALREF                                                             \
+    0x4 /* too big to copy: frames wal_lo..pos.frame of the                    \
+         * WAL, read (and validated from seed) by the                          \
+         * replicator thread; `frames` is NULL */
 
 /*
  * One captured transaction, as the capture hands it over.  `frames` holds
@@ -38,12 +40,12 @@ typedef struct rep_txn {
     uint64_t txid;
     uint32_t flags;
     uint32_t page_size;
-    uint32_t commit;   /* database size in pages after the transaction */
+    uint32_t commit; /* database size in pages after the transaction */
     uint32_t nframes;
     uint8_t *frames;
-    wal_pos pos;       /* where this transaction ends in the WAL */
-    void *arena;       /* the txarena chunk holding it, or NULL (ls_malloc) */
-    uint32_t wal_lo;   /* REP_WALREF: first frame */
+    wal_pos pos;     /* where this transaction ends in the WAL */
+    void *arena;     /* the txarena chunk holding it, or NULL (ls_malloc) */
+    uint32_t wal_lo; /* REP_WALREF: first frame */
     uint32_t seed1, seed2; /* REP_WALREF: checksum of frame wal_lo - 1 */
 } rep_txn;
 
@@ -75,9 +77,8 @@ typedef struct rep_opts {
  * an error with *pzErr set (sqlite3_mprintf'd): a malformed URL, an
  * unknown scheme, a spool that cannot be opened.
  */
-int replicator_open(const char *zDbPath, const char *zUrl,
-                    const rep_opts *opts, sidecar *sc, replicator **out,
-                    char **pzErr);
+int replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
+                    sidecar *sc, replicator **out, char **pzErr);
 
 /*
  * Stops the thread after spooling (durably) everything queued; waits up to

@@ -50,13 +50,13 @@ struct replicator {
     int shipping;
 
     /* Thread side. */
-    cktab ck;          /* per-page checksums at the replicated TXID */
-    int pre_known;     /* ck.sum is right even though ck is not valid */
-    wal_pos rep_pos;   /* where the replicated TXID ended in the WAL */
+    cktab ck;             /* per-page checksums at the replicated TXID */
+    int pre_known;        /* ck.sum is right even though ck is not valid */
+    wal_pos rep_pos;      /* where the replicated TXID ended in the WAL */
     int64_t gap_since_ms; /* captured TXIDs missing from the spool since */
     int64_t full_busy_since_ms; /* full images failing since */
-    int want_image;    /* atomic: the capture should read a full image */
-    int spool_full;    /* the spool reached its limit (thread side) */
+    int want_image;        /* atomic: the capture should read a full image */
+    int spool_full;        /* the spool reached its limit (thread side) */
     void *scratch_refs;    /* rep_spool_txn's sort array (thread side) */
     uint32_t *scratch_u32; /* its page and frame lists: 2 x scratch_cap */
     uint64_t scratch_cap;
@@ -76,8 +76,7 @@ void rep_set_error(replicator *r, char *zMsg);
  * Converts captured WAL frames into one spool record (newest copy of each
  * page wins, pages beyond the commit dropped) and appends it.
  */
-int rep_spool_txn(replicator *r, const rep_txn *t, int do_sync,
-                  char **pzErr);
+int rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr);
 
 /*
  * Uploads a full image covering replicated+1 .. the image's TXID (upload.c).

@@ -1,8 +1,8 @@
 /*
- * storage/replicate/spool_txn.c: turning a captured transaction into one spool record
- * (rep_spool_txn, replicator_int.h): the newest copy of each page, straight
- * from the queued WAL frames, or streamed from the WAL for a transaction
- * queued by reference.
+ * storage/replicate/spool_txn.c: turning a captured transaction into one spool
+ * record (rep_spool_txn, replicator_int.h): the newest copy of each page,
+ * straight from the queued WAL frames, or streamed from the WAL for a
+ * transaction queued by reference.
  *
  * Replicator thread only (and the application thread during
  * replicator_close(), after the thread has stopped).
@@ -91,10 +91,9 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     uint32_t s[2] = {t->seed1, t->seed2};
     for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
         uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
-        if (w.p.walf->pMethods->xRead(
-                w.p.walf, chunk, (int)(k * fsz),
-                (sqlite3_int64)wal_frame_offset(f, t->page_size)) !=
-            SQLITE_OK) {
+        if (w.p.walf->pMethods->xRead(w.p.walf, chunk, (int)(k * fsz),
+                                      (sqlite3_int64)wal_frame_offset(
+                                          f, t->page_size)) != SQLITE_OK) {
             valid = 0;
             break;
         }
@@ -132,8 +131,9 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     st.pgnos = pgnos;
     w.frame_of = frames;
     if (getenv("LITESTREAM_DEBUG"))
-        fprintf(stderr, "litestream: spooling TXID %llu from the WAL "
-                        "(frames %u-%u, %u pages)\n",
+        fprintf(stderr,
+                "litestream: spooling TXID %llu from the WAL "
+                "(frames %u-%u, %u pages)\n",
                 (unsigned long long)t->txid, t->wal_lo, t->pos.frame, n);
     /* The pages are read while only a read transaction pins the WAL, which
      * does not stop a restart on read lock 0: check the header is still
@@ -233,4 +233,3 @@ rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     frames_rd f = {t, idx};
     return spool_append_pages(r->sp, &st, frames_page, &f, do_sync, pzErr);
 }
-

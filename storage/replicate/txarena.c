@@ -1,5 +1,6 @@
 /*
- * storage/replicate/txarena.c: chunked storage of captured transactions (txarena.h).
+ * storage/replicate/txarena.c: chunked storage of captured transactions
+ * (txarena.h).
  */
 #include "storage/replicate/txarena.h"
 #include "storage/base/mem.h"
@@ -8,7 +9,7 @@
 #include <string.h>
 
 #define CHUNK_SIZE (4u << 20)
-#define ALIGN 16
+#define ALIGN      16
 
 struct txchunk {
     uint32_t refs; /* atomic: transactions in it, +1 while current */

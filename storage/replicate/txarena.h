@@ -1,6 +1,6 @@
 /*
- * storage/replicate/txarena.h: where captured transactions live between the commit
- * and the spool.
+ * storage/replicate/txarena.h: where captured transactions live between the
+ * commit and the spool.
  *
  * A capture allocates one rep_txn plus its frames per commit on the
  * application thread, and the replicator thread frees it a moment later:

@@ -1,6 +1,6 @@
 /*
- * storage/replicate/upload.c: building and uploading L0 LTX objects (the ship-lock
- * holder's half of the replicator; see replicator_int.h).
+ * storage/replicate/upload.c: building and uploading L0 LTX objects (the
+ * ship-lock holder's half of the replicator; see replicator_int.h).
  *
  * Invariants:
  *   1. An object covers TXIDs replicated+1 .. to, all present in the spool
@@ -40,8 +40,8 @@ typedef struct outbuf {
     replicator *r;
     uint8_t *p;
     size_t n, cap;
-    int fd;       /* -1 until spilled */
-    char *zPath;  /* the spill file */
+    int fd;      /* -1 until spilled */
+    char *zPath; /* the spill file */
     uint64_t total;
 } outbuf;
 
@@ -124,8 +124,7 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
     /* Saved before the position moves: a crash in between leaves a table
      * for a TXID the position does not name, which simply does not load. */
     if (cktab_save(&r->ck, to, changed, nchanged) != SQLITE_OK)
-        sqlite3_log(SQLITE_WARNING, "litestream: cannot save %s",
-                    r->ck.zPath);
+        sqlite3_log(SQLITE_WARNING, "litestream: cannot save %s", r->ck.zPath);
     sidecar_set_replicated(r->sc, to, t);
     spool_drop_upto(r->sp, to);
     pthread_mutex_lock(&r->mu);
@@ -172,8 +171,8 @@ rep_upload_full(replicator *r)
     uint64_t from = sidecar_replicated(r->sc) + 1;
     int64_t ts = rep_now_ms();
 
-    rc = image_open(r->zDbPath, r->zVfs, r->sc, &im, &txid, &commit, &ps,
-                    &zErr);
+    rc =
+        image_open(r->zDbPath, r->zVfs, r->sc, &im, &txid, &commit, &ps, &zErr);
     if (rc != SQLITE_OK)
         goto out;
     const ls_cap *ic = image_cap(im);
@@ -325,8 +324,8 @@ pmap_put(pmap *m, uint32_t k, uint64_t v, uint64_t *old)
 
 typedef struct batch_page {
     uint32_t pgno;
-    uint32_t rec;  /* index into the batch's records */
-    uint32_t idx;  /* page index inside the record */
+    uint32_t rec; /* index into the batch's records */
+    uint32_t idx; /* page index inside the record */
 } batch_page;
 
 static int
@@ -379,8 +378,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
         if (rc != SQLITE_OK) {
             zErr = sqlite3_mprintf("litestream: spool record %llu "
                                    "unreadable (%s): taking a full image",
-                                   (unsigned long long)t,
-                                   sqlite3_errstr(rc));
+                                   (unsigned long long)t, sqlite3_errstr(rc));
             r->need_full = 1;
             goto out;
         }
@@ -417,8 +415,8 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
         live[nrec] = 0;
         for (uint32_t j = 0; j < rec->npages; j++) {
             uint64_t old;
-            int had = pmap_put(&pm, rec->pgnos[j],
-                               ((uint64_t)nrec << 32) | j, &old);
+            int had =
+                pmap_put(&pm, rec->pgnos[j], ((uint64_t)nrec << 32) | j, &old);
             if (had < 0) {
                 rc = SQLITE_NOMEM;
                 goto out;
@@ -553,8 +551,7 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
     }
     for (uint32_t p = commit + 1; p <= r->ck.commit; p++)
         r->ck.c[p] = 0;
-    changed = image_base ? NULL
-                         : ls_malloc(sizeof(*changed) * (nout + 1));
+    changed = image_base ? NULL : ls_malloc(sizeof(*changed) * (nout + 1));
     for (uint64_t i = 0; i < nout; i++) {
         r->ck.c[bp[i].pgno] = newck[i];
         if (changed)
@@ -599,8 +596,7 @@ check_replica(replicator *r)
     int rc = layout_list_all(r->be, &files, &n);
     if (rc != SQLITE_OK) {
         rep_set_error(r, sqlite3_mprintf("litestream: cannot list %s: %s",
-                                     r->url->redacted,
-                                     backend_why(r->be)));
+                                         r->url->redacted, backend_why(r->be)));
         return rc;
     }
     uint64_t max = 0;
@@ -682,8 +678,9 @@ rep_upload_once(replicator *r)
     } else if (rc == SQLITE_OK)
         rc = rep_fill_gap(r, to > rep ? to : rep);
     if (getenv("LITESTREAM_DEBUG"))
-        fprintf(stderr, "litestream: upload rc=%d rep=%llu to=%llu full=%d "
-                        "cks=%d\n",
+        fprintf(stderr,
+                "litestream: upload rc=%d rep=%llu to=%llu full=%d "
+                "cks=%d\n",
                 rc, (unsigned long long)rep, (unsigned long long)to,
                 r->need_full, r->ck.valid);
     if (rc == SQLITE_BUSY)

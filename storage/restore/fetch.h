@@ -24,9 +24,9 @@
 
 #include "storage/backend/backend.h"
 
-#define FETCH_CHUNK (8u << 20)      /* bytes per range request */
-#define FETCH_DEPTH 4               /* chunks ahead per object */
-#define FETCH_BUDGET (64ull << 20)  /* read-ahead bytes in flight, total */
+#define FETCH_CHUNK  (8u << 20)    /* bytes per range request */
+#define FETCH_DEPTH  4             /* chunks ahead per object */
+#define FETCH_BUDGET (64ull << 20) /* read-ahead bytes in flight, total */
 
 struct ls_url;
 typedef struct fetcher fetcher;

@@ -37,7 +37,6 @@ plan_err(char **pzErr, int rc, const char *zFmt, ...)
     return rc;
 }
 
-
 static int
 plan_eligible(const ltx_info *f, uint64_t target_txid, int64_t target_ms)
 {
@@ -47,8 +46,7 @@ plan_eligible(const ltx_info *f, uint64_t target_txid, int64_t target_ms)
 
 /* The newest eligible level-9 snapshot, or NULL. */
 static const ltx_info *
-plan_snapshot(const ltx_info *a, int n, uint64_t target_txid,
-              int64_t target_ms)
+plan_snapshot(const ltx_info *a, int n, uint64_t target_txid, int64_t target_ms)
 {
     const ltx_info *best = NULL;
     int i;
@@ -134,18 +132,22 @@ plan_err_nearest(const ltx_info *a, int n, uint64_t target, char **pzErr)
             hi = r[i];
     }
     if (lo && hi)
-        rc = plan_err(pzErr, rc, "litestream: TXID %016llx is not a "
+        rc = plan_err(pzErr, rc,
+                      "litestream: TXID %016llx is not a "
                       "restorable point; nearest available: %016llx and "
-                      "%016llx", (unsigned long long)target,
-                      (unsigned long long)lo, (unsigned long long)hi);
+                      "%016llx",
+                      (unsigned long long)target, (unsigned long long)lo,
+                      (unsigned long long)hi);
     else if (lo || hi)
-        rc = plan_err(pzErr, rc, "litestream: TXID %016llx is not a "
+        rc = plan_err(pzErr, rc,
+                      "litestream: TXID %016llx is not a "
                       "restorable point; nearest available: %016llx%s",
                       (unsigned long long)target,
                       (unsigned long long)(lo ? lo : hi),
                       lo ? " (the latest)" : " (the earliest)");
     else
-        rc = plan_err(pzErr, rc, "litestream: TXID %016llx is not a "
+        rc = plan_err(pzErr, rc,
+                      "litestream: TXID %016llx is not a "
                       "restorable point; the replica has none",
                       (unsigned long long)target);
 out:
@@ -172,19 +174,20 @@ plan_check(const ltx_info *a, int n, const restore_plan *plan,
         for (i = 1; i < n; i++)
             if (a[i].min_txid < first)
                 first = a[i].min_txid;
-        return plan_err(pzErr, SQLITE_CORRUPT, "litestream: replica has no "
+        return plan_err(pzErr, SQLITE_CORRUPT,
+                        "litestream: replica has no "
                         "snapshot: no LTX file starts at TXID "
                         "0000000000000001 (the earliest starts at %016llx)",
                         (unsigned long long)first);
     }
     if (target_txid)
-        return cur == target_txid
-                   ? SQLITE_OK
-                   : plan_err_nearest(a, n, target_txid, pzErr);
+        return cur == target_txid ? SQLITE_OK
+                                  : plan_err_nearest(a, n, target_txid, pzErr);
     if (target_ms)
         return plan->n > 0
                    ? SQLITE_OK
-                   : plan_err(pzErr, SQLITE_NOTFOUND, "litestream: nothing "
+                   : plan_err(pzErr, SQLITE_NOTFOUND,
+                              "litestream: nothing "
                               "to restore at or before %s: the earliest "
                               "restorable point was created at %s",
                               timefmt_time(target_ms, t1, sizeof(t1)),
@@ -193,7 +196,8 @@ plan_check(const ltx_info *a, int n, const restore_plan *plan,
         if (a[i].min_txid > cur + 1 && (next == 0 || a[i].min_txid < next))
             next = a[i].min_txid;
     if (next)
-        return plan_err(pzErr, SQLITE_CORRUPT, "litestream: replica has a gap "
+        return plan_err(pzErr, SQLITE_CORRUPT,
+                        "litestream: replica has a gap "
                         "after TXID %016llx: next file starts at %016llx",
                         (unsigned long long)cur, (unsigned long long)next);
     return SQLITE_OK;
@@ -224,15 +228,16 @@ plan_check_time(const ltx_info *a, int n, const restore_plan *plan,
 
     next = plan_next(a, n, plan->txid, 0, 0);
     if (target_ms > now_ms + 1000)
-        return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: %s is in the "
-                        "future (now is %s); the latest restorable point is "
-                        "TXID %016llx, created at %s",
-                        timefmt_time(target_ms, t1, sizeof(t1)),
-                        timefmt_time(now_ms, t2, sizeof(t2)),
-                        (unsigned long long)(next ? next->max_txid
-                                                  : plan->txid),
-                        timefmt_time(next ? next->created_ms : last->created_ms,
-                                  t3, sizeof(t3)));
+        return plan_err(
+            pzErr, SQLITE_NOTFOUND,
+            "litestream: %s is in the "
+            "future (now is %s); the latest restorable point is "
+            "TXID %016llx, created at %s",
+            timefmt_time(target_ms, t1, sizeof(t1)),
+            timefmt_time(now_ms, t2, sizeof(t2)),
+            (unsigned long long)(next ? next->max_txid : plan->txid),
+            timefmt_time(next ? next->created_ms : last->created_ms, t3,
+                         sizeof(t3)));
     if (next == NULL || next->level == 0)
         return SQLITE_OK;
     for (i = 0; i < n && !l0; i++) /* an upload holding TXID txid+1 */
@@ -240,7 +245,8 @@ plan_check_time(const ltx_info *a, int n, const restore_plan *plan,
              a[i].max_txid > plan->txid;
     if (l0)
         return SQLITE_OK;
-    return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: the state at %s "
+    return plan_err(pzErr, SQLITE_NOTFOUND,
+                    "litestream: the state at %s "
                     "was compacted away (no object boundary there); nearest "
                     "available: TXID %016llx created at %s and TXID %016llx "
                     "created at %s",
@@ -266,9 +272,11 @@ restore_plan_list(const ltx_info *a, int n, const char *zWhere,
     if (target_txid)
         target_ms = 0;
     if (n == 0)
-        return plan_err(pzErr, SQLITE_NOTFOUND, "litestream: replica is "
+        return plan_err(pzErr, SQLITE_NOTFOUND,
+                        "litestream: replica is "
                         "empty or does not exist (no LTX files under '%s'): "
-                        "check the URL", zWhere);
+                        "check the URL",
+                        zWhere);
     plan->files = sqlite3_malloc64(sizeof(ltx_info) * (size_t)n);
     if (plan->files == NULL)
         return plan_err(pzErr, SQLITE_NOMEM, "litestream: out of memory");
@@ -301,8 +309,8 @@ exact_time(backend *b, const ltx_info *f, int64_t *ms,
     ltx_header h;
     int rc;
 
-    rc = layout_key(b, f->level, f->min_txid, f->max_txid, key,
-                    LAYOUT_KEY_SIZE);
+    rc =
+        layout_key(b, f->level, f->min_txid, f->max_txid, key, LAYOUT_KEY_SIZE);
     if (rc == SQLITE_OK)
         rc = backend_get(b, key, 0, LTX_HEADER_SIZE, &buf, &n);
     if (rc == SQLITE_OK && (n < LTX_HEADER_SIZE ||
@@ -402,8 +410,9 @@ list_with_times(backend *b, int64_t target_ms, ltx_info **pA, int *pN,
             break;
     }
     zWhy = rc == SQLITE_CORRUPT ? "not an LTX header" : backend_why(b);
-    return plan_err(pzErr, rc, "litestream: cannot read the creation time "
-                               "of '%s' in '%s': %s",
+    return plan_err(pzErr, rc,
+                    "litestream: cannot read the creation time "
+                    "of '%s' in '%s': %s",
                     key, backend_url(b), zWhy);
 }
 

@@ -1,5 +1,6 @@
 /*
- * storage/restore/restore.c: restore a replica into a database file (restore.h).
+ * storage/restore/restore.c: restore a replica into a database file
+ * (restore.h).
  *
  * Steps: parse the URL and open the backend; refuse an existing
  * destination (unless overwrite); compute the plan; stream the plan's
@@ -53,9 +54,9 @@ typedef struct restore_job {
     fetcher *f;
     ltx_decoder **dec;
     int fd;
-    int werr; /* errno of the first failed write */
+    int werr;           /* errno of the first failed write */
     uint64_t unflushed; /* bytes written since writeback was last started */
-    int serr; /* errno of the failed truncate or fsync */
+    int serr;           /* errno of the failed truncate or fsync */
     ltx_header hdr;
     uint64_t cksum;
     char *zErr;
@@ -159,20 +160,26 @@ restore_check_dest(restore_job *j, int overwrite)
     struct stat st;
 
     if (j->zPath == NULL || j->zPath[0] == 0)
-        return job_err(j, SQLITE_MISUSE, "litestream: restore needs a "
-                                         "destination path");
+        return job_err(j, SQLITE_MISUSE,
+                       "litestream: restore needs a "
+                       "destination path");
     if (stat(j->zPath, &st) == 0) {
         if (S_ISDIR(st.st_mode))
-            return job_err(j, SQLITE_CANTOPEN, "litestream: restore target "
-                           "'%s' is a directory", j->zPath);
+            return job_err(j, SQLITE_CANTOPEN,
+                           "litestream: restore target "
+                           "'%s' is a directory",
+                           j->zPath);
         if (!overwrite)
-            return job_err(j, SQLITE_CANTOPEN, "litestream: restore target "
+            return job_err(j, SQLITE_CANTOPEN,
+                           "litestream: restore target "
                            "'%s' exists; remove it first, or pass 1 as "
                            "litestream_restore's 4th argument (overwrite)",
                            j->zPath);
     } else if (errno != ENOENT) {
-        return job_err(j, SQLITE_CANTOPEN, "litestream: cannot check restore "
-                       "target '%s': %s", j->zPath, strerror(errno));
+        return job_err(j, SQLITE_CANTOPEN,
+                       "litestream: cannot check restore "
+                       "target '%s': %s",
+                       j->zPath, strerror(errno));
     }
     return SQLITE_OK;
 }
@@ -251,8 +258,7 @@ restore_merge(restore_job *j)
         return job_err(j, SQLITE_NOMEM, "litestream: out of memory");
     memset(j->dec, 0, sizeof(ltx_decoder *) * (size_t)j->plan.n);
     for (i = 0; i < j->plan.n && rc == SQLITE_OK; i++)
-        rc = ltx_decoder_open(fetch_read, fetch_stream_at(j->f, i),
-                              &j->dec[i]);
+        rc = ltx_decoder_open(fetch_read, fetch_stream_at(j->f, i), &j->dec[i]);
     if (rc == SQLITE_OK)
         rc = ltx_merge_expand(j->dec, j->plan.n, restore_pwrite, j, &j->hdr,
                               &j->cksum, zCodec, sizeof(zCodec));
@@ -260,7 +266,8 @@ restore_merge(restore_job *j)
         return restore_blame(j, rc, zCodec);
     rc = ltx_decoder_close(j->dec[j->plan.n - 1], &tr);
     if (rc == SQLITE_OK && tr.post_apply != 0 && tr.post_apply != j->cksum)
-        return job_err(j, SQLITE_CORRUPT, "litestream: restored database "
+        return job_err(j, SQLITE_CORRUPT,
+                       "litestream: restored database "
                        "checksum %016llx does not match the post-apply "
                        "checksum %016llx of '%s'",
                        (unsigned long long)j->cksum,
@@ -290,15 +297,17 @@ restore_quick_check(restore_job *j)
             const char *z = (const char *)sqlite3_column_text(st, 0);
             rc = z && strcmp(z, "ok") == 0
                      ? SQLITE_OK
-                     : job_err(j, SQLITE_CORRUPT, "litestream: restored "
+                     : job_err(j, SQLITE_CORRUPT,
+                               "litestream: restored "
                                "database fails PRAGMA quick_check: %s",
                                z ? z : "(null)");
         }
     }
     if (rc != SQLITE_OK && j->zErr == NULL)
-        job_err(j, rc, "litestream: cannot check the restored database "
-                "'%s': %s", j->zTmp, db ? sqlite3_errmsg(db)
-                                        : sqlite3_errstr(rc));
+        job_err(j, rc,
+                "litestream: cannot check the restored database "
+                "'%s': %s",
+                j->zTmp, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_finalize(st);
     sqlite3_close(db);
     remove_sqlite_sidefiles(j->zTmp);
@@ -330,8 +339,8 @@ restore_sync_and_check(restore_job *j)
 
     if (ftruncate(j->fd, size) != 0)
         j->serr = errno;
-    threaded = j->serr == 0 && pthread_create(&tid, NULL, restore_fsync, j)
-                                   == 0;
+    threaded =
+        j->serr == 0 && pthread_create(&tid, NULL, restore_fsync, j) == 0;
     if (!threaded && j->serr == 0)
         restore_fsync(j);
     rc = j->serr == 0 ? restore_quick_check(j) : SQLITE_OK;
@@ -359,12 +368,16 @@ restore_install(restore_job *j)
 
     remove_sqlite_sidefiles(j->zPath);
     if (rename(j->zTmp, j->zPath) != 0)
-        return job_err(j, SQLITE_IOERR, "litestream: cannot rename '%s' to "
-                       "'%s': %s", j->zTmp, j->zPath, strerror(errno));
+        return job_err(j, SQLITE_IOERR,
+                       "litestream: cannot rename '%s' to "
+                       "'%s': %s",
+                       j->zTmp, j->zPath, strerror(errno));
     e = fsync_parent(j->zPath);
     if (e != 0)
-        return job_err(j, SQLITE_IOERR, "litestream: cannot fsync the "
-                       "directory of '%s': %s", j->zPath, strerror(e));
+        return job_err(j, SQLITE_IOERR,
+                       "litestream: cannot fsync the "
+                       "directory of '%s': %s",
+                       j->zPath, strerror(e));
     return SQLITE_OK;
 }
 
@@ -392,7 +405,8 @@ restore_json(const restore_job *j, int64_t elapsed)
 
     sqlite3_str_appendall(s, "{\"path\":");
     json_string(s, j->zPath);
-    sqlite3_str_appendf(s, ",\"txid\":\"%016llx\",\"files\":%d,\"pages\":%u,"
+    sqlite3_str_appendf(s,
+                        ",\"txid\":\"%016llx\",\"files\":%d,\"pages\":%u,"
                         "\"page_size\":%u,\"size\":%llu,\"checksum\":"
                         "\"%016llx\",\"elapsed_ms\":%lld}",
                         (unsigned long long)j->plan.txid, j->plan.n,

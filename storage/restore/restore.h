@@ -62,8 +62,8 @@ int restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
  * that time was compacted away (the message names the nearest points).
  */
 int restore_plan_list(const ltx_info *a, int n, const char *zWhere,
-                      uint64_t target_txid, int64_t target_ms,
-                      int64_t now_ms, restore_plan *plan, char **pzErr);
+                      uint64_t target_txid, int64_t target_ms, int64_t now_ms,
+                      restore_plan *plan, char **pzErr);
 
 /* Frees the plan's array and zeroes it; NULL-safe. */
 void restore_plan_free(restore_plan *plan);

@@ -77,7 +77,8 @@ env_num(const char *name, double quick, double full)
     return opt_quick ? quick : full;
 }
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------
+ */
 
 static int64_t
 now_ns(void)
@@ -123,7 +124,9 @@ fmt(const char *f, ...)
 static int
 rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
-    (void)st; (void)flag; (void)f;
+    (void)st;
+    (void)flag;
+    (void)f;
     remove(p);
     return 0;
 }
@@ -166,7 +169,8 @@ static off_t tree_bytes_acc;
 static int
 tree_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
-    (void)p; (void)f;
+    (void)p;
+    (void)f;
     if (flag == FTW_F)
         tree_bytes_acc += st->st_size;
     return 0;
@@ -241,7 +245,8 @@ drop_caches(void)
     return ok;
 }
 
-/* ---- processes ------------------------------------------------------------ */
+/* ---- processes ------------------------------------------------------------
+ */
 
 /* Spawns argv with stdout+stderr appended to zLog (NULL: inherited). */
 static pid_t
@@ -279,7 +284,8 @@ run_sh(const char *cmd)
     return wait_pid(spawn(argv, NULL));
 }
 
-/* ---- results sent back by the measurement children ------------------------ */
+/* ---- results sent back by the measurement children ------------------------
+ */
 
 typedef struct {
     int ok;
@@ -293,8 +299,8 @@ typedef struct {
 static double
 machine_busy_s(void)
 {
-    unsigned long long u = 0, n = 0, sy = 0, id = 0, io = 0, irq = 0,
-                       sirq = 0, st = 0;
+    unsigned long long u = 0, n = 0, sy = 0, id = 0, io = 0, irq = 0, sirq = 0,
+                       st = 0;
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return 0;
@@ -311,8 +317,8 @@ children_cpu_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_CHILDREN, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static double g_foreign_busy, g_foreign_wall; /* over the whole run */
@@ -478,7 +484,8 @@ step_done(sqlite3 *db, sqlite3_stmt *st)
     sqlite3_reset(st);
 }
 
-/* ---- the daemon ------------------------------------------------------------ */
+/* ---- the daemon ------------------------------------------------------------
+ */
 
 typedef struct {
     pid_t pid;
@@ -519,8 +526,7 @@ daemon_start(const char *zDir, const char *zDb, const char *zRep,
     int64_t t0 = now_ns();
     while (!exists(zGen)) {
         if (now_ns() - t0 > 30000000000LL)
-            die("the daemon did not create %s in 30 s (see %s)", zGen,
-                d.zLog);
+            die("the daemon did not create %s in 30 s (see %s)", zGen, d.zLog);
         int st;
         if (waitpid(d.pid, &st, WNOHANG) == d.pid)
             die("the daemon exited (see %s)", d.zLog);
@@ -561,7 +567,8 @@ wait_quiet(const char *zDir, int quiet_ms, int max_ms)
     return last;
 }
 
-/* ---- inotify watcher of <replica>/ltx/0 ------------------------------------ */
+/* ---- inotify watcher of <replica>/ltx/0 ------------------------------------
+ */
 
 typedef struct {
     uint64_t min, max;
@@ -669,7 +676,8 @@ watch_wait(watcher *w, uint64_t txid, int timeout_ms)
     return t;
 }
 
-/* ---- a. 1-row transactions ------------------------------------------------ */
+/* ---- a. 1-row transactions ------------------------------------------------
+ */
 
 enum { CFG_PLAIN, CFG_EXT1S, CFG_EXT100, CFG_D1S, CFG_D100, NCFG };
 static const char *cfg_name[NCFG] = {
@@ -761,7 +769,8 @@ child_tps(result *r, void *argp)
     r->ok = 1;
 }
 
-/* ---- b. replication lag ---------------------------------------------------- */
+/* ---- b. replication lag ----------------------------------------------------
+ */
 
 typedef struct {
     int interval;
@@ -841,7 +850,8 @@ child_lag(result *r, void *argp)
     r->ok = 1;
 }
 
-/* ---- c. one big transaction ------------------------------------------------ */
+/* ---- c. one big transaction ------------------------------------------------
+ */
 
 enum { BIG_PLAIN, BIG_EXT, BIG_DAEMON };
 
@@ -892,9 +902,9 @@ child_big(result *r, void *argp)
     r->v[2] = (double)(tc0 - ti) / 1e6;
     r->v[0] = (double)(tc1 - tc0) / 1e6;
     if (a->kind == BIG_EXT) {
-        sqlite3_stmt *st = prepare(
-            db, "SELECT json_extract(litestream_status(),"
-                "'$.databases[0].txid')");
+        sqlite3_stmt *st =
+            prepare(db, "SELECT json_extract(litestream_status(),"
+                        "'$.databases[0].txid')");
         uint64_t txid = ext_txid(st);
         sqlite3_finalize(st);
         int64_t t = watch_wait(&w, txid, 120000);
@@ -943,7 +953,8 @@ child_big(result *r, void *argp)
     r->ok = 1;
 }
 
-/* ---- d. restore ------------------------------------------------------------ */
+/* ---- d. restore ------------------------------------------------------------
+ */
 
 /* Builds the restore test database in zDir: with the extension (daemon=0)
  * or plain SQLite + the daemon at 1 s.  v[0] build s, v[1] final sync s,
@@ -1022,8 +1033,8 @@ child_restore(result *r, void *argp)
     load_extension();
     sqlite3 *db;
     sqlite3_open(":memory:", &db);
-    char *sql = fmt("SELECT litestream_restore('file://%s', '%s')", a->zRep,
-                    a->zOut);
+    char *sql =
+        fmt("SELECT litestream_restore('file://%s', '%s')", a->zRep, a->zOut);
     int64_t t0 = now_ns();
     char *z = query_text(db, sql);
     r->v[0] = (double)(now_ns() - t0) / 1e9;
@@ -1062,7 +1073,8 @@ time_cmd(const char *cmd)
     return rc == 0 ? s : -1;
 }
 
-/* ---- report --------------------------------------------------------------- */
+/* ---- report ---------------------------------------------------------------
+ */
 
 static FILE *g_md;
 
@@ -1166,8 +1178,8 @@ main(int argc, char **argv)
     }
     out("# litestream benchmark results\n\n");
     out("- date: %s\n", date);
-    out("- machine: %ld CPUs (%s), %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-        cpu, un.sysname, un.release);
+    out("- machine: %ld CPUs (%s), %s %s\n", sysconf(_SC_NPROCESSORS_ONLN), cpu,
+        un.sysname, un.release);
     out("- SQLite (system libsqlite3): %s\n", sqlite3_libversion());
     if (getenv("BENCH_BUILD_ID"))
         out("- extension: %s\n", getenv("BENCH_BUILD_ID"));
@@ -1285,8 +1297,8 @@ main(int argc, char **argv)
                 "%s%s | %.1f | %.2f |\n",
                 ivs[i], r.v[0], r.v[1], r.v[6], r.v[2], r.v[3], r.v[4], tgt,
                 yes(r.v[2] >= 0 && r.v[2] <= tgt),
-                r.v[5] ? " (some commits never seen)" : "",
-                r.hwm_kb / 1024.0, r.foreign);
+                r.v[5] ? " (some commits never seen)" : "", r.hwm_kb / 1024.0,
+                r.foreign);
         }
         out("\n");
     }
@@ -1305,8 +1317,8 @@ main(int argc, char **argv)
             for (int k = 0; k < 3; k++) {
                 if (k == BIG_DAEMON && !opt_daemon)
                     continue;
-                progress("c. rep %d/%d: big transaction, %s", rep + 1,
-                         opt_reps, nm[k]);
+                progress("c. rep %d/%d: big transaction, %s", rep + 1, opt_reps,
+                         nm[k]);
                 big_arg a = {k};
                 result r = in_child(child_big, &a);
                 if (!r.ok) {
@@ -1323,15 +1335,15 @@ main(int argc, char **argv)
                 if (r.foreign > foreign[k])
                     foreign[k] = r.foreign;
                 progress("   COMMIT %.0f ms, in the replica %.0f ms later, "
-                         "VmHWM %.1f MB", r.v[0], r.v[1], r.hwm_kb / 1024.0);
+                         "VmHWM %.1f MB",
+                         r.v[0], r.v[1], r.hwm_kb / 1024.0);
             }
         out("## c. one %d MB transaction\n\n", opt_big_mb);
         out("%ld rows of `randomblob(%d KB)` in one transaction, sync "
             "interval 1 s; \"in the replica\" is measured from COMMIT "
             "returning (COMMIT includes SQLite's automatic checkpoint). "
             "Median of %d interleaved runs, every run listed.\n\n",
-            (long)opt_big_mb * 1024 / opt_big_row_kb, opt_big_row_kb,
-            opt_reps);
+            (long)opt_big_mb * 1024 / opt_big_row_kb, opt_big_row_kb, opt_reps);
         out("| writer | insert phase (ms) | COMMIT (ms) | in the replica "
             "after (ms) | target | writer VmHWM (MB) | other load (max, "
             "CPUs) |\n");
@@ -1360,8 +1372,8 @@ main(int argc, char **argv)
                 snprintf(tgt, sizeof tgt, "<= 1500: %s",
                          yes(mr >= 0 && mr <= 1500));
             out("| %s | %.0f | **%.0f** (%s) | %s | %s | %s | %.2f |\n", nm[k],
-                median(ins[k], ok[k]), median(com[k], ok[k]), lc, rep, tgt,
-                lh, foreign[k]);
+                median(ins[k], ok[k]), median(com[k], ok[k]), lc, rep, tgt, lh,
+                foreign[k]);
         }
         if (opt_daemon && ok[BIG_DAEMON])
             out("\nDaemon: its replica grew by %.1f MB after COMMIT; the "
@@ -1481,8 +1493,7 @@ main(int argc, char **argv)
         }
         if (opt_daemon) {
             if (!rbd.ok)
-                out("| (build with the daemon failed: %s) |||||||\n",
-                    rbd.note);
+                out("| (build with the daemon failed: %s) |||||||\n", rbd.note);
             else if (rb.ok)
                 out("| daemon `litestream restore -o OUT file://REPLICA` "
                     "(db %.1f MB, replica %.1f MB) | %.2f | %s | %.2f | %.2f "

@@ -40,8 +40,8 @@ parse_one(const char *z, int oom_allowed)
     int i;
 
     if (rc == SQLITE_OK) {
-        if (u == NULL || zErr != NULL || u->scheme == NULL ||
-            u->path == NULL || u->redacted == NULL)
+        if (u == NULL || zErr != NULL || u->scheme == NULL || u->path == NULL ||
+            u->redacted == NULL)
             abort();
         if (has_ctrl(u->path) || has_ctrl(u->host) || has_ctrl(u->user) ||
             has_ctrl(u->password))

@@ -112,8 +112,8 @@ test_put_get_list_del(void)
        "'..' and absolute keys refused");
 
     const backend_counters *c = backend_get_counters(b);
-    ok(c->n_put >= 5 && c->n_get >= 5 && c->n_list >= 3 &&
-           c->n_delete == 2 && c->bytes_up == 18,
+    ok(c->n_put >= 5 && c->n_get >= 5 && c->n_list >= 3 && c->n_delete == 2 &&
+           c->bytes_up == 18,
        "counters: put %llu get %llu list %llu delete %llu",
        (unsigned long long)c->n_put, (unsigned long long)c->n_get,
        (unsigned long long)c->n_list, (unsigned long long)c->n_delete);
@@ -134,7 +134,10 @@ static void
 test_registry(void)
 {
     static const char *const later[] = {
-        "abs://c@a/p", "sftp://h/p", "webdav://h/p", "webdavs://h/p",
+        "abs://c@a/p",
+        "sftp://h/p",
+        "webdav://h/p",
+        "webdavs://h/p",
     };
     backend *b = NULL;
     char *zErr = NULL;
@@ -149,9 +152,9 @@ test_registry(void)
     }
     /* s3/gs open without touching the network; configuration errors name
      * the parameter. */
-    ok(backend_open("s3://bucket/p?endpoint=http://127.0.0.1:1", &b,
-                    &zErr) == SQLITE_OK && b &&
-           strcmp(b->vt->level_fmt, "%04x/") == 0,
+    ok(backend_open("s3://bucket/p?endpoint=http://127.0.0.1:1", &b, &zErr) ==
+               SQLITE_OK &&
+           b && strcmp(b->vt->level_fmt, "%04x/") == 0,
        "s3 backend opens offline, S3 layout");
     backend_close(b);
     ok(backend_open("gs://bucket/p", &b, &zErr) == SQLITE_OK && b &&
@@ -164,7 +167,8 @@ test_registry(void)
        "s3 bucket name checked: %s", zErr);
     sqlite3_free(zErr);
     ok(backend_open("s3://bucket/p?part_size=1KiB", &b, &zErr) ==
-               SQLITE_ERROR && zErr && strstr(zErr, "part_size"),
+               SQLITE_ERROR &&
+           zErr && strstr(zErr, "part_size"),
        "part_size below 5 MiB refused for AWS: %s", zErr);
     sqlite3_free(zErr);
     ok(backend_open("ftp://x", &b, &zErr) == SQLITE_ERROR && zErr &&
@@ -203,8 +207,8 @@ test_layout(void)
            mn == 1 && mx == 255,
        "name parsed");
     ok(!layout_parse_name("0000000000000001-00000000000000FF.ltx", &mn, &mx) &&
-           !layout_parse_name("0000000000000001-0000000000000001.ltx.tmp",
-                              &mn, &mx) &&
+           !layout_parse_name("0000000000000001-0000000000000001.ltx.tmp", &mn,
+                              &mx) &&
            !layout_parse_name("000000000000001-0000000000000001.ltx", &mn,
                               &mx) &&
            !layout_parse_name("0000000000000002-0000000000000001.ltx", &mn,
@@ -226,13 +230,12 @@ test_layout(void)
     layout_key(b, 9, 1, 9, key, sizeof(key));
     backend_put(b, key, "snap", 4, 5000);
     backend_put(b, "ltx/1/README", "x", 1, 0);
-    backend_put(b, "ltx/1/0000000000000001-0000000000000005.ltx.1-1.tmp",
-                "x", 1, 0);
+    backend_put(b, "ltx/1/0000000000000001-0000000000000005.ltx.1-1.tmp", "x",
+                1, 0);
     rc = layout_list_level(b, 1, &a, &n);
-    ok(rc == SQLITE_OK && n == 4 && a[0].min_txid == 1 &&
-           a[1].min_txid == 6 && a[1].max_txid == 6 && a[2].max_txid == 9 &&
-           a[3].min_txid == 10 && a[0].level == 1 && a[0].size == 1 &&
-           a[0].created_ms == 1001,
+    ok(rc == SQLITE_OK && n == 4 && a[0].min_txid == 1 && a[1].min_txid == 6 &&
+           a[1].max_txid == 6 && a[2].max_txid == 9 && a[3].min_txid == 10 &&
+           a[0].level == 1 && a[0].size == 1 && a[0].created_ms == 1001,
        "level 1 listed sorted by (min, max), foreign names skipped");
     sqlite3_free(a);
     rc = layout_list_all(b, &a, &n);
@@ -315,17 +318,16 @@ test_fetch(void)
         rc = fetch_open(u, b, k2, s2, 2, nThread, &f, NULL);
         size_t got = 0;
         uint8_t tmp[64];
-        int r0 = rc == SQLITE_OK ? fetch_read(fetch_stream_at(f, 0), tmp,
-                                              sizeof(tmp), &got)
-                                 : -1;
+        int r0 = rc == SQLITE_OK
+                     ? fetch_read(fetch_stream_at(f, 0), tmp, sizeof(tmp), &got)
+                     : -1;
         ok(r0 == 0 && got == 5 && !memcmp(tmp, "small", 5),
            "short object ends at its real size (%zu)", got);
-        int r1 = rc == SQLITE_OK ? fetch_read(fetch_stream_at(f, 1), tmp, 4,
-                                              &got)
-                                 : -1;
-        const char *zErr = rc == SQLITE_OK
-                               ? fetch_stream_err(fetch_stream_at(f, 1))
-                               : NULL;
+        int r1 = rc == SQLITE_OK
+                     ? fetch_read(fetch_stream_at(f, 1), tmp, 4, &got)
+                     : -1;
+        const char *zErr =
+            rc == SQLITE_OK ? fetch_stream_err(fetch_stream_at(f, 1)) : NULL;
         ok(r1 != 0 && zErr && strstr(zErr, "cannot fetch 'o/gone'") &&
                strstr(zErr, "not found"),
            "missing object: %s", zErr ? zErr : "(none)");

@@ -1,5 +1,6 @@
 /*
- * test_ltx.c: unit tests of the LTX codec (storage/ltx*.c, storage/ltx/crc64.c).
+ * test_ltx.c: unit tests of the LTX codec (storage/ltx*.c,
+ * storage/ltx/crc64.c).
  *
  * Proves: the CRC matches Go's crc64.ISO; every reference vector in
  * $LITESTREAM_TESTDATA/ltx decodes to its .db byte for byte with the
@@ -1454,7 +1455,7 @@ done:
 
 /* ---- Merge and expand ---------------------------------------------------- */
 
-#define MPS 1024u /* page size of the merge tests */
+#define MPS  1024u /* page size of the merge tests */
 #define MAXP 8u
 
 struct state {

@@ -3,8 +3,8 @@
  *
  *   - durations, level lists and RFC 3339 timestamps (storage/base/timefmt.c):
  *     what the PRAGMAs and litestream_restore() accept and refuse;
- *   - retention (storage/history/retention.c) over synthetic listings: the newest
- *     snapshot and the newest object of each level stay, L0 goes oldest
+ *   - retention (storage/history/retention.c) over synthetic listings: the
+ * newest snapshot and the newest object of each level stay, L0 goes oldest
  *     first and only under level 1's cover, the cascade below the deleted
  *     snapshots, nothing at all when the replica has a gap, and never
  *     anything the latest restore needs;
@@ -32,10 +32,11 @@ test_durations(void)
     static const struct {
         const char *z;
         int64_t ms; /* 0: must be refused */
-    } c[] = {{"100ms", 100}, {"30s", 30000}, {"5m", 300000},
-             {"1h", 3600000}, {"24h", 86400000}, {"1h30m", 5400000},
-             {"1.5s", 1500}, {" 2d ", 172800000}, {"5", 0}, {"", 0},
-             {"abc", 0}, {"0ms", 0}, {"-1s", 0}, {"1x", 0}, {"101d", 0},
+    } c[] = {{"100ms", 100},  {"30s", 30000},      {"5m", 300000},
+             {"1h", 3600000}, {"24h", 86400000},   {"1h30m", 5400000},
+             {"1.5s", 1500},  {" 2d ", 172800000}, {"5", 0},
+             {"", 0},         {"abc", 0},          {"0ms", 0},
+             {"-1s", 0},      {"1x", 0},           {"101d", 0},
              {"1s 2s", 0}};
     char buf[64];
 
@@ -65,16 +66,17 @@ test_levels(void)
 
     ok(timefmt_parse_levels("50ms, 200ms,1s", ms, &n, &zErr) == SQLITE_OK &&
            n == 3 &&
-           strcmp(timefmt_levels(ms, n, buf, sizeof(buf)), "50ms,200ms,1s")
-               == 0,
+           strcmp(timefmt_levels(ms, n, buf, sizeof(buf)), "50ms,200ms,1s") ==
+               0,
        "levels '50ms, 200ms,1s' -> %s", buf);
-    ok(timefmt_parse_levels("1s,500ms", ms, &n, &zErr) != SQLITE_OK &&
-           zErr && strstr(zErr, "increasing"),
+    ok(timefmt_parse_levels("1s,500ms", ms, &n, &zErr) != SQLITE_OK && zErr &&
+           strstr(zErr, "increasing"),
        "decreasing levels refused: %s", zErr);
     sqlite3_free(zErr);
     zErr = NULL;
     ok(timefmt_parse_levels("1s,2s,3s,4s,5s,6s,7s,8s,9s", ms, &n, &zErr) !=
-           SQLITE_OK, "nine levels refused (level 9 holds snapshots)");
+           SQLITE_OK,
+       "nine levels refused (level 9 holds snapshots)");
     sqlite3_free(zErr);
 }
 
@@ -91,17 +93,19 @@ test_times(void)
              {"2026-11-22 14:01:00.123456789z", 1795356060123LL},
              {"1970-01-01T00:00:00Z", 0},
              {"2024-02-29T00:00:00Z", 1709164800000LL},
-             {"2026-11-22T14:01:00", -1}, {"2026-02-29T00:00:00Z", -1},
-             {"2026-13-01T00:00:00Z", -1}, {"2026-11-22T14:01Z", -1},
-             {"yesterday", -1}, {"2026-11-22T14:01:00.Z", -1}};
+             {"2026-11-22T14:01:00", -1},
+             {"2026-02-29T00:00:00Z", -1},
+             {"2026-13-01T00:00:00Z", -1},
+             {"2026-11-22T14:01Z", -1},
+             {"yesterday", -1},
+             {"2026-11-22T14:01:00.Z", -1}};
     char buf[48];
 
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         int64_t ms = -7;
         int r = timefmt_parse_time(c[i].z, &ms);
         if (c[i].ms >= 0)
-            ok(r && ms == c[i].ms, "time '%s' = %lld", c[i].z,
-               (long long)ms);
+            ok(r && ms == c[i].ms, "time '%s' = %lld", c[i].z, (long long)ms);
         else
             ok(!r, "time '%s' refused", c[i].z);
     }
@@ -143,14 +147,14 @@ test_retention(void)
     /* Listing order: by level, then TXID.  L0 1..12 one a minute; L1 has
      * 1..4, 5..8 (L0 9..12 not yet compacted); snapshots at 5 and 8. */
     ltx_info a[] = {
-        f(0, 1, 1, NOW - 30 * MIN), f(0, 2, 2, NOW - 29 * MIN),
-        f(0, 3, 3, NOW - 28 * MIN), f(0, 4, 4, NOW - 27 * MIN),
-        f(0, 5, 5, NOW - 26 * MIN), f(0, 6, 6, NOW - 25 * MIN),
-        f(0, 7, 7, NOW - 4 * MIN),  f(0, 8, 8, NOW - 3 * MIN),
-        f(0, 9, 9, NOW - 30 * MIN), f(0, 10, 10, NOW - 2 * MIN),
+        f(0, 1, 1, NOW - 30 * MIN),  f(0, 2, 2, NOW - 29 * MIN),
+        f(0, 3, 3, NOW - 28 * MIN),  f(0, 4, 4, NOW - 27 * MIN),
+        f(0, 5, 5, NOW - 26 * MIN),  f(0, 6, 6, NOW - 25 * MIN),
+        f(0, 7, 7, NOW - 4 * MIN),   f(0, 8, 8, NOW - 3 * MIN),
+        f(0, 9, 9, NOW - 30 * MIN),  f(0, 10, 10, NOW - 2 * MIN),
         f(0, 11, 11, NOW - 1 * MIN), f(0, 12, 12, NOW),
-        f(1, 1, 4, NOW - 27 * MIN), f(1, 5, 8, NOW - 3 * MIN),
-        f(9, 1, 5, NOW - 26 * MIN), f(9, 1, 8, NOW - 2 * MIN),
+        f(1, 1, 4, NOW - 27 * MIN),  f(1, 5, 8, NOW - 3 * MIN),
+        f(9, 1, 5, NOW - 26 * MIN),  f(9, 1, 8, NOW - 2 * MIN),
     };
     int na = (int)(sizeof(a) / sizeof(a[0]));
 
@@ -158,8 +162,8 @@ test_retention(void)
     o.snapshot_retention_ms = 10 * MIN;
     rc = retention_plan(a, na, &o, NOW, &del, &n, &zErr);
     ok(rc == SQLITE_OK, "retention plan: %s", zErr ? zErr : "ok");
-    ok(has(del, n, 0, 1, 1) && has(del, n, 0, 6, 6) &&
-           !has(del, n, 0, 7, 7) && !has(del, n, 0, 9, 9),
+    ok(has(del, n, 0, 1, 1) && has(del, n, 0, 6, 6) && !has(del, n, 0, 7, 7) &&
+           !has(del, n, 0, 9, 9),
        "L0 goes oldest first while covered by L1 and older than 5m, and "
        "stops at the first that must stay (no hole)");
     ok(has(del, n, 9, 1, 5) && !has(del, n, 9, 1, 8),
@@ -309,9 +313,9 @@ sim_compact(sim *s, const ls_pitr *o, int64_t now, int *merges)
         cnt = compact_pick_run(s->a, s->n, level, now, &first);
         if (cnt == 0)
             continue;
-        sim_add(s, f(level, s->a[first].min_txid,
-                     s->a[first + cnt - 1].max_txid,
-                     s->a[first + cnt - 1].created_ms));
+        sim_add(s,
+                f(level, s->a[first].min_txid, s->a[first + cnt - 1].max_txid,
+                  s->a[first + cnt - 1].created_ms));
         (*merges)++;
     }
 }
@@ -355,10 +359,12 @@ test_day(void)
          (long long)worst_at % 3600 / 60, after);
     ok(after >= 1 && after <= 12,
        "after a day and its compaction the latest restore reads %d objects "
-       "(at most a dozen)", after);
+       "(at most a dozen)",
+       after);
     ok(worst <= 1 + 23 + 11 + 9 + 30,
        "during the day at most snapshot + 23 L3 + 11 L2 + 9 L1 + 30 L0 "
-       "objects (%d)", worst);
+       "objects (%d)",
+       worst);
     n = 0;
     for (int i = 0; i < s.n; i++)
         n += s.a[i].level == 0;

@@ -51,7 +51,6 @@ is_version(const uint8_t *p, uint32_t ps, uint32_t pgno, uint64_t t)
     return same;
 }
 
-
 /*
  * Stores object (level, min, max) holding pages pgs[0..n) (n == 0: all of
  * 1..commit) at version max, in replica root.
@@ -151,8 +150,8 @@ test_pagecache(void)
 }
 
 static void
-loaded(pm_loaded *o, uint64_t min, uint64_t max, uint32_t ps,
-       uint32_t commit, const uint32_t *pgs, uint32_t n)
+loaded(pm_loaded *o, uint64_t min, uint64_t max, uint32_t ps, uint32_t commit,
+       const uint32_t *pgs, uint32_t n)
 {
     memset(o, 0, sizeof(*o));
     o->info.min_txid = min;

@@ -32,9 +32,9 @@
 #include "test/unit/api_init.h"
 #include "test/unit/membuf.h"
 
-#define PS 4096
+#define PS  4096
 #define NTX 10
-#define T0 1700000000000LL /* creation time of TXID t: T0 + t * 1000 */
+#define T0  1700000000000LL /* creation time of TXID t: T0 + t * 1000 */
 
 /* The database image after each TXID (1..NTX). */
 static struct {
@@ -86,8 +86,8 @@ make_states(void)
 
     snprintf(path, sizeof(path), "%s/source.db", dir);
     sqlite3_open(path, &db);
-    sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=DELETE",
-                 NULL, NULL, NULL);
+    sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=DELETE", NULL,
+                 NULL, NULL);
     for (t = 1; t <= NTX; t++) {
         size_t n = 0;
         char *zErr = NULL;
@@ -101,7 +101,8 @@ make_states(void)
                 *g = 0;
                 char *loop = sqlite3_mprintf(
                     "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 "
-                    "FROM c WHERE i < %d) %s FROM c", cnt, z);
+                    "FROM c WHERE i < %d) %s FROM c",
+                    cnt, z);
                 sqlite3_exec(db, loop, NULL, NULL, NULL);
                 sqlite3_free(loop);
             }
@@ -114,7 +115,6 @@ make_states(void)
 }
 
 /* ---- writing LTX objects --------------------------------------------- */
-
 
 /*
  * Encodes the change from TXID min-1 to TXID max (a snapshot of max when
@@ -183,8 +183,8 @@ file_equals(const char *zPath, int t)
 {
     size_t n = 0;
     uint8_t *p = read_file(zPath, &n);
-    int same = p && n == (size_t)img[t].npages * PS &&
-               memcmp(p, img[t].p, n) == 0;
+    int same =
+        p && n == (size_t)img[t].npages * PS && memcmp(p, img[t].p, n) == 0;
     free(p);
     return same;
 }
@@ -236,8 +236,10 @@ test_plans(void)
 
     backend_open(main_root, &b, NULL);
     rc = restore_plan_make(b, 0, 0, &p, &zErr);
-    ok(rc == SQLITE_OK && p.n == 5 && p.txid == 10, "latest plan: %d files "
-       "to %llu", p.n, (unsigned long long)p.txid);
+    ok(rc == SQLITE_OK && p.n == 5 && p.txid == 10,
+       "latest plan: %d files "
+       "to %llu",
+       p.n, (unsigned long long)p.txid);
     if (rc == SQLITE_OK && p.n == 5)
         ok(p.files[0].level == 9 && p.files[0].max_txid == 4 &&
                p.files[1].level == 1 && p.files[1].max_txid == 5 &&
@@ -248,8 +250,8 @@ test_plans(void)
     restore_plan_free(&p);
 
     rc = restore_plan_make(b, 7, 0, &p, &zErr);
-    ok(rc == SQLITE_OK && p.n == 4 && p.txid == 7 &&
-           p.files[1].level == 1 && p.files[3].min_txid == 7,
+    ok(rc == SQLITE_OK && p.n == 4 && p.txid == 7 && p.files[1].level == 1 &&
+           p.files[3].min_txid == 7,
        "TXID 7 plan: L9 1-4, L1 1-5, L0 6, L0 7");
     restore_plan_free(&p);
 
@@ -496,9 +498,11 @@ test_destination(void)
     fputs("old", f);
     fclose(f);
     rc = run(main_root, mkpath("exists.db"), 0, 0, 0, &zJson, &zErr);
-    snprintf(buf, sizeof(buf), "litestream: restore target '%s' exists; "
+    snprintf(buf, sizeof(buf),
+             "litestream: restore target '%s' exists; "
              "remove it first, or pass 1 as litestream_restore's 4th "
-             "argument (overwrite)", mkpath("exists.db"));
+             "argument (overwrite)",
+             mkpath("exists.db"));
     ok(rc != SQLITE_OK && zErr && !strcmp(zErr, buf), "existing refused: %s",
        zErr);
     sqlite3_free(zErr);
@@ -533,11 +537,11 @@ test_empty_and_bad_urls(void)
 
     mkdir(mkpath("empty"), 0755);
     rc = run(mkpath("empty"), mkpath("e.db"), 0, 0, 0, &zJson, &zErr);
-    snprintf(buf, sizeof(buf), "litestream: replica is empty or does not "
+    snprintf(buf, sizeof(buf),
+             "litestream: replica is empty or does not "
              "exist (no LTX files under '%s'): check the URL",
              mkpath("empty"));
-    ok(rc == SQLITE_NOTFOUND && zErr && !strcmp(zErr, buf), "empty: %s",
-       zErr);
+    ok(rc == SQLITE_NOTFOUND && zErr && !strcmp(zErr, buf), "empty: %s", zErr);
     sqlite3_free(zErr);
 
     snprintf(buf, sizeof(buf), "file://%s", mkpath("missing"));
@@ -587,11 +591,13 @@ test_nochecksum_and_big(void)
     size_t n = 0;
     snprintf(path, sizeof(path), "%s/big-source.db", dir);
     sqlite3_open(path, &db);
-    sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=DELETE;"
+    sqlite3_exec(db,
+                 "PRAGMA page_size=4096; PRAGMA journal_mode=DELETE;"
                  "CREATE TABLE b(v);"
                  "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM "
                  "c WHERE i < 2500) INSERT INTO b SELECT randomblob(3500) "
-                 "FROM c", NULL, NULL, NULL);
+                 "FROM c",
+                 NULL, NULL, NULL);
     sqlite3_close(db);
     free(img[1].p);
     img[1].p = read_file(path, &n);
@@ -627,9 +633,11 @@ test_wal_mode(void)
 
     snprintf(path, sizeof(path), "%s/wal-source.db", dir);
     sqlite3_open(path, &db);
-    sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
+    sqlite3_exec(db,
+                 "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
                  "CREATE TABLE w(v); INSERT INTO w VALUES (randomblob(9000));"
-                 "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+                 "PRAGMA wal_checkpoint(TRUNCATE)",
+                 NULL, NULL, NULL);
     free(img[1].p);
     img[1].p = read_file(path, &n);
     img[1].npages = (uint32_t)(n / PS);
@@ -641,8 +649,8 @@ test_wal_mode(void)
         rc = run(root, mkpath("wal.db"), 0, 0, 0, &zJson, &zErr);
     ok(rc == SQLITE_OK && file_equals(mkpath("wal.db"), 1),
        "WAL-mode database restores byte-exact %s", zErr ? zErr : "");
-    ok(!exists(mkpath("wal.db.tmp-wal")) && !exists(mkpath("wal.db.tmp-shm"))
-           && !exists(mkpath("wal.db-wal")) && !exists(mkpath("wal.db-shm")),
+    ok(!exists(mkpath("wal.db.tmp-wal")) && !exists(mkpath("wal.db.tmp-shm")) &&
+           !exists(mkpath("wal.db-wal")) && !exists(mkpath("wal.db-shm")),
        "the check leaves no -wal or -shm behind");
     sqlite3_free(zJson);
     sqlite3_free(zErr);

@@ -37,8 +37,8 @@ static const valid_case valid[] = {
     {"s3://bucket/db", "s3", 0, 0, "bucket", 0, "db", 0},
     {"s3://bucket", "s3", 0, 0, "bucket", 0, "", 0},
     {"s3://bucket/", "s3", 0, 0, "bucket", 0, "", 0},
-    {"s3://my-bucket/a/b/?region=us-east-1", "s3", 0, 0, "my-bucket", 0,
-     "a/b", 0},
+    {"s3://my-bucket/a/b/?region=us-east-1", "s3", 0, 0, "my-bucket", 0, "a/b",
+     0},
     {"S3://bucket.s3.us-west-2.amazonaws.com/db", "s3", 0, 0,
      "bucket.s3.us-west-2.amazonaws.com", 0, "db", 0},
     {"s3://bucket.localhost:9000/db", "s3", 0, 0, "bucket.localhost", 9000,
@@ -47,16 +47,16 @@ static const valid_case valid[] = {
     {"abs://container@account/db", "abs", 0, 0, "container@account", 0, "db",
      0},
     {"abs://container/db", "abs", 0, 0, "container", 0, "db", 0},
-    {"sftp://alice@example.com/backups/db", "sftp", "alice", 0,
-     "example.com", 0, "backups/db", 0},
+    {"sftp://alice@example.com/backups/db", "sftp", "alice", 0, "example.com",
+     0, "backups/db", 0},
     {"sftp://alice:s3cr%40t@10.0.0.1:2222/db", "sftp", "alice", "s3cr@t",
      "10.0.0.1", 2222, "db", "sftp://alice:REDACTED@10.0.0.1:2222/db"},
     {"sftp://[::1]:22/db", "sftp", 0, 0, "::1", 22, "db", 0},
     {"sftp://bob@[fe80::1]/x", "sftp", "bob", 0, "fe80::1", 0, "x", 0},
     {"webdav://127.0.0.1:8080/dav/db", "webdav", 0, 0, "127.0.0.1", 8080,
      "dav/db", 0},
-    {"webdavs://u:p@dav.example.org/db", "webdavs", "u", "p",
-     "dav.example.org", 0, "db", "webdavs://u:REDACTED@dav.example.org/db"},
+    {"webdavs://u:p@dav.example.org/db", "webdavs", "u", "p", "dav.example.org",
+     0, "db", "webdavs://u:REDACTED@dav.example.org/db"},
     {"webdav://host:65535/", "webdav", 0, 0, "host", 65535, "", 0},
     {"webdav://host:1", "webdav", 0, 0, "host", 1, "", 0},
 };
@@ -236,8 +236,8 @@ static void
 test_redaction(void)
 {
     static const char *const secrets[] = {
-        "hunter2", "AKIAsecret", "tok123", "sigvalue", "sasvalue",
-        "acctkey", "passw0rd", "ssecust",
+        "hunter2",  "AKIAsecret", "tok123",   "sigvalue",
+        "sasvalue", "acctkey",    "passw0rd", "ssecust",
     };
     const char *zUrl =
         "sftp://me:hunter2@host:22/p?key=%2Fhome%2Fme%2Fid&"
@@ -292,8 +292,8 @@ test_redaction(void)
     sqlite3_free(z);
 
     ok(url_param_is_secret("AccountKey") && url_param_is_secret("key") &&
-           url_param_is_secret("sas_token") &&
-           !url_param_is_secret("key_id") && !url_param_is_secret("region") &&
+           url_param_is_secret("sas_token") && !url_param_is_secret("key_id") &&
+           !url_param_is_secret("region") &&
            !url_param_is_secret("sign_payload"),
        "secret parameter names");
 }
@@ -308,8 +308,7 @@ test_long_key(void)
     zKey[250] = 0;
     snprintf(zUrl, sizeof(zUrl), "s3://b/p?%s=v", zKey);
     ok(url_parse(zUrl, &u, NULL) == SQLITE_OK && url_param(u, zKey) &&
-           !strcmp(url_param(u, zKey), "v") &&
-           strstr(u->redacted, "=REDACTED"),
+           !strcmp(url_param(u, zKey), "v") && strstr(u->redacted, "=REDACTED"),
        "a 250-character parameter name is found (and hidden)");
     url_free(u);
 }

@@ -1,5 +1,6 @@
 /*
- * test_xml.c: the XML reader for object-store responses (storage/backend/xml.c).
+ * test_xml.c: the XML reader for object-store responses
+ * (storage/backend/xml.c).
  *
  * What a user relies on: the answers of AWS S3, s3rver, Azure Blob Storage
  * and WebDAV servers are read into the right names and texts whatever
