@@ -21,7 +21,7 @@
  * Threads: no global state; a decoder must be used by one thread at a
  * time.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

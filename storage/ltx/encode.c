@@ -18,7 +18,7 @@
  * Threads: no global state; an encoder must be used by one thread at a
  * time.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  *
  * Threads: pure functions over their arguments, no state; any thread.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>

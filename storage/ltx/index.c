@@ -15,7 +15,7 @@
  *
  * Threads: no state; any thread.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdlib.h>
 
 #include "storage/ltx/ltx.h"

@@ -20,7 +20,7 @@
  *
  * Threads: none of its own; runs on the caller's thread.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
