@@ -17,12 +17,12 @@ deps-test:
 	@bash scripts/deps.sh test
 
 build: deps-build
-	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) -Dwerror=true >/dev/null
+	@bash scripts/configure.sh $(BUILD) -Dwerror=true
 	@ninja -C $(BUILD) >/dev/null
 
 asan: deps-test
-	@test -f $(ASAN)/build.ninja || CC=clang meson setup $(ASAN) \
-	    -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
+	@CC=clang bash scripts/configure.sh $(ASAN) \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
 	@ninja -C $(ASAN) >/dev/null
 
 demo: build
