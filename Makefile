@@ -48,6 +48,18 @@ fuzz: asan
 clean:
 	rm -rf $(BUILD) $(ASAN)
 
+# The model checker for SECONDS (default 1800) on a local-directory replica,
+# then on S3; prints operations, kills and comparisons (test/model/model.py).
+SECONDS ?= 1800
+.PHONY: soak
+soak: deps-test build
+	@for b in file s3; do \
+	    LITESTREAM_SO=$(CURDIR)/$(BUILD)/litestream.so \
+	    LITESTREAM_SRCDIR=$(CURDIR) LITESTREAM_TEST_BACKEND=$$b \
+	    PYTHONPATH=$(CURDIR)/test/vfs:$(CURDIR)/test/servers \
+	    /usr/bin/python3 test/model/model.py --seconds $(SECONDS) || exit 1; \
+	done
+
 # The benchmark against plain SQLite and the Litestream v0.3.13 daemon
 # (docs/benchmarks.md); BENCH_QUICK=1 for a smoke run.
 .PHONY: bench
