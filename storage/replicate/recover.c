@@ -1,15 +1,18 @@
 /*
- * storage/replicate/recover.c: the recovery path of the uploader (see
- * replicator_int.h): TXIDs a process captured but never spooled (it died)
- * are re-read from the WAL, or covered by a full image; a captured position
- * left behind by a writer that died is re-captured under the write lock.
+ * storage/replicate/recover.c: the recovery path of the uploader
+ * (recover.h): TXIDs a process captured but never spooled (it died) are
+ * re-read from the WAL, or judged to need a full image (the caller uploads
+ * it); a captured position left behind by a writer that died is
+ * re-captured under the write lock.
  *
  * Replicator thread only.
  */
-#include "storage/local/image.h"
+#include "storage/replicate/recover.h"
+
 #include "storage/base/mem.h"
-#include "storage/replicate/replicator_int.h"
+#include "storage/local/image.h"
 #include "storage/local/wal.h"
+#include "storage/replicate/spool_txn.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -129,7 +132,7 @@ rep_recapture_if_stale(replicator *r)
 {
     pin p;
     char *zErr = NULL;
-    int64_t t = rep_now_ms();
+    int64_t t = clock_now_ms();
     if (!r->opts.xRecapture)
         return;
     if (!r->full_busy_since_ms) {
@@ -150,31 +153,10 @@ rep_recapture_if_stale(replicator *r)
     sqlite3_free(zErr);
 }
 
-/*
- * Captured TXIDs after `to` that no spool holds yet: normally some
- * process's queue, spooled within a tick.  If they stay missing past a grace
- * period their process died: recover them from the WAL, else take a full
- * image.
- */
-int
-rep_fill_gap(replicator *r, uint64_t to)
+/* Where TXID `to` ended in the WAL, or a zero position if unknown. */
+static wal_pos
+end_of(replicator *r, uint64_t to)
 {
-    ls_cap cap;
-    int queued;
-    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= to) {
-        r->gap_since_ms = 0;
-        return SQLITE_OK;
-    }
-    pthread_mutex_lock(&r->mu);
-    queued = r->head != NULL;
-    pthread_mutex_unlock(&r->mu);
-    int64_t t = rep_now_ms();
-    if (queued || !r->gap_since_ms) {
-        r->gap_since_ms = queued ? 0 : t;
-        return SQLITE_OK;
-    }
-    if (t - r->gap_since_ms < GAP_GRACE_MS)
-        return SQLITE_OK;
     wal_pos pos = {0};
     spool_txn rec;
     if (to == sidecar_replicated(r->sc) && r->rep_pos.frame)
@@ -183,13 +165,39 @@ rep_fill_gap(replicator *r, uint64_t to)
         pos = rec.pos;
         spool_txn_free(&rec);
     }
+    return pos;
+}
+
+int
+rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict)
+{
+    ls_cap cap;
+    int queued;
+
+    *verdict = REP_GAP_NONE;
+    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= to) {
+        r->gap_since_ms = 0;
+        return SQLITE_OK;
+    }
+    pthread_mutex_lock(&r->mu);
+    queued = r->head != NULL;
+    pthread_mutex_unlock(&r->mu);
+    int64_t t = clock_now_ms();
+    if (queued || !r->gap_since_ms) {
+        r->gap_since_ms = queued ? 0 : t;
+        return SQLITE_OK;
+    }
+    if (t - r->gap_since_ms < GAP_GRACE_MS)
+        return SQLITE_OK;
+    wal_pos pos = end_of(r, to);
     int rc = recover_from_wal(r, to, &pos);
     if (rc == SQLITE_NOTFOUND) {
-        rc = rep_upload_full(r);
-        if (rc == SQLITE_BUSY)
-            rep_recapture_if_stale(r);
+        *verdict = REP_GAP_IMAGE;
+        return SQLITE_OK;
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         r->gap_since_ms = 0;
+        *verdict = REP_GAP_RECOVERED;
+    }
     return rc;
 }

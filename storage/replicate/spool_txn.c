@@ -1,15 +1,16 @@
 /*
- * storage/replicate/spool_txn.c: turning a captured transaction into one spool
- * record (rep_spool_txn, replicator_int.h): the newest copy of each page,
+ * storage/replicate/spool_txn.c: turning a captured transaction into one
+ * spool record (spool_txn.h): the newest copy of each page,
  * straight from the queued WAL frames, or streamed from the WAL for a
  * transaction queued by reference.
  *
  * Replicator thread only (and the application thread during
  * replicator_close(), after the thread has stopped).
  */
-#include "storage/local/image.h"
+#include "storage/replicate/spool_txn.h"
+
 #include "storage/base/mem.h"
-#include "storage/replicate/replicator_int.h"
+#include "storage/local/image.h"
 #include "storage/local/wal.h"
 
 #include <stdio.h>
