@@ -155,101 +155,126 @@ pre_apply_of(replicator *r, uint64_t from)
     return LTX_CHECKSUM_FLAG; /* unknown: restores still verify the end */
 }
 
-int
-rep_upload_full(replicator *r)
-{
-    int rc;
-    image *im = NULL;
-    uint64_t txid = 0;
-    uint32_t commit = 0, ps = 0;
-    char *zErr = NULL;
-    ltx_encoder *enc = NULL;
-    outbuf m = {.r = r, .fd = -1};
-    uint8_t *page = NULL;
-    uint64_t *nc = NULL; /* the image's per-page checksums */
-    uint64_t from = sidecar_replicated(r->sc) + 1;
-    int64_t ts = clock_now_ms();
+/* A full image being encoded: the pinned image and its geometry. */
+typedef struct full_image {
+    image *im;
+    uint64_t from, txid; /* the TXIDs the object covers */
+    uint32_t commit, ps;
+    int64_t ts;
+    uint64_t *nc; /* the image's per-page checksums, 1..commit */
+    uint64_t sum; /* their database checksum */
+} full_image;
 
-    rc =
-        image_open(r->zDbPath, r->zVfs, r->sc, &im, &txid, &commit, &ps, &zErr);
-    if (rc != SQLITE_OK)
+/*
+ * Encodes every page of the image (but the lock page) into m, computing
+ * the per-page checksums and their sum.  The image's checksums go to a
+ * table of their own, adopted only once the replica acknowledged the
+ * object: a failed attempt leaves the current table (and the pre-apply
+ * checksum it gives) untouched.  SQLITE_OK, SQLITE_BUSY (written to
+ * meanwhile: take it again), or an error with *pzErr.
+ */
+static int
+encode_image(replicator *r, full_image *f, outbuf *m, char **pzErr)
+{
+    ltx_encoder *enc = NULL;
+    uint8_t *page = ls_malloc(f->ps);
+    int rc = SQLITE_NOMEM;
+
+    f->nc = sqlite3_malloc64(((uint64_t)f->commit + 1) * 8);
+    if (!page || !f->nc)
         goto out;
-    const ls_cap *ic = image_cap(im);
-    wal_pos pos = {ic->salt1, ic->salt2, ic->frame, ic->cksum1, ic->cksum2};
-    if (txid < from) {
-        rc = SQLITE_BUSY; /* nothing captured beyond the replica yet */
-        goto out;
-    }
-    page = ls_malloc(ps);
-    /* The image's checksums go to a table of their own, adopted only once
-     * the replica acknowledged the object: a failed attempt leaves the
-     * current table (and the pre-apply checksum it gives) untouched. */
-    nc = sqlite3_malloc64(((uint64_t)commit + 1) * 8);
-    if (!page || !nc) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
-    memset(nc, 0, ((size_t)commit + 1) * 8);
+    memset(f->nc, 0, ((size_t)f->commit + 1) * 8);
     ltx_header h = {.flags = 0,
-                    .page_size = ps,
-                    .commit = commit,
-                    .min_txid = from,
-                    .max_txid = txid,
-                    .timestamp = ts,
-                    .pre_apply = pre_apply_of(r, from)};
-    rc = ltx_encoder_open(&h, outbuf_write, &m, &enc);
+                    .page_size = f->ps,
+                    .commit = f->commit,
+                    .min_txid = f->from,
+                    .max_txid = f->txid,
+                    .timestamp = f->ts,
+                    .pre_apply = pre_apply_of(r, f->from)};
+    rc = ltx_encoder_open(&h, outbuf_write, m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
-    uint32_t lock = ltx_lock_pgno(ps);
-    uint64_t sum = LTX_CHECKSUM_FLAG;
-    for (uint32_t p = 1; p <= commit; p++) {
+    uint32_t lock = ltx_lock_pgno(f->ps);
+    f->sum = LTX_CHECKSUM_FLAG;
+    for (uint32_t p = 1; p <= f->commit; p++) {
         if (p == lock)
             continue;
-        rc = image_page(im, p, page);
+        rc = image_page(f->im, p, page);
         if (rc != SQLITE_OK) {
-            zErr = sqlite3_mprintf("litestream: cannot read page %u of "
-                                   "'%s' for a full image",
-                                   p, r->zDbPath);
+            *pzErr = sqlite3_mprintf("litestream: cannot read page %u of "
+                                     "'%s' for a full image",
+                                     p, r->zDbPath);
             goto out;
         }
         rc = ltx_encoder_page(enc, p, page);
         if (rc != SQLITE_OK)
             goto enc_err;
-        nc[p] = ltx_page_checksum(p, page, ps);
-        sum = ltx_checksum_fold(sum, nc[p]);
+        f->nc[p] = ltx_page_checksum(p, page, f->ps);
+        f->sum = ltx_checksum_fold(f->sum, f->nc[p]);
     }
-    rc = image_done(im);
+    rc = image_done(f->im);
     if (rc != SQLITE_OK)
         goto out; /* written to meanwhile: take it again */
-    rc = ltx_encoder_finish(enc, sum, NULL);
-    if (rc != SQLITE_OK)
-        goto enc_err;
-    image_close(im);
-    im = NULL;
-    rc = put_object(r, from, txid, &m, ts);
-    if (rc == SQLITE_OK) {
-        sqlite3_free(r->ck.c);
-        r->ck.c = nc;
-        nc = NULL;
-        r->ck.cap = commit;
-        r->ck.commit = commit;
-        r->ck.sum = sum;
-        r->ck.valid = 1;
-        r->need_full = 0;
-        uploaded(r, txid, 1, NULL, 0, &pos);
-    }
-    goto out;
+    rc = ltx_encoder_finish(enc, f->sum, NULL);
+    if (rc == SQLITE_OK)
+        goto out;
 enc_err:
-    zErr = sqlite3_mprintf("litestream: encoding a full image failed: %s",
-                           enc ? ltx_encoder_errmsg(enc) : "out of memory");
+    *pzErr = sqlite3_mprintf("litestream: encoding a full image failed: %s",
+                             enc ? ltx_encoder_errmsg(enc) : "out of memory");
+out:
+    ltx_encoder_free(enc);
+    ls_free(page);
+    return rc;
+}
+
+/* After the replica acknowledged a full image: its checksums become the
+ * table, the position advances. */
+static void
+adopt_image(replicator *r, full_image *f, const wal_pos *pos)
+{
+    sqlite3_free(r->ck.c);
+    r->ck.c = f->nc;
+    f->nc = NULL;
+    r->ck.cap = f->commit;
+    r->ck.commit = f->commit;
+    r->ck.sum = f->sum;
+    r->ck.valid = 1;
+    r->need_full = 0;
+    uploaded(r, f->txid, 1, NULL, 0, pos);
+}
+
+int
+rep_upload_full(replicator *r)
+{
+    full_image f = {.from = sidecar_replicated(r->sc) + 1,
+                    .ts = clock_now_ms()};
+    outbuf m = {.r = r, .fd = -1};
+    char *zErr = NULL;
+
+    int rc = image_open(r->zDbPath, r->zVfs, r->sc, &f.im, &f.txid, &f.commit,
+                        &f.ps, &zErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    const ls_cap *ic = image_cap(f.im);
+    wal_pos pos = {ic->salt1, ic->salt2, ic->frame, ic->cksum1, ic->cksum2};
+    if (f.txid < f.from) {
+        rc = SQLITE_BUSY; /* nothing captured beyond the replica yet */
+        goto out;
+    }
+    rc = encode_image(r, &f, &m, &zErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    image_close(f.im);
+    f.im = NULL;
+    rc = put_object(r, f.from, f.txid, &m, f.ts);
+    if (rc == SQLITE_OK)
+        adopt_image(r, &f, &pos);
 out:
     if (zErr)
         rep_set_error(r, zErr);
-    image_close(im);
-    ltx_encoder_free(enc);
+    image_close(f.im);
     outbuf_free(&m);
-    ls_free(page);
-    sqlite3_free(nc);
+    sqlite3_free(f.nc);
     return rc;
 }
 
