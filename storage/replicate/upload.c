@@ -2,6 +2,13 @@
  * storage/replicate/upload.c: building and uploading L0 LTX objects (the
  * ship-lock holder's half of the replicator; upload.h).
  *
+ * An incremental upload is a run of named steps: batch_read() (the spooled
+ * records, newest copy of each page; batch.c), batch_sort(),
+ * batch_applies() (known checksums, no missing page), encode_batch() (the
+ * LTX object, the checksum chain from chain_start()), put_object(),
+ * commit_batch() (checksum table, position, spool).  A full image:
+ * image_open(), encode_image(), put_object(), adopt_image().
+ *
  * Invariants:
  *   1. An object covers TXIDs replicated+1 .. to, all present in the spool
  *      or superseded by a full image, so the replica never has a gap.
