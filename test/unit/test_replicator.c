@@ -5,12 +5,14 @@
  * it; replicator_persist() makes the queue durable in the spool; a sync
  * that cannot be satisfied times out with SQLITE_BUSY and says why;
  * before a WAL reset nothing waits when only copies are queued; the
- * settings round-trip, the PITR ones through the compactor.  Over a file://
+ * settings round-trip, the PITR ones through the compactor; a big queue
+ * wakes the thread at once; close uploads within its grace.  Over a file://
  * replica (replicator_open opens the backend from the URL).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "storage/local/wal.h"
 #include "storage/replicate/replicator.h"
@@ -97,6 +99,7 @@ main(void)
     replicator_set_spool_limit(r, 12345);
     ok(replicator_interval(r) == 250 && replicator_spool_limit(r) == 12345,
        "interval and spool limit round-trip");
+    replicator_set_spool_limit(r, 0); /* the default again */
     ls_pitr p = o.pitr, q;
     p.levels[0] = 10000;
     p.l0_retention_ms = PITR_OFF;
@@ -105,9 +108,22 @@ main(void)
     ok(q.levels[0] == 10000 && q.l0_retention_ms == PITR_OFF,
        "PITR settings reach the compactor and come back");
 
-    replicator_enqueue(r, txn(3, 0, 1, 3, 3));
-    replicator_close(r, 10000);
+    /* A big queue wakes the thread and uploads at once, whatever the
+     * interval: after this sync the next upload is an hour away. */
+    replicator_set_interval(r, 3600000);
+    replicator_sync(r, 2, 10000, &rep, NULL);
+    uint32_t big = (16u << 20) / (PS + WAL_FRAME_HDR_SIZE) + 1;
+    replicator_enqueue(r, txn(3, 0, 1, big, 3));
+    for (int i = 0; i < 1000 && sidecar_replicated(sc) < 3; i++) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     ok(sidecar_replicated(sc) == 3,
+       "a 16 MiB queue is uploaded at once, not at the next interval");
+
+    replicator_enqueue(r, txn(4, 0, 1, 3, 4));
+    replicator_close(r, 10000);
+    ok(sidecar_replicated(sc) == 4,
        "close: what this process captured is uploaded within the grace");
     sidecar_close(sc);
     rt_rmrf(zDir);
