@@ -5,7 +5,8 @@
  * the previous post-apply, post-apply = the checksum of the resulting
  * database, pages truncated away folded out); a failed put changes
  * nothing and is retried; a gap in a growing database asks for a full
- * image instead of uploading; the full image of a real database covers
+ * image instead of uploading; a replica ahead of the sidecar makes TXIDs
+ * continue above it; the full image of a real database covers
  * replicated+1 .. the captured TXID with exactly the database's pages.
  */
 #include <fcntl.h>
@@ -123,6 +124,44 @@ test_incremental(void)
     sqlite3_free(zDb);
 }
 
+/*
+ * Another database's history already in the replica (a restored database,
+ * a lost sidecar): the first upload learns the replica's newest TXID and
+ * post-apply checksum, continues above it, and asks for a full image.
+ */
+static void
+test_replica_ahead(void)
+{
+    mem_store *s = mem_store_new();
+    char *zA = sqlite3_mprintf("%s/a.db", zDir);
+    char *zB = sqlite3_mprintf("%s/b.db", zDir);
+    replicator *a = rt_replicator(zA, membackend_open(s));
+    static const uint32_t img[] = {1, 2, 3};
+    static uint8_t db[8][PS];
+    ltx_header h;
+    ltx_trailer tr;
+
+    write_txn(a, 1, SPOOL_F_FULL | SPOOL_F_IMAGE, 3, img, 3, 1);
+    write_txn(a, 2, 0, 3, img + 1, 1, 2);
+    rep_upload_once(a);
+    ok(fetch(s, a, 1, 2, db[0], &h, &tr), "replica holds 1-2");
+
+    replicator *b = rt_replicator(zB, membackend_open(s));
+    int rc = rep_upload_once(b);
+    ok(rc == SQLITE_OK && sidecar_replicated(b->sc) == 2 &&
+           sidecar_txid_floor(b->sc) == 2,
+       "a replica ahead: TXIDs continue above its newest (2)");
+    ok(b->need_full && !b->ck.valid && b->pre_known &&
+           b->ck.sum == tr.post_apply,
+       "a full image next, its pre-apply read from the newest trailer");
+    ok(mem_store_count(s) == 1, "nothing uploaded without an image");
+    rt_replicator_free(b);
+    rt_replicator_free(a);
+    mem_store_free(s);
+    sqlite3_free(zA);
+    sqlite3_free(zB);
+}
+
 /* A real database in WAL mode, checkpointed (empty WAL), kept open. */
 static sqlite3 *
 make_db(const char *zDb)
@@ -197,6 +236,7 @@ main(void)
     rt_init();
     zDir = rt_tmpdir();
     test_incremental();
+    test_replica_ahead();
     test_full_image();
     rt_rmrf(zDir);
     free(zDir);
