@@ -54,6 +54,21 @@ txn_free(rep_txn *t)
 
 /* ---- spooling (records are built in spool_txn.c) ---------------------- */
 
+/* Puts back at the front of the queue, in order, what was not spooled. */
+static void
+requeue(replicator *r, rep_txn *list)
+{
+    pthread_mutex_lock(&r->mu);
+    rep_txn *tail = list;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = r->head;
+    if (!r->head)
+        r->tail = tail;
+    r->head = list;
+    pthread_mutex_unlock(&r->mu);
+}
+
 /*
  * Spools everything queued.  On failure the unspooled transactions go back
  * to the front of the queue, so nothing is lost while the disk is full.
@@ -113,18 +128,8 @@ spool_queue(replicator *r, int force_sync)
         zErr = sqlite3_mprintf("litestream: cannot sync the spool: %s",
                                strerror(errno));
     }
-    if (list) {
-        /* Put back what could not be spooled, in order. */
-        pthread_mutex_lock(&r->mu);
-        rep_txn *tail = list;
-        while (tail->next)
-            tail = tail->next;
-        tail->next = r->head;
-        if (!r->head)
-            r->tail = tail;
-        r->head = list;
-        pthread_mutex_unlock(&r->mu);
-    }
+    if (list)
+        requeue(r, list);
     if (rc == SQLITE_OK && last)
         sidecar_set_spooled(r->sc, last);
     if (full != was_full) {

@@ -461,6 +461,34 @@ out:
 }
 
 /*
+ * The next object's pre-apply checksum is the newest object's post-apply
+ * checksum: read it from that object's trailer into r->ck.sum, and set
+ * r->pre_known.  A trailer without the checksum flag is not a checksum (a
+ * torn object on a store without atomic puts): unknown.  Nothing changes
+ * when the trailer cannot be read.
+ */
+static void
+read_post_apply(replicator *r, const ltx_info *f)
+{
+    char key[256];
+    uint8_t *tr = NULL;
+    size_t ntr = 0;
+    if (layout_key(r->be, f->level, f->min_txid, f->max_txid, key,
+                   sizeof(key)) == SQLITE_OK &&
+        r->be->vt->get(r->be, key, f->size - LTX_TRAILER_SIZE, LTX_TRAILER_SIZE,
+                       &tr, &ntr) == SQLITE_OK &&
+        ntr == LTX_TRAILER_SIZE) {
+        uint64_t post = 0;
+        for (int i = 0; i < 8; i++)
+            post = (post << 8) | tr[i];
+        r->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
+        if (r->pre_known)
+            r->ck.sum = post;
+    }
+    sqlite3_free(tr);
+}
+
+/*
  * First upload of this process: learn where the replica is.  A replica
  * ahead of our position (restored database, lost sidecar, another writer)
  * makes TXIDs continue above it, starting with a full image.
@@ -490,28 +518,8 @@ check_replica(replicator *r)
         cktab_load(&r->ck, rep);
     if (max != rep)
         r->ck.valid = 0; /* the saved table is for another TXID */
-    if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE) {
-        /* The next object's pre-apply checksum is the newest object's
-         * post-apply checksum: read it from its trailer. */
-        char key[256];
-        uint8_t *tr = NULL;
-        size_t ntr = 0;
-        if (layout_key(r->be, files[last].level, files[last].min_txid,
-                       files[last].max_txid, key, sizeof(key)) == SQLITE_OK &&
-            r->be->vt->get(r->be, key, files[last].size - LTX_TRAILER_SIZE,
-                           LTX_TRAILER_SIZE, &tr, &ntr) == SQLITE_OK &&
-            ntr == LTX_TRAILER_SIZE) {
-            uint64_t post = 0;
-            for (int i = 0; i < 8; i++)
-                post = (post << 8) | tr[i];
-            /* A trailer without the checksum flag is not a checksum (a
-             * torn object on a store without atomic puts): unknown. */
-            r->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
-            if (r->pre_known)
-                r->ck.sum = post;
-        }
-        sqlite3_free(tr);
-    }
+    if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
+        read_post_apply(r, &files[last]);
     sqlite3_free(files); /* ltx_info holds no pointers */
     if (max != rep || !r->ck.valid) {
         /* Unknown history or unknown checksums: continue above the
