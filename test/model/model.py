@@ -359,6 +359,21 @@ class Supervisor:
         t = js["txid"]
         return int(t, 16) if isinstance(t, str) else t
 
+    def kill_all(self):
+        """Every worker SIGKILLed at once: the check that follows syncs
+        from a fresh process, with the last transactions only in the WAL
+        (litestream_sync() after a crash)."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                self.kills += 1
+            p.wait()
+
+    def respawn_dead(self):
+        for i, p in list(self.procs.items()):
+            if p.poll() is not None:
+                self.spawn(i)
+
     def restore(self, con, out, target=None):
         if os.path.exists(out):
             os.remove(out)
@@ -369,17 +384,18 @@ class Supervisor:
         o.close()
         return js, ic, dump_hash(out)
 
-    def stop_the_world_check(self, final=False):
+    def stop_the_world_check(self, final=False, killed=False):
         """Syncs with every worker between operations, restores, compares."""
         self.gate.exclusive()
         con = None
+        t0 = time.monotonic()
         try:
             con = sqlite3.connect(self.db, isolation_level=None)
             con.execute("PRAGMA wal_autocheckpoint = 0")
             h = dump_hash(self.db)
-            t0 = time.monotonic()
+            t1 = time.monotonic()
             n = con.execute("SELECT litestream_sync(60000)").fetchone()[0]
-            secs = time.monotonic() - t0
+            secs = time.monotonic() - t1
             out = os.path.join(self.d, "check.db")
             js, ic, got = self.restore(con, out)
             self.checks += 1
@@ -395,7 +411,9 @@ class Supervisor:
             if self.history and self.rnd.random() < 0.3:
                 self.check_past(con, self.rnd.choice(self.history))
         except Exception as e:
-            self.check(False, f"check {self.checks}: {type(e).__name__}: {e}")
+            self.check(False, f"check {self.checks}: {type(e).__name__}: {e}"
+                              f" (after {time.monotonic() - t0:.1f} s"
+                              f"{', all workers killed' if killed else ''})")
         finally:
             if con:
                 con.close()
@@ -434,7 +452,11 @@ class Supervisor:
             if self.rnd.random() < 0.6:
                 self.kill_one()
             if time.monotonic() >= next_check:
-                self.stop_the_world_check()
+                killed = self.rnd.random() < 0.25
+                if killed:
+                    self.kill_all()  # the whole application dies
+                self.stop_the_world_check(killed=killed)
+                self.respawn_dead()
                 next_check = time.monotonic() + self.rnd.uniform(1, 4)
         for p in self.procs.values():
             p.send_signal(signal.SIGKILL)
