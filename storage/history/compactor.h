@@ -1,7 +1,7 @@
 /*
  * storage/history/compactor.h: the compaction thread of a replicator
- * (LTX.md 2.2, 2.3): L0 -> L1 -> ... -> Ln merges and level-9 snapshots, each
- * at wall-clock multiples of its interval, and retention.
+ * (docs/ltx-format.md 2.2, 2.3): L0 -> L1 -> ... -> Ln merges and level-9
+ * snapshots, each at wall-clock multiples of its interval, and retention.
  *
  * It runs beside the replicator thread, with a backend handle of its own,
  * and works only while this process holds the ship lock (the env's

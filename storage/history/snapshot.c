@@ -1,6 +1,6 @@
 /*
  * storage/history/snapshot.c: level-9 snapshots of the live database (levels.h,
- * LTX.md 2.2).
+ * docs/ltx-format.md 2.2).
  *
  * The image is read through a private read transaction (storage/local/image.c)
  * pinned at the captured position, so it is exactly one TXID's database and

@@ -1,6 +1,6 @@
 /*
  * storage/local/spool.h: the spool, an append-only log of captured transactions
- * in `<sidecar>/spool/` (DESIGN.md section 5).
+ * in `<sidecar>/spool/` (docs/architecture.md 4.3).
  *
  * Each process appends only to segments it created (named
  * `<first txid 16hex>-<pid>-<n>.seg`), so appends need no cross-process

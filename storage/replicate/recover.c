@@ -21,7 +21,7 @@
 #define RECOVER_MAX_BYTES (256ull << 20)
 
 /*
- * The recovery path (DESIGN.md section 4): re-reads from the WAL the TXIDs
+ * The recovery path (docs/architecture.md 2.9): re-reads from the WAL the TXIDs
  * after+1 .. captured that some process captured but never spooled (it
  * died), starting where `after` ended (`pos`), validating salts and the
  * checksum chain, and spools them.  SQLITE_NOTFOUND when the WAL no longer

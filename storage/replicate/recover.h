@@ -1,8 +1,8 @@
 /*
- * storage/replicate/recover.h: the recovery path of the uploader (DESIGN.md
- * section 4): TXIDs some process captured but never spooled (it died), and
- * a captured position left behind by a writer that died.  Recovery decides
- * and re-reads; it never uploads: its caller (upload.c) acts on the
+ * storage/replicate/recover.h: the recovery path of the uploader
+ * (docs/architecture.md 2.9): TXIDs some process captured but never spooled (it
+ * died), and a captured position left behind by a writer that died.  Recovery
+ * decides and re-reads; it never uploads: its caller (upload.c) acts on the
  * verdict.  Replicator thread only.
  */
 #ifndef LITESTREAM_RECOVER_H

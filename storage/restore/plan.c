@@ -1,5 +1,5 @@
 /*
- * storage/restore/plan.c: the restore plan (restore.h, LTX.md 2.4).
+ * storage/restore/plan.c: the restore plan (restore.h, docs/ltx-format.md 2.4).
  *
  * Works on one listing of all levels (layout_list_all), so a plan is
  * computed from a single consistent view and costs ten LIST calls.  When
