@@ -5,12 +5,21 @@
  * image_open() to image_close(); every page is read from the WAL frame the
  * map names (validated salts) or from the database file.  Replicator
  * thread only.
+ *
+ * fork(): SQLite's unix VFS keeps the locks of every connection of the
+ * process in memory that a child inherits, so a child forked while a pin
+ * holds a transaction sees a lock that no connection of its own will ever
+ * release (its checkpoints and writes wait until they time out).  A pin
+ * therefore holds the read side of pin_fork_lock from open to close, and a
+ * fork waits for the write side: pins only cover local reads (images are
+ * closed before their upload), so the wait is short.
  */
 #include "storage/local/image.h"
 #include "storage/ltx/ltx.h"
 #include "storage/base/sqlite.h"
 #include "storage/local/wal.h"
 
+#include <pthread.h>
 #include <string.h>
 
 struct image {
@@ -26,6 +35,50 @@ struct image {
 
 static int pin_open_mode(const char *zDbPath, const char *zVfs, pin *p,
                          int write, char **pzErr);
+
+static pthread_rwlock_t pin_fork_lock;
+static pthread_once_t pin_fork_once = PTHREAD_ONCE_INIT;
+
+static void
+pin_fork_prepare(void)
+{
+    pthread_rwlock_wrlock(&pin_fork_lock);
+}
+
+static void
+pin_fork_release(void)
+{
+    pthread_rwlock_unlock(&pin_fork_lock);
+}
+
+static void
+pin_fork_lock_init(void)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    /* A waiting fork holds back new pins. */
+    pthread_rwlockattr_setkind_np(&a,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&pin_fork_lock, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
+/* In the child the lock is made anew: threads of the parent that were
+ * waiting for it are counted in its state but do not exist here. */
+static void
+pin_fork_child(void)
+{
+    pin_fork_lock_init();
+}
+
+/* Registered at the first pin, after the VFS's own fork handlers, so this
+ * prepare handler runs before theirs (no pin waits for their mutexes). */
+static void
+pin_fork_init(void)
+{
+    pin_fork_lock_init();
+    pthread_atfork(pin_fork_prepare, pin_fork_release, pin_fork_child);
+}
 
 int
 pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr)
@@ -45,6 +98,9 @@ pin_open_mode(const char *zDbPath, const char *zVfs, pin *p, int write,
 {
     int rc;
     memset(p, 0, sizeof(*p));
+    pthread_once(&pin_fork_once, pin_fork_init);
+    pthread_rwlock_rdlock(&pin_fork_lock);
+    p->forklock = 1;
     rc = sqlite3_open_v2(zDbPath, &p->db, SQLITE_OPEN_READWRITE, zVfs);
     if (rc != SQLITE_OK) {
         *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s", zDbPath,
@@ -83,6 +139,8 @@ pin_close(pin *p)
         sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close(p->db);
     }
+    if (p->forklock)
+        pthread_rwlock_unlock(&pin_fork_lock);
     memset(p, 0, sizeof(*p));
 }
 

@@ -28,6 +28,7 @@ typedef struct pin {
     sqlite3 *db;
     sqlite3_file *dbf;
     sqlite3_file *walf;
+    int forklock; /* holds the read side of the fork lock (image.c) */
 } pin;
 
 /* SQLITE_OK, SQLITE_BUSY (try later) or an error with *pzErr set. */
