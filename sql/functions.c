@@ -12,6 +12,7 @@
  * and the VFS through vfs/vfs.h; restore and sync are the only network calls.
  */
 #include "sql/sql.h"
+#include "storage/base/json.h"
 #include "storage/restore/restore.h"
 #include "storage/base/timefmt.h"
 #include "vfs/vfs.h"
@@ -46,36 +47,95 @@ db_of_schema(sqlite3 *db, const char *zSchema)
     return vfs_db_of_file(f);
 }
 
-static void
-status_one(sqlite3_str *out, const char *zSchema, ls_db *d)
+/* The status object of one replicated database (docs/sql.md). */
+static json_t *
+status_one(const char *zSchema, ls_db *d)
 {
     replicator *r = vfs_db_replicator(d);
-    char *zPath = sqlite3_mprintf("%s", vfs_db_path(d));
-    sqlite3_str_appendf(out, "{\"schema\":\"%w\",\"path\":\"", zSchema);
-    for (const char *p = zPath; p && *p; p++) {
-        if (*p == '"' || *p == '\\')
-            sqlite3_str_appendchar(out, 1, '\\');
-        sqlite3_str_appendchar(out, 1, *p);
+    char *zErr = r ? NULL : vfs_db_error(d);
+    json_t *o = json_object();
+    int bad = 0;
+
+    ls_json_set(o, "schema", ls_json_text(zSchema), &bad);
+    ls_json_set(o, "path", ls_json_text(vfs_db_path(d)), &bad);
+    ls_json_set(o, "replicating", json_boolean(r != NULL), &bad);
+    ls_json_set(o, "forced_full_images", ls_json_u64(vfs_db_full_images(d)),
+                &bad);
+    if (r && o && replicator_status(r, o) != SQLITE_OK)
+        bad = 1;
+    if (zErr) {
+        json_t *e = json_object();
+        ls_json_set(e, "message", ls_json_text(zErr), &bad);
+        ls_json_set(o, "last_error", e, &bad);
     }
-    sqlite3_free(zPath);
-    sqlite3_str_appendf(
-        out, "\",\"replicating\":%s,\"forced_full_images\":%llu",
-        r ? "true" : "false", (unsigned long long)vfs_db_full_images(d));
-    if (r) {
-        sqlite3_str_appendchar(out, 1, ',');
-        replicator_status(r, out);
-    } else if (vfs_db_error(d)) {
-        sqlite3_str_appendf(out, ",\"last_error\":{\"message\":\"");
-        for (const char *p = vfs_db_error(d); *p; p++) {
-            if (*p == '"' || *p == '\\')
-                sqlite3_str_appendchar(out, 1, '\\');
-            if ((unsigned char)*p >= 0x20)
-                sqlite3_str_appendchar(out, 1, *p);
-        }
-        sqlite3_str_appendall(out, "\"}");
-    }
-    sqlite3_str_appendchar(out, 1, '}');
+    sqlite3_free(zErr);
     vfs_db_replicator_done(d, r);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Why the database behind zSchema (not ours) cannot be replicated. */
+static char *
+not_replicable_reason(sqlite3 *db, const char *zSchema, const char *zFile)
+{
+    sqlite3_vfs *pVfs = NULL;
+    if (!zFile || !zFile[0])
+        return sqlite3_mprintf("in-memory or temporary database");
+    if (vfs_is_remote_file(schema_file(db, zSchema)))
+        return sqlite3_mprintf("a read replica (litestream-remote): "
+                               "replicate the primary instead");
+    sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER, &pVfs);
+    return sqlite3_mprintf("opened through VFS '%s', not 'litestream': load "
+                           "the extension before opening the database",
+                           pVfs ? pVfs->zName : "?");
+}
+
+/* {"schema", "reason"} for a database that cannot be replicated. */
+static json_t *
+not_replicable_one(sqlite3 *db, const char *zSchema, const char *zFile)
+{
+    char *zWhy = not_replicable_reason(db, zSchema, zFile);
+    json_t *o = json_object();
+    int bad = !zWhy;
+    ls_json_set(o, "schema", ls_json_text(zSchema), &bad);
+    ls_json_set(o, "reason", ls_json_text(zWhy ? zWhy : ""), &bad);
+    sqlite3_free(zWhy);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/*
+ * Fills the "databases" and "not_replicable" arrays from the schemas of db
+ * (only zOnly when not NULL).  SQLITE_OK or an error code.
+ */
+static int
+status_schemas(sqlite3 *db, const char *zOnly, json_t *dbs, json_t *no)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL);
+    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *zSchema = (const char *)sqlite3_column_text(st, 1);
+        const char *zFile = (const char *)sqlite3_column_text(st, 2);
+        if (!zSchema || (zOnly && sqlite3_stricmp(zOnly, zSchema)))
+            continue;
+        ls_db *d = db_of_schema(db, zSchema);
+        if (d) {
+            if (json_array_append_new(dbs, status_one(zSchema, d)) != 0)
+                rc = SQLITE_NOMEM;
+        } else if (sqlite3_stricmp(zSchema, "temp") != 0) {
+            if (json_array_append_new(
+                    no, not_replicable_one(db, zSchema, zFile)) != 0)
+                rc = SQLITE_NOMEM;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* litestream_status([schema]) */
@@ -83,64 +143,25 @@ static void
 fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     sqlite3 *db = sqlite3_context_db_handle(ctx);
-    sqlite3_str *out = sqlite3_str_new(db);
     const char *zOnly =
         argc > 0 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
-    sqlite3_stmt *st = NULL;
-    int n = 0;
-    sqlite3_str_appendf(out, "{\"version\":\"%s\",\"databases\":[",
-                        LITESTREAM_VERSION);
-    if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) ==
-        SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *zSchema = (const char *)sqlite3_column_text(st, 1);
-            if (!zSchema || (zOnly && sqlite3_stricmp(zOnly, zSchema)))
-                continue;
-            ls_db *d = db_of_schema(db, zSchema);
-            if (!d)
-                continue;
-            if (n++)
-                sqlite3_str_appendchar(out, 1, ',');
-            status_one(out, zSchema, d);
-        }
+    json_t *doc = json_object(), *dbs = json_array(), *no = json_array();
+    int bad = 0, rc = SQLITE_NOMEM;
+
+    if (dbs && no)
+        rc = status_schemas(db, zOnly, dbs, no);
+    ls_json_set(doc, "version", json_string(LITESTREAM_VERSION), &bad);
+    ls_json_set(doc, "databases", dbs, &bad);
+    ls_json_set(doc, "not_replicable", no, &bad);
+    if (rc != SQLITE_OK || bad) {
+        json_decref(doc);
+        if (rc == SQLITE_NOMEM || bad)
+            sqlite3_result_error_nomem(ctx);
+        else
+            sqlite3_result_error_code(ctx, rc);
+        return;
     }
-    sqlite3_finalize(st);
-    /* Databases of this connection that cannot be replicated, and why. */
-    sqlite3_str_appendall(out, "],\"not_replicable\":[");
-    n = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) ==
-        SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *zSchema = (const char *)sqlite3_column_text(st, 1);
-            const char *zFile = (const char *)sqlite3_column_text(st, 2);
-            sqlite3_vfs *pVfs = NULL;
-            if (!zSchema || !sqlite3_stricmp(zSchema, "temp") ||
-                (zOnly && sqlite3_stricmp(zOnly, zSchema)) ||
-                db_of_schema(db, zSchema))
-                continue;
-            sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER, &pVfs);
-            char *zWhy =
-                (!zFile || !zFile[0])
-                    ? sqlite3_mprintf("in-memory or temporary database")
-                : vfs_is_remote_file(schema_file(db, zSchema))
-                    ? sqlite3_mprintf("a read replica (litestream-remote): "
-                                      "replicate the primary instead")
-                    : sqlite3_mprintf(
-                          "opened through VFS '%s', not 'litestream': load "
-                          "the extension before opening the database",
-                          pVfs ? pVfs->zName : "?");
-            sqlite3_str_appendf(out, "%s{\"schema\":\"%w\",\"reason\":\"%w\"}",
-                                n++ ? "," : "", zSchema, zWhy ? zWhy : "");
-            sqlite3_free(zWhy);
-        }
-    }
-    sqlite3_finalize(st);
-    sqlite3_str_appendall(out, "]}");
-    char *z = sqlite3_str_finish(out);
-    if (!z)
-        sqlite3_result_error_nomem(ctx);
-    else
-        sqlite3_result_text(ctx, z, -1, sqlite3_free);
+    ls_json_result(ctx, doc);
 }
 
 /* litestream_sync([schema][, timeout_ms]) -> replicated TXID */
@@ -162,13 +183,14 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     ls_db *d = db_of_schema(db, zSchema);
     replicator *r = d ? vfs_db_replicator(d) : NULL;
     if (!r) {
+        char *zWhy = d ? vfs_db_error(d) : NULL;
         char *z = sqlite3_mprintf(
             "litestream_sync: database '%s' is not being replicated "
             "(set PRAGMA %s.litestream_url first)%s%s",
-            zSchema, zSchema, d && vfs_db_error(d) ? ": " : "",
-            d && vfs_db_error(d) ? vfs_db_error(d) : "");
+            zSchema, zSchema, zWhy ? ": " : "", zWhy ? zWhy : "");
         sqlite3_result_error(ctx, z, -1);
         sqlite3_free(z);
+        sqlite3_free(zWhy);
         return;
     }
     uint64_t want = sidecar_cap_read(vfs_db_sidecar(d), &cap) ? cap.txid : 0;

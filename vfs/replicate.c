@@ -697,10 +697,13 @@ vfs_db_path(ls_db *d)
     return d->zPath;
 }
 
-const char *
+char *
 vfs_db_error(ls_db *d)
 {
-    return d->zError;
+    pthread_mutex_lock(&d->mu);
+    char *z = d->zError ? sqlite3_mprintf("%s", d->zError) : NULL;
+    pthread_mutex_unlock(&d->mu);
+    return z;
 }
 
 uint64_t

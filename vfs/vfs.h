@@ -63,7 +63,11 @@ void vfs_db_replicator_done(ls_db *d, replicator *r);
 void vfs_db_image_now(ls_db *d, sqlite3_file *f);
 sidecar *vfs_db_sidecar(ls_db *d); /* NULL before first use */
 const char *vfs_db_path(ls_db *d);
-const char *vfs_db_error(ls_db *d);    /* why it is not replicating */
+/*
+ * Why d is not replicating (the last start's error), as a copy taken under
+ * d's mutex (sqlite3_free it), or NULL when there is none.
+ */
+char *vfs_db_error(ls_db *d);
 uint64_t vfs_db_full_images(ls_db *d); /* full images the capture forced */
 
 /*
