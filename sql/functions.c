@@ -17,6 +17,7 @@
 #include "storage/base/timefmt.h"
 #include "vfs/vfs.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,6 +299,66 @@ fail:
     sqlite3_free(zErr);
 }
 
+/* ---- which connections have the functions ------------------------------
+ *
+ * Loading the extension again into a connection that has the functions
+ * (the auto-extension added them, or an earlier load did) must leave them
+ * alone: replacing a function while a statement runs fails with
+ * SQLITE_BUSY, and a load through SQL (SELECT load_extension(...)) is such
+ * a statement.  The connections that have them are listed here; a
+ * connection leaves the list when SQLite destroys its litestream_version
+ * (at sqlite3_close, or if the application replaces it).  Callers hold the
+ * connection's mutex (SQLite's, during a load or an open), then reg_mu,
+ * never the other way round. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static sqlite3 **reg_conns;
+static size_t reg_n, reg_cap;
+
+static int
+reg_has(sqlite3 *db)
+{
+    int found = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < reg_n && !found; i++)
+        found = reg_conns[i] == db;
+    pthread_mutex_unlock(&reg_mu);
+    return found;
+}
+
+static int
+reg_add(sqlite3 *db)
+{
+    int rc = SQLITE_OK;
+    pthread_mutex_lock(&reg_mu);
+    if (reg_n == reg_cap) {
+        size_t cap = reg_cap ? reg_cap * 2 : 16;
+        sqlite3 **p = sqlite3_realloc64(reg_conns, cap * sizeof(*p));
+        if (p) {
+            reg_conns = p;
+            reg_cap = cap;
+        } else {
+            rc = SQLITE_NOMEM;
+        }
+    }
+    if (rc == SQLITE_OK)
+        reg_conns[reg_n++] = db;
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
+}
+
+/* xDestroy of litestream_version: its connection no longer has it. */
+static void
+reg_forget(void *pApp)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < reg_n; i++)
+        if (reg_conns[i] == pApp) {
+            reg_conns[i] = reg_conns[--reg_n];
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+}
+
 int
 sql_register(sqlite3 *db)
 {
@@ -318,12 +379,23 @@ sql_register(sqlite3 *db)
         {"litestream_restore", 3, SQLITE_DIRECTONLY, fn_restore},
         {"litestream_restore", 4, SQLITE_DIRECTONLY, fn_restore},
     };
-    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
-        int rc = sqlite3_create_function_v2(db, fns[i].zName, fns[i].nArg,
-                                            SQLITE_UTF8 | fns[i].flags, NULL,
-                                            fns[i].xFunc, NULL, NULL, NULL);
+    int rc = SQLITE_OK;
+    if (reg_has(db))
+        return SQLITE_OK; /* loaded again: keep the functions it has */
+    for (size_t i = 1; i < sizeof(fns) / sizeof(fns[0]); i++) {
+        rc = sqlite3_create_function_v2(db, fns[i].zName, fns[i].nArg,
+                                        SQLITE_UTF8 | fns[i].flags, NULL,
+                                        fns[i].xFunc, NULL, NULL, NULL);
         if (rc != SQLITE_OK)
             return rc;
     }
-    return sql_register_pitr(db);
+    rc = sql_register_pitr(db);
+    if (rc == SQLITE_OK)
+        rc = reg_add(db);
+    /* Last, the one whose destructor takes db off the list. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function_v2(db, fns[0].zName, fns[0].nArg,
+                                        SQLITE_UTF8 | fns[0].flags, db,
+                                        fns[0].xFunc, NULL, NULL, reg_forget);
+    return rc;
 }
