@@ -26,7 +26,9 @@
 
 #include "sql/sql.h"
 #include "storage/base/sqlite.h"
-#include "vfs/vfs.h"
+#include "vfs/connection.h"
+#include "vfs/remote.h"
+#include "vfs/replicate.h"
 
 /* Auto-extension: adds the SQL functions to every new connection. */
 static int

@@ -9,13 +9,16 @@
  *
  * Runs on application threads (whichever thread calls the function).  The
  * functions reach the replicator only through storage/replicate/replicator.h
- * and the VFS through vfs/vfs.h; restore and sync are the only network calls.
+ * and the VFS through vfs/registry.h and vfs/replicate.h; restore and sync are
+ * the only network calls.
  */
 #include "sql/sql.h"
 #include "storage/base/json.h"
 #include "storage/restore/restore.h"
 #include "storage/base/timefmt.h"
-#include "vfs/vfs.h"
+#include "vfs/registry.h"
+#include "vfs/remote.h"
+#include "vfs/replicate.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -52,15 +55,15 @@ db_of_schema(sqlite3 *db, const char *zSchema)
 static json_t *
 status_one(const char *zSchema, ls_db *d)
 {
-    replicator *r = vfs_db_replicator(d);
-    char *zErr = r ? NULL : vfs_db_error(d);
+    replicator *r = registry_replicator(d);
+    char *zErr = r ? NULL : registry_error(d);
     json_t *o = json_object();
     int bad = 0;
 
     ls_json_set(o, "schema", ls_json_text(zSchema), &bad);
-    ls_json_set(o, "path", ls_json_text(vfs_db_path(d)), &bad);
+    ls_json_set(o, "path", ls_json_text(registry_path(d)), &bad);
     ls_json_set(o, "replicating", json_boolean(r != NULL), &bad);
-    ls_json_set(o, "forced_full_images", ls_json_u64(vfs_db_full_images(d)),
+    ls_json_set(o, "forced_full_images", ls_json_u64(registry_full_images(d)),
                 &bad);
     if (r && o && replicator_status(r, o) != SQLITE_OK)
         bad = 1;
@@ -70,7 +73,7 @@ status_one(const char *zSchema, ls_db *d)
         ls_json_set(o, "last_error", e, &bad);
     }
     sqlite3_free(zErr);
-    vfs_db_replicator_done(d, r);
+    registry_replicator_done(d, r);
     if (bad) {
         json_decref(o);
         return NULL;
@@ -165,36 +168,18 @@ fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     ls_json_result(ctx, doc);
 }
 
-/* litestream_sync([schema][, timeout_ms]) -> replicated TXID */
-static void
-fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+/*
+ * Waits until the replica holds every transaction captured when the call
+ * began (or, in exclusive locking mode, a full image read here), up to
+ * timeout ms (negative: forever).  SQLITE_OK with *rep (the replicated
+ * TXID), or an error with *pzErr (sqlite3_malloc'd, may be NULL).
+ */
+static int
+sync_wait(sqlite3 *db, const char *zSchema, ls_db *d, replicator *r,
+          int timeout, uint64_t *rep, char **pzErr)
 {
-    sqlite3 *db = sqlite3_context_db_handle(ctx);
-    const char *zSchema = "main";
-    int timeout = 30000;
     ls_cap cap;
-    uint64_t rep = 0;
-    char *zErr = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (sqlite3_value_type(argv[i]) == SQLITE_INTEGER)
-            timeout = sqlite3_value_int(argv[i]);
-        else if (sqlite3_value_type(argv[i]) == SQLITE_TEXT)
-            zSchema = (const char *)sqlite3_value_text(argv[i]);
-    }
-    ls_db *d = db_of_schema(db, zSchema);
-    replicator *r = d ? vfs_db_replicator(d) : NULL;
-    if (!r) {
-        char *zWhy = d ? vfs_db_error(d) : NULL;
-        char *z = sqlite3_mprintf(
-            "litestream_sync: database '%s' is not being replicated "
-            "(set PRAGMA %s.litestream_url first)%s%s",
-            zSchema, zSchema, zWhy ? ": " : "", zWhy ? zWhy : "");
-        sqlite3_result_error(ctx, z, -1);
-        sqlite3_free(z);
-        sqlite3_free(zWhy);
-        return;
-    }
-    uint64_t want = sidecar_cap_read(vfs_db_sidecar(d), &cap) ? cap.txid : 0;
+    uint64_t want = sidecar_cap_read(registry_sidecar(d), &cap) ? cap.txid : 0;
     int rc = replicator_persist(r);
     sqlite3_int64 deadline = 0, now = 0;
     sqlite3_file *f = NULL;
@@ -210,14 +195,14 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             slice = 500;
         if (slice < 0)
             slice = 0;
-        sqlite3_free(zErr);
-        zErr = NULL;
-        rc = replicator_sync(r, want, slice, &rep, &zErr);
+        sqlite3_free(*pzErr);
+        *pzErr = NULL;
+        rc = replicator_sync(r, want, slice, rep, pzErr);
         if (rc != SQLITE_BUSY)
             break;
         if (replicator_image_wanted(r)) {
-            vfs_db_image_now(d, f);
-            if (sidecar_cap_read(vfs_db_sidecar(d), &cap) && cap.txid > want)
+            vfs_image_now(f);
+            if (sidecar_cap_read(registry_sidecar(d), &cap) && cap.txid > want)
                 want = cap.txid;
             if (replicator_persist(r) != SQLITE_OK)
                 break;
@@ -227,15 +212,44 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             break;
         rc = SQLITE_OK;
     }
-    if (rc != SQLITE_OK) {
-        sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync: spool failed",
-                             -1);
-        sqlite3_free(zErr);
-        vfs_db_replicator_done(d, r);
+    return rc;
+}
+
+/* litestream_sync([schema][, timeout_ms]) -> replicated TXID */
+static void
+fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
+    const char *zSchema = "main";
+    int timeout = 30000;
+    uint64_t rep = 0;
+    char *zErr = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (sqlite3_value_type(argv[i]) == SQLITE_INTEGER)
+            timeout = sqlite3_value_int(argv[i]);
+        else if (sqlite3_value_type(argv[i]) == SQLITE_TEXT)
+            zSchema = (const char *)sqlite3_value_text(argv[i]);
+    }
+    ls_db *d = db_of_schema(db, zSchema);
+    replicator *r = d ? registry_replicator(d) : NULL;
+    if (!r) {
+        char *zWhy = d ? registry_error(d) : NULL;
+        char *z = sqlite3_mprintf(
+            "litestream_sync: database '%s' is not being replicated "
+            "(set PRAGMA %s.litestream_url first)%s%s",
+            zSchema, zSchema, zWhy ? ": " : "", zWhy ? zWhy : "");
+        sqlite3_result_error(ctx, z, -1);
+        sqlite3_free(z);
+        sqlite3_free(zWhy);
         return;
     }
-    vfs_db_replicator_done(d, r);
-    sqlite3_result_int64(ctx, (sqlite3_int64)rep);
+    if (sync_wait(db, zSchema, d, r, timeout, &rep, &zErr) != SQLITE_OK)
+        sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync: spool failed",
+                             -1);
+    else
+        sqlite3_result_int64(ctx, (sqlite3_int64)rep);
+    sqlite3_free(zErr);
+    registry_replicator_done(d, r);
 }
 
 /* Parses a restore target: integer TXID, 16-hex string or RFC 3339 time. */

@@ -26,7 +26,7 @@
 
 #include "storage/base/json.h"
 #include "storage/base/timefmt.h"
-#include "vfs/remote_int.h"
+#include "vfs/remote_pragma.h"
 
 int
 remote_parse_txid(const char *z, uint64_t *txid)
