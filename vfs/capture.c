@@ -34,6 +34,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Reads the wal-index header; 0 if there is no shared memory.  (Static
+ * here, on the commit path: the compiler specializes it.) */
+static int
+shm_read(ls_db *d, sqlite3_file *real, shm_hdr *h)
+{
+    /* Never map it ourselves: a connection with a heap wal-index
+     * (exclusive locking mode) would get a -shm file it never uses. */
+    if (!d->shm_seen)
+        return 0;
+    volatile void *p = NULL;
+    if (real->pMethods->iVersion < 2 ||
+        real->pMethods->xShmMap(real, 0, 32768, 0, &p) != SQLITE_OK || !p)
+        return 0;
+    return wal_index_hdr_read(p, h);
+}
+
 void
 capture_buf_reset(ls_db *d)
 {
@@ -288,8 +304,8 @@ typedef struct capture_view {
 static uint32_t
 view_page_size(sqlite3_file *real, const shm_hdr *h)
 {
-    uint8_t dh[2] = {0, 0};
     uint32_t ps = h->page_size == 1 ? 65536 : h->page_size;
+    uint8_t dh[2];
     if (ps != 0 || real->pMethods->xRead(real, dh, 2, 16) != SQLITE_OK)
         return ps;
     ps = (uint32_t)dh[0] << 8 | dh[1];
@@ -304,7 +320,7 @@ view_page_size(sqlite3_file *real, const shm_hdr *h)
 static int
 view_read(ls_db *d, sqlite3_file *real, capture_view *v)
 {
-    if (!walread_shm_hdr(d, real, &v->h) && !walread_heap_hdr(d, &v->h))
+    if (!shm_read(d, real, &v->h) && !walread_heap_hdr(d, &v->h))
         return 0;
     if (d->wh_ok &&
         (d->wh.salt1 != v->h.salt[0] || d->wh.salt2 != v->h.salt[1]))
@@ -312,8 +328,8 @@ view_read(ls_db *d, sqlite3_file *real, capture_view *v)
     v->ps = view_page_size(real, &v->h);
     v->valid = sidecar_cap_read(d->sc, &v->cap);
     v->base = txid_base(d, &v->cap, v->valid);
-    v->same_salts = v->valid && v->cap.salt1 == v->h.salt[0] &&
-                    v->cap.salt2 == v->h.salt[1];
+    v->same_salts = v->valid & (v->cap.salt1 == v->h.salt[0]) &
+                    (v->cap.salt2 == v->h.salt[1]);
     return 1;
 }
 
@@ -384,10 +400,10 @@ queue_new_frames(ls_db *d, capture_view *v)
      * replicator could never read the WAL behind the writer's lock.) */
     if (d->buf_over && d->caught_up && d->hold_locked)
         txid = enqueue_walref(d, lo, &v->h, v->ps, &v->cap, v->base);
-    if (!txid && buf_covers(d, lo, v->h.mx_frame, v->ps))
-        txid = queue_from_buf(d, lo, v);
-    else if (!txid)
-        txid = queue_reread(d, lo, v);
+    if (txid == 0)
+        txid = buf_covers(d, lo, v->h.mx_frame, v->ps)
+                   ? queue_from_buf(d, lo, v)
+                   : queue_reread(d, lo, v);
     if (d->enq_failed) {
         d->enq_failed = 0;
         if (txid > v->base)
@@ -473,7 +489,7 @@ capture_hold_begin(ls_db *d, sqlite3_file *real, int locked)
     int valid = sidecar_cap_read(d->sc, &cap);
     if (!valid || txid_base(d, &cap, valid) != cap.txid)
         return;
-    if (locked && walread_shm_hdr(d, real, &h)) {
+    if (locked && shm_read(d, real, &h)) {
         d->caught_up = (cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1] &&
                         cap.frame == h.mx_frame) ||
                        ((cap.flags & CAP_RESET) && h.mx_frame == 0);

@@ -12,21 +12,6 @@
 
 #include <string.h>
 
-/* Reads the wal-index header; 0 if there is no shared memory. */
-int
-walread_shm_hdr(ls_db *d, sqlite3_file *real, shm_hdr *h)
-{
-    /* Never map it ourselves: a connection with a heap wal-index
-     * (exclusive locking mode) would get a -shm file it never uses. */
-    if (!d->shm_seen)
-        return 0;
-    volatile void *p = NULL;
-    if (real->pMethods->iVersion < 2 ||
-        real->pMethods->xShmMap(real, 0, 32768, 0, &p) != SQLITE_OK || !p)
-        return 0;
-    return wal_index_hdr_read(p, h);
-}
-
 /*
  * Reads frames lo..hi of the WAL into a new buffer, validating salts and the
  * checksum chain from seed s (the checksum of frame lo-1).  Returns NULL if

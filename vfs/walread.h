@@ -15,14 +15,6 @@
 #include "vfs/registry.h"
 
 /*
- * The shared wal-index header of the main database file `real` into *h.
- * 1, or 0 when SQLite maps no shared wal-index for it (exclusive locking
- * mode: see walread_heap_hdr) or it does not validate.  Never maps it
- * itself.  No system call (the mapping exists).
- */
-int walread_shm_hdr(ls_db *d, sqlite3_file *real, shm_hdr *h);
-
-/*
  * Exclusive locking mode with a heap wal-index: derives a wal-index header
  * from the WAL itself (the last valid commit frame after the captured
  * position).  1, or 0 if there is no WAL.
