@@ -20,6 +20,7 @@
  */
 #include "storage/history/compactor.h"
 #include "storage/base/mem.h"
+#include "storage/base/rand.h"
 #include "storage/replicate/txarena.h"
 #include "storage/replicate/replicator_int.h"
 #include "storage/local/wal.h"
@@ -211,8 +212,9 @@ thread_main(void *arg)
                 /* Capped exponential backoff with jitter. */
                 int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
                 r->backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
-                next_upload = t + r->backoff_ms / 2 +
-                              (int64_t)(rand() % (r->backoff_ms / 2 + 1));
+                next_upload =
+                    t + r->backoff_ms / 2 +
+                    (int64_t)ls_rand_upto((uint64_t)r->backoff_ms / 2);
             }
         }
 
