@@ -86,12 +86,6 @@ http_client_free(http_client *c)
     sqlite3_free(c);
 }
 
-int
-http_max_attempts(const http_client *c)
-{
-    return c->opts.max_attempts;
-}
-
 static CURL *
 pool_get(http_client *c)
 {
