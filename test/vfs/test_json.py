@@ -8,6 +8,7 @@ keys and value types are checked against docs/sql.md."""
 import json
 import os
 import sqlite3
+import time
 import urllib.parse
 
 from harness import cleanup, diag, done, load, ok, replica_url, scratch
@@ -181,6 +182,34 @@ text = rc.execute("PRAGMA litestream_requests").fetchone()[0]
 req = valid(rc, text, "PRAGMA litestream_requests")
 if req:
     has_keys(req, REQUEST_KEYS, "PRAGMA litestream_requests")
+rc.close()
+
+# ... and its last_error, naming a replica whose URL has `"`, `\` and UTF-8.
+rdir = os.path.join(d, 'rep"q\\b\u00e9')
+rurl = "file://" + rdir
+con.execute(f"PRAGMA {first}.litestream_url = '{rurl}'")
+con.execute(f"INSERT INTO {first}.t VALUES (2)")
+con.execute("SELECT litestream_sync(?)", (SCHEMAS[0],)).fetchone()
+q = "vfs=litestream-remote&poll_ms=50&url=" + urllib.parse.quote(rurl, safe="")
+rc = sqlite3.connect(f"file:r.db?{q}", uri=True, isolation_level=None)
+rc.execute("SELECT * FROM t").fetchall()
+con.execute(f"INSERT INTO {first}.t VALUES (3)")
+con.execute("SELECT litestream_sync(?)", (SCHEMAS[0],)).fetchone()
+newest = max((os.path.join(p, f) for p, _, fs in os.walk(rdir) for f in fs
+              if f.endswith(".ltx")), key=os.path.getmtime)
+with open(newest, "r+b") as f:  # the object the next poll reads: corrupt
+    f.truncate(300)
+req = {}
+for _ in range(200):  # until a poll met it (polls follow reads)
+    rc.execute("SELECT * FROM t").fetchall()
+    text = rc.execute("PRAGMA litestream_requests").fetchone()[0]
+    req = valid(rc, text, "PRAGMA litestream_requests after a poll error") \
+        if json.loads(text)["poll_errors"] else {}
+    if req:
+        break
+    time.sleep(0.05)
+ok(isinstance(req.get("last_error"), str) and rdir in req["last_error"],
+   f"its last_error is a string naming the replica ({req.get('last_error')!r})")
 rc.close()
 
 con.close()
