@@ -17,12 +17,12 @@ deps-test:
 	@bash scripts/deps.sh test
 
 build: deps-build
-	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) -Dwerror=true >/dev/null
+	@bash scripts/configure.sh $(BUILD) -Dwerror=true
 	@ninja -C $(BUILD) >/dev/null
 
 asan: deps-test
-	@test -f $(ASAN)/build.ninja || CC=clang meson setup $(ASAN) \
-	    -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
+	@CC=clang bash scripts/configure.sh $(ASAN) \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
 	@ninja -C $(ASAN) >/dev/null
 
 demo: build
@@ -47,6 +47,18 @@ fuzz: asan
 
 clean:
 	rm -rf $(BUILD) $(ASAN)
+
+# The model checker for SECONDS (default 1800) on a local-directory replica,
+# then on S3; prints operations, kills and comparisons (test/model/model.py).
+SECONDS ?= 1800
+.PHONY: soak
+soak: deps-test build
+	@for b in file s3; do \
+	    LITESTREAM_SO=$(CURDIR)/$(BUILD)/litestream.so \
+	    LITESTREAM_SRCDIR=$(CURDIR) LITESTREAM_TEST_BACKEND=$$b \
+	    PYTHONPATH=$(CURDIR)/test/vfs:$(CURDIR)/test/servers \
+	    /usr/bin/python3 test/model/model.py --seconds $(SECONDS) || exit 1; \
+	done
 
 # The benchmark against plain SQLite and the Litestream v0.3.13 daemon
 # (docs/benchmarks.md); BENCH_QUICK=1 for a smoke run.

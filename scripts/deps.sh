@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 pkgs="gcc make pkg-config meson ninja-build libsqlite3-dev sqlite3 liblz4-dev
       libjansson-dev libcurl4-openssl-dev libssl-dev python3 binutils"
 if [ "$what" = test ]; then
-    pkgs="$pkgs clang libclang-rt-14-dev g++ curl"
+    pkgs="$pkgs clang libclang-rt-14-dev clang-format g++ curl"
     command -v node >/dev/null || pkgs="$pkgs nodejs npm"
 fi
 

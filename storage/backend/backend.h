@@ -1,5 +1,6 @@
 /*
- * storage/backend/backend.h: the replica storage vtable (DESIGN.md section 7).
+ * storage/backend/backend.h: the replica storage vtable (docs/architecture.md
+ * section 5).
  *
  * A backend stores opaque objects under keys relative to the replica root
  * ("ltx/0/0000000000000001-0000000000000001.ltx" for the file backend; the
@@ -58,8 +59,8 @@ typedef struct backend_vtab {
     unsigned caps;
     /*
      * printf format of a level's directory under the root, taking the level
-     * as an int: "ltx/%d/" for file-like backends, "%04x/" for S3 (LTX.md
-     * section 2.1).  Used by storage/backend/layout.c only.
+     * as an int: "ltx/%d/" for file-like backends, "%04x/" for S3
+     * (docs/ltx-format.md section 2.1).  Used by storage/backend/layout.c only.
      */
     const char *level_fmt;
     /*

@@ -1,5 +1,6 @@
 /*
- * storage/backend/layout.h: where LTX objects live in a replica (LTX.md 2.1).
+ * storage/backend/layout.h: where LTX objects live in a replica
+ * (docs/ltx-format.md 2.1).
  *
  * An LTX object is named "<level dir><min 16hex>-<max 16hex>.ltx", the level
  * directory being given by the backend's level_fmt: "ltx/<level>/" for the

@@ -8,7 +8,7 @@
  * Objects live at "<path>/<key>"; the layout (storage/backend/layout.c) gives
  * keys
  * "<level %04x>/<min>-<max>.ltx" for s3 and "ltx/<level>/..." for gs, as
- * Litestream v0.5 writes them (LTX.md 2.1).  Every object carries
+ * Litestream v0.5 writes them (docs/ltx-format.md 2.1).  Every object carries
  * x-amz-meta-litestream-timestamp (its creation time, Go RFC3339Nano).
  *
  * Invariants:

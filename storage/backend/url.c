@@ -16,6 +16,7 @@
  * Threads: no shared state; any thread.
  */
 #include "storage/backend/url.h"
+#include "storage/backend/url_text.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -37,53 +38,6 @@ typedef struct url_parser {
     char *zErr;       /* message of the first failure */
 } url_parser;
 
-static int
-is_alpha(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int
-is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int
-to_lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
-
-static int
-hex_val(int c)
-{
-    if (is_digit(c))
-        return c - '0';
-    c = to_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static int
-is_ctrl(unsigned char c)
-{
-    return c < 0x20 || c == 0x7f;
-}
-
-/* Copies n bytes of s into a new NUL-terminated string (NULL if OOM). */
-static char *
-str_ndup(const char *s, size_t n)
-{
-    char *z = sqlite3_malloc64(n + 1);
-    if (z) {
-        memcpy(z, s, n);
-        z[n] = 0;
-    }
-    return z;
-}
-
 /* Records the first failure of the parse; returns SQLITE_ERROR. */
 static int
 fail(url_parser *p, const char *zFmt, ...)
@@ -97,194 +51,6 @@ fail(url_parser *p, const char *zFmt, ...)
             return SQLITE_NOMEM;
     }
     return SQLITE_ERROR;
-}
-
-/*
- * Percent-decodes n bytes of s into a new string (*out); '+' becomes a
- * space when plus_space.  SQLITE_ERROR with *pzWhy set on a bad escape or
- * a decoded control character; SQLITE_NOMEM.
- */
-static int
-pct_decode(const char *s, size_t n, int plus_space, char **out,
-           const char **pzWhy)
-{
-    int rc = SQLITE_OK;
-    char *z = sqlite3_malloc64(n + 1);
-    size_t i, j = 0;
-
-    *out = NULL;
-    if (z == NULL)
-        return SQLITE_NOMEM;
-    for (i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hex_val((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_val((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                *pzWhy = "invalid percent-escape (expected %XX with two "
-                         "hex digits)";
-                rc = SQLITE_ERROR;
-                goto out;
-            }
-            c = hi * 16 + lo;
-            i += 2;
-        } else if (c == '+' && plus_space) {
-            c = ' ';
-        }
-        if (c == 0 || is_ctrl((unsigned char)c)) {
-            *pzWhy = "a percent-escape decodes to a control character";
-            rc = SQLITE_ERROR;
-            goto out;
-        }
-        z[j++] = (char)c;
-    }
-    z[j] = 0;
-out:
-    if (rc != SQLITE_OK)
-        sqlite3_free(z);
-    else
-        *out = z;
-    return rc;
-}
-
-/*
- * Writes the comparison form of a parameter name into buf (lowercase, '_'
- * and '-' dropped).  Returns 0 if it does not fit.
- */
-static int
-key_fold(const char *zKey, char *buf, size_t nBuf)
-{
-    size_t j = 0;
-    for (; *zKey; zKey++) {
-        if (*zKey == '_' || *zKey == '-')
-            continue;
-        if (j + 1 >= nBuf)
-            return 0;
-        buf[j++] = (char)to_lower((unsigned char)*zKey);
-    }
-    buf[j] = 0;
-    return 1;
-}
-
-static int
-ends_with(const char *z, const char *zSuffix)
-{
-    size_t n = strlen(z), m = strlen(zSuffix);
-    return n >= m && memcmp(z + n - m, zSuffix, m) == 0;
-}
-
-int
-url_param_is_secret(const char *zKey)
-{
-    static const char *const exact[] = {
-        "sig",   "sas",  "pass",          "pw",        "pwd", "seed", "jwt",
-        "creds", "auth", "authorization", "signature",
-    };
-    static const char *const within[] = {
-        "secret", "password", "passwd", "token", "credential", "signature",
-    };
-    char buf[128];
-    size_t i;
-
-    if (!key_fold(zKey, buf, sizeof(buf)))
-        return 1; /* absurdly long: hide it */
-    for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-        if (strcmp(buf, exact[i]) == 0)
-            return 1;
-    for (i = 0; i < sizeof(within) / sizeof(within[0]); i++)
-        if (strstr(buf, within[i]) != NULL)
-            return 1;
-    /* key, accountkey, ssecustomerkey, nkey, privatekey, ... */
-    return ends_with(buf, "key");
-}
-
-/* Length of a leading URL scheme ([A-Za-z][A-Za-z0-9+.-]*), or 0. */
-static size_t
-scheme_len(const char *z)
-{
-    size_t n = 0;
-    if (!is_alpha((unsigned char)z[0]))
-        return 0;
-    while (is_alpha((unsigned char)z[n]) || is_digit((unsigned char)z[n]) ||
-           z[n] == '+' || z[n] == '.' || z[n] == '-')
-        n++;
-    return n;
-}
-
-/* Appends the query [z, zEnd) to s, secret values replaced. */
-static void
-redact_query(sqlite3_str *s, const char *z, const char *zEnd)
-{
-    while (z < zEnd) {
-        const char *zAmp = memchr(z, '&', (size_t)(zEnd - z));
-        const char *zPart = zAmp ? zAmp : zEnd;
-        const char *zEq = memchr(z, '=', (size_t)(zPart - z));
-        int secret = 0;
-        if (zEq) {
-            const char *zWhy;
-            char *zKey = NULL;
-            if (pct_decode(z, (size_t)(zEq - z), 1, &zKey, &zWhy) ==
-                SQLITE_OK) {
-                secret = url_param_is_secret(zKey);
-            } else {
-                char *zRaw = str_ndup(z, (size_t)(zEq - z));
-                secret = zRaw == NULL || url_param_is_secret(zRaw);
-                sqlite3_free(zRaw);
-            }
-            sqlite3_free(zKey);
-        }
-        if (secret) {
-            sqlite3_str_append(s, z, (int)(zEq - z));
-            sqlite3_str_appendall(s, "=REDACTED");
-        } else {
-            sqlite3_str_append(s, z, (int)(zPart - z));
-        }
-        if (zAmp)
-            sqlite3_str_appendchar(s, 1, '&');
-        z = zAmp ? zAmp + 1 : zEnd;
-    }
-}
-
-char *
-url_redact(const char *zUrl)
-{
-    sqlite3_str *s;
-    const char *z, *zFrom, *zAuth, *zAuthEnd, *zAt = NULL, *zQuery, *zFrag;
-    size_t n;
-
-    if (zUrl == NULL)
-        return sqlite3_mprintf("");
-    n = scheme_len(zUrl);
-    if (n == 0 || zUrl[n] != ':')
-        return sqlite3_mprintf("%s", zUrl); /* a plain path: no secrets */
-    s = sqlite3_str_new(NULL);
-    z = zUrl + n + 1;
-    zAuth = strncmp(z, "//", 2) == 0 ? z + 2 : z;
-    zAuthEnd = zAuth + (zAuth == z ? 0 : strcspn(zAuth, "/?#"));
-    for (const char *q = zAuth; q < zAuthEnd; q++)
-        if (*q == '@')
-            zAt = q;
-    zFrom = zUrl;
-    if (zAt) {
-        const char *zColon = memchr(zAuth, ':', (size_t)(zAt - zAuth));
-        if (zColon) {
-            sqlite3_str_append(s, zUrl, (int)(zColon + 1 - zUrl));
-            sqlite3_str_appendall(s, "REDACTED");
-            zFrom = zAt;
-        }
-    }
-    zFrag = zAuthEnd + strcspn(zAuthEnd, "#");
-    zQuery = memchr(zAuthEnd, '?', (size_t)(zFrag - zAuthEnd));
-    if (zQuery == NULL)
-        zQuery = zFrag;
-    sqlite3_str_append(s, zFrom, (int)(zQuery - zFrom));
-    if (*zQuery == '?') {
-        sqlite3_str_appendchar(s, 1, '?');
-        redact_query(s, zQuery + 1, zFrag);
-    }
-    if (*zFrag == '#')
-        sqlite3_str_appendall(s, "#REDACTED");
-    return sqlite3_str_finish(s);
 }
 
 /* Noun for the authority of a scheme, for "missing ..." messages. */
@@ -318,7 +84,7 @@ parse_port(url_parser *p, const char *z, const char *zEnd)
                     "after ':')",
                     p->zShow);
     for (q = z; q < zEnd; q++) {
-        if (!is_digit((unsigned char)*q))
+        if (!url_is_digit((unsigned char)*q))
             return fail(p,
                         "litestream: malformed URL '%s' (port '%.*s' is "
                         "not a number)",
@@ -346,8 +112,8 @@ check_host(url_parser *p, const char *z, const char *zEnd)
 
     for (q = z; q < zEnd; q++) {
         int c = (unsigned char)*q;
-        if (is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_' ||
-            c == '~')
+        if (url_is_alpha(c) || url_is_digit(c) || c == '.' || c == '-' ||
+            c == '_' || c == '~')
             continue;
         if (c == '@' && isAbs && nAt++ == 0 && q > z && q + 1 < zEnd)
             continue;
@@ -377,12 +143,12 @@ parse_ipv6(url_parser *p, const char *z, const char *zEnd)
                     "expected [address]:port)",
                     p->zShow);
     for (q = z + 1; q < zClose; q++)
-        if (hex_val((unsigned char)*q) < 0 && *q != ':' && *q != '.')
+        if (url_hex_val((unsigned char)*q) < 0 && *q != ':' && *q != '.')
             return fail(p,
                         "litestream: malformed URL '%s' (invalid "
                         "character '%c' in IPv6 address)",
                         p->zShow, *q);
-    p->u->host = str_ndup(z + 1, (size_t)(zClose - z - 1));
+    p->u->host = url_ndup(z + 1, (size_t)(zClose - z - 1));
     if (p->u->host == NULL)
         return SQLITE_NOMEM;
     if (zClose + 1 == zEnd)
@@ -410,7 +176,7 @@ parse_userinfo(url_parser *p, const char *z, const char *zAt)
                     "'%s' (credentials come from the environment)",
                     p->u->scheme, p->zShow);
     if (zUserEnd > z) {
-        rc = pct_decode(z, (size_t)(zUserEnd - z), 0, &p->u->user, &zWhy);
+        rc = url_pct_decode(z, (size_t)(zUserEnd - z), 0, &p->u->user, &zWhy);
         if (rc == SQLITE_ERROR)
             return fail(p, "litestream: malformed URL '%s' (user name: %s)",
                         p->zShow, zWhy);
@@ -418,8 +184,8 @@ parse_userinfo(url_parser *p, const char *z, const char *zAt)
             return rc;
     }
     if (zColon) {
-        rc = pct_decode(zColon + 1, (size_t)(zAt - zColon - 1), 0,
-                        &p->u->password, &zWhy);
+        rc = url_pct_decode(zColon + 1, (size_t)(zAt - zColon - 1), 0,
+                            &p->u->password, &zWhy);
         if (rc == SQLITE_ERROR)
             return fail(p, "litestream: malformed URL '%s' (password: %s)",
                         p->zShow, zWhy);
@@ -474,7 +240,7 @@ parse_authority(url_parser *p, const char *z, const char *zEnd)
     rc = check_host(p, z, zHostEnd);
     if (rc != SQLITE_OK)
         return rc;
-    p->u->host = str_ndup(z, (size_t)(zHostEnd - z));
+    p->u->host = url_ndup(z, (size_t)(zHostEnd - z));
     if (p->u->host == NULL)
         return SQLITE_NOMEM;
     if (zHostEnd < zEnd)
@@ -533,12 +299,12 @@ parse_path(url_parser *p, const char *z, const char *zEnd, int decode)
     int rc;
 
     if (decode) {
-        rc = pct_decode(z, (size_t)(zEnd - z), 0, &zDec, &zWhy);
+        rc = url_pct_decode(z, (size_t)(zEnd - z), 0, &zDec, &zWhy);
         if (rc == SQLITE_ERROR)
             rc = fail(p, "litestream: malformed URL '%s' (path: %s)", p->zShow,
                       zWhy);
     } else {
-        zDec = str_ndup(z, (size_t)(zEnd - z));
+        zDec = url_ndup(z, (size_t)(zEnd - z));
         rc = zDec ? SQLITE_OK : SQLITE_NOMEM;
     }
     if (rc != SQLITE_OK)
@@ -581,13 +347,13 @@ parse_param(url_parser *p, const char *z, const char *zEnd)
                     "litestream: malformed URL '%s' (query parameter "
                     "without a name)",
                     p->zShow);
-    rc = pct_decode(z, (size_t)(zKeyEnd - z), 1, &pp->key, &zWhy);
+    rc = url_pct_decode(z, (size_t)(zKeyEnd - z), 1, &pp->key, &zWhy);
     if (rc == SQLITE_OK) {
         if (zEq)
-            rc = pct_decode(zEq + 1, (size_t)(zEnd - zEq - 1), 1, &pp->value,
-                            &zWhy);
+            rc = url_pct_decode(zEq + 1, (size_t)(zEnd - zEq - 1), 1,
+                                &pp->value, &zWhy);
         else
-            rc = (pp->value = str_ndup("", 0)) ? SQLITE_OK : SQLITE_NOMEM;
+            rc = (pp->value = url_ndup("", 0)) ? SQLITE_OK : SQLITE_NOMEM;
     }
     if (pp->key || pp->value)
         p->u->nparam++; /* so url_free() frees what was decoded */
@@ -657,7 +423,7 @@ static int
 parse_scheme(url_parser *p, const char **pzRest)
 {
     const char *zUrl = p->zUrl;
-    size_t n = scheme_len(zUrl), i;
+    size_t n = url_scheme_len(zUrl), i;
     const char *zColon = strchr(zUrl, ':');
     const char *zSlash = strchr(zUrl, '/');
 
@@ -674,11 +440,11 @@ parse_scheme(url_parser *p, const char **pzRest)
                     "litestream: malformed URL scheme in '%s' (expected "
                     "one of " URL_SCHEMES_TEXT ")",
                     p->zShow);
-    p->u->scheme = str_ndup(zUrl, n);
+    p->u->scheme = url_ndup(zUrl, n);
     if (p->u->scheme == NULL)
         return SQLITE_NOMEM;
     for (i = 0; i < n; i++)
-        p->u->scheme[i] = (char)to_lower((unsigned char)p->u->scheme[i]);
+        p->u->scheme[i] = (char)url_to_lower((unsigned char)p->u->scheme[i]);
     for (i = 0; i < sizeof(url_schemes) / sizeof(url_schemes[0]); i++) {
         if (strcmp(p->u->scheme, url_schemes[i]) == 0) {
             *pzRest = zColon + 1;
@@ -710,7 +476,7 @@ url_parse(const char *zUrl, ls_url **out, char **pzErr)
         goto out;
     }
     for (q = zUrl; *q; q++) {
-        if (is_ctrl((unsigned char)*q)) {
+        if (url_is_ctrl((unsigned char)*q)) {
             rc = fail(&p,
                       "litestream: replica URL contains control "
                       "character 0x%02x at offset %d",
@@ -727,7 +493,7 @@ url_parse(const char *zUrl, ls_url **out, char **pzErr)
         goto out;
     }
     if (zUrl[0] == '/') { /* a plain path, taken literally */
-        p.u->scheme = str_ndup("file", 4);
+        p.u->scheme = url_ndup("file", 4);
         rc = p.u->scheme ? parse_path(&p, zUrl, zUrl + strlen(zUrl), 0)
                          : SQLITE_NOMEM;
     } else {
@@ -762,7 +528,7 @@ key_match(const char *a, const char *b)
             a++;
         while (*b == '_' || *b == '-')
             b++;
-        if (to_lower((unsigned char)*a) != to_lower((unsigned char)*b))
+        if (url_to_lower((unsigned char)*a) != url_to_lower((unsigned char)*b))
             return 0;
         if (*a == 0)
             return 1;

@@ -24,14 +24,16 @@
 #include "storage/base/json.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/base/clock.h"
+#include "storage/base/sqlite.h"
 #include "storage/history/levels.h"
-#include "storage/replicate/replicator_int.h"
 #include "storage/restore/restore.h"
 
 #define DEL_BATCH      1000
@@ -41,7 +43,7 @@
 #define CP_NICE        10
 
 struct compactor {
-    replicator *r;
+    compactor_env env; /* its be moved to b */
     backend *b;
     pthread_t tid;
     int started;
@@ -73,7 +75,7 @@ cp_error(compactor *c, char *zMsg)
     if (zMsg || c->last_error) {
         sqlite3_free(c->last_error);
         c->last_error = zMsg;
-        c->last_error_ms = rep_now_ms();
+        c->last_error_ms = clock_now_ms();
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -88,10 +90,7 @@ boundary(int64_t now, int64_t iv)
 static int
 cp_shipping(compactor *c)
 {
-    pthread_mutex_lock(&c->r->mu);
-    int s = c->r->shipping;
-    pthread_mutex_unlock(&c->r->mu);
-    return s;
+    return c->env.xShipping(c->env.pCtx);
 }
 
 static int
@@ -129,7 +128,7 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
 
     if (count == 0)
         return SQLITE_OK;
-    int rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), &a[first],
+    int rc = compact_merge(c->env.url, c->b, sidecar_dir(c->env.sc), &a[first],
                            count, level, &c->stop, &out, &zErr);
     if (rc != SQLITE_OK) {
         cp_error(c, zErr ? zErr
@@ -156,8 +155,8 @@ cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n, uint64_t after,
                          ltx_info *out, char **pzErr)
 {
     restore_plan p;
-    int rc = restore_plan_list(a, n, backend_url(c->b), 0, 0, rep_now_ms(), &p,
-                               pzErr);
+    int rc = restore_plan_list(a, n, backend_url(c->b), 0, 0, clock_now_ms(),
+                               &p, pzErr);
     if (rc != SQLITE_OK)
         return rc;
     if (p.txid <= after)
@@ -165,8 +164,8 @@ cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n, uint64_t after,
     else if (p.n == 1 && p.files[0].level == LAYOUT_MAX_LEVEL)
         rc = SQLITE_DONE;
     else
-        rc = compact_merge(c->r->url, c->b, sidecar_dir(c->r->sc), p.files, p.n,
-                           LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
+        rc = compact_merge(c->env.url, c->b, sidecar_dir(c->env.sc), p.files,
+                           p.n, LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
     restore_plan_free(&p);
     return rc;
 }
@@ -178,7 +177,7 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
 {
     const ltx_info *last = cp_newest(a, n, LAYOUT_MAX_LEVEL);
     ltx_info out;
-    replicator *r = c->r;
+    const compactor_env *e = &c->env;
     ls_cap cap;
 
     *txid = last ? last->max_txid : 0;
@@ -193,9 +192,9 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
             return SQLITE_OK;
     /* Nothing uploaded yet: the replicator's first object is a full image
      * on its way; look again shortly (no error: pzErr stays NULL). */
-    if (!want && sidecar_replicated(r->sc) == 0)
+    if (!want && sidecar_replicated(e->sc) == 0)
         return SQLITE_BUSY;
-    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= *txid) {
+    if (!sidecar_cap_read(e->sc, &cap) || cap.txid <= *txid) {
         if (want && *txid == 0) {
             *pzErr = sqlite3_mprintf("litestream: nothing to snapshot yet "
                                      "(no transaction captured)");
@@ -203,7 +202,7 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         }
         return SQLITE_OK; /* nothing new since the newest snapshot */
     }
-    int rc = snapshot_take(c->b, sidecar_dir(r->sc), r->zDbPath, r->zVfs, r->sc,
+    int rc = snapshot_take(c->b, sidecar_dir(e->sc), e->zDbPath, e->zVfs, e->sc,
                            *txid, SNAP_BUDGET_MS, &c->stop, &out, pzErr);
     if (rc == SQLITE_BUSY) {
         sqlite3_log(SQLITE_NOTICE, "%s; snapshot merged from the replica",
@@ -325,7 +324,7 @@ static int
 cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
         char **pzSnapErr)
 {
-    int64_t now = rep_now_ms();
+    int64_t now = clock_now_ms();
     int64_t sb = boundary(now, o->snapshot_ms);
     int rc = SQLITE_OK;
     ltx_info *a = NULL;
@@ -381,18 +380,6 @@ cp_next_wake(compactor *c, const ls_pitr *o, int64_t now)
     return t - now;
 }
 
-static void
-deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
 static void *
 cp_main(void *arg)
 {
@@ -439,11 +426,11 @@ cp_main(void *arg)
         sqlite3_free(zErr);
         if (c->stop || c->snap_req > c->snap_served)
             continue;
-        int64_t wait = cp_next_wake(c, &c->o, rep_now_ms());
+        int64_t wait = cp_next_wake(c, &c->o, clock_now_ms());
         if (!cp_shipping(c) && wait > 1000)
             wait = 1000;
         struct timespec ts;
-        deadline_after(&ts, wait < 1 ? 1 : wait);
+        clock_deadline(&ts, wait < 1 ? 1 : wait);
         pthread_cond_timedwait(&c->wake, &c->mu, &ts);
     }
     pthread_mutex_unlock(&c->mu);
@@ -451,23 +438,29 @@ cp_main(void *arg)
 }
 
 int
-compactor_start(replicator *r, const ls_pitr *o, compactor **out, char **pzErr)
+compactor_start(const compactor_env *env, const ls_pitr *o, compactor **out,
+                char **pzErr)
 {
     compactor *c = sqlite3_malloc64(sizeof(*c));
-    int rc;
+    int rc = SQLITE_OK;
 
     *out = NULL;
-    if (!c)
+    if (!c) {
+        backend_close(env->be);
         return SQLITE_NOMEM;
+    }
     memset(c, 0, sizeof(*c));
-    c->r = r;
+    c->env = *env;
+    c->b = env->be;
+    c->env.be = NULL;
     c->o = *o;
     if (c->o.nlevels <= 0 || c->o.snapshot_ms <= 0)
         pitr_defaults(&c->o);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->done, NULL);
-    rc = backend_open_url(r->url, &c->b, pzErr);
+    if (!c->b)
+        rc = backend_open_url(env->url, &c->b, pzErr);
     if (rc == SQLITE_OK && pthread_create(&c->tid, NULL, cp_main, c) != 0) {
         *pzErr = sqlite3_mprintf("litestream: cannot start the compaction "
                                  "thread");
@@ -530,7 +523,7 @@ compactor_snapshot_now(compactor *c, int timeout_ms, uint64_t *txid,
     struct timespec dl;
     int rc = SQLITE_BUSY;
 
-    deadline_after(&dl, timeout_ms);
+    clock_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&c->mu);
     uint64_t ticket = ++c->snap_req;
     pthread_cond_signal(&c->wake);
@@ -591,32 +584,4 @@ compactor_status(compactor *c, json_t *o)
     ls_json_set(cp, "last_error", err, &bad);
     ls_json_set(o, "compaction", cp, &bad);
     return bad ? SQLITE_NOMEM : SQLITE_OK;
-}
-
-/* ---- the replicator's PITR interface (replicator.h) -------------------- */
-
-void
-replicator_set_pitr(replicator *r, const ls_pitr *o)
-{
-    if (r->cp)
-        compactor_set(r->cp, o);
-}
-
-void
-replicator_pitr(replicator *r, ls_pitr *o)
-{
-    if (r->cp)
-        compactor_get(r->cp, o);
-    else
-        pitr_defaults(o);
-}
-
-int
-replicator_snapshot(replicator *r, int timeout_ms, uint64_t *txid, char **pzErr)
-{
-    if (!r->cp) {
-        *pzErr = sqlite3_mprintf("litestream: compaction is not running");
-        return SQLITE_ERROR;
-    }
-    return compactor_snapshot_now(r->cp, timeout_ms, txid, pzErr);
 }

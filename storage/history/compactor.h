@@ -1,12 +1,13 @@
 /*
  * storage/history/compactor.h: the compaction thread of a replicator
- * (LTX.md 2.2, 2.3): L0 -> L1 -> ... -> Ln merges and level-9 snapshots, each
- * at wall-clock multiples of its interval, and retention.
+ * (docs/ltx-format.md 2.2, 2.3): L0 -> L1 -> ... -> Ln merges and level-9
+ * snapshots, each at wall-clock multiples of its interval, and retention.
  *
  * It runs beside the replicator thread, with a backend handle of its own,
- * and works only while this process holds the ship lock (the replicator
- * thread's `shipping`), so exactly one process compacts a replica.  It never
- * takes a lock the application's writers need: merges read the replica,
+ * and works only while this process holds the ship lock (the env's
+ * xShipping), so exactly one process compacts a replica.  What it needs of
+ * the replicator comes in a compactor_env: history/ never sees replicate/.  It
+ * never takes a lock the application's writers need: merges read the replica,
  * snapshots read the database inside a private read transaction.
  *
  * Threads: compactor_start/stop on the thread opening/closing the
@@ -17,16 +18,43 @@
 
 #include <stdint.h>
 
+#include "storage/backend/backend.h"
 #include "storage/local/pitr.h"
+#include "storage/local/sidecar.h"
 
-struct replicator;
+struct ls_url;
 typedef struct compactor compactor;
 
 /*
- * Starts the thread for replicator r with settings o.  SQLITE_OK and *out,
- * or an error with *pzErr (the backend could not be opened, no thread).
+ * What the compactor needs of the database it compacts, filled by its
+ * owner (the replicator).  Every pointer stays owned by the owner and must
+ * outlive the compactor (compactor_stop() first).
  */
-int compactor_start(struct replicator *r, const ls_pitr *o, compactor **out,
+typedef struct compactor_env {
+    const struct ls_url *url; /* the replica */
+    const char *zDbPath;      /* the database (snapshots read it) */
+    const char *zVfs;         /* the VFS under the shim */
+    sidecar *sc;              /* positions, scratch directory */
+    /*
+     * Whether this process uploads (holds the ship lock) right now; called
+     * on the compactor thread, must be cheap and thread-safe.
+     */
+    int (*xShipping)(void *pCtx);
+    void *pCtx;
+    /*
+     * Optional: the backend handle to use, owned by the compactor from
+     * compactor_start() on, even when it fails (tests: an in-memory
+     * backend).  NULL: the compactor opens its own from `url`.
+     */
+    backend *be;
+} compactor_env;
+
+/*
+ * Starts the thread for env (copied) with settings o.  SQLITE_OK and
+ * *out, or an error with *pzErr (the backend could not be opened, no
+ * thread).
+ */
+int compactor_start(const compactor_env *env, const ls_pitr *o, compactor **out,
                     char **pzErr);
 
 /* Stops and joins the thread, frees everything.  NULL-safe. */

@@ -1,7 +1,7 @@
 /*
  * storage/history/levels.c: merging a run of objects into the next level, and
  * the verification every compactor output passes before it is uploaded
- * (levels.h, LTX.md 1.12 and 2.2).
+ * (levels.h, docs/ltx-format.md 1.12 and 2.2).
  *
  * Invariants:
  *   1. Inputs are streamed through the fetcher (2 MiB range reads on the

@@ -1,8 +1,8 @@
 /*
  * storage/history/levels.h: the building blocks of compaction
- * (LTX.md 1.12, 2.2, 2.3): merging a run of one level into one object of the
- * next, taking a level-9 snapshot of the live database, and choosing what
- * retention deletes.  The schedule that calls them is
+ * (docs/ltx-format.md 1.12, 2.2, 2.3): merging a run of one level into one
+ * object of the next, taking a level-9 snapshot of the live database, and
+ * choosing what retention deletes.  The schedule that calls them is
  * storage/history/compactor.c.
  *
  * Every object is written to a temporary file in the sidecar directory,
@@ -83,8 +83,8 @@ int snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
                   const int *cancel, ltx_info *out, char **pzErr);
 
 /*
- * Retention (LTX.md 2.3) over a listing a[0..n-1] (layout_list_all order)
- * at wall-clock time now_ms: snapshots older than the snapshot retention
+ * Retention (docs/ltx-format.md 2.3) over a listing a[0..n-1] (layout_list_all
+ * order) at wall-clock time now_ms: snapshots older than the snapshot retention
  * but the newest; below the newest deleted snapshot's TXID, files of
  * levels 1..8 but the newest of each level; L0 files covered by level 1
  * and older than the L0 retention, oldest first, stopping at the first

@@ -1,5 +1,6 @@
 /*
- * storage/history/retention.c: what retention deletes (levels.h, LTX.md 2.3).
+ * storage/history/retention.c: what retention deletes (levels.h,
+ * docs/ltx-format.md 2.3).
  *
  * A pure function of a listing and the clock, so the rules are testable
  * without a replica.  Invariants:

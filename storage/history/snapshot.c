@@ -1,6 +1,6 @@
 /*
  * storage/history/snapshot.c: level-9 snapshots of the live database (levels.h,
- * LTX.md 2.2).
+ * docs/ltx-format.md 2.2).
  *
  * The image is read through a private read transaction (storage/local/image.c)
  * pinned at the captured position, so it is exactly one TXID's database and
@@ -21,17 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/base/clock.h"
 #include "storage/local/image.h"
 #include "storage/ltx/ltx.h"
 #include "storage/base/sqlite.h"
-
-static int64_t
-snap_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 snap_sleep_us(long us)
@@ -105,7 +98,7 @@ snap_attempt(const char *zDbPath, const char *zVfs, sidecar *sc,
         }
     }
     if (rc == SQLITE_OK) {
-        *ts = snap_now_ms();
+        *ts = clock_now_ms();
         rc = snap_encode(im, *txid, commit, ps, &w, *ts, post, pzErr);
     }
     image_close(im);
@@ -121,13 +114,13 @@ snapshot_take(backend *b, const char *zTmpDir, const char *zDbPath,
 {
     char *zTmp = sqlite3_mprintf("%s/snapshot.ltx.tmp", zTmpDir);
     char key[LAYOUT_KEY_SIZE];
-    int64_t deadline = snap_now_ms() + budget_ms, ts = 0;
+    int64_t deadline = clock_now_ms() + budget_ms, ts = 0;
     uint64_t txid = 0, post = 0;
     struct stat st;
     int rc = zTmp ? SQLITE_BUSY : SQLITE_NOMEM, tries = 0;
 
     *pzErr = NULL;
-    while (rc == SQLITE_BUSY && snap_now_ms() < deadline &&
+    while (rc == SQLITE_BUSY && clock_now_ms() < deadline &&
            !(cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED))) {
         if (tries++)
             snap_sleep_us(200 + (tries % 8) * 150);

@@ -2,10 +2,10 @@
  * storage/local/cktab.h: the per-page checksum table of the replicated state.
  *
  * LTX files carry the database's rolling checksum before and after they
- * apply (LTX.md 1.7).  Keeping it current without re-reading old pages needs
- * the checksum of every page as the replica has it: 8 bytes per page, kept
- * in memory and persisted in `<sidecar>/checksums` after every acknowledged
- * upload, so a restarted process continues without a full image.
+ * apply (docs/ltx-format.md 1.7).  Keeping it current without re-reading old
+ * pages needs the checksum of every page as the replica has it: 8 bytes per
+ * page, kept in memory and persisted in `<sidecar>/checksums` after every
+ * acknowledged upload, so a restarted process continues without a full image.
  *
  * File layout (native byte order; the file never leaves the machine):
  *   u32 magic | u32 page count | u64 TXID | u64 database checksum |

@@ -96,14 +96,107 @@ image_close(image *im)
     sqlite3_free(im);
 }
 
+/*
+ * The wal-index must end exactly at the captured position: committed
+ * frames beyond it (a writer died before capturing them) could be
+ * checkpointed into the database file while the image is read, mixing two
+ * states.  Those are captured first (the replicator's recapture).
+ * SQLITE_OK or SQLITE_BUSY.
+ */
+static int
+image_check_index(image *im)
+{
+    volatile void *shm = NULL;
+    shm_hdr h0;
+    if (im->dbf->pMethods->iVersion >= 2 &&
+        im->dbf->pMethods->xShmMap(im->dbf, 0, 32768, 0, &shm) == SQLITE_OK &&
+        shm) {
+        wal_index_hdr_read(shm, &h0);
+        uint32_t s1 = h0.salt[0], s2 = h0.salt[1];
+        int empty = h0.mx_frame == 0 && im->cap.frame == 0;
+        if (!empty && (h0.mx_frame != im->cap.frame || s1 != im->cap.salt1 ||
+                       s2 != im->cap.salt2))
+            return SQLITE_BUSY;
+    }
+    return SQLITE_OK;
+}
+
+/*
+ * The image's page size and page count: from the WAL header and the
+ * captured position, or, with an empty WAL, from the database file (an
+ * empty WAL's wal-index header carries no page size or count).
+ * SQLITE_OK, SQLITE_BUSY (the WAL moved), SQLITE_CORRUPT with *pzErr.
+ */
+static int
+image_geometry(image *im, const char *zDbPath, char **pzErr)
+{
+    const ls_cap *cap = &im->cap;
+    uint8_t whb[WAL_HDR_SIZE];
+    wal_hdr wh;
+
+    if (cap->frame > 0) {
+        int rc = im->walf->pMethods->xRead(im->walf, whb, WAL_HDR_SIZE, 0);
+        if (rc != SQLITE_OK || !wal_hdr_parse(whb, &wh) ||
+            wh.salt1 != cap->salt1 || wh.salt2 != cap->salt2)
+            return SQLITE_BUSY;
+        im->page_size = wh.page_size;
+        im->commit = cap->commit;
+        return SQLITE_OK;
+    }
+    uint8_t dh[2];
+    sqlite3_int64 sz = 0;
+    if (im->dbf->pMethods->xRead(im->dbf, dh, 2, 16) != SQLITE_OK ||
+        im->dbf->pMethods->xFileSize(im->dbf, &sz) != SQLITE_OK)
+        return SQLITE_BUSY;
+    im->page_size = ((uint32_t)dh[0] << 8 | dh[1]) == 1
+                        ? 65536
+                        : ((uint32_t)dh[0] << 8 | dh[1]);
+    if (!ltx_page_size_valid(im->page_size)) {
+        *pzErr = sqlite3_mprintf("litestream: '%s' has no valid page "
+                                 "size in its header",
+                                 zDbPath);
+        return SQLITE_CORRUPT;
+    }
+    im->commit = (uint32_t)(sz / im->page_size);
+    return SQLITE_OK;
+}
+
+/*
+ * frame_of: for each page, its newest WAL frame up to the captured
+ * position (0: the database file).  SQLITE_OK, SQLITE_BUSY (the WAL
+ * restarted under us), or the read error.
+ */
+static int
+image_map_frames(image *im)
+{
+    uint8_t fh[WAL_FRAME_HDR_SIZE];
+
+    im->frame_of = sqlite3_malloc64(((uint64_t)im->commit + 1) * 4);
+    if (!im->frame_of)
+        return SQLITE_NOMEM;
+    memset(im->frame_of, 0, ((size_t)im->commit + 1) * 4);
+    for (uint32_t i = 1; i <= im->cap.frame; i++) {
+        wal_frame_hdr f;
+        int rc = im->walf->pMethods->xRead(
+            im->walf, fh, sizeof(fh),
+            (sqlite3_int64)wal_frame_offset(i, im->page_size));
+        if (rc != SQLITE_OK)
+            return rc;
+        wal_frame_hdr_parse(fh, &f);
+        if (f.salt1 != im->cap.salt1 || f.salt2 != im->cap.salt2)
+            return SQLITE_BUSY; /* restarted under us (read lock 0): retry */
+        if (f.pgno <= im->commit)
+            im->frame_of[f.pgno] = i;
+    }
+    return SQLITE_OK;
+}
+
 int
 image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
            uint64_t *txid, uint32_t *commit, uint32_t *page_size, char **pzErr)
 {
     int rc;
     image *im = sqlite3_malloc64(sizeof(*im));
-    ls_cap cap;
-    uint8_t fh[WAL_FRAME_HDR_SIZE];
     *out = NULL;
     if (!im)
         return SQLITE_NOMEM;
@@ -118,90 +211,19 @@ image_open(const char *zDbPath, const char *zVfs, sidecar *sc, image **out,
         goto out;
     im->dbf = im->pin.dbf;
     im->walf = im->pin.walf;
-    /* The wal-index must end exactly at the captured position: committed
-     * frames beyond it (a writer died before capturing them) could be
-     * checkpointed into the database file while the image is read, mixing
-     * two states.  Those are captured first (the replicator's recapture). */
-    {
-        volatile void *shm = NULL;
-        shm_hdr h0;
-        if (im->dbf->pMethods->iVersion >= 2 &&
-            im->dbf->pMethods->xShmMap(im->dbf, 0, 32768, 0, &shm) ==
-                SQLITE_OK &&
-            shm) {
-            wal_index_hdr_read(shm, &h0);
-            uint32_t s1 = h0.salt[0], s2 = h0.salt[1];
-            int empty = h0.mx_frame == 0 && im->cap.frame == 0;
-            if (!empty && (h0.mx_frame != im->cap.frame ||
-                           s1 != im->cap.salt1 || s2 != im->cap.salt2)) {
-                rc = SQLITE_BUSY;
-                goto out;
-            }
-        }
-    }
     /* Optimistic: the image is taken at the captured position read
      * before the read transaction began, and is only accepted if no
      * transaction was captured meanwhile (image_done()): then nothing newer
      * than that position exists, so no checkpoint can have copied newer
      * pages into the database file under us. */
-    uint8_t whb[WAL_HDR_SIZE];
-    wal_hdr wh;
-    cap = im->cap;
-    if (cap.frame > 0) {
-        rc = im->walf->pMethods->xRead(im->walf, whb, WAL_HDR_SIZE, 0);
-        if (rc != SQLITE_OK || !wal_hdr_parse(whb, &wh) ||
-            wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2) {
-            rc = SQLITE_BUSY;
-            goto out;
-        }
-    }
-    if (cap.frame > 0) {
-        im->page_size = wh.page_size;
-        im->commit = cap.commit;
-    } else {
-        /* Everything is in the database file (an empty WAL's wal-index
-         * header carries no page size or count). */
-        uint8_t dh[2];
-        sqlite3_int64 sz = 0;
-        if (im->dbf->pMethods->xRead(im->dbf, dh, 2, 16) != SQLITE_OK ||
-            im->dbf->pMethods->xFileSize(im->dbf, &sz) != SQLITE_OK) {
-            rc = SQLITE_BUSY;
-            goto out;
-        }
-        im->page_size = ((uint32_t)dh[0] << 8 | dh[1]) == 1
-                            ? 65536
-                            : ((uint32_t)dh[0] << 8 | dh[1]);
-        if (!ltx_page_size_valid(im->page_size)) {
-            *pzErr = sqlite3_mprintf("litestream: '%s' has no valid page "
-                                     "size in its header",
-                                     zDbPath);
-            rc = SQLITE_CORRUPT;
-            goto out;
-        }
-        im->commit = (uint32_t)(sz / im->page_size);
-    }
-    im->frame_of = sqlite3_malloc64(((uint64_t)im->commit + 1) * 4);
-    if (!im->frame_of) {
-        rc = SQLITE_NOMEM;
+    rc = image_check_index(im);
+    if (rc == SQLITE_OK)
+        rc = image_geometry(im, zDbPath, pzErr);
+    if (rc == SQLITE_OK)
+        rc = image_map_frames(im);
+    if (rc != SQLITE_OK)
         goto out;
-    }
-    memset(im->frame_of, 0, ((size_t)im->commit + 1) * 4);
-    for (uint32_t i = 1; i <= cap.frame; i++) {
-        wal_frame_hdr f;
-        rc = im->walf->pMethods->xRead(
-            im->walf, fh, sizeof(fh),
-            (sqlite3_int64)wal_frame_offset(i, im->page_size));
-        if (rc != SQLITE_OK)
-            goto out;
-        wal_frame_hdr_parse(fh, &f);
-        if (f.salt1 != cap.salt1 || f.salt2 != cap.salt2) {
-            rc = SQLITE_BUSY; /* restarted under us (read lock 0): retry */
-            goto out;
-        }
-        if (f.pgno <= im->commit)
-            im->frame_of[f.pgno] = i;
-    }
-    *txid = cap.txid;
+    *txid = im->cap.txid;
     *commit = im->commit;
     *page_size = im->page_size;
 out:

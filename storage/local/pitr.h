@@ -1,8 +1,9 @@
 /*
  * storage/local/pitr.h: the point-in-time recovery settings of one replicated
- * database (compaction levels, snapshots, retention; LTX.md 2.2, 2.3).
- * Stored in config.json (sidecar.c), set by the PRAGMAs (vfs/pragma.c),
- * applied by the compactor (compactor.c).  Plain data, any thread.
+ * database (compaction levels, snapshots, retention;
+ * docs/ltx-format.md 2.2, 2.3). Stored in config.json (sidecar.c), set by the
+ * PRAGMAs (vfs/pragma.c), applied by the compactor (compactor.c).  Plain data,
+ * any thread.
  */
 #ifndef LITESTREAM_PITR_H
 #define LITESTREAM_PITR_H

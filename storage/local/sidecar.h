@@ -1,7 +1,7 @@
 /*
  * storage/local/sidecar.h: the `<db>-litestream/` directory beside a replicated
- * database (DESIGN.md section 5), shared by every process that opens the
- * database with the extension loaded:
+ * database (docs/architecture.md section 4), shared by every process that opens
+ * the database with the extension loaded:
  *
  *   config.json   the replica URL and options (mode 0600)
  *   position      one memory-mapped page: the shared TXID counter and the

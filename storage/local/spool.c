@@ -477,6 +477,12 @@ spool_contiguous(spool *sp, uint64_t from)
     return t;
 }
 
+int
+spool_has(spool *sp, uint64_t txid)
+{
+    return ent_find(sp, txid) != NULL;
+}
+
 #define LAZY_BYTES (4u << 20) /* bigger records keep pages on disk */
 
 int

@@ -1,6 +1,6 @@
 /*
  * storage/local/spool.h: the spool, an append-only log of captured transactions
- * in `<sidecar>/spool/` (DESIGN.md section 5).
+ * in `<sidecar>/spool/` (docs/architecture.md 4.3).
  *
  * Each process appends only to segments it created (named
  * `<first txid 16hex>-<pid>-<n>.seg`), so appends need no cross-process
@@ -88,6 +88,9 @@ int spool_scan(spool *);
 
 /* Highest TXID t >= from-1 such that every TXID in [from, t] is indexed. */
 uint64_t spool_contiguous(spool *, uint64_t from);
+
+/* Whether txid is indexed. */
+int spool_has(spool *, uint64_t txid);
 
 /*
  * Reads the record of txid into *out (free with spool_txn_free), after

@@ -1,6 +1,6 @@
 /*
- * storage/ltx/decode.c: the streaming LTX decoder (docs/LTX.md section 1):
- * reads a file front to back through the caller's callback and verifies
+ * storage/ltx/decode.c: the streaming LTX decoder (docs/ltx-format.md section
+ * 1): reads a file front to back through the caller's callback and verifies
  * everything the reference decoder does plus page order, the index and the
  * trailer.
  *
@@ -21,7 +21,7 @@
  * Threads: no global state; a decoder must be used by one thread at a
  * time.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -553,7 +553,7 @@ ltx_dec_expect_eof(ltx_decoder *d)
     return rc;
 }
 
-/* Checks the trailer (LTX.md 1.6) and the checksums. */
+/* Checks the trailer (docs/ltx-format.md 1.6) and the checksums. */
 static int
 ltx_dec_trailer(ltx_decoder *d, const char *zBad)
 {

@@ -1,7 +1,7 @@
 /*
- * storage/ltx/encode.c: the streaming LTX encoder (docs/LTX.md section 1):
- * header, page frames in either page encoding, page index and trailer, written
- * through the caller's callback.
+ * storage/ltx/encode.c: the streaming LTX encoder (docs/ltx-format.md section
+ * 1): header, page frames in either page encoding, page index and trailer,
+ * written through the caller's callback.
  *
  * Invariants:
  *  1. The file CRC and a page's checksum share one CRC pass over the page:
@@ -18,7 +18,7 @@
  * Threads: no global state; an encoder must be used by one thread at a
  * time.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,7 +182,7 @@ out:
     return rc;
 }
 
-/* Checks that pgno may come next (LTX.md 1.5 ordering rules). */
+/* Checks that pgno may come next (docs/ltx-format.md 1.5 ordering rules). */
 static int
 ltx_enc_check_pgno(ltx_encoder *enc, uint32_t pgno)
 {
@@ -338,7 +338,8 @@ out:
     return rc;
 }
 
-/* The finish() rules that do not depend on the output (LTX.md 1.6). */
+/* The finish() rules that do not depend on the output (docs/ltx-format.md 1.6).
+ */
 static int
 ltx_enc_check_finish(ltx_encoder *enc, uint64_t post)
 {

@@ -1,7 +1,7 @@
 /*
- * storage/ltx/format.c: the fixed parts of the LTX format (docs/LTX.md section
- * 1): the 100-byte header (encode, decode, validate), file names, page and
- * database checksums, and the codec's message helpers.
+ * storage/ltx/format.c: the fixed parts of the LTX format (docs/ltx-format.md
+ * section 1): the 100-byte header (encode, decode, validate), file names, page
+ * and database checksums, and the codec's message helpers.
  *
  * Invariants:
  *  1. ltx_header_decode() never returns a header that ltx_header_validate()
@@ -11,7 +11,7 @@
  *
  * Threads: pure functions over their arguments, no state; any thread.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>

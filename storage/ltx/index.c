@@ -15,7 +15,7 @@
  *
  * Threads: no state; any thread.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdlib.h>
 
 #include "storage/ltx/ltx.h"
@@ -23,7 +23,7 @@
 
 #define LTX_MIN_FRAME_SIZE 11 /* 6-byte header, size, 1-byte block */
 
-/* Parses the varint triples of an index of n bytes (LTX.md 1.6). */
+/* Parses the varint triples of an index of n bytes (docs/ltx-format.md 1.6). */
 static int
 ltx_index_entries(const uint8_t *p, size_t n, uint64_t term_off,
                   ltx_index_entry *e, uint32_t *count, char *zErr, size_t nErr)

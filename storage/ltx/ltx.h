@@ -1,8 +1,8 @@
 /*
  * ltx.h: the LTX file codec (Litestream v0.5, LTX format "version 3").
  *
- * The byte format is docs/LTX.md section 1 (the authoritative restatement of
- * superfly/ltx).  In short:
+ * The byte format is docs/ltx-format.md section 1 (the authoritative
+ * restatement of superfly/ltx).  In short:
  *
  *   header (100 bytes, big-endian fields)
  *   page frames: pgno u32 | flags u16 | payload, ascending pgno
@@ -122,9 +122,10 @@ uint64_t ltx_db_checksum(const void *db, uint32_t page_size, uint32_t npages);
 void ltx_header_encode(const ltx_header *hdr, uint8_t out[LTX_HEADER_SIZE]);
 
 /*
- * Checks hdr against the rules of LTX.md 1.4 (flags, page size, TXIDs, WAL
- * fields, pre-apply checksum).  Returns SQLITE_OK, SQLITE_FORMAT for unknown
- * flag bits, else SQLITE_CORRUPT; the reason goes to zErr (may be NULL).
+ * Checks hdr against the rules of docs/ltx-format.md 1.4 (flags, page size,
+ * TXIDs, WAL fields, pre-apply checksum).  Returns SQLITE_OK, SQLITE_FORMAT for
+ * unknown flag bits, else SQLITE_CORRUPT; the reason goes to zErr (may be
+ * NULL).
  */
 int ltx_header_validate(const ltx_header *hdr, char *zErr, size_t nErr);
 
@@ -288,9 +289,9 @@ const void *ltx_decoder_payload(const ltx_decoder *dec, size_t *n);
  * Finishes reading: decodes (and checks) any pages not yet read, reads the
  * index and the trailer and verifies: the index lists exactly the frames
  * seen (pgno, offset, length) and its length field is right; the trailer
- * rules of LTX.md 1.6; the file checksum; for a snapshot with checksums, the
- * post-apply checksum equals the database checksum of its pages (for
- * commit 0 with checksums: exactly LTX_CHECKSUM_FLAG); nothing follows the
+ * rules of docs/ltx-format.md 1.6; the file checksum; for a snapshot with
+ * checksums, the post-apply checksum equals the database checksum of its pages
+ * (for commit 0 with checksums: exactly LTX_CHECKSUM_FLAG); nothing follows the
  * trailer.  Index problems are reported after a file checksum mismatch,
  * which better describes a damaged file.  Returns SQLITE_OK and *out (may be
  * NULL), or the error (sticky).  Calling it again after success returns
@@ -363,12 +364,12 @@ int ltx_frame_decode(const uint8_t *frame, size_t n, uint32_t page_size,
 
 /*
  * Merges n >= 1 opened decoders, sorted by TXID, into one LTX file written
- * through xWrite (LTX.md 1.12).  Rejected with SQLITE_CORRUPT and a message
- * naming the files' TXIDs: page-size mismatch, a gap (next.min > prev.max +
- * 1), a non-advancing input (next.max <= prev.max), a broken checksum chain
- * (adjacent inputs with checksums where next.pre_apply != prev.post_apply),
- * a merged snapshot with a missing page.  For each pgno the newest input's
- * copy wins; pages above the last input's commit are dropped.
+ * through xWrite (docs/ltx-format.md 1.12).  Rejected with SQLITE_CORRUPT and a
+ * message naming the files' TXIDs: page-size mismatch, a gap (next.min >
+ * prev.max + 1), a non-advancing input (next.max <= prev.max), a broken
+ * checksum chain (adjacent inputs with checksums where next.pre_apply !=
+ * prev.post_apply), a merged snapshot with a missing page.  For each pgno the
+ * newest input's copy wins; pages above the last input's commit are dropped.
  * Output header: out_flags, page size of the inputs, commit / max TXID of the
  * last, min TXID and pre-apply of the first, the given timestamp (the
  * reference uses the last input's), WAL fields and node id 0.  Checksums are

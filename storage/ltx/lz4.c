@@ -18,7 +18,7 @@
  */
 #include <lz4.h>
 #include <lz4frame.h>
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /*
- * storage/ltx/merge.c: merging LTX files (compaction, LTX.md 1.12) and
- * expanding a snapshot, or a merge that yields one, into a database image
+ * storage/ltx/merge.c: merging LTX files (compaction, docs/ltx-format.md 1.12)
+ * and expanding a snapshot, or a merge that yields one, into a database image
  * (restore).
  *
  * Invariants:
@@ -20,7 +20,7 @@
  *
  * Threads: none of its own; runs on the caller's thread.
  */
-#include <sqlite3.h>
+#include "storage/base/sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

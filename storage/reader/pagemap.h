@@ -1,7 +1,7 @@
 /*
  * storage/reader/pagemap.h: the read replica's page index: for every page of
  * the database at one TXID, which LTX object holds its newest frame and where
- * (DESIGN.md section 8, LTX.md 1.6).
+ * (docs/architecture.md section 7, docs/ltx-format.md 1.6).
  *
  * A map is built by applying LTX objects in TXID order (a restore plan,
  * then the objects polling finds), newest page wins, as a merge would:

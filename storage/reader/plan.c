@@ -23,13 +23,6 @@
 
 #define READER_TRIES 3
 
-void
-reader_key(const reader *r, const ltx_info *info, char *buf)
-{
-    layout_key(r->b, info->level, info->min_txid, info->max_txid, buf,
-               LAYOUT_KEY_SIZE);
-}
-
 /* Loads and applies the objects of one plan into the empty map pm.
  * *vanished is set when an object was not found. */
 static int

@@ -25,22 +25,6 @@
 #include "storage/base/sqlite.h"
 #include "storage/backend/url.h"
 
-int64_t
-reader_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int
-reader_seterr(reader *r, int rc, char *z)
-{
-    sqlite3_free(r->zErr);
-    r->zErr = z;
-    return rc;
-}
-
 int
 reader_open(const char *zUrl, const reader_opts *o, reader **out, char **pzErr)
 {

@@ -1,7 +1,8 @@
 /*
  * storage/reader/reader.h: a read replica served straight from the replica's
- * LTX objects (DESIGN.md section 8, LTX.md 1.6 and 4): the engine behind the
- * `litestream-remote` VFS, with no knowledge of SQLite's VFS.
+ * LTX objects (docs/architecture.md section 7, docs/ltx-format.md 1.6 and 4):
+ * the engine behind the `litestream-remote` VFS, with no knowledge of SQLite's
+ * VFS.
  *
  *   open     = restore plan (storage/restore/restore.h) + each planned object's
  *              header and page index (one GET of the whole object when it

@@ -34,7 +34,7 @@ struct reader {
     reader_stats st;
 };
 
-/* Replaces r's message with z (owned; may be NULL); returns rc. */
+/* state.c: replaces r's message with z (owned; may be NULL); returns rc. */
 int reader_seterr(reader *r, int rc, char *z);
 
 /* Monotonic clock, ms. */

@@ -1,15 +1,18 @@
 /*
- * storage/replicate/recover.c: the recovery path of the uploader (see
- * replicator_int.h): TXIDs a process captured but never spooled (it died)
- * are re-read from the WAL, or covered by a full image; a captured position
- * left behind by a writer that died is re-captured under the write lock.
+ * storage/replicate/recover.c: the recovery path of the uploader
+ * (recover.h): TXIDs a process captured but never spooled (it died) are
+ * re-read from the WAL, or judged to need a full image (the caller uploads
+ * it); a captured position left behind by a writer that died is
+ * re-captured under the write lock.
  *
  * Replicator thread only.
  */
-#include "storage/local/image.h"
+#include "storage/replicate/recover.h"
+
 #include "storage/base/mem.h"
-#include "storage/replicate/replicator_int.h"
+#include "storage/local/image.h"
 #include "storage/local/wal.h"
+#include "storage/replicate/spool_txn.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -18,21 +21,96 @@
 #define RECOVER_MAX_BYTES (256ull << 20)
 
 /*
- * The recovery path (DESIGN.md section 4): re-reads from the WAL the TXIDs
+ * The recovery path (docs/architecture.md 2.9): re-reads from the WAL the TXIDs
  * after+1 .. captured that some process captured but never spooled (it
  * died), starting where `after` ended (`pos`), validating salts and the
  * checksum chain, and spools them.  SQLITE_NOTFOUND when the WAL no longer
  * holds them (restarted, overwritten, or too much): only a full image helps
- * then.  SQLITE_BUSY: try later.
+ * then.  SQLITE_BUSY: try later.  read_run() pins the WAL (p, closed by the
+ * caller) and reads and validates the run of frames after pos into *pfr.
  */
+static int
+read_run(replicator *r, uint64_t after, const ls_cap *cap, const wal_pos *pos,
+         pin *p, uint8_t **pfr, char **pzErr)
+{
+    wal_hdr wh;
+    uint8_t whb[WAL_HDR_SIZE];
+    uint32_t n = cap->frame - pos->frame;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)cap->page_size;
+
+    int rc = pin_open(r->zDbPath, r->zVfs, p, pzErr);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (p->walf->pMethods->xRead(p->walf, whb, WAL_HDR_SIZE, 0) != SQLITE_OK ||
+        !wal_hdr_parse(whb, &wh) || wh.salt1 != cap->salt1 ||
+        wh.salt2 != cap->salt2 || wh.page_size != cap->page_size)
+        return SQLITE_NOTFOUND;
+    uint8_t *fr = *pfr = ls_malloc((uint64_t)n * fsz);
+    if (!fr)
+        return SQLITE_NOMEM;
+    rc = p->walf->pMethods->xRead(
+        p->walf, fr, (int)((uint64_t)n * fsz),
+        (sqlite3_int64)wal_frame_offset(pos->frame + 1, cap->page_size));
+    if (rc != SQLITE_OK)
+        return SQLITE_NOTFOUND;
+    /* Validate the whole run first: all or nothing. */
+    uint32_t s[2] = {pos->cksum1, pos->cksum2};
+    uint64_t commits = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!wal_frame_valid(&wh, fr + i * fsz, s))
+            return SQLITE_NOTFOUND;
+        if (wal_get32(fr + i * fsz + 4))
+            commits++;
+    }
+    if (commits != cap->txid - after || !wal_get32(fr + (n - 1) * fsz + 4))
+        return SQLITE_NOTFOUND; /* does not line up with the TXIDs */
+    return SQLITE_OK;
+}
+
+/* Spools the validated run fr (frames pos->frame+1 .. cap->frame) as
+ * TXIDs after+1 .., one per commit frame, and syncs the spool. */
+static int
+spool_run(replicator *r, uint64_t after, const ls_cap *cap, const wal_pos *pos,
+          uint8_t *fr, char **pzErr)
+{
+    uint32_t n = cap->frame - pos->frame;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)cap->page_size;
+    uint32_t start = 0;
+    uint64_t txid = after;
+    int rc = SQLITE_OK;
+
+    for (uint32_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        const uint8_t *fh = fr + i * fsz;
+        if (!wal_get32(fh + 4))
+            continue;
+        rep_txn t = {.txid = ++txid,
+                     .page_size = cap->page_size,
+                     .commit = wal_get32(fh + 4),
+                     .nframes = i + 1 - start,
+                     .frames = fr + start * fsz,
+                     .pos = {wal_get32(fh + 8), wal_get32(fh + 12),
+                             pos->frame + i + 1, wal_get32(fh + 16),
+                             wal_get32(fh + 20)}};
+        rc = rep_spool_txn(r, &t, 0, pzErr);
+        start = i + 1;
+    }
+    if (rc == SQLITE_OK && spool_sync(r->sp) != SQLITE_OK)
+        rc = SQLITE_IOERR;
+    if (rc == SQLITE_OK)
+        sqlite3_log(SQLITE_NOTICE,
+                    "litestream: recovered TXIDs %llu-%llu of '%s' from the "
+                    "WAL",
+                    (unsigned long long)after + 1,
+                    (unsigned long long)cap->txid, r->zDbPath);
+    return rc;
+}
+
 static int
 recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
 {
-    int rc = SQLITE_OK;
+    int rc;
     ls_cap cap;
     pin p = {0};
-    wal_hdr wh;
-    uint8_t whb[WAL_HDR_SIZE];
     uint8_t *fr = NULL;
     char *zErr = NULL;
 
@@ -43,72 +121,12 @@ recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
     if (pos->frame == 0 || cap.salt1 != pos->salt1 || cap.salt2 != pos->salt2 ||
         cap.frame <= pos->frame || cap.page_size == 0)
         return SQLITE_NOTFOUND;
-    uint32_t n = cap.frame - pos->frame;
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)cap.page_size;
-    if ((uint64_t)n * fsz > RECOVER_MAX_BYTES)
+    uint64_t fsz = WAL_FRAME_HDR_SIZE + (uint64_t)cap.page_size;
+    if ((uint64_t)(cap.frame - pos->frame) * fsz > RECOVER_MAX_BYTES)
         return SQLITE_NOTFOUND;
-    rc = pin_open(r->zDbPath, r->zVfs, &p, &zErr);
-    if (rc != SQLITE_OK)
-        goto out;
-    if (p.walf->pMethods->xRead(p.walf, whb, WAL_HDR_SIZE, 0) != SQLITE_OK ||
-        !wal_hdr_parse(whb, &wh) || wh.salt1 != cap.salt1 ||
-        wh.salt2 != cap.salt2 || wh.page_size != cap.page_size) {
-        rc = SQLITE_NOTFOUND;
-        goto out;
-    }
-    fr = ls_malloc((uint64_t)n * fsz);
-    if (!fr) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
-    rc = p.walf->pMethods->xRead(
-        p.walf, fr, (int)((uint64_t)n * fsz),
-        (sqlite3_int64)wal_frame_offset(pos->frame + 1, cap.page_size));
-    if (rc != SQLITE_OK) {
-        rc = SQLITE_NOTFOUND;
-        goto out;
-    }
-    /* Validate the whole run first: all or nothing. */
-    uint32_t s[2] = {pos->cksum1, pos->cksum2};
-    uint64_t commits = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!wal_frame_valid(&wh, fr + i * fsz, s)) {
-            rc = SQLITE_NOTFOUND;
-            goto out;
-        }
-        if (wal_get32(fr + i * fsz + 4))
-            commits++;
-    }
-    if (commits != cap.txid - after || !wal_get32(fr + (n - 1) * fsz + 4)) {
-        rc = SQLITE_NOTFOUND; /* does not line up with the TXIDs */
-        goto out;
-    }
-    uint32_t start = 0;
-    uint64_t txid = after;
-    for (uint32_t i = 0; i < n && rc == SQLITE_OK; i++) {
-        const uint8_t *fh = fr + i * fsz;
-        if (!wal_get32(fh + 4))
-            continue;
-        rep_txn t = {.txid = ++txid,
-                     .page_size = cap.page_size,
-                     .commit = wal_get32(fh + 4),
-                     .nframes = i + 1 - start,
-                     .frames = fr + start * fsz,
-                     .pos = {wal_get32(fh + 8), wal_get32(fh + 12),
-                             pos->frame + i + 1, wal_get32(fh + 16),
-                             wal_get32(fh + 20)}};
-        rc = rep_spool_txn(r, &t, 0, &zErr);
-        start = i + 1;
-    }
-    if (rc == SQLITE_OK && spool_sync(r->sp) != SQLITE_OK)
-        rc = SQLITE_IOERR;
+    rc = read_run(r, after, &cap, pos, &p, &fr, &zErr);
     if (rc == SQLITE_OK)
-        sqlite3_log(SQLITE_NOTICE,
-                    "litestream: recovered TXIDs %llu-%llu of '%s' from the "
-                    "WAL",
-                    (unsigned long long)after + 1, (unsigned long long)cap.txid,
-                    r->zDbPath);
-out:
+        rc = spool_run(r, after, &cap, pos, fr, &zErr);
     if (zErr)
         rep_set_error(r, zErr);
     pin_close(&p);
@@ -129,7 +147,7 @@ rep_recapture_if_stale(replicator *r)
 {
     pin p;
     char *zErr = NULL;
-    int64_t t = rep_now_ms();
+    int64_t t = clock_now_ms();
     if (!r->opts.xRecapture)
         return;
     if (!r->full_busy_since_ms) {
@@ -150,31 +168,10 @@ rep_recapture_if_stale(replicator *r)
     sqlite3_free(zErr);
 }
 
-/*
- * Captured TXIDs after `to` that no spool holds yet: normally some
- * process's queue, spooled within a tick.  If they stay missing past a grace
- * period their process died: recover them from the WAL, else take a full
- * image.
- */
-int
-rep_fill_gap(replicator *r, uint64_t to)
+/* Where TXID `to` ended in the WAL, or a zero position if unknown. */
+static wal_pos
+end_of(replicator *r, uint64_t to)
 {
-    ls_cap cap;
-    int queued;
-    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= to) {
-        r->gap_since_ms = 0;
-        return SQLITE_OK;
-    }
-    pthread_mutex_lock(&r->mu);
-    queued = r->head != NULL;
-    pthread_mutex_unlock(&r->mu);
-    int64_t t = rep_now_ms();
-    if (queued || !r->gap_since_ms) {
-        r->gap_since_ms = queued ? 0 : t;
-        return SQLITE_OK;
-    }
-    if (t - r->gap_since_ms < GAP_GRACE_MS)
-        return SQLITE_OK;
     wal_pos pos = {0};
     spool_txn rec;
     if (to == sidecar_replicated(r->sc) && r->rep_pos.frame)
@@ -183,13 +180,39 @@ rep_fill_gap(replicator *r, uint64_t to)
         pos = rec.pos;
         spool_txn_free(&rec);
     }
+    return pos;
+}
+
+int
+rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict)
+{
+    ls_cap cap;
+    int queued;
+
+    *verdict = REP_GAP_NONE;
+    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= to) {
+        r->gap_since_ms = 0;
+        return SQLITE_OK;
+    }
+    pthread_mutex_lock(&r->mu);
+    queued = r->head != NULL;
+    pthread_mutex_unlock(&r->mu);
+    int64_t t = clock_now_ms();
+    if (queued || !r->gap_since_ms) {
+        r->gap_since_ms = queued ? 0 : t;
+        return SQLITE_OK;
+    }
+    if (t - r->gap_since_ms < GAP_GRACE_MS)
+        return SQLITE_OK;
+    wal_pos pos = end_of(r, to);
     int rc = recover_from_wal(r, to, &pos);
     if (rc == SQLITE_NOTFOUND) {
-        rc = rep_upload_full(r);
-        if (rc == SQLITE_BUSY)
-            rep_recapture_if_stale(r);
+        *verdict = REP_GAP_IMAGE;
+        return SQLITE_OK;
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         r->gap_since_ms = 0;
+        *verdict = REP_GAP_RECOVERED;
+    }
     return rc;
 }

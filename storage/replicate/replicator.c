@@ -10,7 +10,8 @@
  * Everything below "thread side" runs on the replicator thread only, except
  * that replicator_close() joins it first.
  *
- * The uploads themselves are in upload.c.
+ * The uploads themselves are in upload.c, spool records are built in
+ * spool_txn.c (replicator_int.h shows how the files call each other).
  *
  * Invariants:
  *   1. Nothing captured is dropped: a transaction leaves the queue only
@@ -18,12 +19,16 @@
  *   2. A spool segment is deleted only once every record in it is <= the
  *      replicated TXID.
  */
-#include "storage/history/compactor.h"
+#include "storage/replicate/replicator_int.h"
+
+#include "storage/base/clock.h"
 #include "storage/base/mem.h"
 #include "storage/base/rand.h"
-#include "storage/replicate/txarena.h"
-#include "storage/replicate/replicator_int.h"
+#include "storage/history/compactor.h"
 #include "storage/local/wal.h"
+#include "storage/replicate/spool_txn.h"
+#include "storage/replicate/txarena.h"
+#include "storage/replicate/upload.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,41 +39,6 @@
 #define TICK_MS          100 /* spooling cadence */
 #define QUEUE_WAKE_BYTES (16 << 20)
 #define BACKOFF_MAX_MS   30000
-
-int64_t
-rep_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
-/* Records an error for status (thread side; takes mu). */
-void
-rep_set_error(replicator *r, char *zMsg)
-{
-    pthread_mutex_lock(&r->mu);
-    sqlite3_free(r->last_error);
-    r->last_error = zMsg;
-    r->last_error_ms = rep_now_ms();
-    if (zMsg)
-        r->n_errors++;
-    pthread_mutex_unlock(&r->mu);
-    if (zMsg)
-        sqlite3_log(SQLITE_WARNING, "%s", zMsg);
-}
 
 static void
 txn_free(rep_txn *t)
@@ -84,6 +54,21 @@ txn_free(rep_txn *t)
 }
 
 /* ---- spooling (records are built in spool_txn.c) ---------------------- */
+
+/* Puts back at the front of the queue, in order, what was not spooled. */
+static void
+requeue(replicator *r, rep_txn *list)
+{
+    pthread_mutex_lock(&r->mu);
+    rep_txn *tail = list;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = r->head;
+    if (!r->head)
+        r->tail = tail;
+    r->head = list;
+    pthread_mutex_unlock(&r->mu);
+}
 
 /*
  * Spools everything queued.  On failure the unspooled transactions go back
@@ -144,18 +129,8 @@ spool_queue(replicator *r, int force_sync)
         zErr = sqlite3_mprintf("litestream: cannot sync the spool: %s",
                                strerror(errno));
     }
-    if (list) {
-        /* Put back what could not be spooled, in order. */
-        pthread_mutex_lock(&r->mu);
-        rep_txn *tail = list;
-        while (tail->next)
-            tail = tail->next;
-        tail->next = r->head;
-        if (!r->head)
-            r->tail = tail;
-        r->head = list;
-        pthread_mutex_unlock(&r->mu);
-    }
+    if (list)
+        requeue(r, list);
     if (rc == SQLITE_OK && last)
         sidecar_set_spooled(r->sc, last);
     if (full != was_full) {
@@ -188,7 +163,7 @@ thread_main(void *arg)
         }
         pthread_mutex_unlock(&r->mu);
 
-        int64_t t = rep_now_ms();
+        int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {
             int ship = sidecar_ship_trylock(r->sc);
             pthread_mutex_lock(&r->mu);
@@ -221,13 +196,13 @@ thread_main(void *arg)
         pthread_mutex_lock(&r->mu);
         if (r->stop || r->upload_now || r->persist_req > r->persist_done)
             continue;
-        int64_t wait = next_upload - rep_now_ms();
+        int64_t wait = next_upload - clock_now_ms();
         if (wait > TICK_MS)
             wait = TICK_MS;
         if (wait < 1)
             wait = 1;
         struct timespec ts;
-        deadline_in(&ts, (int)wait);
+        clock_deadline(&ts, (int)wait);
         pthread_cond_timedwait(&r->wake, &r->mu, &ts);
     }
     pthread_mutex_unlock(&r->mu);
@@ -235,6 +210,30 @@ thread_main(void *arg)
 }
 
 /* ---- application side -------------------------------------------------- */
+
+/* compactor_env.xShipping: whether this process holds the ship lock. */
+static int
+is_shipping(void *pCtx)
+{
+    replicator *r = pCtx;
+    pthread_mutex_lock(&r->mu);
+    int s = r->shipping;
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+/* Starts the compaction thread over what it needs of r. */
+static int
+start_compactor(replicator *r, char **pzErr)
+{
+    compactor_env env = {.url = r->url,
+                         .zDbPath = r->zDbPath,
+                         .zVfs = r->zVfs,
+                         .sc = r->sc,
+                         .xShipping = is_shipping,
+                         .pCtx = r};
+    return compactor_start(&env, &r->opts.pitr, &r->cp, pzErr);
+}
 
 int
 replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
@@ -288,7 +287,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         goto out;
     }
     r->started = 1;
-    rc = compactor_start(r, &opts->pitr, &r->cp, pzErr);
+    rc = start_compactor(r, pzErr);
 out:
     if (rc != SQLITE_OK) {
         replicator_close(r, 0);
@@ -409,7 +408,7 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
     struct timespec dl;
     int rc = SQLITE_OK;
     if (timeout_ms >= 0)
-        deadline_in(&dl, timeout_ms);
+        clock_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&r->mu);
     r->upload_now = 1;
     pthread_cond_signal(&r->wake);
@@ -422,7 +421,7 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
         /* Another process may be the one uploading: poll the shared
          * position as well as waiting for our own thread. */
         struct timespec step;
-        deadline_in(&step, 20);
+        clock_deadline(&step, 20);
         if (timeout_ms >= 0 &&
             (step.tv_sec > dl.tv_sec ||
              (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec)))
@@ -502,6 +501,32 @@ int
 replicator_has_url(replicator *r, const char *zUrl)
 {
     return strcmp(r->zUrl, zUrl) == 0;
+}
+
+void
+replicator_set_pitr(replicator *r, const ls_pitr *o)
+{
+    if (r->cp)
+        compactor_set(r->cp, o);
+}
+
+void
+replicator_pitr(replicator *r, ls_pitr *o)
+{
+    if (r->cp)
+        compactor_get(r->cp, o);
+    else
+        pitr_defaults(o);
+}
+
+int
+replicator_snapshot(replicator *r, int timeout_ms, uint64_t *txid, char **pzErr)
+{
+    if (!r->cp) {
+        *pzErr = sqlite3_mprintf("litestream: compaction is not running");
+        return SQLITE_ERROR;
+    }
+    return compactor_snapshot_now(r->cp, timeout_ms, txid, pzErr);
 }
 
 const char *

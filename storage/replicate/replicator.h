@@ -137,9 +137,10 @@ void replicator_set_spool_limit(replicator *, int64_t bytes);
 int64_t replicator_spool_limit(replicator *);
 
 /*
- * Point-in-time recovery (implemented in compactor.c): the settings of the
- * compaction thread, and a snapshot taken now (litestream_snapshot()),
- * waiting up to timeout_ms.  See compactor.h for the results.
+ * Point-in-time recovery (the compactor's, history/compactor.h): the
+ * settings of the compaction thread, and a snapshot taken now
+ * (litestream_snapshot()), waiting up to timeout_ms.  See compactor.h for the
+ * results.
  */
 void replicator_set_pitr(replicator *, const ls_pitr *o);
 void replicator_pitr(replicator *, ls_pitr *o);

@@ -1,8 +1,12 @@
 /*
- * storage/replicate/replicator_int.h: the replicator's state, shared by its two
- * halves: replicator.c (queue, spool, thread, application-side API) and
- * upload.c (building and uploading LTX objects).  Not for use outside
- * those two files.
+ * storage/replicate/replicator_int.h: the replicator's state, shared by the
+ * files of storage/replicate/ (types only: each file declares its
+ * functions in its own header).  Not for use outside replicate/.
+ *
+ * The files call each other downward only:
+ *   replicator.c (queue, thread, API) -> upload.c (L0 objects, full images)
+ *     -> batch.c (spooled records -> newest page of each pgno)
+ *     -> recover.c (verdicts on missing TXIDs) -> spool_txn.c (records)
  */
 #ifndef LITESTREAM_REPLICATOR_INT_H
 #define LITESTREAM_REPLICATOR_INT_H
@@ -10,11 +14,12 @@
 #include <pthread.h>
 
 #include "storage/backend/backend.h"
-#include "storage/local/cktab.h"
-#include "storage/replicate/replicator.h"
-#include "storage/local/spool.h"
-#include "storage/base/sqlite.h"
 #include "storage/backend/url.h"
+#include "storage/base/clock.h"
+#include "storage/base/sqlite.h"
+#include "storage/local/cktab.h"
+#include "storage/local/spool.h"
+#include "storage/replicate/replicator.h"
 
 struct replicator {
     char *zDbPath;
@@ -66,42 +71,27 @@ struct replicator {
     int backoff_ms;
 };
 
-/* Wall-clock milliseconds. */
-int64_t rep_now_ms(void);
-
-/* Records (or with NULL clears) the error shown by status; takes mu. */
-void rep_set_error(replicator *r, char *zMsg);
+/* The clock of base/clock.h under the name the status code uses. */
+#define rep_now_ms clock_now_ms
 
 /*
- * Converts captured WAL frames into one spool record (newest copy of each
- * page wins, pages beyond the commit dropped) and appends it.
+ * Records (or with NULL clears) the error shown by status, counts it and
+ * logs it (sqlite3_log); takes mu.  zMsg is sqlite3_mprintf'd and owned
+ * by the replicator from here on.  Inline: every file of replicate/ reports
+ * errors, and none of them may call upward into replicator.c for it.
  */
-int rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr);
-
-/*
- * Uploads a full image covering replicated+1 .. the image's TXID (upload.c).
- * SQLITE_BUSY: no consistent image right now, try again.
- */
-int rep_upload_full(replicator *r);
-
-/*
- * recover.c.  rep_fill_gap(): captured TXIDs after `to` that no spool
- * holds; after a grace period they are re-read from the WAL, else a full
- * image covers them.  rep_recapture_if_stale(): full images keep failing
- * because the captured position does not match the WAL; after a grace
- * period the capture runs under a private write lock.
- */
-int rep_fill_gap(replicator *r, uint64_t to);
-void rep_recapture_if_stale(replicator *r);
-
-/*
- * One upload step of the ship-lock holder (upload.c): learns the replica's
- * position on first use, then uploads the spooled TXIDs after the
- * replicated one as one L0 object, or a full image when the checksums or
- * the spool cannot continue incrementally.  SQLITE_OK (including "nothing
- * to do" and "retry next tick") or the failure, already recorded for
- * status.
- */
-int rep_upload_once(replicator *r);
+static inline void
+rep_set_error(replicator *r, char *zMsg)
+{
+    pthread_mutex_lock(&r->mu);
+    sqlite3_free(r->last_error);
+    r->last_error = zMsg;
+    r->last_error_ms = clock_now_ms();
+    if (zMsg)
+        r->n_errors++;
+    pthread_mutex_unlock(&r->mu);
+    if (zMsg)
+        sqlite3_log(SQLITE_WARNING, "%s", zMsg);
+}
 
 #endif

@@ -1,15 +1,16 @@
 /*
- * storage/replicate/spool_txn.c: turning a captured transaction into one spool
- * record (rep_spool_txn, replicator_int.h): the newest copy of each page,
+ * storage/replicate/spool_txn.c: turning a captured transaction into one
+ * spool record (spool_txn.h): the newest copy of each page,
  * straight from the queued WAL frames, or streamed from the WAL for a
  * transaction queued by reference.
  *
  * Replicator thread only (and the application thread during
  * replicator_close(), after the thread has stopped).
  */
-#include "storage/local/image.h"
+#include "storage/replicate/spool_txn.h"
+
 #include "storage/base/mem.h"
-#include "storage/replicate/replicator_int.h"
+#include "storage/local/image.h"
 #include "storage/local/wal.h"
 
 #include <stdio.h>
@@ -51,6 +52,51 @@ walref_page(void *ctx, uint32_t i, const uint8_t **page)
 }
 
 /*
+ * The validating pass over a REP_WALREF transaction's frames wal_lo ..
+ * pos.frame: the WAL header must still carry its salts (*wh receives it),
+ * the checksum chain must run from the seed to pos's checksum.  last[pg]
+ * receives each page's newest frame (pages <= commit), *n their number.
+ * 1 if valid, 0 if not, -1 out of memory.
+ */
+static int
+walref_scan(walref_rd *w, const rep_txn *t, wal_hdr *wh, uint32_t *last,
+            uint32_t *n)
+{
+    uint8_t whb[WAL_HDR_SIZE];
+    const uint32_t CH = 256;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
+    uint8_t *chunk = ls_malloc(fsz * CH);
+    if (!chunk)
+        return -1;
+    int valid = w->p.walf->pMethods->xRead(w->p.walf, whb, WAL_HDR_SIZE, 0) ==
+                    SQLITE_OK &&
+                wal_hdr_parse(whb, wh) && wh->salt1 == t->pos.salt1 &&
+                wh->salt2 == t->pos.salt2 && wh->page_size == t->page_size;
+    uint32_t s[2] = {t->seed1, t->seed2};
+    for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
+        uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
+        if (w->p.walf->pMethods->xRead(w->p.walf, chunk, (int)(k * fsz),
+                                       (sqlite3_int64)wal_frame_offset(
+                                           f, t->page_size)) != SQLITE_OK) {
+            valid = 0;
+            break;
+        }
+        for (uint32_t j = 0; j < k && valid; j++) {
+            const uint8_t *fr = chunk + j * fsz;
+            valid = wal_frame_valid(wh, fr, s);
+            uint32_t pg = wal_get32(fr);
+            if (valid && pg <= t->commit) {
+                if (!last[pg])
+                    (*n)++;
+                last[pg] = f + j;
+            }
+        }
+    }
+    ls_free(chunk);
+    return valid && s[0] == t->pos.cksum1 && s[1] == t->pos.cksum2;
+}
+
+/*
  * Spools a transaction the capture queued by reference (REP_WALREF): one
  * validating pass over its frames in the WAL (salts, checksum chain from
  * the seed) to find each page's newest copy, then the pages streamed into
@@ -62,12 +108,8 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 {
     int rc;
     walref_rd w = {.ps = t->page_size};
-    uint8_t whb[WAL_HDR_SIZE];
     wal_hdr wh;
     uint32_t *last = NULL, *pgnos = NULL, *frames = NULL, n = 0;
-    uint8_t *chunk = NULL;
-    const uint32_t CH = 256;
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
     spool_txn st = {.txid = t->txid,
                     .page_size = t->page_size,
                     .commit = t->commit,
@@ -77,38 +119,18 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     if (rc != SQLITE_OK)
         return rc;
     last = ls_malloc(((uint64_t)t->commit + 1) * 4);
-    chunk = ls_malloc(fsz * CH);
     w.page = ls_malloc(t->page_size);
-    if (!last || !chunk || !w.page) {
+    if (!last || !w.page) {
         rc = SQLITE_NOMEM;
         goto out;
     }
     memset(last, 0, ((size_t)t->commit + 1) * 4);
-    int valid = w.p.walf->pMethods->xRead(w.p.walf, whb, WAL_HDR_SIZE, 0) ==
-                    SQLITE_OK &&
-                wal_hdr_parse(whb, &wh) && wh.salt1 == t->pos.salt1 &&
-                wh.salt2 == t->pos.salt2 && wh.page_size == t->page_size;
-    uint32_t s[2] = {t->seed1, t->seed2};
-    for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
-        uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
-        if (w.p.walf->pMethods->xRead(w.p.walf, chunk, (int)(k * fsz),
-                                      (sqlite3_int64)wal_frame_offset(
-                                          f, t->page_size)) != SQLITE_OK) {
-            valid = 0;
-            break;
-        }
-        for (uint32_t j = 0; j < k && valid; j++) {
-            const uint8_t *fr = chunk + j * fsz;
-            valid = wal_frame_valid(&wh, fr, s);
-            uint32_t pg = wal_get32(fr);
-            if (valid && pg <= t->commit) {
-                if (!last[pg])
-                    n++;
-                last[pg] = f + j;
-            }
-        }
+    int valid = walref_scan(&w, t, &wh, last, &n);
+    if (valid < 0) {
+        rc = SQLITE_NOMEM;
+        goto out;
     }
-    if (!valid || s[0] != t->pos.cksum1 || s[1] != t->pos.cksum2) {
+    if (!valid) {
         /* Gone from the WAL (it cannot be, short of a foreign writer):
          * cover this TXID with a full image instead. */
         st.flags = SPOOL_F_FULL;
@@ -156,7 +178,6 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 out:
     pin_close(&w.p);
     ls_free(last);
-    ls_free(chunk);
     ls_free(w.page);
     ls_free(pgnos);
     ls_free(frames);

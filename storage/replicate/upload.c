@@ -1,6 +1,13 @@
 /*
  * storage/replicate/upload.c: building and uploading L0 LTX objects (the
- * ship-lock holder's half of the replicator; see replicator_int.h).
+ * ship-lock holder's half of the replicator; upload.h).
+ *
+ * An incremental upload is a run of named steps: batch_read() (the spooled
+ * records, newest copy of each page; batch.c), batch_sort(),
+ * batch_applies() (known checksums, no missing page), encode_batch() (the
+ * LTX object, the checksum chain from chain_start()), put_object(),
+ * commit_batch() (checksum table, position, spool).  A full image:
+ * image_open(), encode_image(), put_object(), adopt_image().
  *
  * Invariants:
  *   1. An object covers TXIDs replicated+1 .. to, all present in the spool
@@ -11,13 +18,16 @@
  *
  * Replicator thread only.
  */
+#include "storage/replicate/upload.h"
+
+#include "storage/backend/layout.h"
 #include "storage/base/fsutil.h"
 #include "storage/base/mem.h"
 #include "storage/local/image.h"
-#include "storage/backend/layout.h"
-#include "storage/ltx/ltx.h"
-#include "storage/replicate/replicator_int.h"
 #include "storage/local/wal.h"
+#include "storage/ltx/ltx.h"
+#include "storage/replicate/batch.h"
+#include "storage/replicate/recover.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +130,7 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
          size_t nchanged, const wal_pos *pos)
 {
     r->rep_pos = *pos;
-    int64_t t = rep_now_ms();
+    int64_t t = clock_now_ms();
     /* Saved before the position moves: a crash in between leaves a table
      * for a TXID the position does not name, which simply does not load. */
     if (cktab_save(&r->ck, to, changed, nchanged) != SQLITE_OK)
@@ -141,10 +151,6 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
     pthread_mutex_unlock(&r->mu);
 }
 
-/*
- * Uploads a full image of the database as one object covering
- * replicated+1 .. the image's TXID.  SQLITE_BUSY: try again next tick.
- */
 /* The pre-apply checksum of an object starting at TXID from. */
 static uint64_t
 pre_apply_of(replicator *r, uint64_t from)
@@ -156,431 +162,330 @@ pre_apply_of(replicator *r, uint64_t from)
     return LTX_CHECKSUM_FLAG; /* unknown: restores still verify the end */
 }
 
-int
-rep_upload_full(replicator *r)
-{
-    int rc;
-    image *im = NULL;
-    uint64_t txid = 0;
-    uint32_t commit = 0, ps = 0;
-    char *zErr = NULL;
-    ltx_encoder *enc = NULL;
-    outbuf m = {.r = r, .fd = -1};
-    uint8_t *page = NULL;
-    uint64_t *nc = NULL; /* the image's per-page checksums */
-    uint64_t from = sidecar_replicated(r->sc) + 1;
-    int64_t ts = rep_now_ms();
+/* A full image being encoded: the pinned image and its geometry. */
+typedef struct full_image {
+    image *im;
+    uint64_t from, txid; /* the TXIDs the object covers */
+    uint32_t commit, ps;
+    int64_t ts;
+    uint64_t *nc; /* the image's per-page checksums, 1..commit */
+    uint64_t sum; /* their database checksum */
+} full_image;
 
-    rc =
-        image_open(r->zDbPath, r->zVfs, r->sc, &im, &txid, &commit, &ps, &zErr);
-    if (rc != SQLITE_OK)
+/*
+ * Encodes every page of the image (but the lock page) into m, computing
+ * the per-page checksums and their sum.  The image's checksums go to a
+ * table of their own, adopted only once the replica acknowledged the
+ * object: a failed attempt leaves the current table (and the pre-apply
+ * checksum it gives) untouched.  SQLITE_OK, SQLITE_BUSY (written to
+ * meanwhile: take it again), or an error with *pzErr.
+ */
+static int
+encode_image(replicator *r, full_image *f, outbuf *m, char **pzErr)
+{
+    ltx_encoder *enc = NULL;
+    uint8_t *page = ls_malloc(f->ps);
+    int rc = SQLITE_NOMEM;
+
+    f->nc = sqlite3_malloc64(((uint64_t)f->commit + 1) * 8);
+    if (!page || !f->nc)
         goto out;
-    const ls_cap *ic = image_cap(im);
-    wal_pos pos = {ic->salt1, ic->salt2, ic->frame, ic->cksum1, ic->cksum2};
-    if (txid < from) {
-        rc = SQLITE_BUSY; /* nothing captured beyond the replica yet */
-        goto out;
-    }
-    page = ls_malloc(ps);
-    /* The image's checksums go to a table of their own, adopted only once
-     * the replica acknowledged the object: a failed attempt leaves the
-     * current table (and the pre-apply checksum it gives) untouched. */
-    nc = sqlite3_malloc64(((uint64_t)commit + 1) * 8);
-    if (!page || !nc) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
-    memset(nc, 0, ((size_t)commit + 1) * 8);
+    memset(f->nc, 0, ((size_t)f->commit + 1) * 8);
     ltx_header h = {.flags = 0,
-                    .page_size = ps,
-                    .commit = commit,
-                    .min_txid = from,
-                    .max_txid = txid,
-                    .timestamp = ts,
-                    .pre_apply = pre_apply_of(r, from)};
-    rc = ltx_encoder_open(&h, outbuf_write, &m, &enc);
+                    .page_size = f->ps,
+                    .commit = f->commit,
+                    .min_txid = f->from,
+                    .max_txid = f->txid,
+                    .timestamp = f->ts,
+                    .pre_apply = pre_apply_of(r, f->from)};
+    rc = ltx_encoder_open(&h, outbuf_write, m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
-    uint32_t lock = ltx_lock_pgno(ps);
-    uint64_t sum = LTX_CHECKSUM_FLAG;
-    for (uint32_t p = 1; p <= commit; p++) {
+    uint32_t lock = ltx_lock_pgno(f->ps);
+    f->sum = LTX_CHECKSUM_FLAG;
+    for (uint32_t p = 1; p <= f->commit; p++) {
         if (p == lock)
             continue;
-        rc = image_page(im, p, page);
+        rc = image_page(f->im, p, page);
         if (rc != SQLITE_OK) {
-            zErr = sqlite3_mprintf("litestream: cannot read page %u of "
-                                   "'%s' for a full image",
-                                   p, r->zDbPath);
+            *pzErr = sqlite3_mprintf("litestream: cannot read page %u of "
+                                     "'%s' for a full image",
+                                     p, r->zDbPath);
             goto out;
         }
         rc = ltx_encoder_page(enc, p, page);
         if (rc != SQLITE_OK)
             goto enc_err;
-        nc[p] = ltx_page_checksum(p, page, ps);
-        sum = ltx_checksum_fold(sum, nc[p]);
+        f->nc[p] = ltx_page_checksum(p, page, f->ps);
+        f->sum = ltx_checksum_fold(f->sum, f->nc[p]);
     }
-    rc = image_done(im);
+    rc = image_done(f->im);
     if (rc != SQLITE_OK)
         goto out; /* written to meanwhile: take it again */
-    rc = ltx_encoder_finish(enc, sum, NULL);
-    if (rc != SQLITE_OK)
-        goto enc_err;
-    image_close(im);
-    im = NULL;
-    rc = put_object(r, from, txid, &m, ts);
-    if (rc == SQLITE_OK) {
-        sqlite3_free(r->ck.c);
-        r->ck.c = nc;
-        nc = NULL;
-        r->ck.cap = commit;
-        r->ck.commit = commit;
-        r->ck.sum = sum;
-        r->ck.valid = 1;
-        r->need_full = 0;
-        uploaded(r, txid, 1, NULL, 0, &pos);
-    }
-    goto out;
+    rc = ltx_encoder_finish(enc, f->sum, NULL);
+    if (rc == SQLITE_OK)
+        goto out;
 enc_err:
-    zErr = sqlite3_mprintf("litestream: encoding a full image failed: %s",
-                           enc ? ltx_encoder_errmsg(enc) : "out of memory");
+    *pzErr = sqlite3_mprintf("litestream: encoding a full image failed: %s",
+                             enc ? ltx_encoder_errmsg(enc) : "out of memory");
 out:
-    if (zErr)
-        rep_set_error(r, zErr);
-    image_close(im);
     ltx_encoder_free(enc);
-    outbuf_free(&m);
     ls_free(page);
-    sqlite3_free(nc);
     return rc;
 }
 
-/* pgno -> (record << 32 | page index): open addressing, pgno 0 = empty. */
-typedef struct pmap {
-    uint32_t *key;
-    uint64_t *val;
-    uint32_t cap, n;
-} pmap;
-
+/* After the replica acknowledged a full image: its checksums become the
+ * table, the position advances. */
 static void
-pmap_free(pmap *m)
+adopt_image(replicator *r, full_image *f, const wal_pos *pos)
 {
-    ls_free(m->key);
-    ls_free(m->val);
-    memset(m, 0, sizeof(*m));
+    sqlite3_free(r->ck.c);
+    r->ck.c = f->nc;
+    f->nc = NULL;
+    r->ck.cap = f->commit;
+    r->ck.commit = f->commit;
+    r->ck.sum = f->sum;
+    r->ck.valid = 1;
+    r->need_full = 0;
+    uploaded(r, f->txid, 1, NULL, 0, pos);
 }
 
-static void
-pmap_clear(pmap *m)
+int
+rep_upload_full(replicator *r)
 {
-    if (m->key)
-        memset(m->key, 0, sizeof(*m->key) * m->cap);
-    m->n = 0;
-}
+    full_image f = {.from = sidecar_replicated(r->sc) + 1,
+                    .ts = clock_now_ms()};
+    outbuf m = {.r = r, .fd = -1};
+    char *zErr = NULL;
 
-static uint32_t
-pmap_slot(const pmap *m, uint32_t k)
-{
-    uint32_t i = (k * 2654435761u) & (m->cap - 1);
-    while (m->key[i] && m->key[i] != k)
-        i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-/* Sets k -> v.  1 if k was there (*old = its value), 0 if new, -1 NOMEM. */
-static int
-pmap_put(pmap *m, uint32_t k, uint64_t v, uint64_t *old)
-{
-    if ((uint64_t)(m->n + 1) * 2 > m->cap) {
-        pmap g = {0};
-        g.cap = m->cap ? m->cap * 2 : 1024;
-        g.key = ls_malloc(sizeof(*g.key) * g.cap);
-        g.val = ls_malloc(sizeof(*g.val) * g.cap);
-        if (!g.key || !g.val) {
-            pmap_free(&g);
-            return -1;
-        }
-        memset(g.key, 0, sizeof(*g.key) * g.cap);
-        for (uint32_t i = 0; i < m->cap; i++)
-            if (m->key[i]) {
-                uint32_t j = pmap_slot(&g, m->key[i]);
-                g.key[j] = m->key[i];
-                g.val[j] = m->val[i];
-                g.n++;
-            }
-        pmap_free(m);
-        *m = g;
+    int rc = image_open(r->zDbPath, r->zVfs, r->sc, &f.im, &f.txid, &f.commit,
+                        &f.ps, &zErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    const ls_cap *ic = image_cap(f.im);
+    wal_pos pos = {ic->salt1, ic->salt2, ic->frame, ic->cksum1, ic->cksum2};
+    if (f.txid < f.from) {
+        rc = SQLITE_BUSY; /* nothing captured beyond the replica yet */
+        goto out;
     }
-    uint32_t i = pmap_slot(m, k);
-    if (m->key[i]) {
-        *old = m->val[i];
-        m->val[i] = v;
-        return 1;
-    }
-    m->key[i] = k;
-    m->val[i] = v;
-    m->n++;
-    return 0;
-}
-
-typedef struct batch_page {
-    uint32_t pgno;
-    uint32_t rec; /* index into the batch's records */
-    uint32_t idx; /* page index inside the record */
-} batch_page;
-
-static int
-batch_page_cmp(const void *a, const void *b)
-{
-    const batch_page *x = a, *y = b;
-    if (x->pgno != y->pgno)
-        return x->pgno < y->pgno ? -1 : 1;
-    return x->rec < y->rec ? -1 : x->rec > y->rec;
+    rc = encode_image(r, &f, &m, &zErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    image_close(f.im);
+    f.im = NULL;
+    rc = put_object(r, f.from, f.txid, &m, f.ts);
+    if (rc == SQLITE_OK)
+        adopt_image(r, &f, &pos);
+out:
+    if (zErr)
+        rep_set_error(r, zErr);
+    image_close(f.im);
+    outbuf_free(&m);
+    sqlite3_free(f.nc);
+    return rc;
 }
 
 /*
- * Uploads spool records from..to as one L0 object.  Sets r->need_full when
- * the records cannot be applied incrementally (a full-image marker, a
- * growth whose new pages are missing, unknown checksums).
+ * The checksum of the database before the batch's pages: the replicated
+ * state's (none when the batch starts with a full image), without the
+ * pages the batch truncates away (base_commit+1 .. commit are folded out).
+ */
+static uint64_t
+chain_start(const replicator *r, const batch *b, uint32_t base_commit)
+{
+    uint64_t sum = b->image_base ? LTX_CHECKSUM_FLAG : r->ck.sum;
+    for (uint32_t p = b->commit + 1; p <= base_commit; p++)
+        if (r->ck.c[p])
+            sum = ltx_checksum_fold(sum, r->ck.c[p]); /* shrunk away */
+    return sum;
+}
+
+/*
+ * Encodes the batch's pages (ascending) into one L0 object in m, advancing
+ * the checksum chain: *sum receives the post-apply checksum, newck[i] the
+ * new checksum of b->pages[i].  SQLITE_OK, or an error with *pzErr.
  */
 static int
-upload_incremental(replicator *r, uint64_t from, uint64_t to)
+encode_batch(replicator *r, const batch *b, int64_t ts, outbuf *m,
+             uint64_t *newck, uint64_t *sum, char **pzErr)
 {
-    int rc = SQLITE_OK;
-    spool_txn *recs = NULL;
-    batch_page *bp = NULL;
-    uint64_t nrec = 0, nbp = 0;
+    uint32_t ps = b->page_size;
+    uint32_t base_commit = b->image_base ? 0 : r->ck.commit;
     ltx_encoder *enc = NULL;
-    outbuf m = {.r = r, .fd = -1};
-    uint64_t *newck = NULL;
-    uint32_t *changed = NULL;
-    uint8_t *scratch = NULL;
-    char *zErr = NULL;
-    int64_t ts = rep_now_ms();
-    int image_base = 0;
-    uint64_t nread = to - from + 1;
-    uint32_t *live = NULL; /* per record: pages it still owns */
-    pmap pm = {0};
-
-    recs = ls_malloc(sizeof(*recs) * (to - from + 1));
-    live = ls_malloc(sizeof(*live) * (to - from + 1));
-    if (!recs || !live) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
-    memset(recs, 0, sizeof(*recs) * (to - from + 1));
-    int marker = 0; /* a full image is needed and none followed yet */
-    uint64_t last = from - 1;
-    uint32_t ps = 0, commit = 0;
-    wal_pos last_pos = {0};
-    for (uint64_t t = from; t <= to; t++) {
-        spool_txn *rec = &recs[nrec];
-        rc = spool_read(r->sp, t, rec);
-        if (rc != SQLITE_OK) {
-            zErr = sqlite3_mprintf("litestream: spool record %llu "
-                                   "unreadable (%s): taking a full image",
-                                   (unsigned long long)t, sqlite3_errstr(rc));
-            r->need_full = 1;
-            goto out;
-        }
-        if (rec->flags & SPOOL_F_IMAGE) {
-            /* A full image supersedes everything before it in this
-             * object: the object still covers from..to, its pages are the
-             * image and what follows it. */
-            for (uint64_t i = 0; i < nrec; i++)
-                spool_txn_free(&recs[i]);
-            recs[0] = *rec;
-            if (nrec)
-                memset(rec, 0, sizeof(*rec));
-            rec = &recs[0];
-            nrec = 0;
-            pmap_clear(&pm);
-            image_base = 1;
-            marker = 0;
-            ps = 0;
-        } else if (rec->flags & SPOOL_F_FULL) {
-            marker = 1;
-        }
-        if (rec->npages) {
-            if (ps == 0)
-                ps = rec->page_size;
-            if (rec->page_size != ps) {
-                /* page_size changed (VACUUM): only a full image is right. */
-                r->need_full = 1;
-                goto out;
-            }
-        }
-        /* Newest copy wins; a record left with no page in the object is
-         * released at once, so memory follows the distinct pages, not the
-         * number of transactions. */
-        live[nrec] = 0;
-        for (uint32_t j = 0; j < rec->npages; j++) {
-            uint64_t old;
-            int had =
-                pmap_put(&pm, rec->pgnos[j], ((uint64_t)nrec << 32) | j, &old);
-            if (had < 0) {
-                rc = SQLITE_NOMEM;
-                goto out;
-            }
-            if (had) {
-                uint64_t o = old >> 32;
-                if (o != nrec && --live[o] == 0)
-                    spool_txn_free(&recs[o]);
-            }
-            if (!had || (old >> 32) != nrec)
-                live[nrec]++;
-        }
-        commit = rec->commit;
-        last_pos = rec->pos;
-        nrec++;
-        last = t;
-        if ((uint64_t)pm.n * ps > BATCH_MAX_BYTES && !marker)
-            break; /* the rest goes in the next object */
-    }
-    if (marker) {
-        /* Needs an image nobody has read yet (upload_full reads it). */
-        r->need_full = 1;
-        rc = SQLITE_OK;
-        goto out;
-    }
-    to = last;
-    if (!r->ck.valid && !image_base) {
-        r->need_full = 1;
-        goto out;
-    }
-    /* What the object applies to: the replicated state, or nothing at all
-     * when it starts with a full image. */
-    uint32_t base_commit = image_base ? 0 : r->ck.commit;
-    nbp = pm.n;
-    bp = ls_malloc(sizeof(*bp) * (nbp + 1));
-    if (!bp) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
-    nbp = 0;
-    for (uint32_t k = 0; k < pm.cap; k++)
-        if (pm.key[k])
-            bp[nbp++] = (batch_page){pm.key[k], (uint32_t)(pm.val[k] >> 32),
-                                     (uint32_t)pm.val[k]};
-    if (nbp > 1)
-        qsort(bp, nbp, sizeof(*bp), batch_page_cmp);
-
-    /* Pages new to the database must all be present (else full image). */
-    {
-        uint32_t expect = base_commit + 1;
-        uint32_t lock = ltx_lock_pgno(ps);
-        for (uint64_t i = 0; i < nbp; i++) {
-            if (i + 1 < nbp && bp[i + 1].pgno == bp[i].pgno)
-                continue;
-            if (bp[i].pgno < expect || bp[i].pgno > commit)
-                continue;
-            while (expect == lock && expect < bp[i].pgno)
-                expect++;
-            if (bp[i].pgno != expect)
-                break;
-            expect++;
-        }
-        if (expect == lock)
-            expect++;
-        if (commit > base_commit && expect <= commit) {
-            r->need_full = 1;
-            goto out;
-        }
-    }
-    rc = cktab_ensure(&r->ck, commit > r->ck.commit ? commit : r->ck.commit);
-    if (rc != SQLITE_OK)
-        goto out;
-    newck = ls_malloc(sizeof(*newck) * (nbp + 1));
-    scratch = ls_malloc(ps);
-    if (!newck || !scratch) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
+    uint8_t *scratch = ls_malloc(ps);
+    int rc;
 
     ltx_header h = {.flags = 0,
                     .page_size = ps,
-                    .commit = commit,
-                    .min_txid = from,
-                    .max_txid = to,
+                    .commit = b->commit,
+                    .min_txid = b->from,
+                    .max_txid = b->to,
                     .timestamp = ts,
-                    .pre_apply = pre_apply_of(r, from)};
-    rc = ltx_encoder_open(&h, outbuf_write, &m, &enc);
+                    .pre_apply = pre_apply_of(r, b->from)};
+    if (!scratch)
+        return SQLITE_NOMEM;
+    rc = ltx_encoder_open(&h, outbuf_write, m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
-    uint64_t sum = image_base ? LTX_CHECKSUM_FLAG : r->ck.sum;
-    for (uint32_t p = commit + 1; p <= base_commit; p++)
-        if (r->ck.c[p])
-            sum = ltx_checksum_fold(sum, r->ck.c[p]); /* shrunk away */
-    uint64_t nout = 0;
-    for (uint64_t i = 0; i < nbp; i++) {
-        if (i + 1 < nbp && bp[i + 1].pgno == bp[i].pgno)
-            continue;
-        if (bp[i].pgno > commit)
-            continue;
-        const spool_txn *rec = &recs[bp[i].rec];
-        const uint8_t *page = spool_txn_page(rec, bp[i].idx, scratch);
+    *sum = chain_start(r, b, base_commit);
+    for (uint64_t i = 0; i < b->npages; i++) {
+        uint32_t pgno = b->pages[i].pgno;
+        const uint8_t *page = batch_page_data(b, i, scratch);
         if (!page) {
             rc = SQLITE_IOERR;
-            zErr = sqlite3_mprintf("litestream: cannot read TXID %llu from "
-                                   "the spool",
-                                   (unsigned long long)rec->txid);
+            *pzErr = sqlite3_mprintf(
+                "litestream: cannot read TXID %llu from the spool",
+                (unsigned long long)b->recs[b->pages[i].rec].txid);
             goto out;
         }
-        rc = ltx_encoder_page(enc, bp[i].pgno, page);
+        rc = ltx_encoder_page(enc, pgno, page);
         if (rc != SQLITE_OK)
             goto enc_err;
-        uint64_t c = ltx_page_checksum(bp[i].pgno, page, ps);
-        if (bp[i].pgno <= base_commit && r->ck.c[bp[i].pgno])
-            sum = ltx_checksum_fold(sum, r->ck.c[bp[i].pgno]);
-        sum = ltx_checksum_fold(sum, c);
-        newck[nout] = c;
-        bp[nout++] = bp[i];
+        newck[i] = ltx_page_checksum(pgno, page, ps);
+        if (pgno <= base_commit && r->ck.c[pgno])
+            *sum = ltx_checksum_fold(*sum, r->ck.c[pgno]);
+        *sum = ltx_checksum_fold(*sum, newck[i]);
     }
-    rc = ltx_encoder_finish(enc, sum, NULL);
-    if (rc != SQLITE_OK)
-        goto enc_err;
-    rc = put_object(r, from, to, &m, ts);
-    if (rc != SQLITE_OK)
+    rc = ltx_encoder_finish(enc, *sum, NULL);
+    if (rc == SQLITE_OK)
         goto out;
-    rc = cktab_ensure(&r->ck, commit);
+enc_err:
+    *pzErr =
+        sqlite3_mprintf("litestream: encoding TXIDs %llu-%llu failed: %s",
+                        (unsigned long long)b->from, (unsigned long long)b->to,
+                        enc ? ltx_encoder_errmsg(enc) : "out of memory");
+out:
+    ltx_encoder_free(enc);
+    ls_free(scratch);
+    return rc;
+}
+
+/*
+ * After the replica acknowledged the batch's object: the checksum table
+ * takes the new checksums (cleared first when the batch starts with a full
+ * image), and the position advances.  SQLITE_OK, or SQLITE_NOMEM when the
+ * table cannot grow (uploaded, but the table is lost: next time a full
+ * image).
+ */
+static int
+commit_batch(replicator *r, const batch *b, const uint64_t *newck, uint64_t sum)
+{
+    int rc = cktab_ensure(&r->ck, b->commit);
     if (rc != SQLITE_OK)
-        goto out; /* uploaded, but the table is lost: next time a full image */
-    if (image_base) {
+        return rc;
+    if (b->image_base) {
         memset(r->ck.c, 0, ((size_t)r->ck.cap + 1) * 8);
         r->ck.valid = 1;
         r->need_full = 0;
     }
-    for (uint32_t p = commit + 1; p <= r->ck.commit; p++)
+    for (uint32_t p = b->commit + 1; p <= r->ck.commit; p++)
         r->ck.c[p] = 0;
-    changed = image_base ? NULL : ls_malloc(sizeof(*changed) * (nout + 1));
-    for (uint64_t i = 0; i < nout; i++) {
-        r->ck.c[bp[i].pgno] = newck[i];
+    uint32_t *changed =
+        b->image_base ? NULL : ls_malloc(sizeof(*changed) * (b->npages + 1));
+    for (uint64_t i = 0; i < b->npages; i++) {
+        r->ck.c[b->pages[i].pgno] = newck[i];
         if (changed)
-            changed[i] = bp[i].pgno; /* ascending */
+            changed[i] = b->pages[i].pgno; /* ascending */
     }
-    r->ck.commit = commit;
+    r->ck.commit = b->commit;
     r->ck.sum = sum;
     /* Without the list (out of memory) the whole table is rewritten. */
-    uploaded(r, to, image_base, changed, changed ? nout : 0, &last_pos);
-    goto out;
-enc_err:
-    zErr = sqlite3_mprintf("litestream: encoding TXIDs %llu-%llu failed: %s",
-                           (unsigned long long)from, (unsigned long long)to,
-                           enc ? ltx_encoder_errmsg(enc) : "out of memory");
+    uploaded(r, b->to, b->image_base, changed, changed ? b->npages : 0,
+             &b->last_pos);
+    ls_free(changed);
+    return SQLITE_OK;
+}
+
+/*
+ * Whether the batch can continue the replica incrementally: the checksums
+ * of the replicated state are known (or the batch starts with an image)
+ * and every page it adds to the database is in it.
+ */
+static int
+batch_applies(const replicator *r, const batch *b)
+{
+    if (!r->ck.valid && !b->image_base)
+        return 0;
+    return batch_complete(b, b->image_base ? 0 : r->ck.commit);
+}
+
+/*
+ * Uploads spool records from..to (or the first part of them, up to
+ * BATCH_MAX_BYTES of pages) as one L0 object: read the records, list the
+ * newest copy of each page, encode with the checksum chain advanced, put,
+ * commit the position.  Sets r->need_full when the records cannot be
+ * applied incrementally (a full-image marker, a growth whose new pages are
+ * missing, unknown checksums).
+ */
+static int
+upload_incremental(replicator *r, uint64_t from, uint64_t to)
+{
+    batch b;
+    outbuf m = {.r = r, .fd = -1};
+    uint64_t *newck = NULL, sum = 0;
+    char *zErr = NULL;
+    int64_t ts = clock_now_ms();
+
+    int rc = batch_read(&b, r->sp, from, to, BATCH_MAX_BYTES, &zErr);
+    if (b.need_full)
+        r->need_full = 1;
+    if (rc != SQLITE_OK || b.need_full)
+        goto out;
+    if ((rc = batch_sort(&b)) != SQLITE_OK)
+        goto out;
+    if (!batch_applies(r, &b)) {
+        r->need_full = 1;
+        goto out;
+    }
+    rc =
+        cktab_ensure(&r->ck, b.commit > r->ck.commit ? b.commit : r->ck.commit);
+    if (rc != SQLITE_OK)
+        goto out;
+    newck = ls_malloc(sizeof(*newck) * (b.npages + 1));
+    if (!newck) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    rc = encode_batch(r, &b, ts, &m, newck, &sum, &zErr);
+    if (rc == SQLITE_OK)
+        rc = put_object(r, from, b.to, &m, ts);
+    if (rc == SQLITE_OK)
+        rc = commit_batch(r, &b, newck, sum);
 out:
     if (zErr)
         rep_set_error(r, zErr);
-    for (uint64_t i = 0; i < nread && recs; i++)
-        spool_txn_free(&recs[i]);
-    ls_free(live);
-    pmap_free(&pm);
-    ls_free(recs);
-    ls_free(bp);
+    batch_free(&b);
     ls_free(newck);
-    ls_free(changed);
-    ls_free(scratch);
-    ltx_encoder_free(enc);
     outbuf_free(&m);
     return rc;
+}
+
+/*
+ * The next object's pre-apply checksum is the newest object's post-apply
+ * checksum: read it from that object's trailer into r->ck.sum, and set
+ * r->pre_known.  A trailer without the checksum flag is not a checksum (a
+ * torn object on a store without atomic puts): unknown.  Nothing changes
+ * when the trailer cannot be read.
+ */
+static void
+read_post_apply(replicator *r, const ltx_info *f)
+{
+    char key[256];
+    uint8_t *tr = NULL;
+    size_t ntr = 0;
+    if (layout_key(r->be, f->level, f->min_txid, f->max_txid, key,
+                   sizeof(key)) == SQLITE_OK &&
+        r->be->vt->get(r->be, key, f->size - LTX_TRAILER_SIZE, LTX_TRAILER_SIZE,
+                       &tr, &ntr) == SQLITE_OK &&
+        ntr == LTX_TRAILER_SIZE) {
+        uint64_t post = 0;
+        for (int i = 0; i < 8; i++)
+            post = (post << 8) | tr[i];
+        r->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
+        if (r->pre_known)
+            r->ck.sum = post;
+    }
+    sqlite3_free(tr);
 }
 
 /*
@@ -613,42 +518,41 @@ check_replica(replicator *r)
         cktab_load(&r->ck, rep);
     if (max != rep)
         r->ck.valid = 0; /* the saved table is for another TXID */
-    if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE) {
-        /* The next object's pre-apply checksum is the newest object's
-         * post-apply checksum: read it from its trailer. */
-        char key[256];
-        uint8_t *tr = NULL;
-        size_t ntr = 0;
-        if (layout_key(r->be, files[last].level, files[last].min_txid,
-                       files[last].max_txid, key, sizeof(key)) == SQLITE_OK &&
-            r->be->vt->get(r->be, key, files[last].size - LTX_TRAILER_SIZE,
-                           LTX_TRAILER_SIZE, &tr, &ntr) == SQLITE_OK &&
-            ntr == LTX_TRAILER_SIZE) {
-            uint64_t post = 0;
-            for (int i = 0; i < 8; i++)
-                post = (post << 8) | tr[i];
-            /* A trailer without the checksum flag is not a checksum (a
-             * torn object on a store without atomic puts): unknown. */
-            r->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
-            if (r->pre_known)
-                r->ck.sum = post;
-        }
-        sqlite3_free(tr);
-    }
+    if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
+        read_post_apply(r, &files[last]);
     sqlite3_free(files); /* ltx_info holds no pointers */
     if (max != rep || !r->ck.valid) {
         /* Unknown history or unknown checksums: continue above the
          * replica with a full image. */
         if (max > rep)
-            sidecar_set_replicated(r->sc, max, rep_now_ms());
+            sidecar_set_replicated(r->sc, max, clock_now_ms());
         if (max >= rep)
             sidecar_set_txid_floor(r->sc, max);
         else
-            sidecar_set_replicated(r->sc, max, rep_now_ms());
+            sidecar_set_replicated(r->sc, max, clock_now_ms());
         r->need_full = 1;
     }
     r->replica_checked = 1;
     return SQLITE_OK;
+}
+
+/*
+ * Acts on recovery's verdict on the TXIDs captured after `to` that no
+ * spool holds: a full image when the WAL no longer has them.
+ */
+static int
+fill_gap(replicator *r, uint64_t to)
+{
+    rep_gap v;
+    int rc = rep_fill_gap(r, to, &v);
+    if (rc != SQLITE_OK || v != REP_GAP_IMAGE)
+        return rc;
+    rc = rep_upload_full(r);
+    if (rc == SQLITE_BUSY)
+        rep_recapture_if_stale(r);
+    else if (rc == SQLITE_OK)
+        r->gap_since_ms = 0;
+    return rc;
 }
 
 int
@@ -675,8 +579,9 @@ rep_upload_once(replicator *r)
             rep_recapture_if_stale(r);
         else
             r->full_busy_since_ms = 0;
-    } else if (rc == SQLITE_OK)
-        rc = rep_fill_gap(r, to > rep ? to : rep);
+    } else if (rc == SQLITE_OK) {
+        rc = fill_gap(r, to > rep ? to : rep);
+    }
     sqlite3_log(SQLITE_NOTICE,
                 "litestream: upload rc=%d rep=%llu to=%llu full=%d "
                 "cks=%d",

@@ -1,5 +1,5 @@
 /*
- * storage/restore/plan.c: the restore plan (restore.h, LTX.md 2.4).
+ * storage/restore/plan.c: the restore plan (restore.h, docs/ltx-format.md 2.4).
  *
  * Works on one listing of all levels (layout_list_all), so a plan is
  * computed from a single consistent view and costs ten LIST calls.  When
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "storage/base/clock.h"
 #include "storage/ltx/ltx.h"
 #include "storage/restore/restore.h"
 #include "storage/base/sqlite.h"
@@ -201,15 +202,6 @@ plan_check(const ltx_info *a, int n, const restore_plan *plan,
                         "after TXID %016llx: next file starts at %016llx",
                         (unsigned long long)cur, (unsigned long long)next);
     return SQLITE_OK;
-}
-
-/* Wall-clock milliseconds. */
-static int64_t
-plan_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -429,7 +421,7 @@ restore_plan_make(backend *b, uint64_t target_txid, int64_t target_ms,
     rc = list_with_times(b, target_txid ? 0 : target_ms, &a, &n, pzErr);
     if (rc == SQLITE_OK)
         rc = restore_plan_list(a, n, backend_url(b), target_txid, target_ms,
-                               plan_now_ms(), plan, pzErr);
+                               clock_now_ms(), plan, pzErr);
     sqlite3_free(a);
     return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * storage/restore/restore.h: restore plans and restores (LTX.md 2.4).
+ * storage/restore/restore.h: restore plans and restores
+ * (docs/ltx-format.md 2.4).
  *
  * A restore plan is the list of LTX objects whose merge is the database at
  * one TXID: the newest eligible snapshot from level 9, then greedily, over

@@ -5,8 +5,8 @@
  * What a user relies on: objects written are read back exactly, in ranges
  * too; listings show only finished objects (no .tmp, no dotfiles), sorted,
  * with the creation time given at put; deletes are idempotent; keys cannot
- * escape the root; LTX names and levels follow LTX.md 2.1; schemes without
- * a backend say so.
+ * escape the root; LTX names and levels follow docs/ltx-format.md 2.1; schemes
+ * without a backend say so.
  */
 #include <stdint.h>
 #include <stdio.h>

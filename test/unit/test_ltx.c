@@ -341,7 +341,7 @@ test_helpers(void)
        "unknown header flag is SQLITE_FORMAT: %s", err);
 }
 
-/* Header rules of LTX.md 1.4, each broken once. */
+/* Header rules of docs/ltx-format.md 1.4, each broken once. */
 static void
 test_header_rules(void)
 {
@@ -628,7 +628,7 @@ test_reencode(void)
     }
 }
 
-/* Our two-page file against the worked example of LTX.md 1.11. */
+/* Our two-page file against the worked example of docs/ltx-format.md 1.11. */
 static void
 test_worked_example(void)
 {
@@ -763,7 +763,8 @@ test_small_files(void)
     }
 }
 
-/* Encoder rules (LTX.md 1.5, 1.6): broken ones give SQLITE_MISUSE. */
+/* Encoder rules (docs/ltx-format.md 1.5, 1.6): broken ones give SQLITE_MISUSE.
+ */
 static void
 test_encoder_rules(void)
 {

@@ -8,7 +8,8 @@
  * replicas by hand with the codec's encoder: snapshots at L9, compacted
  * files at L1, single-TXID files at L0.  What a user relies on:
  *   - latest, TXID and time restores produce the database byte for byte;
- *   - the plan prefers snapshots and compacted files, as LTX.md 2.4 says;
+ *   - the plan prefers snapshots and compacted files, as docs/ltx-format.md 2.4
+ * says;
  *   - unrestorable targets, gaps, missing snapshots, empty/missing replicas,
  *     corrupt objects and existing destinations fail with a message that
  *     says what exists or which object is bad, and the destination is left

@@ -32,6 +32,31 @@ def done():
     sys.exit(1 if _failed else 0)
 
 
+def selected(name):
+    """True if the case `name` is to run: every case, or with
+    LITESTREAM_TEST_CASE=a,b only those (docs/architecture.md, "Tests")."""
+    only = os.environ.get("LITESTREAM_TEST_CASE")
+    return not only or name in only.split(",")
+
+
+def run_cases(*cases, args=()):
+    """Runs the cases (functions, called with args) that selected() allows;
+    a case that raises is a failure, and the next one still runs.  A name
+    in LITESTREAM_TEST_CASE that matches no case is a failure too."""
+    names = [c.__name__ for c in cases]
+    for want in filter(None, os.environ.get("LITESTREAM_TEST_CASE",
+                                            "").split(",")):
+        ok(want in names, f"LITESTREAM_TEST_CASE names a case: {want} "
+                          f"(cases: {', '.join(names)})")
+    for c in cases:
+        if not selected(c.__name__):
+            continue
+        try:
+            c(*args)
+        except Exception as e:  # a crash of the case is a failure
+            ok(False, f"{c.__name__} raised {type(e).__name__}: {e}")
+
+
 def load():
     """Loads the extension once per process (it stays loaded)."""
     c = sqlite3.connect(":memory:")

@@ -27,7 +27,7 @@ import threading
 import time
 
 from harness import (BACKEND, cleanup, diag, done, dump_hash, load,
-                     make_replica, ok, scratch)
+                     make_replica, ok, run_cases, scratch)
 
 load()
 random.seed(5)
@@ -497,22 +497,25 @@ def v05_bucket(d, con):
            f"{src} byte for byte (listed {rows[0]})")
 
 
-d = scratch("pitr")
-try:
+def every_point(d):
     rep, con, rec = pitr_every_point(d)
     compaction_is_used(d, rep, con, rec)
     bad_targets(d, rep, con, rec)
     con.close()
-    day_of_syncs(d)
-    retention(d)
-    gap_detected(d)
-    snapshot_exclusive(d)
-    corrupt_input(d)
-    latency(d)
+
+
+def without_url(d):
     c = sqlite3.connect(":memory:")
     v05_bucket(d, c)
     e = err_of(c, "SELECT * FROM litestream_ltx")
     ok(e is not None and "URL" in e, f"litestream_ltx without a URL: {e}")
+
+
+d = scratch("pitr")
+try:
+    run_cases(every_point, day_of_syncs, retention, gap_detected,
+              snapshot_exclusive, corrupt_input, latency, without_url,
+              args=(d,))
 finally:
     cleanup(d)
 done()

@@ -7,7 +7,7 @@ import os
 import sqlite3
 
 from harness import (replica_url, cleanup, diag, done, dump_hash, load, ok,
-                     restore_and_compare, scratch)
+                     restore_and_compare, run_cases, scratch)
 
 load()
 
@@ -291,11 +291,7 @@ def w_existing():
     cleanup(d)
 
 
-for w in (w_small, w_spill, w_huge, w_rollback, w_schema, w_autovacuum,
-          w_checkpoints, w_autockpt,
-          w_sync_modes, w_exclusive, w_reopen, w_existing):
-    try:
-        w()
-    except Exception as e:  # a crash of the workload is a failure
-        ok(False, f"{w.__name__} raised {type(e).__name__}: {e}")
+run_cases(w_small, w_spill, w_huge, w_rollback, w_schema, w_autovacuum,
+          w_checkpoints, w_autockpt, w_sync_modes, w_exclusive, w_reopen,
+          w_existing)
 done()

@@ -1,0 +1,44 @@
+/*
+ * storage/replicate/recover.h: the recovery path of the uploader
+ * (docs/architecture.md 2.9): TXIDs some process captured but never spooled (it
+ * died), and a captured position left behind by a writer that died.  Recovery
+ * decides and re-reads; it never uploads: its caller (upload.c) acts on the
+ * verdict.  Replicator thread only.
+ */
+#ifndef LITESTREAM_RECOVER_H
+#define LITESTREAM_RECOVER_H
+
+#include "storage/replicate/replicator_int.h"
+
+/* Verdicts of rep_fill_gap(). */
+typedef enum rep_gap {
+    REP_GAP_NONE,      /* nothing missing, or still waiting (grace period) */
+    REP_GAP_RECOVERED, /* the missing TXIDs were re-read from the WAL and
+                        * spooled: the next upload takes them */
+    REP_GAP_IMAGE      /* the WAL no longer holds them: only a full image
+                        * covers them (the caller resets gap_since_ms once
+                        * it is uploaded) */
+} rep_gap;
+
+/*
+ * Captured TXIDs after `to` that no spool holds yet: normally some
+ * process's queue, spooled within a tick (REP_GAP_NONE).  Missing past a
+ * grace period, their process died: they are re-read from the WAL from
+ * where `to` ended (REP_GAP_RECOVERED), or the verdict is REP_GAP_IMAGE.
+ * Returns SQLITE_OK with *verdict, or the error of a recovery that could
+ * neither finish nor rule itself out (SQLITE_BUSY: try later; others are
+ * already recorded for status).
+ */
+int rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict);
+
+/*
+ * Called when a full image keeps failing with SQLITE_BUSY because the
+ * captured position does not match the WAL (its writer died between moving
+ * the WAL and capturing): the first call starts a grace period; once it is
+ * over, the capture runs under a private write lock (opts.xRecapture), or,
+ * locked out by a writer in exclusive locking mode, the image is asked of
+ * that writer's capture (want_image).
+ */
+void rep_recapture_if_stale(replicator *r);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * test_spool_txn.c: storage/replicate/spool_txn.c: a captured
+ * transaction becomes one spool record.  From copied frames: the newest
+ * copy of each page wins, pages beyond the commit are dropped, the
+ * position is kept; REP_FULL becomes a marker, REP_IMAGE an image record.
+ * By reference to a real WAL (REP_WALREF): the pages are the newest frames
+ * of the transaction's range, validated from the seed; a seed that does
+ * not match the WAL turns the TXID into a full-image marker.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/local/wal.h"
+#include "storage/replicate/spool_txn.h"
+#include "test/tap.h"
+#include "test/unit/reptest.h"
+
+#define PS 512
+
+static char *zDir;
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* A captured transaction of copied frames: pgnos[i] at versions[i]. */
+static rep_txn
+copied(uint64_t txid, uint32_t commit, const uint32_t *pgnos,
+       const uint32_t *versions, uint32_t n, uint8_t *buf)
+{
+    size_t fsz = WAL_FRAME_HDR_SIZE + PS;
+    for (uint32_t i = 0; i < n; i++) {
+        memset(buf + i * fsz, 0, WAL_FRAME_HDR_SIZE);
+        put32(buf + i * fsz, pgnos[i]);
+        rt_page(buf + i * fsz + WAL_FRAME_HDR_SIZE, PS, pgnos[i], versions[i]);
+    }
+    rep_txn t = {.txid = txid,
+                 .page_size = PS,
+                 .commit = commit,
+                 .nframes = n,
+                 .frames = buf,
+                 .pos = {7, 8, 40 + (uint32_t)txid, 9, 10}};
+    return t;
+}
+
+static int
+page_is(const spool_txn *rec, uint32_t i, uint32_t pgno, uint32_t version)
+{
+    uint8_t want[PS], scratch[PS];
+    const uint8_t *p = spool_txn_page(rec, i, scratch);
+    rt_page(want, PS, pgno, version);
+    return rec->pgnos[i] == pgno && p && memcmp(p, want, PS) == 0;
+}
+
+static void
+test_copied(void)
+{
+    char *zDb = sqlite3_mprintf("%s/copied.db", zDir);
+    replicator *r = rt_replicator(zDb, NULL);
+    uint8_t *buf = malloc((WAL_FRAME_HDR_SIZE + PS) * 8);
+    char *zErr = NULL;
+    spool_txn rec;
+    static const uint32_t pg[] = {3, 2, 5, 2, 1}, ver[] = {1, 1, 1, 2, 1};
+
+    rep_txn t = copied(1, 4, pg, ver, 5, buf);
+    int rc = rep_spool_txn(r, &t, 0, &zErr);
+    spool_scan(r->sp);
+    ok(rc == SQLITE_OK && spool_read(r->sp, 1, &rec) == SQLITE_OK,
+       "a transaction of 5 frames spooled as TXID 1");
+    ok(rec.npages == 3 && rec.commit == 4 && rec.flags == 0 &&
+           rec.pos.frame == 41 && rec.pos.salt1 == 7,
+       "3 pages, commit 4, the position kept (%u pages)", rec.npages);
+    ok(page_is(&rec, 0, 1, 1) && page_is(&rec, 1, 2, 2) &&
+           page_is(&rec, 2, 3, 1),
+       "ascending; the later copy of page 2 wins; page 5 > commit dropped");
+    spool_txn_free(&rec);
+
+    t = copied(2, 4, pg, ver, 2, buf);
+    t.flags = REP_FULL;
+    rep_spool_txn(r, &t, 0, &zErr);
+    t = copied(3, 2, pg + 3, ver + 3, 2, buf);
+    t.flags = REP_IMAGE;
+    rep_spool_txn(r, &t, 1, &zErr);
+    spool_scan(r->sp);
+    ok(spool_read(r->sp, 2, &rec) == SQLITE_OK && rec.flags == SPOOL_F_FULL &&
+           rec.npages == 0,
+       "REP_FULL: a full-image marker without pages");
+    spool_txn_free(&rec);
+    ok(spool_read(r->sp, 3, &rec) == SQLITE_OK &&
+           rec.flags == (SPOOL_F_FULL | SPOOL_F_IMAGE) && rec.npages == 2,
+       "REP_IMAGE: an image record with its pages");
+    spool_txn_free(&rec);
+    free(buf);
+    rt_replicator_free(r);
+    sqlite3_free(zDb);
+}
+
+/* Whether record page i is WAL frame f's page. */
+static int
+is_frame(const char *zWal, const rt_wal *w, const spool_txn *rec, uint32_t i,
+         uint32_t f)
+{
+    uint8_t *want = malloc(w->page_size), *scratch = malloc(w->page_size);
+    int fd = open(zWal, O_RDONLY);
+    int r = pread(fd, want, w->page_size,
+                  (off_t)(wal_frame_offset(f, w->page_size) +
+                          WAL_FRAME_HDR_SIZE)) == (ssize_t)w->page_size;
+    const uint8_t *p = spool_txn_page(rec, i, scratch);
+    r = r && p && rec->pgnos[i] == w->f[f - 1].pgno &&
+        memcmp(p, want, w->page_size) == 0;
+    close(fd);
+    free(want);
+    free(scratch);
+    return r;
+}
+
+static void
+test_walref(void)
+{
+    char *zDb = sqlite3_mprintf("%s/walref.db", zDir);
+    char *zWal = sqlite3_mprintf("%s-wal", zDb);
+    sqlite3 *db = NULL;
+    rt_wal w;
+    char *zErr = NULL;
+    spool_txn rec;
+
+    sqlite3_open(zDb, &db);
+    sqlite3_exec(db,
+                 "PRAGMA page_size=1024; PRAGMA journal_mode=WAL;"
+                 "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(x);"
+                 "BEGIN; INSERT INTO t VALUES(randomblob(3000));"
+                 "UPDATE t SET x=randomblob(2000); COMMIT;",
+                 NULL, NULL, NULL);
+    replicator *r = rt_replicator(zDb, NULL);
+    int rw = rt_wal_read(zWal, &w);
+    ok(rw == 0 && w.n >= 3 && w.f[w.n - 1].commit, "a real WAL of %u frames",
+       w.n);
+    /* The last transaction: from the frame after the previous commit. */
+    uint32_t lo = w.n - 1;
+    while (lo > 0 && !w.f[lo - 1].commit)
+        lo--;
+    lo++;
+    wal_pos seed = rt_wal_pos(&w, lo - 1);
+    rep_txn t = {.txid = 5,
+                 .flags = REP_WALREF,
+                 .page_size = w.page_size,
+                 .commit = w.f[w.n - 1].commit,
+                 .pos = rt_wal_pos(&w, w.n),
+                 .wal_lo = lo,
+                 .seed1 = seed.cksum1,
+                 .seed2 = seed.cksum2};
+    int rc = rep_spool_txn(r, &t, 0, &zErr);
+    spool_scan(r->sp);
+    if (rc == SQLITE_OK)
+        rc = spool_read(r->sp, 5, &rec);
+    ok(rc == SQLITE_OK && rec.flags == 0 && rec.npages > 0,
+       "frames %u-%u spooled from the WAL (%u pages)", lo, w.n, rec.npages);
+    int same = 1;
+    for (uint32_t i = 0; i < rec.npages; i++) {
+        uint32_t f = w.n; /* the newest frame of the page in lo..n */
+        while (f >= lo && w.f[f - 1].pgno != rec.pgnos[i])
+            f--;
+        same = same && f >= lo && is_frame(zWal, &w, &rec, i, f);
+    }
+    ok(same, "each page is its newest frame in the range");
+    spool_txn_free(&rec);
+
+    t.txid = 6;
+    t.seed1 ^= 1; /* the chain does not hold from this seed */
+    rc = rep_spool_txn(r, &t, 0, &zErr);
+    spool_scan(r->sp);
+    ok(rc == SQLITE_OK && spool_read(r->sp, 6, &rec) == SQLITE_OK &&
+           rec.flags == SPOOL_F_FULL && rec.npages == 0,
+       "a range the WAL does not validate becomes a full-image marker");
+    spool_txn_free(&rec);
+    rt_replicator_free(r);
+    sqlite3_close(db);
+    sqlite3_free(zWal);
+    sqlite3_free(zDb);
+}
+
+int
+main(void)
+{
+    rt_init();
+    zDir = rt_tmpdir();
+    test_copied();
+    test_walref();
+    rt_rmrf(zDir);
+    free(zDir);
+    return tap_done();
+}
