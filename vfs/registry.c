@@ -263,7 +263,10 @@ registry_error(ls_db *d)
 uint64_t
 registry_full_images(ls_db *d)
 {
-    return d->n_full;
+    pthread_mutex_lock(&d->mu); /* the capture counts under it */
+    uint64_t n = d->n_full;
+    pthread_mutex_unlock(&d->mu);
+    return n;
 }
 
 /*

@@ -121,7 +121,7 @@ const char *registry_path(ls_db *d); /* lives as long as d */
  */
 char *registry_error(ls_db *d);
 
-/* Full images the capture had to force (a plain read: a statistic). */
+/* Full images the capture had to force (read under d->mu). */
 uint64_t registry_full_images(ls_db *d);
 
 #endif
