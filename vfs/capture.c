@@ -291,9 +291,9 @@ txid_base(ls_db *d, const ls_cap *cap, int valid)
 
 /* What a capture starts from: the WAL as of now and the last position. */
 typedef struct capture_view {
-    shm_hdr h;   /* the wal-index header (or one derived from the WAL) */
+    shm_hdr *h;  /* the wal-index header (or one derived from the WAL) */
+    ls_cap *cap; /* the captured position, when valid */
     uint32_t ps; /* the page size (0: unknown) */
-    ls_cap cap;  /* the captured position, when valid */
     int valid;
     uint64_t base;  /* the last TXID used (never goes back) */
     int same_salts; /* the position is in the current WAL */
@@ -320,16 +320,16 @@ view_page_size(sqlite3_file *real, const shm_hdr *h)
 static int
 view_read(ls_db *d, sqlite3_file *real, capture_view *v)
 {
-    if (!shm_read(d, real, &v->h) && !walread_heap_hdr(d, &v->h))
+    if (!shm_read(d, real, v->h) && !walread_heap_hdr(d, v->h))
         return 0;
     if (d->wh_ok &&
-        (d->wh.salt1 != v->h.salt[0] || d->wh.salt2 != v->h.salt[1]))
+        (d->wh.salt1 != v->h->salt[0] || d->wh.salt2 != v->h->salt[1]))
         d->wh_ok = 0; /* another process restarted the WAL */
-    v->ps = view_page_size(real, &v->h);
-    v->valid = sidecar_cap_read(d->sc, &v->cap);
-    v->base = txid_base(d, &v->cap, v->valid);
-    v->same_salts = v->valid & (v->cap.salt1 == v->h.salt[0]) &
-                    (v->cap.salt2 == v->h.salt[1]);
+    v->ps = view_page_size(real, v->h);
+    v->valid = sidecar_cap_read(d->sc, v->cap);
+    v->base = txid_base(d, v->cap, v->valid);
+    v->same_salts = v->valid & (v->cap->salt1 == v->h->salt[0]) &
+                    (v->cap->salt2 == v->h->salt[1]);
     return 1;
 }
 
@@ -337,8 +337,8 @@ view_read(ls_db *d, sqlite3_file *real, capture_view *v)
 static int
 view_unchanged(const capture_view *v)
 {
-    return v->same_salts && v->cap.frame == v->h.mx_frame &&
-           v->base == v->cap.txid;
+    return v->same_salts && v->cap->frame == v->h->mx_frame &&
+           v->base == v->cap->txid;
 }
 
 /* Step 3a: frames lo..mxFrame are in this hold's copy: queue them in
@@ -346,7 +346,7 @@ view_unchanged(const capture_view *v)
 static uint64_t
 queue_from_buf(ls_db *d, uint32_t lo, const capture_view *v)
 {
-    uint32_t hi = v->h.mx_frame;
+    uint32_t hi = v->h->mx_frame;
     uint64_t txid = enqueue_in_place(d, lo, hi, v->ps, v->base);
     if (txid)
         return txid;
@@ -366,15 +366,15 @@ queue_reread(ls_db *d, uint32_t lo, const capture_view *v)
     uint64_t txid = 0;
     if (!walread_wal_hdr(d, &wh) || wh.page_size != v->ps)
         return 0;
-    uint32_t s[2] = {v->cap.cksum1, v->cap.cksum2};
+    uint32_t s[2] = {v->cap->cksum1, v->cap->cksum2};
     if (lo == 1) {
         s[0] = wh.cksum1;
         s[1] = wh.cksum2;
     }
-    uint8_t *fr = walread_frames(d, &wh, lo, v->h.mx_frame, s);
+    uint8_t *fr = walread_frames(d, &wh, lo, v->h->mx_frame, s);
     if (fr)
         txid =
-            enqueue_frames(d, fr, lo, v->h.mx_frame - lo + 1, v->ps, v->base);
+            enqueue_frames(d, fr, lo, v->h->mx_frame - lo + 1, v->ps, v->base);
     ls_free(fr);
     return txid;
 }
@@ -389,19 +389,20 @@ static uint64_t
 queue_new_frames(ls_db *d, capture_view *v)
 {
     uint64_t txid = 0;
-    if (!v->valid || v->base != v->cap.txid || !(v->same_salts || d->caught_up))
+    if (!v->valid || v->base != v->cap->txid ||
+        !(v->same_salts || d->caught_up))
         return 0;
-    uint32_t lo = v->same_salts ? v->cap.frame + 1 : 1;
-    if (v->h.mx_frame < lo - 1)
+    uint32_t lo = v->same_salts ? v->cap->frame + 1 : 1;
+    if (v->h->mx_frame < lo - 1)
         return 0; /* the WAL went backwards: lost frames */
-    if (v->h.mx_frame == lo - 1)
+    if (v->h->mx_frame == lo - 1)
         return v->base; /* a restart with nothing new */
     /* Too big to copy: by reference.  (Not in exclusive locking mode: the
      * replicator could never read the WAL behind the writer's lock.) */
     if (d->buf_over && d->caught_up && d->hold_locked)
-        txid = enqueue_walref(d, lo, &v->h, v->ps, &v->cap, v->base);
+        txid = enqueue_walref(d, lo, v->h, v->ps, v->cap, v->base);
     if (txid == 0)
-        txid = buf_covers(d, lo, v->h.mx_frame, v->ps)
+        txid = buf_covers(d, lo, v->h->mx_frame, v->ps)
                    ? queue_from_buf(d, lo, v)
                    : queue_reread(d, lo, v);
     if (d->enq_failed) {
@@ -425,12 +426,12 @@ queue_full_image(ls_db *d, sqlite3_file *real, const capture_view *v)
     uint64_t txid = v->base + 1;
     rep_txn *img = NULL;
     if (!d->hold_locked && v->ps)
-        img = walread_image(d, real, &v->h, v->ps, txid);
+        img = walread_image(d, real, v->h, v->ps, txid);
     if (img) {
         replicator_enqueue(d->rep, img);
         d->n_full++;
     } else {
-        enqueue_full(d, txid, &v->h);
+        enqueue_full(d, txid, v->h);
     }
     return txid;
 }
@@ -440,13 +441,13 @@ static void
 position_write(ls_db *d, const capture_view *v, uint64_t txid)
 {
     ls_cap nc = {.flags = CAP_VALID,
-                 .salt1 = v->h.salt[0],
-                 .salt2 = v->h.salt[1],
-                 .frame = v->h.mx_frame,
-                 .cksum1 = v->h.frame_cksum[0],
-                 .cksum2 = v->h.frame_cksum[1],
+                 .salt1 = v->h->salt[0],
+                 .salt2 = v->h->salt[1],
+                 .frame = v->h->mx_frame,
+                 .cksum1 = v->h->frame_cksum[0],
+                 .cksum2 = v->h->frame_cksum[1],
                  .page_size = v->ps,
-                 .commit = v->h.n_page,
+                 .commit = v->h->n_page,
                  .txid = txid};
     sidecar_cap_write(d->sc, &nc);
 }
@@ -458,7 +459,10 @@ position_write(ls_db *d, const capture_view *v, uint64_t txid)
 static void
 capture(ls_db *d, sqlite3_file *real)
 {
-    capture_view v;
+    shm_hdr h;
+    ls_cap cap;
+    capture_view v = {.h = &h, .cap = &cap}; /* (scalars kept apart from
+                                              * what the callees write) */
     uint64_t txid = 0;
     if (!d->rep || !d->sc || !view_read(d, real, &v))
         return;
