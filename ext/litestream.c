@@ -10,17 +10,25 @@
  *   1. SQLite is reached only through the API table handed to us here
  *      (storage/base/sqlite.h); the .so never links libsqlite3.
  *   2. The first load registers everything process-wide (VFSes, the
- *      auto-extension that adds the SQL functions to later connections) and
- *      returns SQLITE_OK_LOAD_PERMANENTLY so the library is never unloaded
- *      while its VFS and threads live.  Later loads (another connection
- *      calling load_extension again) only add the SQL functions to their
- *      own connection.
+ *      auto-extension that adds the SQL functions to later connections),
+ *      once even when several threads load at once, and returns
+ *      SQLITE_OK_LOAD_PERMANENTLY so the library is never unloaded while
+ *      its VFS and threads live.
+ *   3. Loading is idempotent: any number of loads, through the C API or
+ *      SQL, into any connection, succeed and leave one VFS registration and
+ *      one set of functions per connection (a connection that has them,
+ *      through the auto-extension or an earlier load, keeps them:
+ *      sql_register() knows which have them).
  *
- * Runs on the application thread that loads the extension.
+ * Runs on the application thread that loads the extension (any thread).
  */
+#include <pthread.h>
+
 #include "sql/sql.h"
 #include "storage/base/sqlite.h"
-#include "vfs/vfs.h"
+#include "vfs/connection.h"
+#include "vfs/remote.h"
+#include "vfs/replicate.h"
 
 /* Auto-extension: adds the SQL functions to every new connection. */
 static int
@@ -58,18 +66,23 @@ int
 sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
                         const sqlite3_api_routines *pApi)
 {
-    static int registered;
-    int rc;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int registered; /* under mu */
+    int rc = SQLITE_OK;
 
-    litestream_api_set(pApi);
+    /* Several threads may load at once: the first one in sets the API
+     * table and registers; the others wait for it, then find it done. */
+    pthread_mutex_lock(&mu);
     if (!registered) {
+        litestream_api_set(pApi);
         rc = register_process_wide();
-        if (rc != SQLITE_OK) {
-            *pzErrMsg = sqlite3_mprintf("litestream: cannot register: %s",
-                                        sqlite3_errstr(rc));
-            return rc;
-        }
-        registered = 1;
+        registered = rc == SQLITE_OK;
+    }
+    pthread_mutex_unlock(&mu);
+    if (rc != SQLITE_OK) {
+        *pzErrMsg = sqlite3_mprintf("litestream: cannot register: %s",
+                                    sqlite3_errstr(rc));
+        return rc;
     }
     vfs_attach_connection(db, 0);
     rc = sql_register(db);

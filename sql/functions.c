@@ -9,13 +9,18 @@
  *
  * Runs on application threads (whichever thread calls the function).  The
  * functions reach the replicator only through storage/replicate/replicator.h
- * and the VFS through vfs/vfs.h; restore and sync are the only network calls.
+ * and the VFS through vfs/registry.h and vfs/replicate.h; restore and sync are
+ * the only network calls.
  */
 #include "sql/sql.h"
+#include "storage/base/json.h"
 #include "storage/restore/restore.h"
 #include "storage/base/timefmt.h"
-#include "vfs/vfs.h"
+#include "vfs/registry.h"
+#include "vfs/remote.h"
+#include "vfs/replicate.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,36 +51,95 @@ db_of_schema(sqlite3 *db, const char *zSchema)
     return vfs_db_of_file(f);
 }
 
-static void
-status_one(sqlite3_str *out, const char *zSchema, ls_db *d)
+/* The status object of one replicated database (docs/sql.md). */
+static json_t *
+status_one(const char *zSchema, ls_db *d)
 {
-    replicator *r = vfs_db_replicator(d);
-    char *zPath = sqlite3_mprintf("%s", vfs_db_path(d));
-    sqlite3_str_appendf(out, "{\"schema\":\"%w\",\"path\":\"", zSchema);
-    for (const char *p = zPath; p && *p; p++) {
-        if (*p == '"' || *p == '\\')
-            sqlite3_str_appendchar(out, 1, '\\');
-        sqlite3_str_appendchar(out, 1, *p);
+    replicator *r = registry_replicator(d);
+    char *zErr = r ? NULL : registry_error(d);
+    json_t *o = json_object();
+    int bad = 0;
+
+    ls_json_set(o, "schema", ls_json_text(zSchema), &bad);
+    ls_json_set(o, "path", ls_json_text(registry_path(d)), &bad);
+    ls_json_set(o, "replicating", json_boolean(r != NULL), &bad);
+    ls_json_set(o, "forced_full_images", ls_json_u64(registry_full_images(d)),
+                &bad);
+    if (r && o && replicator_status(r, o) != SQLITE_OK)
+        bad = 1;
+    if (zErr) {
+        json_t *e = json_object();
+        ls_json_set(e, "message", ls_json_text(zErr), &bad);
+        ls_json_set(o, "last_error", e, &bad);
     }
-    sqlite3_free(zPath);
-    sqlite3_str_appendf(
-        out, "\",\"replicating\":%s,\"forced_full_images\":%llu",
-        r ? "true" : "false", (unsigned long long)vfs_db_full_images(d));
-    if (r) {
-        sqlite3_str_appendchar(out, 1, ',');
-        replicator_status(r, out);
-    } else if (vfs_db_error(d)) {
-        sqlite3_str_appendf(out, ",\"last_error\":{\"message\":\"");
-        for (const char *p = vfs_db_error(d); *p; p++) {
-            if (*p == '"' || *p == '\\')
-                sqlite3_str_appendchar(out, 1, '\\');
-            if ((unsigned char)*p >= 0x20)
-                sqlite3_str_appendchar(out, 1, *p);
+    sqlite3_free(zErr);
+    registry_replicator_done(d, r);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Why the database behind zSchema (not ours) cannot be replicated. */
+static char *
+not_replicable_reason(sqlite3 *db, const char *zSchema, const char *zFile)
+{
+    sqlite3_vfs *pVfs = NULL;
+    if (!zFile || !zFile[0])
+        return sqlite3_mprintf("in-memory or temporary database");
+    if (vfs_is_remote_file(schema_file(db, zSchema)))
+        return sqlite3_mprintf("a read replica (litestream-remote): "
+                               "replicate the primary instead");
+    sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER, &pVfs);
+    return sqlite3_mprintf("opened through VFS '%s', not 'litestream': load "
+                           "the extension before opening the database",
+                           pVfs ? pVfs->zName : "?");
+}
+
+/* {"schema", "reason"} for a database that cannot be replicated. */
+static json_t *
+not_replicable_one(sqlite3 *db, const char *zSchema, const char *zFile)
+{
+    char *zWhy = not_replicable_reason(db, zSchema, zFile);
+    json_t *o = json_object();
+    int bad = !zWhy;
+    ls_json_set(o, "schema", ls_json_text(zSchema), &bad);
+    ls_json_set(o, "reason", ls_json_text(zWhy ? zWhy : ""), &bad);
+    sqlite3_free(zWhy);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/*
+ * Fills the "databases" and "not_replicable" arrays from the schemas of db
+ * (only zOnly when not NULL).  SQLITE_OK or an error code.
+ */
+static int
+status_schemas(sqlite3 *db, const char *zOnly, json_t *dbs, json_t *no)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL);
+    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *zSchema = (const char *)sqlite3_column_text(st, 1);
+        const char *zFile = (const char *)sqlite3_column_text(st, 2);
+        if (!zSchema || (zOnly && sqlite3_stricmp(zOnly, zSchema)))
+            continue;
+        ls_db *d = db_of_schema(db, zSchema);
+        if (d) {
+            if (json_array_append_new(dbs, status_one(zSchema, d)) != 0)
+                rc = SQLITE_NOMEM;
+        } else if (sqlite3_stricmp(zSchema, "temp") != 0) {
+            if (json_array_append_new(
+                    no, not_replicable_one(db, zSchema, zFile)) != 0)
+                rc = SQLITE_NOMEM;
         }
-        sqlite3_str_appendall(out, "\"}");
     }
-    sqlite3_str_appendchar(out, 1, '}');
-    vfs_db_replicator_done(d, r);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* litestream_status([schema]) */
@@ -83,95 +147,39 @@ static void
 fn_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     sqlite3 *db = sqlite3_context_db_handle(ctx);
-    sqlite3_str *out = sqlite3_str_new(db);
     const char *zOnly =
         argc > 0 ? (const char *)sqlite3_value_text(argv[0]) : NULL;
-    sqlite3_stmt *st = NULL;
-    int n = 0;
-    sqlite3_str_appendf(out, "{\"version\":\"%s\",\"databases\":[",
-                        LITESTREAM_VERSION);
-    if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) ==
-        SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *zSchema = (const char *)sqlite3_column_text(st, 1);
-            if (!zSchema || (zOnly && sqlite3_stricmp(zOnly, zSchema)))
-                continue;
-            ls_db *d = db_of_schema(db, zSchema);
-            if (!d)
-                continue;
-            if (n++)
-                sqlite3_str_appendchar(out, 1, ',');
-            status_one(out, zSchema, d);
-        }
-    }
-    sqlite3_finalize(st);
-    /* Databases of this connection that cannot be replicated, and why. */
-    sqlite3_str_appendall(out, "],\"not_replicable\":[");
-    n = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA database_list", -1, &st, NULL) ==
-        SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *zSchema = (const char *)sqlite3_column_text(st, 1);
-            const char *zFile = (const char *)sqlite3_column_text(st, 2);
-            sqlite3_vfs *pVfs = NULL;
-            if (!zSchema || !sqlite3_stricmp(zSchema, "temp") ||
-                (zOnly && sqlite3_stricmp(zOnly, zSchema)) ||
-                db_of_schema(db, zSchema))
-                continue;
-            sqlite3_file_control(db, zSchema, SQLITE_FCNTL_VFS_POINTER, &pVfs);
-            char *zWhy =
-                (!zFile || !zFile[0])
-                    ? sqlite3_mprintf("in-memory or temporary database")
-                : vfs_is_remote_file(schema_file(db, zSchema))
-                    ? sqlite3_mprintf("a read replica (litestream-remote): "
-                                      "replicate the primary instead")
-                    : sqlite3_mprintf(
-                          "opened through VFS '%s', not 'litestream': load "
-                          "the extension before opening the database",
-                          pVfs ? pVfs->zName : "?");
-            sqlite3_str_appendf(out, "%s{\"schema\":\"%w\",\"reason\":\"%w\"}",
-                                n++ ? "," : "", zSchema, zWhy ? zWhy : "");
-            sqlite3_free(zWhy);
-        }
-    }
-    sqlite3_finalize(st);
-    sqlite3_str_appendall(out, "]}");
-    char *z = sqlite3_str_finish(out);
-    if (!z)
-        sqlite3_result_error_nomem(ctx);
-    else
-        sqlite3_result_text(ctx, z, -1, sqlite3_free);
-}
+    json_t *doc = json_object(), *dbs = json_array(), *no = json_array();
+    int bad = 0, rc = SQLITE_NOMEM;
 
-/* litestream_sync([schema][, timeout_ms]) -> replicated TXID */
-static void
-fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    sqlite3 *db = sqlite3_context_db_handle(ctx);
-    const char *zSchema = "main";
-    int timeout = 30000;
-    ls_cap cap;
-    uint64_t rep = 0;
-    char *zErr = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (sqlite3_value_type(argv[i]) == SQLITE_INTEGER)
-            timeout = sqlite3_value_int(argv[i]);
-        else if (sqlite3_value_type(argv[i]) == SQLITE_TEXT)
-            zSchema = (const char *)sqlite3_value_text(argv[i]);
-    }
-    ls_db *d = db_of_schema(db, zSchema);
-    replicator *r = d ? vfs_db_replicator(d) : NULL;
-    if (!r) {
-        char *z = sqlite3_mprintf(
-            "litestream_sync: database '%s' is not being replicated "
-            "(set PRAGMA %s.litestream_url first)%s%s",
-            zSchema, zSchema, d && vfs_db_error(d) ? ": " : "",
-            d && vfs_db_error(d) ? vfs_db_error(d) : "");
-        sqlite3_result_error(ctx, z, -1);
-        sqlite3_free(z);
+    if (dbs && no)
+        rc = status_schemas(db, zOnly, dbs, no);
+    ls_json_set(doc, "version", json_string(LITESTREAM_VERSION), &bad);
+    ls_json_set(doc, "databases", dbs, &bad);
+    ls_json_set(doc, "not_replicable", no, &bad);
+    if (rc != SQLITE_OK || bad) {
+        json_decref(doc);
+        if (rc == SQLITE_NOMEM || bad)
+            sqlite3_result_error_nomem(ctx);
+        else
+            sqlite3_result_error_code(ctx, rc);
         return;
     }
-    uint64_t want = sidecar_cap_read(vfs_db_sidecar(d), &cap) ? cap.txid : 0;
+    ls_json_result(ctx, doc);
+}
+
+/*
+ * Waits until the replica holds every transaction captured when the call
+ * began (or, in exclusive locking mode, a full image read here), up to
+ * timeout ms (negative: forever).  SQLITE_OK with *rep (the replicated
+ * TXID), or an error with *pzErr (sqlite3_malloc'd, may be NULL).
+ */
+static int
+sync_wait(sqlite3 *db, const char *zSchema, ls_db *d, replicator *r,
+          int timeout, uint64_t *rep, char **pzErr)
+{
+    ls_cap cap;
+    uint64_t want = sidecar_cap_read(registry_sidecar(d), &cap) ? cap.txid : 0;
     int rc = replicator_persist(r);
     sqlite3_int64 deadline = 0, now = 0;
     sqlite3_file *f = NULL;
@@ -187,14 +195,14 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             slice = 500;
         if (slice < 0)
             slice = 0;
-        sqlite3_free(zErr);
-        zErr = NULL;
-        rc = replicator_sync(r, want, slice, &rep, &zErr);
+        sqlite3_free(*pzErr);
+        *pzErr = NULL;
+        rc = replicator_sync(r, want, slice, rep, pzErr);
         if (rc != SQLITE_BUSY)
             break;
         if (replicator_image_wanted(r)) {
-            vfs_db_image_now(d, f);
-            if (sidecar_cap_read(vfs_db_sidecar(d), &cap) && cap.txid > want)
+            vfs_image_now(f);
+            if (sidecar_cap_read(registry_sidecar(d), &cap) && cap.txid > want)
                 want = cap.txid;
             if (replicator_persist(r) != SQLITE_OK)
                 break;
@@ -204,15 +212,44 @@ fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             break;
         rc = SQLITE_OK;
     }
-    if (rc != SQLITE_OK) {
-        sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync: spool failed",
-                             -1);
-        sqlite3_free(zErr);
-        vfs_db_replicator_done(d, r);
+    return rc;
+}
+
+/* litestream_sync([schema][, timeout_ms]) -> replicated TXID */
+static void
+fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
+    const char *zSchema = "main";
+    int timeout = 30000;
+    uint64_t rep = 0;
+    char *zErr = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (sqlite3_value_type(argv[i]) == SQLITE_INTEGER)
+            timeout = sqlite3_value_int(argv[i]);
+        else if (sqlite3_value_type(argv[i]) == SQLITE_TEXT)
+            zSchema = (const char *)sqlite3_value_text(argv[i]);
+    }
+    ls_db *d = db_of_schema(db, zSchema);
+    replicator *r = d ? registry_replicator(d) : NULL;
+    if (!r) {
+        char *zWhy = d ? registry_error(d) : NULL;
+        char *z = sqlite3_mprintf(
+            "litestream_sync: database '%s' is not being replicated "
+            "(set PRAGMA %s.litestream_url first)%s%s",
+            zSchema, zSchema, zWhy ? ": " : "", zWhy ? zWhy : "");
+        sqlite3_result_error(ctx, z, -1);
+        sqlite3_free(z);
+        sqlite3_free(zWhy);
         return;
     }
-    vfs_db_replicator_done(d, r);
-    sqlite3_result_int64(ctx, (sqlite3_int64)rep);
+    if (sync_wait(db, zSchema, d, r, timeout, &rep, &zErr) != SQLITE_OK)
+        sqlite3_result_error(ctx, zErr ? zErr : "litestream_sync: spool failed",
+                             -1);
+    else
+        sqlite3_result_int64(ctx, (sqlite3_int64)rep);
+    sqlite3_free(zErr);
+    registry_replicator_done(d, r);
 }
 
 /* Parses a restore target: integer TXID, 16-hex string or RFC 3339 time. */
@@ -276,6 +313,66 @@ fail:
     sqlite3_free(zErr);
 }
 
+/* ---- which connections have the functions ------------------------------
+ *
+ * Loading the extension again into a connection that has the functions
+ * (the auto-extension added them, or an earlier load did) must leave them
+ * alone: replacing a function while a statement runs fails with
+ * SQLITE_BUSY, and a load through SQL (SELECT load_extension(...)) is such
+ * a statement.  The connections that have them are listed here; a
+ * connection leaves the list when SQLite destroys its litestream_version
+ * (at sqlite3_close, or if the application replaces it).  Callers hold the
+ * connection's mutex (SQLite's, during a load or an open), then reg_mu,
+ * never the other way round. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static sqlite3 **reg_conns;
+static size_t reg_n, reg_cap;
+
+static int
+reg_has(sqlite3 *db)
+{
+    int found = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < reg_n && !found; i++)
+        found = reg_conns[i] == db;
+    pthread_mutex_unlock(&reg_mu);
+    return found;
+}
+
+static int
+reg_add(sqlite3 *db)
+{
+    int rc = SQLITE_OK;
+    pthread_mutex_lock(&reg_mu);
+    if (reg_n == reg_cap) {
+        size_t cap = reg_cap ? reg_cap * 2 : 16;
+        sqlite3 **p = sqlite3_realloc64(reg_conns, cap * sizeof(*p));
+        if (p) {
+            reg_conns = p;
+            reg_cap = cap;
+        } else {
+            rc = SQLITE_NOMEM;
+        }
+    }
+    if (rc == SQLITE_OK)
+        reg_conns[reg_n++] = db;
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
+}
+
+/* xDestroy of litestream_version: its connection no longer has it. */
+static void
+reg_forget(void *pApp)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < reg_n; i++)
+        if (reg_conns[i] == pApp) {
+            reg_conns[i] = reg_conns[--reg_n];
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+}
+
 int
 sql_register(sqlite3 *db)
 {
@@ -296,12 +393,23 @@ sql_register(sqlite3 *db)
         {"litestream_restore", 3, SQLITE_DIRECTONLY, fn_restore},
         {"litestream_restore", 4, SQLITE_DIRECTONLY, fn_restore},
     };
-    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
-        int rc = sqlite3_create_function_v2(db, fns[i].zName, fns[i].nArg,
-                                            SQLITE_UTF8 | fns[i].flags, NULL,
-                                            fns[i].xFunc, NULL, NULL, NULL);
+    int rc = SQLITE_OK;
+    if (reg_has(db))
+        return SQLITE_OK; /* loaded again: keep the functions it has */
+    for (size_t i = 1; i < sizeof(fns) / sizeof(fns[0]); i++) {
+        rc = sqlite3_create_function_v2(db, fns[i].zName, fns[i].nArg,
+                                        SQLITE_UTF8 | fns[i].flags, NULL,
+                                        fns[i].xFunc, NULL, NULL, NULL);
         if (rc != SQLITE_OK)
             return rc;
     }
-    return sql_register_pitr(db);
+    rc = sql_register_pitr(db);
+    if (rc == SQLITE_OK)
+        rc = reg_add(db);
+    /* Last, the one whose destructor takes db off the list. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function_v2(db, fns[0].zName, fns[0].nArg,
+                                        SQLITE_UTF8 | fns[0].flags, db,
+                                        fns[0].xFunc, NULL, NULL, reg_forget);
+    return rc;
 }

@@ -21,7 +21,8 @@
 #include "storage/backend/backend.h"
 #include "storage/backend/layout.h"
 #include "storage/base/timefmt.h"
-#include "vfs/vfs.h"
+#include "vfs/registry.h"
+#include "vfs/replicate.h"
 
 #include <string.h>
 
@@ -235,7 +236,7 @@ fn_snapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (sqlite3_file_control(db, zSchema, SQLITE_FCNTL_FILE_POINTER, &f) ==
         SQLITE_OK)
         d = vfs_db_of_file(f);
-    r = d ? vfs_db_replicator(d) : NULL;
+    r = d ? registry_replicator(d) : NULL;
     if (!r) {
         zErr = sqlite3_mprintf("litestream_snapshot: database '%s' is not "
                                "being replicated (set PRAGMA "
@@ -244,7 +245,7 @@ fn_snapshot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     } else if (replicator_snapshot(r, 60000, &txid, &zErr) == SQLITE_OK) {
         sqlite3_result_int64(ctx, (sqlite3_int64)txid);
     }
-    vfs_db_replicator_done(d, r);
+    registry_replicator_done(d, r);
     if (zErr) {
         sqlite3_result_error(ctx, zErr, -1);
         sqlite3_free(zErr);

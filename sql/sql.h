@@ -7,10 +7,14 @@
 #include "storage/base/sqlite.h"
 
 /*
- * Registers every litestream_* SQL function on db.  Returns SQLITE_OK or the
- * error of the first registration that failed.  Called for the connection
- * that loads the extension and, through sqlite3_auto_extension, for every
- * connection opened afterwards.
+ * Registers every litestream_* SQL function on db, once: a connection that
+ * has them already (an earlier load, the auto-extension) keeps them and
+ * SQLITE_OK is returned, so that loading again from inside a statement
+ * (SELECT load_extension(...)) never meets SQLITE_BUSY.  Returns SQLITE_OK
+ * or the error of the first registration that failed.  Called for the
+ * connection that loads the extension and, through sqlite3_auto_extension,
+ * for every connection opened afterwards; the caller holds db's mutex
+ * (SQLite does, around both).
  */
 int sql_register(sqlite3 *db);
 

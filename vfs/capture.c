@@ -1,15 +1,32 @@
 /*
  * vfs/capture.c: turning the WAL writes of a replicated database into
- * queued transactions (DESIGN.md section 4; the invariants are listed at
- * the top of vfs/replicate.c).
+ * queued transactions (capture.h; the invariants are listed at the top of
+ * vfs/replicate.c, the design in docs/architecture.md).
+ *
+ * The capture at unlock, in named steps:
+ *   1. view_read        the WAL as of now (the wal-index header, or one
+ *                       derived from the WAL in exclusive locking mode)
+ *                       and where the last capture ended;
+ *   2. view_unchanged   nothing new (a rollback, an empty transaction);
+ *   3. queue_new_frames the frames after the position, one TXID per
+ *                       commit: from this hold's copy (queued in place
+ *                       when it is one transaction in the arena), by
+ *                       reference for a big one, or re-read and validated
+ *                       from the WAL; 0 when the position is lost;
+ *   4. queue_full_image the position is lost: the next TXID is a full
+ *                       image (read here when nobody else can);
+ *   5. position_write   the new position, for the next capture.
+ * No allocation, lock or system call on the common path (one transaction
+ * in this hold's copy): the copy is queued where it is.
  *
  * Threads: application threads, holding the WAL write lock (or the
  * database in exclusive locking mode) and d->mu where noted in
- * vfs_int.h; capture_recapture() on the replicator thread while its
+ * capture.h; capture_recapture() on the replicator thread while its
  * private connection holds the write lock.
  */
+#include "vfs/capture.h"
+#include "vfs/walread.h"
 #include "storage/base/mem.h"
-#include "vfs/vfs_int.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,7 +34,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Reads the wal-index header; 0 if there is no shared memory. */
+/* Reads the wal-index header; 0 if there is no shared memory.  (Static
+ * here, on the commit path: the compiler specializes it.) */
 static int
 shm_read(ls_db *d, sqlite3_file *real, shm_hdr *h)
 {
@@ -122,50 +140,6 @@ buf_covers(ls_db *d, uint32_t lo, uint32_t hi, uint32_t ps)
            d->end >= wal_frame_offset(hi + 1, ps);
 }
 
-/*
- * Reads frames lo..hi of the WAL into a new buffer, validating salts and the
- * checksum chain from seed s (the checksum of frame lo-1).  Returns NULL if
- * they do not validate.
- */
-static uint8_t *
-wal_reread(ls_db *d, const wal_hdr *wh, uint32_t lo, uint32_t hi, uint32_t s[2])
-{
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh->page_size;
-    uint8_t *b = ls_malloc((uint64_t)fsz * (hi - lo + 1));
-    if (!b || !d->walf)
-        goto fail;
-    for (uint32_t i = lo; i <= hi; i++) {
-        uint8_t *f = b + (size_t)(i - lo) * fsz;
-        if (d->walf->pMethods->xRead(d->walf, f, (int)fsz,
-                                     (sqlite3_int64)wal_frame_offset(
-                                         i, wh->page_size)) != SQLITE_OK ||
-            !wal_frame_valid(wh, f, s))
-            goto fail;
-    }
-    return b;
-fail:
-    ls_free(b);
-    return NULL;
-}
-
-/* The WAL header (cached; the cache follows header writes and resets). */
-static int
-read_wal_hdr(ls_db *d, wal_hdr *wh)
-{
-    uint8_t h[WAL_HDR_SIZE];
-    if (d->wh_ok) {
-        *wh = d->wh;
-        return 1;
-    }
-    if (d->walf && d->base == 0 && d->end >= WAL_HDR_SIZE && d->buf_ok)
-        d->wh_ok = wal_hdr_parse(d->buf, &d->wh);
-    else if (d->walf &&
-             d->walf->pMethods->xRead(d->walf, h, WAL_HDR_SIZE, 0) == SQLITE_OK)
-        d->wh_ok = wal_hdr_parse(h, &d->wh);
-    *wh = d->wh;
-    return d->wh_ok;
-}
-
 /* Hands frames (one buffer, commit boundaries inside) to the replicator,
  * one TXID per commit frame.  Returns the last TXID used. */
 static uint64_t
@@ -215,17 +189,6 @@ enqueue_frames(ls_db *d, const uint8_t *frames, uint32_t first_frame,
         start = i + 1;
     }
     return txid;
-}
-
-/* Where the WAL ends per a wal-index header: the position of its mxFrame. */
-static wal_pos
-pos_of(const shm_hdr *h)
-{
-    return (wal_pos){.salt1 = h->salt[0],
-                     .salt2 = h->salt[1],
-                     .frame = h->mx_frame,
-                     .cksum1 = h->frame_cksum[0],
-                     .cksum2 = h->frame_cksum[1]};
 }
 
 /*
@@ -280,7 +243,7 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
 {
     wal_hdr wh;
     rep_txn *t;
-    if (!read_wal_hdr(d, &wh) || wh.page_size != ps ||
+    if (!walread_wal_hdr(d, &wh) || wh.page_size != ps ||
         !(t = ls_malloc(sizeof(*t))))
         return 0;
     *t = (rep_txn){.txid = base + 1,
@@ -291,7 +254,7 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
                    .wal_lo = lo,
                    .seed1 = lo == 1 ? wh.cksum1 : cap->cksum1,
                    .seed2 = lo == 1 ? wh.cksum2 : cap->cksum2,
-                   .pos = pos_of(h)};
+                   .pos = walread_pos(h)};
     replicator_enqueue(d->rep, t);
     return base + 1;
 }
@@ -302,169 +265,9 @@ enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
     rep_txn *t = ls_malloc(sizeof(*t));
     if (!t)
         return; /* the position stays unmatched: next capture retries */
-    *t = (rep_txn){.txid = txid, .flags = REP_FULL, .pos = pos_of(h)};
+    *t = (rep_txn){.txid = txid, .flags = REP_FULL, .pos = walread_pos(h)};
     replicator_enqueue(d->rep, t);
     d->n_full++;
-}
-
-/* Reads frame i's header (from the buffer when it holds it). */
-static int
-frame_hdr_at(ls_db *d, uint32_t i, uint32_t ps, uint8_t out[24])
-{
-    uint64_t o = wal_frame_offset(i, ps);
-    if (d->buf_ok && o >= d->base && o + WAL_FRAME_HDR_SIZE <= d->end) {
-        memcpy(out, d->buf + (o - d->base), WAL_FRAME_HDR_SIZE);
-        return SQLITE_OK;
-    }
-    if (!d->walf)
-        return SQLITE_IOERR;
-    return d->walf->pMethods->xRead(d->walf, out, WAL_FRAME_HDR_SIZE,
-                                    (sqlite3_int64)o);
-}
-
-/*
- * A full image as of wal-index header h, read here and now: each page from
- * its newest WAL frame <= mxFrame, else from the database file.  Used where
- * nobody else could read a consistent image: exclusive locking mode, or the
- * replicator's recapture (its connection holds the write lock).  Costs
- * memory of the size of the database, once per lost position.
- */
-static rep_txn *
-image_inline(ls_db *d, sqlite3_file *real, const shm_hdr *h, uint32_t ps,
-             uint64_t txid)
-{
-    uint32_t commit = h->n_page;
-    uint32_t *fm = NULL;
-    uint8_t *blob = NULL;
-    rep_txn *t = NULL;
-    uint8_t fh[WAL_FRAME_HDR_SIZE];
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
-    if (commit == 0 || h->mx_frame == 0) {
-        sqlite3_int64 sz = 0;
-        if (real->pMethods->xFileSize(real, &sz) != SQLITE_OK)
-            return NULL;
-        if (commit == 0)
-            commit = (uint32_t)(sz / ps);
-    }
-    fm = ls_malloc(((uint64_t)commit + 1) * 4);
-    blob = ls_malloc((uint64_t)commit * fsz + 1);
-    t = ls_malloc(sizeof(*t));
-    if (!fm || !blob || !t)
-        goto fail;
-    memset(fm, 0, ((size_t)commit + 1) * 4);
-    for (uint32_t i = 1; i <= h->mx_frame; i++) {
-        if (frame_hdr_at(d, i, ps, fh) != SQLITE_OK ||
-            wal_get32(fh + 8) != h->salt[0] || wal_get32(fh + 12) != h->salt[1])
-            goto fail;
-        uint32_t pg = wal_get32(fh);
-        if (pg >= 1 && pg <= commit)
-            fm[pg] = i;
-    }
-    uint32_t lock = 0x40000000u / ps + 1, n = 0;
-    for (uint32_t p = 1; p <= commit; p++) {
-        if (p == lock)
-            continue;
-        uint8_t *f = blob + (size_t)n * fsz;
-        memset(f, 0, WAL_FRAME_HDR_SIZE);
-        wal_put32(f, p);
-        int rc;
-        if (fm[p]) {
-            uint64_t o = wal_frame_offset(fm[p], ps) + WAL_FRAME_HDR_SIZE;
-            if (d->buf_ok && o >= d->base && o + ps <= d->end) {
-                memcpy(f + WAL_FRAME_HDR_SIZE, d->buf + (o - d->base), ps);
-                rc = SQLITE_OK;
-            } else {
-                rc = d->walf->pMethods->xRead(d->walf, f + WAL_FRAME_HDR_SIZE,
-                                              (int)ps, (sqlite3_int64)o);
-            }
-        } else {
-            rc = real->pMethods->xRead(real, f + WAL_FRAME_HDR_SIZE, (int)ps,
-                                       (sqlite3_int64)(p - 1) * ps);
-            if (rc == SQLITE_IOERR_SHORT_READ)
-                rc = SQLITE_OK; /* zero-filled */
-        }
-        if (rc != SQLITE_OK)
-            goto fail;
-        n++;
-    }
-    ls_free(fm);
-    *t = (rep_txn){.txid = txid,
-                   .flags = REP_IMAGE,
-                   .page_size = ps,
-                   .commit = commit,
-                   .nframes = n,
-                   .frames = blob,
-                   .pos = pos_of(h)};
-    return t;
-fail:
-    ls_free(fm);
-    ls_free(blob);
-    ls_free(t);
-    return NULL;
-}
-
-/*
- * Exclusive locking mode with a heap wal-index: no shared header to read.
- * Derive one from the WAL itself: the last commit frame among the frames
- * this connection wrote (buffer), else by validating the WAL file from the
- * captured position (or from its first frame).  0 if there is no WAL.
- */
-static int
-heap_hdr(ls_db *d, shm_hdr *h)
-{
-    wal_hdr wh;
-    ls_cap cap;
-    uint8_t *f = NULL;
-    if (!read_wal_hdr(d, &wh))
-        return 0;
-    memset(h, 0, sizeof(*h));
-    h->init = 1;
-    h->salt[0] = wh.salt1;
-    h->salt[1] = wh.salt2;
-    h->page_size = (uint16_t)(wh.page_size == 65536 ? 1 : wh.page_size);
-    uint32_t ps = wh.page_size;
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)ps;
-    uint32_t s[2] = {wh.cksum1, wh.cksum2}, i = 1;
-    if (sidecar_cap_read(d->sc, &cap) && cap.salt1 == wh.salt1 &&
-        cap.salt2 == wh.salt2 && cap.frame > 0) {
-        /* Start after the captured position. */
-        i = cap.frame + 1;
-        s[0] = cap.cksum1;
-        s[1] = cap.cksum2;
-        h->mx_frame = cap.frame;
-        h->n_page = cap.commit;
-        h->frame_cksum[0] = cap.cksum1;
-        h->frame_cksum[1] = cap.cksum2;
-    }
-    if (!d->walf || !(f = ls_malloc(fsz)))
-        return h->mx_frame > 0 || i == 1;
-    /* When the buffer holds every frame after the position, the frames
-     * past its end are not this WAL's: no need to read the file. */
-    int buf_all =
-        d->buf_ok && d->end > d->base && d->base <= wal_frame_offset(i, ps);
-    for (;; i++) {
-        uint64_t o = wal_frame_offset(i, ps);
-        int rc;
-        if (buf_all && o + fsz > d->end)
-            break;
-        if (d->buf_ok && o >= d->base && o + fsz <= d->end) {
-            memcpy(f, d->buf + (o - d->base), fsz);
-            rc = SQLITE_OK;
-        } else {
-            rc = d->walf->pMethods->xRead(d->walf, f, (int)fsz,
-                                          (sqlite3_int64)o);
-        }
-        if (rc != SQLITE_OK || !wal_frame_valid(&wh, f, s))
-            break;
-        if (wal_get32(f + 4)) {
-            h->mx_frame = i;
-            h->n_page = wal_get32(f + 4);
-            h->frame_cksum[0] = s[0];
-            h->frame_cksum[1] = s[1];
-        }
-    }
-    ls_free(f);
-    return 1;
 }
 
 /* The TXID counter never goes back, even when the position was lost. */
@@ -484,6 +287,171 @@ txid_base(ls_db *d, const ls_cap *cap, int valid)
     return t;
 }
 
+/* ---- the capture at unlock, step by step ------------------------------- */
+
+/* What a capture starts from: the WAL as of now and the last position. */
+typedef struct capture_view {
+    shm_hdr *h;  /* the wal-index header (or one derived from the WAL) */
+    ls_cap *cap; /* the captured position, when valid */
+    uint32_t ps; /* the page size (0: unknown) */
+    int valid;
+    uint64_t base;  /* the last TXID used (never goes back) */
+    int same_salts; /* the position is in the current WAL */
+} capture_view;
+
+/* The page size per h, or per the database header when an empty WAL's
+ * wal-index does not say (rare: only right after a crash or reset). */
+static uint32_t
+view_page_size(sqlite3_file *real, const shm_hdr *h)
+{
+    uint32_t ps = h->page_size == 1 ? 65536 : h->page_size;
+    uint8_t dh[2];
+    if (ps != 0 || real->pMethods->xRead(real, dh, 2, 16) != SQLITE_OK)
+        return ps;
+    ps = (uint32_t)dh[0] << 8 | dh[1];
+    return ps == 1 ? 65536 : ps;
+}
+
+/*
+ * Step 1: reads the WAL's state and the captured position into v.  0 when
+ * there is no WAL to capture from.  (The position is in the sidecar's
+ * memory-mapped page: no system call.)
+ */
+static int
+view_read(ls_db *d, sqlite3_file *real, capture_view *v)
+{
+    if (!shm_read(d, real, v->h) && !walread_heap_hdr(d, v->h))
+        return 0;
+    if (d->wh_ok &&
+        (d->wh.salt1 != v->h->salt[0] || d->wh.salt2 != v->h->salt[1]))
+        d->wh_ok = 0; /* another process restarted the WAL */
+    v->ps = view_page_size(real, v->h);
+    v->valid = sidecar_cap_read(d->sc, v->cap);
+    v->base = txid_base(d, v->cap, v->valid);
+    v->same_salts = v->valid & (v->cap->salt1 == v->h->salt[0]) &
+                    (v->cap->salt2 == v->h->salt[1]);
+    return 1;
+}
+
+/* Step 2: nothing new since the position (a rollback, an empty txn). */
+static int
+view_unchanged(const capture_view *v)
+{
+    return v->same_salts && v->cap->frame == v->h->mx_frame &&
+           v->base == v->cap->txid;
+}
+
+/* Step 3a: frames lo..mxFrame are in this hold's copy: queue them in
+ * place (one transaction in the arena) or copied out.  0 if that failed. */
+static uint64_t
+queue_from_buf(ls_db *d, uint32_t lo, const capture_view *v)
+{
+    uint32_t hi = v->h->mx_frame;
+    uint64_t txid = enqueue_in_place(d, lo, hi, v->ps, v->base);
+    if (txid)
+        return txid;
+    /* Several commits (or no arena): copy them out. */
+    if (d->in_arena && !buf_to_heap(d, d->end - d->base))
+        return 0;
+    return enqueue_frames(d, d->buf + (wal_frame_offset(lo, v->ps) - d->base),
+                          lo, hi - lo + 1, v->ps, v->base);
+}
+
+/* Step 3b: frames lo..mxFrame re-read from the WAL and validated from the
+ * position's checksum.  0 if they do not validate. */
+static uint64_t
+queue_reread(ls_db *d, uint32_t lo, const capture_view *v)
+{
+    wal_hdr wh;
+    uint64_t txid = 0;
+    if (!walread_wal_hdr(d, &wh) || wh.page_size != v->ps)
+        return 0;
+    uint32_t s[2] = {v->cap->cksum1, v->cap->cksum2};
+    if (lo == 1) {
+        s[0] = wh.cksum1;
+        s[1] = wh.cksum2;
+    }
+    uint8_t *fr = walread_frames(d, &wh, lo, v->h->mx_frame, s);
+    if (fr)
+        txid =
+            enqueue_frames(d, fr, lo, v->h->mx_frame - lo + 1, v->ps, v->base);
+    ls_free(fr);
+    return txid;
+}
+
+/*
+ * Step 3: the frames after the position, one TXID per commit.  Returns the
+ * last TXID queued (v->base when there was nothing new), or 0 when the
+ * position is lost; after running out of memory part way, v->base becomes
+ * the last TXID queued and 0 is returned (a full image covers the rest).
+ */
+static uint64_t
+queue_new_frames(ls_db *d, capture_view *v)
+{
+    uint64_t txid = 0;
+    if (!v->valid || v->base != v->cap->txid ||
+        !(v->same_salts || d->caught_up))
+        return 0;
+    uint32_t lo = v->same_salts ? v->cap->frame + 1 : 1;
+    if (v->h->mx_frame < lo - 1)
+        return 0; /* the WAL went backwards: lost frames */
+    if (v->h->mx_frame == lo - 1)
+        return v->base; /* a restart with nothing new */
+    /* Too big to copy: by reference.  (Not in exclusive locking mode: the
+     * replicator could never read the WAL behind the writer's lock.) */
+    if (d->buf_over && d->caught_up && d->hold_locked)
+        txid = enqueue_walref(d, lo, v->h, v->ps, v->cap, v->base);
+    if (txid == 0)
+        txid = buf_covers(d, lo, v->h->mx_frame, v->ps)
+                   ? queue_from_buf(d, lo, v)
+                   : queue_reread(d, lo, v);
+    if (d->enq_failed) {
+        d->enq_failed = 0;
+        if (txid > v->base)
+            v->base = txid; /* those are queued; the rest: a full image */
+        txid = 0;
+    }
+    return txid;
+}
+
+/*
+ * Step 4: the position is lost; the next TXID is a full image.  Normally
+ * the replicator reads it from a private read transaction; where none can
+ * run (exclusive locking mode) or it failed already (the replicator's
+ * capture_recapture), it is read here.  Returns its TXID.
+ */
+static uint64_t
+queue_full_image(ls_db *d, sqlite3_file *real, const capture_view *v)
+{
+    uint64_t txid = v->base + 1;
+    rep_txn *img = NULL;
+    if (!d->hold_locked && v->ps)
+        img = walread_image(d, real, v->h, v->ps, txid);
+    if (img) {
+        replicator_enqueue(d->rep, img);
+        d->n_full++;
+    } else {
+        enqueue_full(d, txid, v->h);
+    }
+    return txid;
+}
+
+/* Step 5: the position after this capture, for the next one. */
+static void
+position_write(ls_db *d, const capture_view *v, uint64_t txid)
+{
+    ls_cap nc = {.flags = CAP_VALID,
+                 .salt1 = v->h->salt[0],
+                 .salt2 = v->h->salt[1],
+                 .frame = v->h->mx_frame,
+                 .cksum1 = v->h->frame_cksum[0],
+                 .cksum2 = v->h->frame_cksum[1],
+                 .page_size = v->ps,
+                 .commit = v->h->n_page,
+                 .txid = txid};
+    sidecar_cap_write(d->sc, &nc);
+}
+
 /*
  * The capture (invariant 3).  `real` is the main database file.  Runs with
  * the WAL write lock held, or in exclusive locking mode.
@@ -492,107 +460,23 @@ static void
 capture(ls_db *d, sqlite3_file *real)
 {
     shm_hdr h;
-    ls_cap cap, nc;
-    wal_hdr wh;
-    int valid;
-    uint64_t base, txid;
-
-    if (!d->rep || !d->sc)
+    ls_cap cap;
+    capture_view v = {.h = &h, .cap = &cap}; /* (scalars kept apart from
+                                              * what the callees write) */
+    uint64_t txid = 0;
+    if (!d->rep || !d->sc || !view_read(d, real, &v))
         return;
-    if (!shm_read(d, real, &h) && !heap_hdr(d, &h))
-        return;
-    if (d->wh_ok && (d->wh.salt1 != h.salt[0] || d->wh.salt2 != h.salt[1]))
-        d->wh_ok = 0; /* another process restarted the WAL */
-    uint32_t ps = h.page_size == 1 ? 65536 : h.page_size;
-    if (ps == 0) {
-        /* An empty WAL's wal-index header has no page size: ask the
-         * database header (rare: only right after a crash or reset). */
-        uint8_t dh[2] = {0, 0};
-        if (real->pMethods->xRead(real, dh, 2, 16) == SQLITE_OK)
-            ps = ((uint32_t)dh[0] << 8 | dh[1]) == 1
-                     ? 65536
-                     : ((uint32_t)dh[0] << 8 | dh[1]);
-    }
-    valid = sidecar_cap_read(d->sc, &cap);
-    base = txid_base(d, &cap, valid);
-    int same_salts = valid && cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1];
     /* The uploader cannot read a full image itself (exclusive locking
      * mode): read it now, as part of this capture. */
     int force_image = !d->hold_locked && replicator_image_wanted(d->rep) &&
                       replicator_take_image_request(d->rep);
-    if (!force_image && same_salts && cap.frame == h.mx_frame &&
-        base == cap.txid)
-        return; /* nothing new: a rollback or an empty transaction */
-
-    nc = (ls_cap){.flags = CAP_VALID,
-                  .salt1 = h.salt[0],
-                  .salt2 = h.salt[1],
-                  .frame = h.mx_frame,
-                  .cksum1 = h.frame_cksum[0],
-                  .cksum2 = h.frame_cksum[1],
-                  .page_size = ps,
-                  .commit = h.n_page};
-    txid = 0;
-    if (!force_image && valid && base == cap.txid &&
-        (same_salts || d->caught_up)) {
-        uint32_t lo = same_salts ? cap.frame + 1 : 1;
-        if (h.mx_frame < lo - 1) {
-            txid = 0; /* the WAL went backwards: lost frames */
-        } else if (h.mx_frame == lo - 1) {
-            txid = base; /* a restart with nothing new */
-        } else if (d->buf_over && d->caught_up && d->hold_locked &&
-                   (txid = enqueue_walref(d, lo, &h, ps, &cap, base))) {
-            /* (Not in exclusive locking mode: the replicator could never
-             * read the WAL behind the writer's lock.) */
-            /* queued by reference */
-        } else if (buf_covers(d, lo, h.mx_frame, ps)) {
-            txid = enqueue_in_place(d, lo, h.mx_frame, ps, base);
-            if (!txid) {
-                /* Several commits (or no arena): copy them out. */
-                if (d->in_arena && !buf_to_heap(d, d->end - d->base)) {
-                    txid = 0;
-                } else {
-                    txid = enqueue_frames(
-                        d, d->buf + (wal_frame_offset(lo, ps) - d->base), lo,
-                        h.mx_frame - lo + 1, ps, base);
-                }
-            }
-        } else if (read_wal_hdr(d, &wh) && wh.page_size == ps) {
-            uint32_t s[2] = {cap.cksum1, cap.cksum2};
-            if (lo == 1) {
-                s[0] = wh.cksum1;
-                s[1] = wh.cksum2;
-            }
-            uint8_t *fr = wal_reread(d, &wh, lo, h.mx_frame, s);
-            if (fr)
-                txid = enqueue_frames(d, fr, lo, h.mx_frame - lo + 1, ps, base);
-            ls_free(fr);
-        }
-    }
-    if (d->enq_failed) {
-        d->enq_failed = 0;
-        if (txid > base)
-            base = txid; /* those are queued; the rest: a full image */
-        txid = 0;
-    }
-    if (txid == 0) {
-        /* Lost position: the next TXID is a full image.  Normally the
-         * replicator reads it from a private read transaction; where none
-         * can run (exclusive locking mode) or it failed already (the
-         * replicator's capture_recapture), it is read here. */
-        txid = base + 1;
-        rep_txn *img = NULL;
-        if (!d->hold_locked && ps)
-            img = image_inline(d, real, &h, ps, txid);
-        if (img) {
-            replicator_enqueue(d->rep, img);
-            d->n_full++;
-        } else {
-            enqueue_full(d, txid, &h);
-        }
-    }
-    nc.txid = txid;
-    sidecar_cap_write(d->sc, &nc);
+    if (!force_image && view_unchanged(&v))
+        return;
+    if (!force_image)
+        txid = queue_new_frames(d, &v);
+    if (txid == 0)
+        txid = queue_full_image(d, real, &v);
+    position_write(d, &v, txid);
 }
 
 /* Start of a write transaction: is the position current? */
@@ -620,7 +504,7 @@ capture_hold_begin(ls_db *d, sqlite3_file *real, int locked)
          * the new salts there before the first write reaches us.) */
         wal_hdr wh;
         d->caught_up = (cap.flags & CAP_RESET) ||
-                       (read_wal_hdr(d, &wh) && wh.salt1 == cap.salt1 &&
+                       (walread_wal_hdr(d, &wh) && wh.salt1 == cap.salt1 &&
                         wh.salt2 == cap.salt2);
     }
     if (d->caught_up && (cap.flags & CAP_RESET)) {
@@ -755,25 +639,15 @@ capture_after_wal_delete(ls_db *d)
 }
 
 void
-vfs_db_image_now(ls_db *d, sqlite3_file *f)
+capture_image_now(ls_db *d, sqlite3_file *real)
 {
-    int lock = 0;
-    if (!vfs_is_litestream_file(f) || !d->rep ||
-        !replicator_image_wanted(d->rep))
-        return;
-    /* Only the connection holding the exclusive lock may read the files
-     * as they are without a write lock of its own. */
-    if (REAL(f)->pMethods->xFileControl(REAL(f), SQLITE_FCNTL_LOCKSTATE,
-                                        &lock) != SQLITE_OK ||
-        lock != SQLITE_LOCK_EXCLUSIVE)
-        return;
     pthread_mutex_lock(&d->mu);
-    if (!d->hold) {
+    if (d->rep && replicator_image_wanted(d->rep) && !d->hold) {
         d->hold = 1;
         d->hold_locked = 0;
         d->caught_up = 0;
         d->buf_ok = 0;
-        capture(d, REAL(f));
+        capture(d, real);
         d->hold = 0;
         capture_buf_reset(d);
     }

@@ -15,12 +15,15 @@
  *   PRAGMA litestream_retention = '5m';  -- L0 kept once compacted; 'off'
  *                                        -- never deletes anything
  *
+ * The guard that refuses them on databases the VFS does not manage is in
+ * vfs/connection.c.
+ *
  * Runs on the application thread preparing the PRAGMA.
  */
-#include "storage/local/sidecar.h"
-#include "storage/base/timefmt.h"
+#include "vfs/pragma.h"
 #include "storage/backend/url.h"
-#include "vfs/vfs.h"
+#include "storage/base/timefmt.h"
+#include "storage/local/sidecar.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +57,7 @@ mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
 {
     sqlite3_int64 size = 0;
     sqlite3_stmt *st = NULL;
-    sidecar *sc = vfs_db_sidecar(d);
+    sidecar *sc = registry_sidecar(d);
     ls_cap cap;
     char *zSql;
     int v;
@@ -92,7 +95,7 @@ not_replicating(ls_db *d, char **azArg)
     return fail(azArg, sqlite3_mprintf("litestream: '%s' is not being "
                                        "replicated: set PRAGMA "
                                        "litestream_url first",
-                                       vfs_db_path(d)));
+                                       registry_path(d)));
 }
 
 static int
@@ -131,22 +134,22 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
                                 "(replication needs it): run PRAGMA "
                                 "journal_mode=WAL first, outside any "
                                 "transaction",
-                                vfs_db_path(d)));
+                                registry_path(d)));
         }
     }
-    sidecar_config_read(vfs_db_path(d), &c);
+    sidecar_config_read(registry_path(d), &c);
     sqlite3_free(c.zUrl);
     c.zUrl = (char *)zUrl;
-    rc = vfs_db_configure(d, &c, &zErr);
+    rc = registry_configure(d, &c, &zErr);
     if (rc != SQLITE_OK)
         return fail(azArg, zErr ? zErr
                                 : sqlite3_mprintf("litestream: %s",
                                                   sqlite3_errstr(rc)));
     if (zUrl[0])
         mark_first_txid(d, conn, real);
-    r = vfs_db_replicator(d);
+    r = registry_replicator(d);
     azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
-    vfs_db_replicator_done(d, r);
+    registry_replicator_done(d, r);
     return SQLITE_OK;
 }
 
@@ -160,13 +163,13 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
 {
     const char *zVal = azArg[2];
     /* Only peeked at: a borrow must not be held across configure. */
-    replicator *r = vfs_db_replicator(d);
+    replicator *r = registry_replicator(d);
     int replicating = r != NULL;
-    vfs_db_replicator_done(d, r);
+    registry_replicator_done(d, r);
     ls_config c;
     char *zErr = NULL;
     int rc = SQLITE_OK;
-    sidecar_config_read(vfs_db_path(d), &c);
+    sidecar_config_read(registry_path(d), &c);
     if (zVal) {
         char *end = NULL;
         long long v = strtoll(zVal, &end, 10);
@@ -186,20 +189,20 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
             c.sync_ms = (int)v;
         else
             c.spool_limit = v;
-        rc = vfs_db_configure(d, &c, &zErr);
+        rc = registry_configure(d, &c, &zErr);
         if (rc != SQLITE_OK) {
             rc = fail(azArg, zErr);
             goto out;
         }
     }
-    r = vfs_db_replicator(d);
+    r = registry_replicator(d);
     if (which == 0)
         azArg[0] =
             sqlite3_mprintf("%d", r ? replicator_interval(r) : c.sync_ms);
     else
         azArg[0] = sqlite3_mprintf(
             "%lld", (long long)(r ? replicator_spool_limit(r) : c.spool_limit));
-    vfs_db_replicator_done(d, r);
+    registry_replicator_done(d, r);
 out:
     sqlite3_free(c.zUrl);
     return rc;
@@ -254,16 +257,16 @@ static int
 set_pitr(ls_db *d, char **azArg, int which)
 {
     const char *zVal = azArg[2];
-    replicator *r = vfs_db_replicator(d);
+    replicator *r = registry_replicator(d);
     int replicating = r != NULL;
     ls_config c;
     char *zErr = NULL, buf[160];
     int rc = SQLITE_OK;
 
-    sidecar_config_read(vfs_db_path(d), &c);
+    sidecar_config_read(registry_path(d), &c);
     if (r)
         replicator_pitr(r, &c.pitr);
-    vfs_db_replicator_done(d, r);
+    registry_replicator_done(d, r);
     if (zVal) {
         if (pitr_parse(&c.pitr, which, zVal, &zErr) != SQLITE_OK) {
             rc = fail(azArg, zErr);
@@ -273,7 +276,7 @@ set_pitr(ls_db *d, char **azArg, int which)
             rc = not_replicating(d, azArg);
             goto out;
         }
-        rc = vfs_db_configure(d, &c, &zErr);
+        rc = registry_configure(d, &c, &zErr);
         if (rc != SQLITE_OK) {
             rc = fail(azArg, zErr);
             goto out;
@@ -295,9 +298,9 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
     if (sqlite3_stricmp(zName, "litestream_url") == 0) {
         if (zVal)
             return set_url(d, conn, real, azArg, zVal);
-        replicator *r = vfs_db_replicator(d);
+        replicator *r = registry_replicator(d);
         azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
-        vfs_db_replicator_done(d, r);
+        registry_replicator_done(d, r);
         return SQLITE_OK;
     }
     if (sqlite3_stricmp(zName, "litestream_sync_interval") == 0)
@@ -310,44 +313,4 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
         if (sqlite3_stricmp(zName, pitr_names[i]) == 0)
             return set_pitr(d, azArg, i);
     return SQLITE_NOTFOUND;
-}
-
-/* ---- the guard on connections whose databases are not ours ------------- */
-
-static int
-guard(void *arg, int op, const char *z1, const char *z2, const char *z3,
-      const char *z4)
-{
-    sqlite3 *db = arg;
-    sqlite3_file *f = NULL;
-    if (op != SQLITE_PRAGMA || !z1 || sqlite3_strnicmp(z1, "litestream_", 11))
-        return SQLITE_OK;
-    sqlite3_file_control(db, z3 ? z3 : "main", SQLITE_FCNTL_FILE_POINTER, &f);
-    if (vfs_is_litestream_file(f) || vfs_is_remote_file(f))
-        return SQLITE_OK;
-    if (sqlite3_stricmp(z1, "litestream_url") && !z2)
-        return SQLITE_OK; /* reading another setting: harmless */
-    sqlite3_log(SQLITE_ERROR,
-                "litestream: PRAGMA %s refused: database '%s' was not "
-                "opened through the litestream VFS (load the extension "
-                "before opening it; :memory: and temp databases cannot be "
-                "replicated)",
-                z1, z3 ? z3 : "main");
-    return SQLITE_DENY;
-}
-
-void
-vfs_attach_connection(sqlite3 *db, int is_new)
-{
-    sqlite3_file *f = NULL;
-    sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f);
-    int ours = vfs_is_litestream_file(f);
-    if (ours)
-        vfs_set_connection(f, db);
-    /* A new connection has no authorizer yet: guard every schema (temp
-     * and attached ones too).  On the connection that loads us the
-     * application may have its own: only take it over if nothing on that
-     * connection could be replicated anyway. */
-    if (is_new || !ours)
-        sqlite3_set_authorizer(db, guard, db);
 }

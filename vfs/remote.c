@@ -1,6 +1,6 @@
 /*
  * vfs/remote.c: the `litestream-remote` VFS, a read-only database served
- * straight from a replica (DESIGN.md section 8).
+ * straight from a replica (docs/architecture.md section 8).
  *
  *     .open file:app.db?vfs=litestream-remote&url=file%3A%2F%2F%2Fbackups%2Fapp
  *     (or url= omitted and LITESTREAM_REPLICA_URL set)
@@ -39,8 +39,8 @@
  */
 #include <string.h>
 
-#include "vfs/remote_int.h"
-#include "vfs/vfs.h"
+#include "vfs/remote_pragma.h"
+#include "vfs/remote.h"
 
 static sqlite3_vfs remote_vfs;
 #define ORIG ((sqlite3_vfs *)remote_vfs.pAppData)

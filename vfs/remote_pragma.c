@@ -24,8 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/base/json.h"
 #include "storage/base/timefmt.h"
-#include "vfs/remote_int.h"
+#include "vfs/remote_pragma.h"
 
 int
 remote_parse_txid(const char *z, uint64_t *txid)
@@ -177,39 +178,32 @@ set_target(remote_file *p, char **azArg, int isTime)
     return SQLITE_OK;
 }
 
-/* PRAGMA litestream_requests: JSON of the counters. */
+/* PRAGMA litestream_requests: JSON of the counters (docs/remote.md),
+ * sqlite3_malloc'd; NULL when out of memory. */
 static char *
 requests_json(remote_file *p)
 {
     reader_stats s;
     const char *zErr = reader_errmsg(p->r);
-    sqlite3_str *out = sqlite3_str_new(NULL);
+    json_t *o = json_object();
+    char *z;
+    int bad = 0;
 
     reader_get_stats(p->r, &s);
-    sqlite3_str_appendf(
-        out,
-        "{\"get\":%llu,\"list\":%llu,\"bytes_down\":%llu,"
-        "\"cache_hits\":%llu,\"cache_misses\":%llu,\"pages_fetched\":%llu,"
-        "\"polls\":%llu,\"replans\":%llu,\"poll_errors\":%llu,"
-        "\"last_error\":",
-        (unsigned long long)s.requests.n_get,
-        (unsigned long long)s.requests.n_list,
-        (unsigned long long)s.requests.bytes_down,
-        (unsigned long long)s.cache_hits, (unsigned long long)s.cache_misses,
-        (unsigned long long)s.pages_fetched, (unsigned long long)s.polls,
-        (unsigned long long)s.replans, (unsigned long long)s.poll_errors);
-    if (zErr[0]) {
-        sqlite3_str_appendchar(out, 1, '"');
-        for (const char *z = zErr; *z; z++) {
-            if (*z == '"' || *z == '\\')
-                sqlite3_str_appendchar(out, 1, '\\');
-            sqlite3_str_appendchar(out, 1, (unsigned char)*z < 0x20 ? ' ' : *z);
-        }
-        sqlite3_str_appendall(out, "\"}");
-    } else {
-        sqlite3_str_appendall(out, "null}");
-    }
-    return sqlite3_str_finish(out);
+    ls_json_set(o, "get", ls_json_u64(s.requests.n_get), &bad);
+    ls_json_set(o, "list", ls_json_u64(s.requests.n_list), &bad);
+    ls_json_set(o, "bytes_down", ls_json_u64(s.requests.bytes_down), &bad);
+    ls_json_set(o, "cache_hits", ls_json_u64(s.cache_hits), &bad);
+    ls_json_set(o, "cache_misses", ls_json_u64(s.cache_misses), &bad);
+    ls_json_set(o, "pages_fetched", ls_json_u64(s.pages_fetched), &bad);
+    ls_json_set(o, "polls", ls_json_u64(s.polls), &bad);
+    ls_json_set(o, "replans", ls_json_u64(s.replans), &bad);
+    ls_json_set(o, "poll_errors", ls_json_u64(s.poll_errors), &bad);
+    ls_json_set(o, "last_error", zErr[0] ? ls_json_text(zErr) : json_null(),
+                &bad);
+    z = bad ? NULL : ls_json_dump(o);
+    json_decref(o);
+    return z;
 }
 
 int

@@ -7,7 +7,7 @@
  * database until `PRAGMA litestream_url = 'URL'` (stored in the sidecar
  * `<db>-litestream/`, so replication resumes at every later open).
  *
- * Invariants (DESIGN.md section 4):
+ * Invariants (docs/architecture.md):
  *   1. Only main databases and their WALs are wrapped; every other file
  *      (journals, temp files, ...) is the underlying VFS's own object.
  *   2. While a connection holds the WAL write lock, xWrite on the WAL keeps a
@@ -32,113 +32,34 @@
  * per-database state is shared by the connections of this process and
  * guarded by `mu` where two connections could meet.
  */
-#include "storage/base/mem.h"
-#include "vfs/vfs_int.h"
+#include "vfs/replicate.h"
+#include "vfs/capture.h"
+#include "vfs/pragma.h"
+#include "vfs/registry.h"
 
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#define WAL_WRITE_LOCK 0 /* the wal-index lock slot of the write lock */
+
+/*
+ * A file opened through the VFS: the real file (the underlying VFS's)
+ * lives directly after it (szOsFile is enlarged), so no allocation.
+ */
+typedef struct ls_file {
+    sqlite3_file base;
+    ls_db *db;
+    int is_wal;
+    sqlite3 *conn;        /* main file: the owning connection, if known */
+    struct ls_file *main; /* WAL file: its main database file */
+    struct ls_file *wal;  /* main file: its connection's WAL file */
+} ls_file;
+
+#define REAL(p) ((sqlite3_file *)(((ls_file *)(p)) + 1))
 
 static sqlite3_vfs litestream_vfs;
 #define ORIG ((sqlite3_vfs *)litestream_vfs.pAppData)
 static sqlite3_io_methods main_methods;
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static ls_db *registry;
-
-/* ---- per-database state ------------------------------------------------ */
-
-static ls_db *
-db_acquire(const char *zPath)
-{
-    ls_db *d;
-    pthread_mutex_lock(&registry_mu);
-    for (d = registry; d; d = d->next)
-        if (strcmp(d->zPath, zPath) == 0)
-            break;
-    if (d) {
-        d->nRef++;
-    } else if ((d = sqlite3_malloc64(sizeof(*d))) != NULL) {
-        memset(d, 0, sizeof(*d));
-        d->zPath = sqlite3_mprintf("%s", zPath);
-        if (!d->zPath) {
-            sqlite3_free(d);
-            d = NULL;
-        } else {
-            pthread_mutex_init(&d->mu, NULL);
-            pthread_cond_init(&d->rep_idle, NULL);
-            d->nRef = 1;
-            d->next = registry;
-            registry = d;
-        }
-    }
-    pthread_mutex_unlock(&registry_mu);
-    return d;
-}
-
-/* Stops replication; grace_ms as replicator_close().  Caller holds mu
- * (or is the last reference). */
-static void
-db_stop(ls_db *d, int grace_ms)
-{
-    replicator_close(d->rep, grace_ms);
-    d->rep = NULL;
-}
-
-static void
-db_release(ls_db *d)
-{
-    pthread_mutex_lock(&registry_mu);
-    if (--d->nRef > 0) {
-        pthread_mutex_unlock(&registry_mu);
-        return;
-    }
-    for (ls_db **pp = &registry; *pp; pp = &(*pp)->next)
-        if (*pp == d) {
-            *pp = d->next;
-            break;
-        }
-    pthread_mutex_unlock(&registry_mu);
-    db_stop(d, CLOSE_GRACE_MS);
-    txarena_retire(&d->arena);
-    sidecar_close(d->sc);
-    ls_free(d->heap);
-    sqlite3_free(d->zError);
-    sqlite3_free(d->zPath);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->rep_idle);
-    sqlite3_free(d);
-}
-
-static void
-db_set_error(ls_db *d, char *z)
-{
-    sqlite3_free(d->zError);
-    d->zError = z;
-    if (z)
-        sqlite3_log(SQLITE_WARNING, "%s", z);
-}
-
-/* Starts replication of d as c says.  Caller holds d->mu. */
-static int
-db_start(ls_db *d, const ls_config *c, char **pzErr)
-{
-    int rc = SQLITE_OK;
-    rep_opts o = {.sync_interval_ms = c->sync_ms,
-                  .spool_limit = c->spool_limit,
-                  .zVfs = ORIG->zName,
-                  .xRecapture = capture_recapture,
-                  .pRecaptureCtx = d,
-                  .pitr = c->pitr};
-    if (!d->sc) {
-        rc = sidecar_open(d->zPath, &d->sc, pzErr);
-        if (rc != SQLITE_OK)
-            return rc;
-    }
-    return replicator_open(d->zPath, c->zUrl, &o, d->sc, &d->rep, pzErr);
-}
 
 /* ---- io methods: main database ----------------------------------------- */
 
@@ -156,7 +77,7 @@ m_close(sqlite3_file *pFile)
     }
     int rc = REAL(pFile)->pMethods->xClose(REAL(pFile));
     if (p->db)
-        db_release(p->db);
+        registry_release(p->db);
     return rc;
 }
 
@@ -375,19 +296,7 @@ v_open(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
         return rc;
     p->is_wal = is_wal;
     if (is_main) {
-        p->db = db_acquire(zName);
-        if (p->db && !p->db->rep && sidecar_exists(zName)) {
-            /* Replication configured earlier resumes. */
-            ls_config c;
-            char *zErr = NULL;
-            sidecar_config_read(zName, &c);
-            pthread_mutex_lock(&p->db->mu);
-            if (c.zUrl && !p->db->rep &&
-                db_start(p->db, &c, &zErr) != SQLITE_OK)
-                db_set_error(p->db, zErr);
-            pthread_mutex_unlock(&p->db->mu);
-            sqlite3_free(c.zUrl);
-        }
+        p->db = registry_acquire(zName); /* resumes replication */
     } else {
         sqlite3_file *m = sqlite3_database_file_object(zName);
         if (m && m->pMethods == &main_methods) {
@@ -395,9 +304,7 @@ v_open(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
             p->main = mf;
             mf->wal = p;
             if (mf->db) {
-                pthread_mutex_lock(&registry_mu);
-                mf->db->nRef++;
-                pthread_mutex_unlock(&registry_mu);
+                registry_ref(mf->db);
                 p->db = mf->db;
                 if (!p->db->walf)
                     p->db->walf = REAL(pFile);
@@ -411,16 +318,7 @@ v_open(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
 static int
 v_delete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
 {
-    size_t n = strlen(zName);
-    ls_db *d = NULL;
-    if (n > 4 && strcmp(zName + n - 4, "-wal") == 0) {
-        pthread_mutex_lock(&registry_mu);
-        for (d = registry; d; d = d->next)
-            if (strlen(d->zPath) == n - 4 &&
-                memcmp(d->zPath, zName, n - 4) == 0)
-                break;
-        pthread_mutex_unlock(&registry_mu);
-    }
+    ls_db *d = registry_find_wal(zName);
     int clean = 0;
     if (d && d->rep) {
         pthread_mutex_lock(&d->mu);
@@ -540,43 +438,6 @@ static sqlite3_vfs litestream_vfs = {
     .xNextSystemCall = v_next_system_call,
 };
 
-/*
- * fork(): every mutex is taken around it, so the child's copies are
- * consistent; in the child the replicators are dropped (their threads do
- * not exist there; their memory is abandoned) and a later open of the
- * database starts a fresh one.  SQLite itself forbids carrying a
- * connection across fork, so the child's own connections are new ones.
- */
-static void
-atfork_prepare(void)
-{
-    pthread_mutex_lock(&registry_mu);
-    for (ls_db *d = registry; d; d = d->next)
-        pthread_mutex_lock(&d->mu);
-}
-
-static void
-atfork_parent(void)
-{
-    for (ls_db *d = registry; d; d = d->next)
-        pthread_mutex_unlock(&d->mu);
-    pthread_mutex_unlock(&registry_mu);
-}
-
-static void
-atfork_child(void)
-{
-    for (ls_db *d = registry; d; d = d->next) {
-        d->rep = NULL;
-        d->hold = 0;
-        d->arena = NULL;
-        if (d->sc)
-            sidecar_after_fork(d->sc);
-        pthread_mutex_unlock(&d->mu);
-    }
-    pthread_mutex_unlock(&registry_mu);
-}
-
 int
 vfs_replicate_register(void)
 {
@@ -589,7 +450,7 @@ vfs_replicate_register(void)
     litestream_vfs.szOsFile = (int)sizeof(ls_file) + orig->szOsFile;
     litestream_vfs.mxPathname = orig->mxPathname;
     litestream_vfs.pAppData = orig;
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    registry_init(orig->zName, capture_recapture);
     main_methods.iVersion = 3;
     return sqlite3_vfs_register(&litestream_vfs, 1);
 }
@@ -607,104 +468,24 @@ vfs_set_connection(sqlite3_file *f, sqlite3 *conn)
         ((ls_file *)f)->conn = conn;
 }
 
-/* ---- the replication PRAGMAs and status, for vfs/pragma.c and sql/ ----- */
-
 ls_db *
 vfs_db_of_file(sqlite3_file *f)
 {
     return vfs_is_litestream_file(f) ? ((ls_file *)f)->db : NULL;
 }
 
-int
-vfs_db_configure(ls_db *d, const ls_config *c, char **pzErr)
-{
-    int rc = SQLITE_OK;
-    replicator *old = NULL;
-    int start = c->zUrl && c->zUrl[0];
-
-    pthread_mutex_lock(&d->mu);
-    if (start && d->rep && replicator_has_url(d->rep, c->zUrl)) {
-        /* Already replicating there (e.g. the URL set again at every
-         * start of the application): nothing to restart. */
-        replicator_set_interval(d->rep, c->sync_ms);
-        replicator_set_spool_limit(d->rep, c->spool_limit);
-        replicator_set_pitr(d->rep, &c->pitr);
-        rc = sidecar_config_write(d->sc, c, pzErr);
-        pthread_mutex_unlock(&d->mu);
-        return rc;
-    }
-    old = d->rep;  /* detached here, closed below without the mutex: its */
-    d->rep = NULL; /* thread may need the mutex to finish (capture_recapture) */
-    while (old && d->rep_users > 0) /* an SQL function still uses it */
-        pthread_cond_wait(&d->rep_idle, &d->mu);
-    pthread_mutex_unlock(&d->mu);
-    replicator_close(old, 0);
-
-    pthread_mutex_lock(&d->mu);
-    if (!start) {
-        if (!d->sc)
-            rc = sidecar_open(d->zPath, &d->sc, pzErr);
-        if (rc == SQLITE_OK)
-            rc = sidecar_config_write(d->sc, c, pzErr);
-    } else if (!d->rep) {
-        rc = db_start(d, c, pzErr);
-        if (rc == SQLITE_OK)
-            rc = sidecar_config_write(d->sc, c, pzErr);
-        if (rc != SQLITE_OK) {
-            old = d->rep;
-            d->rep = NULL;
-        }
-    }
-    if (rc == SQLITE_OK)
-        db_set_error(d, NULL);
-    pthread_mutex_unlock(&d->mu);
-    if (rc != SQLITE_OK)
-        replicator_close(old, 0);
-    return rc;
-}
-
-replicator *
-vfs_db_replicator(ls_db *d)
-{
-    pthread_mutex_lock(&d->mu);
-    replicator *r = d->rep;
-    if (r)
-        d->rep_users++;
-    pthread_mutex_unlock(&d->mu);
-    return r;
-}
-
 void
-vfs_db_replicator_done(ls_db *d, replicator *r)
+vfs_image_now(sqlite3_file *f)
 {
-    if (!r)
+    ls_db *d = vfs_db_of_file(f);
+    int lock = 0;
+    if (!d)
         return;
-    pthread_mutex_lock(&d->mu);
-    if (--d->rep_users == 0)
-        pthread_cond_broadcast(&d->rep_idle);
-    pthread_mutex_unlock(&d->mu);
-}
-
-sidecar *
-vfs_db_sidecar(ls_db *d)
-{
-    return d->sc;
-}
-
-const char *
-vfs_db_path(ls_db *d)
-{
-    return d->zPath;
-}
-
-const char *
-vfs_db_error(ls_db *d)
-{
-    return d->zError;
-}
-
-uint64_t
-vfs_db_full_images(ls_db *d)
-{
-    return d->n_full;
+    /* Only the connection holding the exclusive lock may read the files
+     * as they are without a write lock of its own. */
+    if (REAL(f)->pMethods->xFileControl(REAL(f), SQLITE_FCNTL_LOCKSTATE,
+                                        &lock) != SQLITE_OK ||
+        lock != SQLITE_LOCK_EXCLUSIVE)
+        return;
+    capture_image_now(d, REAL(f));
 }

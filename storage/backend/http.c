@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/base/rand.h"
 #include "storage/base/sqlite.h"
 
 #define HTTP_POOL_MAX    16
@@ -83,12 +84,6 @@ http_client_free(http_client *c)
         curl_easy_cleanup(c->idle[i]);
     pthread_mutex_destroy(&c->mu);
     sqlite3_free(c);
-}
-
-int
-http_max_attempts(const http_client *c)
-{
-    return c->opts.max_attempts;
 }
 
 static CURL *
@@ -454,7 +449,6 @@ int
 http_retry_delay_ms(const http_client *c, int rc, const http_resp *resp,
                     int attempt)
 {
-    static __thread unsigned seed;
     int retry = 0;
     long cap;
 
@@ -469,12 +463,10 @@ http_retry_delay_ms(const http_client *c, int rc, const http_resp *resp,
                 (resp->status >= 400 && body_says_retry(resp));
     if (!retry)
         return -1;
-    if (seed == 0)
-        seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
     cap = 100L << (attempt > 5 ? 5 : attempt - 1);
     if (cap > 2000)
         cap = 2000;
-    return 50 + (int)(rand_r(&seed) % (cap + 1));
+    return 50 + (int)ls_rand_upto((uint64_t)cap);
 }
 
 void

@@ -72,9 +72,6 @@ int http_client_new(const http_opts *opts, http_client **out);
  * be running. */
 void http_client_free(http_client *c);
 
-/* The client's maximum number of attempts per request. */
-int http_max_attempts(const http_client *c);
-
 /*
  * Runs one attempt of req and fills *resp (clear it with
  * http_resp_clear()).  Returns SQLITE_OK when a complete HTTP response

@@ -21,6 +21,7 @@
  * Threads: the compactor thread; the API functions take `mu`.
  */
 #include "storage/history/compactor.h"
+#include "storage/base/json.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -544,40 +545,43 @@ compactor_snapshot_now(compactor *c, int timeout_ms, uint64_t *txid,
     return rc;
 }
 
-void
-compactor_status(compactor *c, void *pOut)
+int
+compactor_status(compactor *c, json_t *o)
 {
-    sqlite3_str *out = pOut;
     char lv[128], a[32], b[32], d[32];
+    json_t *cp = json_object(), *err = json_null();
+    int bad = 0;
 
     pthread_mutex_lock(&c->mu);
-    sqlite3_str_appendf(
-        out,
-        "\"compaction\":{\"levels\":\"%s\",\"snapshot_interval\":\"%s\","
-        "\"snapshot_retention\":\"%s\",\"retention\":\"%s\","
-        "\"compactions\":%llu,\"snapshots\":%llu,\"deleted\":%llu,"
-        "\"last_error\":",
-        timefmt_levels(c->o.levels, c->o.nlevels, lv, sizeof(lv)),
-        timefmt_duration(c->o.snapshot_ms, a, sizeof(a)),
-        c->o.snapshot_retention_ms == PITR_OFF
-            ? "off"
-            : timefmt_duration(c->o.snapshot_retention_ms, b, sizeof(b)),
-        c->o.l0_retention_ms == PITR_OFF
-            ? "off"
-            : timefmt_duration(c->o.l0_retention_ms, d, sizeof(d)),
-        (unsigned long long)c->n_compactions,
-        (unsigned long long)c->n_snapshots, (unsigned long long)c->n_deleted);
+    ls_json_set(
+        cp, "levels",
+        json_string(timefmt_levels(c->o.levels, c->o.nlevels, lv, sizeof(lv))),
+        &bad);
+    ls_json_set(cp, "snapshot_interval",
+                json_string(timefmt_duration(c->o.snapshot_ms, a, sizeof(a))),
+                &bad);
+    ls_json_set(cp, "snapshot_retention",
+                json_string(c->o.snapshot_retention_ms == PITR_OFF
+                                ? "off"
+                                : timefmt_duration(c->o.snapshot_retention_ms,
+                                                   b, sizeof(b))),
+                &bad);
+    ls_json_set(
+        cp, "retention",
+        json_string(c->o.l0_retention_ms == PITR_OFF
+                        ? "off"
+                        : timefmt_duration(c->o.l0_retention_ms, d, sizeof(d))),
+        &bad);
+    ls_json_set(cp, "compactions", ls_json_u64(c->n_compactions), &bad);
+    ls_json_set(cp, "snapshots", ls_json_u64(c->n_snapshots), &bad);
+    ls_json_set(cp, "deleted", ls_json_u64(c->n_deleted), &bad);
     if (c->last_error) {
-        sqlite3_str_appendall(out, "{\"message\":\"");
-        for (const char *z = c->last_error; *z; z++) {
-            if (*z == '"' || *z == '\\')
-                sqlite3_str_appendchar(out, 1, '\\');
-            if ((unsigned char)*z >= 0x20)
-                sqlite3_str_appendchar(out, 1, *z);
-        }
-        sqlite3_str_appendf(out, "\",\"at\":%lld}}",
-                            (long long)c->last_error_ms);
-    } else
-        sqlite3_str_appendall(out, "null}");
+        err = json_object();
+        ls_json_set(err, "message", ls_json_text(c->last_error), &bad);
+        ls_json_set(err, "at", json_integer(c->last_error_ms), &bad);
+    }
     pthread_mutex_unlock(&c->mu);
+    ls_json_set(cp, "last_error", err, &bad);
+    ls_json_set(o, "compaction", cp, &bad);
+    return bad ? SQLITE_NOMEM : SQLITE_OK;
 }

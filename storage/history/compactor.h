@@ -74,7 +74,11 @@ void compactor_get(compactor *, ls_pitr *o);
 int compactor_snapshot_now(compactor *, int timeout_ms, uint64_t *txid,
                            char **pzErr);
 
-/* Appends the "compaction" JSON object (settings, counters, last error). */
-void compactor_status(compactor *, void *out /* sqlite3_str */);
+/*
+ * Adds the "compaction" member (settings, counters, last error) to the JSON
+ * object o.  SQLITE_OK, or SQLITE_NOMEM when it could not be added.
+ */
+struct json_t;
+int compactor_status(compactor *, struct json_t *o);
 
 #endif

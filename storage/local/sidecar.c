@@ -1,16 +1,16 @@
 /*
  * storage/local/sidecar.c: the sidecar directory, its memory-mapped position
- * page and config.json (sidecar.h).  The only user of jansson.
+ * page and config.json (sidecar.h, JSON through storage/base/json.h).
  *
  * Threads: the position page is written by application threads holding the
  * WAL write lock and read by anyone; the shared counters are atomics.
  */
 #include "storage/local/sidecar.h"
+#include "storage/base/json.h"
 #include "storage/base/sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>

@@ -477,13 +477,6 @@ spool_contiguous(spool *sp, uint64_t from)
     return t;
 }
 
-uint64_t
-spool_max(spool *sp)
-{
-    ents_sort(sp);
-    return sp->nent ? sp->ents[sp->nent - 1].txid : 0;
-}
-
 int
 spool_has(spool *sp, uint64_t txid)
 {

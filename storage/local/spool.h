@@ -89,9 +89,6 @@ int spool_scan(spool *);
 /* Highest TXID t >= from-1 such that every TXID in [from, t] is indexed. */
 uint64_t spool_contiguous(spool *, uint64_t from);
 
-/* Highest TXID indexed (0 if none). */
-uint64_t spool_max(spool *);
-
 /* Whether txid is indexed. */
 int spool_has(spool *, uint64_t txid);
 

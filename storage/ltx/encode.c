@@ -454,13 +454,6 @@ ltx_encoder_checksum(const ltx_encoder *enc)
     return enc->cksum;
 }
 
-const ltx_index_entry *
-ltx_encoder_index(const ltx_encoder *enc, uint32_t *count)
-{
-    *count = enc->nidx;
-    return enc->idx;
-}
-
 const char *
 ltx_encoder_errmsg(const ltx_encoder *enc)
 {

@@ -221,10 +221,6 @@ uint64_t ltx_encoder_size(const ltx_encoder *enc);
  * snapshot, the checksum of the database it holds. */
 uint64_t ltx_encoder_checksum(const ltx_encoder *enc);
 
-/* The page index built so far (valid until the next call on enc). */
-const ltx_index_entry *ltx_encoder_index(const ltx_encoder *enc,
-                                         uint32_t *count);
-
 /* Message of the last error ("" if none).  Owned by the encoder. */
 const char *ltx_encoder_errmsg(const ltx_encoder *enc);
 

@@ -23,6 +23,7 @@
 
 #include "storage/base/clock.h"
 #include "storage/base/mem.h"
+#include "storage/base/rand.h"
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
 #include "storage/replicate/spool_txn.h"
@@ -186,8 +187,9 @@ thread_main(void *arg)
                 /* Capped exponential backoff with jitter. */
                 int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
                 r->backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
-                next_upload = t + r->backoff_ms / 2 +
-                              (int64_t)(rand() % (r->backoff_ms / 2 + 1));
+                next_upload =
+                    t + r->backoff_ms / 2 +
+                    (int64_t)ls_rand_upto((uint64_t)r->backoff_ms / 2);
             }
         }
 
@@ -531,84 +533,4 @@ const char *
 replicator_url(replicator *r)
 {
     return r->url->redacted;
-}
-
-/* Appends z as a JSON string literal. */
-static void
-json_str(sqlite3_str *out, const char *z)
-{
-    sqlite3_str_appendchar(out, 1, '"');
-    for (; z && *z; z++) {
-        unsigned char ch = (unsigned char)*z;
-        if (ch == '"' || ch == '\\')
-            sqlite3_str_appendf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            sqlite3_str_appendf(out, "\\u%04x", ch);
-        else
-            sqlite3_str_appendchar(out, 1, (char)ch);
-    }
-    sqlite3_str_appendchar(out, 1, '"');
-}
-
-static void
-hex16(char out[17], uint64_t v)
-{
-    static const char d[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = d[v & 15];
-    out[16] = 0;
-}
-
-void
-replicator_status(replicator *r, void *pOut)
-{
-    sqlite3_str *out = pOut;
-    ls_cap cap;
-    int have = sidecar_cap_read(r->sc, &cap);
-    uint64_t rep = sidecar_replicated(r->sc);
-    int64_t rep_ms = sidecar_replicated_at(r->sc);
-    char a[17], b[17], c[17];
-    hex16(a, have ? cap.txid : 0);
-    hex16(b, rep);
-    hex16(c, sidecar_spooled(r->sc));
-    pthread_mutex_lock(&r->mu);
-    sqlite3_str_appendall(out, "\"url\":");
-    json_str(out, r->url->redacted);
-    sqlite3_str_appendf(
-        out,
-        ","
-        "\"txid\":\"%s\",\"spooled_txid\":\"%s\","
-        "\"replicated_txid\":\"%s\",\"pending_txns\":%lld,"
-        "\"lag_ms\":%lld,\"sync_interval_ms\":%d,\"spool_bytes\":%llu,"
-        "\"queued_bytes\":%llu,\"spool_full\":%s,\"shipping\":%s,"
-        "\"uploads\":%llu,"
-        "\"full_images\":%llu,\"errors\":%llu,"
-        "\"counters\":{\"put\":%llu,\"get\":%llu,\"list\":%llu,"
-        "\"delete\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu},"
-        "\"last_upload\":%lld,\"last_error\":",
-        a, c, b, (long long)((have && cap.txid > rep) ? cap.txid - rep : 0),
-        (long long)((have && cap.txid > rep && rep_ms) ? rep_now_ms() - rep_ms
-                                                       : 0),
-        r->opts.sync_interval_ms, (unsigned long long)spool_bytes(r->sp),
-        (unsigned long long)r->queued_bytes, r->spool_full ? "true" : "false",
-        r->shipping ? "true" : "false", (unsigned long long)r->n_uploads,
-        (unsigned long long)r->n_full_images, (unsigned long long)r->n_errors,
-        (unsigned long long)r->counters.n_put,
-        (unsigned long long)r->counters.n_get,
-        (unsigned long long)r->counters.n_list,
-        (unsigned long long)r->counters.n_delete,
-        (unsigned long long)r->counters.bytes_up,
-        (unsigned long long)r->counters.bytes_down,
-        (long long)r->last_upload_ms);
-    if (r->last_error) {
-        sqlite3_str_appendall(out, "{\"message\":");
-        json_str(out, r->last_error);
-        sqlite3_str_appendf(out, ",\"at\":%lld}", (long long)r->last_error_ms);
-    } else
-        sqlite3_str_appendall(out, "null");
-    pthread_mutex_unlock(&r->mu);
-    if (r->cp) {
-        sqlite3_str_appendchar(out, 1, ',');
-        compactor_status(r->cp, out);
-    }
 }

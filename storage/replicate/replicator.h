@@ -151,9 +151,12 @@ int replicator_snapshot(replicator *, int timeout_ms, uint64_t *txid,
 const char *replicator_url(replicator *);
 
 /*
- * Appends this database's status as a JSON object to `out` (an
- * sqlite3_str), given the captured TXID.  See docs/sql.md for the keys.
+ * Adds this database's replication status to the JSON object o (url,
+ * txid, ..., last_error, and "compaction" when compacting; the keys are in
+ * docs/sql.md).  storage/replicate/status.c.  SQLITE_OK, or SQLITE_NOMEM
+ * when a member could not be added.
  */
-void replicator_status(replicator *, void *out);
+struct json_t;
+int replicator_status(replicator *, struct json_t *o);
 
 #endif

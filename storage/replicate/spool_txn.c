@@ -152,10 +152,9 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     st.npages = n;
     st.pgnos = pgnos;
     w.frame_of = frames;
-    if (getenv("LITESTREAM_DEBUG"))
-        fprintf(stderr,
+    sqlite3_log(SQLITE_NOTICE,
                 "litestream: spooling TXID %llu from the WAL "
-                "(frames %u-%u, %u pages)\n",
+                "(frames %u-%u, %u pages)",
                 (unsigned long long)t->txid, t->wal_lo, t->pos.frame, n);
     /* The pages are read while only a read transaction pins the WAL, which
      * does not stop a restart on read lock 0: check the header is still

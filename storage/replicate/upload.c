@@ -582,10 +582,9 @@ rep_upload_once(replicator *r)
     } else if (rc == SQLITE_OK) {
         rc = fill_gap(r, to > rep ? to : rep);
     }
-    if (getenv("LITESTREAM_DEBUG"))
-        fprintf(stderr,
+    sqlite3_log(SQLITE_NOTICE,
                 "litestream: upload rc=%d rep=%llu to=%llu full=%d "
-                "cks=%d\n",
+                "cks=%d",
                 rc, (unsigned long long)rep, (unsigned long long)to,
                 r->need_full, r->ck.valid);
     if (rc == SQLITE_BUSY)

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/base/json.h"
 #include "storage/restore/fetch.h"
 #include "storage/ltx/ltx.h"
 #include "storage/base/sqlite.h"
@@ -381,39 +382,30 @@ restore_install(restore_job *j)
     return SQLITE_OK;
 }
 
-/* Appends z as a JSON string. */
-static void
-json_string(sqlite3_str *s, const char *z)
-{
-    sqlite3_str_appendchar(s, 1, '"');
-    for (; *z; z++) {
-        unsigned char c = (unsigned char)*z;
-        if (c == '"' || c == '\\')
-            sqlite3_str_appendf(s, "\\%c", c);
-        else if (c < 0x20)
-            sqlite3_str_appendf(s, "\\u%04x", c);
-        else
-            sqlite3_str_appendchar(s, 1, (char)c);
-    }
-    sqlite3_str_appendchar(s, 1, '"');
-}
-
+/* The summary litestream_restore() returns (docs/sql.md), sqlite3_malloc'd;
+ * NULL when out of memory. */
 static char *
 restore_json(const restore_job *j, int64_t elapsed)
 {
-    sqlite3_str *s = sqlite3_str_new(NULL);
+    char txid[17], cksum[17];
+    json_t *o = json_object();
+    char *z;
+    int bad = 0;
 
-    sqlite3_str_appendall(s, "{\"path\":");
-    json_string(s, j->zPath);
-    sqlite3_str_appendf(s,
-                        ",\"txid\":\"%016llx\",\"files\":%d,\"pages\":%u,"
-                        "\"page_size\":%u,\"size\":%llu,\"checksum\":"
-                        "\"%016llx\",\"elapsed_ms\":%lld}",
-                        (unsigned long long)j->plan.txid, j->plan.n,
-                        j->hdr.commit, j->hdr.page_size,
-                        (unsigned long long)j->hdr.commit * j->hdr.page_size,
-                        (unsigned long long)j->cksum, (long long)elapsed);
-    return sqlite3_str_finish(s);
+    snprintf(txid, sizeof(txid), "%016llx", (unsigned long long)j->plan.txid);
+    snprintf(cksum, sizeof(cksum), "%016llx", (unsigned long long)j->cksum);
+    ls_json_set(o, "path", ls_json_text(j->zPath), &bad);
+    ls_json_set(o, "txid", json_string(txid), &bad);
+    ls_json_set(o, "files", json_integer(j->plan.n), &bad);
+    ls_json_set(o, "pages", json_integer(j->hdr.commit), &bad);
+    ls_json_set(o, "page_size", json_integer(j->hdr.page_size), &bad);
+    ls_json_set(o, "size",
+                ls_json_u64((uint64_t)j->hdr.commit * j->hdr.page_size), &bad);
+    ls_json_set(o, "checksum", json_string(cksum), &bad);
+    ls_json_set(o, "elapsed_ms", json_integer(elapsed), &bad);
+    z = bad ? NULL : ls_json_dump(o);
+    json_decref(o);
+    return z;
 }
 
 /* The steps after the destination check, up to a verified .tmp. */

@@ -1,10 +1,10 @@
 /*
- * vfs/remote_int.h: the state of a database file opened through the
+ * vfs/remote_pragma.h: the state of a database file opened through the
  * `litestream-remote` VFS, shared by vfs/remote.c (the VFS) and
  * vfs/remote_pragma.c (its PRAGMAs and URI options).  Internal to vfs/.
  */
-#ifndef LITESTREAM_REMOTE_INT_H
-#define LITESTREAM_REMOTE_INT_H
+#ifndef LITESTREAM_VFS_REMOTE_PRAGMA_H
+#define LITESTREAM_VFS_REMOTE_PRAGMA_H
 
 #include <stdint.h>
 
