@@ -333,6 +333,29 @@ view_read(ls_db *d, sqlite3_file *real, capture_view *v)
     return 1;
 }
 
+/*
+ * Step 1, when there is neither a wal-index nor a WAL header: if the WAL
+ * file is empty (a TRUNCATE checkpoint, or a crash right after one) while
+ * the position still points into a WAL, the frames it names are gone and
+ * the database file is all there is: v becomes an empty WAL's view, so the
+ * steps below take a full image of the file.  0 otherwise.
+ */
+static int
+view_empty_wal(ls_db *d, sqlite3_file *real, capture_view *v)
+{
+    sqlite3_int64 sz = -1;
+    if (!d->walf || d->walf->pMethods == NULL ||
+        d->walf->pMethods->xFileSize(d->walf, &sz) != SQLITE_OK || sz != 0 ||
+        !sidecar_cap_read(d->sc, v->cap) || v->cap->frame == 0)
+        return 0;
+    memset(v->h, 0, sizeof(*v->h));
+    v->ps = view_page_size(real, v->h);
+    v->valid = 1;
+    v->base = txid_base(d, v->cap, v->valid);
+    v->same_salts = 0;
+    return v->ps != 0;
+}
+
 /* Step 2: nothing new since the position (a rollback, an empty txn). */
 static int
 view_unchanged(const capture_view *v)
@@ -464,7 +487,8 @@ capture(ls_db *d, sqlite3_file *real)
     capture_view v = {.h = &h, .cap = &cap}; /* (scalars kept apart from
                                               * what the callees write) */
     uint64_t txid = 0;
-    if (!d->rep || !d->sc || !view_read(d, real, &v))
+    if (!d->rep || !d->sc ||
+        (!view_read(d, real, &v) && !view_empty_wal(d, real, &v)))
         return;
     /* The uploader cannot read a full image itself (exclusive locking
      * mode): read it now, as part of this capture. */

@@ -333,7 +333,12 @@ sidecar_config_write(sidecar *sc, const ls_config *c, char **pzErr)
 {
     int rc = SQLITE_OK;
     char *zPath = sqlite3_mprintf("%s/config.json", sc->zDir);
-    char *zTmp = sqlite3_mprintf("%s/config.json.tmp", sc->zDir);
+    /* A temporary name of this writer's own: two processes setting the
+     * URL at once must not rename each other's file away. */
+    static unsigned seq;
+    char *zTmp =
+        sqlite3_mprintf("%s/config.json.%d-%u.tmp", sc->zDir, (int)getpid(),
+                        __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     json_t *root = json_object();
     char *text = NULL;
     int fd = -1;
@@ -361,7 +366,9 @@ sidecar_config_write(sidecar *sc, const ls_config *c, char **pzErr)
 out:
     if (fd >= 0)
         close(fd);
-    free(text); /* allocated by jansson */
+    if (rc != SQLITE_OK && zTmp)
+        unlink(zTmp); /* nothing left behind */
+    free(text);       /* allocated by jansson */
     json_decref(root);
     sqlite3_free(zPath);
     sqlite3_free(zTmp);
