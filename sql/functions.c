@@ -179,6 +179,9 @@ sync_wait(sqlite3 *db, const char *zSchema, ls_db *d, replicator *r,
           int timeout, uint64_t *rep, char **pzErr)
 {
     ls_cap cap;
+    /* The sync contract (docs/sql.md): everything committed before the
+     * call, including what a crashed writer left uncaptured in the WAL. */
+    replicator_capture_pending(r);
     uint64_t want = sidecar_cap_read(registry_sidecar(d), &cap) ? cap.txid : 0;
     int rc = replicator_persist(r);
     sqlite3_int64 deadline = 0, now = 0;

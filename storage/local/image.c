@@ -161,22 +161,26 @@ image_close(image *im)
  * states.  Those are captured first (the replicator's recapture).
  * SQLITE_OK or SQLITE_BUSY.
  */
-static int
-image_check_index(image *im)
+int
+pin_ends_at(pin *p, const ls_cap *cap)
 {
     volatile void *shm = NULL;
     shm_hdr h0;
-    if (im->dbf->pMethods->iVersion >= 2 &&
-        im->dbf->pMethods->xShmMap(im->dbf, 0, 32768, 0, &shm) == SQLITE_OK &&
-        shm) {
-        wal_index_hdr_read(shm, &h0);
-        uint32_t s1 = h0.salt[0], s2 = h0.salt[1];
-        int empty = h0.mx_frame == 0 && im->cap.frame == 0;
-        if (!empty && (h0.mx_frame != im->cap.frame || s1 != im->cap.salt1 ||
-                       s2 != im->cap.salt2))
-            return SQLITE_BUSY;
-    }
-    return SQLITE_OK;
+    if (p->dbf->pMethods->iVersion < 2 ||
+        p->dbf->pMethods->xShmMap(p->dbf, 0, 32768, 0, &shm) != SQLITE_OK ||
+        !shm)
+        return 1; /* no wal-index to compare with */
+    wal_index_hdr_read(shm, &h0);
+    if (h0.mx_frame == 0 && cap->frame == 0)
+        return 1; /* an empty WAL and the database file alone */
+    return h0.mx_frame == cap->frame && h0.salt[0] == cap->salt1 &&
+           h0.salt[1] == cap->salt2;
+}
+
+static int
+image_check_index(image *im)
+{
+    return pin_ends_at(&im->pin, &im->cap) ? SQLITE_OK : SQLITE_BUSY;
 }
 
 /*

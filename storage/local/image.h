@@ -42,6 +42,14 @@ int pin_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr);
 int pin_write_open(const char *zDbPath, const char *zVfs, pin *p, char **pzErr);
 void pin_close(pin *p); /* NULL-safe, idempotent */
 
+/*
+ * 1 if the WAL as the pin's transaction sees it ends exactly at the
+ * captured position (or both are empty), or if there is no wal-index to
+ * tell; 0 if committed frames beyond it were never captured (their writer
+ * died first) or the WAL was restarted or emptied since.
+ */
+int pin_ends_at(pin *p, const ls_cap *cap);
+
 typedef struct image image;
 
 /*

@@ -41,4 +41,15 @@ int rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict);
  */
 void rep_recapture_if_stale(replicator *r);
 
+/*
+ * For litestream_sync() after a crash: committed WAL frames beyond the
+ * captured position that stay there (their writer died between commit and
+ * capture) are captured now, under a private write lock, so that the sync
+ * waits for them too.  Any thread.  SQLITE_OK (also when nothing was
+ * pending), or SQLITE_BUSY when the write lock could not be had (a writer
+ * in exclusive locking mode, or one holding it): that writer's own capture
+ * then covers them.
+ */
+int rep_capture_pending(replicator *r);
+
 #endif

@@ -26,6 +26,7 @@
 #include "storage/base/rand.h"
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
+#include "storage/replicate/recover.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/txarena.h"
 #include "storage/replicate/upload.h"
@@ -381,6 +382,12 @@ replicator_before_wal_reset(replicator *r)
     }
     pthread_mutex_unlock(&r->mu);
     return refs ? replicator_persist(r) : SQLITE_OK;
+}
+
+int
+replicator_capture_pending(replicator *r)
+{
+    return rep_capture_pending(r);
 }
 
 int

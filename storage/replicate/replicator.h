@@ -102,6 +102,15 @@ void replicator_enqueue(replicator *, rep_txn *t);
 int replicator_persist(replicator *);
 
 /*
+ * Before a sync: committed transactions a writer left in the WAL without
+ * capturing them (it died in between) are captured now, so the sync
+ * covers every transaction committed before it began.  Application
+ * thread.  SQLITE_OK, or SQLITE_BUSY (a writer holds the write lock: its
+ * own capture covers them).
+ */
+int replicator_capture_pending(replicator *);
+
+/*
  * Called by the capture before the WAL is restarted, truncated or deleted:
  * waits until every transaction queued by reference to WAL frames
  * (REP_WALREF) is in the spool; transactions queued as copies are only
