@@ -27,6 +27,7 @@
 #include "vfs/capture.h"
 #include "vfs/walread.h"
 #include "storage/base/mem.h"
+#include "storage/base/killpoint.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -501,6 +502,7 @@ capture(ls_db *d, sqlite3_file *real)
     if (txid == 0)
         txid = queue_full_image(d, real, &v);
     position_write(d, &v, txid);
+    KILLPOINT("capture-queued");
 }
 
 /* Start of a write transaction: is the position current? */

@@ -24,6 +24,7 @@
 #include "storage/restore/fetch.h"
 #include "storage/ltx/ltx.h"
 #include "storage/base/sqlite.h"
+#include "storage/base/killpoint.h"
 
 int
 compact_out_write(void *ctx, const void *buf, size_t n)
@@ -179,6 +180,7 @@ merge_publish(backend *b, const char *zTmp, int fd, const ltx_header *oh,
                                  backend_why(b));
         return rc;
     }
+    KILLPOINT("compaction-mid");
     out->level = level;
     out->min_txid = oh->min_txid;
     out->max_txid = oh->max_txid;

@@ -10,6 +10,7 @@
  * Threads: one thread per handle (the replicator thread).
  */
 #include "storage/base/fsutil.h"
+#include "storage/base/killpoint.h"
 #include "storage/base/mem.h"
 #include "storage/local/spool.h"
 #include "storage/ltx/crc64.h"
@@ -280,6 +281,7 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
                             (unsigned long long)t->txid, sqlite3_errstr(rc));
         goto undo;
     }
+    KILLPOINT("spool-mid-write");
     put64(b8, w.crc); /* CRC of everything before it */
     recw_put(&w, b8, 8);
     recw_flush(&w);

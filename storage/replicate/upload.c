@@ -22,6 +22,7 @@
 
 #include "storage/backend/layout.h"
 #include "storage/base/fsutil.h"
+#include "storage/base/killpoint.h"
 #include "storage/base/mem.h"
 #include "storage/local/image.h"
 #include "storage/local/wal.h"
@@ -129,6 +130,7 @@ static void
 uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
          size_t nchanged, const wal_pos *pos)
 {
+    KILLPOINT("upload-before-position");
     r->rep_pos = *pos;
     int64_t t = clock_now_ms();
     /* Saved before the position moves: a crash in between leaves a table
@@ -190,6 +192,7 @@ encode_image(replicator *r, full_image *f, outbuf *m, char **pzErr)
     f->nc = sqlite3_malloc64(((uint64_t)f->commit + 1) * 8);
     if (!page || !f->nc)
         goto out;
+    KILLPOINT("image-mid");
     memset(f->nc, 0, ((size_t)f->commit + 1) * 8);
     ltx_header h = {.flags = 0,
                     .page_size = f->ps,

@@ -8,7 +8,8 @@ checkpoint mode, exclusive locking mode, opening and closing connections,
 loading the extension again, setting the URL again, litestream_sync,
 litestream_snapshot).  A supervisor SIGKILLs random workers at random
 moments (and, with a kill-point build, inside the extension at named
-points) and restarts them.  Every few seconds it stops the world, syncs,
+points: LITESTREAM_KILLPOINTS_SO, storage/base/killpoint.h) and
+restarts them.  Every few seconds it stops the world, syncs,
 restores and compares:
   1. litestream_sync() returns N and the replica restored at its latest
      state is TXID N and equals the database (content and integrity);
@@ -48,6 +49,10 @@ import harness  # noqa: E402
 from harness import cleanup, diag, dump_hash, ok  # noqa: E402
 
 SO = harness.SO
+# The test build with kill points (storage/base/killpoint.h), if built.
+KP_SO = os.environ.get("LITESTREAM_KILLPOINTS_SO", "")
+KILLPOINTS = ["capture-queued", "spool-mid-write", "upload-before-position",
+              "image-mid", "compaction-mid"]
 
 
 class Gate:
@@ -89,6 +94,8 @@ class Worker:
         self.big = big
         self.conns = []
         self.ops = 0
+        if KP_SO and os.path.exists(KP_SO):
+            harness.SO = KP_SO[:-3]
         harness.load()
         for _ in range(self.rnd.randint(1, 3)):
             self.conns.append(self.connect())
@@ -186,9 +193,9 @@ class Worker:
     def op_reload(self, c):
         c.enable_load_extension(True)
         if self.rnd.random() < 0.5:
-            c.execute("SELECT load_extension(?)", (SO,))
+            c.execute("SELECT load_extension(?)", (harness.SO,))
         else:
-            c.load_extension(SO)
+            c.load_extension(harness.SO)
         c.enable_load_extension(False)
 
     def op_seturl(self, c):
@@ -305,6 +312,9 @@ class Supervisor:
         self.gate = Gate(self.d)
         self.procs = {}
         self.kills = 0
+        self.kp_armed = 0
+        self.kp_kills = 0
+        self.ours = set()  # workers the supervisor killed
         self.checks = 0
         self.history = []  # (txid, content hash) recorded at checks
         self.failed = False
@@ -337,11 +347,17 @@ class Supervisor:
 
     def spawn(self, i):
         seed = self.rnd.randrange(1 << 32)
+        env = dict(os.environ)
+        env.pop("LITESTREAM_KILLPOINT", None)
+        if KP_SO and os.path.exists(KP_SO) and self.rnd.random() < 0.4:
+            env["LITESTREAM_KILLPOINT"] = (f"{self.rnd.choice(KILLPOINTS)}:"
+                                           f"{self.rnd.randint(1, 8)}")
+            self.kp_armed += 1
         p = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker",
              str(i), "--seed", str(seed), "--dir", self.d, "--url", self.url]
             + (["--big"] if self.a.seconds >= 300 else []),
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, env=env,
             stderr=open(os.path.join(self.d, f"worker-{i}.err"), "ab"))
         self.procs[i] = p
 
@@ -351,8 +367,8 @@ class Supervisor:
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             self.kills += 1
-        p.wait()
-        self.spawn(i)
+            p.wait()
+            self.spawn(i)
 
     @staticmethod
     def txid(js):
@@ -367,11 +383,16 @@ class Supervisor:
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 self.kills += 1
+                self.ours.add(p.pid)
             p.wait()
 
     def respawn_dead(self):
+        """Workers that died by themselves (at a kill point) start again."""
         for i, p in list(self.procs.items()):
             if p.poll() is not None:
+                if (p.returncode == -signal.SIGKILL and
+                        p.pid not in self.ours):
+                    self.kp_kills += 1
                 self.spawn(i)
 
     def restore(self, con, out, target=None):
@@ -449,6 +470,7 @@ class Supervisor:
         next_check = time.monotonic() + 2
         while time.monotonic() < end:
             time.sleep(self.rnd.uniform(0.2, 1.5))
+            self.respawn_dead()
             if self.rnd.random() < 0.6:
                 self.kill_one()
             if time.monotonic() >= next_check:
@@ -476,8 +498,10 @@ class Supervisor:
         self.check(self.checks >= 2 and len(self.history) >= 2,
                    f"{self.checks} comparisons ran, "
                    f"{len(self.history)} TXIDs recorded")
-        diag(f"seed {self.a.seed}: {ops} operations, {self.kills} kills, "
-             f"{self.checks} comparisons, backend {harness.BACKEND}")
+        diag(f"seed {self.a.seed}: {ops} operations, {self.kills} kills by "
+             f"the supervisor, {self.kp_kills} at kill points ("
+             f"{self.kp_armed} armed), {self.checks} comparisons, "
+             f"backend {harness.BACKEND}")
         if not self.failed:
             cleanup(self.d)
         else:
