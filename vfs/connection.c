@@ -22,7 +22,13 @@ guard(void *arg, int op, const char *z1, const char *z2, const char *z3,
     if (op != SQLITE_PRAGMA || !z1 || sqlite3_strnicmp(z1, "litestream_", 11))
         return SQLITE_OK;
     sqlite3_file_control(db, z3 ? z3 : "main", SQLITE_FCNTL_FILE_POINTER, &f);
-    if (vfs_is_litestream_file(f) || vfs_is_remote_file(f))
+    if (vfs_is_litestream_file(f)) {
+        /* An attached schema's file learns its connection here, so the
+         * PRAGMA can switch that schema to WAL mode itself. */
+        vfs_set_connection(f, db);
+        return SQLITE_OK;
+    }
+    if (vfs_is_remote_file(f))
         return SQLITE_OK;
     if (sqlite3_stricmp(z1, "litestream_url") && !z2)
         return SQLITE_OK; /* reading another setting: harmless */

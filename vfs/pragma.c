@@ -53,7 +53,8 @@ fail(char **azArg, char *zMsg)
  * autocommit mode; best effort (the next write does the same).
  */
 static void
-mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
+mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real,
+                const char *zSchema)
 {
     sqlite3_int64 size = 0;
     sqlite3_stmt *st = NULL;
@@ -69,16 +70,16 @@ mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
     if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return;
     /* Content = a schema (a fresh file holds a header page only). */
-    if (sqlite3_prepare_v2(conn,
-                           "SELECT (SELECT count(*) FROM "
-                           "main.sqlite_schema), user_version FROM "
-                           "main.pragma_user_version",
-                           -1, &st, NULL) == SQLITE_OK &&
+    zSql = sqlite3_mprintf("SELECT (SELECT count(*) FROM \"%w\".sqlite_schema),"
+                           " user_version FROM \"%w\".pragma_user_version",
+                           zSchema, zSchema);
+    if (zSql && sqlite3_prepare_v2(conn, zSql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0) {
         v = sqlite3_column_int(st, 1);
         sqlite3_finalize(st);
         st = NULL;
-        zSql = sqlite3_mprintf("PRAGMA main.user_version = %d", v);
+        sqlite3_free(zSql);
+        zSql = sqlite3_mprintf("PRAGMA \"%w\".user_version = %d", zSchema, v);
         if (zSql && (!sidecar_cap_read(sc, &cap) || cap.txid == 0))
             sqlite3_exec(conn, zSql, NULL, NULL, NULL);
         sqlite3_free(zSql);
@@ -86,6 +87,41 @@ mark_first_txid(ls_db *d, sqlite3 *conn, sqlite3_file *real)
     sqlite3_finalize(st);
     if (sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* The schema name under which conn has this database ("main" if none
+ * matches, or without a connection), into buf. */
+static void
+schema_of(ls_db *d, sqlite3 *conn, char *buf, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_snprintf((int)n, buf, "main");
+    if (!conn || sqlite3_prepare_v2(conn, "PRAGMA database_list", -1, &st,
+                                    NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *zFile = (const char *)sqlite3_column_text(st, 2);
+        if (zFile && strcmp(zFile, registry_path(d)) == 0) {
+            sqlite3_snprintf((int)n, buf, "%s", sqlite3_column_text(st, 1));
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+/* 1 if conn may not write the schema: opened read-only, or query_only. */
+static int
+read_only(sqlite3 *conn, const char *zSchema)
+{
+    sqlite3_stmt *st = NULL;
+    int ro = sqlite3_db_readonly(conn, zSchema) == 1;
+    if (!ro &&
+        sqlite3_prepare_v2(conn, "PRAGMA query_only", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ro = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    return ro;
 }
 
 /* The error of a setting changed before replication was configured. */
@@ -98,9 +134,27 @@ not_replicating(ls_db *d, char **azArg)
                                        registry_path(d)));
 }
 
+/* Switches the schema to WAL mode; 1 if it is in WAL mode now. */
+static int
+switch_to_wal(sqlite3 *conn, sqlite3_file *real, const char *zSchema)
+{
+    char *zMode = NULL;
+    sqlite3_stmt *st = NULL;
+    char *zSql = sqlite3_mprintf("PRAGMA \"%w\".journal_mode=WAL", zSchema);
+    if (conn && zSql &&
+        sqlite3_prepare_v2(conn, zSql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        zMode = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_free(zSql);
+    int ok = zMode && sqlite3_stricmp(zMode, "wal") == 0;
+    sqlite3_free(zMode);
+    return ok && is_wal_mode(real);
+}
+
 static int
 set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
-        const char *zUrl)
+        const char *zUrl, const char *zSchema)
 {
     char *zErr = NULL;
     ls_url *u = NULL;
@@ -114,28 +168,13 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
         url_free(u);
         if (rc != SQLITE_OK)
             return fail(azArg, zErr);
-        if (!is_wal_mode(real)) {
-            char *zMode = NULL;
-            if (conn) {
-                sqlite3_stmt *st = NULL;
-                if (sqlite3_prepare_v2(conn, "PRAGMA main.journal_mode=WAL", -1,
-                                       &st, NULL) == SQLITE_OK &&
-                    sqlite3_step(st) == SQLITE_ROW)
-                    zMode = sqlite3_mprintf(
-                        "%s", (const char *)sqlite3_column_text(st, 0));
-                sqlite3_finalize(st);
-            }
-            int ok = zMode && sqlite3_stricmp(zMode, "wal") == 0;
-            sqlite3_free(zMode);
-            if (!ok || !is_wal_mode(real))
-                return fail(azArg,
-                            sqlite3_mprintf(
-                                "litestream: cannot switch '%s' to WAL mode "
-                                "(replication needs it): run PRAGMA "
-                                "journal_mode=WAL first, outside any "
-                                "transaction",
-                                registry_path(d)));
-        }
+        if (!is_wal_mode(real) && !switch_to_wal(conn, real, zSchema))
+            return fail(azArg, sqlite3_mprintf(
+                                   "litestream: cannot switch '%s' to WAL "
+                                   "mode (replication needs it): run PRAGMA "
+                                   "%s.journal_mode=WAL first, outside any "
+                                   "transaction",
+                                   registry_path(d), zSchema));
     }
     sidecar_config_read(registry_path(d), &c);
     sqlite3_free(c.zUrl);
@@ -146,7 +185,7 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
                                 : sqlite3_mprintf("litestream: %s",
                                                   sqlite3_errstr(rc)));
     if (zUrl[0])
-        mark_first_txid(d, conn, real);
+        mark_first_txid(d, conn, real, zSchema);
     r = registry_replicator(d);
     azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
     registry_replicator_done(d, r);
@@ -294,10 +333,21 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
 {
     const char *zName = azArg[1];
     const char *zVal = azArg[2];
+    char zSchema[128];
 
+    if (sqlite3_strnicmp(zName, "litestream_", 11) != 0)
+        return SQLITE_NOTFOUND;
+    schema_of(d, conn, zSchema, sizeof(zSchema));
+    if (zVal && conn && read_only(conn, zSchema))
+        return fail(azArg, sqlite3_mprintf(
+                               "litestream: cannot change %s of '%s' from a "
+                               "read-only connection (opened read-only or "
+                               "PRAGMA query_only): use a connection that "
+                               "may write",
+                               zName, registry_path(d)));
     if (sqlite3_stricmp(zName, "litestream_url") == 0) {
         if (zVal)
-            return set_url(d, conn, real, azArg, zVal);
+            return set_url(d, conn, real, azArg, zVal, zSchema);
         replicator *r = registry_replicator(d);
         azArg[0] = sqlite3_mprintf("%s", r ? replicator_url(r) : "");
         registry_replicator_done(d, r);
