@@ -146,16 +146,30 @@ void
 rep_recapture_if_stale(replicator *r)
 {
     pin p;
+    ls_cap cap;
     char *zErr = NULL;
     int64_t t = clock_now_ms();
     if (!r->opts.xRecapture)
         return;
+    uint64_t now_txid = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
     if (!r->full_busy_since_ms) {
         r->full_busy_since_ms = t;
+        r->full_busy_txid = now_txid;
         return;
     }
     if (t - r->full_busy_since_ms < STALE_GRACE_MS)
         return;
+    if (now_txid != r->full_busy_txid) {
+        /* The position kept moving: a live writer, whose commits keep
+         * overtaking the image.  Taking the write lock from it would hand
+         * it SQLITE_BUSY: its next capture reads the image instead. */
+        __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
+        r->full_busy_since_ms = t;
+        r->full_busy_txid = now_txid;
+        return;
+    }
+    /* The position stood still for the whole grace period: left behind
+     * by a writer that died between moving the WAL and capturing. */
     if (pin_write_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
         r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
         pin_close(&p);

@@ -33,11 +33,14 @@ int rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict);
 
 /*
  * Called when a full image keeps failing with SQLITE_BUSY because the
- * captured position does not match the WAL (its writer died between moving
- * the WAL and capturing): the first call starts a grace period; once it is
- * over, the capture runs under a private write lock (opts.xRecapture), or,
- * locked out by a writer in exclusive locking mode, the image is asked of
- * that writer's capture (want_image).
+ * captured position does not match the WAL.  The first call starts a grace
+ * period.  If the position moved during it, a live writer keeps overtaking
+ * the image: its next capture is asked to read the image (want_image),
+ * never its write lock taken (that would hand it SQLITE_BUSY).  If the
+ * position stood still, its writer died between moving the WAL and
+ * capturing: the capture runs under a private write lock
+ * (opts.xRecapture), or, locked out by a writer in exclusive locking mode,
+ * the image is asked of that writer's capture too.
  */
 void rep_recapture_if_stale(replicator *r);
 

@@ -291,7 +291,37 @@ def w_existing():
     cleanup(d)
 
 
+def w_nobusy():
+    # A single writer without a busy timeout (the C API's default), right
+    # after the URL is set on a database with content: the extension's
+    # first full image must never take the write lock from it.
+    for rnd in range(2):
+        d = scratch("nobusy")
+        db = os.path.join(d, "app.db")
+        p = sqlite3.connect(f"file:{db}?vfs=unix", uri=True,
+                            isolation_level=None)
+        p.execute("PRAGMA journal_mode=WAL")
+        p.execute("CREATE TABLE t(x)")
+        p.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
+        p.close()
+        con = sqlite3.connect(db, isolation_level=None, timeout=0)
+        url = replica_url(d)
+        con.execute(f"PRAGMA litestream_url = '{url}'")
+        err, i = None, 0
+        try:
+            for i in range(20000):
+                con.execute("INSERT INTO t VALUES (?)", (i,))
+        except sqlite3.OperationalError as e:
+            err = e
+        ok(err is None, f"round {rnd}: 20000 commits without a busy timeout"
+                        f" right after the URL: no error ({err} at {i})")
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            f"round {rnd}: no busy timeout")
+        con.close()
+        cleanup(d)
+
+
 run_cases(w_small, w_spill, w_huge, w_rollback, w_schema, w_autovacuum,
           w_checkpoints, w_autockpt, w_sync_modes, w_exclusive, w_reopen,
-          w_existing)
+          w_existing, w_nobusy)
 done()
