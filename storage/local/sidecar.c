@@ -6,6 +6,7 @@
  * WAL write lock and read by anyone; the shared counters are atomics.
  */
 #include "storage/local/sidecar.h"
+#include "storage/backend/url.h"
 #include "storage/base/json.h"
 #include "storage/base/sqlite.h"
 
@@ -243,6 +244,40 @@ sidecar_ship_trylock(sidecar *sc)
     if (sc->ship_fd >= 0 && flock(sc->ship_fd, LOCK_EX | LOCK_NB) == 0)
         sc->ship_held = 1;
     return sc->ship_held;
+}
+
+void
+sidecar_ship_unlock(sidecar *sc)
+{
+    if (sc->ship_held && sc->ship_fd >= 0)
+        flock(sc->ship_fd, LOCK_UN);
+    sc->ship_held = 0;
+}
+
+int
+sidecar_url_current(sidecar *sc, const char *zDbPath, const char *zUrl,
+                    int64_t since_ns, sidecar_seen *seen, char **pzNow)
+{
+    struct stat st;
+    char *zPath = sqlite3_mprintf("%s/config.json", sc->zDir);
+    int rc = zPath ? stat(zPath, &st) : -1;
+    sqlite3_free(zPath);
+    if (rc != 0)
+        return 1; /* no settings file: nothing says otherwise */
+    int64_t m = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (seen->mtime_ns == m && seen->size == (int64_t)st.st_size &&
+        seen->ino == (int64_t)st.st_ino)
+        return seen->current;
+    seen->mtime_ns = m;
+    seen->size = (int64_t)st.st_size;
+    seen->ino = (int64_t)st.st_ino;
+    ls_config c;
+    sidecar_config_read(zDbPath, &c);
+    seen->current = (c.zUrl && strcmp(c.zUrl, zUrl) == 0) || m < since_ns;
+    if (!seen->current && pzNow)
+        *pzNow = url_redact(c.zUrl && c.zUrl[0] ? c.zUrl : "(none)");
+    sqlite3_free(c.zUrl);
+    return seen->current;
 }
 
 void

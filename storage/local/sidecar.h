@@ -87,6 +87,24 @@ void sidecar_after_fork(sidecar *);
  */
 int sidecar_ship_trylock(sidecar *);
 
+/* Gives the ship lock up (another process may take it). */
+void sidecar_ship_unlock(sidecar *);
+
+/*
+ * Whether config.json still names zUrl as the replica (re-read only when
+ * the file changed since the last call on this *seen).  0 when another
+ * process set another URL (or stopped replication) at or after since_ns
+ * (wall clock; a file written before, e.g. just before this URL's own
+ * write, does not count); *pzNow then receives the URL it names,
+ * redacted (free it), if pzNow is given.
+ */
+typedef struct sidecar_seen {
+    int64_t mtime_ns, size, ino;
+    int current;
+} sidecar_seen;
+int sidecar_url_current(sidecar *, const char *zDbPath, const char *zUrl,
+                        int64_t since_ns, sidecar_seen *seen, char **pzNow);
+
 /* The replication settings stored in config.json. */
 #define LS_DEFAULT_SYNC_MS     1000
 #define LS_DEFAULT_SPOOL_LIMIT (1ll << 30)

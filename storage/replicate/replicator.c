@@ -144,6 +144,30 @@ spool_queue(replicator *r, int force_sync)
     return rc;
 }
 
+/*
+ * Whether this replicator's URL is still the database's (config.json).
+ * Another process that set another URL takes over: this one gives the
+ * ship lock up and stops uploading, so a replica never receives TXIDs
+ * from two processes that disagree about where the database replicates.
+ */
+static int
+url_current(replicator *r)
+{
+    char *zNow = NULL;
+    if (sidecar_url_current(r->sc, r->zDbPath, r->zUrl, r->started_ns, &r->seen,
+                            &zNow))
+        return 1;
+    sidecar_ship_unlock(r->sc);
+    if (zNow)
+        rep_set_error(r, sqlite3_mprintf(
+                             "litestream: another process changed the replica "
+                             "of '%s' to %s: this process no longer uploads "
+                             "(open the database again to follow)",
+                             r->zDbPath, zNow));
+    sqlite3_free(zNow);
+    return 0;
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -166,7 +190,7 @@ thread_main(void *arg)
 
         int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {
-            int ship = sidecar_ship_trylock(r->sc);
+            int ship = url_current(r) && sidecar_ship_trylock(r->sc);
             pthread_mutex_lock(&r->mu);
             r->shipping = ship;
             r->upload_now = 0;
@@ -257,6 +281,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         r->opts.spool_limit = LS_DEFAULT_SPOOL_LIMIT;
     r->zDbPath = sqlite3_mprintf("%s", zDbPath);
     r->zUrl = sqlite3_mprintf("%s", zUrl);
+    r->started_ns = clock_now_ms() * 1000000;
     r->zVfs = sqlite3_mprintf("%s", opts->zVfs ? opts->zVfs : "unix");
     if (!r->zDbPath || !r->zVfs || !r->zUrl) {
         rc = SQLITE_NOMEM;

@@ -61,6 +61,8 @@ struct replicator {
     int64_t gap_since_ms; /* captured TXIDs missing from the spool since */
     int64_t full_busy_since_ms; /* full images failing since */
     uint64_t full_busy_txid;    /* ... with the position at this TXID */
+    sidecar_seen seen;          /* config.json as last checked */
+    int64_t started_ns;         /* wall clock at open */
     int want_image;        /* atomic: the capture should read a full image */
     int spool_full;        /* the spool reached its limit (thread side) */
     void *scratch_refs;    /* rep_spool_txn's sort array (thread side) */

@@ -172,6 +172,51 @@ restore_and_compare(con, db, url, os.path.join(d, "out.db"),
 con.close()
 cleanup(d)
 
+# Two processes, two URLs: the second process's PRAGMA takes the database
+# over; the first stops uploading and says why; no replica receives TXIDs
+# from both.
+TWO = r"""
+import sqlite3, sys
+so, db, url = sys.argv[1:4]
+b = sqlite3.connect(":memory:"); b.enable_load_extension(True); b.load_extension(so)
+c = sqlite3.connect(db, isolation_level=None, timeout=30)
+c.execute(f"PRAGMA litestream_url = '{url}'")
+c.execute("INSERT INTO t(tag, i) VALUES ('b', 1)")
+c.execute("SELECT litestream_sync(20000)")
+c.close()
+"""
+d, db, url, con = setup("two-urls")
+con.execute("INSERT INTO t(tag, i) VALUES ('a', 1)")
+con.execute("SELECT litestream_sync(10000)")
+url2 = replica_url(d, "second")
+rc = subprocess.run(["/usr/bin/python3", "-c", TWO, SO, db, url2]).returncode
+ok(rc == 0, "a second process set another URL, wrote and synced")
+con.execute("INSERT INTO t(tag, i) VALUES ('a', 2)")
+try:
+    con.execute("SELECT litestream_sync(3000)")
+    e = None
+except sqlite3.Error as x:
+    e = str(x)
+ok(e is not None and "another process changed the replica" in e and
+   "second" in e, f"the first process stops uploading and says why: {e}")
+
+
+def rows_of(u, name):
+    out = os.path.join(d, name)
+    con.execute("SELECT litestream_restore(?, ?)", (u, out))
+    o = sqlite3.connect(f"file:{out}?vfs=unix", uri=True)
+    r = sorted(o.execute("SELECT tag, i FROM t").fetchall())
+    o.close()
+    return r
+
+
+r1, r2 = rows_of(url, "one.db"), rows_of(url2, "two.db")
+ok(r1 == [("a", 1)], f"the first replica ends where the URL changed: {r1}")
+ok(("b", 1) in r2 and ("a", 1) in r2,
+   f"the second replica holds everything up to its own writes: {r2}")
+con.close()
+cleanup(d)
+
 # fork(): the child opens the database itself (SQLite forbids carrying a
 # connection across fork) and replicates; big transactions and WAL restarts
 # in the child must not hang on the parent's replicator: a child forked
