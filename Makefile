@@ -55,6 +55,7 @@ SECONDS ?= 1800
 soak: deps-test build
 	@for b in file s3; do \
 	    LITESTREAM_SO=$(CURDIR)/$(BUILD)/litestream.so \
+	    LITESTREAM_KILLPOINTS_SO=$(CURDIR)/$(BUILD)/test/killpoints/litestream.so \
 	    LITESTREAM_SRCDIR=$(CURDIR) LITESTREAM_TEST_BACKEND=$$b \
 	    PYTHONPATH=$(CURDIR)/test/vfs:$(CURDIR)/test/servers \
 	    /usr/bin/python3 test/model/model.py --seconds $(SECONDS) || exit 1; \
