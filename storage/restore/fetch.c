@@ -47,6 +47,7 @@ struct fetch_stream {
     size_t pos;      /* bytes of ring[head] already read */
     int eof;         /* a short chunk ended the object */
     char *zErr;      /* fetch failure, for fetch_stream_err() */
+    int rc;          /* ... and its result code */
 };
 
 typedef struct fetch_job {
@@ -176,9 +177,11 @@ fetch_wait(fetcher *f, fetch_stream *s, fetch_chunk *c)
         const char *zWhy = c->zErr ? c->zErr : "";
         if (strncmp(zWhy, "litestream: ", 12) == 0)
             zWhy += 12;
-        if (s->zErr == NULL)
+        if (s->zErr == NULL) {
             s->zErr = sqlite3_mprintf("litestream: cannot fetch '%s': %s",
                                       s->key, zWhy);
+            s->rc = c->rc;
+        }
         return 1;
     }
     return 0;
@@ -245,6 +248,12 @@ const char *
 fetch_stream_err(const fetch_stream *s)
 {
     return s->zErr;
+}
+
+int
+fetch_stream_rc(const fetch_stream *s)
+{
+    return s->zErr ? s->rc : SQLITE_OK;
 }
 
 /* Opens handles and starts up to nThread pool threads. */

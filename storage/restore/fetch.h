@@ -57,6 +57,9 @@ int fetch_read(void *ctx, void *buf, size_t n, size_t *nRead);
 /* The stream's fetch error message, or NULL if none. */
 const char *fetch_stream_err(const fetch_stream *s);
 
+/* Its result code (SQLITE_NOTFOUND: the object vanished), or SQLITE_OK. */
+int fetch_stream_rc(const fetch_stream *s);
+
 /* Stops the pool, joins it and frees everything; NULL-safe. */
 void fetch_close(fetcher *f);
 

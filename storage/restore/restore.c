@@ -60,6 +60,7 @@ typedef struct restore_job {
     int serr;           /* errno of the failed truncate or fsync */
     ltx_header hdr;
     uint64_t cksum;
+    int vanished; /* an object of the plan was gone when fetched */
     char *zErr;
 } restore_job;
 
@@ -227,10 +228,13 @@ restore_blame(restore_job *j, int rc, const char *zCodec)
     int i;
 
     for (i = 0; i < j->plan.n; i++) {
-        const char *zFetch = fetch_stream_err(fetch_stream_at(j->f, i));
-        if (zFetch)
+        fetch_stream *s = fetch_stream_at(j->f, i);
+        const char *zFetch = fetch_stream_err(s);
+        if (zFetch) {
+            j->vanished = fetch_stream_rc(s) == SQLITE_NOTFOUND;
             return job_err(j, rc == SQLITE_NOMEM ? rc : SQLITE_IOERR, "%s",
                            zFetch);
+        }
     }
     for (i = 0; i < j->plan.n; i++) {
         const char *zDec = j->dec[i] ? ltx_decoder_errmsg(j->dec[i]) : "";
@@ -434,6 +438,37 @@ restore_build(restore_job *j, const restore_opts *o)
     return rc;
 }
 
+/*
+ * Forgets one attempt of restore_build(): its plan, streams, decoders,
+ * output and message, keeping the URL, backend and paths.
+ */
+static void
+restore_reset(restore_job *j)
+{
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
+    unlink(j->zTmp);
+    remove_sqlite_sidefiles(j->zTmp);
+    for (int i = 0; j->dec && i < j->plan.n; i++)
+        ltx_decoder_free(j->dec[i]);
+    sqlite3_free(j->dec);
+    j->dec = NULL;
+    fetch_close(j->f);
+    j->f = NULL;
+    for (int i = 0; j->keys && i < j->plan.n; i++)
+        sqlite3_free(j->keys[i]);
+    sqlite3_free(j->keys);
+    j->keys = NULL;
+    restore_plan_free(&j->plan);
+    memset(&j->plan, 0, sizeof(j->plan));
+    sqlite3_free(j->zErr);
+    j->zErr = NULL;
+    j->werr = j->serr = j->vanished = 0;
+    j->unflushed = 0;
+    j->cksum = 0;
+}
+
 /* Frees everything of j but zErr; removes the temporary file if tmpMade. */
 static void
 restore_job_free(restore_job *j, int tmpMade)
@@ -489,6 +524,13 @@ restore_run(const char *zUrl, const char *zPath, const restore_opts *opts,
     if (rc == SQLITE_OK) {
         tmpMade = 1;
         rc = restore_build(&j, opts);
+        /* An object of the plan vanished while it was read (compaction or
+         * retention moved on): plan again from a new listing. */
+        for (int tries = 1; rc != SQLITE_OK && j.vanished && tries < 4;
+             tries++) {
+            restore_reset(&j);
+            rc = restore_build(&j, opts);
+        }
     }
     if (rc == SQLITE_OK)
         rc = restore_install(&j);
