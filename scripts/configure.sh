@@ -11,8 +11,9 @@ shift
 fp=$(for p in node sqlite3 clang-format clang; do
          printf '%s=%s\n' "$p" "$(command -v "$p" || true)"
      done
-     tn=$(dirname "$0")/../test/tools/node/node_modules/.bin/node
-     if [ -x "$tn" ]; then printf 'test-node=%s\n' "$(readlink -f "$tn")"; fi)
+     for tn in "$(dirname "$0")"/../test/tools/node/node_modules/node-linux-*/bin/node; do
+         if [ -x "$tn" ]; then printf 'test-node=%s\n' "$(readlink -f "$tn")"; fi
+     done)
 if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null
 elif [ "$(cat "$dir/.machine" 2>/dev/null)" != "$fp" ]; then

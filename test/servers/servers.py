@@ -45,9 +45,13 @@ def _node():
     (Node 20; Debian 12's own is 18), else node on PATH."""
     if os.environ.get("LITESTREAM_NODE"):
         return os.environ["LITESTREAM_NODE"]
-    local = os.path.join(os.path.dirname(HERE), "tools", "node",
-                         "node_modules", ".bin", "node")
-    return local if os.access(local, os.X_OK) else "node"
+    for arch in ("x64", "arm64"):
+        local = os.path.join(os.path.dirname(HERE), "tools", "node",
+                             "node_modules", "node-linux-" + arch, "bin",
+                             "node")
+        if os.access(local, os.X_OK):
+            return local
+    return "node"
 
 
 NODE = _node()
