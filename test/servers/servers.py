@@ -33,10 +33,28 @@ import time
 from faultproxy import FAULTS, FaultProxy, Request, Rule, _live, _live_lock
 
 __all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
-           "FAULTS", "HERE", "S3RVER_PKG"]
+           "FAULTS", "HERE", "S3RVER_PKG", "NODE"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_PKG = os.path.join(HERE, "node_modules", "@20minutes", "s3rver")
+
+
+def _node():
+    """The node s3rver runs on: $LITESTREAM_NODE (meson sets it to the node
+    it found), else the one scripts/deps.sh test installs in test/tools/node
+    (Node 20; Debian 12's own is 18), else node on PATH."""
+    if os.environ.get("LITESTREAM_NODE"):
+        return os.environ["LITESTREAM_NODE"]
+    for arch in ("x64", "arm64"):
+        local = os.path.join(os.path.dirname(HERE), "tools", "node",
+                             "node_modules", "node-linux-" + arch, "bin",
+                             "node")
+        if os.access(local, os.X_OK):
+            return local
+    return "node"
+
+
+NODE = _node()
 
 # One registry of running servers and proxies, stopped at exit (its home
 # is faultproxy.py, which needs no server).
@@ -80,7 +98,7 @@ class S3Server:
                  extra_keys=(("AKIATESTKEY", "testsecret"),), *,
                  data_dir=None, verbose=False, walkfix=True, atomic_put=True,
                  keep=None,
-                 ready_timeout=15.0, node="node"):
+                 ready_timeout=15.0, node=None):
         self.buckets = list(buckets)
         self.bucket = self.buckets[0] if self.buckets else None
         self.key, self.secret = self.DEFAULT_KEY, self.DEFAULT_SECRET
@@ -102,7 +120,7 @@ class S3Server:
         self.keep = (bool(os.environ.get("LITESTREAM_KEEP_SERVERS"))
                      if keep is None else keep)
         self.ready_timeout = ready_timeout
-        self.node = node
+        self.node = node or NODE
         self._tmp = None
         self._log = None
 
