@@ -51,6 +51,9 @@ from harness import cleanup, diag, dump_hash, ok  # noqa: E402
 SO = harness.SO
 # The test build with kill points (storage/base/killpoint.h), if built.
 KP_SO = os.environ.get("LITESTREAM_KILLPOINTS_SO", "")
+# The database stays small (a few MB): every kill may cost a full image,
+# and the replica of a long soak must fit on the disk.
+MAX_ROWS = 5000
 KILLPOINTS = ["capture-queued", "spool-mid-write", "upload-before-position",
               "image-mid", "compaction-mid"]
 
@@ -120,7 +123,7 @@ class Worker:
     def op_small(self, c):
         r = self.rnd.random()
         n = c.execute("SELECT count(*), max(id) FROM t").fetchone()
-        if r < 0.5 and n[0] < 20000:
+        if r < 0.5 and n[0] < MAX_ROWS:
             c.execute("BEGIN IMMEDIATE")
             for _ in range(self.rnd.randint(1, 3)):
                 c.execute("INSERT INTO t(w, k, v) VALUES (?, ?, "
@@ -142,11 +145,17 @@ class Worker:
 
     def op_large(self, c):
         c.execute("BEGIN IMMEDIATE")
-        rows = self.rnd.randint(300, 2500)
+        rows = self.rnd.randint(100, 800)
+        if c.execute("SELECT count(*) FROM t").fetchone()[0] > MAX_ROWS:
+            # Bounded: a large deletion instead.
+            c.execute("DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY "
+                      "id LIMIT ?)", (rows * 2,))
+            c.execute("COMMIT")
+            return
         c.execute("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
                   "FROM s WHERE i < ?) INSERT INTO t(w, k, v) SELECT ?, i, "
                   "randomblob(?) FROM s",
-                  (rows, self.idx, self.rnd.randint(100, 3000)))
+                  (rows, self.idx, self.rnd.randint(100, 1500)))
         if self.rnd.random() < 0.5:
             c.execute("DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY "
                       "id LIMIT ?)", (rows,))
@@ -316,7 +325,7 @@ class Supervisor:
         self.kp_kills = 0
         self.ours = set()  # workers the supervisor killed
         self.checks = 0
-        self.history = []  # (txid, content hash) recorded at checks
+        self.history = []  # (txid, content hash, when) recorded at checks
         self.failed = False
 
     def replay(self):
@@ -338,8 +347,11 @@ class Supervisor:
         c.execute(f"PRAGMA litestream_url = '{self.url}'")
         c.execute("PRAGMA litestream_sync_interval = 100")
         c.execute("PRAGMA litestream_levels = '1s,5s'")
+        # Retention bounds the replica (a long soak otherwise fills the
+        # disk): past TXIDs are only checked while they are restorable.
         c.execute("PRAGMA litestream_snapshot_interval = '20s'")
-        c.execute("PRAGMA litestream_retention = 'off'")
+        c.execute("PRAGMA litestream_snapshot_retention = '1m'")
+        c.execute("PRAGMA litestream_retention = '2m'")
         c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, w, k, v)")
         c.execute("CREATE INDEX t_k ON t(w, k)")
         c.execute("CREATE TABLE kv(k TEXT PRIMARY KEY, v)")
@@ -428,9 +440,10 @@ class Supervisor:
                                  f" database: {got == h}")
             self.failed |= not good
             if good:
-                self.history.append((n, h))
-            if self.history and self.rnd.random() < 0.3:
-                self.check_past(con, self.rnd.choice(self.history))
+                self.history.append((n, h, time.monotonic()))
+            recent = self.recent()
+            if recent and self.rnd.random() < 0.3:
+                self.check_past(con, self.rnd.choice(recent))
         except Exception as e:
             self.check(False, f"check {self.checks}: {type(e).__name__}: {e}"
                               f" (after {time.monotonic() - t0:.1f} s"
@@ -440,8 +453,13 @@ class Supervisor:
                 con.close()
             self.gate.release()
 
+    def recent(self):
+        """Recorded TXIDs young enough to be restorable (retention 2m)."""
+        now = time.monotonic()
+        return [r for r in self.history if now - r[2] < 60]
+
     def check_past(self, con, rec):
-        n, h = rec
+        n, h, _ = rec
         js, ic, got = self.restore(con, os.path.join(self.d, "past.db"), n)
         good = self.txid(js) == n and ic == "ok" and got == h
         if not good:
@@ -487,7 +505,8 @@ class Supervisor:
         self.stop_the_world_check(final=True)
         harness.load()
         con = sqlite3.connect(":memory:")
-        for rec in self.rnd.sample(self.history, min(8, len(self.history))):
+        recent = self.recent()
+        for rec in self.rnd.sample(recent, min(8, len(recent))):
             self.check_past(con, rec)
         con.close()
         fails, ops = self.worker_failures()
@@ -502,6 +521,9 @@ class Supervisor:
              f"the supervisor, {self.kp_kills} at kill points ("
              f"{self.kp_armed} armed), {self.checks} comparisons, "
              f"backend {harness.BACKEND}")
+        used = sum(os.path.getsize(os.path.join(dp, f))
+                   for dp, _, fs in os.walk(self.d) for f in fs)
+        diag(f"disk used by the run: {used >> 20} MiB")
         if not self.failed:
             cleanup(self.d)
         else:
