@@ -287,9 +287,11 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
     recw_flush(&w);
     if (w.err || (do_sync && fdatasync(sp->cur_fd) != 0)) {
         int e = w.err ? w.err : errno;
-        *pzErr = sqlite3_mprintf("litestream: cannot write the spool in "
-                                 "'%s': %s",
-                                 sp->zDir, strerror(e));
+        *pzErr = sqlite3_mprintf(
+            "litestream: cannot write the spool in "
+            "'%s': %s%s",
+            sp->zDir, strerror(e),
+            e == ENOSPC || e == EDQUOT ? " (the sidecar's disk is full)" : "");
         rc = (e == ENOSPC || e == EDQUOT) ? SQLITE_FULL : SQLITE_IOERR;
         goto undo;
     }

@@ -72,8 +72,40 @@ requeue(replicator *r, rep_txn *list)
 }
 
 /*
- * Spools everything queued.  On failure the unspooled transactions go back
- * to the front of the queue, so nothing is lost while the disk is full.
+ * A transaction could not be spooled (the sidecar's disk is full, the
+ * sidecar was removed, an I/O error): it and the rest of the list are
+ * dropped, not kept in memory, and the error shows in the status.  Nothing
+ * is lost: the TXIDs are captured, so once the spool works again recovery
+ * re-reads them from the WAL or a full image covers them (upload.c,
+ * fill_gap).  Returns NULL: nothing to requeue.
+ */
+static rep_txn *
+spool_failed(rep_txn *list, char **pzErr)
+{
+    size_t n = 0;
+    while (list) {
+        rep_txn *t = list;
+        list = t->next;
+        txn_free(t);
+        n++;
+    }
+    char *z = sqlite3_mprintf(
+        "%s (%llu transaction%s not spooled: they wait in the database and "
+        "are recovered from the WAL or by a full image once the spool can "
+        "be written)",
+        *pzErr ? *pzErr : "litestream: cannot spool", (unsigned long long)n,
+        n == 1 ? "" : "s");
+    if (z) {
+        sqlite3_free(*pzErr);
+        *pzErr = z;
+    }
+    return NULL;
+}
+
+/*
+ * Spools everything queued.  What cannot be spooled is dropped and later
+ * recovered (spool_failed()), so memory stays bounded while the disk is
+ * full and the application never waits.
  */
 static int
 spool_queue(replicator *r, int force_sync)
@@ -116,8 +148,12 @@ spool_queue(replicator *r, int force_sync)
             continue;
         }
         rc = rep_spool_txn(r, t, 0, &zErr);
-        if (rc != SQLITE_OK)
+        if (rc != SQLITE_OK) {
+            list = spool_failed(list, &zErr);
+            full |= rc == SQLITE_FULL;
+            rc = SQLITE_OK;
             break;
+        }
         if (t->flags & REP_DURABLE)
             force_sync = 1;
         last = t->txid;
