@@ -137,6 +137,24 @@ spool_close(spool *sp)
     sqlite3_free(sp);
 }
 
+void
+spool_reset(spool *sp)
+{
+    if (sp->cur_fd >= 0)
+        close(sp->cur_fd);
+    sp->cur_fd = -1;
+    sp->cur = NULL;
+    sp->cur_size = 0;
+    for (seg *s = sp->segs, *n; s; s = n) {
+        n = s->next;
+        seg_free(s);
+    }
+    sp->segs = NULL;
+    sp->nent = 0;
+    sp->sorted = 0;
+    sp->bytes = 0;
+}
+
 static seg *
 seg_find(spool *sp, const char *name)
 {

@@ -204,6 +204,39 @@ url_current(replicator *r)
     return 0;
 }
 
+/*
+ * The sidecar directory removed under the open database (rm -rf): it is
+ * created again, the spool starts empty and the checksum table is written
+ * in full at the next save.  What was spooled and not yet uploaded is
+ * recovered from the WAL or covered by a full image (fill_gap); the
+ * status says what happened until the next upload succeeds.
+ */
+static void
+sidecar_check(replicator *r)
+{
+    int again = 0;
+    char *zErr = NULL;
+    ls_config c = {.zUrl = r->zUrl,
+                   .sync_ms = r->opts.sync_interval_ms,
+                   .spool_limit = r->opts.spool_limit,
+                   .pitr = r->opts.pitr};
+    if (sidecar_recreate(r->sc, &c, &again, &zErr) != SQLITE_OK) {
+        rep_set_error(r, zErr);
+        return;
+    }
+    sqlite3_free(zErr);
+    if (!again)
+        return;
+    spool_reset(r->sp);
+    r->ck.rewrite = 1;
+    rep_set_error(
+        r, sqlite3_mprintf("litestream: the sidecar '%s' was removed while the "
+                           "database was open: created again; what it held "
+                           "and was not uploaded is recovered from the WAL or "
+                           "by a full image",
+                           sidecar_dir(r->sc)));
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -226,6 +259,7 @@ thread_main(void *arg)
 
         int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {
+            sidecar_check(r);
             int ship = url_current(r) && sidecar_ship_trylock(r->sc);
             pthread_mutex_lock(&r->mu);
             r->shipping = ship;

@@ -141,11 +141,22 @@ def sidecar_removed():
     diag(f"status after the removal: {le}")
     restore_and_compare(con, db, url, os.path.join(d, "out.db"),
                         "sidecar removed: nothing is lost")
-    ok(os.path.isdir(db + "-litestream") or le,
-       "sidecar removed: re-created or a clear error")
+    side = db + "-litestream"
+    have = sorted(os.listdir(side)) if os.path.isdir(side) else []
+    ok(all(n in have for n in ("config.json", "position", "ship.lock",
+                                "spool")),
+       f"sidecar removed: created again ({', '.join(have)})")
     commit_many(con, 50, 1000, "sidecar removed: later")
     restore_and_compare(con, db, url, os.path.join(d, "out2.db"),
                         "sidecar removed: later commits replicate too")
+    con.close()
+    # A later open finds the URL in the new sidecar and continues.
+    con = sqlite3.connect(db, isolation_level=None)
+    ok(con.execute("PRAGMA litestream_url").fetchone()[0] == url,
+       "sidecar removed: a later open still replicates to the URL")
+    commit_many(con, 20, 1000, "sidecar removed: after reopening")
+    restore_and_compare(con, db, url, os.path.join(d, "out3.db"),
+                        "sidecar removed: reopened, nothing is lost")
     con.close()
     cleanup(d)
 
@@ -176,5 +187,5 @@ def db_replaced():
     cleanup(d)
 
 
-run_cases(disk_full)
+run_cases(disk_full, sidecar_removed)
 done()
