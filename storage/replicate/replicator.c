@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define TICK_MS          100 /* spooling cadence */
@@ -124,6 +125,14 @@ spool_queue(replicator *r, int force_sync)
     int64_t limit = r->opts.spool_limit;
     int was_full = r->spool_full;
     pthread_mutex_unlock(&r->mu);
+    if (r->db_replaced) {
+        /* Not this path's database any more (db_current()). */
+        while ((t = list)) {
+            list = t->next;
+            txn_free(t);
+        }
+        return SQLITE_OK;
+    }
     int full = (int64_t)spool_bytes(r->sp) >= limit;
 
     while (list) {
@@ -237,6 +246,61 @@ sidecar_check(replicator *r)
                            sidecar_dir(r->sc)));
 }
 
+/*
+ * Whether the file at the database's path is still the one this process
+ * opened.  Another file renamed over it (a restored copy) or its removal
+ * leaves the application's connections on the old inode, while every
+ * private connection (full images, recovery) would open the new file:
+ * replication of the old inode stops here, with the reason in the status,
+ * and the queue is no longer spooled.  The next open of the path starts
+ * again with one full image of the file then there (the position's file
+ * identity no longer matches).
+ */
+static int
+db_current(replicator *r)
+{
+    struct stat st;
+    if (r->db_replaced)
+        return 0;
+    int rc = stat(r->zDbPath, &st);
+    if (rc == 0 && !r->db_ino) {
+        r->db_dev = (uint64_t)st.st_dev;
+        r->db_ino = (uint64_t)st.st_ino;
+    }
+    if ((rc == 0 && (uint64_t)st.st_dev == r->db_dev &&
+         (uint64_t)st.st_ino == r->db_ino) ||
+        (rc != 0 && errno != ENOENT))
+        return 1;
+    r->db_replaced = 1;
+    sidecar_ship_unlock(r->sc);
+    rep_set_error(
+        r, sqlite3_mprintf("litestream: the database file '%s' was %s while "
+                           "open: this process stopped replicating it (the "
+                           "replica keeps the old database up to TXID %llu); "
+                           "close every connection and open the database "
+                           "again to replicate the file now there",
+                           r->zDbPath, rc == 0 ? "replaced" : "deleted",
+                           (unsigned long long)sidecar_replicated(r->sc)));
+    return 0;
+}
+
+/*
+ * The last connection to a replaced database closed: its captured
+ * position describes the old file and WAL, so the next open of the path
+ * must not continue from it.  The position is marked lost (the next
+ * capture takes one full image of what is then at the path) and the TXIDs
+ * this process captured stay below the next ones (the floor).
+ */
+static void
+forget_position(replicator *r)
+{
+    ls_cap cap, lost;
+    if (sidecar_cap_read(r->sc, &cap) && cap.txid > sidecar_txid_floor(r->sc))
+        sidecar_set_txid_floor(r->sc, cap.txid);
+    memset(&lost, 0, sizeof(lost));
+    sidecar_cap_write(r->sc, &lost);
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -260,7 +324,8 @@ thread_main(void *arg)
         int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {
             sidecar_check(r);
-            int ship = url_current(r) && sidecar_ship_trylock(r->sc);
+            int ship =
+                db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc);
             pthread_mutex_lock(&r->mu);
             r->shipping = ship;
             r->upload_now = 0;
@@ -376,6 +441,11 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     if (rc != SQLITE_OK)
         goto out;
     cktab_load(&r->ck, sidecar_replicated(sc));
+    struct stat st;
+    if (stat(zDbPath, &st) == 0) {
+        r->db_dev = (uint64_t)st.st_dev;
+        r->db_ino = (uint64_t)st.st_ino;
+    }
     if (pthread_create(&r->thread, NULL, thread_main, r) != 0) {
         *pzErr = sqlite3_mprintf("litestream: cannot start the replicator "
                                  "thread");
@@ -416,6 +486,8 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
         spool_queue(r, 1); /* anything enqueued meanwhile */
+        if (r->db_replaced)
+            forget_position(r);
     }
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;
