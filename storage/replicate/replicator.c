@@ -72,6 +72,14 @@ requeue(replicator *r, rep_txn *list)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Whether a spooling error is the sidecar's (disk full, removed, I/O). */
+static int
+spool_fault(int rc)
+{
+    int e = rc & 0xff;
+    return e == SQLITE_FULL || e == SQLITE_IOERR || e == SQLITE_CANTOPEN;
+}
+
 /*
  * A transaction could not be spooled (the sidecar's disk is full, the
  * sidecar was removed, an I/O error): it and the rest of the list are
@@ -157,12 +165,14 @@ spool_queue(replicator *r, int force_sync)
             continue;
         }
         rc = rep_spool_txn(r, t, 0, &zErr);
-        if (rc != SQLITE_OK) {
+        if (rc != SQLITE_OK && spool_fault(rc)) {
             list = spool_failed(list, &zErr);
             full |= rc == SQLITE_FULL;
             rc = SQLITE_OK;
             break;
         }
+        if (rc != SQLITE_OK)
+            break; /* transient (busy, memory): requeued, tried again */
         if (t->flags & REP_DURABLE)
             force_sync = 1;
         last = t->txid;
