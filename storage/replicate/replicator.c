@@ -279,8 +279,8 @@ db_current(replicator *r)
     }
     if ((rc == 0 && (uint64_t)st.st_dev == r->db_dev &&
          (uint64_t)st.st_ino == r->db_ino) ||
-        (rc != 0 && errno != ENOENT))
-        return 1;
+        (rc != 0 && (errno != ENOENT || !r->db_ino)))
+        return 1; /* the same file, or none seen yet, or cannot tell */
     r->db_replaced = 1;
     sidecar_ship_unlock(r->sc);
     rep_set_error(
