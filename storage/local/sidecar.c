@@ -97,6 +97,16 @@ sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
         rc = SQLITE_CANTOPEN;
         goto out;
     }
+    /* The page's blocks exist before it is mapped: a store into a hole of
+     * a full filesystem would be SIGBUS, here it is an error. */
+    int e = posix_fallocate(fd, 0, POS_SIZE);
+    if (e == ENOSPC || e == EDQUOT) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s (the "
+                                 "sidecar's disk is full)",
+                                 zPos, strerror(e));
+        rc = SQLITE_FULL;
+        goto out;
+    }
     sc->pos = mmap(NULL, POS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (sc->pos == MAP_FAILED) {
         sc->pos = NULL;

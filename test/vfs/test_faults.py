@@ -59,7 +59,7 @@ def fill(path):
     return n
 
 
-SKIP_DISK_FULL = 12  # the checks of disk_full_on()
+SKIP_DISK_FULL = 15  # the checks of disk_full_on()
 
 
 def disk_full():
@@ -84,7 +84,34 @@ def disk_full():
         cleanup(d)
 
 
+def full_before_url(d, small):
+    """The disk full before the URL is set: a clear error, no crash (a
+    store into the position page's hole would be SIGBUS)."""
+    db = os.path.join(d, "first.db")
+    os.makedirs(os.path.join(small, "side0"))
+    os.symlink(os.path.join(small, "side0"), db + "-litestream")
+    filler = os.path.join(small, "filler")
+    fill(filler)
+    url = replica_url(d, "first")
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        con.execute(f"PRAGMA litestream_url = '{url}'")
+        e = None
+    except sqlite3.Error as x:
+        e = str(x)
+    ok(e is not None and "disk is full" in e,
+       f"disk full before the URL: PRAGMA litestream_url fails ({e})")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    commit_many(con, 20, 1000, "disk full before the URL")
+    os.remove(filler)
+    con.execute(f"PRAGMA litestream_url = '{url}'")
+    restore_and_compare(con, db, url, os.path.join(d, "first-out.db"),
+                        "disk full before the URL: set again, replicated")
+    con.close()
+
+
 def disk_full_on(d, small):
+    full_before_url(d, small)
     db = os.path.join(d, "app.db")
     os.makedirs(os.path.join(small, "side"))
     os.symlink(os.path.join(small, "side"), db + "-litestream")
