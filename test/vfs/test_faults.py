@@ -10,8 +10,8 @@ import sqlite3
 import subprocess
 import time
 
-from harness import (cleanup, diag, done, dump_hash, load, ok, replica_url,
-                     restore_and_compare, run_cases, scratch)
+from harness import (SO, cleanup, diag, done, dump_hash, load, ok,
+                     replica_url, restore_and_compare, run_cases, scratch)
 
 load()
 
@@ -197,6 +197,41 @@ def tx(v):
     return int(v, 16) if isinstance(v, str) else v
 
 
+WRITER = r"""
+import sqlite3, sys, time
+so, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+b = sqlite3.connect(":memory:"); b.enable_load_extension(True); b.load_extension(so)
+c = sqlite3.connect(db, isolation_level=None, timeout=30)
+for i in range(n):
+    c.execute("INSERT INTO t(v) VALUES (randomblob(500))")
+    time.sleep(0.01)
+c.close()
+"""
+
+
+def sidecar_removed_two():
+    """The same with two processes writing: both notice, and share the
+    sidecar created again (one position page, one ship lock)."""
+    d = scratch("faults-rm2")
+    db = os.path.join(d, "app.db")
+    url = replica_url(d)
+    con = sqlite3.connect(db, isolation_level=None, timeout=30)
+    con.execute(f"PRAGMA litestream_url = '{url}'")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    con.execute("SELECT litestream_sync(10000)")
+    w = subprocess.Popen(["/usr/bin/python3", "-c", WRITER, SO, db, "400"])
+    time.sleep(1.0)
+    shutil.rmtree(db + "-litestream")
+    commit_many(con, 200, 500, "two processes: this one, after rm -rf")
+    ok(w.wait() == 0, "two processes: the other one committed all its rows")
+    ok(con.execute("SELECT count(*) FROM t").fetchone()[0] == 600,
+       "two processes: every row is in the database")
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        "two processes, sidecar removed: nothing is lost")
+    con.close()
+    cleanup(d)
+
+
 def conn_hash(con):
     """SHA-256 of the dump of what the connection reads."""
     h = hashlib.sha256()
@@ -271,5 +306,5 @@ def db_replaced():
     cleanup(d)
 
 
-run_cases(disk_full, sidecar_removed, db_replaced)
+run_cases(disk_full, sidecar_removed, sidecar_removed_two, db_replaced)
 done()
