@@ -239,15 +239,18 @@ sidecar_check(replicator *r)
                    .sync_ms = r->opts.sync_interval_ms,
                    .spool_limit = r->opts.spool_limit,
                    .pitr = r->opts.pitr};
-    if (sidecar_recreate(r->sc, &c, &again, &zErr) != SQLITE_OK) {
+    int rc = sidecar_recreate(r->sc, &c, &again, &zErr);
+    if (again) {
+        spool_reset(r->sp);
+        r->ck.rewrite = 1;
+    }
+    if (rc != SQLITE_OK) {
         rep_set_error(r, zErr);
         return;
     }
     sqlite3_free(zErr);
     if (!again)
         return;
-    spool_reset(r->sp);
-    r->ck.rewrite = 1;
     rep_set_error(
         r, sqlite3_mprintf("litestream: the sidecar '%s' was removed while the "
                            "database was open: created again; what it held "
@@ -263,8 +266,8 @@ sidecar_check(replicator *r)
  * private connection (full images, recovery) would open the new file:
  * replication of the old inode stops here, with the reason in the status,
  * and the queue is no longer spooled.  The next open of the path starts
- * again with one full image of the file then there (the position's file
- * identity no longer matches).
+ * again with one full image of the file then there (forget_position() at
+ * the last close).
  */
 static int
 db_current(replicator *r)
