@@ -88,11 +88,15 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
     int rc = SQLITE_IOERR;
     ck_hdr h = {CK_MAGIC, t->commit, 0, t->sum, 0};
     int fd = open(t->zPath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (fd < 0) {
+        t->rewrite = 1;
         return SQLITE_IOERR;
+    }
     /* 1. invalidate, 2. entries, 3. size, 4. header with the TXID. */
     if (fs_pwrite_all(fd, &h, sizeof(h), 0) != 0)
         goto out;
+    if (t->rewrite)
+        changed = NULL; /* an earlier save failed: its entries are missing */
     if (!changed) {
         if (t->commit &&
             fs_pwrite_all(fd, t->c + 1, (size_t)t->commit * 8, CK_HDR) != 0)
@@ -121,6 +125,7 @@ cktab_save(cktab *t, uint64_t txid, const uint32_t *changed, size_t n)
     t->txid = txid;
     rc = SQLITE_OK;
 out:
+    t->rewrite = rc != SQLITE_OK;
     close(fd);
     return rc;
 }

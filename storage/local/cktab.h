@@ -28,6 +28,7 @@ typedef struct cktab {
     uint64_t sum;    /* rolling database checksum */
     int valid;       /* c and sum describe the state at `txid` */
     uint64_t txid;   /* the TXID the table belongs to (when valid) */
+    int rewrite;     /* a save failed or the file is gone: write every entry */
     char *zPath;
 } cktab;
 

@@ -7,6 +7,7 @@
  */
 #include "storage/local/sidecar.h"
 #include "storage/backend/url.h"
+#include "storage/base/fsutil.h"
 #include "storage/base/json.h"
 #include "storage/base/sqlite.h"
 
@@ -37,6 +38,8 @@ struct sidecar {
     pos_page *pos;
     int ship_fd;
     int ship_held;
+    dev_t dev; /* the directory's identity: a removal is noticed */
+    ino_t ino;
 };
 
 static char *
@@ -82,11 +85,26 @@ sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
         rc = SQLITE_CANTOPEN;
         goto out;
     }
+    struct stat st;
+    if (stat(sc->zDir, &st) == 0) {
+        sc->dev = st.st_dev;
+        sc->ino = st.st_ino;
+    }
     fd = open(zPos, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0 || ftruncate(fd, POS_SIZE) != 0) {
         *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s", zPos,
                                  strerror(errno));
         rc = SQLITE_CANTOPEN;
+        goto out;
+    }
+    /* The page's blocks exist before it is mapped: a store into a hole of
+     * a full filesystem would be SIGBUS, here it is an error. */
+    int e = posix_fallocate(fd, 0, POS_SIZE);
+    if (e == ENOSPC || e == EDQUOT) {
+        *pzErr = sqlite3_mprintf("litestream: cannot open '%s': %s (the "
+                                 "sidecar's disk is full)",
+                                 zPos, strerror(e));
+        rc = SQLITE_FULL;
         goto out;
     }
     sc->pos = mmap(NULL, POS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -407,5 +425,93 @@ out:
     json_decref(root);
     sqlite3_free(zPath);
     sqlite3_free(zTmp);
+    return rc;
+}
+
+/*
+ * The position file of a sidecar created again: a copy of this process's
+ * page, put in place atomically (link() of a complete file: a process
+ * that opens the database meanwhile never maps a half-written page), or
+ * the one another process put there first; then mapped over the old page
+ * at the same address, so every reader of sc->pos follows.  A capture
+ * that lands on the old page in between only costs a recapture.
+ */
+static int
+position_adopt(sidecar *sc, char **pzErr)
+{
+    int rc = SQLITE_IOERR;
+    char *zPos = sqlite3_mprintf("%s/position", sc->zDir);
+    char *zTmp = sqlite3_mprintf("%s/position.%d.tmp", sc->zDir, (int)getpid());
+    int fd = -1;
+    if (!zPos || !zTmp) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    fd = open(zTmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fs_pwrite_all(fd, sc->pos, POS_SIZE, 0) != 0 ||
+        (link(zTmp, zPos) != 0 && errno != EEXIST))
+        goto fail;
+    close(fd);
+    fd = open(zPos, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, POS_SIZE) != 0 ||
+        mmap(sc->pos, POS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+             fd, 0) == MAP_FAILED)
+        goto fail;
+    rc = SQLITE_OK;
+    goto out;
+fail:
+    *pzErr = sqlite3_mprintf("litestream: cannot create '%s' again: %s", zPos,
+                             strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (zTmp)
+        unlink(zTmp);
+    sqlite3_free(zPos);
+    sqlite3_free(zTmp);
+    return rc;
+}
+
+int
+sidecar_recreate(sidecar *sc, const ls_config *c, int *pAgain, char **pzErr)
+{
+    struct stat st;
+    *pAgain = 0;
+    if (stat(sc->zDir, &st) == 0 && st.st_dev == sc->dev &&
+        st.st_ino == sc->ino)
+        return SQLITE_OK;
+    char *zSpool = sqlite3_mprintf("%s/spool", sc->zDir);
+    char *zShip = sqlite3_mprintf("%s/ship.lock", sc->zDir);
+    char *zCfg = sqlite3_mprintf("%s/config.json", sc->zDir);
+    int rc = SQLITE_NOMEM;
+    if (!zSpool || !zShip || !zCfg)
+        goto out;
+    rc = SQLITE_CANTOPEN;
+    if ((mkdir(sc->zDir, 0700) && errno != EEXIST) ||
+        (mkdir(zSpool, 0700) && errno != EEXIST) || stat(sc->zDir, &st)) {
+        *pzErr = sqlite3_mprintf("litestream: cannot create '%s' again: %s",
+                                 sc->zDir, strerror(errno));
+        goto out;
+    }
+    rc = position_adopt(sc, pzErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    /* The ship lock on the new file: this process gives the old one up. */
+    int fd = open(zShip, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (sc->ship_fd >= 0)
+            close(sc->ship_fd);
+        sc->ship_fd = fd;
+        sc->ship_held = 0;
+    }
+    if (access(zCfg, F_OK) != 0)
+        rc = sidecar_config_write(sc, c, pzErr);
+    sc->dev = st.st_dev;
+    sc->ino = st.st_ino;
+    *pAgain = 1;
+out:
+    sqlite3_free(zSpool);
+    sqlite3_free(zShip);
+    sqlite3_free(zCfg);
     return rc;
 }

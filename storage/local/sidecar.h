@@ -127,4 +127,15 @@ void sidecar_config_read(const char *zDbPath, ls_config *c);
 /* Writes config.json atomically (mode 0600).  SQLITE_OK or SQLITE_IOERR. */
 int sidecar_config_write(sidecar *, const ls_config *c, char **pzErr);
 
+/*
+ * The sidecar directory was removed (or replaced) while the database is
+ * open: creates it again (spool/, the position page as this process knows
+ * it, ship.lock, config.json from c when missing) and maps the new
+ * position file in place of the old one.  *pAgain = 1 if it did that
+ * (also when only the config.json write then failed);
+ * nothing happens while the directory is the one opened.  SQLITE_OK, or
+ * an error with *pzErr set.
+ */
+int sidecar_recreate(sidecar *, const ls_config *c, int *pAgain, char **pzErr);
+
 #endif

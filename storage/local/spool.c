@@ -137,6 +137,24 @@ spool_close(spool *sp)
     sqlite3_free(sp);
 }
 
+void
+spool_reset(spool *sp)
+{
+    if (sp->cur_fd >= 0)
+        close(sp->cur_fd);
+    sp->cur_fd = -1;
+    sp->cur = NULL;
+    sp->cur_size = 0;
+    for (seg *s = sp->segs, *n; s; s = n) {
+        n = s->next;
+        seg_free(s);
+    }
+    sp->segs = NULL;
+    sp->nent = 0;
+    sp->sorted = 0;
+    sp->bytes = 0;
+}
+
 static seg *
 seg_find(spool *sp, const char *name)
 {
@@ -287,9 +305,11 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
     recw_flush(&w);
     if (w.err || (do_sync && fdatasync(sp->cur_fd) != 0)) {
         int e = w.err ? w.err : errno;
-        *pzErr = sqlite3_mprintf("litestream: cannot write the spool in "
-                                 "'%s': %s",
-                                 sp->zDir, strerror(e));
+        *pzErr = sqlite3_mprintf(
+            "litestream: cannot write the spool in "
+            "'%s': %s%s",
+            sp->zDir, strerror(e),
+            e == ENOSPC || e == EDQUOT ? " (the sidecar's disk is full)" : "");
         rc = (e == ENOSPC || e == EDQUOT) ? SQLITE_FULL : SQLITE_IOERR;
         goto undo;
     }

@@ -60,6 +60,13 @@ int spool_open(const char *zDir, spool **out, char **pzErr);
 void spool_close(spool *);
 
 /*
+ * Forgets every segment (the spool directory was removed and created
+ * again): the next append starts a new segment, the next scan reads the
+ * directory afresh.
+ */
+void spool_reset(spool *);
+
+/*
  * Appends one record to this process's current segment (rotating at
  * 64 MiB).  Pages must be ascending and unique.  With do_sync the segment
  * is fdatasync()ed.  SQLITE_OK, SQLITE_FULL (disk full: nothing partial is

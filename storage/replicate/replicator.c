@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define TICK_MS          100 /* spooling cadence */
@@ -71,9 +72,49 @@ requeue(replicator *r, rep_txn *list)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Whether a spooling error is the sidecar's (disk full, removed, I/O). */
+static int
+spool_fault(int rc)
+{
+    int e = rc & 0xff;
+    return e == SQLITE_FULL || e == SQLITE_IOERR || e == SQLITE_CANTOPEN;
+}
+
 /*
- * Spools everything queued.  On failure the unspooled transactions go back
- * to the front of the queue, so nothing is lost while the disk is full.
+ * A transaction could not be spooled (the sidecar's disk is full, the
+ * sidecar was removed, an I/O error): it and the rest of the list are
+ * dropped, not kept in memory, and the error shows in the status.  Nothing
+ * is lost: the TXIDs are captured, so once the spool works again recovery
+ * re-reads them from the WAL or a full image covers them (upload.c,
+ * fill_gap).  Returns NULL: nothing to requeue.
+ */
+static rep_txn *
+spool_failed(rep_txn *list, char **pzErr)
+{
+    size_t n = 0;
+    while (list) {
+        rep_txn *t = list;
+        list = t->next;
+        txn_free(t);
+        n++;
+    }
+    char *z = sqlite3_mprintf(
+        "%s (%llu transaction%s not spooled: they wait in the database and "
+        "are recovered from the WAL or by a full image once the spool can "
+        "be written)",
+        *pzErr ? *pzErr : "litestream: cannot spool", (unsigned long long)n,
+        n == 1 ? "" : "s");
+    if (z) {
+        sqlite3_free(*pzErr);
+        *pzErr = z;
+    }
+    return NULL;
+}
+
+/*
+ * Spools everything queued.  What cannot be spooled is dropped and later
+ * recovered (spool_failed()), so memory stays bounded while the disk is
+ * full and the application never waits.
  */
 static int
 spool_queue(replicator *r, int force_sync)
@@ -92,6 +133,14 @@ spool_queue(replicator *r, int force_sync)
     int64_t limit = r->opts.spool_limit;
     int was_full = r->spool_full;
     pthread_mutex_unlock(&r->mu);
+    if (r->db_replaced) {
+        /* Not this path's database any more (db_current()). */
+        while ((t = list)) {
+            list = t->next;
+            txn_free(t);
+        }
+        return SQLITE_OK;
+    }
     int full = (int64_t)spool_bytes(r->sp) >= limit;
 
     while (list) {
@@ -116,8 +165,14 @@ spool_queue(replicator *r, int force_sync)
             continue;
         }
         rc = rep_spool_txn(r, t, 0, &zErr);
-        if (rc != SQLITE_OK)
+        if (rc != SQLITE_OK && spool_fault(rc)) {
+            list = spool_failed(list, &zErr);
+            full |= rc == SQLITE_FULL;
+            rc = SQLITE_OK;
             break;
+        }
+        if (rc != SQLITE_OK)
+            break; /* transient (busy, memory): requeued, tried again */
         if (t->flags & REP_DURABLE)
             force_sync = 1;
         last = t->txid;
@@ -168,6 +223,97 @@ url_current(replicator *r)
     return 0;
 }
 
+/*
+ * The sidecar directory removed under the open database (rm -rf): it is
+ * created again, the spool starts empty and the checksum table is written
+ * in full at the next save.  What was spooled and not yet uploaded is
+ * recovered from the WAL or covered by a full image (fill_gap); the
+ * status says what happened until the next upload succeeds.
+ */
+static void
+sidecar_check(replicator *r)
+{
+    int again = 0;
+    char *zErr = NULL;
+    ls_config c = {.zUrl = r->zUrl,
+                   .sync_ms = r->opts.sync_interval_ms,
+                   .spool_limit = r->opts.spool_limit,
+                   .pitr = r->opts.pitr};
+    int rc = sidecar_recreate(r->sc, &c, &again, &zErr);
+    if (again) {
+        spool_reset(r->sp);
+        r->ck.rewrite = 1;
+    }
+    if (rc != SQLITE_OK) {
+        rep_set_error(r, zErr);
+        return;
+    }
+    sqlite3_free(zErr);
+    if (!again)
+        return;
+    rep_set_error(
+        r, sqlite3_mprintf("litestream: the sidecar '%s' was removed while the "
+                           "database was open: created again; what it held "
+                           "and was not uploaded is recovered from the WAL or "
+                           "by a full image",
+                           sidecar_dir(r->sc)));
+}
+
+/*
+ * Whether the file at the database's path is still the one this process
+ * opened.  Another file renamed over it (a restored copy) or its removal
+ * leaves the application's connections on the old inode, while every
+ * private connection (full images, recovery) would open the new file:
+ * replication of the old inode stops here, with the reason in the status,
+ * and the queue is no longer spooled.  The next open of the path starts
+ * again with one full image of the file then there (forget_position() at
+ * the last close).
+ */
+static int
+db_current(replicator *r)
+{
+    struct stat st;
+    if (r->db_replaced)
+        return 0;
+    int rc = stat(r->zDbPath, &st);
+    if (rc == 0 && !r->db_ino) {
+        r->db_dev = (uint64_t)st.st_dev;
+        r->db_ino = (uint64_t)st.st_ino;
+    }
+    if ((rc == 0 && (uint64_t)st.st_dev == r->db_dev &&
+         (uint64_t)st.st_ino == r->db_ino) ||
+        (rc != 0 && (errno != ENOENT || !r->db_ino)))
+        return 1; /* the same file, or none seen yet, or cannot tell */
+    r->db_replaced = 1;
+    sidecar_ship_unlock(r->sc);
+    rep_set_error(
+        r, sqlite3_mprintf("litestream: the database file '%s' was %s while "
+                           "open: this process stopped replicating it (the "
+                           "replica keeps the old database up to TXID %llu); "
+                           "close every connection and open the database "
+                           "again to replicate the file now there",
+                           r->zDbPath, rc == 0 ? "replaced" : "deleted",
+                           (unsigned long long)sidecar_replicated(r->sc)));
+    return 0;
+}
+
+/*
+ * The last connection to a replaced database closed: its captured
+ * position describes the old file and WAL, so the next open of the path
+ * must not continue from it.  The position is marked lost (the next
+ * capture takes one full image of what is then at the path) and the TXIDs
+ * this process captured stay below the next ones (the floor).
+ */
+static void
+forget_position(replicator *r)
+{
+    ls_cap cap, lost;
+    if (sidecar_cap_read(r->sc, &cap) && cap.txid > sidecar_txid_floor(r->sc))
+        sidecar_set_txid_floor(r->sc, cap.txid);
+    memset(&lost, 0, sizeof(lost));
+    sidecar_cap_write(r->sc, &lost);
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -190,7 +336,9 @@ thread_main(void *arg)
 
         int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {
-            int ship = url_current(r) && sidecar_ship_trylock(r->sc);
+            sidecar_check(r);
+            int ship =
+                db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc);
             pthread_mutex_lock(&r->mu);
             r->shipping = ship;
             r->upload_now = 0;
@@ -306,6 +454,11 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     if (rc != SQLITE_OK)
         goto out;
     cktab_load(&r->ck, sidecar_replicated(sc));
+    struct stat st;
+    if (stat(zDbPath, &st) == 0) {
+        r->db_dev = (uint64_t)st.st_dev;
+        r->db_ino = (uint64_t)st.st_ino;
+    }
     if (pthread_create(&r->thread, NULL, thread_main, r) != 0) {
         *pzErr = sqlite3_mprintf("litestream: cannot start the replicator "
                                  "thread");
@@ -346,6 +499,8 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
         spool_queue(r, 1); /* anything enqueued meanwhile */
+        if (r->db_replaced)
+            forget_position(r);
     }
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;

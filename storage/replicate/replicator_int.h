@@ -72,6 +72,8 @@ struct replicator {
     int need_full;
     int64_t next_upload_ms;
     int backoff_ms;
+    uint64_t db_dev, db_ino; /* the database file's identity at open */
+    int db_replaced;         /* it was renamed over or deleted: stopped */
 };
 
 /* The clock of base/clock.h under the name the status code uses. */

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -253,6 +254,21 @@ adopt_image(replicator *r, full_image *f, const wal_pos *pos)
     uploaded(r, f->txid, 1, NULL, 0, pos);
 }
 
+/*
+ * Whether the file at the database's path is still the one replication
+ * started on: an image read through a private connection after another
+ * file was renamed over it would be that file's (replicator.c,
+ * db_current(), stops replication at its next pass).
+ */
+static int
+same_file(const replicator *r)
+{
+    struct stat st;
+    return !r->db_ino ||
+           (stat(r->zDbPath, &st) == 0 && (uint64_t)st.st_dev == r->db_dev &&
+            (uint64_t)st.st_ino == r->db_ino);
+}
+
 int
 rep_upload_full(replicator *r)
 {
@@ -276,6 +292,13 @@ rep_upload_full(replicator *r)
         goto out;
     image_close(f.im);
     f.im = NULL;
+    if (!same_file(r)) {
+        rc = SQLITE_IOERR; /* replication stops at the next pass */
+        zErr = sqlite3_mprintf("litestream: '%s' was replaced while its "
+                               "image was read: not uploaded",
+                               r->zDbPath);
+        goto out;
+    }
     rc = put_object(r, f.from, f.txid, &m, f.ts);
     if (rc == SQLITE_OK)
         adopt_image(r, &f, &pos);
