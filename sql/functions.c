@@ -180,8 +180,14 @@ sync_wait(sqlite3 *db, const char *zSchema, ls_db *d, replicator *r,
 {
     ls_cap cap;
     /* The sync contract (docs/sql.md): everything committed before the
-     * call, including what a crashed writer left uncaptured in the WAL. */
-    replicator_capture_pending(r);
+     * call, including what a crashed writer left uncaptured in the WAL.
+     * (Not from a connection holding the exclusive lock: no one else can
+     * have written, and a private connection would only wait for it.) */
+    int lock = 0;
+    if (sqlite3_file_control(db, zSchema, SQLITE_FCNTL_LOCKSTATE, &lock) !=
+            SQLITE_OK ||
+        lock != SQLITE_LOCK_EXCLUSIVE)
+        replicator_capture_pending(r);
     uint64_t want = sidecar_cap_read(registry_sidecar(d), &cap) ? cap.txid : 0;
     int rc = replicator_persist(r);
     sqlite3_int64 deadline = 0, now = 0;

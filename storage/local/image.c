@@ -170,9 +170,11 @@ pin_ends_at(pin *p, const ls_cap *cap)
         p->dbf->pMethods->xShmMap(p->dbf, 0, 32768, 0, &shm) != SQLITE_OK ||
         !shm)
         return 1; /* no wal-index to compare with */
-    wal_index_hdr_read(shm, &h0);
-    if (h0.mx_frame == 0 && cap->frame == 0)
-        return 1; /* an empty WAL and the database file alone */
+    if (wal_index_hdr_read_stable(shm, &h0) < 0)
+        return 0; /* being written: cannot say it ends there */
+    if (h0.mx_frame == 0 && (cap->frame == 0 || (cap->flags & CAP_RESET)))
+        return 1; /* an empty WAL and the database file alone (after a
+                   * clean WAL reset the file is the position's state) */
     return h0.mx_frame == cap->frame && h0.salt[0] == cap->salt1 &&
            h0.salt[1] == cap->salt2;
 }

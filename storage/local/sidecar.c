@@ -291,7 +291,13 @@ sidecar_url_current(sidecar *sc, const char *zDbPath, const char *zUrl,
     seen->ino = (int64_t)st.st_ino;
     ls_config c;
     sidecar_config_read(zDbPath, &c);
-    seen->current = (c.zUrl && strcmp(c.zUrl, zUrl) == 0) || m < since_ns;
+    if (c.zUrl == NULL) {
+        /* Unreadable right now (or being replaced): the previous verdict
+         * stands, and the file is read again next time. */
+        seen->mtime_ns = 0;
+        return seen->current || m < since_ns;
+    }
+    seen->current = strcmp(c.zUrl, zUrl) == 0 || m < since_ns;
     if (!seen->current && pzNow)
         *pzNow = url_redact(c.zUrl && c.zUrl[0] ? c.zUrl : "(none)");
     sqlite3_free(c.zUrl);
@@ -498,14 +504,22 @@ sidecar_recreate(sidecar *sc, const ls_config *c, int *pAgain, char **pzErr)
         goto out;
     /* The ship lock on the new file: this process gives the old one up. */
     int fd = open(zShip, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        if (sc->ship_fd >= 0)
-            close(sc->ship_fd);
-        sc->ship_fd = fd;
-        sc->ship_held = 0;
+    if (sc->ship_fd >= 0)
+        close(sc->ship_fd); /* never keep shipping on the removed file */
+    sc->ship_fd = fd;
+    sc->ship_held = 0;
+    if (fd < 0) {
+        rc = SQLITE_CANTOPEN;
+        *pzErr = sqlite3_mprintf("litestream: cannot create '%s' again: %s",
+                                 zShip, strerror(errno));
+        goto out;
     }
-    if (access(zCfg, F_OK) != 0)
+    /* Only a process whose URL is still the database's writes it back. */
+    if (c->zUrl && access(zCfg, F_OK) != 0) {
         rc = sidecar_config_write(sc, c, pzErr);
+        if (rc != SQLITE_OK)
+            goto out; /* the whole check runs again next time */
+    }
     sc->dev = st.st_dev;
     sc->ino = st.st_ino;
     *pAgain = 1;

@@ -4,6 +4,7 @@
  */
 #include "storage/local/wal.h"
 
+#include <sched.h>
 #include <string.h>
 
 static inline uint32_t
@@ -85,6 +86,24 @@ wal_frame_valid(const wal_hdr *h, const uint8_t *frame, uint32_t s[2])
     s[0] = t[0];
     s[1] = t[1];
     return 1;
+}
+
+int
+wal_index_hdr_read_stable(const volatile void *p, shm_hdr *out)
+{
+    for (int i = 0; i < 100; i++) {
+        shm_hdr b;
+        memcpy(out, (const void *)p, sizeof(*out));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        memcpy(&b, (const char *)p + sizeof(shm_hdr), sizeof(b));
+        if (memcmp(out, &b, sizeof(b)) == 0) {
+            out->salt[0] = wal_get32((const uint8_t *)&out->salt[0]);
+            out->salt[1] = wal_get32((const uint8_t *)&out->salt[1]);
+            return out->init != 0;
+        }
+        sched_yield();
+    }
+    return -1;
 }
 
 int

@@ -77,6 +77,14 @@ typedef struct shm_hdr {
 int wal_index_hdr_read(const volatile void *p, shm_hdr *out);
 
 /*
+ * As wal_index_hdr_read(), for a reader that does not hold the WAL write
+ * lock: the two copies SQLite keeps are read until they agree (a writer
+ * may be updating them).  Returns 1 if initialized, 0 if not, -1 if the
+ * copies kept disagreeing.
+ */
+int wal_index_hdr_read_stable(const volatile void *p, shm_hdr *out);
+
+/*
  * Parses and validates a 32-byte WAL header (magic, version 3007000, page
  * size, header checksum).  Returns 1 if valid, 0 otherwise.
  */

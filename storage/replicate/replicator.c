@@ -235,7 +235,9 @@ sidecar_check(replicator *r)
 {
     int again = 0;
     char *zErr = NULL;
-    ls_config c = {.zUrl = r->zUrl,
+    /* A process whose URL was replaced writes no config.json of its own
+     * into a recreated sidecar (url_current: a missing file is no verdict). */
+    ls_config c = {.zUrl = url_current(r) ? r->zUrl : NULL,
                    .sync_ms = r->opts.sync_interval_ms,
                    .spool_limit = r->opts.spool_limit,
                    .pitr = r->opts.pitr};

@@ -574,9 +574,12 @@ fill_gap(replicator *r, uint64_t to)
     if (rc != SQLITE_OK || v != REP_GAP_IMAGE)
         return rc;
     rc = rep_upload_full(r);
-    if (rc == SQLITE_BUSY)
+    if (rc == SQLITE_BUSY) {
         rep_recapture_if_stale(r);
-    else if (rc == SQLITE_OK)
+        return rc;
+    }
+    r->full_busy_since_ms = 0; /* the next busy spell has its own grace */
+    if (rc == SQLITE_OK)
         r->gap_since_ms = 0;
     return rc;
 }
