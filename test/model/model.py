@@ -350,8 +350,8 @@ class Supervisor:
         # Retention bounds the replica (a long soak otherwise fills the
         # disk): past TXIDs are only checked while they are restorable.
         c.execute("PRAGMA litestream_snapshot_interval = '20s'")
-        c.execute("PRAGMA litestream_snapshot_retention = '1m'")
-        c.execute("PRAGMA litestream_retention = '2m'")
+        c.execute("PRAGMA litestream_snapshot_retention = '3m'")
+        c.execute("PRAGMA litestream_retention = '3m'")
         c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, w, k, v)")
         c.execute("CREATE INDEX t_k ON t(w, k)")
         c.execute("CREATE TABLE kv(k TEXT PRIMARY KEY, v)")
@@ -454,7 +454,9 @@ class Supervisor:
             self.gate.release()
 
     def recent(self):
-        """Recorded TXIDs young enough to be restorable (retention 2m)."""
+        """Recorded TXIDs young enough to be restorable: newer than the
+        oldest snapshot retention keeps (3m) and than the L0 objects it
+        keeps after compaction (3m), with a wide margin."""
         now = time.monotonic()
         return [r for r in self.history if now - r[2] < 60]
 
