@@ -11,8 +11,9 @@
  * holds a transaction sees a lock that no connection of its own will ever
  * release (its checkpoints and writes wait until they time out).  A pin
  * therefore holds the read side of pin_fork_lock from open to close, and a
- * fork waits for the write side: pins only cover local reads (images are
- * closed before their upload), so the wait is short.
+ * fork waits for the write side.  Pins cover local work only (an image is
+ * read and encoded, then closed before its upload): a fork waits at most
+ * that long (milliseconds for small databases, seconds for gigabytes).
  */
 #include "storage/local/image.h"
 #include "storage/ltx/ltx.h"
