@@ -439,6 +439,8 @@ class Supervisor:
                                  f"{self.txid(js)}, integrity {ic}, equal to the"
                                  f" database: {got == h}")
             self.failed |= not good
+            if not good and got != h:
+                self.explain(out, killed)
             if good:
                 self.history.append((n, h, time.monotonic()))
             recent = self.recent()
@@ -452,6 +454,19 @@ class Supervisor:
             if con:
                 con.close()
             self.gate.release()
+
+    def explain(self, out, killed):
+        """What differs between the database and the restore (diagnostic)."""
+        def rows(path):
+            c = sqlite3.connect(f"file:{path}?vfs=unix&mode=ro", uri=True)
+            r = set(c.execute("SELECT 't', id, w, k, length(v) FROM t UNION "
+                              "ALL SELECT 'kv', k, v, NULL, NULL FROM kv"))
+            c.close()
+            return r
+        a, b = rows(self.db), rows(out)
+        diag(f"all workers killed before this check: {killed}; only in the "
+             f"database: {sorted(a - b)[:8]} ({len(a - b)}); only in the "
+             f"restore: {sorted(b - a)[:8]} ({len(b - a)})")
 
     def recent(self):
         """Recorded TXIDs young enough to be restorable: newer than the
