@@ -221,17 +221,18 @@ sync_wait(sqlite3 *db, const char *zSchema, ls_db *d, replicator *r,
             break;
         rc = SQLITE_OK;
     }
-    if (rc == SQLITE_BUSY && *pzErr) {
-        /* The message of the last slice: name the caller's timeout. */
-        const char *zWhy = strstr(*pzErr, " ms");
-        char *z = sqlite3_mprintf("litestream: replica did not reach TXID "
-                                  "%llu within %d ms%s",
-                                  (unsigned long long)want, timeout,
-                                  zWhy ? zWhy + 3 : "");
-        if (z) {
-            sqlite3_free(*pzErr);
-            *pzErr = z;
-        }
+    if (rc == SQLITE_BUSY) {
+        /* Waited in slices: the message names the caller's timeout. */
+        char *zWhy = replicator_last_error(r);
+        const char *z = zWhy ? zWhy : "";
+        if (strncmp(z, "litestream: ", 12) == 0)
+            z += 12; /* one prefix is enough */
+        sqlite3_free(*pzErr);
+        *pzErr = sqlite3_mprintf("litestream: replica did not reach TXID %llu "
+                                 "within %d ms%s%s",
+                                 (unsigned long long)want, timeout,
+                                 *z ? ": " : "", z);
+        sqlite3_free(zWhy);
     }
     return rc;
 }

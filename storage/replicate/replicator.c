@@ -525,6 +525,15 @@ replicator_close(replicator *r, int grace_ms)
     sqlite3_free(r);
 }
 
+char *
+replicator_last_error(replicator *r)
+{
+    pthread_mutex_lock(&r->mu);
+    char *z = r->last_error ? sqlite3_mprintf("%s", r->last_error) : NULL;
+    pthread_mutex_unlock(&r->mu);
+    return z;
+}
+
 void
 replicator_enqueue(replicator *r, rep_txn *t)
 {

@@ -159,6 +159,9 @@ int replicator_snapshot(replicator *, int timeout_ms, uint64_t *txid,
 /* The URL with secrets redacted (owned by the replicator). */
 const char *replicator_url(replicator *);
 
+/* A copy of the last replication error (sqlite3_free it), or NULL. */
+char *replicator_last_error(replicator *);
+
 /*
  * Adds this database's replication status to the JSON object o (url,
  * txid, ..., last_error, and "compaction" when compacting; the keys are in

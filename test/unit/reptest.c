@@ -53,8 +53,11 @@ die(const char *what, char *zErr)
 replicator *
 rt_replicator(const char *zDbPath, backend *be)
 {
-    replicator *r = calloc(1, sizeof(*r));
+    /* Freed by replicator_close() (never started: it only frees). */
+    replicator *r = sqlite3_malloc64(sizeof(*r));
     char *zErr = NULL;
+
+    memset(r, 0, sizeof(*r));
 
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->wake, NULL);
@@ -82,26 +85,9 @@ rt_replicator(const char *zDbPath, backend *be)
 void
 rt_replicator_free(replicator *r)
 {
-    for (rep_txn *t = r->head, *n; t; t = n) {
-        n = t->next;
-        ls_free(t->frames);
-        ls_free(t);
-    }
-    spool_close(r->sp);
-    backend_close(r->be);
-    url_free(r->url);
-    cktab_free(&r->ck);
-    sidecar_close(r->sc);
-    ls_free(r->scratch_refs);
-    ls_free(r->scratch_u32);
-    sqlite3_free(r->last_error);
-    sqlite3_free(r->zDbPath);
-    sqlite3_free(r->zUrl);
-    sqlite3_free(r->zVfs);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->wake);
-    pthread_cond_destroy(&r->changed);
-    free(r);
+    sidecar *sc = r->sc; /* not the replicator's: the registry owns it */
+    replicator_close(r, 0);
+    sidecar_close(sc);
 }
 
 void
