@@ -384,6 +384,7 @@ static void *
 cp_main(void *arg)
 {
     compactor *c = arg;
+    pthread_setname_np(pthread_self(), "ls-compactor");
 
     /* Background work: on a busy machine the application's threads (and
      * the replicator's L0 uploads) get the CPU first.  Linux applies a
