@@ -3,9 +3,11 @@
  *
  * Record layout (all big-endian):
  *   u32 magic "LSR1" | u32 flags | u64 txid | u32 page_size | u32 commit |
- *   u32 npages | u32 reserved | u32 salt1 | u32 salt2 | u32 frame |
+ *   u32 npages | u32 more | u32 salt1 | u32 salt2 | u32 frame |
  *   u32 cksum1 | u32 cksum2 | u32 reserved | npages x (u32 pgno) |
  *   npages x page | u64 CRC-64 of all the preceding bytes of the record
+ * `more` is txid_max - txid (0 for one transaction: records written before
+ * runs existed read as runs of one).
  *
  * Threads: one thread per handle (the replicator thread).
  */
@@ -44,6 +46,8 @@ typedef struct seg {
 
 typedef struct ent {
     uint64_t txid;
+    uint64_t max;   /* its last TXID */
+    size_t best;    /* index of the entry reaching furthest among 0..this */
     uint32_t flags; /* the record's SPOOL_F_* */
     seg *s;
     uint64_t off;
@@ -274,7 +278,8 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
     put32(hdr + 16, t->page_size);
     put32(hdr + 20, t->commit);
     put32(hdr + 24, t->npages);
-    put32(hdr + 28, 0);
+    put32(hdr + 28,
+          t->txid_max > t->txid ? (uint32_t)(t->txid_max - t->txid) : 0);
     put32(hdr + 32, t->pos.salt1);
     put32(hdr + 36, t->pos.salt2);
     put32(hdr + 40, t->pos.frame);
@@ -350,8 +355,8 @@ spool_sync(spool *sp)
 }
 
 static int
-ent_add(spool *sp, uint64_t txid, uint32_t flags, seg *s, uint64_t off,
-        uint64_t len)
+ent_add(spool *sp, uint64_t txid, uint64_t max, uint32_t flags, seg *s,
+        uint64_t off, uint64_t len)
 {
     if (sp->nent == sp->cap) {
         size_t nc = sp->cap ? sp->cap * 2 : 256;
@@ -363,7 +368,10 @@ ent_add(spool *sp, uint64_t txid, uint32_t flags, seg *s, uint64_t off,
     }
     if (sp->nent && sp->ents[sp->nent - 1].txid >= txid)
         sp->sorted = 0;
-    sp->ents[sp->nent++] = (ent){txid, flags, s, off, len};
+    size_t i = sp->nent++, best = i;
+    if (i && sp->ents[sp->ents[i - 1].best].max >= max)
+        best = sp->ents[i - 1].best;
+    sp->ents[i] = (ent){txid, max, best, flags, s, off, len};
     return SQLITE_OK;
 }
 
@@ -374,10 +382,13 @@ ent_cmp(const void *a, const void *b)
     if (x->txid != y->txid)
         return x->txid < y->txid ? -1 : 1;
     /* For one TXID a full-image record or marker sorts first and wins:
-     * it is what supersedes a copy found to be unusable. */
+     * it is what supersedes a copy found to be unusable; then the record
+     * reaching furthest. */
     int fx = (x->flags & SPOOL_F_FULL) != 0,
         fy = (y->flags & SPOOL_F_FULL) != 0;
-    return fy - fx;
+    if (fx != fy)
+        return fy - fx;
+    return x->max > y->max ? -1 : x->max < y->max;
 }
 
 static void
@@ -393,6 +404,10 @@ ents_sort(spool *sp)
         if (j == 0 || sp->ents[j - 1].txid != sp->ents[i].txid)
             sp->ents[j++] = sp->ents[i];
     sp->nent = j;
+    for (size_t i = 0; i < sp->nent; i++) {
+        size_t b = i ? sp->ents[i - 1].best : 0;
+        sp->ents[i].best = sp->ents[b].max >= sp->ents[i].max ? b : i;
+    }
     sp->sorted = 1;
 }
 
@@ -427,12 +442,12 @@ seg_scan(spool *sp, seg *s)
         }
         if (s->scanned + len > (uint64_t)st.st_size)
             break; /* not complete yet (or torn) */
-        uint64_t txid = get64(hdr + 8);
-        int rc = ent_add(sp, txid, get32(hdr + 4), s, s->scanned, len);
+        uint64_t txid = get64(hdr + 8), max = txid + get32(hdr + 28);
+        int rc = ent_add(sp, txid, max, get32(hdr + 4), s, s->scanned, len);
         if (rc != SQLITE_OK)
             return rc;
-        if (txid > s->max_txid)
-            s->max_txid = txid;
+        if (max > s->max_txid)
+            s->max_txid = max;
         if (!s->min_txid || txid < s->min_txid)
             s->min_txid = txid;
         s->scanned += len;
@@ -483,19 +498,33 @@ ent_find(spool *sp, uint64_t txid)
     return lo < sp->nent && sp->ents[lo].txid == txid ? &sp->ents[lo] : NULL;
 }
 
+/* The record that continues after TXID `after` (spool.h). */
+static ent *
+ent_next(spool *sp, uint64_t after)
+{
+    ent *e = ent_find(sp, after + 1); /* (sorts) */
+    if (e && (e->flags & SPOOL_F_FULL))
+        return e;
+    size_t lo = 0, hi = sp->nent;
+    while (lo < hi) { /* the first record starting after after + 1 */
+        size_t mid = (lo + hi) / 2;
+        if (sp->ents[mid].txid <= after + 1)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    e = &sp->ents[sp->ents[lo - 1].best];
+    return e->max > after ? e : NULL;
+}
+
 uint64_t
 spool_contiguous(spool *sp, uint64_t from)
 {
-    ents_sort(sp);
     uint64_t t = from - 1;
-    ent *e = ent_find(sp, from);
-    if (!e)
-        return t;
-    for (size_t i = (size_t)(e - sp->ents); i < sp->nent; i++) {
-        if (sp->ents[i].txid != t + 1)
-            break;
-        t++;
-    }
+    for (ent *e; (e = ent_next(sp, t)) != NULL;)
+        t = e->max;
     return t;
 }
 
@@ -507,10 +536,9 @@ spool_has(spool *sp, uint64_t txid)
 
 #define LAZY_BYTES (4u << 20) /* bigger records keep pages on disk */
 
-int
-spool_read(spool *sp, uint64_t txid, spool_txn *out)
+static int
+read_ent(ent *e, spool_txn *out)
 {
-    ent *e = ent_find(sp, txid);
     uint8_t *buf = NULL;
     int rc = SQLITE_OK;
     memset(out, 0, sizeof(*out));
@@ -572,6 +600,7 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
     }
     out->flags = get32(buf + 4);
     out->txid = get64(buf + 8);
+    out->txid_max = out->txid + get32(buf + 28);
     out->page_size = get32(buf + 16);
     out->commit = get32(buf + 20);
     out->npages = get32(buf + 24);
@@ -591,6 +620,29 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
 out:
     ls_free(buf);
     return rc;
+}
+
+int
+spool_read(spool *sp, uint64_t txid, spool_txn *out)
+{
+    return read_ent(ent_find(sp, txid), out);
+}
+
+int
+spool_read_next(spool *sp, uint64_t after, spool_txn *out)
+{
+    return read_ent(ent_next(sp, after), out);
+}
+
+int
+spool_read_end(spool *sp, uint64_t to, spool_txn *out)
+{
+    ent *found = NULL;
+    for (size_t i = 0; i < sp->nent; i++)
+        if (sp->ents[i].max == to &&
+            (!found || !(sp->ents[i].flags & SPOOL_F_FULL)))
+            found = &sp->ents[i];
+    return read_ent(found, out);
 }
 
 const uint8_t *
@@ -665,9 +717,10 @@ spool_drop_upto(spool *sp, uint64_t txid)
      * for txid stays: it says where txid ended in the WAL). */
     size_t j = 0;
     for (size_t i = 0; i < sp->nent; i++)
-        if (sp->ents[i].txid >= txid)
+        if (sp->ents[i].max >= txid)
             sp->ents[j++] = sp->ents[i];
     sp->nent = j;
+    sp->sorted = 0; /* (the furthest-reaching indexes moved) */
     return SQLITE_OK;
 }
 

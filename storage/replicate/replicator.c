@@ -40,6 +40,7 @@
 
 #define TICK_MS          100 /* spooling cadence */
 #define QUEUE_WAKE_BYTES (16 << 20)
+#define RUN_MAX_BYTES    (64u << 20) /* frames in one spool record */
 #define BACKOFF_MAX_MS   30000
 
 static void
@@ -111,6 +112,37 @@ spool_failed(rep_txn *list, char **pzErr)
     return NULL;
 }
 
+/* Whether t is a plain copy of a commit (what a run of records holds). */
+static int
+plain_copy(const rep_txn *t)
+{
+    return !(t->flags & (REP_FULL | REP_IMAGE | REP_WALREF));
+}
+
+/*
+ * How many transactions from t on go into one spool record: consecutive
+ * TXIDs of plain copies with one page size, up to RUN_MAX_BYTES of frames
+ * (spool_txn.h).
+ */
+static uint32_t
+run_length(const rep_txn *t)
+{
+    uint32_t n = 1;
+    uint64_t bytes = (uint64_t)t->nframes * t->page_size;
+    if (!plain_copy(t))
+        return 1;
+    for (const rep_txn *u = t->next;
+         u && plain_copy(u) && u->txid == t->txid + 1 &&
+         u->page_size == t->page_size;
+         t = u, u = u->next) {
+        bytes += (uint64_t)u->nframes * u->page_size;
+        if (bytes > RUN_MAX_BYTES)
+            break;
+        n++;
+    }
+    return n;
+}
+
 /*
  * Spools everything queued.  What cannot be spooled is dropped and later
  * recovered (spool_failed()), so memory stays bounded while the disk is
@@ -164,7 +196,8 @@ spool_queue(replicator *r, int force_sync)
             txn_free(t);
             continue;
         }
-        rc = rep_spool_txn(r, t, 0, &zErr);
+        uint32_t n = run_length(t);
+        rc = rep_spool_run(r, t, n, 0, &zErr);
         if (rc != SQLITE_OK && spool_fault(rc)) {
             list = spool_failed(list, &zErr);
             full |= rc == SQLITE_FULL;
@@ -173,11 +206,14 @@ spool_queue(replicator *r, int force_sync)
         }
         if (rc != SQLITE_OK)
             break; /* transient (busy, memory): requeued, tried again */
-        if (t->flags & REP_DURABLE)
-            force_sync = 1;
-        last = t->txid;
-        list = t->next;
-        txn_free(t);
+        while (n--) {
+            t = list;
+            if (t->flags & REP_DURABLE)
+                force_sync = 1;
+            last = t->txid;
+            list = t->next;
+            txn_free(t);
+        }
     }
     if (last && (force_sync || r->opts.durable_spool) &&
         spool_sync(r->sp) != SQLITE_OK && rc == SQLITE_OK) {
@@ -516,6 +552,7 @@ replicator_close(replicator *r, int grace_ms)
     url_free(r->url);
     cktab_free(&r->ck);
     ls_free(r->scratch_refs);
+    ls_free((void *)r->scratch_ptrs);
     ls_free(r->scratch_u32);
     sqlite3_free(r->last_error);
     sqlite3_free(r->zDbPath);

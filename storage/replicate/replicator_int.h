@@ -67,6 +67,7 @@ struct replicator {
     int spool_full;        /* the spool reached its limit (thread side) */
     void *scratch_refs;    /* rep_spool_txn's sort array (thread side) */
     uint32_t *scratch_u32; /* its page and frame lists: 2 x scratch_cap */
+    const uint8_t **scratch_ptrs; /* frames in, pages out: 2 x scratch_cap */
     uint64_t scratch_cap;
     int replica_checked;
     int need_full;

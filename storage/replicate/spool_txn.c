@@ -184,72 +184,115 @@ out:
     return rc;
 }
 
-/* The pages of a captured transaction, straight from its WAL frames. */
-typedef struct frames_rd {
-    const rep_txn *t;
-    const uint32_t *idx; /* per output page: its frame */
-} frames_rd;
-
+/* The pages of captured transactions, straight from their WAL frames. */
 static int
 frames_page(void *ctx, uint32_t i, const uint8_t **page)
 {
-    frames_rd *f = ctx;
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)f->t->page_size;
-    *page = f->t->frames + (size_t)f->idx[i] * fsz + WAL_FRAME_HDR_SIZE;
+    const uint8_t **out = ctx;
+    *page = out[i] + WAL_FRAME_HDR_SIZE;
     return SQLITE_OK;
+}
+
+/* Room for nframes in the scratch arrays (kept between passes: this runs
+ * thousands of times a second).  0 when out of memory. */
+static int
+scratch_reserve(replicator *r, uint64_t nframes)
+{
+    if (nframes + 1 <= r->scratch_cap)
+        return 1;
+    uint64_t nc = nframes + 64;
+    pg_ref *refs = ls_realloc(r->scratch_refs, sizeof(*refs) * nc);
+    if (refs)
+        r->scratch_refs = refs;
+    uint32_t *u = refs ? ls_realloc(r->scratch_u32, 8 * nc) : NULL;
+    if (u)
+        r->scratch_u32 = u;
+    const uint8_t **ptrs =
+        u ? ls_realloc((void *)r->scratch_ptrs, 2 * sizeof(*ptrs) * nc) : NULL;
+    if (!ptrs)
+        return 0;
+    r->scratch_ptrs = ptrs;
+    r->scratch_cap = nc;
+    return 1;
+}
+
+/*
+ * The record of the n transactions from `first` on (linked by next, their
+ * TXIDs consecutive, all copies of plain commits, one page size; or one
+ * image the capture read, with its flags): the
+ * newest copy of each page as of the last, pages beyond its commit
+ * dropped.  One record for a spooling pass instead of one per commit: a
+ * page rewritten by many small transactions is written once.
+ */
+static int
+spool_copies(replicator *r, const rep_txn *first, uint32_t n, uint32_t flags,
+             int do_sync, char **pzErr)
+{
+    const rep_txn *last = first, *t = first;
+    uint64_t nframes = 0;
+    for (uint32_t k = 0; k < n; k++, t = t->next) {
+        nframes += t->nframes;
+        last = t;
+    }
+    if (!scratch_reserve(r, nframes))
+        return SQLITE_NOMEM;
+    pg_ref *refs = r->scratch_refs;
+    uint32_t *pgnos = r->scratch_u32;
+    const uint8_t **frame = r->scratch_ptrs, **out = frame + r->scratch_cap;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)first->page_size;
+    uint32_t g = 0, np = 0;
+    t = first;
+    for (uint32_t k = 0; k < n; k++, t = t->next)
+        for (uint32_t i = 0; i < t->nframes; i++, g++) {
+            frame[g] = t->frames + i * fsz;
+            refs[g].pgno = wal_get32(frame[g]);
+            refs[g].idx = g;
+        }
+    if (nframes > 1)
+        qsort(refs, nframes, sizeof(*refs), pg_ref_cmp);
+    for (uint32_t i = 0; i < nframes; i++) {
+        if (i + 1 < nframes && refs[i + 1].pgno == refs[i].pgno)
+            continue; /* a later copy of the same page wins */
+        if (refs[i].pgno > last->commit)
+            continue; /* truncated away since */
+        pgnos[np] = refs[i].pgno;
+        out[np++] = frame[refs[i].idx];
+    }
+    spool_txn st = {.txid = first->txid,
+                    .txid_max = last->txid,
+                    .flags = flags,
+                    .page_size = first->page_size,
+                    .commit = last->commit,
+                    .pos = last->pos,
+                    .npages = np,
+                    .pgnos = pgnos};
+    return spool_append_pages(r->sp, &st, frames_page, out, do_sync, pzErr);
+}
+
+int
+rep_spool_run(replicator *r, const rep_txn *first, uint32_t n, int do_sync,
+              char **pzErr)
+{
+    const rep_txn *t = first;
+    spool_txn st = {.txid = t->txid,
+                    .page_size = t->page_size,
+                    .commit = t->commit,
+                    .pos = t->pos};
+
+    if (n > 1 || !(t->flags & (REP_FULL | REP_IMAGE | REP_WALREF)))
+        return spool_copies(r, first, n, 0, do_sync, pzErr);
+    if (t->flags & REP_FULL) {
+        st.flags = SPOOL_F_FULL;
+        return spool_append(r->sp, &st, do_sync, pzErr);
+    }
+    if (t->flags & REP_WALREF)
+        return spool_walref(r, t, do_sync, pzErr);
+    /* REP_IMAGE: an image the capture read, pages 1..commit. */
+    return spool_copies(r, t, 1, SPOOL_F_FULL | SPOOL_F_IMAGE, do_sync, pzErr);
 }
 
 int
 rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 {
-    spool_txn st = {.txid = t->txid,
-                    .page_size = t->page_size,
-                    .commit = t->commit,
-                    .pos = t->pos};
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
-
-    if (t->flags & REP_FULL) {
-        st.flags = SPOOL_F_FULL;
-        return spool_append(r->sp, &st, do_sync, pzErr);
-    }
-    if (t->flags & REP_IMAGE)
-        st.flags = SPOOL_F_FULL | SPOOL_F_IMAGE;
-    if (t->flags & REP_WALREF)
-        return spool_walref(r, t, do_sync, pzErr);
-    /* Newest copy of each page, pages beyond the commit dropped.  Scratch
-     * arrays are kept between transactions (this runs thousands of times
-     * a second). */
-    if (t->nframes + 1 > r->scratch_cap) {
-        uint64_t nc = (uint64_t)t->nframes + 64;
-        pg_ref *refs = ls_realloc(r->scratch_refs, sizeof(*refs) * nc);
-        if (refs)
-            r->scratch_refs = refs;
-        uint32_t *u = refs ? ls_realloc(r->scratch_u32, 8 * nc) : NULL;
-        if (!u)
-            return SQLITE_NOMEM;
-        r->scratch_u32 = u;
-        r->scratch_cap = nc;
-    }
-    pg_ref *refs = r->scratch_refs;
-    uint32_t *pgnos = r->scratch_u32;
-    uint32_t *idx = r->scratch_u32 + r->scratch_cap;
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < t->nframes; i++) {
-        refs[i].pgno = wal_get32(t->frames + i * fsz);
-        refs[i].idx = i;
-    }
-    if (t->nframes > 1)
-        qsort(refs, t->nframes, sizeof(*refs), pg_ref_cmp);
-    for (uint32_t i = 0; i < t->nframes; i++) {
-        if (i + 1 < t->nframes && refs[i + 1].pgno == refs[i].pgno)
-            continue; /* a later copy of the same page wins */
-        if (refs[i].pgno > t->commit)
-            continue; /* truncated away by this transaction */
-        pgnos[n] = refs[i].pgno;
-        idx[n++] = refs[i].idx;
-    }
-    st.npages = n;
-    st.pgnos = pgnos;
-    frames_rd f = {t, idx};
-    return spool_append_pages(r->sp, &st, frames_page, &f, do_sync, pzErr);
+    return rep_spool_run(r, t, 1, do_sync, pzErr);
 }
