@@ -66,6 +66,7 @@ struct spool {
     int sorted;
     uint64_t bytes;
     uint8_t *wbuf; /* the record writer's buffer, kept between records */
+    uint8_t *rbuf; /* the reader's buffer for big records (LAZY_BYTES) */
 };
 
 static void
@@ -137,6 +138,7 @@ spool_close(spool *sp)
     }
     ls_free(sp->ents);
     ls_free(sp->wbuf);
+    ls_free(sp->rbuf);
     sqlite3_free(sp->zDir);
     sqlite3_free(sp);
 }
@@ -263,7 +265,7 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
 {
     int rc = SQLITE_OK;
     uint8_t hdr[REC_HDR], b8[8];
-    recw w = {.sp = sp, .cap = 1 << 20};
+    recw w = {.sp = sp, .cap = 256u << 10};
     if (sp->cur_fd < 0 || sp->cur_size >= SEG_LIMIT) {
         rc = seg_rotate(sp, t->txid, pzErr);
         if (rc != SQLITE_OK)
@@ -534,10 +536,14 @@ spool_has(spool *sp, uint64_t txid)
     return ent_find(sp, txid) != NULL;
 }
 
-#define LAZY_BYTES (4u << 20) /* bigger records keep pages on disk */
+/* Records bigger than this keep their pages on disk when read (an upload
+ * batch holds many records: its memory stays small); the CRC of those is
+ * verified through a buffer of RBUF_BYTES kept by the handle. */
+#define LAZY_BYTES (8u << 10)
+#define RBUF_BYTES (256u << 10)
 
 static int
-read_ent(ent *e, spool_txn *out)
+read_ent(spool *sp, ent *e, spool_txn *out)
 {
     uint8_t *buf = NULL;
     int rc = SQLITE_OK;
@@ -570,7 +576,11 @@ read_ent(ent *e, spool_txn *out)
             rc = SQLITE_CORRUPT;
             goto out;
         }
-        buf = ls_malloc(plen > (1u << 20) ? plen : (1u << 20));
+        if (!sp->rbuf && !(sp->rbuf = ls_malloc(RBUF_BYTES))) {
+            rc = SQLITE_NOMEM;
+            goto out;
+        }
+        buf = ls_malloc(plen);
         if (!buf) {
             rc = SQLITE_NOMEM;
             goto out;
@@ -578,12 +588,13 @@ read_ent(ent *e, spool_txn *out)
         uint64_t crc = 0;
         for (uint64_t o = 0; o < e->len - 8;) {
             size_t k =
-                e->len - 8 - o < (1u << 20) ? e->len - 8 - o : (1u << 20);
-            if (pread(e->s->fd, buf, k, (off_t)(e->off + o)) != (ssize_t)k) {
+                e->len - 8 - o < RBUF_BYTES ? e->len - 8 - o : RBUF_BYTES;
+            if (pread(e->s->fd, sp->rbuf, k, (off_t)(e->off + o)) !=
+                (ssize_t)k) {
                 rc = SQLITE_IOERR;
                 goto out;
             }
-            crc = crc64_update(crc, buf, k);
+            crc = crc64_update(crc, sp->rbuf, k);
             o += k;
         }
         if (pread(e->s->fd, tail, 8, (off_t)(e->off + e->len - 8)) != 8 ||
@@ -625,13 +636,13 @@ out:
 int
 spool_read(spool *sp, uint64_t txid, spool_txn *out)
 {
-    return read_ent(ent_find(sp, txid), out);
+    return read_ent(sp, ent_find(sp, txid), out);
 }
 
 int
 spool_read_next(spool *sp, uint64_t after, spool_txn *out)
 {
-    return read_ent(ent_next(sp, after), out);
+    return read_ent(sp, ent_next(sp, after), out);
 }
 
 int
@@ -642,7 +653,7 @@ spool_read_end(spool *sp, uint64_t to, spool_txn *out)
         if (sp->ents[i].max == to &&
             (!found || !(sp->ents[i].flags & SPOOL_F_FULL)))
             found = &sp->ents[i];
-    return read_ent(found, out);
+    return read_ent(sp, found, out);
 }
 
 const uint8_t *

@@ -38,202 +38,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define TICK_MS          100 /* spooling cadence */
-#define QUEUE_WAKE_BYTES (16 << 20)
-#define RUN_MAX_BYTES    (64u << 20) /* frames in one spool record */
-#define BACKOFF_MAX_MS   30000
+#define TICK_MS            100         /* spooling cadence */
+#define QUEUE_UPLOAD_BYTES (16u << 20) /* wake to upload at once */
+#define BACKOFF_MAX_MS     30000
 
-static void
-txn_free(rep_txn *t)
-{
-    if (!t)
-        return;
-    if (t->arena) {
-        txarena_release(t);
-    } else {
-        ls_free(t->frames);
-        ls_free(t);
-    }
-}
-
-/* ---- spooling (records are built in spool_txn.c) ---------------------- */
-
-/* Puts back at the front of the queue, in order, what was not spooled. */
-static void
-requeue(replicator *r, rep_txn *list)
-{
-    pthread_mutex_lock(&r->mu);
-    rep_txn *tail = list;
-    while (tail->next)
-        tail = tail->next;
-    tail->next = r->head;
-    if (!r->head)
-        r->tail = tail;
-    r->head = list;
-    pthread_mutex_unlock(&r->mu);
-}
-
-/* Whether a spooling error is the sidecar's (disk full, removed, I/O). */
-static int
-spool_fault(int rc)
-{
-    int e = rc & 0xff;
-    return e == SQLITE_FULL || e == SQLITE_IOERR || e == SQLITE_CANTOPEN;
-}
-
-/*
- * A transaction could not be spooled (the sidecar's disk is full, the
- * sidecar was removed, an I/O error): it and the rest of the list are
- * dropped, not kept in memory, and the error shows in the status.  Nothing
- * is lost: the TXIDs are captured, so once the spool works again recovery
- * re-reads them from the WAL or a full image covers them (upload.c,
- * fill_gap).  Returns NULL: nothing to requeue.
- */
-static rep_txn *
-spool_failed(rep_txn *list, char **pzErr)
-{
-    size_t n = 0;
-    while (list) {
-        rep_txn *t = list;
-        list = t->next;
-        txn_free(t);
-        n++;
-    }
-    char *z = sqlite3_mprintf(
-        "%s (%llu transaction%s not spooled: they wait in the database and "
-        "are recovered from the WAL or by a full image once the spool can "
-        "be written)",
-        *pzErr ? *pzErr : "litestream: cannot spool", (unsigned long long)n,
-        n == 1 ? "" : "s");
-    if (z) {
-        sqlite3_free(*pzErr);
-        *pzErr = z;
-    }
-    return NULL;
-}
-
-/* Whether t is a plain copy of a commit (what a run of records holds). */
-static int
-plain_copy(const rep_txn *t)
-{
-    return !(t->flags & (REP_FULL | REP_IMAGE | REP_WALREF));
-}
-
-/*
- * How many transactions from t on go into one spool record: consecutive
- * TXIDs of plain copies with one page size, up to RUN_MAX_BYTES of frames
- * (spool_txn.h).
- */
-static uint32_t
-run_length(const rep_txn *t)
-{
-    uint32_t n = 1;
-    uint64_t bytes = (uint64_t)t->nframes * t->page_size;
-    if (!plain_copy(t))
-        return 1;
-    for (const rep_txn *u = t->next;
-         u && plain_copy(u) && u->txid == t->txid + 1 &&
-         u->page_size == t->page_size;
-         t = u, u = u->next) {
-        bytes += (uint64_t)u->nframes * u->page_size;
-        if (bytes > RUN_MAX_BYTES)
-            break;
-        n++;
-    }
-    return n;
-}
-
-/*
- * Spools everything queued.  What cannot be spooled is dropped and later
- * recovered (spool_failed()), so memory stays bounded while the disk is
- * full and the application never waits.
- */
-static int
-spool_queue(replicator *r, int force_sync)
-{
-    rep_txn *list, *t;
-    int rc = SQLITE_OK;
-    uint64_t last = 0;
-    char *zErr = NULL;
-
-    /* One short critical section per pass: the application thread
-     * appends under the same mutex at every commit. */
-    pthread_mutex_lock(&r->mu);
-    list = r->head;
-    r->head = r->tail = NULL;
-    r->queued_bytes = 0;
-    int64_t limit = r->opts.spool_limit;
-    int was_full = r->spool_full;
-    pthread_mutex_unlock(&r->mu);
-    if (r->db_replaced) {
-        /* Not this path's database any more (db_current()). */
-        while ((t = list)) {
-            list = t->next;
-            txn_free(t);
-        }
-        return SQLITE_OK;
-    }
-    int full = (int64_t)spool_bytes(r->sp) >= limit;
-
-    while (list) {
-        t = list;
-        if (full || (int64_t)spool_bytes(r->sp) >= limit) {
-            /* Full: this transaction is not spooled.  Once the replica
-             * catches up, the missing TXIDs are recovered from the WAL or
-             * covered by a full image (upload.c, fill_gap). */
-            if (!full && !was_full)
-                rep_set_error(
-                    r, sqlite3_mprintf("litestream: the spool of '%s' is full "
-                                       "(%llu bytes, limit %lld): new "
-                                       "transactions wait in the database; a "
-                                       "full image follows once the replica "
-                                       "is reachable",
-                                       r->zDbPath,
-                                       (unsigned long long)spool_bytes(r->sp),
-                                       (long long)limit));
-            full = 1;
-            list = t->next;
-            txn_free(t);
-            continue;
-        }
-        uint32_t n = run_length(t);
-        rc = rep_spool_run(r, t, n, 0, &zErr);
-        if (rc != SQLITE_OK && spool_fault(rc)) {
-            list = spool_failed(list, &zErr);
-            full |= rc == SQLITE_FULL;
-            rc = SQLITE_OK;
-            break;
-        }
-        if (rc != SQLITE_OK)
-            break; /* transient (busy, memory): requeued, tried again */
-        while (n--) {
-            t = list;
-            if (t->flags & REP_DURABLE)
-                force_sync = 1;
-            last = t->txid;
-            list = t->next;
-            txn_free(t);
-        }
-    }
-    if (last && (force_sync || r->opts.durable_spool) &&
-        spool_sync(r->sp) != SQLITE_OK && rc == SQLITE_OK) {
-        rc = SQLITE_IOERR;
-        zErr = sqlite3_mprintf("litestream: cannot sync the spool: %s",
-                               strerror(errno));
-    }
-    if (list)
-        requeue(r, list);
-    if (rc == SQLITE_OK && last)
-        sidecar_set_spooled(r->sc, last);
-    if (full != was_full) {
-        pthread_mutex_lock(&r->mu);
-        r->spool_full = full;
-        pthread_mutex_unlock(&r->mu);
-    }
-    if (zErr)
-        rep_set_error(r, zErr);
-    return rc;
-}
+/* Spooling the queue: storage/replicate/spool_txn.c (rep_spool_queue). */
 
 /*
  * Whether this replicator's URL is still the database's (config.json).
@@ -365,7 +174,7 @@ thread_main(void *arg)
         int want_upload = r->upload_now;
         pthread_mutex_unlock(&r->mu);
 
-        int rc = spool_queue(r, 0);
+        int rc = rep_spool_queue(r, 0);
         pthread_mutex_lock(&r->mu);
         if (ticket > r->persist_done) {
             r->persist_done = ticket;
@@ -538,13 +347,13 @@ replicator_close(replicator *r, int grace_ms)
         pthread_cond_broadcast(&r->wake);
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
-        spool_queue(r, 1); /* anything enqueued meanwhile */
+        rep_spool_queue(r, 1); /* anything enqueued meanwhile */
         if (r->db_replaced)
             forget_position(r);
     }
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;
-        txn_free(t);
+        rep_txn_free(t);
     }
     spool_close(r->sp);
     if (r->be)
@@ -587,11 +396,15 @@ replicator_enqueue(replicator *r, rep_txn *t)
     r->queued_bytes += sz;
     if (t->txid > r->last_enqueued)
         r->last_enqueued = t->txid;
-    /* Waking the thread is a system call: only when the queue is big
-     * (then it also uploads right away rather than at the next interval,
-     * which keeps both lag and memory down for big transactions). */
-    if (r->queued_bytes >= QUEUE_WAKE_BYTES) {
+    /* Waking the thread is a system call: only once the queue holds a few
+     * MiB (memory stays bounded at full speed: the thread spools it
+     * while the application goes on), and once per pass.  A big queue
+     * (a big transaction) is also uploaded right away rather than at the
+     * next interval, which keeps lag and the spool down. */
+    if (r->queued_bytes >= QUEUE_UPLOAD_BYTES)
         r->upload_now = 1;
+    if (r->queued_bytes >= QUEUE_WAKE_BYTES && !r->woken) {
+        r->woken = 1;
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->mu);

@@ -21,6 +21,10 @@
 #include "storage/local/spool.h"
 #include "storage/replicate/replicator.h"
 
+/* The application wakes the thread to spool once this much is queued
+ * (memory stays bounded at full speed). */
+#define QUEUE_WAKE_BYTES (1u << 20)
+
 struct replicator {
     char *zDbPath;
     char *zUrl;
@@ -42,6 +46,7 @@ struct replicator {
     rep_txn *head, *tail;
     uint64_t last_enqueued; /* highest TXID this process captured */
     uint64_t queued_bytes;
+    int woken; /* the application woke the thread for this queue */
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
     int stop;

@@ -26,4 +26,25 @@ int rep_spool_run(replicator *r, const rep_txn *first, uint32_t n, int do_sync,
 /* One transaction: rep_spool_run(r, t, 1, ...). */
 int rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr);
 
+/* Frees a transaction the capture queued (in the arena or on the heap). */
+void rep_txn_free(rep_txn *t);
+
+/*
+ * Spools everything queued, a run of consecutive copies as one record
+ * (rep_spool_run).  What cannot be spooled because of the sidecar (disk
+ * full, removed, I/O error) is dropped and later recovered from the WAL
+ * or by a full image, so memory stays bounded while the disk is full and
+ * the application never waits; a transient error (busy, memory) puts it
+ * back at the front of the queue.  fsyncs the spool when force_sync, a
+ * transaction was committed with a WAL sync, or the options ask for it.
+ */
+int rep_spool_queue(replicator *r, int force_sync);
+
+/*
+ * Spools the queue now if the application has queued enough to wake the
+ * thread (QUEUE_WAKE_BYTES): called between the steps of a long upload so
+ * the queue, hence memory, stays small while it runs.
+ */
+void rep_spool_if_waiting(replicator *r);
+
 #endif

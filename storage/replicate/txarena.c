@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define CHUNK_SIZE (4u << 20)
+#define CHUNK_SIZE (1u << 20)
 #define ALIGN      16
 #define SPARES_MAX 2 /* chunks kept for reuse, per process */
 
@@ -26,7 +26,7 @@ round_up(size_t n)
 }
 
 /*
- * Chunks come from mmap, not the C allocator: a 4 MiB block freed by the
+ * Chunks come from mmap, not the C allocator: a 1 MiB block freed by the
  * replicator thread would otherwise sit in the allocator's heap, and the
  * application's own small allocations would be carved out of it (slower,
  * on the writer's thread).  A few freed chunks are kept for reuse, so a
