@@ -30,7 +30,8 @@
  *   3. The first connection opened after the registration installs the VFS
  *      and the SQL functions process-wide; that connection itself was
  *      opened before the VFS existed, so it cannot be replicated (PRAGMA
- *      litestream_url on it says so).  Every later connection can.
+ *      litestream_url on it fails with "not authorized", the reason in
+ *      sqlite3_log()).  Every later connection can.
  *
  * This header includes nothing: it names SQLite's types by their struct
  * tags, so it can be included before or after <sqlite3.h>.
