@@ -49,10 +49,11 @@ clean:
 	rm -rf $(BUILD) $(ASAN)
 
 # The release artifacts in dist/ (docs/install.md): the tarball for the
-# sqlite3 shell, the Python wheel, the npm package, from a release build.
+# sqlite3 shell, the Python wheel, the npm package, from a build without
+# debug information at the optimization level the tests run at (-O2).
 dist: deps-build
-	@bash scripts/configure.sh build-dist --buildtype=release -Dtests=false \
-	    -Dwerror=true
+	@bash scripts/configure.sh build-dist -Doptimization=2 -Ddebug=false \
+	    -Dtests=false -Dwerror=true
 	@ninja -C build-dist >/dev/null
 	@/usr/bin/python3 scripts/dist.py build-dist dist
 
