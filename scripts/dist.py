@@ -54,6 +54,10 @@ def project_version(build):
 def so_version(so):
     """litestream_version() of the .so, loaded into this Python."""
     c = sqlite3.connect(":memory:")
+    if not hasattr(c, "enable_load_extension"):
+        sys.exit(f"dist: this Python ({sys.executable}) cannot load SQLite "
+                 f"extensions, so cannot check the .so's version: run "
+                 f"scripts/dist.py with /usr/bin/python3")
     c.enable_load_extension(True)
     c.load_extension(so)
     return c.execute("SELECT litestream_version()").fetchone()[0]
