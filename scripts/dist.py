@@ -59,8 +59,13 @@ def so_version(so):
                  f"extensions, so cannot check the .so's version: run "
                  f"scripts/dist.py with /usr/bin/python3")
     c.enable_load_extension(True)
-    c.load_extension(so)
-    return c.execute("SELECT litestream_version()").fetchone()[0]
+    try:
+        # The entry point named: the file may have another name here.
+        c.execute("SELECT load_extension(?, 'sqlite3_litestream_init')",
+                  (so,)).fetchall()
+        return c.execute("SELECT litestream_version()").fetchone()[0]
+    except sqlite3.Error as e:
+        sys.exit(f"dist: cannot load {so}: {e}")
 
 
 def glibc_needed(so):

@@ -20,6 +20,22 @@ out=$(/usr/bin/python3 "$SRC/scripts/dist.py" "$BUILD" "$d/dist" --so "${LITESTR
 check $? "scripts/dist.py makes the artifacts"
 echo "$out" | sed 's/^/# /'
 arch=$(uname -m)
+# A .so whose litestream_version() is not meson.build's (a stale build,
+# here one with its version string patched) is refused, saying so.
+/usr/bin/python3 - "$LITESTREAM_SO" "$d/stale.so" "$VERSION" <<'EOF2'
+import sys
+src, dst, v = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+b = open(src, "rb").read()
+old = b"\0" + v + b"\0"
+new = b"\0" + bytes(c if c in b"." else ord("9") for c in v) + b"\0"
+assert b.count(old) == 1, b.count(old)
+open(dst, "wb").write(b.replace(old, new))
+EOF2
+out=$(/usr/bin/python3 "$SRC/scripts/dist.py" "$BUILD" "$d/stale-dist" --so "$d/stale.so" 2>&1)
+rc=$?
+[ $rc != 0 ] && echo "$out" | grep -q "reports version 9.9.9, meson.build says $VERSION: rebuild it" &&
+    [ ! -e "$d/stale-dist/litestream-$VERSION-linux-$arch.tar.gz" ]
+check $? "a .so reporting another version is refused ($out)"
 tgz=$d/dist/litestream-$VERSION-linux-$arch.tar.gz
 [ -f "$tgz" ]; check $? "litestream-$VERSION-linux-$arch.tar.gz ($(stat -c %s "$tgz" 2>/dev/null) bytes)"
 tar -C "$d" -xzf "$tgz"
