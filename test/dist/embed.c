@@ -3,7 +3,8 @@
  * statically (Debian's libsqlite3.a) and liblitestream.a, registers the
  * extension with sqlite3_auto_extension(), replicates a database to a
  * directory and restores it (TAP).  Built by test/dist/embed.sh from an
- * installed tree, with pkg-config, the way an application would build.
+ * installed tree, with pkg-config, the way an application would build; and
+ * again with a bundled SQLite amalgamation instead of libsqlite3.a.
  *
  * Usage: embed DIR VERSION   (DIR: an empty scratch directory)
  */
@@ -146,7 +147,10 @@ main(int argc, char **argv)
           got);
     sqlite3_close(copy);
     sqlite3_close(db);
-    printf("# SQLite %s, linked in\n", sqlite3_libversion());
+    printf("# SQLite %s, linked in%s\n", sqlite3_libversion(),
+           sqlite3_compileoption_used("OMIT_LOAD_EXTENSION")
+               ? ", with SQLITE_OMIT_LOAD_EXTENSION"
+               : "");
     printf("1..%d\n", n);
     return failed ? 1 : 0;
 }
