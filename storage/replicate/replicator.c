@@ -218,14 +218,19 @@ thread_main(void *arg)
         pthread_mutex_lock(&r->mu);
         if (r->stop || r->upload_now || r->persist_req > r->persist_done)
             continue;
+        /* With transactions queued, spool them within TICK_MS; with none,
+         * sleep until the next upload pass (which also picks up other
+         * processes' spools): the first enqueue wakes the thread. */
         int64_t wait = next_upload - clock_now_ms();
-        if (wait > TICK_MS)
+        r->idle = r->head == NULL;
+        if (wait > TICK_MS && !r->idle)
             wait = TICK_MS;
         if (wait < 1)
             wait = 1;
         struct timespec ts;
         clock_deadline(&ts, (int)wait);
         pthread_cond_timedwait(&r->wake, &r->mu, &ts);
+        r->idle = 0;
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -403,8 +408,9 @@ replicator_enqueue(replicator *r, rep_txn *t)
      * next interval, which keeps lag and the spool down. */
     if (r->queued_bytes >= QUEUE_UPLOAD_BYTES)
         r->upload_now = 1;
-    if (r->queued_bytes >= QUEUE_WAKE_BYTES && !r->woken) {
+    if ((r->queued_bytes >= QUEUE_WAKE_BYTES && !r->woken) || r->idle) {
         r->woken = 1;
+        r->idle = 0;
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->mu);

@@ -47,6 +47,8 @@ struct replicator {
     uint64_t last_enqueued; /* highest TXID this process captured */
     uint64_t queued_bytes;
     int woken; /* the application woke the thread for this queue */
+    int idle;  /* the thread sleeps until the next upload pass: the first
+                * enqueue wakes it */
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
     int stop;
