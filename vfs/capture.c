@@ -516,7 +516,8 @@ capture_hold_begin(ls_db *d, sqlite3_file *real, int locked)
     d->hold = 1;
     d->caught_up = 0;
     capture_buf_reset(d);
-    if (!d->rep || !d->sc)
+    if (!__atomic_load_n(&d->rep, __ATOMIC_ACQUIRE) ||
+        !__atomic_load_n(&d->sc, __ATOMIC_ACQUIRE))
         return;
     int valid = sidecar_cap_read(d->sc, &cap);
     if (!valid || txid_base(d, &cap, valid) != cap.txid)

@@ -227,14 +227,14 @@ shm_lock_write(ls_file *p, int n, int flags)
     }
     int rc = real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);
     if (rc == SQLITE_OK) {
-        pthread_mutex_lock(&d->mu);
+        /* No mutex: the capture state is the write lock holder's, and
+         * the hold's beginning only reads positions (capture.h). */
         if (p->wal)
             d->walf = REAL(p->wal); /* the holder's own WAL handle */
         d->hold_shm = p->shm0;
         capture_hold_begin(d, real, 1);
         d->hold_owner = p;
         d->hold_locked = 1;
-        pthread_mutex_unlock(&d->mu);
     }
     return rc;
 }
