@@ -25,4 +25,8 @@ int sql_register(sqlite3 *db);
  */
 int sql_register_pitr(sqlite3 *db);
 
+/* litestream_txid(), _time(), _lag(), _set_time(): Litestream's VFS's
+ * functions, on a read replica (sql/replica.c). */
+int sql_register_replica(sqlite3 *db);
+
 #endif

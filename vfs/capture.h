@@ -14,7 +14,7 @@
 #include "vfs/registry.h"
 
 #define BUF_MAX   (8u << 20) /* larger transactions are re-read from the WAL */
-#define BUF_KEEP  (4u << 20)  /* buffers above this are freed after use */
+#define BUF_KEEP  (4u << 20) /* buffers above this are freed after use */
 #define ARENA_MIN (256u << 10) /* capture in the arena if this much is free */
 
 /* Forgets the copy of the WAL writes (between holds). */

@@ -5,6 +5,10 @@
  *   file:app.db?vfs=litestream-remote&url=<percent-encoded URL>
  *       &poll_ms=1000 &cache_mb=64 &txid=<TXID> | &time=<RFC 3339>
  *       &min_txid=<TXID> &timeout_ms=30000
+ *   and the names of Litestream's VFS: replica_url= (url), poll_interval=
+ *   (a duration: 500ms, 1s; for poll_ms), cache_size= (bytes, or with KB,
+ *   MB, GB; for cache_mb).  time= and PRAGMA litestream_time also take
+ *   "now" and relative times ("5 minutes ago").
  *
  *   PRAGMA litestream_txid;             -- TXID served (16 hex digits)
  *   PRAGMA litestream_txid = 42;        -- time travel to a TXID
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/base/clock.h"
 #include "storage/base/json.h"
 #include "storage/base/timefmt.h"
 #include "vfs/remote_pragma.h"
@@ -83,6 +88,99 @@ opt_txid(const char *zName, const char *zKey, uint64_t *out, char **pzErr)
     return SQLITE_MISUSE;
 }
 
+/* The first of two equivalent URI options present (ours, or Litestream's
+ * name for it); both present with different values is an error. */
+static int
+opt_either(const char *zName, const char *zOurs, const char *zTheirs,
+           const char **pz, char **pzErr)
+{
+    const char *a = zName ? sqlite3_uri_parameter(zName, zOurs) : NULL;
+    const char *b = zName ? sqlite3_uri_parameter(zName, zTheirs) : NULL;
+    *pz = a ? a : b;
+    if (a && b) {
+        *pzErr = sqlite3_mprintf("litestream-remote: URI options %s and %s "
+                                 "name the same setting: give one",
+                                 zOurs, zTheirs);
+        return SQLITE_MISUSE;
+    }
+    return SQLITE_OK;
+}
+
+/* cache_size= (Litestream's name): bytes, or with a KB/MB/GB suffix
+ * (binary multiples).  At least 1 MiB, like cache_mb. */
+static int
+opt_cache_size(const char *z, uint64_t *out, char **pzErr)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(z, &end, 10);
+    uint64_t mult = 1;
+    if (end && *end) {
+        static const struct {
+            const char *zUnit;
+            uint64_t mult;
+        } u[] = {{"k", 1u << 10}, {"kb", 1u << 10}, {"kib", 1u << 10},
+                 {"m", 1u << 20}, {"mb", 1u << 20}, {"mib", 1u << 20},
+                 {"g", 1u << 30}, {"gb", 1u << 30}, {"gib", 1u << 30}};
+        mult = 0;
+        for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
+            if (sqlite3_stricmp(end, u[i].zUnit) == 0)
+                mult = u[i].mult;
+    }
+    if (*z < '0' || *z > '9' || mult == 0 || v > (1ull << 40) / mult ||
+        v * mult < (1u << 20)) {
+        *pzErr = sqlite3_mprintf("litestream-remote: URI option cache_size "
+                                 "must be a size of at least 1 MiB in bytes "
+                                 "or with KB, MB or GB (e.g. 67108864 or "
+                                 "64MB), not '%s'",
+                                 z);
+        return SQLITE_MISUSE;
+    }
+    *out = v * mult;
+    return SQLITE_OK;
+}
+
+/* poll_ms, cache_mb and their Litestream names. */
+static int
+opt_poll_cache(const char *zName, remote_opts *o, char **pzErr)
+{
+    const char *z;
+    int64_t v;
+    int rc = opt_either(zName, "poll_ms", "poll_interval", &z, pzErr);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (z && sqlite3_uri_parameter(zName, "poll_ms") == NULL) {
+        char *zWhy = NULL;
+        v = 0;
+        if ((strcmp(z, "0") != 0 &&
+             timefmt_parse_duration(z, &v, &zWhy) != SQLITE_OK) ||
+            v > 86400000) {
+            *pzErr = sqlite3_mprintf("litestream-remote: URI option "
+                                     "poll_interval must be a duration such "
+                                     "as 500ms or 1s (0: never poll), not "
+                                     "'%s'",
+                                     z);
+            sqlite3_free(zWhy);
+            return SQLITE_MISUSE;
+        }
+        o->ro.poll_ms = (int)v;
+    } else {
+        if ((rc = opt_int(zName, "poll_ms", REMOTE_POLL_MS, 0, 86400000, &v,
+                          pzErr)) != SQLITE_OK)
+            return rc;
+        o->ro.poll_ms = (int)v;
+    }
+    if ((rc = opt_either(zName, "cache_mb", "cache_size", &z, pzErr)) !=
+        SQLITE_OK)
+        return rc;
+    if (z && sqlite3_uri_parameter(zName, "cache_mb") == NULL)
+        return opt_cache_size(z, &o->ro.cache_bytes, pzErr);
+    if ((rc = opt_int(zName, "cache_mb", REMOTE_CACHE_MB, 1, 1 << 20, &v,
+                      pzErr)) != SQLITE_OK)
+        return rc;
+    o->ro.cache_bytes = (uint64_t)v << 20;
+    return SQLITE_OK;
+}
+
 int
 remote_options(const char *zName, remote_opts *o, char **pzErr)
 {
@@ -92,7 +190,9 @@ remote_options(const char *zName, remote_opts *o, char **pzErr)
 
     memset(o, 0, sizeof(*o));
     *pzErr = NULL;
-    o->zUrl = zName ? sqlite3_uri_parameter(zName, "url") : NULL;
+    if ((rc = opt_either(zName, "url", "replica_url", &o->zUrl, pzErr)) !=
+        SQLITE_OK)
+        return rc;
     if (o->zUrl == NULL || o->zUrl[0] == 0)
         o->zUrl = getenv("LITESTREAM_REPLICA_URL");
     if (o->zUrl == NULL || o->zUrl[0] == 0) {
@@ -102,14 +202,8 @@ remote_options(const char *zName, remote_opts *o, char **pzErr)
             "(with URI filenames enabled) or set LITESTREAM_REPLICA_URL");
         return SQLITE_CANTOPEN;
     }
-    if ((rc = opt_int(zName, "poll_ms", REMOTE_POLL_MS, 0, 86400000, &v,
-                      pzErr)) != SQLITE_OK)
+    if ((rc = opt_poll_cache(zName, o, pzErr)) != SQLITE_OK)
         return rc;
-    o->ro.poll_ms = (int)v;
-    if ((rc = opt_int(zName, "cache_mb", REMOTE_CACHE_MB, 1, 1 << 20, &v,
-                      pzErr)) != SQLITE_OK)
-        return rc;
-    o->ro.cache_bytes = (uint64_t)v << 20;
     if ((rc = opt_int(zName, "timeout_ms", REMOTE_TIMEOUT_MS, 0, 86400000, &v,
                       pzErr)) != SQLITE_OK)
         return rc;
@@ -119,10 +213,11 @@ remote_options(const char *zName, remote_opts *o, char **pzErr)
         (rc = opt_txid(zName, "min_txid", &o->min_txid, pzErr)) != SQLITE_OK)
         return rc;
     zTime = sqlite3_uri_parameter(zName, "time");
-    if (zTime && !timefmt_parse_time(zTime, &o->ro.target_ms)) {
+    if (zTime && !timefmt_parse_when(zTime, clock_now_ms(), &o->ro.target_ms)) {
         *pzErr = sqlite3_mprintf("litestream-remote: URI option time must be "
                                  "an RFC 3339 timestamp such as "
-                                 "2026-01-02T03:04:05.678Z, not '%s'",
+                                 "2026-01-02T03:04:05.678Z or a relative "
+                                 "time such as '5 minutes ago', not '%s'",
                                  zTime);
         return SQLITE_MISUSE;
     }
@@ -158,14 +253,16 @@ set_target(remote_file *p, char **azArg, int isTime)
                                "finish it first",
                                azArg[1]));
     if (sqlite3_stricmp(zVal, "latest") != 0) {
-        if (isTime ? !timefmt_parse_time(zVal, &ms)
+        if (isTime ? !timefmt_parse_when(zVal, clock_now_ms(), &ms)
                    : !remote_parse_txid(zVal, &txid))
             return fail(azArg, sqlite3_mprintf(
                                    "litestream-remote: PRAGMA %s takes %s or "
                                    "'latest', not '%s'",
                                    azArg[1],
                                    isTime ? "an RFC 3339 timestamp such as "
-                                            "'2026-01-02T03:04:05Z'"
+                                            "'2026-01-02T03:04:05Z' or a "
+                                            "relative time such as '5 "
+                                            "minutes ago'"
                                           : "a TXID (a positive integer or "
                                             "16 hex digits)",
                                    zVal));

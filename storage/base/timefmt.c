@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "storage/base/sqlite.h"
@@ -251,4 +252,65 @@ timefmt_time(int64_t ms, char *buf, size_t n)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)(ms % 1000));
     return buf;
+}
+
+/* The length of unit names, lower case, with their milliseconds. */
+static int64_t
+unit_ms(const char *z, size_t n)
+{
+    static const struct {
+        const char *zName;
+        int64_t ms;
+    } units[] = {{"s", 1000},           {"sec", 1000},
+                 {"secs", 1000},        {"second", 1000},
+                 {"seconds", 1000},     {"min", 60000},
+                 {"mins", 60000},       {"minute", 60000},
+                 {"minutes", 60000},    {"h", 3600000},
+                 {"hr", 3600000},       {"hrs", 3600000},
+                 {"hour", 3600000},     {"hours", 3600000},
+                 {"d", 86400000},       {"day", 86400000},
+                 {"days", 86400000},    {"w", 604800000},
+                 {"week", 604800000},   {"weeks", 604800000},
+                 {"month", 2592000000}, {"months", 2592000000},
+                 {"year", 31536000000}, {"years", 31536000000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strlen(units[i].zName) == n &&
+            strncasecmp(units[i].zName, z, n) == 0)
+            return units[i].ms;
+    return 0;
+}
+
+int
+timefmt_parse_when(const char *z, int64_t now_ms, int64_t *out)
+{
+    const char *p = z;
+    int64_t n = 0;
+    size_t len;
+
+    if (!z)
+        return 0;
+    if (timefmt_parse_time(z, out))
+        return 1;
+    while (*p == ' ')
+        p++;
+    if (strncasecmp(p, "now", 3) == 0 && p[3 + strspn(p + 3, " ")] == 0) {
+        *out = now_ms;
+        return 1;
+    }
+    if (*p < '0' || *p > '9')
+        return 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (*p - '0');
+        if (n > 1000000000)
+            return 0;
+    }
+    p += strspn(p, " ");
+    len = strcspn(p, " ");
+    int64_t u = unit_ms(p, len);
+    p += len;
+    p += strspn(p, " ");
+    if (u == 0 || strncasecmp(p, "ago", 3) != 0 || p[3 + strspn(p + 3, " ")])
+        return 0;
+    *out = now_ms - n * u;
+    return 1;
 }

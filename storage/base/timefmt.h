@@ -46,6 +46,16 @@ const char *timefmt_levels(const int64_t *ms, int n, char *buf, size_t len);
  */
 int timefmt_parse_time(const char *z, int64_t *ms);
 
+/*
+ * A point in time as users write it: an RFC 3339 timestamp, "now", or a
+ * time relative to now_ms, "<N> <unit> ago" with unit second(s),
+ * minute(s), hour(s), day(s), week(s), month(s) (30 days) or year(s)
+ * (365 days) (also s, sec, min, h, hr, d, w;
+ * case-insensitive; N a whole number).  Returns 1 on success, 0 if z is
+ * none of these.
+ */
+int timefmt_parse_when(const char *z, int64_t now_ms, int64_t *ms);
+
 /* Formats Unix ms as "2026-11-22T14:01:00.123Z" into buf (>= 32 bytes). */
 const char *timefmt_time(int64_t ms, char *buf, size_t n);
 

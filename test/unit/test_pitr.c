@@ -112,6 +112,41 @@ test_times(void)
     ok(strcmp(timefmt_time(1795356060250LL, buf, sizeof(buf)),
               "2026-11-22T14:01:00.250Z") == 0,
        "times print as RFC 3339 UTC: %s", buf);
+
+    /* Relative times (Litestream's VFS takes "5 minutes ago"). */
+    static const struct {
+        const char *z;
+        int64_t ago; /* ms before now; -1: refused */
+    } w[] = {{"now", 0},
+             {" NOW ", 0},
+             {"5 minutes ago", 300000},
+             {"1 minute ago", 60000},
+             {"90 s ago", 90000},
+             {"2 Hours Ago", 7200000},
+             {"3 days ago", 259200000},
+             {"1 week ago", 604800000},
+             {"2 months ago", 5184000000LL},
+             {"1 year ago", 31536000000LL},
+             {"5 minutes", -1},
+             {"minutes ago", -1},
+             {"5 fortnights ago", -1},
+             {"-5 minutes ago", -1},
+             {"5 minutes ago!", -1},
+             {"yesterday", -1}};
+    const int64_t now = 1795356060250LL;
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+        int64_t ms = -7;
+        int r = timefmt_parse_when(w[i].z, now, &ms);
+        if (w[i].ago >= 0)
+            ok(r && ms == now - w[i].ago, "'%s' is %lld ms before now", w[i].z,
+               (long long)(now - ms));
+        else
+            ok(!r, "'%s' refused", w[i].z);
+    }
+    int64_t ms = 0;
+    ok(timefmt_parse_when("2026-11-22T14:01:00Z", now, &ms) &&
+           ms == 1795356060000LL,
+       "RFC 3339 is taken as it is");
 }
 
 /* ---- retention ------------------------------------------------------- */

@@ -9,6 +9,7 @@ import sqlite3
 import struct
 import threading
 import time
+import urllib.parse
 
 from harness import SO, cleanup, done, load, ok, scratch
 from remote_harness import (KIND, remote, remote_uri, replica, replica_url,
@@ -200,6 +201,51 @@ ok(r.execute("SELECT count(*) FROM t").fetchone()[0] == N,
    "the URL comes from LITESTREAM_REPLICA_URL when url= is absent")
 r.close()
 del os.environ["LITESTREAM_REPLICA_URL"]
+
+# --- Litestream's VFS names --------------------------------------------------
+# replica_url=, poll_interval= (a duration), cache_size= (bytes or with a
+# unit) and litestream_txid()/_time()/_lag()/_set_time() as in Litestream.
+lsq = ("file:lsnames.db?vfs=litestream-remote&replica_url=" +
+       urllib.parse.quote(url, safe="") + "&poll_interval=250ms&cache_size=16MB")
+r = sqlite3.connect(lsq, uri=True, isolation_level=None)
+ok(r.execute("SELECT count(*) FROM t").fetchone()[0] == N,
+   "replica_url=, poll_interval=250ms, cache_size=16MB open the replica")
+tx, tm, lag = r.execute(
+    "SELECT litestream_txid(), litestream_time(), litestream_lag()").fetchone()
+ok(tx == r.execute("PRAGMA litestream_txid").fetchone()[0] and
+   tm == r.execute("PRAGMA litestream_time").fetchone()[0] and
+   isinstance(lag, int) and 0 <= lag < 3600,
+   f"litestream_txid() {tx}, litestream_time() {tm}, litestream_lag() {lag} s "
+   "match the PRAGMAs")
+ok(r.execute("SELECT litestream_set_time('now')").fetchone()[0] is None and
+   r.execute("SELECT litestream_txid()").fetchone()[0] == tx,
+   "litestream_set_time('now') serves the newest state")
+try:
+    r.execute("SELECT litestream_set_time('1 week ago')")
+    e = None
+except sqlite3.Error as ex:
+    e = str(ex)
+ok(e and "nothing to restore" in e,
+   f"litestream_set_time('1 week ago') before the replica began: {e}")
+ok(r.execute("SELECT litestream_set_time('LATEST')").fetchone()[0] is None,
+   "litestream_set_time('LATEST') follows the replica again")
+r.close()
+for what, q, want in [
+        ("poll_interval", lsq.replace("250ms", "fast"), "poll_interval"),
+        ("cache_size", lsq.replace("16MB", "12zz"), "cache_size"),
+        ("both url and replica_url",
+         lsq + "&url=" + urllib.parse.quote(url, safe=""), "same setting"),
+        ("relative time", remote_uri(url, time="5 fortnights ago"),
+         "5 minutes ago")]:
+    e, secs = open_err(q)
+    ok(e is not None and want in e, f"bad {what}: {e}")
+try:
+    w.execute("SELECT litestream_txid()")
+    e = None
+except sqlite3.Error as ex:
+    e = str(ex)
+ok(e and "not a read replica" in e,
+   f"litestream_txid() on the primary says what it is for: {e}")
 
 # --- read-your-writes: min_txid ----------------------------------------------
 want = writer_txid(w) + 1
