@@ -13,6 +13,8 @@
  * the only network calls.
  */
 #include "sql/sql.h"
+#include "storage/backend/url.h"
+#include "storage/base/clock.h"
 #include "storage/base/json.h"
 #include "storage/restore/restore.h"
 #include "storage/base/timefmt.h"
@@ -23,6 +25,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* litestream_version(): the extension's version string. */
 static void
@@ -295,19 +298,110 @@ parse_target(sqlite3_value *v, restore_opts *o, char **pzErr)
             return SQLITE_OK;
         }
     }
-    if (z && timefmt_parse_time(z, &o->target_ms) && o->target_ms > 0)
+    if (z && timefmt_parse_when(z, clock_now_ms(), &o->target_ms) &&
+        o->target_ms > 0)
         return SQLITE_OK;
 bad:
     *pzErr = sqlite3_mprintf("litestream_restore: target must be a TXID "
-                             "(a positive integer or 16 hex digits) or a "
+                             "(a positive integer or 16 hex digits), a "
                              "timestamp with a time zone "
                              "('2026-11-22T14:01:00Z', "
-                             "'2026-11-22T16:01:00.5+02:00'), got '%s'",
+                             "'2026-11-22T16:01:00.5+02:00') or a relative "
+                             "time ('5 minutes ago'), got '%s'",
                              sqlite3_value_text(v));
     return SQLITE_ERROR;
 }
 
 /* litestream_restore(url, path[, target[, overwrite]]) -> JSON summary */
+/* The restore's 4th argument: 0/1 (overwrite), or words among
+ * overwrite, if-not-exists, if-replica-exists (commas or spaces between). */
+#define RESTORE_IF_NOT_EXISTS     1
+#define RESTORE_IF_REPLICA_EXISTS 2
+
+static int
+parse_mode(sqlite3_value *v, restore_opts *o, int *flags, char **pzErr)
+{
+    static const char *const words[] = {"overwrite", "if-not-exists",
+                                        "if-replica-exists"};
+    if (sqlite3_value_type(v) == SQLITE_NULL)
+        return SQLITE_OK;
+    if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+        o->overwrite = sqlite3_value_int64(v) != 0;
+        return SQLITE_OK;
+    }
+    const char *z = (const char *)sqlite3_value_text(v);
+    while (z && *z) {
+        size_t n = strcspn(z, ", ");
+        int k = -1;
+        for (int i = 0; i < 3 && n; i++)
+            if (strlen(words[i]) == n &&
+                sqlite3_strnicmp(z, words[i], (int)n) == 0)
+                k = i;
+        if (n && k < 0) {
+            *pzErr = sqlite3_mprintf(
+                "litestream_restore: the 4th argument is 1 (overwrite) or "
+                "one or more of 'overwrite', 'if-not-exists', "
+                "'if-replica-exists', got '%s'",
+                sqlite3_value_text(v));
+            return SQLITE_ERROR;
+        }
+        if (k == 0)
+            o->overwrite = 1;
+        else if (k > 0)
+            *flags |=
+                k == 1 ? RESTORE_IF_NOT_EXISTS : RESTORE_IF_REPLICA_EXISTS;
+        z += n + (z[n] != 0);
+    }
+    if (o->overwrite && (*flags & RESTORE_IF_NOT_EXISTS)) {
+        *pzErr = sqlite3_mprintf("litestream_restore: 'overwrite' and "
+                                 "'if-not-exists' exclude each other");
+        return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+}
+
+/* ?parallelism=N on the URL: the restore's download threads (1..64). */
+static int
+parse_parallelism(const char *zUrl, restore_opts *o, char **pzErr)
+{
+    ls_url *u = NULL;
+    if (url_parse(zUrl, &u, NULL) != SQLITE_OK || !u)
+        return SQLITE_OK; /* the restore reports a bad URL itself */
+    const char *z = url_param(u, "parallelism");
+    int rc = SQLITE_OK;
+    if (z) {
+        char *end = NULL;
+        long v = strtol(z, &end, 10);
+        if (!*z || !end || *end || v < 1 || v > 64) {
+            *pzErr = sqlite3_mprintf("litestream_restore: URL parameter "
+                                     "parallelism must be 1 to 64, not '%s'",
+                                     z);
+            rc = SQLITE_ERROR;
+        } else {
+            o->parallel = (int)v;
+        }
+    }
+    url_free(u);
+    return rc;
+}
+
+/* The answer of a restore that was skipped on purpose. */
+static void
+skipped(sqlite3_context *ctx, const char *zPath, const char *zWhy)
+{
+    json_t *o = json_object();
+    int bad = 0;
+    ls_json_set(o, "path", ls_json_text(zPath), &bad);
+    ls_json_set(o, "restored", json_false(), &bad);
+    ls_json_set(o, "reason", ls_json_text(zWhy), &bad);
+    char *zJson = bad ? NULL : ls_json_dump(o);
+    json_decref(o);
+    if (zJson)
+        sqlite3_result_text(ctx, zJson, -1, sqlite3_free);
+    else
+        sqlite3_result_error_nomem(ctx);
+}
+
 static void
 fn_restore(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -322,11 +416,25 @@ fn_restore(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                              -1);
         return;
     }
+    int flags = 0, rc;
     if (argc > 2 && parse_target(argv[2], &o, &zErr) != SQLITE_OK)
         goto fail;
-    if (argc > 3)
-        o.overwrite = sqlite3_value_int(argv[3]) != 0;
-    if (restore_run(zUrl, zPath, &o, &zJson, &zErr) != SQLITE_OK)
+    if ((argc > 3 && parse_mode(argv[3], &o, &flags, &zErr) != SQLITE_OK) ||
+        parse_parallelism(zUrl, &o, &zErr) != SQLITE_OK)
+        goto fail;
+    struct stat st;
+    if ((flags & RESTORE_IF_NOT_EXISTS) && stat(zPath, &st) == 0) {
+        skipped(ctx, zPath, "the database exists");
+        return;
+    }
+    rc = restore_run(zUrl, zPath, &o, &zJson, &zErr);
+    if (rc == SQLITE_NOTFOUND && (flags & RESTORE_IF_REPLICA_EXISTS) && zErr &&
+        strstr(zErr, "empty or does not exist")) {
+        sqlite3_free(zErr);
+        skipped(ctx, zPath, "the replica is empty or does not exist");
+        return;
+    }
+    if (rc != SQLITE_OK)
         goto fail;
     sqlite3_result_text(ctx, zJson, -1, sqlite3_free);
     return;

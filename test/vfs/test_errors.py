@@ -141,6 +141,43 @@ e = err_of(con, "SELECT litestream_restore(?, ?, 'yesterday')", url,
            os.path.join(d, "y.db"))
 ok(e is not None and "TXID" in e, f"a target that is not a TXID: {e}")
 
+# Restore-on-boot options: 'if-not-exists' leaves an existing file
+# byte-identical; 'if-replica-exists' returns quietly for an empty replica;
+# ?parallelism= sets the download threads; 'overwrite' as a word.
+before = open(db, "rb").read()
+js = json.loads(con.execute("SELECT litestream_restore(?, ?, NULL, "
+                            "'if-not-exists')", (url, db)).fetchone()[0])
+ok(js["restored"] is False and "exists" in js["reason"] and
+   open(db, "rb").read() == before,
+   f"if-not-exists on an existing database: skipped, file unchanged ({js})")
+boot = os.path.join(d, "boot.db")
+js = json.loads(con.execute("SELECT litestream_restore(?, ?, NULL, "
+                            "'if-not-exists')",
+                            (url + "?parallelism=2", boot)).fetchone()[0])
+ok(js.get("txid") and os.path.exists(boot),
+   f"if-not-exists with no database: restored (parallelism=2): {js}")
+js = json.loads(con.execute(
+    "SELECT litestream_restore(?, ?, NULL, 'if-not-exists, if-replica-exists')",
+    ("file://" + empty, os.path.join(d, "fresh.db"))).fetchone()[0])
+ok(js["restored"] is False and "empty" in js["reason"] and
+   not os.path.exists(os.path.join(d, "fresh.db")),
+   f"if-replica-exists on an empty replica: skipped, nothing written ({js})")
+js = json.loads(con.execute("SELECT litestream_restore(?, ?, NULL, "
+                            "'overwrite')", (url, boot)).fetchone()[0])
+ok(js.get("txid"), "'overwrite' as a word replaces the file")
+for what, args, want in [
+        ("an unknown mode", (url, boot, "if-missing"), "if-not-exists"),
+        ("overwrite and if-not-exists", (url, boot, "overwrite,if-not-exists"),
+         "exclude"),
+        ("parallelism out of range", (url + "?parallelism=0", boot, 1),
+         "parallelism")]:
+    e = err_of(con, "SELECT litestream_restore(?, ?, NULL, ?)", *args)
+    ok(e is not None and want in e, f"restore with {what}: {e}")
+e = err_of(con, "SELECT litestream_restore(?, ?, '1 week ago')", url,
+           os.path.join(d, "week.db"))
+ok(e is not None and "nothing to restore" in e,
+   f"a relative target before the replica began: {e}")
+
 # A corrupt object: restore names it, the output path stays untouched.
 # The newest state may be served by a snapshot or a compacted object as
 # well as by L0: corrupt every object that ends at the newest TXID.
