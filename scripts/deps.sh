@@ -16,6 +16,8 @@ if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format g++ curl"
     # The dist suite installs the wheel into a fresh venv (with pip).
     pkgs="$pkgs python3-venv"
+    # litestream_metrics() is checked by Prometheus' own text parser.
+    pkgs="$pkgs python3-prometheus-client"
     # npm only fetches packages; the tests run on test/tools/node (below).
     command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
 fi

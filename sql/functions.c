@@ -537,6 +537,8 @@ sql_register(sqlite3 *db)
     if (rc == SQLITE_OK)
         rc = sql_register_replica(db);
     if (rc == SQLITE_OK)
+        rc = sql_register_metrics(db);
+    if (rc == SQLITE_OK)
         rc = reg_add(db);
     /* Last, the one whose destructor takes db off the list. */
     if (rc == SQLITE_OK)

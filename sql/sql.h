@@ -29,4 +29,7 @@ int sql_register_pitr(sqlite3 *db);
  * functions, on a read replica (sql/replica.c). */
 int sql_register_replica(sqlite3 *db);
 
+/* litestream_metrics(): Prometheus text (sql/metrics.c). */
+int sql_register_metrics(sqlite3 *db);
+
 #endif

@@ -112,6 +112,37 @@ registry_acquire(const char *zPath)
     return d;
 }
 
+int
+registry_each(int (*xEach)(ls_db *, void *), void *pCtx)
+{
+    ls_db **a = NULL;
+    size_t n = 0, cap = 0;
+    int rc = SQLITE_OK;
+    pthread_mutex_lock(&registry_mu);
+    for (ls_db *d = registry; d && rc == SQLITE_OK; d = d->next) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            ls_db **p = sqlite3_realloc64(a, nc * sizeof(*a));
+            if (!p) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            a = p;
+            cap = nc;
+        }
+        d->nRef++; /* kept alive while the callback runs */
+        a[n++] = d;
+    }
+    pthread_mutex_unlock(&registry_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == SQLITE_OK)
+            rc = xEach(a[i], pCtx);
+        registry_release(a[i]);
+    }
+    sqlite3_free(a);
+    return rc;
+}
+
 void
 registry_ref(ls_db *d)
 {

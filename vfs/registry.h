@@ -87,6 +87,13 @@ void registry_init(const char *zVfs, registry_recapture_fn xRecapture);
  */
 ls_db *registry_acquire(const char *zPath);
 
+/*
+ * Calls xEach for every database of the process, each held by a reference
+ * while its call runs (no lock held then), until one returns non-zero.
+ * Returns that, or SQLITE_OK, or SQLITE_NOMEM.
+ */
+int registry_each(int (*xEach)(ls_db *, void *), void *pCtx);
+
 /* Another reference to d (a WAL file of its database). */
 void registry_ref(ls_db *d);
 

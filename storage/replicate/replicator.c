@@ -203,12 +203,14 @@ thread_main(void *arg)
                     spool_drop_upto(r->sp, rep);
             }
             if (rc == SQLITE_OK) {
-                r->backoff_ms = 0;
+                __atomic_store_n(&r->backoff_ms, 0, __ATOMIC_RELAXED);
                 next_upload = t + r->opts.sync_interval_ms;
             } else {
                 /* Capped exponential backoff with jitter. */
                 int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
-                r->backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
+                __atomic_store_n(&r->backoff_ms,
+                                 b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
+                                 __ATOMIC_RELAXED);
                 next_upload =
                     t + r->backoff_ms / 2 +
                     (int64_t)ls_rand_upto((uint64_t)r->backoff_ms / 2);
@@ -493,7 +495,11 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
                 break;
             }
         }
-        if (!r->upload_now && sidecar_replicated(r->sc) < txid) {
+        /* Ask again once the thread took the request, unless its last
+         * attempt failed: then its backoff decides (a waiting sync must
+         * not turn retries against a failing replica into a tight loop). */
+        if (!r->upload_now && sidecar_replicated(r->sc) < txid &&
+            __atomic_load_n(&r->backoff_ms, __ATOMIC_RELAXED) == 0) {
             r->upload_now = 1;
             pthread_cond_signal(&r->wake);
         }

@@ -1,0 +1,252 @@
+/*
+ * sql/metrics.c: litestream_metrics(), the Prometheus text exposition of
+ * every database this process replicates (docs/sql.md, "Metrics").
+ *
+ *   SELECT litestream_metrics();
+ *
+ * Names and labels follow Litestream's where the meaning is the same
+ * (litestream_db_size, litestream_wal_size, litestream_txid,
+ * litestream_sync_count, litestream_sync_error_count, litestream_disk_full,
+ * litestream_replica_operation_total and _bytes by replica_type and
+ * operation); the others are ours and say so in their HELP.  Each database
+ * is read through the same status the SQL function litestream_status()
+ * returns (replicator_status()), so both always agree.
+ *
+ * Threads: the application thread running the statement.
+ */
+#include "sql/sql.h"
+#include "storage/base/json.h"
+#include "vfs/registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The metrics, in the order printed. */
+enum {
+    M_DB_SIZE,
+    M_WAL_SIZE,
+    M_TXID,
+    M_REPLICATED,
+    M_LAG,
+    M_PENDING,
+    M_SYNC,
+    M_SYNC_ERR,
+    M_DISK_FULL,
+    M_SPOOL,
+    M_FULL,
+    M_COMPACT,
+    M_SNAP,
+    M_OPS,
+    M_OPS_BYTES,
+    M_N
+};
+
+static const struct {
+    const char *zName, *zType, *zHelp;
+} defs[M_N] = {
+    {"litestream_db_size", "gauge", "The current size of the real DB"},
+    {"litestream_wal_size", "gauge", "The current size of the real WAL"},
+    {"litestream_txid", "gauge", "The current transaction ID"},
+    {"litestream_replicated_txid", "gauge",
+     "The newest transaction ID the replica holds"},
+    {"litestream_lag_seconds", "gauge",
+     "Seconds the oldest transaction not yet in the replica has waited"},
+    {"litestream_pending_txns", "gauge",
+     "Transactions committed but not yet in the replica"},
+    {"litestream_sync_count", "counter",
+     "Number of uploads to the replica performed"},
+    {"litestream_sync_error_count", "counter",
+     "Number of upload errors that have occurred"},
+    {"litestream_disk_full", "gauge",
+     "Whether the spool is full (the sidecar's disk or its limit)"},
+    {"litestream_spool_bytes", "gauge",
+     "Bytes of spooled transactions waiting beside the database"},
+    {"litestream_full_images_total", "counter",
+     "Full images uploaded (first sync, lost positions)"},
+    {"litestream_compaction_count", "counter", "Compactions performed"},
+    {"litestream_snapshot_count", "counter", "Snapshots uploaded"},
+    {"litestream_replica_operation_total", "counter",
+     "The number of replica operations performed"},
+    {"litestream_replica_operation_bytes", "counter",
+     "The number of bytes used by replica operations"},
+};
+
+/* Operation counters summed per replica type (Litestream's labels). */
+#define MAX_TYPES 8
+typedef struct metrics {
+    sqlite3_str *m[M_N];
+    struct {
+        char zType[16];
+        uint64_t put, get, list, del, up, down;
+    } t[MAX_TYPES];
+    int nt;
+} metrics;
+
+/* A label value with \, " and newlines escaped. */
+static void
+label(sqlite3_str *s, const char *z)
+{
+    for (; *z; z++) {
+        if (*z == '\\' || *z == '"')
+            sqlite3_str_appendchar(s, 1, '\\');
+        if (*z == '\n')
+            sqlite3_str_appendall(s, "\\n");
+        else
+            sqlite3_str_appendchar(s, 1, *z);
+    }
+}
+
+static void
+sample(metrics *m, int k, const char *zDb, double v)
+{
+    sqlite3_str_appendf(m->m[k], "%s{db=\"", defs[k].zName);
+    label(m->m[k], zDb);
+    sqlite3_str_appendf(m->m[k], "\"} %.17g\n", v);
+}
+
+static double
+num(json_t *o, const char *zKey)
+{
+    json_t *v = o ? json_object_get(o, zKey) : NULL;
+    if (json_is_integer(v))
+        return (double)json_integer_value(v);
+    if (json_is_boolean(v))
+        return json_is_true(v) ? 1 : 0;
+    if (json_is_string(v)) /* TXIDs are 16 hex digits */
+        return (double)strtoull(json_string_value(v), NULL, 16);
+    return 0;
+}
+
+static double
+file_size(const char *zPath, const char *zSuffix)
+{
+    struct stat st;
+    char *z = sqlite3_mprintf("%s%s", zPath, zSuffix);
+    double v = z && stat(z, &st) == 0 ? (double)st.st_size : 0;
+    sqlite3_free(z);
+    return v;
+}
+
+/* Adds one database's operations to its replica type's sums. */
+static void
+add_ops(metrics *m, json_t *o)
+{
+    const char *zUrl = json_string_value(json_object_get(o, "url"));
+    json_t *c = json_object_get(o, "counters");
+    char zType[16] = "file";
+    if (zUrl) {
+        size_t n = strcspn(zUrl, ":");
+        if (n > 0 && n < sizeof(zType)) {
+            memcpy(zType, zUrl, n);
+            zType[n] = 0;
+        }
+    }
+    int i = 0;
+    while (i < m->nt && strcmp(m->t[i].zType, zType) != 0)
+        i++;
+    if (i == m->nt) {
+        if (m->nt == MAX_TYPES)
+            return;
+        memset(&m->t[i], 0, sizeof(m->t[i]));
+        memcpy(m->t[i].zType, zType, sizeof(zType));
+        m->nt++;
+    }
+    m->t[i].put += (uint64_t)num(c, "put");
+    m->t[i].get += (uint64_t)num(c, "get");
+    m->t[i].list += (uint64_t)num(c, "list");
+    m->t[i].del += (uint64_t)num(c, "delete");
+    m->t[i].up += (uint64_t)num(c, "bytes_up");
+    m->t[i].down += (uint64_t)num(c, "bytes_down");
+}
+
+static int
+one_db(ls_db *d, void *pCtx)
+{
+    metrics *m = pCtx;
+    replicator *r = registry_replicator(d);
+    if (!r)
+        return SQLITE_OK; /* not replicating */
+    json_t *o = json_object();
+    int rc = o ? replicator_status(r, o) : SQLITE_NOMEM;
+    registry_replicator_done(d, r);
+    if (rc == SQLITE_OK) {
+        const char *zDb = registry_path(d);
+        json_t *cp = json_object_get(o, "compaction");
+        sample(m, M_DB_SIZE, zDb, file_size(zDb, ""));
+        sample(m, M_WAL_SIZE, zDb, file_size(zDb, "-wal"));
+        sample(m, M_TXID, zDb, num(o, "txid"));
+        sample(m, M_REPLICATED, zDb, num(o, "replicated_txid"));
+        sample(m, M_LAG, zDb, num(o, "lag_ms") / 1000);
+        sample(m, M_PENDING, zDb, num(o, "pending_txns"));
+        sample(m, M_SYNC, zDb, num(o, "uploads"));
+        sample(m, M_SYNC_ERR, zDb, num(o, "errors"));
+        sample(m, M_DISK_FULL, zDb, num(o, "spool_full"));
+        sample(m, M_SPOOL, zDb, num(o, "spool_bytes"));
+        sample(m, M_FULL, zDb, num(o, "full_images"));
+        sample(m, M_COMPACT, zDb, num(cp, "compactions"));
+        sample(m, M_SNAP, zDb, num(cp, "snapshots"));
+        add_ops(m, o);
+    }
+    json_decref(o);
+    return rc;
+}
+
+static void
+ops(metrics *m)
+{
+    static const char *const zOp[] = {"PUT", "GET", "LIST", "DELETE"};
+    for (int i = 0; i < m->nt; i++) {
+        uint64_t n[4] = {m->t[i].put, m->t[i].get, m->t[i].list, m->t[i].del};
+        for (int k = 0; k < 4; k++)
+            sqlite3_str_appendf(m->m[M_OPS],
+                                "%s{replica_type=\"%s\",operation=\"%s\"} "
+                                "%llu\n",
+                                defs[M_OPS].zName, m->t[i].zType, zOp[k],
+                                (unsigned long long)n[k]);
+        sqlite3_str_appendf(m->m[M_OPS_BYTES],
+                            "%s{replica_type=\"%s\",operation=\"PUT\"} %llu\n"
+                            "%s{replica_type=\"%s\",operation=\"GET\"} %llu\n",
+                            defs[M_OPS_BYTES].zName, m->t[i].zType,
+                            (unsigned long long)m->t[i].up,
+                            defs[M_OPS_BYTES].zName, m->t[i].zType,
+                            (unsigned long long)m->t[i].down);
+    }
+}
+
+/* litestream_metrics() */
+static void
+fn_metrics(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    metrics m;
+    memset(&m, 0, sizeof(m));
+    sqlite3_str *out = sqlite3_str_new(NULL);
+    for (int k = 0; k < M_N; k++)
+        m.m[k] = sqlite3_str_new(NULL);
+    int rc = registry_each(one_db, &m);
+    ops(&m);
+    for (int k = 0; k < M_N; k++) {
+        sqlite3_str_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", defs[k].zName,
+                            defs[k].zHelp, defs[k].zName, defs[k].zType);
+        char *z = sqlite3_str_finish(m.m[k]); /* NULL: no samples */
+        sqlite3_str_appendall(out, z ? z : "");
+        sqlite3_free(z);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_str_errcode(out);
+    char *zOut = sqlite3_str_finish(out);
+    if (rc != SQLITE_OK || !zOut) {
+        sqlite3_free(zOut);
+        sqlite3_result_error_code(ctx, rc == SQLITE_OK ? SQLITE_NOMEM : rc);
+        return;
+    }
+    sqlite3_result_text(ctx, zOut, -1, sqlite3_free);
+}
+
+int
+sql_register_metrics(sqlite3 *db)
+{
+    return sqlite3_create_function_v2(db, "litestream_metrics", 0,
+                                      SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,
+                                      fn_metrics, NULL, NULL, NULL);
+}

@@ -1,0 +1,107 @@
+"""litestream_metrics(): Prometheus text of every database the process
+replicates, parsed by Prometheus' own parser (python3-prometheus-client),
+with values that agree with the files and litestream_status()."""
+import json
+import os
+import sqlite3
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import done, load, ok, scratch
+from remote_harness import KIND, replica_url
+
+load()
+d = scratch("metrics")
+cons = []
+for i in range(3):
+    db = os.path.join(d, f"db{i}.db")
+    c = sqlite3.connect(db, isolation_level=None)
+    c.execute(f"PRAGMA litestream_url = '{replica_url(d, f'rep{i}')}'")
+    c.execute("CREATE TABLE t(x)")
+    for k in range(10 * (i + 1)):
+        c.execute("INSERT INTO t VALUES (randomblob(500))")
+    c.execute("SELECT litestream_sync()")
+    cons.append((db, c))
+
+# A database whose replica refuses uploads: a file where its directory
+# should be (file backend), or an unreachable server (S3).
+bad_db = os.path.join(d, "bad.db")
+bad = sqlite3.connect(bad_db, isolation_level=None)
+if KIND == "s3":
+    bad_url = "s3://nobucket/x?endpoint=http://127.0.0.1:1&retries=0"
+else:
+    open(os.path.join(d, "blocked"), "w").close()
+    bad_url = "file://" + os.path.join(d, "blocked", "replica")
+bad.execute(f"PRAGMA litestream_url = '{bad_url}'")
+bad.execute("CREATE TABLE t(x)")
+bad.execute("INSERT INTO t VALUES (1)")
+try:
+    bad.execute("SELECT litestream_sync(2500)")
+except sqlite3.Error:
+    pass
+
+text = cons[0][1].execute("SELECT litestream_metrics()").fetchone()[0]
+try:
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    parsed = True
+except Exception as ex:  # noqa: BLE001 - the parser's own error
+    fams, parsed = {}, str(ex)
+ok(parsed is True, f"Prometheus' parser reads the exposition ({parsed})")
+want = ["litestream_db_size", "litestream_wal_size", "litestream_txid",
+        "litestream_replicated_txid", "litestream_lag_seconds",
+        "litestream_sync_count", "litestream_sync_error_count",
+        "litestream_disk_full", "litestream_replica_operation",
+        "litestream_replica_operation_bytes"]
+ok(all(w in fams for w in want), f"families: {sorted(fams)}")
+ok(all(f"# HELP {w}" in text and f"# TYPE {w}" in text
+       for w in ["litestream_txid", "litestream_sync_count"]),
+   "every metric has # HELP and # TYPE lines")
+
+
+def value(name, **labels):
+    for fam in fams.values():
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v
+                                      for k, v in labels.items()):
+                return s.value
+    return None
+
+
+for db, c in cons:
+    st = json.loads(c.execute("SELECT litestream_status()").fetchone()[0])
+    s = st["databases"][0]
+    ok(value("litestream_db_size", db=db) == os.path.getsize(db) and
+       value("litestream_txid", db=db) == int(s["txid"], 16) and
+       value("litestream_replicated_txid", db=db) ==
+       int(s["replicated_txid"], 16) and
+       value("litestream_sync_count_total", db=db) == s["uploads"],
+       f"{os.path.basename(db)}: size, txid, replicated txid and uploads "
+       "agree with the file and litestream_status()")
+rtype = "s3" if KIND == "s3" else "file"
+puts = value("litestream_replica_operation_total", replica_type=rtype,
+             operation="PUT")
+ok(puts is not None and puts >= 3,
+   f"replica operations by type and operation: {rtype} PUT = {puts}")
+ok((value("litestream_sync_error_count_total", db=bad_db) or 0) >= 1 and
+   value("litestream_pending_txns", db=bad_db) >= 1,
+   "the database whose replica refuses uploads shows errors and pending "
+   f"transactions ({value('litestream_sync_error_count_total', db=bad_db)}, "
+   f"{value('litestream_pending_txns', db=bad_db)})")
+
+# The Python example of docs/sql.md, on a free port.
+import sys  # noqa: E402
+import urllib.request  # noqa: E402
+sys.path.insert(0, os.path.join(os.environ["LITESTREAM_SRCDIR"], "examples"))
+import metrics_server  # noqa: E402
+
+srv = metrics_server.serve(sqlite3.connect(":memory:",
+                                           check_same_thread=False), port=0)
+url = f"http://127.0.0.1:{srv.server_address[1]}/metrics"
+with urllib.request.urlopen(url, timeout=10) as resp:
+    ctype, body = resp.headers["Content-Type"], resp.read().decode()
+names = {f.name for f in text_string_to_metric_families(body)}
+ok(ctype.startswith("text/plain; version=0.0.4") and
+   "litestream_txid" in names and cons[1][0] in body,
+   f"examples/metrics_server.py serves it on /metrics ({ctype})")
+srv.shutdown()
+done()
