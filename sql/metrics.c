@@ -16,6 +16,7 @@
  */
 #include "sql/sql.h"
 #include "storage/base/json.h"
+#include "storage/replicate/heartbeat.h"
 #include "vfs/registry.h"
 
 #include <stdlib.h>
@@ -225,6 +226,8 @@ fn_metrics(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         m.m[k] = sqlite3_str_new(NULL);
     int rc = registry_each(one_db, &m);
     ops(&m);
+    uint64_t n_ok = 0, n_fail = 0;
+    sqlite3_free(heartbeat_get(NULL, &n_ok, &n_fail));
     for (int k = 0; k < M_N; k++) {
         sqlite3_str_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", defs[k].zName,
                             defs[k].zHelp, defs[k].zName, defs[k].zType);
@@ -232,6 +235,13 @@ fn_metrics(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_str_appendall(out, z ? z : "");
         sqlite3_free(z);
     }
+    sqlite3_str_appendf(out,
+                        "# HELP litestream_heartbeat_total Heartbeat GETs "
+                        "by result\n# TYPE litestream_heartbeat_total "
+                        "counter\nlitestream_heartbeat_total{result=\"ok\"} "
+                        "%llu\nlitestream_heartbeat_total{result=\"error\"} "
+                        "%llu\n",
+                        (unsigned long long)n_ok, (unsigned long long)n_fail);
     if (rc == SQLITE_OK)
         rc = sqlite3_str_errcode(out);
     char *zOut = sqlite3_str_finish(out);

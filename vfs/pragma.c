@@ -21,6 +21,7 @@
  * Runs on the application thread preparing the PRAGMA.
  */
 #include "vfs/pragma.h"
+#include "storage/replicate/heartbeat.h"
 #include "storage/backend/url.h"
 #include "storage/base/timefmt.h"
 #include "storage/local/sidecar.h"
@@ -328,6 +329,50 @@ out:
     return rc;
 }
 
+/*
+ * PRAGMA litestream_heartbeat_url / litestream_heartbeat_interval: the
+ * process's heartbeat (storage/replicate/heartbeat.h), the same whichever
+ * database's connection sets or reads it.
+ */
+static int
+heartbeat_pragma(char **azArg)
+{
+    const char *zName = azArg[1], *zVal = azArg[2];
+    int64_t ms = 0;
+    uint64_t n_ok = 0, n_fail = 0;
+    int url = sqlite3_stricmp(zName, "litestream_heartbeat_url") == 0;
+    if (!url && sqlite3_stricmp(zName, "litestream_heartbeat_interval") != 0)
+        return SQLITE_NOTFOUND;
+    if (zVal && url && zVal[0] && sqlite3_strnicmp(zVal, "http://", 7) &&
+        sqlite3_strnicmp(zVal, "https://", 8))
+        return fail(azArg, sqlite3_mprintf("litestream: PRAGMA %s takes an "
+                                           "http:// or https:// URL (or '' "
+                                           "to stop), not '%s'",
+                                           zName, zVal));
+    if (zVal && !url) {
+        char *zErr = NULL, *end = NULL;
+        long long v = strtoll(zVal, &end, 10);
+        if (end && !*end && *zVal)
+            ms = v;
+        else if (timefmt_parse_duration(zVal, &ms, &zErr) != SQLITE_OK)
+            ms = -1;
+        sqlite3_free(zErr);
+        if (ms < 100 || ms > 86400000LL * 7)
+            return fail(azArg, sqlite3_mprintf(
+                                   "litestream: PRAGMA %s takes milliseconds "
+                                   "(100 to 604800000) or a duration such as "
+                                   "'5m', not '%s'",
+                                   zName, zVal));
+    }
+    if (zVal && heartbeat_set(url ? zVal : NULL, ms) != SQLITE_OK)
+        return SQLITE_NOMEM;
+    char *z = heartbeat_get(&ms, &n_ok, &n_fail);
+    azArg[0] = url ? sqlite3_mprintf("%s", z ? z : "")
+                   : sqlite3_mprintf("%lld", (long long)ms);
+    sqlite3_free(z);
+    return SQLITE_OK;
+}
+
 int
 vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
 {
@@ -362,5 +407,7 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
     for (int i = 0; i < 4; i++)
         if (sqlite3_stricmp(zName, pitr_names[i]) == 0)
             return set_pitr(d, azArg, i);
+    if (sqlite3_strnicmp(zName, "litestream_heartbeat_", 21) == 0)
+        return heartbeat_pragma(azArg);
     return SQLITE_NOTFOUND;
 }

@@ -26,6 +26,7 @@
 #include "storage/base/rand.h"
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
+#include "storage/replicate/heartbeat.h"
 #include "storage/replicate/recover.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/txarena.h"
@@ -202,6 +203,7 @@ thread_main(void *arg)
                 if (rep && spool_scan(r->sp) == SQLITE_OK)
                     spool_drop_upto(r->sp, rep);
             }
+            heartbeat_tick();
             if (rc == SQLITE_OK) {
                 __atomic_store_n(&r->backoff_ms, 0, __ATOMIC_RELAXED);
                 next_upload = t + r->opts.sync_interval_ms;
@@ -322,6 +324,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         goto out;
     }
     r->started = 1;
+    heartbeat_add(r);
     rc = start_compactor(r, pzErr);
 out:
     if (rc != SQLITE_OK) {
@@ -337,6 +340,7 @@ replicator_close(replicator *r, int grace_ms)
 {
     if (!r)
         return;
+    heartbeat_remove(r);
     if (r->started) {
         /* Spool durably, then give the upload of what this process
          * captured a moment (the rest waits in the spool for the next

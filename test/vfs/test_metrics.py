@@ -88,6 +88,64 @@ ok((value("litestream_sync_error_count_total", db=bad_db) or 0) >= 1 and
    f"transactions ({value('litestream_sync_error_count_total', db=bad_db)}, "
    f"{value('litestream_pending_txns', db=bad_db)})")
 
+# --- heartbeat ---------------------------------------------------------------
+import http.server  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+pings = []
+
+
+class Ping(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        pings.append(time.time())
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+hb = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ping)
+threading.Thread(target=hb.serve_forever, daemon=True).start()
+c0 = cons[0][1]
+hb_url = f"http://127.0.0.1:{hb.server_address[1]}/ping"
+c0.execute(f"PRAGMA litestream_heartbeat_url = '{hb_url}'")
+c0.execute("PRAGMA litestream_heartbeat_interval = 300")
+ok(cons[1][1].execute("PRAGMA litestream_heartbeat_url").fetchone()[0] ==
+   hb_url and cons[1][1].execute(
+       "PRAGMA litestream_heartbeat_interval").fetchone()[0] in (300, "300"),
+   "the heartbeat is the process's: another database's connection reads it")
+time.sleep(2.5)
+ok(len(pings) == 0, f"no ping while one database cannot upload ({len(pings)})")
+bad.execute("PRAGMA litestream_url = ''")  # stop replicating it
+deadline = time.time() + 10
+while len(pings) < 2 and time.time() < deadline:
+    time.sleep(0.1)
+ok(len(pings) >= 2, f"pings once every database is healthy ({len(pings)})")
+gaps = [b - a for a, b in zip(pings, pings[1:])]
+ok(all(g >= 0.25 for g in gaps), f"at most one GET per interval: {gaps}")
+# A dead endpoint: failures are counted, one per interval at most.
+hb.shutdown()
+hb.server_close()
+c0.execute("PRAGMA litestream_heartbeat_interval = 500")
+time.sleep(2.6)
+text = c0.execute("SELECT litestream_metrics()").fetchone()[0]
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+errs = value("litestream_heartbeat_total", result="error")
+ok(errs is not None and 1 <= errs <= 7,
+   f"a dead heartbeat endpoint: {errs} failed GETs in 2.6 s, counted, "
+   "never a tight loop")
+for bad_val in ["ftp://x", "soon"]:
+    name = "url" if bad_val.startswith("ftp") else "interval"
+    try:
+        c0.execute(f"PRAGMA litestream_heartbeat_{name} = '{bad_val}'")
+        e = None
+    except sqlite3.Error as ex:
+        e = str(ex)
+    ok(e and "litestream_heartbeat" in e, f"bad heartbeat {name}: {e}")
+c0.execute("PRAGMA litestream_heartbeat_url = ''")
+
 # The Python example of docs/sql.md, on a free port.
 import sys  # noqa: E402
 import urllib.request  # noqa: E402
