@@ -71,7 +71,9 @@ if [ "$what" = test ]; then
          npm ci --no-audit --no-fund >/dev/null)
     fi
     # S3 test server (@20minutes/s3rver, pinned in package-lock.json).
-    if [ ! -f test/servers/node_modules/@20minutes/s3rver/package.json ]; then
+    # Azure test server (azurite, same lock file).
+    if [ ! -f test/servers/node_modules/@20minutes/s3rver/package.json ] ||
+       [ ! -f test/servers/node_modules/azurite/package.json ]; then
         echo "deps: npm ci in test/servers (s3rver, ~15 s)"
         (cd test/servers &&
          env -u npm_config_build_from_source -u npm_config_nodedir \
