@@ -388,7 +388,11 @@ azb_list_page(az_backend *ab, const xml_node *root, size_t nPrefix,
     for (x = blobs ? xml_child(blobs, "Blob") : NULL; x; x = xml_next(x)) {
         const char *zName = xml_text(x, "Name");
         const char *zSize = xml_text(x, "Properties/Content-Length");
-        const char *zMeta = xml_text(x, "Metadata/litestreamtimestamp");
+        const xml_node *m = xml_child(x, "Metadata");
+        const char *zMeta = NULL;
+        for (m = m ? m->child : NULL; m; m = m->next) /* names: any case */
+            if (sqlite3_stricmp(m->name, "litestreamtimestamp") == 0)
+                zMeta = m->text;
         const char *zMod = xml_text(x, "Properties/Last-Modified");
         if (zName == NULL || strlen(zName) <= nPrefix)
             continue;

@@ -32,6 +32,7 @@ static const struct {
     {"sftp", NULL},
     {"webdav", NULL},
     {"webdavs", NULL},
+    {"oss", &backend_oss_vtab},
 };
 
 void

@@ -4,6 +4,7 @@
  *
  *   s3://bucket/path?endpoint=URL&region=R&force_path_style=true
  *   gs://bucket/path            (GCS XML API, HMAC keys)
+ *   oss://bucket/path           (Alibaba OSS, S3-compatible API)
  *
  * Objects live at "<path>/<key>"; the layout (storage/backend/layout.c) gives
  * keys
@@ -196,35 +197,6 @@ mpu_send_parts(s3_mpu *m)
     while (k-- > 0)
         pthread_join(th[k], NULL);
     return m->rc;
-}
-
-static char *
-xml_escape(const char *z)
-{
-    sqlite3_str *s = sqlite3_str_new(NULL);
-
-    for (; *z; z++) {
-        switch (*z) {
-        case '<':
-            sqlite3_str_appendall(s, "&lt;");
-            break;
-        case '>':
-            sqlite3_str_appendall(s, "&gt;");
-            break;
-        case '&':
-            sqlite3_str_appendall(s, "&amp;");
-            break;
-        case '"':
-            sqlite3_str_appendall(s, "&quot;");
-            break;
-        case '\'':
-            sqlite3_str_appendall(s, "&apos;");
-            break;
-        default:
-            sqlite3_str_appendchar(s, 1, *z);
-        }
-    }
-    return sqlite3_str_finish(s);
 }
 
 /*
@@ -729,7 +701,7 @@ s3b_close(backend *b)
 }
 
 static int
-s3b_open_any(const ls_url *u, backend **out, char **pzErr, int gcs,
+s3b_open_any(const ls_url *u, backend **out, char **pzErr, int kind,
              const backend_vtab *vt)
 {
     s3_backend *sb = sqlite3_malloc64(sizeof(*sb));
@@ -740,7 +712,7 @@ s3b_open_any(const ls_url *u, backend **out, char **pzErr, int gcs,
         return SQLITE_NOMEM;
     memset(sb, 0, sizeof(*sb));
     sb->base.vt = vt;
-    rc = s3_client_init(&sb->c, u, gcs, pzErr);
+    rc = s3_client_init(&sb->c, u, kind, pzErr);
     if (rc != SQLITE_OK) {
         s3b_close(&sb->base);
         return rc;
@@ -752,13 +724,19 @@ s3b_open_any(const ls_url *u, backend **out, char **pzErr, int gcs,
 static int
 s3b_open(const ls_url *u, backend **out, char **pzErr)
 {
-    return s3b_open_any(u, out, pzErr, 0, &backend_s3_vtab);
+    return s3b_open_any(u, out, pzErr, S3_KIND_AWS, &backend_s3_vtab);
 }
 
 static int
 gsb_open(const ls_url *u, backend **out, char **pzErr)
 {
-    return s3b_open_any(u, out, pzErr, 1, &backend_gs_vtab);
+    return s3b_open_any(u, out, pzErr, S3_KIND_GCS, &backend_gs_vtab);
+}
+
+static int
+ossb_open(const ls_url *u, backend **out, char **pzErr)
+{
+    return s3b_open_any(u, out, pzErr, S3_KIND_OSS, &backend_oss_vtab);
 }
 
 const backend_vtab backend_s3_vtab = {
@@ -782,6 +760,22 @@ const backend_vtab backend_gs_vtab = {
     .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC,
     .level_fmt = "ltx/%d/",
     .open = gsb_open,
+    .close = s3b_close,
+    .put = s3b_put,
+    .put_file = s3b_put_file,
+    .get = s3b_get,
+    .list = s3b_list,
+    .list_tree = s3b_list_tree,
+    .del = s3b_del,
+    .errmsg = s3b_errmsg,
+    .counters = s3b_counters,
+};
+
+const backend_vtab backend_oss_vtab = {
+    .name = "oss",
+    .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC,
+    .level_fmt = "%04x/",
+    .open = ossb_open,
     .close = s3b_close,
     .put = s3b_put,
     .put_file = s3b_put_file,

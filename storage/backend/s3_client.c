@@ -175,27 +175,70 @@ bucket_ok(const char *z)
     return 1;
 }
 
+/*
+ * OSS: "BUCKET.oss-REGION[-internal].aliyuncs.com" names the bucket and
+ * the region (as Litestream's oss client reads it); any other host is the
+ * bucket.  Sets c->bucket, c->region (URL, host, else cn-hangzhou) and,
+ * without an endpoint, the S3-compatible endpoint of the region.
+ */
+static int
+s3_oss_host(s3_client *c, const struct ls_url *u, const char *zEp)
+{
+    const char *h = u->host ? u->host : "", *zDot = strchr(h, '.');
+    const char *zReg = url_param(u, "region");
+    size_t n = strlen(h), nr = 0;
+    int internal = 0;
+
+    c->oss = 1;
+    if (zDot && strncmp(zDot, ".oss-", 5) == 0 && n > 14 &&
+        strcmp(h + n - 13, ".aliyuncs.com") == 0 &&
+        (nr = (size_t)(h + n - 13 - (zDot + 5))) > 0) {
+        internal = nr > 9 && strncmp(zDot + 5 + nr - 9, "-internal", 9) == 0;
+        nr -= internal ? 9 : 0;
+        c->bucket = sqlite3_mprintf("%.*s", (int)(zDot - h), h);
+        if (zReg == NULL || zReg[0] == 0)
+            c->region = sqlite3_mprintf("%.*s", (int)nr, zDot + 5);
+    } else {
+        c->bucket = sqlite3_mprintf("%s", h);
+    }
+    if (c->region == NULL)
+        c->region =
+            sqlite3_mprintf("%s", zReg && zReg[0] ? zReg : "cn-hangzhou");
+    if (zEp == NULL && c->region)
+        c->host = sqlite3_mprintf("s3.oss-%s%s.aliyuncs.com", c->region,
+                                  internal ? "-internal" : "");
+    c->https = 1;
+    return c->bucket && c->region && (zEp || c->host) ? SQLITE_OK
+                                                      : SQLITE_NOMEM;
+}
+
 int
-s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr)
+s3_client_init(s3_client *c, const struct ls_url *u, int kind, char **pzErr)
 {
     http_opts ho = {0};
     const char *zEp = url_param(u, "endpoint");
     const char *z;
+    int gcs = kind == S3_KIND_GCS;
     int rc, b;
 
     memset(c, 0, sizeof(*c));
     c->gcs = gcs;
-    if (u->host == NULL || !bucket_ok(u->host))
+    if (kind == S3_KIND_OSS && (rc = s3_oss_host(c, u, zEp)) != SQLITE_OK)
+        return rc;
+    z = c->bucket ? c->bucket : u->host;
+    if (z == NULL || !bucket_ok(z))
         return s3_cfg_err(pzErr, u,
                           "bucket name (3-63 characters a-z 0-9 "
                           ". - _)",
-                          u->host ? u->host : "");
+                          z ? z : "");
     if ((z = url_param(u, "region")) == NULL || z[0] == 0)
         z = gcs ? "auto" : getenv("AWS_REGION");
     if (z == NULL || z[0] == 0)
         z = getenv("AWS_DEFAULT_REGION");
-    c->region = sqlite3_mprintf("%s", z && z[0] ? z : "us-east-1");
-    c->bucket = sqlite3_mprintf("%s", u->host);
+    if (c->region == NULL)
+        c->region = sqlite3_mprintf("%s", z && z[0] ? z : "us-east-1");
+    if (c->bucket == NULL)
+        c->bucket = sqlite3_mprintf("%s", u->host);
     c->prefix = sqlite3_mprintf("%s", u->path ? u->path : "");
     if (!c->region || !c->bucket || !c->prefix)
         return SQLITE_NOMEM;
@@ -204,10 +247,12 @@ s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr)
     if (zEp) {
         rc = s3_endpoint(c, u, zEp, pzErr);
         c->path_style = 1;
-    } else {
+    } else if (c->host == NULL) {
         c->host = sqlite3_mprintf("s3.%s.amazonaws.com", c->region);
         c->https = 1;
         rc = c->host ? SQLITE_OK : SQLITE_NOMEM;
+    } else {
+        rc = SQLITE_OK; /* oss: the region's endpoint */
     }
     if (rc != SQLITE_OK)
         return rc;
@@ -246,10 +291,13 @@ s3_creds(const s3_client *c, const char **pAk, const char **pSk,
 {
     static const char *const names[][3] = {
         {"GOOGLE_HMAC_ACCESS_ID", "GOOGLE_HMAC_SECRET", NULL},
+        {"OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", NULL},
         {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
         {"LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", NULL},
     };
-    for (int i = c->gcs ? 0 : 1; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
+        if ((i == 0 && !c->gcs) || (i == 1 && !c->oss))
+            continue;
         const char *ak = getenv(names[i][0]), *sk = getenv(names[i][1]);
         if (ak && ak[0] && sk && sk[0]) {
             *pAk = ak;
@@ -413,14 +461,19 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
 
     if (rc == SQLITE_AUTH && resp->status == 0) {
         z = sqlite3_mprintf("litestream: no credentials for %s: set %s",
-                            c->gcs ? "gs" : "s3",
-                            c->gcs ? "GOOGLE_HMAC_ACCESS_ID and "
-                                     "GOOGLE_HMAC_SECRET (or the AWS_ "
-                                     "variables)"
-                                   : "AWS_ACCESS_KEY_ID and "
-                                     "AWS_SECRET_ACCESS_KEY (or "
-                                     "LITESTREAM_ACCESS_KEY_ID and "
-                                     "LITESTREAM_SECRET_ACCESS_KEY)");
+                            c->gcs   ? "gs"
+                            : c->oss ? "oss"
+                                     : "s3",
+                            c->gcs   ? "GOOGLE_HMAC_ACCESS_ID and "
+                                       "GOOGLE_HMAC_SECRET (or the AWS_ "
+                                       "variables)"
+                            : c->oss ? "OSS_ACCESS_KEY_ID and "
+                                       "OSS_ACCESS_KEY_SECRET (or the AWS_ "
+                                       "variables)"
+                                     : "AWS_ACCESS_KEY_ID and "
+                                       "AWS_SECRET_ACCESS_KEY (or "
+                                       "LITESTREAM_ACCESS_KEY_ID and "
+                                       "LITESTREAM_SECRET_ACCESS_KEY)");
     } else if (rc == SQLITE_OK) {
         if (resp->nbody && xml_parse((const char *)resp->body, resp->nbody, &x,
                                      NULL) == SQLITE_OK) {
@@ -430,17 +483,25 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
         rc = s3_status_rc(resp, zCode);
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' failed: "
                             "HTTP %ld%s%s%s%s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey, c->bucket,
-                            resp->status, zCode ? " " : "", zCode ? zCode : "",
+                            c->gcs   ? "GCS"
+                            : c->oss ? "OSS"
+                                     : "S3",
+                            zOp, zKey, c->bucket, resp->status,
+                            zCode ? " " : "", zCode ? zCode : "",
                             zMsg ? ": " : "", zMsg ? zMsg : "");
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' on "
                             "%s failed: %s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey, c->bucket,
-                            c->host,
+                            c->gcs   ? "GCS"
+                            : c->oss ? "OSS"
+                                     : "S3",
+                            zOp, zKey, c->bucket, c->host,
                             resp->transport ? resp->transport : "no response");
     } else {
-        z = sqlite3_mprintf("litestream: %s %s '%s': %s", c->gcs ? "GCS" : "S3",
+        z = sqlite3_mprintf("litestream: %s %s '%s': %s",
+                            c->gcs   ? "GCS"
+                            : c->oss ? "OSS"
+                                     : "S3",
                             zOp, zKey, sqlite3_errstr(rc));
     }
     xml_free(x);

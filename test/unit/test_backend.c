@@ -134,7 +134,6 @@ static void
 test_registry(void)
 {
     static const char *const later[] = {
-        "abs://c@a/p",
         "sftp://h/p",
         "webdav://h/p",
         "webdavs://h/p",
