@@ -23,6 +23,7 @@
 
 #include "storage/base/sqlite.h"
 #include "storage/base/timefmt.h"
+#include "storage/backend/gcs_token.h"
 #include "storage/backend/url.h"
 #include "storage/backend/xml.h"
 
@@ -267,6 +268,8 @@ s3_client_init(s3_client *c, const struct ls_url *u, int kind, char **pzErr)
         ho.skip_verify = b;
     }
     ho.max_attempts = 5;
+    if (gcs && (c->token = gcs_token_new()) == NULL)
+        return SQLITE_NOMEM;
     rc = s3_tuning(c, u, &ho, zEp != NULL, pzErr);
     if (rc == SQLITE_OK)
         rc = http_client_new(&ho, &c->http);
@@ -277,6 +280,7 @@ void
 s3_client_clear(s3_client *c)
 {
     http_client_free(c->http);
+    gcs_token_free(c->token);
     sqlite3_free(c->host);
     sqlite3_free(c->bucket);
     sqlite3_free(c->prefix);
@@ -353,10 +357,49 @@ s3_sig_clear(s3_sig *s)
     s->n = 0;
 }
 
+/*
+ * gs:// with a service-account key (GOOGLE_APPLICATION_CREDENTIALS, used
+ * unless GOOGLE_HMAC_ACCESS_ID/SECRET are set): the header lines of an
+ * attempt with an OAuth2 Bearer token.  *pzWhy says why no token came.
+ */
+static int
+s3_sign_bearer(const s3_client *c, const s3_call *call, const char *zHost,
+               s3_sig *sig, char **pzWhy)
+{
+    char *zTok = NULL;
+    int rc =
+        gcs_token_get(c->token, c->http, gcs_token_path(), &zTok, NULL, pzWhy);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    sig->azLine[sig->n++] = sqlite3_mprintf("Authorization: Bearer %s", zTok);
+    sig->azLine[sig->n++] = sqlite3_mprintf("Host: %s", zHost);
+    for (int i = 0; i < call->nheader && i < 16; i++)
+        sig->azLine[sig->n++] = sqlite3_mprintf("%s: %s", call->headers[i].name,
+                                                call->headers[i].value);
+    memset(zTok, 0, strlen(zTok));
+    sqlite3_free(zTok);
+    for (int i = 0; i < sig->n; i++)
+        if (sig->azLine[i] == NULL)
+            return SQLITE_NOMEM;
+    return SQLITE_OK;
+}
+
+/* Whether gs:// authenticates with a service-account key. */
+static int
+s3_uses_bearer(const s3_client *c)
+{
+    const char *a = getenv("GOOGLE_HMAC_ACCESS_ID");
+    const char *b = getenv("GOOGLE_HMAC_SECRET");
+
+    return c->gcs && c->token && gcs_token_path() && !(a && a[0] && b && b[0]);
+}
+
 /* Signs one attempt: fills sig with every header line to send. */
 static int
 s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
-        const char *zPath, const char *zQuery, const char *zHash, s3_sig *sig)
+        const char *zPath, const char *zQuery, const char *zHash, s3_sig *sig,
+        char **pzWhy)
 {
     const char *ak, *sk, *tok;
     sigv4_pair h[20];
@@ -364,6 +407,8 @@ s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
     char *zAuth;
     int n = 0, i;
 
+    if (s3_uses_bearer(c))
+        return s3_sign_bearer(c, call, zHost, sig, pzWhy);
     if (!s3_creds(c, &ak, &sk, &tok))
         return SQLITE_AUTH;
     if (call->nheader > 16)
@@ -444,7 +489,7 @@ s3_status_rc(const http_resp *resp, const char *zCode)
 /* Message for a failed call: the server's error or the transport's. */
 static int
 s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
-        char **pzErr)
+        char *zWhy, char **pzErr)
 {
     const char *zKey = call->key ? call->key : "";
     const char *zCode = NULL, *zMsg = NULL;
@@ -459,7 +504,9 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
     xml_node *x = NULL;
     char *z;
 
-    if (rc == SQLITE_AUTH && resp->status == 0) {
+    if (zWhy) {
+        z = zWhy; /* the service-account token's failure */
+    } else if (rc == SQLITE_AUTH && resp->status == 0) {
         z = sqlite3_mprintf("litestream: no credentials for %s: set %s",
                             c->gcs   ? "gs"
                             : c->oss ? "oss"
@@ -516,10 +563,10 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
 static int
 s3_attempt(s3_client *c, const s3_call *call, const char *zUrl,
            const char *zHost, const char *zPath, const char *zQuery,
-           const char *zHash, http_resp *resp)
+           const char *zHash, http_resp *resp, char **pzWhy)
 {
     s3_sig sig = {.n = 0};
-    int rc = s3_sign(c, call, zHost, zPath, zQuery, zHash, &sig);
+    int rc = s3_sign(c, call, zHost, zPath, zQuery, zHash, &sig, pzWhy);
 
     memset(resp, 0, sizeof(*resp));
     if (rc == SQLITE_OK) {
@@ -547,6 +594,7 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
 {
     char *zUrl = NULL, *zPath = NULL, *zHost = NULL, *zQuery = NULL;
     char zHash[65];
+    char *zWhy = NULL;
     int rc, attempt, delay;
 
     memset(resp, 0, sizeof(*resp));
@@ -562,8 +610,10 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
                          call->body ? call->nbody : 0, zHash);
     for (attempt = 1;; attempt++) {
         http_resp_clear(resp);
-        rc = s3_attempt(c, call, zUrl, zHost, zPath, zQuery, zHash, resp);
-        if (rc == SQLITE_NOMEM || rc == SQLITE_AUTH || rc == SQLITE_MISUSE)
+        rc =
+            s3_attempt(c, call, zUrl, zHost, zPath, zQuery, zHash, resp, &zWhy);
+        if (rc == SQLITE_NOMEM || rc == SQLITE_AUTH || rc == SQLITE_MISUSE ||
+            zWhy)
             break;
         if (rc == SQLITE_OK && resp->status >= 200 && resp->status < 300)
             goto out;
@@ -572,7 +622,7 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
             break;
         http_sleep_ms(delay);
     }
-    rc = s3_fail(c, call, rc, resp, pzErr);
+    rc = s3_fail(c, call, rc, resp, zWhy, pzErr);
 out:
     sqlite3_free(zUrl);
     sqlite3_free(zPath);

@@ -13,7 +13,9 @@
  * them takes effect without reopening the replica): for s3
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else
  * LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY; for gs first
- * GOOGLE_HMAC_ACCESS_ID / GOOGLE_HMAC_SECRET; for oss first
+ * GOOGLE_HMAC_ACCESS_ID / GOOGLE_HMAC_SECRET, then a service-account key
+ * named by GOOGLE_APPLICATION_CREDENTIALS (an OAuth2 Bearer token instead
+ * of a signature; storage/backend/gcs_token.h); for oss first
  * OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET.  They never appear in a
  * message.
  *
@@ -50,6 +52,7 @@ typedef struct s3_client {
     int part_parallel;         /* parts in flight */
     int max_keys;              /* ListObjectsV2 page size (0: server default) */
     backend_counters counters; /* updated atomically */
+    struct gcs_token *token;   /* gs: service-account tokens (gcs_token.h) */
 } s3_client;
 
 /* One S3 operation; everything decoded (the client encodes). */
