@@ -549,9 +549,11 @@ az_fail(const az_client *c, const az_call *call, int rc, const http_resp *resp,
         rc = az_status_rc(resp, zCode);
         z = sqlite3_mprintf(
             "litestream: Azure %s '%s' in container '%s' "
-            "failed: HTTP %ld%s%s%s%.300s%s",
+            "failed: HTTP %ld%s%s%s%.*s%s",
             zOp, zBlob, c->container, resp->status, zCode ? " " : "",
-            zCode ? zCode : "", zMsg ? ": " : "", zMsg ? zMsg : "",
+            zCode ? zCode : "", zMsg ? ": " : "",
+            zMsg ? (int)strcspn(zMsg, "\r\n") : 0, /* not "\nRequestId.." */
+            zMsg ? zMsg : "",
             rc == SQLITE_CANTOPEN ? " (create the container first)" : "");
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: Azure %s '%s' in container '%s' on "
