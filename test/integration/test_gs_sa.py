@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""gs:// with a Google service-account key (GOOGLE_APPLICATION_CREDENTIALS).
+
+No Google server runs offline, so the token exchange goes to the token
+endpoint of test/servers/gcs_auth.py, which verifies the JWT's RS256
+signature with the public half of the key and its claims (iss, scope, aud,
+iat, exp), and the object requests go through its Bearer-checking
+pass-through to s3rver (which serves them anonymously).  Checked: replicate
+and restore with Bearer tokens only, the cache (few tokens for many
+requests), refresh before expiry (a 4 s token: never a request with an
+expired one), the read replica, HMAC keys still preferred when set, and
+each bad key file (missing, unreadable, not JSON, not a service account,
+bad private key), a refusing and an unreachable token endpoint: a clear
+message in status and from restore, the application keeps writing, every
+transaction replicated once fixed, no secret in any message."""
+import json
+import os
+import sqlite3
+import time
+import urllib.parse
+
+from harness import (cleanup, done, load, ok, restore_and_compare, scratch)
+from servers import GcsAuthServer, S3Server, free_port
+
+load()
+s3 = S3Server(buckets=("gsbucket",)).start()
+g = GcsAuthServer(s3, ttl=4).start()
+for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+          "GOOGLE_HMAC_ACCESS_ID", "GOOGLE_HMAC_SECRET",
+          "LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY"):
+    os.environ.pop(v, None)
+os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = g.key_path
+EP = g.endpoint
+dirs = []
+seen = []
+
+
+def fresh(name, url):
+    d = scratch("gs-" + name)
+    dirs.append(d)
+    db = os.path.join(d, "app.db")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute(f"PRAGMA litestream_url = '{url}'")
+    con.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
+    return d, db, con
+
+
+def status(con):
+    return json.loads(con.execute("SELECT litestream_status()").fetchone()[0]
+                      )["databases"][0]
+
+
+def write(con, n=20, size=200):
+    for _ in range(n):
+        con.execute("INSERT INTO t(v) VALUES (randomblob(?))", (size,))
+
+
+def wait_error(con, what, timeout=12.0):
+    """Waits (writing on: a cached token is only refetched when it is
+    due) until status shows an error containing `what`."""
+    end = time.time() + timeout
+    while time.time() < end:
+        write(con, 1)
+        e = status(con)["last_error"]
+        if e and what in e["message"]:
+            seen.append(e["message"])
+            return e["message"]
+        time.sleep(0.1)
+    e = status(con)["last_error"]
+    return None if e is None else "(other) " + e["message"]
+
+
+# --- replicate, restore, cache, refresh ----------------------------------
+url = f"gs://gsbucket/sa/db?endpoint={EP}"
+d, db, con = fresh("basic", url)
+write(con, 30)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "gs with a service-account key (Bearer tokens)")
+keys = [k for k in s3.stored_keys("gsbucket") if k.startswith("sa/")]
+ok(keys and all(k.startswith("sa/db/ltx/") for k in keys),
+   f"objects at <path>/ltx/<level>/... (the gs layout): {keys[:2]}")
+c = g.claims or {}
+ok(c.get("iss") == g.EMAIL and c.get("aud") == g.token_uri and
+   "devstorage.read_write" in c.get("scope", "") and
+   c.get("exp", 0) - c.get("iat", 0) == 3600,
+   f"the JWT's claims, checked with its RS256 signature: {c}")
+ok(g.issued >= 1 and g.unauthorized == 0 and g.refused == 0,
+   f"every request carried a valid token ({g.issued} tokens, "
+   f"{g.forwarded} requests, {g.unauthorized} refused)")
+# Refresh: 4 s tokens (refreshed 1 s before they expire) over 7 s of
+# writes; the pass-through refuses any expired token.
+issued0, fwd0 = g.issued, g.forwarded
+t0 = time.time()
+while time.time() - t0 < 7:
+    write(con, 2)
+    con.execute("SELECT litestream_sync(10000)")
+    time.sleep(0.3)
+ok(g.issued - issued0 >= 2 and g.unauthorized == 0,
+   f"tokens refreshed before expiry: {g.issued - issued0} new tokens for "
+   f"{g.forwarded - fwd0} requests in 7 s, {g.unauthorized} refused")
+ok(g.forwarded - fwd0 > 3 * (g.issued - issued0),
+   "tokens are cached: several requests per token")
+r = sqlite3.connect("file:r.db?vfs=litestream-remote&url=" +
+                    urllib.parse.quote(url, safe=""), uri=True)
+n = r.execute("SELECT count(*) FROM t").fetchone()[0]
+ok(n == con.execute("SELECT count(*) FROM t").fetchone()[0],
+   f"the read replica reads through service-account tokens: {n} rows")
+r.close()
+con.close()
+
+# HMAC keys set: they win (requests signed, straight to s3rver).
+os.environ["GOOGLE_HMAC_ACCESS_ID"] = s3.key
+os.environ["GOOGLE_HMAC_SECRET"] = s3.secret
+issued0 = g.issued
+url_h = f"gs://gsbucket/hmac/db?endpoint={s3.endpoint}"
+d, db, con = fresh("hmac", url_h)
+write(con, 10)
+restore_and_compare(con, db, url_h, os.path.join(d, "out.db"),
+                    "gs with HMAC keys (GOOGLE_APPLICATION_CREDENTIALS set "
+                    "too)")
+ok(g.issued == issued0, "no token fetched when HMAC keys are set")
+con.close()
+os.environ.pop("GOOGLE_HMAC_ACCESS_ID")
+os.environ.pop("GOOGLE_HMAC_SECRET")
+
+
+# --- bad keys and token endpoints ----------------------------------------
+def key_case(name, breakit, want, fixit=None):
+    url = f"gs://gsbucket/bad-{name}/db?endpoint={EP}"
+    d, db, con = fresh("bad-" + name, url)
+    write(con, 5)
+    con.execute("SELECT litestream_sync(10000)")
+    breakit(d)
+    write(con, 10)
+    msg = wait_error(con, want)
+    ok(msg is not None and not msg.startswith("(other)"),
+       f"{name}: status says {msg!r}")
+    try:
+        con.execute("SELECT litestream_restore(?, ?)",
+                    (url, os.path.join(d, "r.db"))).fetchall()
+        e = None
+    except sqlite3.Error as ex:
+        e = str(ex)
+        seen.append(e)
+    ok(e is not None and want in e, f"{name}: restore fails with {e!r}")
+    write(con, 10)
+    (fixit or (lambda: None))()
+    os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = g.key_path
+    g.refuse = None
+    restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                        f"{name} fixed: every transaction replicated")
+    con.close()
+
+
+def setcred(path):
+    os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = path
+
+
+def write_file(d, name, text):
+    p = os.path.join(d, name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+key_case("missing", lambda d: setcred(os.path.join(d, "nope.json")),
+         "cannot read the Google service-account key")
+key_case("unreadable", lambda d: setcred(d),  # a directory
+         "cannot read the Google service-account key")
+key_case("not-json", lambda d: setcred(write_file(d, "k.json", "{nope")),
+         "is not JSON")
+key_case("not-a-service-account",
+         lambda d: setcred(write_file(d, "k.json", json.dumps(
+             {"type": "authorized_user", "client_id": "x",
+              "refresh_token": "y"}))),
+         "is not a service-account key")
+key_case("bad-private-key",
+         lambda d: setcred(g.write_key(os.path.join(d, "k.json"),
+                                       private_key="-----BEGIN PRIVATE KEY-"
+                                                   "----\nAAAA\n-----END "
+                                                   "PRIVATE KEY-----\n")),
+         "is not an RSA private key")
+key_case("refused", lambda d: setattr(g, "refuse", "account disabled"),
+         "refused the service account")
+dead = f"http://127.0.0.1:{free_port()}/token"
+key_case("unreachable-token-endpoint",
+         lambda d: setcred(g.write_key(os.path.join(d, "k.json"),
+                                       token_uri=dead)),
+         "cannot reach the token endpoint")
+
+with open(g.priv) as f:
+    pem_line = f.read().splitlines()[1]
+leaks = [m for m in seen if pem_line[:20] in m or "ya29." in m or
+         "assertion" in m]
+ok(seen and not leaks, f"no private key, token or JWT in {len(seen)} "
+                       f"messages ({leaks[:1]})")
+
+g.stop()
+s3.stop()
+for x in dirs:
+    cleanup(x)
+done()
