@@ -348,8 +348,10 @@ az_string_to_sign(const az_client *c, const az_call *call, const char *zPath,
             sqlite3_str_appendf(s, ":%s\n", h[i].value);
         }
     sqlite3_str_appendf(s, "/%s%s", c->account, zPath);
-    memcpy(q, call->query, sizeof(*q) * (size_t)nq);
-    qsort(q, (size_t)nq, sizeof(*q), az_pair_cmp);
+    if (nq > 0) {
+        memcpy(q, call->query, sizeof(*q) * (size_t)nq);
+        qsort(q, (size_t)nq, sizeof(*q), az_pair_cmp);
+    }
     for (i = 0; i < nq; i++) {
         sqlite3_str_appendchar(s, 1, '\n');
         for (const char *p = q[i].name; *p; p++)
