@@ -33,9 +33,7 @@
 #include "storage/backend/backend.h"
 #include "storage/backend/s3_client.h"
 #include "storage/base/sqlite.h"
-#include "storage/base/timefmt.h"
 #include "storage/backend/url.h"
-#include "storage/backend/xml.h"
 
 #define AZ_META "x-ms-meta-litestreamtimestamp"
 
@@ -352,72 +350,6 @@ azb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
     return rc;
 }
 
-/* Unix ms of an HTTP date "Mon, 07 Dec 2026 01:43:00 GMT"; 0 if not one. */
-static int
-azb_http_date(const char *z, int64_t *ms)
-{
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    char zMon[4] = "";
-    int d, y, hh, mm, ss, m;
-    const char *p;
-
-    if (sscanf(z, "%*3s, %d %3s %d %d:%d:%d GMT", &d, zMon, &y, &hh, &mm,
-               &ss) != 6 ||
-        strlen(zMon) != 3 || (p = strstr(months, zMon)) == NULL ||
-        (p - months) % 3 != 0)
-        return 0;
-    m = (int)(p - months) / 3 + 1;
-    /* days from civil (H. Hinnant) */
-    y -= m <= 2;
-    int era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (unsigned)((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = (int64_t)era * 146097 + (int64_t)doe - 719468;
-    *ms = ((days * 24 + hh) * 60 + mm) * 60000 + (int64_t)ss * 1000;
-    return 1;
-}
-
-/* Appends the <Blob>s of one List Blobs page to *objs. */
-static int
-azb_list_page(az_backend *ab, const xml_node *root, size_t nPrefix,
-              backend_obj **objs, int *n, int *nAlloc)
-{
-    const xml_node *blobs = xml_child(root, "Blobs"), *x;
-
-    for (x = blobs ? xml_child(blobs, "Blob") : NULL; x; x = xml_next(x)) {
-        const char *zName = xml_text(x, "Name");
-        const char *zSize = xml_text(x, "Properties/Content-Length");
-        const xml_node *m = xml_child(x, "Metadata");
-        const char *zMeta = NULL;
-        for (m = m ? m->child : NULL; m; m = m->next) /* names: any case */
-            if (sqlite3_stricmp(m->name, "litestreamtimestamp") == 0)
-                zMeta = m->text;
-        const char *zMod = xml_text(x, "Properties/Last-Modified");
-        if (zName == NULL || strlen(zName) <= nPrefix)
-            continue;
-        if (*n == *nAlloc) {
-            int k = *nAlloc ? *nAlloc * 2 : 64;
-            backend_obj *p =
-                sqlite3_realloc64(*objs, sizeof(**objs) * (uint64_t)k);
-            if (p == NULL)
-                return azb_err(ab, SQLITE_NOMEM, NULL);
-            *objs = p;
-            *nAlloc = k;
-        }
-        backend_obj *o = &(*objs)[*n];
-        o->key = sqlite3_mprintf("%s", zName + nPrefix);
-        o->size = zSize ? strtoull(zSize, NULL, 10) : 0;
-        if ((!zMeta || !timefmt_parse_time(zMeta, &o->created_ms)) &&
-            (!zMod || !azb_http_date(zMod, &o->created_ms)))
-            o->created_ms = -1;
-        if (o->key == NULL)
-            return azb_err(ab, SQLITE_NOMEM, NULL);
-        (*n)++;
-    }
-    return SQLITE_OK;
-}
-
 /* One List Blobs request; the marker of the next page into *pzNext. */
 static int
 azb_list_one(az_backend *ab, const char *zPrefix, int deep, const char *zMarker,
@@ -426,7 +358,6 @@ azb_list_one(az_backend *ab, const char *zPrefix, int deep, const char *zMarker,
     char zMax[16];
     sigv4_pair q[7];
     int nq = 0, rc;
-    xml_node *x = NULL;
     http_resp resp;
     char *zErr = NULL;
 
@@ -445,23 +376,18 @@ azb_list_one(az_backend *ab, const char *zPrefix, int deep, const char *zMarker,
         q[nq++] = (sigv4_pair){"marker", zMarker};
     az_call call = {.method = "GET", .query = q, .nquery = nq};
     rc = azb_call(ab, &call, &resp);
-    if (rc == SQLITE_OK &&
-        xml_parse((char *)resp.body, resp.nbody, &x, &zErr) != SQLITE_OK)
+    if (rc == SQLITE_OK)
+        rc = az_list_decode((const char *)resp.body, resp.nbody,
+                            strlen(zPrefix), objs, n, nAlloc, pzNext, &zErr);
+    if (rc == SQLITE_CORRUPT)
         rc = azb_err(ab, SQLITE_IOERR,
                      sqlite3_mprintf("litestream: bad listing from container "
                                      "'%s': %s",
                                      ab->c.container,
-                                     zErr ? zErr : "out of memory"));
-    if (rc == SQLITE_OK)
-        rc = azb_list_page(ab, x, strlen(zPrefix), objs, n, nAlloc);
-    if (rc == SQLITE_OK) {
-        const char *zNext = xml_text(x, "NextMarker");
-        if (zNext && zNext[0] &&
-            (*pzNext = sqlite3_mprintf("%s", zNext)) == NULL)
-            rc = azb_err(ab, SQLITE_NOMEM, NULL);
-    }
+                                     zErr ? zErr : "malformed"));
+    else if (rc == SQLITE_NOMEM)
+        rc = azb_err(ab, SQLITE_NOMEM, NULL);
     sqlite3_free(zErr);
-    xml_free(x);
     http_resp_clear(&resp);
     return rc;
 }

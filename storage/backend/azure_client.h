@@ -84,4 +84,18 @@ void az_client_clear(az_client *c);
 int az_call_do(az_client *c, const az_call *call, http_resp *resp,
                char **pzErr);
 
+/*
+ * Decodes one List Blobs answer z[0..nz) (storage/backend/azure_list.c):
+ * appends its blobs, names without their first nPrefix bytes, to *objs
+ * (*n used of *nAlloc; grow with sqlite3_realloc64, free with
+ * backend_objs_free()), and the next page's marker (or NULL) into *pzNext.
+ * SQLITE_OK; SQLITE_CORRUPT with *pzErr (malformed XML); SQLITE_NOMEM.
+ */
+int az_list_decode(const char *z, size_t nz, size_t nPrefix, backend_obj **objs,
+                   int *n, int *nAlloc, char **pzNext, char **pzErr);
+
+/* Unix ms of an HTTP date ("Mon, 07 Dec 2026 01:43:00 GMT"); 0 if z is not
+ * one (years 1970-9999). */
+int az_http_date(const char *z, int64_t *ms);
+
 #endif

@@ -36,12 +36,6 @@ struct gcs_token {
     time_t refresh_at;
 };
 
-/* A service-account key, as read from its file. */
-typedef struct gcs_key {
-    json_t *root;
-    const char *email, *pem, *kid, *uri;
-} gcs_key;
-
 gcs_token *
 gcs_token_new(void)
 {
@@ -89,8 +83,7 @@ gcs_key_read(const char *zPath, gcs_key *k, char **pzErr)
     FILE *f = fopen(zPath, "rb");
     char *buf = NULL;
     size_t n = 0;
-    json_error_t je;
-    const char *zType;
+    int bad, rc;
 
     memset(k, 0, sizeof(*k));
     if (f == NULL) {
@@ -103,7 +96,7 @@ gcs_key_read(const char *zPath, gcs_key *k, char **pzErr)
     buf = sqlite3_malloc(GCS_KEY_MAX + 1);
     if (buf)
         n = fread(buf, 1, GCS_KEY_MAX + 1, f);
-    int bad = buf && ferror(f);
+    bad = buf && ferror(f);
     fclose(f);
     if (buf == NULL)
         return SQLITE_NOMEM;
@@ -116,42 +109,9 @@ gcs_key_read(const char *zPath, gcs_key *k, char **pzErr)
                             zPath, bad ? "read error" : "larger than 1 MiB");
         return SQLITE_AUTH;
     }
-    k->root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
+    rc = gcs_key_parse(buf, n, zPath, k, pzErr);
     sqlite3_free(buf);
-    if (k->root == NULL || !json_is_object(k->root)) {
-        *pzErr = sqlite3_mprintf(
-            "litestream: the Google credentials file '%s' "
-            "(GOOGLE_APPLICATION_CREDENTIALS) is not JSON%s%s: download a "
-            "service-account key (IAM -> Service accounts -> Keys -> JSON)",
-            zPath, k->root ? "" : ": ", k->root ? "" : je.text);
-        return SQLITE_AUTH;
-    }
-    zType = json_string_value(json_object_get(k->root, "type"));
-    k->email = json_string_value(json_object_get(k->root, "client_email"));
-    k->pem = json_string_value(json_object_get(k->root, "private_key"));
-    k->kid = json_string_value(json_object_get(k->root, "private_key_id"));
-    k->uri = json_string_value(json_object_get(k->root, "token_uri"));
-    if (k->uri == NULL || k->uri[0] == 0)
-        k->uri = GCS_TOKEN_URI;
-    if (zType == NULL || strcmp(zType, "service_account") != 0 ||
-        k->email == NULL || k->pem == NULL) {
-        *pzErr = sqlite3_mprintf(
-            "litestream: '%s' (GOOGLE_APPLICATION_CREDENTIALS) is not a "
-            "service-account key (type '%s'%s): gs:// takes a "
-            "service-account JSON key, or HMAC keys in "
-            "GOOGLE_HMAC_ACCESS_ID and GOOGLE_HMAC_SECRET",
-            zPath, zType ? zType : "missing",
-            k->email && k->pem ? "" : ", no client_email or private_key");
-        return SQLITE_AUTH;
-    }
-    if (strncmp(k->uri, "https://", 8) != 0 &&
-        strncmp(k->uri, "http://", 7) != 0) {
-        *pzErr = sqlite3_mprintf("litestream: the token_uri of '%s' is not "
-                                 "an http(s) URL",
-                                 zPath);
-        return SQLITE_AUTH;
-    }
-    return SQLITE_OK;
+    return rc;
 }
 
 /* base64url of a compact JSON document (consumed). */
@@ -254,19 +214,13 @@ gcs_exchange(http_client *http, const gcs_key *k, const char *zPath,
         http_sleep_ms(delay);
     }
     if (rc == SQLITE_OK && resp.status >= 200 && resp.status < 300) {
-        json_t *j = json_loadb((const char *)resp.body, resp.nbody, 0, NULL);
-        const char *zTok =
-            json_string_value(json_object_get(j, "access_token"));
-        json_t *e = json_object_get(j, "expires_in");
-        *pTtl = json_is_integer(e) ? (long)json_integer_value(e) : 3600;
-        *pzTok = zTok && zTok[0] ? sqlite3_mprintf("%s", zTok) : NULL;
-        if (*pzTok == NULL) {
+        rc = gcs_token_parse((const char *)resp.body, resp.nbody, pzTok, pTtl);
+        if (rc == SQLITE_ERROR) {
             rc = SQLITE_AUTH;
             *pzErr = sqlite3_mprintf("litestream: the token endpoint %s gave "
                                      "no access_token for %s",
                                      k->uri, k->email);
         }
-        json_decref(j);
     } else if (rc != SQLITE_NOMEM) {
         *pzErr = gcs_fail_msg(k, zPath, rc, &resp);
         rc = rc == SQLITE_OK ? SQLITE_AUTH : SQLITE_IOERR;
@@ -314,7 +268,7 @@ gcs_fetch(gcs_token *t, http_client *http, const char *zPath, char **pzErr)
     if (zJwt)
         memset(zJwt, 0, strlen(zJwt));
     sqlite3_free(zJwt);
-    json_decref(k.root);
+    gcs_key_clear(&k);
     return rc;
 }
 

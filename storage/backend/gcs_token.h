@@ -20,6 +20,8 @@
 #ifndef LITESTREAM_GCS_TOKEN_H
 #define LITESTREAM_GCS_TOKEN_H
 
+#include <stddef.h>
+
 #include "storage/backend/http.h"
 
 typedef struct gcs_token gcs_token;
@@ -47,5 +49,33 @@ const char *gcs_token_path(void);
  */
 int gcs_token_get(gcs_token *t, http_client *http, const char *zPath,
                   char **pzToken, char **pzWho, char **pzErr);
+
+/* --- decoding (storage/backend/gcs_key.c) ------------------------------ */
+
+/* A service-account key: pointers into root (a jansson document). */
+typedef struct gcs_key {
+    struct json_t *root;
+    const char *email, *pem, *kid, *uri; /* uri: token_uri or Google's */
+} gcs_key;
+
+/*
+ * Parses the key file's text buf[0..n) (zPath for messages): SQLITE_OK and
+ * *k (free with gcs_key_clear()); SQLITE_AUTH with *pzErr when it is not
+ * JSON, not a service-account key (type, client_email, private_key) or
+ * its token_uri is not http(s); *k is then cleared.
+ */
+int gcs_key_parse(const char *buf, size_t n, const char *zPath, gcs_key *k,
+                  char **pzErr);
+
+/* Frees what a parsed key holds; safe on a zeroed key. */
+void gcs_key_clear(gcs_key *k);
+
+/*
+ * Parses a token endpoint's answer z[0..n): SQLITE_OK with *pzTok
+ * (sqlite3_malloc'd) and *pTtl (expires_in seconds, clamped to 10 s..1 day;
+ * an hour if absent); SQLITE_ERROR if there is no usable access_token;
+ * SQLITE_NOMEM.
+ */
+int gcs_token_parse(const char *z, size_t n, char **pzTok, long *pTtl);
 
 #endif
