@@ -31,6 +31,7 @@
 
 #include "storage/backend/azure_client.h"
 #include "storage/backend/backend.h"
+#include "storage/backend/objstore.h"
 #include "storage/backend/s3_client.h"
 #include "storage/base/sqlite.h"
 #include "storage/backend/url.h"
@@ -303,13 +304,7 @@ azb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
         *out = sqlite3_malloc(1);
         return *out ? SQLITE_OK : azb_err(ab, SQLITE_NOMEM, NULL);
     }
-    if (len == UINT64_MAX)
-        snprintf(zRange, sizeof(zRange), "bytes=%llu-",
-                 (unsigned long long)offset);
-    else
-        snprintf(zRange, sizeof(zRange), "bytes=%llu-%llu",
-                 (unsigned long long)offset,
-                 (unsigned long long)(offset + len - 1));
+    objstore_range(offset, len, zRange, sizeof(zRange));
     sigv4_pair h[] = {{"x-ms-range", zRange}};
     az_call call = {
         .method = "GET", .blob = zName, .headers = h, .nheader = ranged};
@@ -322,29 +317,9 @@ azb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
                 sqlite3_mprintf("litestream: object '%s' not found in '%s'",
                                 key, backend_url(b)));
     }
-    if (rc == SQLITE_OK) {
-        size_t skip = 0, n = resp.nbody;
-        if (ranged && resp.status == 200) { /* the range was ignored */
-            skip = offset < n ? (size_t)offset : n;
-            n -= skip;
-        }
-        if (ranged && len != UINT64_MAX && n > len)
-            n = (size_t)len;
-        if (resp.nbody == 0 || skip > 0) {
-            uint8_t *p = sqlite3_malloc64(n + 1);
-            if (p && n)
-                memcpy(p, resp.body + skip, n);
-            sqlite3_free(resp.body);
-            resp.body = p;
-        }
-        if (resp.body == NULL) {
-            rc = azb_err(ab, SQLITE_NOMEM, NULL);
-        } else {
-            *out = resp.body;
-            *nOut = n;
-            resp.body = NULL;
-        }
-    }
+    if (rc == SQLITE_OK &&
+        objstore_take_body(&resp, ranged, offset, len, out, nOut) != SQLITE_OK)
+        rc = azb_err(ab, SQLITE_NOMEM, NULL);
     http_resp_clear(&resp);
     sqlite3_free(zName);
     return rc;
@@ -352,9 +327,10 @@ azb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
 
 /* One List Blobs request; the marker of the next page into *pzNext. */
 static int
-azb_list_one(az_backend *ab, const char *zPrefix, int deep, const char *zMarker,
+azb_list_one(void *ctx, const char *zPrefix, int deep, const char *zMarker,
              backend_obj **objs, int *n, int *nAlloc, char **pzNext)
 {
+    az_backend *ab = ctx;
     char zMax[16];
     sigv4_pair q[7];
     int nq = 0, rc;
@@ -397,30 +373,17 @@ azb_list_pages(backend *b, const char *prefix, int deep, backend_obj **objs,
                int *n)
 {
     az_backend *ab = (az_backend *)b;
-    char *zPrefix = azb_name(ab, prefix), *zMarker = NULL, *zNext = NULL;
-    int rc, nAlloc = 0, pages = 0;
+    char *zPrefix = azb_name(ab, prefix), *zErr = NULL;
+    int rc;
 
     *objs = NULL;
     *n = 0;
     if (zPrefix == NULL)
         return azb_err(ab, SQLITE_NOMEM, NULL);
-    do {
-        rc = azb_list_one(ab, zPrefix, deep, zMarker, objs, n, &nAlloc, &zNext);
-        sqlite3_free(zMarker);
-        zMarker = zNext;
-        if (rc == SQLITE_OK && zMarker && ++pages > 100000)
-            rc = azb_err(ab, SQLITE_IOERR,
-                         sqlite3_mprintf("litestream: listing of '%s' never "
-                                         "ends",
-                                         zPrefix));
-    } while (rc == SQLITE_OK && zMarker);
-    sqlite3_free(zMarker);
+    rc = objstore_list_pages(azb_list_one, ab, zPrefix, deep, objs, n, &zErr);
+    if (zErr)
+        azb_err(ab, rc, zErr);
     sqlite3_free(zPrefix);
-    if (rc != SQLITE_OK) {
-        backend_objs_free(*objs, *n);
-        *objs = NULL;
-        *n = 0;
-    }
     return rc;
 }
 

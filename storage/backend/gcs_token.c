@@ -69,6 +69,14 @@ gcs_token_free(gcs_token *t)
     sqlite3_free(t);
 }
 
+void
+gcs_token_invalidate(gcs_token *t)
+{
+    pthread_mutex_lock(&t->mu);
+    gcs_token_drop(t);
+    pthread_mutex_unlock(&t->mu);
+}
+
 const char *
 gcs_token_path(void)
 {

@@ -32,6 +32,10 @@ gcs_token *gcs_token_new(void);
 /* Frees the cache; NULL-safe. */
 void gcs_token_free(gcs_token *t);
 
+/* Forgets the cached token (the store refused it: 401); the next
+ * gcs_token_get() fetches a new one. */
+void gcs_token_invalidate(gcs_token *t);
+
 /*
  * The path of the service-account key to use: GOOGLE_APPLICATION_CREDENTIALS
  * when set and not empty, else NULL.

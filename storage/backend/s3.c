@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "storage/backend/backend.h"
+#include "storage/backend/objstore.h"
 #include "storage/backend/s3_client.h"
 #include "storage/base/sqlite.h"
 #include "storage/base/timefmt.h"
@@ -431,13 +432,7 @@ s3b_get(backend *b, const char *key, uint64_t offset, uint64_t len,
         *out = sqlite3_malloc(1);
         return *out ? SQLITE_OK : s3b_err(sb, SQLITE_NOMEM, NULL);
     }
-    if (len == UINT64_MAX)
-        snprintf(zRange, sizeof(zRange), "bytes=%llu-",
-                 (unsigned long long)offset);
-    else
-        snprintf(zRange, sizeof(zRange), "bytes=%llu-%llu",
-                 (unsigned long long)offset,
-                 (unsigned long long)(offset + len - 1));
+    objstore_range(offset, len, zRange, sizeof(zRange));
     h[0] = (sigv4_pair){"Range", zRange};
     s3_call call = {
         .method = "GET", .key = zKey, .headers = h, .nheader = ranged ? 1 : 0};
@@ -451,29 +446,9 @@ s3b_get(backend *b, const char *key, uint64_t offset, uint64_t len,
                                 "in '%s'",
                                 key, backend_url(b)));
     }
-    if (rc == SQLITE_OK) {
-        size_t skip = 0, n = resp.nbody;
-        if (ranged && resp.status == 200) { /* server ignored the range */
-            skip = offset < n ? (size_t)offset : n;
-            n -= skip;
-        }
-        if (ranged && len != UINT64_MAX && n > len)
-            n = (size_t)len;
-        if (resp.nbody == 0 || skip > 0) {
-            uint8_t *p = sqlite3_malloc64(n + 1);
-            if (p && n)
-                memcpy(p, resp.body + skip, n);
-            sqlite3_free(resp.body);
-            resp.body = p;
-        }
-        if (resp.body == NULL) {
-            rc = s3b_err(sb, SQLITE_NOMEM, NULL);
-        } else {
-            *out = resp.body;
-            *nOut = n;
-            resp.body = NULL;
-        }
-    }
+    if (rc == SQLITE_OK &&
+        objstore_take_body(&resp, ranged, offset, len, out, nOut) != SQLITE_OK)
+        rc = s3b_err(sb, SQLITE_NOMEM, NULL);
     http_resp_clear(&resp);
     sqlite3_free(zKey);
     return rc;
@@ -561,36 +536,31 @@ s3b_list_one(s3_backend *sb, const char *zPrefix, int deep, const char *zToken,
     return rc;
 }
 
+/* objstore_page_fn of ListObjectsV2. */
+static int
+s3b_page(void *ctx, const char *zPrefix, int deep, const char *zToken,
+         backend_obj **objs, int *n, int *nAlloc, char **pzNext)
+{
+    return s3b_list_one(ctx, zPrefix, deep, zToken, objs, n, nAlloc, pzNext);
+}
+
 /* Lists prefix directly (deep 0) or at any depth (deep 1), every page. */
 static int
 s3b_list_pages(backend *b, const char *prefix, int deep, backend_obj **objs,
                int *n)
 {
     s3_backend *sb = (s3_backend *)b;
-    char *zPrefix = s3b_key(sb, prefix), *zToken = NULL, *zNext = NULL;
-    int rc, nAlloc = 0, pages = 0;
+    char *zPrefix = s3b_key(sb, prefix), *zErr = NULL;
+    int rc;
 
     *objs = NULL;
     *n = 0;
     if (zPrefix == NULL)
         return s3b_err(sb, SQLITE_NOMEM, NULL);
-    do {
-        rc = s3b_list_one(sb, zPrefix, deep, zToken, objs, n, &nAlloc, &zNext);
-        sqlite3_free(zToken);
-        zToken = zNext;
-        if (rc == SQLITE_OK && zToken && ++pages > 100000)
-            rc = s3b_err(sb, SQLITE_IOERR,
-                         sqlite3_mprintf("litestream: listing of '%s' never "
-                                         "ends",
-                                         zPrefix));
-    } while (rc == SQLITE_OK && zToken);
-    sqlite3_free(zToken);
+    rc = objstore_list_pages(s3b_page, sb, zPrefix, deep, objs, n, &zErr);
+    if (zErr)
+        s3b_err(sb, rc, zErr);
     sqlite3_free(zPrefix);
-    if (rc != SQLITE_OK) {
-        backend_objs_free(*objs, *n);
-        *objs = NULL;
-        *n = 0;
-    }
     return rc;
 }
 

@@ -595,6 +595,7 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
     char *zUrl = NULL, *zPath = NULL, *zHost = NULL, *zQuery = NULL;
     char zHash[65];
     char *zWhy = NULL;
+    int reauth = 0;
     int rc, attempt, delay;
 
     memset(resp, 0, sizeof(*resp));
@@ -617,6 +618,12 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
             break;
         if (rc == SQLITE_OK && resp->status >= 200 && resp->status < 300)
             goto out;
+        if (rc == SQLITE_OK && resp->status == 401 && !reauth &&
+            s3_uses_bearer(c)) { /* a token expired on the way: a new one */
+            gcs_token_invalidate(c->token);
+            reauth = 1;
+            continue;
+        }
         delay = http_retry_delay_ms(c->http, rc, resp, attempt);
         if (delay < 0)
             break;
