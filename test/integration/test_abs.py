@@ -35,6 +35,8 @@ def fresh(name, url):
     db = os.path.join(d, "app.db")
     con = sqlite3.connect(db, isolation_level=None)
     con.execute(f"PRAGMA litestream_url = '{url}'")
+    if url:
+        con.execute("PRAGMA litestream_sync_interval = 200")
     con.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
     return d, db, con
 
