@@ -520,6 +520,25 @@ az_status_rc(const http_resp *resp, const char *zCode)
     return SQLITE_ERROR;
 }
 
+/* What to check after a refusal: names the credential in use, never its
+ * value. */
+static const char *
+az_hint(const az_client *c, int rc)
+{
+    if (rc == SQLITE_CANTOPEN)
+        return " (create the container first)";
+    if (rc != SQLITE_AUTH)
+        return "";
+    if (az_env2("LITESTREAM_AZURE_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"))
+        return " (credentials: the SAS token in LITESTREAM_AZURE_SAS_TOKEN "
+               "or AZURE_STORAGE_SAS_TOKEN: check its expiry (se) and "
+               "permissions (sp: rwdl))";
+    return c->account[0] ? " (credentials: the Shared Key in "
+                           "LITESTREAM_AZURE_ACCOUNT_KEY or AZURE_STORAGE_KEY: "
+                           "check it is a key of this storage account)"
+                         : "";
+}
+
 /* The message of a failed call. */
 static int
 az_fail(const az_client *c, const az_call *call, int rc, const http_resp *resp,
@@ -555,8 +574,7 @@ az_fail(const az_client *c, const az_call *call, int rc, const http_resp *resp,
             zOp, zBlob, c->container, resp->status, zCode ? " " : "",
             zCode ? zCode : "", zMsg ? ": " : "",
             zMsg ? (int)strcspn(zMsg, "\r\n") : 0, /* not "\nRequestId.." */
-            zMsg ? zMsg : "",
-            rc == SQLITE_CANTOPEN ? " (create the container first)" : "");
+            zMsg ? zMsg : "", az_hint(c, rc));
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: Azure %s '%s' in container '%s' on "
                             "%s failed: %s",

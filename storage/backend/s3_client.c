@@ -529,13 +529,18 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
         }
         rc = s3_status_rc(resp, zCode);
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' failed: "
-                            "HTTP %ld%s%s%s%s",
+                            "HTTP %ld%s%s%s%s%s",
                             c->gcs   ? "GCS"
                             : c->oss ? "OSS"
                                      : "S3",
                             zOp, zKey, c->bucket, resp->status,
                             zCode ? " " : "", zCode ? zCode : "",
-                            zMsg ? ": " : "", zMsg ? zMsg : "");
+                            zMsg ? ": " : "", zMsg ? zMsg : "",
+                            rc == SQLITE_AUTH && s3_uses_bearer(c)
+                                ? " (credentials: the service-account key in "
+                                  "GOOGLE_APPLICATION_CREDENTIALS: check its "
+                                  "roles on the bucket)"
+                                : "");
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' on "
                             "%s failed: %s",

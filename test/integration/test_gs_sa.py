@@ -202,6 +202,9 @@ key_case("bad-private-key",
          "is not an RSA private key")
 key_case("refused", lambda d: setattr(g, "refuse", "account disabled"),
          "refused the service account")
+key_case("no-role-on-the-bucket", lambda d: setattr(g, "deny", True),
+         "the service-account key in GOOGLE_APPLICATION_CREDENTIALS",
+         fixit=lambda: setattr(g, "deny", False))
 dead = f"http://127.0.0.1:{free_port()}/token"
 key_case("unreachable-token-endpoint",
          lambda d: setcred(g.write_key(os.path.join(d, "k.json"),

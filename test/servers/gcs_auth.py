@@ -16,7 +16,8 @@ pass-through to the test S3 server, for gs:// with a service-account key
 .endpoint is the URL for gs://BUCKET/PATH?endpoint=...  Counters:
 .issued (tokens), .refused (grants refused), .forwarded, .unauthorized;
 .claims holds the claims of the last grant.  Set .refuse to a text to
-refuse every grant with it.
+refuse every grant with it, .deny to answer 403 AccessDenied to requests
+with a valid token (an account without a role on the bucket).
 """
 
 import base64
@@ -48,6 +49,7 @@ class GcsAuthServer:
         self.s3 = s3
         self.ttl = ttl
         self.refuse = None
+        self.deny = False  # valid tokens get 403 AccessDenied (no role)
         self.issued = self.refused = self.forwarded = self.unauthorized = 0
         self.claims = None
         self.tokens = {}  # token -> expiry (time.time())
@@ -98,6 +100,13 @@ class GcsAuthServer:
                     st, out = owner._grant(body)
                     return self._send(st, json.dumps(out).encode(),
                                       [("Content-Type", "application/json")])
+                if owner.deny and owner._bearer_ok(
+                        self.headers.get("Authorization")):
+                    return self._send(403, (
+                        b"<?xml version='1.0' encoding='UTF-8'?><Error>"
+                        b"<Code>AccessDenied</Code><Message>Access denied."
+                        b"</Message></Error>"),
+                        [("Content-Type", "application/xml")])
                 if not owner._bearer_ok(self.headers.get("Authorization")):
                     return self._send(401, (
                         b"<?xml version='1.0' encoding='UTF-8'?><Error>"
