@@ -72,6 +72,65 @@ def wait_error(con, what, timeout=12.0):
     return None if e is None else "(other) " + e["message"]
 
 
+# --- the test endpoint really checks (else the tests below prove nothing) --
+def grant(claims, pem=None, alg="RS256"):
+    """POSTs a JWT-bearer grant with these claims, signed with pem (default:
+    the key's own private half) by the openssl command; (status, body)."""
+    import base64
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": alg, "typ": "JWT",
+                           "kid": "0123456789abcdef"}).encode())
+    body = head + "." + b64(json.dumps(claims).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign",
+                          pem or g.priv], input=body.encode(),
+                         capture_output=True, check=True).stdout
+    form = urllib.parse.urlencode({
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "assertion": body + "." + b64(sig)}).encode()
+    try:
+        with urllib.request.urlopen(g.token_uri, form, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+now = int(time.time())
+good = {"iss": g.EMAIL, "scope": "https://www.googleapis.com/auth/"
+        "devstorage.read_write", "aud": g.token_uri, "iat": now,
+        "exp": now + 3600}
+st, body = grant(good)
+ok(st == 200 and "access_token" in body, f"test endpoint: a good JWT gets "
+                                         f"a token ({st})")
+other = os.path.join(g.dir, "other.pem")
+import subprocess  # noqa: E402
+subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                "rsa_keygen_bits:2048", "-out", other], check=True,
+               capture_output=True)
+for what, claims, pem in [
+        ("signed with another key", good, other),
+        ("another issuer", dict(good, iss="x@y"), None),
+        ("another audience", dict(good, aud="https://x/token"), None),
+        ("no storage scope", dict(good, scope="openid"), None),
+        ("expired", dict(good, iat=now - 7200, exp=now - 3600), None)]:
+    st, body = grant(claims, pem)
+    ok(st == 400 and "invalid_grant" in body,
+       f"test endpoint refuses a JWT {what}: {st} {body[:60]}")
+import urllib.request  # noqa: E402
+req = urllib.request.Request(g.endpoint + "/gsbucket?list-type=2",
+                             headers={"Authorization": "Bearer forged"})
+try:
+    urllib.request.urlopen(req, timeout=10)
+    st = 200
+except urllib.error.HTTPError as e:
+    st = e.code
+ok(st == 401, f"test pass-through refuses an unknown token: {st}")
+g.issued = g.unauthorized = g.refused = 0
+
 # --- replicate, restore, cache, refresh ----------------------------------
 url = f"gs://gsbucket/sa/db?endpoint={EP}"
 d, db, con = fresh("basic", url)
