@@ -444,21 +444,19 @@ az_sign(const az_client *c, const az_call *call, const char *zPath, int sas,
 
 /* --- requests ------------------------------------------------------------ */
 
-/* The URL path of a call ("/ACCOUNT/container/blob" on Azurite), encoded
- * (*pzEnc, for the URL) and decoded (*pzDec, for the signature). */
-static int
-az_path(const az_client *c, const az_call *call, char **pzEnc, char **pzDec)
+/* The URL path of a call ("/ACCOUNT/container/blob" on Azurite), encoded:
+ * sent in the URL and signed as sent (Shared Key signs the path "encoded
+ * exactly as it is in the URI"). */
+static char *
+az_path(const az_client *c, const az_call *call)
 {
     char *zBlob = sigv4_uri_encode(call->blob ? call->blob : "", 1);
+    char *z = zBlob ? sqlite3_mprintf("%s/%s%s%s", c->base_path, c->container,
+                                      call->blob ? "/" : "", zBlob)
+                    : NULL;
 
-    *pzEnc = zBlob ? sqlite3_mprintf("%s/%s%s%s", c->base_path, c->container,
-                                     call->blob ? "/" : "", zBlob)
-                   : NULL;
-    *pzDec =
-        sqlite3_mprintf("%s/%s%s%s", c->base_path, c->container,
-                        call->blob ? "/" : "", call->blob ? call->blob : "");
     sqlite3_free(zBlob);
-    return *pzEnc && *pzDec ? SQLITE_OK : SQLITE_NOMEM;
+    return z;
 }
 
 /* The full URL of an attempt: base + path + query (+ the SAS token). */
@@ -594,14 +592,14 @@ az_fail(const az_client *c, const az_call *call, int rc, const http_resp *resp,
 
 /* One attempt of call. */
 static int
-az_attempt(az_client *c, const az_call *call, const char *zEnc,
-           const char *zDec, http_resp *resp, const char **pzWhy)
+az_attempt(az_client *c, const az_call *call, const char *zEnc, http_resp *resp,
+           const char **pzWhy)
 {
     const char *zSas =
         az_env2("LITESTREAM_AZURE_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN");
     az_sig sig = {.n = 0};
     char *zUrl = NULL;
-    int rc = az_sign(c, call, zDec, zSas != NULL, &sig, pzWhy);
+    int rc = az_sign(c, call, zEnc, zSas != NULL, &sig, pzWhy);
 
     memset(resp, 0, sizeof(*resp));
     if (rc == SQLITE_OK)
@@ -629,19 +627,20 @@ az_attempt(az_client *c, const az_call *call, const char *zEnc,
 int
 az_call_do(az_client *c, const az_call *call, http_resp *resp, char **pzErr)
 {
-    char *zEnc = NULL, *zDec = NULL;
+    char *zEnc = NULL;
     const char *zWhy = NULL;
     int rc, attempt, delay;
 
     memset(resp, 0, sizeof(*resp));
     if (pzErr)
         *pzErr = NULL;
-    rc = az_path(c, call, &zEnc, &zDec);
+    zEnc = az_path(c, call);
+    rc = zEnc ? SQLITE_OK : SQLITE_NOMEM;
     if (rc != SQLITE_OK)
         goto out;
     for (attempt = 1;; attempt++) {
         http_resp_clear(resp);
-        rc = az_attempt(c, call, zEnc, zDec, resp, &zWhy);
+        rc = az_attempt(c, call, zEnc, resp, &zWhy);
         if (rc == SQLITE_NOMEM || rc == SQLITE_AUTH || rc == SQLITE_MISUSE)
             break;
         if (rc == SQLITE_OK && resp->status >= 200 && resp->status < 300)
@@ -654,6 +653,5 @@ az_call_do(az_client *c, const az_call *call, http_resp *resp, char **pzErr)
     rc = az_fail(c, call, rc, resp, zWhy, pzErr);
 out:
     sqlite3_free(zEnc);
-    sqlite3_free(zDec);
     return rc;
 }

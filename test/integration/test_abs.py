@@ -96,6 +96,17 @@ ok(c["put"] >= 1 and c["list"] >= 1 and c["bytes_up"] > 0,
    f"request counters in status: {c}")
 con.close()
 
+# Names that need encoding: what is signed is what is sent.
+url = url_of("odd%20dir/a+b%C3%A9/db")
+d, db, con = fresh("odd", url)
+write(con, 10)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "a path with a space, '+' and UTF-8")
+ok(any(b[0].startswith("odd dir/a+b\u00e9/db/ltx/0/")
+       for b in az.blobs("odd ")),
+   f"... stored under the decoded names: {[b[0] for b in az.blobs('odd ')][:1]}")
+con.close()
+
 # --- blocks, listing pages (through the proxy, which logs) ----------------
 px = FaultProxy(az).start()
 PEP = f"{px.endpoint}/{ACC}"

@@ -160,7 +160,7 @@ class AzureServer:
             std[2] = ""
         canon = "".join(f"{k}:{h[k]}\n" for k in sorted(h)
                         if k.startswith("x-ms-"))
-        res = f"/{self.account}{urllib.parse.unquote(u.path)}"
+        res = f"/{self.account}{u.path}"  # the path as sent (encoded)
         q = {}
         for k, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True):
             q.setdefault(k.lower(), []).append(v)
