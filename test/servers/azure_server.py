@@ -8,7 +8,9 @@ The account is Azurite's well-known dev account (devstoreaccount1 and its
 published key); the endpoint is path-style:
 http://127.0.0.1:PORT/devstoreaccount1.  Data lives in memory
 (--inMemoryPersistence): nothing is left on disk.  stop() terminates node
-(SIGKILL after 3 s); the atexit hook of faultproxy.py stops it at exit.
+(SIGKILL after 3 s); the atexit hook of faultproxy.py stops it at exit, and
+azurite-cli.js exits on its own when the Python process that started it
+dies (even by SIGKILL).
 """
 
 import base64
@@ -93,9 +95,12 @@ class AzureServer:
                                              self.account)
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
+        env["AZURITE_PARENT_PID"] = str(os.getpid())
+        env["AZURITE_ORPHAN_RMDIR"] = self._tmp
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [self.node, AZURITE, "--blobHost", self.host, "--blobPort",
+            [self.node, os.path.join(HERE, "azurite-cli.js"), "--blobHost",
+             self.host, "--blobPort",
              str(self.port), "--inMemoryPersistence", "--silent",
              "--disableTelemetry", "--skipApiVersionCheck"],
             cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
