@@ -18,6 +18,8 @@ if [ "$what" = test ]; then
     pkgs="$pkgs python3-venv"
     # litestream_metrics() is checked by Prometheus' own text parser.
     pkgs="$pkgs python3-prometheus-client"
+    # openssl: the GCS token endpoint of the tests signs/verifies RS256.
+    pkgs="$pkgs openssl"
     # npm only fetches packages; the tests run on test/tools/node (below).
     command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
 fi
@@ -75,7 +77,9 @@ if [ "$what" = test ]; then
          npm ci --no-audit --no-fund >/dev/null)
     fi
     # S3 test server (@20minutes/s3rver, pinned in package-lock.json).
-    if [ ! -f test/servers/node_modules/@20minutes/s3rver/package.json ]; then
+    # Azure test server (azurite, same lock file).
+    if [ ! -f test/servers/node_modules/@20minutes/s3rver/package.json ] ||
+       [ ! -f test/servers/node_modules/azurite/package.json ]; then
         echo "deps: npm ci in test/servers (s3rver, ~15 s)"
         (cd test/servers &&
          env -u npm_config_build_from_source -u npm_config_nodedir \

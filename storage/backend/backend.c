@@ -28,10 +28,11 @@ static const struct {
     {"file", &backend_file_vtab},
     {"s3", &backend_s3_vtab},
     {"gs", &backend_gs_vtab},
-    {"abs", NULL},
+    {"abs", &backend_abs_vtab},
     {"sftp", NULL},
     {"webdav", NULL},
     {"webdavs", NULL},
+    {"oss", &backend_oss_vtab},
 };
 
 void

@@ -128,6 +128,8 @@ struct backend {
 extern const backend_vtab backend_file_vtab; /* file.c */
 extern const backend_vtab backend_s3_vtab;   /* s3.c */
 extern const backend_vtab backend_gs_vtab;   /* s3.c */
+extern const backend_vtab backend_abs_vtab;  /* azure.c */
+extern const backend_vtab backend_oss_vtab;  /* s3.c */
 
 /* Frees a list returned by list(). */
 void backend_objs_free(backend_obj *objs, int n);

@@ -4,6 +4,7 @@
  *
  *   s3://bucket/path?endpoint=URL&region=R&force_path_style=true
  *   gs://bucket/path            (GCS XML API, HMAC keys)
+ *   oss://bucket/path           (Alibaba OSS, S3-compatible API)
  *
  * Objects live at "<path>/<key>"; the layout (storage/backend/layout.c) gives
  * keys
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "storage/backend/backend.h"
+#include "storage/backend/objstore.h"
 #include "storage/backend/s3_client.h"
 #include "storage/base/sqlite.h"
 #include "storage/base/timefmt.h"
@@ -196,35 +198,6 @@ mpu_send_parts(s3_mpu *m)
     while (k-- > 0)
         pthread_join(th[k], NULL);
     return m->rc;
-}
-
-static char *
-xml_escape(const char *z)
-{
-    sqlite3_str *s = sqlite3_str_new(NULL);
-
-    for (; *z; z++) {
-        switch (*z) {
-        case '<':
-            sqlite3_str_appendall(s, "&lt;");
-            break;
-        case '>':
-            sqlite3_str_appendall(s, "&gt;");
-            break;
-        case '&':
-            sqlite3_str_appendall(s, "&amp;");
-            break;
-        case '"':
-            sqlite3_str_appendall(s, "&quot;");
-            break;
-        case '\'':
-            sqlite3_str_appendall(s, "&apos;");
-            break;
-        default:
-            sqlite3_str_appendchar(s, 1, *z);
-        }
-    }
-    return sqlite3_str_finish(s);
 }
 
 /*
@@ -459,13 +432,7 @@ s3b_get(backend *b, const char *key, uint64_t offset, uint64_t len,
         *out = sqlite3_malloc(1);
         return *out ? SQLITE_OK : s3b_err(sb, SQLITE_NOMEM, NULL);
     }
-    if (len == UINT64_MAX)
-        snprintf(zRange, sizeof(zRange), "bytes=%llu-",
-                 (unsigned long long)offset);
-    else
-        snprintf(zRange, sizeof(zRange), "bytes=%llu-%llu",
-                 (unsigned long long)offset,
-                 (unsigned long long)(offset + len - 1));
+    objstore_range(offset, len, zRange, sizeof(zRange));
     h[0] = (sigv4_pair){"Range", zRange};
     s3_call call = {
         .method = "GET", .key = zKey, .headers = h, .nheader = ranged ? 1 : 0};
@@ -479,29 +446,9 @@ s3b_get(backend *b, const char *key, uint64_t offset, uint64_t len,
                                 "in '%s'",
                                 key, backend_url(b)));
     }
-    if (rc == SQLITE_OK) {
-        size_t skip = 0, n = resp.nbody;
-        if (ranged && resp.status == 200) { /* server ignored the range */
-            skip = offset < n ? (size_t)offset : n;
-            n -= skip;
-        }
-        if (ranged && len != UINT64_MAX && n > len)
-            n = (size_t)len;
-        if (resp.nbody == 0 || skip > 0) {
-            uint8_t *p = sqlite3_malloc64(n + 1);
-            if (p && n)
-                memcpy(p, resp.body + skip, n);
-            sqlite3_free(resp.body);
-            resp.body = p;
-        }
-        if (resp.body == NULL) {
-            rc = s3b_err(sb, SQLITE_NOMEM, NULL);
-        } else {
-            *out = resp.body;
-            *nOut = n;
-            resp.body = NULL;
-        }
-    }
+    if (rc == SQLITE_OK &&
+        objstore_take_body(&resp, ranged, offset, len, out, nOut) != SQLITE_OK)
+        rc = s3b_err(sb, SQLITE_NOMEM, NULL);
     http_resp_clear(&resp);
     sqlite3_free(zKey);
     return rc;
@@ -589,36 +536,31 @@ s3b_list_one(s3_backend *sb, const char *zPrefix, int deep, const char *zToken,
     return rc;
 }
 
+/* objstore_page_fn of ListObjectsV2. */
+static int
+s3b_page(void *ctx, const char *zPrefix, int deep, const char *zToken,
+         backend_obj **objs, int *n, int *nAlloc, char **pzNext)
+{
+    return s3b_list_one(ctx, zPrefix, deep, zToken, objs, n, nAlloc, pzNext);
+}
+
 /* Lists prefix directly (deep 0) or at any depth (deep 1), every page. */
 static int
 s3b_list_pages(backend *b, const char *prefix, int deep, backend_obj **objs,
                int *n)
 {
     s3_backend *sb = (s3_backend *)b;
-    char *zPrefix = s3b_key(sb, prefix), *zToken = NULL, *zNext = NULL;
-    int rc, nAlloc = 0, pages = 0;
+    char *zPrefix = s3b_key(sb, prefix), *zErr = NULL;
+    int rc;
 
     *objs = NULL;
     *n = 0;
     if (zPrefix == NULL)
         return s3b_err(sb, SQLITE_NOMEM, NULL);
-    do {
-        rc = s3b_list_one(sb, zPrefix, deep, zToken, objs, n, &nAlloc, &zNext);
-        sqlite3_free(zToken);
-        zToken = zNext;
-        if (rc == SQLITE_OK && zToken && ++pages > 100000)
-            rc = s3b_err(sb, SQLITE_IOERR,
-                         sqlite3_mprintf("litestream: listing of '%s' never "
-                                         "ends",
-                                         zPrefix));
-    } while (rc == SQLITE_OK && zToken);
-    sqlite3_free(zToken);
+    rc = objstore_list_pages(s3b_page, sb, zPrefix, deep, objs, n, &zErr);
+    if (zErr)
+        s3b_err(sb, rc, zErr);
     sqlite3_free(zPrefix);
-    if (rc != SQLITE_OK) {
-        backend_objs_free(*objs, *n);
-        *objs = NULL;
-        *n = 0;
-    }
     return rc;
 }
 
@@ -729,7 +671,7 @@ s3b_close(backend *b)
 }
 
 static int
-s3b_open_any(const ls_url *u, backend **out, char **pzErr, int gcs,
+s3b_open_any(const ls_url *u, backend **out, char **pzErr, int kind,
              const backend_vtab *vt)
 {
     s3_backend *sb = sqlite3_malloc64(sizeof(*sb));
@@ -740,7 +682,7 @@ s3b_open_any(const ls_url *u, backend **out, char **pzErr, int gcs,
         return SQLITE_NOMEM;
     memset(sb, 0, sizeof(*sb));
     sb->base.vt = vt;
-    rc = s3_client_init(&sb->c, u, gcs, pzErr);
+    rc = s3_client_init(&sb->c, u, kind, pzErr);
     if (rc != SQLITE_OK) {
         s3b_close(&sb->base);
         return rc;
@@ -752,13 +694,19 @@ s3b_open_any(const ls_url *u, backend **out, char **pzErr, int gcs,
 static int
 s3b_open(const ls_url *u, backend **out, char **pzErr)
 {
-    return s3b_open_any(u, out, pzErr, 0, &backend_s3_vtab);
+    return s3b_open_any(u, out, pzErr, S3_KIND_AWS, &backend_s3_vtab);
 }
 
 static int
 gsb_open(const ls_url *u, backend **out, char **pzErr)
 {
-    return s3b_open_any(u, out, pzErr, 1, &backend_gs_vtab);
+    return s3b_open_any(u, out, pzErr, S3_KIND_GCS, &backend_gs_vtab);
+}
+
+static int
+ossb_open(const ls_url *u, backend **out, char **pzErr)
+{
+    return s3b_open_any(u, out, pzErr, S3_KIND_OSS, &backend_oss_vtab);
 }
 
 const backend_vtab backend_s3_vtab = {
@@ -782,6 +730,22 @@ const backend_vtab backend_gs_vtab = {
     .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC,
     .level_fmt = "ltx/%d/",
     .open = gsb_open,
+    .close = s3b_close,
+    .put = s3b_put,
+    .put_file = s3b_put_file,
+    .get = s3b_get,
+    .list = s3b_list,
+    .list_tree = s3b_list_tree,
+    .del = s3b_del,
+    .errmsg = s3b_errmsg,
+    .counters = s3b_counters,
+};
+
+const backend_vtab backend_oss_vtab = {
+    .name = "oss",
+    .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC,
+    .level_fmt = "%04x/",
+    .open = ossb_open,
     .close = s3b_close,
     .put = s3b_put,
     .put_file = s3b_put_file,

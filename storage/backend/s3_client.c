@@ -23,6 +23,7 @@
 
 #include "storage/base/sqlite.h"
 #include "storage/base/timefmt.h"
+#include "storage/backend/gcs_token.h"
 #include "storage/backend/url.h"
 #include "storage/backend/xml.h"
 
@@ -175,27 +176,70 @@ bucket_ok(const char *z)
     return 1;
 }
 
+/*
+ * OSS: "BUCKET.oss-REGION[-internal].aliyuncs.com" names the bucket and
+ * the region (as Litestream's oss client reads it); any other host is the
+ * bucket.  Sets c->bucket, c->region (URL, host, else cn-hangzhou) and,
+ * without an endpoint, the S3-compatible endpoint of the region.
+ */
+static int
+s3_oss_host(s3_client *c, const struct ls_url *u, const char *zEp)
+{
+    const char *h = u->host ? u->host : "", *zDot = strchr(h, '.');
+    const char *zReg = url_param(u, "region");
+    size_t n = strlen(h), nr = 0;
+    int internal = 0;
+
+    c->oss = 1;
+    if (zDot && strncmp(zDot, ".oss-", 5) == 0 && n > 14 &&
+        strcmp(h + n - 13, ".aliyuncs.com") == 0 &&
+        (nr = (size_t)(h + n - 13 - (zDot + 5))) > 0) {
+        internal = nr > 9 && strncmp(zDot + 5 + nr - 9, "-internal", 9) == 0;
+        nr -= internal ? 9 : 0;
+        c->bucket = sqlite3_mprintf("%.*s", (int)(zDot - h), h);
+        if (zReg == NULL || zReg[0] == 0)
+            c->region = sqlite3_mprintf("%.*s", (int)nr, zDot + 5);
+    } else {
+        c->bucket = sqlite3_mprintf("%s", h);
+    }
+    if (c->region == NULL)
+        c->region =
+            sqlite3_mprintf("%s", zReg && zReg[0] ? zReg : "cn-hangzhou");
+    if (zEp == NULL && c->region)
+        c->host = sqlite3_mprintf("s3.oss-%s%s.aliyuncs.com", c->region,
+                                  internal ? "-internal" : "");
+    c->https = 1;
+    return c->bucket && c->region && (zEp || c->host) ? SQLITE_OK
+                                                      : SQLITE_NOMEM;
+}
+
 int
-s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr)
+s3_client_init(s3_client *c, const struct ls_url *u, int kind, char **pzErr)
 {
     http_opts ho = {0};
     const char *zEp = url_param(u, "endpoint");
     const char *z;
+    int gcs = kind == S3_KIND_GCS;
     int rc, b;
 
     memset(c, 0, sizeof(*c));
     c->gcs = gcs;
-    if (u->host == NULL || !bucket_ok(u->host))
+    if (kind == S3_KIND_OSS && (rc = s3_oss_host(c, u, zEp)) != SQLITE_OK)
+        return rc;
+    z = c->bucket ? c->bucket : u->host;
+    if (z == NULL || !bucket_ok(z))
         return s3_cfg_err(pzErr, u,
                           "bucket name (3-63 characters a-z 0-9 "
                           ". - _)",
-                          u->host ? u->host : "");
+                          z ? z : "");
     if ((z = url_param(u, "region")) == NULL || z[0] == 0)
         z = gcs ? "auto" : getenv("AWS_REGION");
     if (z == NULL || z[0] == 0)
         z = getenv("AWS_DEFAULT_REGION");
-    c->region = sqlite3_mprintf("%s", z && z[0] ? z : "us-east-1");
-    c->bucket = sqlite3_mprintf("%s", u->host);
+    if (c->region == NULL)
+        c->region = sqlite3_mprintf("%s", z && z[0] ? z : "us-east-1");
+    if (c->bucket == NULL)
+        c->bucket = sqlite3_mprintf("%s", u->host);
     c->prefix = sqlite3_mprintf("%s", u->path ? u->path : "");
     if (!c->region || !c->bucket || !c->prefix)
         return SQLITE_NOMEM;
@@ -204,10 +248,12 @@ s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr)
     if (zEp) {
         rc = s3_endpoint(c, u, zEp, pzErr);
         c->path_style = 1;
-    } else {
+    } else if (c->host == NULL) {
         c->host = sqlite3_mprintf("s3.%s.amazonaws.com", c->region);
         c->https = 1;
         rc = c->host ? SQLITE_OK : SQLITE_NOMEM;
+    } else {
+        rc = SQLITE_OK; /* oss: the region's endpoint */
     }
     if (rc != SQLITE_OK)
         return rc;
@@ -222,6 +268,8 @@ s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr)
         ho.skip_verify = b;
     }
     ho.max_attempts = 5;
+    if (gcs && (c->token = gcs_token_new()) == NULL)
+        return SQLITE_NOMEM;
     rc = s3_tuning(c, u, &ho, zEp != NULL, pzErr);
     if (rc == SQLITE_OK)
         rc = http_client_new(&ho, &c->http);
@@ -232,6 +280,7 @@ void
 s3_client_clear(s3_client *c)
 {
     http_client_free(c->http);
+    gcs_token_free(c->token);
     sqlite3_free(c->host);
     sqlite3_free(c->bucket);
     sqlite3_free(c->prefix);
@@ -246,10 +295,13 @@ s3_creds(const s3_client *c, const char **pAk, const char **pSk,
 {
     static const char *const names[][3] = {
         {"GOOGLE_HMAC_ACCESS_ID", "GOOGLE_HMAC_SECRET", NULL},
+        {"OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", NULL},
         {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"},
         {"LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", NULL},
     };
-    for (int i = c->gcs ? 0 : 1; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
+        if ((i == 0 && !c->gcs) || (i == 1 && !c->oss))
+            continue;
         const char *ak = getenv(names[i][0]), *sk = getenv(names[i][1]);
         if (ak && ak[0] && sk && sk[0]) {
             *pAk = ak;
@@ -305,10 +357,49 @@ s3_sig_clear(s3_sig *s)
     s->n = 0;
 }
 
+/*
+ * gs:// with a service-account key (GOOGLE_APPLICATION_CREDENTIALS, used
+ * unless GOOGLE_HMAC_ACCESS_ID/SECRET are set): the header lines of an
+ * attempt with an OAuth2 Bearer token.  *pzWhy says why no token came.
+ */
+static int
+s3_sign_bearer(const s3_client *c, const s3_call *call, const char *zHost,
+               s3_sig *sig, char **pzWhy)
+{
+    char *zTok = NULL;
+    int rc =
+        gcs_token_get(c->token, c->http, gcs_token_path(), &zTok, NULL, pzWhy);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    sig->azLine[sig->n++] = sqlite3_mprintf("Authorization: Bearer %s", zTok);
+    sig->azLine[sig->n++] = sqlite3_mprintf("Host: %s", zHost);
+    for (int i = 0; i < call->nheader && i < 16; i++)
+        sig->azLine[sig->n++] = sqlite3_mprintf("%s: %s", call->headers[i].name,
+                                                call->headers[i].value);
+    memset(zTok, 0, strlen(zTok));
+    sqlite3_free(zTok);
+    for (int i = 0; i < sig->n; i++)
+        if (sig->azLine[i] == NULL)
+            return SQLITE_NOMEM;
+    return SQLITE_OK;
+}
+
+/* Whether gs:// authenticates with a service-account key. */
+static int
+s3_uses_bearer(const s3_client *c)
+{
+    const char *a = getenv("GOOGLE_HMAC_ACCESS_ID");
+    const char *b = getenv("GOOGLE_HMAC_SECRET");
+
+    return c->gcs && c->token && gcs_token_path() && !(a && a[0] && b && b[0]);
+}
+
 /* Signs one attempt: fills sig with every header line to send. */
 static int
 s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
-        const char *zPath, const char *zQuery, const char *zHash, s3_sig *sig)
+        const char *zPath, const char *zQuery, const char *zHash, s3_sig *sig,
+        char **pzWhy)
 {
     const char *ak, *sk, *tok;
     sigv4_pair h[20];
@@ -316,6 +407,8 @@ s3_sign(const s3_client *c, const s3_call *call, const char *zHost,
     char *zAuth;
     int n = 0, i;
 
+    if (s3_uses_bearer(c))
+        return s3_sign_bearer(c, call, zHost, sig, pzWhy);
     if (!s3_creds(c, &ak, &sk, &tok))
         return SQLITE_AUTH;
     if (call->nheader > 16)
@@ -396,7 +489,7 @@ s3_status_rc(const http_resp *resp, const char *zCode)
 /* Message for a failed call: the server's error or the transport's. */
 static int
 s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
-        char **pzErr)
+        char *zWhy, char **pzErr)
 {
     const char *zKey = call->key ? call->key : "";
     const char *zCode = NULL, *zMsg = NULL;
@@ -411,16 +504,23 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
     xml_node *x = NULL;
     char *z;
 
-    if (rc == SQLITE_AUTH && resp->status == 0) {
+    if (zWhy) {
+        z = zWhy; /* the service-account token's failure */
+    } else if (rc == SQLITE_AUTH && resp->status == 0) {
         z = sqlite3_mprintf("litestream: no credentials for %s: set %s",
-                            c->gcs ? "gs" : "s3",
-                            c->gcs ? "GOOGLE_HMAC_ACCESS_ID and "
-                                     "GOOGLE_HMAC_SECRET (or the AWS_ "
-                                     "variables)"
-                                   : "AWS_ACCESS_KEY_ID and "
-                                     "AWS_SECRET_ACCESS_KEY (or "
-                                     "LITESTREAM_ACCESS_KEY_ID and "
-                                     "LITESTREAM_SECRET_ACCESS_KEY)");
+                            c->gcs   ? "gs"
+                            : c->oss ? "oss"
+                                     : "s3",
+                            c->gcs   ? "GOOGLE_HMAC_ACCESS_ID and "
+                                       "GOOGLE_HMAC_SECRET (or the AWS_ "
+                                       "variables)"
+                            : c->oss ? "OSS_ACCESS_KEY_ID and "
+                                       "OSS_ACCESS_KEY_SECRET (or the AWS_ "
+                                       "variables)"
+                                     : "AWS_ACCESS_KEY_ID and "
+                                       "AWS_SECRET_ACCESS_KEY (or "
+                                       "LITESTREAM_ACCESS_KEY_ID and "
+                                       "LITESTREAM_SECRET_ACCESS_KEY)");
     } else if (rc == SQLITE_OK) {
         if (resp->nbody && xml_parse((const char *)resp->body, resp->nbody, &x,
                                      NULL) == SQLITE_OK) {
@@ -429,18 +529,31 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
         }
         rc = s3_status_rc(resp, zCode);
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' failed: "
-                            "HTTP %ld%s%s%s%s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey, c->bucket,
-                            resp->status, zCode ? " " : "", zCode ? zCode : "",
-                            zMsg ? ": " : "", zMsg ? zMsg : "");
+                            "HTTP %ld%s%s%s%s%s",
+                            c->gcs   ? "GCS"
+                            : c->oss ? "OSS"
+                                     : "S3",
+                            zOp, zKey, c->bucket, resp->status,
+                            zCode ? " " : "", zCode ? zCode : "",
+                            zMsg ? ": " : "", zMsg ? zMsg : "",
+                            rc == SQLITE_AUTH && s3_uses_bearer(c)
+                                ? " (credentials: the service-account key in "
+                                  "GOOGLE_APPLICATION_CREDENTIALS: check its "
+                                  "roles on the bucket)"
+                                : "");
     } else if (rc == SQLITE_IOERR) {
         z = sqlite3_mprintf("litestream: %s %s '%s' in bucket '%s' on "
                             "%s failed: %s",
-                            c->gcs ? "GCS" : "S3", zOp, zKey, c->bucket,
-                            c->host,
+                            c->gcs   ? "GCS"
+                            : c->oss ? "OSS"
+                                     : "S3",
+                            zOp, zKey, c->bucket, c->host,
                             resp->transport ? resp->transport : "no response");
     } else {
-        z = sqlite3_mprintf("litestream: %s %s '%s': %s", c->gcs ? "GCS" : "S3",
+        z = sqlite3_mprintf("litestream: %s %s '%s': %s",
+                            c->gcs   ? "GCS"
+                            : c->oss ? "OSS"
+                                     : "S3",
                             zOp, zKey, sqlite3_errstr(rc));
     }
     xml_free(x);
@@ -455,10 +568,10 @@ s3_fail(const s3_client *c, const s3_call *call, int rc, const http_resp *resp,
 static int
 s3_attempt(s3_client *c, const s3_call *call, const char *zUrl,
            const char *zHost, const char *zPath, const char *zQuery,
-           const char *zHash, http_resp *resp)
+           const char *zHash, http_resp *resp, char **pzWhy)
 {
     s3_sig sig = {.n = 0};
-    int rc = s3_sign(c, call, zHost, zPath, zQuery, zHash, &sig);
+    int rc = s3_sign(c, call, zHost, zPath, zQuery, zHash, &sig, pzWhy);
 
     memset(resp, 0, sizeof(*resp));
     if (rc == SQLITE_OK) {
@@ -486,6 +599,8 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
 {
     char *zUrl = NULL, *zPath = NULL, *zHost = NULL, *zQuery = NULL;
     char zHash[65];
+    char *zWhy = NULL;
+    int reauth = 0;
     int rc, attempt, delay;
 
     memset(resp, 0, sizeof(*resp));
@@ -501,17 +616,25 @@ s3_call_do(s3_client *c, const s3_call *call, http_resp *resp, char **pzErr)
                          call->body ? call->nbody : 0, zHash);
     for (attempt = 1;; attempt++) {
         http_resp_clear(resp);
-        rc = s3_attempt(c, call, zUrl, zHost, zPath, zQuery, zHash, resp);
-        if (rc == SQLITE_NOMEM || rc == SQLITE_AUTH || rc == SQLITE_MISUSE)
+        rc =
+            s3_attempt(c, call, zUrl, zHost, zPath, zQuery, zHash, resp, &zWhy);
+        if (rc == SQLITE_NOMEM || rc == SQLITE_AUTH || rc == SQLITE_MISUSE ||
+            zWhy)
             break;
         if (rc == SQLITE_OK && resp->status >= 200 && resp->status < 300)
             goto out;
+        if (rc == SQLITE_OK && resp->status == 401 && !reauth &&
+            s3_uses_bearer(c)) { /* a token expired on the way: a new one */
+            gcs_token_invalidate(c->token);
+            reauth = 1;
+            continue;
+        }
         delay = http_retry_delay_ms(c->http, rc, resp, attempt);
         if (delay < 0)
             break;
         http_sleep_ms(delay);
     }
-    rc = s3_fail(c, call, rc, resp, pzErr);
+    rc = s3_fail(c, call, rc, resp, zWhy, pzErr);
 out:
     sqlite3_free(zUrl);
     sqlite3_free(zPath);

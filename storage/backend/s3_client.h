@@ -13,7 +13,10 @@
  * them takes effect without reopening the replica): for s3
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else
  * LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY; for gs first
- * GOOGLE_HMAC_ACCESS_ID / GOOGLE_HMAC_SECRET.  They never appear in a
+ * GOOGLE_HMAC_ACCESS_ID / GOOGLE_HMAC_SECRET, then a service-account key
+ * named by GOOGLE_APPLICATION_CREDENTIALS (an OAuth2 Bearer token instead
+ * of a signature; storage/backend/gcs_token.h); for oss first
+ * OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET.  They never appear in a
  * message.
  *
  * Threads: s3_call() may run on several threads at once on one client
@@ -30,9 +33,15 @@
 
 struct ls_url;
 
+/* Which store a client talks to (s3_client_init's kind). */
+#define S3_KIND_AWS 0 /* s3:// */
+#define S3_KIND_GCS 1 /* gs://: Google Cloud Storage's XML API */
+#define S3_KIND_OSS 2 /* oss://: Alibaba OSS's S3-compatible API */
+
 typedef struct s3_client {
     http_client *http;
     int gcs; /* Google Cloud Storage's XML API */
+    int oss; /* Alibaba Cloud OSS */
     int https;
     char *host; /* the endpoint's "host[:port]" */
     char *bucket;
@@ -43,6 +52,7 @@ typedef struct s3_client {
     int part_parallel;         /* parts in flight */
     int max_keys;              /* ListObjectsV2 page size (0: server default) */
     backend_counters counters; /* updated atomically */
+    struct gcs_token *token;   /* gs: service-account tokens (gcs_token.h) */
 } s3_client;
 
 /* One S3 operation; everything decoded (the client encodes). */
@@ -62,8 +72,11 @@ typedef struct s3_call {
 } s3_call;
 
 /*
- * Configures a client from an s3:// or gs:// URL: endpoint, region
- * (URL, else AWS_REGION, else us-east-1; "auto" for gs), force_path_style,
+ * Configures a client from an s3://, gs:// or oss:// URL (kind S3_KIND_*):
+ * endpoint, region (URL, else AWS_REGION, else us-east-1; "auto" for gs;
+ * for oss the region of a host "BUCKET.oss-REGION.aliyuncs.com", else
+ * cn-hangzhou, and the endpoint https://s3.oss-REGION.aliyuncs.com in
+ * virtual-host style), force_path_style,
  * skip_verify, part_size (bytes, or with KiB/MiB/GiB; >= 5 MiB unless an
  * endpoint is given; default 16 MiB), concurrency (parallel parts,
  * default 4), timeout (stall and connect timeout, "30s", "500ms"; 100ms
@@ -71,7 +84,8 @@ typedef struct s3_call {
  * default 4).  Returns SQLITE_OK or SQLITE_ERROR with *pzErr
  * (sqlite3_mprintf'd) naming the bad parameter; SQLITE_NOMEM.
  */
-int s3_client_init(s3_client *c, const struct ls_url *u, int gcs, char **pzErr);
+int s3_client_init(s3_client *c, const struct ls_url *u, int kind,
+                   char **pzErr);
 
 /* Frees what the client holds (not c itself); safe on a zeroed client. */
 void s3_client_clear(s3_client *c);

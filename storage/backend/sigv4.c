@@ -1,6 +1,8 @@
 /*
  * storage/backend/sigv4.c: AWS Signature Version 4 (see sigv4.h), and the other
- * digests the object-store backends need (SHA-256 hex, Content-MD5).
+ * digests the object-store backends need (SHA-256 hex, Content-MD5, base64,
+ * Azure's Shared Key HMAC, the RS256 signature of a Google service-account
+ * JWT).
  *
  * The only file of the project that includes OpenSSL.  It uses OpenSSL's
  * one-shot EVP_Digest() and HMAC() and never touches OpenSSL's allocator;
@@ -36,9 +38,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 
 #include "storage/base/sqlite.h"
 
@@ -484,4 +489,122 @@ out:
     sqlite3_free(zSigned);
     sigv4_headers_free(hdrs, r->nheader);
     return zAuth;
+}
+
+/* --- Base64, Azure Shared Key, RS256 (the other backends' crypto) ---- */
+
+char *
+sigv4_base64(const void *data, size_t n, int url)
+{
+    char *z = sqlite3_malloc64(4 * ((uint64_t)n + 2) / 3 + 4);
+    size_t k;
+
+    if (z == NULL || (n > 0 && data == NULL)) {
+        sqlite3_free(z);
+        return NULL;
+    }
+    EVP_EncodeBlock((unsigned char *)z, data ? data : (const void *)"", (int)n);
+    if (url) {
+        for (k = 0; z[k]; k++)
+            z[k] = z[k] == '+' ? '-' : z[k] == '/' ? '_' : z[k];
+        while (k > 0 && z[k - 1] == '=')
+            z[--k] = 0;
+    }
+    return z;
+}
+
+int
+sigv4_base64_decode(const char *z, uint8_t **out, size_t *nOut)
+{
+    size_t n = z ? strlen(z) : 0, i, pad = 0;
+    uint8_t *p;
+    int k;
+
+    *out = NULL;
+    *nOut = 0;
+    if (n == 0 || n % 4 != 0 || n > 1 << 20)
+        return SQLITE_ERROR;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)z[i];
+        int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9');
+        if (c == '=' && i >= n - 2 && (i == n - 1 || z[n - 1] == '='))
+            pad++;
+        else if (!alnum && c != '+' && c != '/')
+            return SQLITE_ERROR;
+    }
+    p = sqlite3_malloc64(n / 4 * 3 + 1);
+    if (p == NULL)
+        return SQLITE_NOMEM;
+    k = EVP_DecodeBlock(p, (const unsigned char *)z, (int)n);
+    if (k < 0 || (size_t)k < pad) {
+        sqlite3_free(p);
+        return SQLITE_ERROR;
+    }
+    *out = p;
+    *nOut = (size_t)k - pad;
+    return SQLITE_OK;
+}
+
+char *
+sigv4_hmac_base64(const void *key, size_t nkey, const char *msg)
+{
+    unsigned char mac[32];
+    char *z;
+
+    if (key == NULL || msg == NULL || !sigv4_hmac(key, nkey, msg, mac))
+        return NULL;
+    z = sigv4_base64(mac, sizeof(mac), 0);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return z;
+}
+
+/* The private key of a PEM text (PKCS#8 or PKCS#1), or NULL. */
+static EVP_PKEY *
+sigv4_pem_key(const char *zPem)
+{
+    BIO *bio = BIO_new_mem_buf(zPem, -1);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    ERR_clear_error(); /* leave no queued error to the host's OpenSSL use */
+    return k;
+}
+
+int
+sigv4_rs256(const char *zPem, const char *zMsg, char **pzSig)
+{
+    EVP_PKEY *k;
+    EVP_MD_CTX *md = NULL;
+    unsigned char *sig = NULL;
+    size_t nsig = 0;
+    int rc = SQLITE_ERROR;
+
+    *pzSig = NULL;
+    if (zPem == NULL || zMsg == NULL || (k = sigv4_pem_key(zPem)) == NULL)
+        return SQLITE_ERROR;
+    if (EVP_PKEY_base_id(k) != EVP_PKEY_RSA)
+        goto out;
+    md = EVP_MD_CTX_new();
+    if (md == NULL ||
+        EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k) != 1 ||
+        EVP_DigestSign(md, NULL, &nsig, (const unsigned char *)zMsg,
+                       strlen(zMsg)) != 1)
+        goto out;
+    sig = sqlite3_malloc64(nsig ? nsig : 1);
+    if (sig == NULL) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    if (EVP_DigestSign(md, sig, &nsig, (const unsigned char *)zMsg,
+                       strlen(zMsg)) != 1)
+        goto out;
+    *pzSig = sigv4_base64(sig, nsig, 1);
+    rc = *pzSig ? SQLITE_OK : SQLITE_NOMEM;
+out:
+    ERR_clear_error();
+    sqlite3_free(sig);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    return rc;
 }

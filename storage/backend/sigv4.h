@@ -15,6 +15,7 @@
 #define LITESTREAM_SIGV4_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* One header or query parameter (decoded: not yet URI-encoded). */
 typedef struct sigv4_pair {
@@ -80,5 +81,32 @@ void sigv4_md5_base64(const void *data, size_t n, char out[25]);
 
 /* "YYYYMMDDTHHMMSSZ" of the Unix time t (UTC) into out[17]. */
 void sigv4_amz_date(long long t, char out[17]);
+
+/*
+ * Base64 of n bytes (url: the URL-safe alphabet without padding, as JWTs
+ * use).  sqlite3_malloc'd; NULL if out of memory.
+ */
+char *sigv4_base64(const void *data, size_t n, int url);
+
+/*
+ * Decodes standard base64 (padding required, no whitespace).  SQLITE_OK
+ * and *out (sqlite3_malloc'd) / *nOut; SQLITE_ERROR if z is empty or not
+ * base64; SQLITE_NOMEM.
+ */
+int sigv4_base64_decode(const char *z, uint8_t **out, size_t *nOut);
+
+/*
+ * Base64 of HMAC-SHA256(key, msg): an Azure Shared Key signature (the key
+ * is the decoded account key).  sqlite3_malloc'd; NULL on failure.
+ */
+char *sigv4_hmac_base64(const void *key, size_t nkey, const char *msg);
+
+/*
+ * The RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) of zMsg with the
+ * RSA private key in PEM text zPem, base64url without padding, into *pzSig
+ * (sqlite3_malloc'd).  SQLITE_ERROR if the PEM holds no RSA private key;
+ * SQLITE_NOMEM.
+ */
+int sigv4_rs256(const char *zPem, const char *zMsg, char **pzSig);
 
 #endif

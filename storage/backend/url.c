@@ -26,9 +26,9 @@
 /* Schemes that parse; storage/backend/backend.c decides which have a backend.
  */
 static const char *const url_schemes[] = {
-    "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs",
+    "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs", "oss",
 };
-#define URL_SCHEMES_TEXT "file, s3, gs, abs, sftp, webdav, webdavs"
+#define URL_SCHEMES_TEXT "file, s3, gs, abs, sftp, webdav, webdavs, oss"
 
 /* State of one url_parse() call. */
 typedef struct url_parser {
@@ -57,7 +57,8 @@ fail(url_parser *p, const char *zFmt, ...)
 static const char *
 host_noun(const char *zScheme)
 {
-    if (strcmp(zScheme, "s3") == 0 || strcmp(zScheme, "gs") == 0)
+    if (strcmp(zScheme, "s3") == 0 || strcmp(zScheme, "gs") == 0 ||
+        strcmp(zScheme, "oss") == 0)
         return "bucket";
     if (strcmp(zScheme, "abs") == 0)
         return "container";

@@ -8,7 +8,8 @@
  *                                       are the same
  *     s3://bucket/path?endpoint=http://127.0.0.1:9000&region=us-east-1
  *     gs://bucket/path
- *     abs://container@account/path      abs://container/path
+ *     abs://account@container/path      abs://container/path
+ *     oss://bucket/path
  *     sftp://user[:password]@host[:port]/path?key=/home/me/.ssh/id_ed25519
  *     webdav://host[:port]/path         webdavs:// for TLS
  *
@@ -30,12 +31,14 @@ typedef struct ls_url_param {
 } ls_url_param;
 
 typedef struct ls_url {
-    /* Lowercase: "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs". */
+    /* Lowercase: "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs",
+     * "oss". */
     char *scheme;
     char *user;     /* NULL if none (only sftp, webdav, webdavs take one) */
     char *password; /* NULL if none; never shown (see redacted) */
     /*
-     * s3/gs: the bucket; abs: "container@account" or "container"; sftp,
+     * s3/gs/oss: the bucket; abs: "account@container" (Litestream's order;
+     * storage/backend/azure_client.c splits it) or "container"; sftp,
      * webdav(s): the host name or IP literal (IPv6 without brackets).
      * NULL for file.
      */

@@ -55,4 +55,10 @@ const xml_node *xml_next(const xml_node *node);
  */
 const char *xml_text(const xml_node *parent, const char *zPath);
 
+/*
+ * z with < > & " ' written as entities, for element text of a request
+ * body.  sqlite3_malloc'd; NULL if out of memory.
+ */
+char *xml_escape(const char *z);
+
 #endif

@@ -1,12 +1,15 @@
 /*
  * storage/backend/xml_tree.c: reading a tree that storage/backend/xml.c built
- * (xml.h): children by local name, same-name siblings, text by path.
+ * (xml.h): children by local name, same-name siblings, text by path; and
+ * the escaping of text for request bodies.
  *
  * Threads: pure functions on an immutable tree; any thread.
  */
 #include "storage/backend/xml.h"
 
 #include <string.h>
+
+#include "storage/base/sqlite.h"
 
 /* The first child of parent whose name is the n bytes at zName. */
 static const xml_node *
@@ -61,4 +64,33 @@ xml_text(const xml_node *parent, const char *zPath)
         zPath = *zEnd ? zEnd + 1 : zEnd;
     }
     return parent ? parent->text : NULL;
+}
+
+char *
+xml_escape(const char *z)
+{
+    sqlite3_str *s = sqlite3_str_new(NULL);
+
+    for (; *z; z++) {
+        switch (*z) {
+        case '<':
+            sqlite3_str_appendall(s, "&lt;");
+            break;
+        case '>':
+            sqlite3_str_appendall(s, "&gt;");
+            break;
+        case '&':
+            sqlite3_str_appendall(s, "&amp;");
+            break;
+        case '"':
+            sqlite3_str_appendall(s, "&quot;");
+            break;
+        case '\'':
+            sqlite3_str_appendall(s, "&apos;");
+            break;
+        default:
+            sqlite3_str_appendchar(s, 1, *z);
+        }
+    }
+    return sqlite3_str_finish(s);
 }

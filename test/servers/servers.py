@@ -33,7 +33,8 @@ import time
 from faultproxy import FAULTS, FaultProxy, Request, Rule, _live, _live_lock
 
 __all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
-           "FAULTS", "HERE", "S3RVER_PKG", "NODE"]
+           "FAULTS", "HERE", "S3RVER_PKG", "NODE", "AzureServer",
+           "GcsAuthServer"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_PKG = os.path.join(HERE, "node_modules", "@20minutes", "s3rver")
@@ -271,3 +272,7 @@ class S3Server:
             return sorted(os.listdir(d))
         except OSError:
             return []
+
+
+from azure_server import AzureServer  # noqa: E402 (needs NODE, free_port)
+from gcs_auth import GcsAuthServer  # noqa: E402

@@ -134,7 +134,6 @@ static void
 test_registry(void)
 {
     static const char *const later[] = {
-        "abs://c@a/p",
         "sftp://h/p",
         "webdav://h/p",
         "webdavs://h/p",
@@ -171,6 +170,23 @@ test_registry(void)
            zErr && strstr(zErr, "part_size"),
        "part_size below 5 MiB refused for AWS: %s", zErr);
     sqlite3_free(zErr);
+    /* abs and oss: offline too, with their own layouts and name checks. */
+    b = NULL;
+    ok(backend_open("abs://acct1@my-container/p", &b, &zErr) == SQLITE_OK &&
+           b && strcmp(b->vt->level_fmt, "ltx/%d/") == 0 &&
+           (b->vt->caps & BACKEND_CAP_EXACT_TIME),
+       "abs backend opens offline, ltx/<level>/ layout, exact times");
+    backend_close(b);
+    b = NULL;
+    ok(backend_open("abs://my-container@acct1/p", &b, &zErr) == SQLITE_ERROR &&
+           !b && zErr && strstr(zErr, "old order"),
+       "abs in the old order refused: %s", zErr);
+    sqlite3_free(zErr);
+    ok(backend_open("oss://bkt.oss-cn-beijing.aliyuncs.com/p", &b, &zErr) ==
+               SQLITE_OK &&
+           b && strcmp(b->vt->level_fmt, "%04x/") == 0,
+       "oss backend opens offline (host in OSS's form), %%04x layout");
+    backend_close(b);
     ok(backend_open("ftp://x", &b, &zErr) == SQLITE_ERROR && zErr &&
            strstr(zErr, "unknown URL scheme"),
        "URL errors pass through");

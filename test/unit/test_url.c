@@ -44,7 +44,7 @@ static const valid_case valid[] = {
     {"s3://bucket.localhost:9000/db", "s3", 0, 0, "bucket.localhost", 9000,
      "db", 0},
     {"gs://bkt/path/to/db", "gs", 0, 0, "bkt", 0, "path/to/db", 0},
-    {"abs://container@account/db", "abs", 0, 0, "container@account", 0, "db",
+    {"abs://account@container/db", "abs", 0, 0, "account@container", 0, "db",
      0},
     {"abs://container/db", "abs", 0, 0, "container", 0, "db", 0},
     {"sftp://alice@example.com/backups/db", "sftp", "alice", 0, "example.com",
@@ -69,7 +69,7 @@ typedef struct invalid_case {
 static const invalid_case invalid[] = {
     {"", "empty replica URL"},
     {"ftp://x", "litestream: unknown URL scheme 'ftp' in 'ftp://x' (expected "
-                "file, s3, gs, abs, sftp, webdav, webdavs)"},
+                "file, s3, gs, abs, sftp, webdav, webdavs, oss)"},
     {"http://host/x", "unknown URL scheme 'http'"},
     {"rel/dir", "litestream: file replica path must be absolute: 'rel/dir'"},
     {"./rel", "must be absolute: './rel'"},

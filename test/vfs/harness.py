@@ -83,9 +83,28 @@ def s3_server():
     return _s3
 
 
+_az = None
+
+
+def az_server():
+    """The Azurite server of this test process (LITESTREAM_TEST_BACKEND=abs;
+    started on first use, stopped at exit), its key in the environment."""
+    global _az
+    if _az is None:
+        sys.path.insert(0, os.path.join(os.environ["LITESTREAM_SRCDIR"],
+                                        "test", "servers"))
+        from servers import AzureServer
+        _az = AzureServer().start()
+        os.environ["LITESTREAM_AZURE_ACCOUNT_KEY"] = _az.key
+    return _az
+
+
 def replica_url(d, name="replica"):
     """The replica URL of a test: a directory under d, or with
-    LITESTREAM_TEST_BACKEND=s3 a prefix of the test S3 server's bucket."""
+    LITESTREAM_TEST_BACKEND=s3 a prefix of the test S3 server's bucket
+    (abs: of the test Azurite's container)."""
+    if BACKEND == "abs":
+        return make_replica(d, name).url
     if BACKEND == "s3":
         s = s3_server()
         prefix = os.path.basename(d.rstrip("/")) + "/" + name
@@ -345,10 +364,79 @@ class S3Replica(Replica):
 
 
 
+class AbsReplica(Replica):
+    """A replica under a prefix of the test Azurite's container
+    (az_server()), with FileReplica's methods, through Azurite's REST API:
+    blobs at "<prefix>/ltx/<level>/<min>-<max>.ltx" with the metadata
+    litestreamtimestamp, which the abs backend lists as the creation time."""
+
+    def __init__(self, server, prefix):
+        self.server = server
+        self.prefix = prefix
+        self.url = (f"abs://{server.account}@{server.container}/{prefix}"
+                    f"?endpoint={server.endpoint}")
+
+    def key(self, level, lo, hi):
+        return f"ltx/{level}/{lo:016x}-{hi:016x}.ltx"
+
+    def _name(self, key):
+        return f"{self.prefix}/{key}"
+
+    def put(self, key, data, created_ms=None):
+        if created_ms is None:
+            created_ms = int(time.time() * 1000)
+        self.server.put(self._name(key), data,
+                        {"litestreamtimestamp": _s3_time(created_ms)})
+
+    def get(self, key):
+        return self.server.get(self._name(key))
+
+    def _meta(self, key):
+        for name, size, meta in self.server.blobs(self._name(key)):
+            if name == self._name(key):
+                return size, meta
+        raise FileNotFoundError(key)
+
+    def size(self, key):
+        return self._meta(key)[0]
+
+    def created_ms(self, key):
+        import datetime
+        import re
+        ts = {k.lower(): v for k, v in self._meta(key)[1].items()}
+        m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z",
+                         ts["litestreamtimestamp"])
+        t = datetime.datetime.strptime(m[1], "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=datetime.timezone.utc)
+        return int(t.timestamp()) * 1000 + int((m[2] or "0").ljust(3, "0")[:3])
+
+    def remove(self, key):
+        self.server.delete(self._name(key))
+
+    def objects(self, level):
+        pre = self._name(f"ltx/{level}/")
+        return sorted(r for r in (_ltx_range(n[len(pre):]) for n, _, _ in
+                                  self.server.blobs(pre)) if r)
+
+    def move(self, key, new_key):
+        ms = self.created_ms(key)
+        self.put(new_key, self.get(key), ms)
+        self.remove(key)
+
+    def overwrite(self, key, offset, data):
+        ms = self.created_ms(key)
+        b = bytearray(self.get(key))
+        b[offset:offset + len(data)] = data
+        self.put(key, bytes(b), ms)
+
+
 def make_replica(d, name="replica"):
     """The one place that decides where the tests' replicas live: a
     directory under d, or with LITESTREAM_TEST_BACKEND=s3 the prefix of the
     test S3 server that replica_url(d, name) names."""
+    if BACKEND == "abs":
+        return AbsReplica(az_server(),
+                          os.path.basename(d.rstrip("/")) + "/" + name)
     if BACKEND == "s3":
         return S3Replica(s3_server(),
                          os.path.basename(d.rstrip("/")) + "/" + name)

@@ -172,7 +172,8 @@ for what, uri, want in [
         ("no URL", "file:x.db?vfs=litestream-remote", "no replica URL"),
         ("unknown scheme", remote_uri("ftp://host/x"), "unknown URL scheme"),
         ("relative path", remote_uri("rel/dir"), "absolute"),
-        ("no backend", remote_uri("abs://container/x"), "not available"),
+        ("abs without an account", remote_uri("abs://container/x"),
+         "no storage account"),
         ("unreachable server", remote_uri(
             "s3://bucket/x?endpoint=http://127.0.0.1:1&retries=0"),
          "Couldn't connect"),
