@@ -29,9 +29,9 @@ static const struct {
     {"s3", &backend_s3_vtab},
     {"gs", &backend_gs_vtab},
     {"abs", NULL},
-    {"sftp", NULL},
-    {"webdav", NULL},
-    {"webdavs", NULL},
+    {"sftp", &backend_sftp_vtab},
+    {"webdav", &backend_webdav_vtab},
+    {"webdavs", &backend_webdavs_vtab},
 };
 
 void
