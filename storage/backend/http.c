@@ -482,6 +482,8 @@ http_do(http_client *c, const http_req *req, http_resp *resp)
         x.buf = NULL;
         resp->headers = sqlite3_str_finish(x.hdrs);
         x.hdrs = NULL;
+        if (resp->headers == NULL) /* none (SFTP): an empty block */
+            resp->headers = sqlite3_mprintf("");
         rc = resp->headers ? SQLITE_OK : SQLITE_NOMEM;
     }
 out:

@@ -580,7 +580,9 @@ sftp_check_url(const ls_url *u, char **pzErr)
                                  u->redacted);
         return SQLITE_ERROR;
     }
-    if (zPin && (strncmp(zPin, "SHA256:", 7) != 0 || strlen(zPin) != 50)) {
+    if (zPin && (strncmp(zPin, "SHA256:", 7) != 0 || strlen(zPin) != 50 ||
+                 strspn(zPin + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmno"
+                                  "pqrstuvwxyz0123456789+/ ") != 43)) {
         *pzErr = sqlite3_mprintf("litestream: bad host_key in '%s' (expected "
                                  "the SHA256:... fingerprint that "
                                  "ssh-keygen -lf prints, 50 characters)",
@@ -629,6 +631,10 @@ sftpb_open(const ls_url *u, backend **out, char **pzErr)
         sftpb_close(&sb->base);
         return rc;
     }
+    /* A '+' of a fingerprint pasted unencoded was decoded as a space. */
+    for (char *p = sb->zPin; p && *p; p++)
+        if (*p == ' ')
+            *p = '+';
     *out = &sb->base;
     return SQLITE_OK;
 }
