@@ -305,7 +305,8 @@ class WebdavServer(_Server):
         import socket
         args = ["rclone", "serve", "webdav", self.data_dir, "--addr",
                 "127.0.0.1:%d" % self.port, "--user", self.user, "--pass",
-                self.password, "--config", "/dev/null"]
+                self.password, "--config", "/dev/null",
+                "--dir-cache-time", "0s"]  # see changes made on disk
         if self.as_user:
             args = ["setpriv", "--reuid=" + self.as_user,
                     "--regid=" + self.as_group, "--clear-groups"] + args
