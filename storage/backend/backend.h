@@ -125,9 +125,9 @@ struct backend {
 };
 
 /* The backends (one file each). */
-extern const backend_vtab backend_file_vtab; /* file.c */
-extern const backend_vtab backend_s3_vtab;   /* s3.c */
-extern const backend_vtab backend_gs_vtab;   /* s3.c */
+extern const backend_vtab backend_file_vtab;    /* file.c */
+extern const backend_vtab backend_s3_vtab;      /* s3.c */
+extern const backend_vtab backend_gs_vtab;      /* s3.c */
 extern const backend_vtab backend_sftp_vtab;    /* sftp.c */
 extern const backend_vtab backend_webdav_vtab;  /* webdav.c */
 extern const backend_vtab backend_webdavs_vtab; /* webdav.c */

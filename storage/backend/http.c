@@ -437,6 +437,13 @@ xfer_failed(xfer *x, CURLcode e, const char *zDetail, http_resp *resp)
                          : e == CURLE_REMOTE_DISK_FULL     ? HTTP_SFTP_FULL
                          : e == CURLE_QUOTE_ERROR          ? HTTP_SFTP_QUOTE
                                                            : 0;
+        /* A failed command says why only in its text. */
+        if (resp->ssh_fail == HTTP_SFTP_QUOTE && zDetail &&
+            strstr(zDetail, "Permission"))
+            resp->ssh_fail = HTTP_SFTP_DENIED;
+        else if (resp->ssh_fail == HTTP_SFTP_QUOTE && zDetail &&
+                 strstr(zDetail, "No such"))
+            resp->ssh_fail = HTTP_SFTP_NOTFOUND;
         if (resp->ssh_fail)
             resp->retryable = 0;
     }

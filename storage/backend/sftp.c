@@ -46,9 +46,9 @@
 typedef struct sftp_backend {
     backend base;
     http_client *http;
-    char *zOrigin;     /* "sftp://host:port" ([v6] bracketed) */
-    char *zHostPort;   /* "host:port" for messages */
-    char *zHostName;   /* the host as given */
+    char *zOrigin;   /* "sftp://host:port" ([v6] bracketed) */
+    char *zHostPort; /* "host:port" for messages */
+    char *zHostName; /* the host as given */
     int port;
     char *zRoot;       /* "/PATH" without trailing slash ("" = "/") */
     char *zUser;       /* from the URL */
@@ -226,7 +226,8 @@ sftp_fail(sftp_backend *sb, const char *zOp, const char *zPath, int rc,
         rc = SQLITE_AUTH;
         break;
     case HTTP_SFTP_DENIED:
-        zFix = ": give the SFTP user write access to the replica directory";
+        zFix = ": give the SFTP user read and write access to the replica "
+               "directory";
         rc = SQLITE_AUTH;
         break;
     case HTTP_SFTP_FULL:
@@ -315,6 +316,36 @@ sftp_quote(sftp_backend *sb, const char *const *az, int n, const char *zOp,
 
 /* --- put ------------------------------------------------------------- */
 
+/*
+ * After an upload found no directory (curl's own mkdir failed silently):
+ * makes the directories of zPath from the root down, one "mkdir" each, so
+ * that the real reason (permission denied) is the message.  Returns the
+ * mkdir's error, or SQLITE_NOTFOUND when every directory was made or
+ * already existed (the original error stands).
+ */
+static int
+sftp_explain_mkdir(sftp_backend *sb, const char *zPath)
+{
+    char *zDir = sqlite3_mprintf("%s", zPath);
+    char *p = zDir ? zDir + 1 : NULL;
+    int rc = zDir ? SQLITE_NOTFOUND : SQLITE_NOMEM;
+
+    while (p && (p = strchr(p, '/')) != NULL) {
+        *p = 0;
+        char *zCmd = sqlite3_mprintf("mkdir \"%w\"", zDir);
+        const char *az[] = {zCmd};
+        int k = zCmd ? sftp_quote(sb, az, 1, "mkdir", zDir) : SQLITE_NOMEM;
+        sqlite3_free(zCmd);
+        *p++ = '/';
+        if (k == SQLITE_AUTH || k == SQLITE_NOMEM || k == SQLITE_FULL) {
+            rc = k;
+            break;
+        }
+    }
+    sqlite3_free(zDir);
+    return rc;
+}
+
 /* Uploads n bytes (memory or fd) to zPath through a temporary name. */
 static int
 sftp_put_body(sftp_backend *sb, const char *key, const void *data, int fd,
@@ -325,17 +356,14 @@ sftp_put_body(sftp_backend *sb, const char *key, const void *data, int fd,
                                          (unsigned long long)ls_rand64())
                        : NULL;
     char *zUrl = zTmp ? sftp_url(sb, zTmp) : NULL;
-    char *zRename = zUrl ? sqlite3_mprintf("rename \"%w\" \"%w\"", zTmp, zPath)
-                         : NULL;
+    char *zRename =
+        zUrl ? sqlite3_mprintf("rename \"%w\" \"%w\"", zTmp, zPath) : NULL;
     char *zRm = zRename ? sqlite3_mprintf("*rm \"%w\"", zPath) : NULL;
     char *zRmTmp = zRm ? sqlite3_mprintf("*rm \"%w\"", zTmp) : NULL;
     const char *azPost[] = {zRename};
     http_ssh s = {.postquote = azPost, .npostquote = 1, .create_dirs = 1};
-    http_req req = {.method = "PUT",
-                    .url = zUrl,
-                    .body = data,
-                    .body_fd = fd,
-                    .nbody = n};
+    http_req req = {
+        .method = "PUT", .url = zUrl, .body = data, .body_fd = fd, .nbody = n};
     http_resp resp;
     int rc;
 
@@ -344,6 +372,17 @@ sftp_put_body(sftp_backend *sb, const char *key, const void *data, int fd,
         goto out;
     }
     rc = sftp_do(sb, &req, &s, "upload", zTmp, &resp);
+    if (rc == SQLITE_NOTFOUND) {
+        char *zKeep = sb->zErr;
+        sb->zErr = NULL;
+        if (sftp_explain_mkdir(sb, zTmp) == SQLITE_NOTFOUND) {
+            sqlite3_free(sb->zErr);
+            sb->zErr = zKeep;
+        } else {
+            sqlite3_free(zKeep);
+            rc = SQLITE_AUTH;
+        }
+    }
     if (rc != SQLITE_OK && resp.ssh_fail == HTTP_SFTP_QUOTE) {
         /* SFTP v3 rename refuses an existing target: replace it. */
         const char *az[] = {zRm, zRename};
@@ -449,10 +488,10 @@ sftpb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
 {
     sftp_backend *sb = (sftp_backend *)b;
     char *zPath = sftp_path(sb, prefix);
-    char *zUrl = zPath ? sqlite3_mprintf("%z%s", sftp_url(sb, zPath),
-                                         zPath[strlen(zPath) - 1] == '/' ? ""
-                                                                         : "/")
-                       : NULL;
+    char *zUrl =
+        zPath ? sqlite3_mprintf("%z%s", sftp_url(sb, zPath),
+                                zPath[strlen(zPath) - 1] == '/' ? "" : "/")
+              : NULL;
     http_ssh s = {.range = NULL};
     http_req req = {.method = "GET",
                     .url = zUrl,
@@ -498,8 +537,7 @@ sftpb_del(backend *b, const char *const *keys, int n)
             rc = sftp_err(sb, SQLITE_NOMEM, NULL);
         } else {
             rc = sftp_quote(sb, az, 1, "delete", zPath);
-            if (rc == SQLITE_IOERR && sb->zErr &&
-                strstr(sb->zErr, "No such file"))
+            if (rc == SQLITE_NOTFOUND)
                 rc = SQLITE_OK; /* already gone */
             if (rc == SQLITE_OK)
                 sb->counters.n_delete++;

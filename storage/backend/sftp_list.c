@@ -111,7 +111,8 @@ sftp_line(const char *z, size_t n, int64_t now_ms, backend_obj *o, int *nomem)
         if (an[f] == 0)
             return 0;
     }
-    if (i >= n || an[0] != 10 || az[0][0] != '-' || !sftp_num(az[4], an[4], &size))
+    if (i >= n || an[0] != 10 || az[0][0] != '-' ||
+        !sftp_num(az[4], an[4], &size))
         return 0;
     i++; /* the one separator before the name */
     int64_t t = sftp_time(az + 5, an + 5, now_ms);

@@ -69,7 +69,8 @@ dav_auth(const dav_backend *db)
 {
     static const char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char *zU = db->zUser ? db->zUser : getenv("LITESTREAM_WEBDAV_USERNAME");
+    const char *zU =
+        db->zUser ? db->zUser : getenv("LITESTREAM_WEBDAV_USERNAME");
     const char *zP = db->zUser ? (db->zPass ? db->zPass : "")
                                : getenv("LITESTREAM_WEBDAV_PASSWORD");
     char *zPlain, *z;
@@ -161,12 +162,12 @@ dav_fail(dav_backend *db, const dav_call *c, int rc, const http_resp *resp,
     const char *zFix = "";
 
     if (rc == SQLITE_IOERR)
-        return dav_err(db, rc,
-                       sqlite3_mprintf("litestream: WebDAV %s '%s' on %s "
-                                       "failed: %s",
-                                       c->method, c->key, db->zOrigin,
-                                       resp->transport ? resp->transport
-                                                       : "no response"));
+        return dav_err(
+            db, rc,
+            sqlite3_mprintf("litestream: WebDAV %s '%s' on %s "
+                            "failed: %s",
+                            c->method, c->key, db->zOrigin,
+                            resp->transport ? resp->transport : "no response"));
     if (rc != SQLITE_OK)
         return dav_err(db, rc, NULL);
     rc = SQLITE_IOERR;
@@ -194,8 +195,8 @@ dav_fail(dav_backend *db, const dav_call *c, int rc, const http_resp *resp,
     return dav_err(db, rc,
                    sqlite3_mprintf("litestream: WebDAV %s '%s' on %s failed: "
                                    "HTTP %ld%s",
-                                   c->method, c->key, db->zOrigin,
-                                   resp->status, zFix));
+                                   c->method, c->key, db->zOrigin, resp->status,
+                                   zFix));
 }
 
 /*
@@ -279,8 +280,8 @@ dav_put_body(dav_backend *db, const char *key, const void *data, int fd,
              uint64_t n)
 {
     static const long okPut[] = {200, 201, 204, 0};
-    char *zTmp = sqlite3_mprintf("%s.%016llx.tmp", key,
-                                 (unsigned long long)ls_rand64());
+    char *zTmp =
+        sqlite3_mprintf("%s.%016llx.tmp", key, (unsigned long long)ls_rand64());
     char *zTmpUrl = zTmp ? dav_url(db, zTmp) : NULL;
     char *zUrl = dav_url(db, key);
     char *zDest = zUrl ? sqlite3_mprintf("Destination: %s", zUrl) : NULL;
@@ -318,8 +319,8 @@ dav_put_body(dav_backend *db, const char *key, const void *data, int fd,
         if (rc != SQLITE_OK) { /* best effort: drop the temporary object */
             static const long okDel[] = {200, 204, 404, 0};
             char *zKeep = db->zErr;
-            dav_call del = {.method = "DELETE", .url = zTmpUrl, .key = zTmp,
-                            .fd = -1};
+            dav_call del = {
+                .method = "DELETE", .url = zTmpUrl, .key = zTmp, .fd = -1};
             db->zErr = NULL;
             dav_do(db, &del, okDel, &resp);
             http_resp_clear(&resp);
@@ -465,10 +466,8 @@ davb_del(backend *b, const char *const *keys, int n)
 
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
         char *zUrl = dav_url(db, keys[i]);
-        dav_call call = {.method = "DELETE",
-                         .url = zUrl,
-                         .key = keys[i],
-                         .fd = -1};
+        dav_call call = {
+            .method = "DELETE", .url = zUrl, .key = keys[i], .fd = -1};
         http_resp resp;
         rc = zUrl ? dav_do(db, &call, ok, &resp)
                   : dav_err(db, SQLITE_NOMEM, NULL);
@@ -535,14 +534,16 @@ dav_open(const ls_url *u, int tls, const backend_vtab *vt, backend **out,
     v6 = strchr(u->host, ':') != NULL;
     db->zOrigin = sqlite3_mprintf("%s://%s%s%s:%d", tls ? "https" : "http",
                                   v6 ? "[" : "", u->host, v6 ? "]" : "",
-                                  u->port ? u->port : tls ? 443 : 80);
+                                  u->port ? u->port
+                                  : tls   ? 443
+                                          : 80);
     db->zRoot = sqlite3_mprintf("%s%s", u->path, u->path[0] ? "/" : "");
     db->zUser = u->user ? sqlite3_mprintf("%s", u->user) : NULL;
     db->zPass = u->password ? sqlite3_mprintf("%s", u->password) : NULL;
     rc = http_client_new(&o, &db->http);
-    if (rc == SQLITE_OK && (!db->zOrigin || !db->zRoot ||
-                            (u->user && !db->zUser) ||
-                            (u->password && !db->zPass)))
+    if (rc == SQLITE_OK &&
+        (!db->zOrigin || !db->zRoot || (u->user && !db->zUser) ||
+         (u->password && !db->zPass)))
         rc = SQLITE_NOMEM;
     if (rc != SQLITE_OK) {
         davb_close(&db->base);

@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""The sftp:// backend against OpenSSH's sshd on loopback (SftpServer):
+layout, key and password logins, host key pinning and known_hosts, every
+credential, host key and permission error (a clear message in status and
+from restore, the application keeps writing, nothing lost once fixed), an
+object replaced in place, and the server killed in the middle of an upload
+then restarted (no partial object is ever visible, nothing is lost)."""
+import json
+import os
+import pwd
+import sqlite3
+import struct
+import subprocess
+import time
+import urllib.parse
+
+from harness import done, load, ok, restore_and_compare, scratch, cleanup
+from servers import SftpServer
+from filehosts import SFTP_USER, fingerprint
+
+load()
+srv = SftpServer(password_user=True).start()
+KEY = srv.key_path
+for v in ("LITESTREAM_SFTP_KEY_PATH", "LITESTREAM_SFTP_PASSWORD"):
+    os.environ.pop(v, None)
+dirs = []
+user = pwd.getpwnam(SFTP_USER)
+
+
+def fresh(name, url):
+    d = scratch("sftp-" + name)
+    dirs.append(d)
+    db = os.path.join(d, "app.db")
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA litestream_url = '%s'" % url.replace("'", "''"))
+    con.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
+    return d, db, con
+
+
+def status(con):
+    return json.loads(con.execute("SELECT litestream_status()").fetchone()[0]
+                      )["databases"][0]
+
+
+def write(con, n=20, size=200):
+    for _ in range(n):
+        con.execute("INSERT INTO t(v) VALUES (randomblob(?))", (size,))
+
+
+def err_of(con, sql, *args):
+    try:
+        con.execute(sql, args).fetchall()
+        return None
+    except sqlite3.Error as e:
+        return str(e)
+
+
+def wait_error(con, what, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        e = status(con)["last_error"]
+        if e and what in e["message"]:
+            return e["message"]
+        time.sleep(0.1)
+    e = status(con)["last_error"]
+    return None if e is None else "(other) " + e["message"]
+
+
+def ltx_sane(path):
+    """A whole LTX file: magic, trailer checksum flag, index before it."""
+    with open(path, "rb") as f:
+        b = f.read()
+    if len(b) < 124 or b[:4] != b"LTX1":
+        return False
+    fck = struct.unpack(">Q", b[-8:])[0]
+    idx_len = struct.unpack(">Q", b[-24:-16])[0]
+    return fck >> 63 == 1 and 0 < idx_len < len(b) - 116
+
+
+def objects(root):
+    """(LTX objects, other files) under a replica directory."""
+    ltx, other = [], []
+    for dp, _, names in os.walk(root):
+        for n in names:
+            (ltx if n.endswith(".ltx") else other).append(
+                os.path.join(dp, n))
+    return ltx, other
+
+
+def user_dir(name):
+    """A directory of the server owned by the password user."""
+    p = os.path.join(srv.data_dir, name)
+    os.makedirs(p, exist_ok=True)
+    os.chown(p, user.pw_uid, user.pw_gid)
+    return p
+
+
+# --- layout, counters, key login ---------------------------------------------
+os.environ["LITESTREAM_SFTP_KEY_PATH"] = KEY
+url = srv.url("basic/db")
+d, db, con = fresh("basic", url)
+write(con, 50)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"), "sftp basic")
+ltx, other = objects(os.path.join(srv.data_dir, "basic/db"))
+ok(ltx and all("/basic/db/ltx/" in p for p in ltx) and not other,
+   f"objects at <path>/ltx/<level>/<min>-<max>.ltx, no temporary left: "
+   f"{[os.path.relpath(p, srv.data_dir) for p in ltx[:2]]} {other}")
+ok(all(ltx_sane(p) for p in ltx), "every object is a whole LTX file")
+c = status(con)["counters"]
+ok(c["put"] >= 1 and c["list"] >= 1 and c["bytes_up"] > 0,
+   f"request counters in status: {c}")
+shown = con.execute("PRAGMA litestream_url").fetchone()[0]
+ok(srv.fingerprint in urllib.parse.unquote(shown),
+   f"the pinned host key is shown: {shown}")
+con.close()
+
+# ?key_path= instead of the environment; the fingerprint's '+' unencoded.
+os.environ.pop("LITESTREAM_SFTP_KEY_PATH")
+url = srv.url("kp/db", key_path=KEY).replace("%2B", "+")
+d, db, con = fresh("key-path", url)
+write(con, 10)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "key from ?key_path=")
+con.close()
+
+# --- the password user ---------------------------------------------------------
+user_dir("pw")
+url = srv.url("pw/db", user=f"{SFTP_USER}:{srv.password}")
+d, db, con = fresh("password", url)
+write(con, 10)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "password in the URL")
+js = json.dumps(status(con)) + con.execute("PRAGMA litestream_url"
+                                           ).fetchone()[0]
+ok(srv.password not in js and "REDACTED" in js,
+   "the password is never shown (status, PRAGMA litestream_url)")
+con.close()
+os.environ["LITESTREAM_SFTP_PASSWORD"] = srv.password
+url = srv.url("pw/db2", user=SFTP_USER)
+d, db, con = fresh("password-env", url)
+write(con, 10)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "password from LITESTREAM_SFTP_PASSWORD")
+con.close()
+os.environ.pop("LITESTREAM_SFTP_PASSWORD")
+
+
+# --- errors, then fixed ----------------------------------------------------------
+def error_then_fix(name, url, what, breaks, fixes):
+    breaks()  # first: a connection made before would stay usable
+    d, db, con = fresh(name, url)
+    write(con, 20)
+    msg = wait_error(con, what)
+    ok(msg is not None and what in msg, f"{name}: status says {msg!r}")
+    ok(srv.password not in json.dumps(status(con)),
+       f"{name}: no secret in status")
+    out = os.path.join(d, "early.db")
+    e = err_of(con, "SELECT litestream_restore(?, ?)", url, out)
+    ok(e is not None and what in e and not os.path.exists(out),
+       f"{name}: restore fails with {e!r}")
+    write(con, 20)
+    n = con.execute("SELECT count(*) FROM t").fetchone()[0]
+    ok(n == 40, f"{name}: the application kept writing ({n} rows)")
+    fixes()
+    restore_and_compare(con, db, url, os.path.join(d, "o.db"),
+                        f"{name}: fixed, every transaction replicated")
+    con.close()
+
+
+def set_env(k, v):
+    def f():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    return f
+
+
+user_dir("e1")
+error_then_fix("wrong-password", srv.url("e1/db", user=SFTP_USER),
+               "Authentication failure",
+               set_env("LITESTREAM_SFTP_PASSWORD", "wrong-password"),
+               set_env("LITESTREAM_SFTP_PASSWORD", srv.password))
+os.environ.pop("LITESTREAM_SFTP_PASSWORD")
+
+other = os.path.join(srv._tmp, "other_key")
+subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other],
+               check=True)
+error_then_fix("wrong-key", srv.url("e2/db"), "Authentication failure",
+               set_env("LITESTREAM_SFTP_KEY_PATH", other),
+               set_env("LITESTREAM_SFTP_KEY_PATH", KEY))
+
+error_then_fix("no-credentials", srv.url("e3/db"), "no credentials",
+               set_env("LITESTREAM_SFTP_KEY_PATH", None),
+               set_env("LITESTREAM_SFTP_KEY_PATH", KEY))
+
+# Host keys through a known_hosts file: unknown, then known.
+kh = os.path.join(srv._tmp, "known_hosts")
+open(kh, "w").close()
+error_then_fix("unknown-host", srv.url("e4/db", host_key=None,
+                                       known_hosts=kh),
+               srv.fingerprint, lambda: None,
+               lambda: open(kh, "w").write(srv.known_hosts_line()))
+
+# A known_hosts line with another key for the host: "changed".
+with open(other + ".pub") as f:
+    typ, blob = f.read().split()[:2]
+
+
+def bad_kh():
+    with open(kh, "w") as f:
+        f.write("[127.0.0.1]:%d %s %s\n" % (srv.port, typ, blob))
+
+
+error_then_fix("changed-host-key", srv.url("e5/db", host_key=None,
+                                           known_hosts=kh),
+               "CHANGED", bad_kh,
+               lambda: open(kh, "w").write(srv.known_hosts_line()))
+
+# No permission on the replica directory (root's, mode 0700), then one
+# the user may not create (in root's directory, mode 0755).
+os.environ["LITESTREAM_SFTP_PASSWORD"] = srv.password
+ro = os.path.join(srv.data_dir, "ro")
+os.makedirs(ro + "/db/ltx/0", exist_ok=True)
+os.chmod(ro + "/db", 0o700)
+
+
+def grant(p):
+    def f():
+        for dp, dn, _ in os.walk(p):
+            os.chown(dp, user.pw_uid, user.pw_gid)
+        os.chmod(p, 0o755)
+    return f
+
+
+error_then_fix("no-permission", srv.url("ro/db", user=SFTP_USER),
+               "Permission denied: give the SFTP user read and write access",
+               lambda: None, grant(ro + "/db"))
+os.makedirs(os.path.join(srv.data_dir, "ro2"), exist_ok=True)
+d, db, con = fresh("no-mkdir", srv.url("ro2/db", user=SFTP_USER))
+write(con, 5)
+msg = wait_error(con, "mkdir")
+ok(msg is not None and "Permission denied" in msg and "ro2/db" in msg,
+   f"a directory it may not create: {msg!r}")
+grant(os.path.join(srv.data_dir, "ro2"))()
+restore_and_compare(con, db, srv.url("ro2/db", user=SFTP_USER),
+                    os.path.join(d, "o.db"), "no-mkdir: fixed, replicated")
+con.close()
+os.environ.pop("LITESTREAM_SFTP_PASSWORD")
+
+# The server down, then back on the same port.
+os.environ["LITESTREAM_SFTP_KEY_PATH"] = KEY
+error_then_fix("server-down", srv.url("e6/db"), "127.0.0.1", srv.kill,
+               srv.restart)
+
+# --- an object that exists already is replaced (SFTP v3 rename) --------------
+url = srv.url("replace/db")
+d, db, con = fresh("replace", url)
+write(con, 5)
+txid = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
+txid = txid if isinstance(txid, int) else int(txid, 16)
+nxt = os.path.join(srv.data_dir, "replace/db/ltx/0",
+                   "%016x-%016x.ltx" % (txid + 1, txid + 1))
+with open(nxt, "wb") as f:
+    f.write(b"stale object in the way")
+con.execute("INSERT INTO t(v) VALUES (1)")
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "an existing object at the target name is replaced")
+ok(ltx_sane(nxt), "the stale object was replaced by the real one")
+con.close()
+
+# --- the server killed in the middle of an upload, then restarted ------------
+url = srv.url("kill/db")
+d, db, con = fresh("kill", url)
+write(con, 5)
+con.execute("SELECT litestream_sync(10000)")
+root = os.path.join(srv.data_dir, "kill/db")
+con.execute("BEGIN")
+write(con, 400, 60000)  # ~24 MB: an upload that takes a while
+con.execute("COMMIT")
+seen_tmp, end = False, time.time() + 20
+while time.time() < end and not seen_tmp:
+    seen_tmp = any(n.endswith(".tmp") for n in objects(root)[1])
+    time.sleep(0.002)
+srv.kill()
+ltx, rest = objects(root)
+ok(seen_tmp and all(ltx_sane(p) for p in ltx),
+   f"killed mid-upload (temporary seen: {seen_tmp}): every visible object "
+   f"is whole ({len(ltx)} objects, {len(rest)} partial temporaries)")
+write(con, 5)  # the application keeps writing while the server is down
+time.sleep(0.5)
+srv.restart()
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "server restarted: nothing lost")
+ok(all(ltx_sane(p) for p in objects(root)[0]), "no partial object after")
+con.close()
+
+# --- the host key changed on the server, the URL pins the old one ------------
+url = srv.url("rekey/db")
+old = srv.fingerprint
+d, db, con = fresh("rekey", url)
+write(con, 5)
+con.execute("SELECT litestream_sync(10000)")
+srv.rekey()
+write(con, 5)
+msg = wait_error(con, srv.fingerprint)
+ok(msg is not None and old in msg and srv.fingerprint in msg,
+   f"host key changed under a pinned URL: {msg!r}")
+e = err_of(con, "SELECT litestream_restore(?, ?)", url,
+           os.path.join(d, "r.db"))
+ok(e is not None and srv.fingerprint in e, f"restore refuses it too: {e!r}")
+url = srv.url("rekey/db")
+con.execute("PRAGMA litestream_url = '%s'" % url)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "the new key pinned: every transaction replicated")
+con.close()
+
+# --- bad URLs ------------------------------------------------------------------
+d = scratch("sftp-badurl")
+dirs.append(d)
+con = sqlite3.connect(os.path.join(d, "app.db"), isolation_level=None)
+for bad, what in (("sftp://127.0.0.1:22/x", "no user"),
+                  ("sftp://u@127.0.0.1/x?host_key=abc", "host_key"),
+                  ("sftp://u@127.0.0.1/x?host_key=SHA256:short",
+                   "host_key")):
+    e = err_of(con, f"PRAGMA litestream_url = '{bad}'")
+    ok(e is not None and what in e, f"{bad}: {e!r}")
+con.close()
+
+srv.stop()
+for d in dirs:
+    cleanup(d)
+done()

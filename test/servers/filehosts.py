@@ -48,6 +48,25 @@ def _die_with_parent():
         pass
 
 
+def _descendants(pid):
+    """The pids of every process below pid (from /proc)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
 def _free_port():
     import socket
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -116,12 +135,19 @@ class _Server:
                            % (self.name, self.log_text()))
 
     def kill(self):
-        """Stops the process at once (SIGKILL), keeping keys and data."""
+        """Stops the server at once (SIGKILL), with every process it forked
+        (sshd serves each connection from a child), keeping keys and data."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
+        if proc is None:
+            return
+        for pid in _descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
             proc.kill()
-        if proc is not None:
-            proc.wait()
+        proc.wait()
 
     def _halt(self):
         proc, self.proc = self.proc, None
@@ -241,7 +267,9 @@ class SftpServer(_Server):
         """A new host key (the server "changed"), then a restart."""
         _keygen(self.host_key_path)
         self.fingerprint = fingerprint(self.host_key_path + ".pub")
-        return self.restart()
+        self.kill()  # open connections too: they would keep the old key
+        self._launch()
+        return self
 
     def known_hosts_line(self):
         """The known_hosts line of this server's host key."""
