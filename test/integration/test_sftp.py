@@ -9,82 +9,23 @@ import json
 import os
 import pwd
 import sqlite3
-import struct
 import subprocess
-import time
 import urllib.parse
 
-from harness import done, load, ok, restore_and_compare, scratch, cleanup
+from harness import done, load, ok, restore_and_compare, scratch
+from hostcheck import Checks, ltx_sane, objects
 from servers import SftpServer
-from filehosts import SFTP_USER, fingerprint
+from filehosts import SFTP_USER
 
 load()
 srv = SftpServer(password_user=True).start()
 KEY = srv.key_path
 for v in ("LITESTREAM_SFTP_KEY_PATH", "LITESTREAM_SFTP_PASSWORD"):
     os.environ.pop(v, None)
-dirs = []
 user = pwd.getpwnam(SFTP_USER)
-
-
-def fresh(name, url):
-    d = scratch("sftp-" + name)
-    dirs.append(d)
-    db = os.path.join(d, "app.db")
-    con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA litestream_url = '%s'" % url.replace("'", "''"))
-    con.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
-    return d, db, con
-
-
-def status(con):
-    return json.loads(con.execute("SELECT litestream_status()").fetchone()[0]
-                      )["databases"][0]
-
-
-def write(con, n=20, size=200):
-    for _ in range(n):
-        con.execute("INSERT INTO t(v) VALUES (randomblob(?))", (size,))
-
-
-def err_of(con, sql, *args):
-    try:
-        con.execute(sql, args).fetchall()
-        return None
-    except sqlite3.Error as e:
-        return str(e)
-
-
-def wait_error(con, what, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        e = status(con)["last_error"]
-        if e and what in e["message"]:
-            return e["message"]
-        time.sleep(0.1)
-    e = status(con)["last_error"]
-    return None if e is None else "(other) " + e["message"]
-
-
-def ltx_sane(path):
-    """A whole LTX file: magic, trailer checksum flag, index before it."""
-    with open(path, "rb") as f:
-        b = f.read()
-    if len(b) < 124 or b[:4] != b"LTX1":
-        return False
-    fck = struct.unpack(">Q", b[-8:])[0]
-    idx_len = struct.unpack(">Q", b[-24:-16])[0]
-    return fck >> 63 == 1 and 0 < idx_len < len(b) - 116
-
-
-def objects(root):
-    """(LTX objects, other files) under a replica directory."""
-    ltx, other = [], []
-    for dp, _, names in os.walk(root):
-        for n in names:
-            (ltx if n.endswith(".ltx") else other).append(
-                os.path.join(dp, n))
-    return ltx, other
+H = Checks("sftp", lambda: [srv.password])
+fresh, status, write, err_of = H.fresh, H.status, H.write, H.err_of
+wait_error, error_then_fix = H.wait_error, H.error_then_fix
 
 
 def user_dir(name):
@@ -146,27 +87,6 @@ os.environ.pop("LITESTREAM_SFTP_PASSWORD")
 
 
 # --- errors, then fixed ----------------------------------------------------------
-def error_then_fix(name, url, what, breaks, fixes):
-    breaks()  # first: a connection made before would stay usable
-    d, db, con = fresh(name, url)
-    write(con, 20)
-    msg = wait_error(con, what)
-    ok(msg is not None and what in msg, f"{name}: status says {msg!r}")
-    ok(srv.password not in json.dumps(status(con)),
-       f"{name}: no secret in status")
-    out = os.path.join(d, "early.db")
-    e = err_of(con, "SELECT litestream_restore(?, ?)", url, out)
-    ok(e is not None and what in e and not os.path.exists(out),
-       f"{name}: restore fails with {e!r}")
-    write(con, 20)
-    n = con.execute("SELECT count(*) FROM t").fetchone()[0]
-    ok(n == 40, f"{name}: the application kept writing ({n} rows)")
-    fixes()
-    restore_and_compare(con, db, url, os.path.join(d, "o.db"),
-                        f"{name}: fixed, every transaction replicated")
-    con.close()
-
-
 def set_env(k, v):
     def f():
         if v is None:
@@ -270,30 +190,8 @@ ok(ltx_sane(nxt), "the stale object was replaced by the real one")
 con.close()
 
 # --- the server killed in the middle of an upload, then restarted ------------
-url = srv.url("kill/db")
-d, db, con = fresh("kill", url)
-write(con, 5)
-con.execute("SELECT litestream_sync(10000)")
-root = os.path.join(srv.data_dir, "kill/db")
-con.execute("BEGIN")
-write(con, 400, 60000)  # ~24 MB: an upload that takes a while
-con.execute("COMMIT")
-seen_tmp, end = False, time.time() + 20
-while time.time() < end and not seen_tmp:
-    seen_tmp = any(n.endswith(".tmp") for n in objects(root)[1])
-    time.sleep(0.002)
-srv.kill()
-ltx, rest = objects(root)
-ok(seen_tmp and all(ltx_sane(p) for p in ltx),
-   f"killed mid-upload (temporary seen: {seen_tmp}): every visible object "
-   f"is whole ({len(ltx)} objects, {len(rest)} partial temporaries)")
-write(con, 5)  # the application keeps writing while the server is down
-time.sleep(0.5)
-srv.restart()
-restore_and_compare(con, db, url, os.path.join(d, "out.db"),
-                    "server restarted: nothing lost")
-ok(all(ltx_sane(p) for p in objects(root)[0]), "no partial object after")
-con.close()
+H.kill_mid_upload(srv, srv.url("kill/db"),
+                  os.path.join(srv.data_dir, "kill/db"))
 
 # --- the host key changed on the server, the URL pins the old one ------------
 url = srv.url("rekey/db")
@@ -317,7 +215,7 @@ con.close()
 
 # --- bad URLs ------------------------------------------------------------------
 d = scratch("sftp-badurl")
-dirs.append(d)
+H.dirs.append(d)
 con = sqlite3.connect(os.path.join(d, "app.db"), isolation_level=None)
 for bad, what in (("sftp://127.0.0.1:22/x", "no user"),
                   ("sftp://u@127.0.0.1/x?host_key=abc", "host_key"),
@@ -328,6 +226,5 @@ for bad, what in (("sftp://127.0.0.1:22/x", "no user"),
 con.close()
 
 srv.stop()
-for d in dirs:
-    cleanup(d)
+H.cleanup()
 done()

@@ -1,0 +1,134 @@
+"""Helpers of test_sftp.py and test_webdav.py: a database replicating to a
+URL, its status, and the "error, then fixed" check every credential, host
+key and permission failure goes through (a clear message in status and from
+litestream_restore(), the application keeps writing, nothing lost once the
+problem is fixed).  Also what a replica directory on the server holds."""
+import json
+import os
+import sqlite3
+import struct
+import time
+
+from harness import cleanup, ok, restore_and_compare, scratch
+
+
+def ltx_sane(path):
+    """A whole LTX file: magic, trailer checksum flag, index before it."""
+    with open(path, "rb") as f:
+        b = f.read()
+    if len(b) < 124 or b[:4] != b"LTX1":
+        return False
+    fck = struct.unpack(">Q", b[-8:])[0]
+    idx_len = struct.unpack(">Q", b[-24:-16])[0]
+    return fck >> 63 == 1 and 0 < idx_len < len(b) - 116
+
+
+def objects(root):
+    """(LTX objects, other files) under a replica directory."""
+    ltx, other = [], []
+    for dp, _, names in os.walk(root):
+        for n in names:
+            (ltx if n.endswith(".ltx") else other).append(
+                os.path.join(dp, n))
+    return ltx, other
+
+
+class Checks:
+    """The checks of one backend; secrets() lists what must never show."""
+
+    def __init__(self, name, secrets):
+        self.name = name
+        self.secrets = secrets
+        self.dirs = []
+
+    def fresh(self, name, url):
+        d = scratch(self.name + "-" + name)
+        self.dirs.append(d)
+        db = os.path.join(d, "app.db")
+        con = sqlite3.connect(db, isolation_level=None)
+        con.execute("PRAGMA litestream_url = '%s'" % url.replace("'", "''"))
+        con.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
+        return d, db, con
+
+    @staticmethod
+    def status(con):
+        return json.loads(con.execute("SELECT litestream_status()"
+                                      ).fetchone()[0])["databases"][0]
+
+    @staticmethod
+    def write(con, n=20, size=200):
+        for _ in range(n):
+            con.execute("INSERT INTO t(v) VALUES (randomblob(?))", (size,))
+
+    @staticmethod
+    def err_of(con, sql, *args):
+        try:
+            con.execute(sql, args).fetchall()
+            return None
+        except sqlite3.Error as e:
+            return str(e)
+
+    def wait_error(self, con, what, timeout=10.0):
+        """The status' last error once it contains `what` (else it, marked
+        "(other)", or None)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            e = self.status(con)["last_error"]
+            if e and what in e["message"]:
+                return e["message"]
+            time.sleep(0.1)
+        e = self.status(con)["last_error"]
+        return None if e is None else "(other) " + e["message"]
+
+    def error_then_fix(self, name, url, what, breaks, fixes):
+        breaks()  # first: a connection made before would stay usable
+        d, db, con = self.fresh(name, url)
+        self.write(con, 20)
+        msg = self.wait_error(con, what)
+        ok(msg is not None and what in msg, f"{name}: status says {msg!r}")
+        js = json.dumps(self.status(con))
+        ok(not any(s and s in js for s in self.secrets()),
+           f"{name}: no secret in status")
+        out = os.path.join(d, "early.db")
+        e = self.err_of(con, "SELECT litestream_restore(?, ?)", url, out)
+        ok(e is not None and what in e and not os.path.exists(out),
+           f"{name}: restore fails with {e!r}")
+        self.write(con, 20)
+        n = con.execute("SELECT count(*) FROM t").fetchone()[0]
+        ok(n == 40, f"{name}: the application kept writing ({n} rows)")
+        fixes()
+        restore_and_compare(con, db, url, os.path.join(d, "o.db"),
+                            f"{name}: fixed, every transaction replicated")
+        con.close()
+
+    def kill_mid_upload(self, srv, url, root):
+        """A ~24 MB transaction, the server killed (SIGKILL) while its
+        temporary object grows, the application writing on, the server
+        restarted: no partial object was ever visible, nothing is lost."""
+        d, db, con = self.fresh("kill", url)
+        self.write(con, 5)
+        con.execute("SELECT litestream_sync(10000)")
+        con.execute("BEGIN")
+        self.write(con, 400, 60000)
+        con.execute("COMMIT")
+        seen_tmp, end = False, time.time() + 20
+        while time.time() < end and not seen_tmp:
+            seen_tmp = any(n.endswith(".tmp") for n in objects(root)[1])
+            time.sleep(0.002)
+        srv.kill()
+        ltx, rest = objects(root)
+        ok(seen_tmp and all(ltx_sane(p) for p in ltx),
+           f"killed mid-upload (temporary seen: {seen_tmp}): every visible "
+           f"object is whole ({len(ltx)} objects, {len(rest)} other files)")
+        self.write(con, 5)  # the application writes on, server down
+        time.sleep(0.5)
+        srv.restart()
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            "server restarted: nothing lost")
+        ok(all(ltx_sane(p) for p in objects(root)[0]),
+           "no partial object after")
+        con.close()
+
+    def cleanup(self):
+        for d in self.dirs:
+            cleanup(d)
