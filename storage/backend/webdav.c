@@ -187,6 +187,10 @@ dav_fail(dav_backend *db, const dav_call *c, int rc, const http_resp *resp,
         rc = SQLITE_AUTH; /* rclone's answer to a write it may not do */
         zFix = ": the server does not allow writing there: give the WebDAV "
                "user write access to the replica path";
+    } else if (resp->status == 409 && strcmp(c->method, "MKCOL") == 0) {
+        rc = SQLITE_AUTH; /* its parent was refused just before */
+        zFix = ": the parent collection could not be made: give the WebDAV "
+               "user write access to the replica path";
     } else if (resp->status == 404) {
         rc = SQLITE_NOTFOUND;
     } else if (resp->status == 507) {

@@ -80,7 +80,8 @@ class Checks:
         e = self.status(con)["last_error"]
         return None if e is None else "(other) " + e["message"]
 
-    def error_then_fix(self, name, url, what, breaks, fixes):
+    def error_then_fix(self, name, url, what, breaks, fixes,
+                       restore_what=None):
         breaks()  # first: a connection made before would stay usable
         d, db, con = self.fresh(name, url)
         self.write(con, 20)
@@ -91,7 +92,8 @@ class Checks:
            f"{name}: no secret in status")
         out = os.path.join(d, "early.db")
         e = self.err_of(con, "SELECT litestream_restore(?, ?)", url, out)
-        ok(e is not None and what in e and not os.path.exists(out),
+        ok(e is not None and (restore_what or what) in e and
+           not os.path.exists(out),
            f"{name}: restore fails with {e!r}")
         self.write(con, 20)
         n = con.execute("SELECT count(*) FROM t").fetchone()[0]

@@ -312,8 +312,10 @@ class WebdavServer(_Server):
 
     name = "rclone"
 
-    def __init__(self, as_user=None, as_group="nogroup", keep=None):
+    def __init__(self, as_user=None, as_group="nogroup", tls=False,
+                 keep=None):
         self.as_user, self.as_group = as_user, as_group
+        self.tls = tls
         self.keep = (bool(os.environ.get("LITESTREAM_KEEP_SERVERS"))
                      if keep is None else keep)
         self.host, self.port, self.proc = "127.0.0.1", None, None
@@ -328,6 +330,15 @@ class WebdavServer(_Server):
         if shutil.which("rclone") is None:
             raise RuntimeError("rclone is missing: run scripts/deps.sh test")
         self.port = _free_port()
+        if self.tls:  # a self-signed certificate for 127.0.0.1
+            self.cert = os.path.join(self._tmp, "cert.pem")
+            self.key = os.path.join(self._tmp, "key.pem")
+            _run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                 "-subj", "/CN=127.0.0.1", "-addext",
+                 "subjectAltName=IP:127.0.0.1", "-keyout", self.key,
+                 "-out", self.cert)
+            os.chmod(self.key, 0o644)
 
     def _launch(self):
         import socket
@@ -335,6 +346,8 @@ class WebdavServer(_Server):
                 "127.0.0.1:%d" % self.port, "--user", self.user, "--pass",
                 self.password, "--config", "/dev/null",
                 "--dir-cache-time", "0s"]  # see changes made on disk
+        if self.tls:
+            args += ["--cert", self.cert, "--key", self.key]
         if self.as_user:
             args = ["setpriv", "--reuid=" + self.as_user,
                     "--regid=" + self.as_group, "--clear-groups"] + args
@@ -353,8 +366,11 @@ class WebdavServer(_Server):
         return {"LITESTREAM_WEBDAV_USERNAME": self.user,
                 "LITESTREAM_WEBDAV_PASSWORD": self.password}
 
-    def url(self, path, scheme="webdav", auth=False):
+    def url(self, path, scheme=None, auth=False):
         """webdav:// URL of a directory under data_dir (credentials in it
         with auth=True, else from env())."""
         cred = "%s:%s@" % (self.user, self.password) if auth else ""
-        return "%s://%s127.0.0.1:%d/%s" % (scheme, cred, self.port, path)
+        scheme = scheme or ("webdavs" if self.tls else "webdav")
+        return "%s://%s127.0.0.1:%d/%s%s" % (
+            scheme, cred, self.port, path,
+            "?skip_verify=true" if scheme == "webdavs" else "")
