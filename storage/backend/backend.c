@@ -25,6 +25,7 @@ static const struct {
     const char *scheme;
     const backend_vtab *vt; /* NULL: not available in this build */
 } backend_registry[] = {
+    /* clang-format off */
     {"file", &backend_file_vtab},
     {"s3", &backend_s3_vtab},
     {"gs", &backend_gs_vtab},
@@ -32,6 +33,7 @@ static const struct {
     {"sftp", &backend_sftp_vtab},
     {"webdav", &backend_webdav_vtab},
     {"webdavs", &backend_webdavs_vtab},
+    /* clang-format on */
 };
 
 void

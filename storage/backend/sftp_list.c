@@ -162,7 +162,9 @@ sftp_parse_listing(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
         i = k + 1;
     }
     if (nomem) {
-        backend_objs_free(a, na);
+        for (int j = 0; j < na; j++)
+            sqlite3_free(a[j].key);
+        sqlite3_free(a);
         return SQLITE_NOMEM;
     }
     if (na > 1)

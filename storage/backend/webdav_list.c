@@ -208,7 +208,9 @@ webdav_parse_propfind(const char *z, size_t n, backend_obj **objs, int *nObj,
     }
     xml_free(root);
     if (nomem) {
-        backend_objs_free(a, na);
+        for (int i = 0; i < na; i++)
+            sqlite3_free(a[i].key);
+        sqlite3_free(a);
         return SQLITE_NOMEM;
     }
     if (na > 1)
