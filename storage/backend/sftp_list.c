@@ -4,8 +4,9 @@
  *
  * Invariants:
  *   1. Only regular files ('-' type) with a decimal size, a month name, a
- *      day, a time or year and a non-empty name are returned; anything else
- *      is skipped, never an error (the input comes from the network).
+ *      day, a time or year and a non-empty name without control characters
+ *      are returned; anything else is skipped, never an error (the input
+ *      comes from the network).
  *   2. Times are read as UTC (servers print their local time; run them in
  *      UTC) and rounded up to the end of their minute, capped at now.
  *
@@ -118,6 +119,9 @@ sftp_line(const char *z, size_t n, int64_t now_ms, backend_obj *o, int *nomem)
     int64_t t = sftp_time(az + 5, an + 5, now_ms);
     if (t < 0 || i >= n)
         return 0;
+    for (size_t k = i; k < n; k++)
+        if ((unsigned char)z[k] < 0x20 || z[k] == 0x7f)
+            return 0; /* no object of ours has such a name */
     o->key = sqlite3_mprintf("%.*s", (int)(n - i), z + i);
     if (o->key == NULL) {
         *nomem = 1;

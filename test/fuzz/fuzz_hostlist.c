@@ -5,8 +5,8 @@
  *
  * The first byte picks the decoder (even: SFTP "ls -l" lines, odd: WebDAV
  * PROPFIND multistatus); the rest is the input, not NUL-terminated.  A
- * decode must succeed with entries in strictly ascending key order whose
- * keys are non-empty, hold no '/' (WebDAV) and no control character, and
+ * decode must succeed with entries in ascending key order whose keys are
+ * non-empty, hold no '/' (WebDAV) and no control character, and
  * whose times are not after "now" (SFTP); or, for WebDAV only, fail with
  * SQLITE_CORRUPT, no entries and a message.  It must never crash or leak.
  * Then the input is decoded again with the n-th SQLite allocation failing,
@@ -34,7 +34,7 @@ check_objs(const backend_obj *o, int n, int dav)
         if (k == NULL || k[0] == 0 || (dav && strchr(k, '/')))
             abort();
         for (const char *p = k; *p; p++)
-            if ((unsigned char)*p < 0x20 && (dav || *p == '\n'))
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
                 abort();
         if (i > 0 && strcmp(o[i - 1].key, k) > 0)
             abort();

@@ -105,7 +105,8 @@ os.environ.pop("LITESTREAM_SFTP_PASSWORD")
 
 other = os.path.join(srv._tmp, "other_key")
 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other],
-               check=True)
+               check=True, env={k: v for k, v in os.environ.items()
+                                if k != "LD_PRELOAD"})
 error_then_fix("wrong-key", srv.url("e2/db"), "Authentication failure",
                set_env("LITESTREAM_SFTP_KEY_PATH", other),
                set_env("LITESTREAM_SFTP_KEY_PATH", KEY))

@@ -74,9 +74,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _run(*args, **kw):
+def _env():
+    """The environment of a tool: without the sanitizer runtime that the
+    sanitizer build preloads into the test's interpreter."""
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    return e
+
+
+def _run(*args, input=None):
     return subprocess.run(list(args), check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, **kw).stdout
+                          stderr=subprocess.STDOUT, text=True, input=input,
+                          env=_env()).stdout
 
 
 def _keygen(path):
@@ -113,8 +122,7 @@ class _Server:
             return ""
 
     def _spawn(self, args, ready, env=None):
-        e = dict(os.environ)
-        e.pop("LD_PRELOAD", None)  # the sanitizer runtime of the test
+        e = _env()
         e["TZ"] = "UTC"
         e.update(env or {})
         log = open(self.log_path, "ab")
@@ -252,13 +260,11 @@ class SftpServer(_Server):
             _run("useradd", "--system", "--no-create-home", "--home-dir",
                  "/nonexistent", "--shell", "/usr/sbin/nologin", SFTP_USER)
         self.password = secrets.token_hex(12)
-        subprocess.run(["chpasswd"], input="%s:%s\n" % (SFTP_USER,
-                                                        self.password),
-                       text=True, check=True)
+        _run("chpasswd", input="%s:%s\n" % (SFTP_USER, self.password))
 
     def _cleanup(self):
         if self.password is not None:
-            subprocess.run(["usermod", "--lock", SFTP_USER],
+            subprocess.run(["usermod", "--lock", SFTP_USER], env=_env(),
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             self.password = None
