@@ -429,6 +429,8 @@ xfer_failed(xfer *x, CURLcode e, const char *zDetail, http_resp *resp)
                         zDetail ? zDetail : "");
     resp->retryable = !x->too_big && !x->read_err && curl_retryable(e);
     if (x->req->ssh) {
+        if (e == CURLE_FAILED_INIT) /* no SSH session (server starting) */
+            resp->retryable = 1;
         resp->ssh_fail = e == CURLE_REMOTE_FILE_NOT_FOUND ? HTTP_SFTP_NOTFOUND
                          : e == CURLE_LOGIN_DENIED        ? HTTP_SFTP_LOGIN
                          : e == CURLE_PEER_FAILED_VERIFICATION
@@ -436,6 +438,7 @@ xfer_failed(xfer *x, CURLcode e, const char *zDetail, http_resp *resp)
                          : e == CURLE_REMOTE_ACCESS_DENIED ? HTTP_SFTP_DENIED
                          : e == CURLE_REMOTE_DISK_FULL     ? HTTP_SFTP_FULL
                          : e == CURLE_QUOTE_ERROR          ? HTTP_SFTP_QUOTE
+                         : e == CURLE_BAD_DOWNLOAD_RESUME  ? HTTP_SFTP_PAST_END
                                                            : 0;
         /* A failed command says why only in its text. */
         if (resp->ssh_fail == HTTP_SFTP_QUOTE && zDetail &&

@@ -77,6 +77,7 @@ typedef struct http_ssh {
 #define HTTP_SFTP_DENIED   4 /* permission denied */
 #define HTTP_SFTP_FULL     5 /* disk full or quota exceeded */
 #define HTTP_SFTP_QUOTE    6 /* a command failed (transport says which) */
+#define HTTP_SFTP_PAST_END 7 /* the range starts past the end of the file */
 
 /* One request attempt. */
 typedef struct http_req {

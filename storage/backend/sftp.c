@@ -472,7 +472,10 @@ sftpb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
         s.range = zRange;
     }
     rc = sftp_do(sb, &req, &s, "read", zPath, &resp);
-    if (rc == SQLITE_OK) {
+    if (rc != SQLITE_OK && resp.ssh_fail == HTTP_SFTP_PAST_END) {
+        *out = sqlite3_malloc(1); /* a range past the end: nothing */
+        rc = *out ? SQLITE_OK : sftp_err(sb, SQLITE_NOMEM, NULL);
+    } else if (rc == SQLITE_OK) {
         *out = resp.body;
         *nOut = resp.nbody;
         resp.body = NULL;

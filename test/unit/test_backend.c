@@ -135,9 +135,6 @@ test_registry(void)
 {
     static const char *const later[] = {
         "abs://c@a/p",
-        "sftp://h/p",
-        "webdav://h/p",
-        "webdavs://h/p",
     };
     backend *b = NULL;
     char *zErr = NULL;
@@ -171,6 +168,23 @@ test_registry(void)
            zErr && strstr(zErr, "part_size"),
        "part_size below 5 MiB refused for AWS: %s", zErr);
     sqlite3_free(zErr);
+    /* sftp, webdav(s): offline too, ltx/<level>/; a user is required. */
+    ok(backend_open("sftp://u@h/p", &b, &zErr) == SQLITE_OK && b &&
+           strcmp(b->vt->level_fmt, "ltx/%d/") == 0,
+       "sftp backend opens offline, ltx/<level>/ layout");
+    backend_close(b);
+    b = NULL;
+    ok(backend_open("sftp://h/p", &b, &zErr) == SQLITE_ERROR && !b && zErr &&
+           strstr(zErr, "no user"),
+       "sftp without a user: %s", zErr);
+    sqlite3_free(zErr);
+    ok(backend_open("webdav://h/p", &b, &zErr) == SQLITE_OK && b &&
+           strcmp(b->vt->level_fmt, "ltx/%d/") == 0,
+       "webdav backend opens offline, ltx/<level>/ layout");
+    backend_close(b);
+    ok(backend_open("webdavs://u:p@h:8443/p", &b, &zErr) == SQLITE_OK && b,
+       "webdavs backend opens offline");
+    backend_close(b);
     ok(backend_open("ftp://x", &b, &zErr) == SQLITE_ERROR && zErr &&
            strstr(zErr, "unknown URL scheme"),
        "URL errors pass through");
