@@ -131,6 +131,46 @@ class Checks:
            "no partial object after")
         con.close()
 
+    def compact_and_delete(self, url, root):
+        """Compaction (levels 200ms,1s) writes level 1 and 2 objects;
+        the level-0 objects, made an hour old on the server, are deleted by
+        retention; litestream_ltx() lists what the server holds; the
+        restore is identical."""
+        d, db, con = self.fresh("compact", url)
+        con.execute("PRAGMA litestream_levels = '200ms,1s'")
+        con.execute("PRAGMA litestream_retention = '2s'")
+        for _ in range(12):
+            self.write(con, 3)
+            time.sleep(0.1)
+        con.execute("SELECT litestream_sync(10000)")
+        end = time.time() + 8
+        while time.time() < end and not os.path.isdir(root + "/ltx/2"):
+            time.sleep(0.1)
+        l0 = objects(root + "/ltx/0")[0]
+        old = time.time() - 3600
+        for p in l0:
+            os.utime(p, (old, old))
+        self.write(con, 3)
+        end, deleted = time.time() + 10, 0
+        while time.time() < end and not deleted:
+            deleted = self.status(con)["compaction"]["deleted"]
+            time.sleep(0.1)
+        gone = [p for p in l0 if not os.path.exists(p)]
+        ok(deleted > 0 and gone and os.path.isdir(root + "/ltx/1"),
+           f"compaction wrote levels 1 and 2; retention deleted "
+           f"{deleted} level-0 objects ({len(gone)} of the {len(l0)} made "
+           f"old are gone from the server)")
+        rows = con.execute("SELECT level, min_txid, max_txid, size FROM "
+                           "litestream_ltx(?)", (url,)).fetchall()
+        disk = sorted((int(p.split("/")[-2]), os.path.getsize(p))
+                      for p in objects(root)[0])
+        ok(sorted((r[0], r[3]) for r in rows) == disk,
+           f"litestream_ltx() lists every object with its size "
+           f"({len(rows)} objects)")
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            "after compaction and retention")
+        con.close()
+
     def cleanup(self):
         for d in self.dirs:
             cleanup(d)

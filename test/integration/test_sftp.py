@@ -190,6 +190,9 @@ restore_and_compare(con, db, url, os.path.join(d, "out.db"),
 ok(ltx_sane(nxt), "the stale object was replaced by the real one")
 con.close()
 
+# --- compaction, retention (deletes), litestream_ltx() ----------------------
+H.compact_and_delete(srv.url("compact/db"), os.path.join(srv.data_dir, "compact/db"))
+
 # --- the server killed in the middle of an upload, then restarted ------------
 H.kill_mid_upload(srv, srv.url("kill/db"),
                   os.path.join(srv.data_dir, "kill/db"))
