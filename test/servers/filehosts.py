@@ -202,7 +202,14 @@ class _Server:
             _live.add(self)
         try:
             self._prepare()
-            self._launch()
+            for attempt in range(3):  # the free port may be taken meanwhile
+                try:
+                    self._launch()
+                    break
+                except RuntimeError as e:
+                    if "in use" not in str(e) or attempt == 2:
+                        raise
+                    self.port = _free_port()
         except BaseException:
             self.stop()
             raise
@@ -227,6 +234,7 @@ class SftpServer(_Server):
         self.host, self.port, self.proc = "127.0.0.1", None, None
         self._tmp = self.data_dir = self.log_path = None
         self.password = None
+        self._lock = None
 
     def __repr__(self):
         return "SftpServer(127.0.0.1:%s, data_dir=%s)" % (self.port,
@@ -253,7 +261,11 @@ class SftpServer(_Server):
         self.port = _free_port()
 
     def _make_user(self):
-        """litestream-sftp with a password made for this run."""
+        """litestream-sftp with a password made for this run.  A lock held
+        until stop() keeps two tests from changing it under each other."""
+        import fcntl
+        self._lock = open("/tmp/litestream-sftp-user.lock", "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
             _run("id", SFTP_USER)
         except subprocess.CalledProcessError:
@@ -268,6 +280,9 @@ class SftpServer(_Server):
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
             self.password = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     def rekey(self):
         """A new host key (the server "changed"), then a restart."""
