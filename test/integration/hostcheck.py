@@ -151,11 +151,11 @@ class Checks:
         for p in l0:
             os.utime(p, (old, old))
         self.write(con, 3)
-        end, deleted = time.time() + 10, 0
-        while time.time() < end and not deleted:
-            deleted = self.status(con)["compaction"]["deleted"]
+        end, gone = time.time() + 10, []
+        while time.time() < end and not gone:
+            gone = [p for p in l0 if not os.path.exists(p)]
             time.sleep(0.1)
-        gone = [p for p in l0 if not os.path.exists(p)]
+        deleted = self.status(con)["compaction"]["deleted"]
         ok(deleted > 0 and gone and os.path.isdir(root + "/ltx/1"),
            f"compaction wrote levels 1 and 2; retention deleted "
            f"{deleted} level-0 objects ({len(gone)} of the {len(l0)} made "
