@@ -295,12 +295,13 @@ sftp_do(sftp_backend *sb, http_req *req, http_ssh *s, const char *zOp,
     return rc;
 }
 
-/* Runs SFTP commands only (rename, rm); SQLITE_OK or the error. */
+/* Runs SFTP commands only (rename, rm, mkdir) on a request for the
+ * server's "/" (which exists, and is not listed); SQLITE_OK or the error. */
 static int
 sftp_quote(sftp_backend *sb, const char *const *az, int n, const char *zOp,
            const char *zPath)
 {
-    char *zUrl = sftp_url(sb, sb->zRoot[0] ? sb->zRoot : "/");
+    char *zUrl = sftp_url(sb, "/");
     http_ssh s = {.quote = az, .nquote = n};
     http_req req = {.method = "QUOTE", .url = zUrl, .body_fd = -1};
     http_resp resp;

@@ -18,14 +18,13 @@ WebdavServer  rclone serve webdav (Debian rclone) on 127.0.0.1:<free port>
 Both serve a plain directory (.data_dir) in which the backends write the
 file layout "<path>/ltx/<level>/<min>-<max>.ltx": tests read and change the
 replica there directly.  Each server runs with TZ=UTC, dies with the
-process that started it (PR_SET_PDEATHSIG), and stop() removes its temp
+process that started it (setpriv --pdeathsig), and stop() removes its temp
 dir unless keep.  restart() stops and starts it again on the same port
 with the same keys and data.
 
 Threads: one test thread per server.
 """
 
-import ctypes
 import os
 import secrets
 import shutil
@@ -38,14 +37,6 @@ from faultproxy import _live, _live_lock
 
 SSHD = "/usr/sbin/sshd"
 SFTP_USER = "litestream-sftp"
-
-
-def _die_with_parent():
-    """preexec_fn: SIGTERM this child when the test process dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def _descendants(pid):
@@ -126,9 +117,15 @@ class _Server:
         e["TZ"] = "UTC"
         e.update(env or {})
         log = open(self.log_path, "ab")
+        # setpriv --pdeathsig: the server gets SIGTERM when the test
+        # process dies (no preexec_fn: a fork of a threaded process must
+        # not run Python code before exec).
+        if args[0] != "setpriv":
+            args = ["setpriv"] + args
+        args = args[:1] + ["--pdeathsig", "TERM"] + args[1:]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT,
-                                     env=e, preexec_fn=_die_with_parent)
+                                     env=e)
         log.close()
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
