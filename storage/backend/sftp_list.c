@@ -14,10 +14,10 @@
  */
 #include "storage/backend/sftp.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "storage/backend/objlist.h"
 #include "storage/base/sqlite.h"
 
 #define SFTP_FIELDS 8 /* before the name */
@@ -132,52 +132,24 @@ sftp_line(const char *z, size_t n, int64_t now_ms, backend_obj *o, int *nomem)
     return 1;
 }
 
-static int
-sftp_obj_cmp(const void *a, const void *b)
-{
-    return strcmp(((const backend_obj *)a)->key, ((const backend_obj *)b)->key);
-}
-
 int
 sftp_parse_listing(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
                    int *nObj)
 {
-    backend_obj *a = NULL, *p;
-    int na = 0, cap = 0, nomem = 0;
+    objlist l = {0};
+    backend_obj *o = NULL;
+    int nomem = 0;
     size_t i = 0;
 
-    *objs = NULL;
-    *nObj = 0;
     while (i < n && !nomem) {
         size_t k = i;
         while (k < n && z[k] != '\n' && z[k] != '\r')
             k++;
-        if (na == cap) {
-            cap = cap ? cap * 2 : 32;
-            p = sqlite3_realloc64(a, (uint64_t)cap * sizeof(*a));
-            if (p == NULL) {
-                nomem = 1;
-                break;
-            }
-            a = p;
-        }
-        if (k > i && sftp_line(z + i, k - i, now_ms, &a[na], &nomem))
-            na++;
+        if ((o = objlist_slot(&l)) == NULL)
+            nomem = 1;
+        else if (k > i && sftp_line(z + i, k - i, now_ms, o, &nomem))
+            l.n++;
         i = k + 1;
     }
-    if (nomem) {
-        for (int j = 0; j < na; j++)
-            sqlite3_free(a[j].key);
-        sqlite3_free(a);
-        return SQLITE_NOMEM;
-    }
-    if (na > 1)
-        qsort(a, (size_t)na, sizeof(*a), sftp_obj_cmp);
-    if (na == 0) {
-        sqlite3_free(a);
-        a = NULL;
-    }
-    *objs = a;
-    *nObj = na;
-    return SQLITE_OK;
+    return objlist_finish(&l, nomem ? SQLITE_NOMEM : SQLITE_OK, objs, nObj);
 }

@@ -15,10 +15,10 @@
 #include "storage/backend/webdav.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "storage/backend/objlist.h"
 #include "storage/backend/xml.h"
 #include "storage/base/sqlite.h"
 
@@ -163,20 +163,15 @@ dav_member(const xml_node *r, backend_obj *o, int *nomem)
     return 1;
 }
 
-static int
-dav_obj_cmp(const void *a, const void *b)
-{
-    return strcmp(((const backend_obj *)a)->key, ((const backend_obj *)b)->key);
-}
-
 int
 webdav_parse_propfind(const char *z, size_t n, backend_obj **objs, int *nObj,
                       char **pzErr)
 {
     xml_node *root = NULL;
     const xml_node *r;
-    backend_obj *a = NULL, *p;
-    int na = 0, cap = 0, nomem = 0, rc;
+    objlist l = {0};
+    backend_obj *o;
+    int nomem = 0, rc;
 
     *objs = NULL;
     *nObj = 0;
@@ -194,32 +189,11 @@ webdav_parse_propfind(const char *z, size_t n, backend_obj **objs, int *nObj,
         return SQLITE_CORRUPT;
     }
     for (r = xml_child(root, "response"); r && !nomem; r = xml_next(r)) {
-        if (na == cap) {
-            cap = cap ? cap * 2 : 32;
-            p = sqlite3_realloc64(a, (uint64_t)cap * sizeof(*a));
-            if (p == NULL) {
-                nomem = 1;
-                break;
-            }
-            a = p;
-        }
-        if (dav_member(r, &a[na], &nomem))
-            na++;
+        if ((o = objlist_slot(&l)) == NULL)
+            nomem = 1;
+        else if (dav_member(r, o, &nomem))
+            l.n++;
     }
     xml_free(root);
-    if (nomem) {
-        for (int i = 0; i < na; i++)
-            sqlite3_free(a[i].key);
-        sqlite3_free(a);
-        return SQLITE_NOMEM;
-    }
-    if (na > 1)
-        qsort(a, (size_t)na, sizeof(*a), dav_obj_cmp);
-    if (na == 0) {
-        sqlite3_free(a);
-        a = NULL;
-    }
-    *objs = a;
-    *nObj = na;
-    return SQLITE_OK;
+    return objlist_finish(&l, nomem ? SQLITE_NOMEM : SQLITE_OK, objs, nObj);
 }

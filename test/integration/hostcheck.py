@@ -131,6 +131,43 @@ class Checks:
            "no partial object after")
         con.close()
 
+    def basic(self, url, root):
+        """Replicates and restores; the objects on the server are whole,
+        at <path>/ltx/<level>/<min>-<max>.ltx, with no temporary left; the
+        request counters count.  Returns the connection, still open."""
+        d, db, con = self.fresh("basic", url)
+        self.write(con, 50)
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            self.name + " basic")
+        ltx, other = objects(root)
+        ok(ltx and all(p.startswith(root + "/ltx/") for p in ltx) and
+           not other,
+           f"objects at <path>/ltx/<level>/<min>-<max>.ltx, no temporary "
+           f"left: {[os.path.relpath(p, root) for p in ltx[:2]]} {other}")
+        ok(all(ltx_sane(p) for p in ltx), "every object is a whole LTX file")
+        c = self.status(con)["counters"]
+        ok(c["put"] >= 1 and c["list"] >= 1 and c["bytes_up"] > 0,
+           f"request counters in status: {c}")
+        return con
+
+    def replace_existing(self, url, root):
+        """An object in the way at the name of the next upload (a stale
+        one) is replaced by the real object."""
+        d, db, con = self.fresh("replace", url)
+        self.write(con, 5)
+        txid = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
+        txid = txid if isinstance(txid, int) else int(txid, 16)
+        nxt = os.path.join(root, "ltx/0", "%016x-%016x.ltx" % (txid + 1,
+                                                              txid + 1))
+        with open(nxt, "wb") as f:
+            f.write(b"stale object in the way")
+        con.execute("INSERT INTO t(v) VALUES (1)")
+        restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                            "an existing object at the target name is "
+                            "replaced")
+        ok(ltx_sane(nxt), "the stale object was replaced by the real one")
+        con.close()
+
     def compact_and_delete(self, url, root):
         """Compaction (levels 200ms,1s) writes level 1 and 2 objects;
         the level-0 objects, made an hour old on the server, are deleted by

@@ -13,7 +13,7 @@ import subprocess
 import urllib.parse
 
 from harness import done, load, ok, restore_and_compare, scratch
-from hostcheck import Checks, ltx_sane, objects
+from hostcheck import Checks
 from servers import SftpServer
 from filehosts import SFTP_USER
 
@@ -39,17 +39,7 @@ def user_dir(name):
 # --- layout, counters, key login ---------------------------------------------
 os.environ["LITESTREAM_SFTP_KEY_PATH"] = KEY
 url = srv.url("basic/db")
-d, db, con = fresh("basic", url)
-write(con, 50)
-restore_and_compare(con, db, url, os.path.join(d, "out.db"), "sftp basic")
-ltx, other = objects(os.path.join(srv.data_dir, "basic/db"))
-ok(ltx and all("/basic/db/ltx/" in p for p in ltx) and not other,
-   f"objects at <path>/ltx/<level>/<min>-<max>.ltx, no temporary left: "
-   f"{[os.path.relpath(p, srv.data_dir) for p in ltx[:2]]} {other}")
-ok(all(ltx_sane(p) for p in ltx), "every object is a whole LTX file")
-c = status(con)["counters"]
-ok(c["put"] >= 1 and c["list"] >= 1 and c["bytes_up"] > 0,
-   f"request counters in status: {c}")
+con = H.basic(url, os.path.join(srv.data_dir, "basic/db"))
 shown = con.execute("PRAGMA litestream_url").fetchone()[0]
 ok(srv.fingerprint in urllib.parse.unquote(shown),
    f"the pinned host key is shown: {shown}")
@@ -175,20 +165,8 @@ error_then_fix("server-down", srv.url("e6/db"), "127.0.0.1", srv.kill,
                srv.restart)
 
 # --- an object that exists already is replaced (SFTP v3 rename) --------------
-url = srv.url("replace/db")
-d, db, con = fresh("replace", url)
-write(con, 5)
-txid = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
-txid = txid if isinstance(txid, int) else int(txid, 16)
-nxt = os.path.join(srv.data_dir, "replace/db/ltx/0",
-                   "%016x-%016x.ltx" % (txid + 1, txid + 1))
-with open(nxt, "wb") as f:
-    f.write(b"stale object in the way")
-con.execute("INSERT INTO t(v) VALUES (1)")
-restore_and_compare(con, db, url, os.path.join(d, "out.db"),
-                    "an existing object at the target name is replaced")
-ok(ltx_sane(nxt), "the stale object was replaced by the real one")
-con.close()
+H.replace_existing(srv.url("replace/db"),
+                   os.path.join(srv.data_dir, "replace/db"))
 
 # --- compaction, retention (deletes), litestream_ltx() ----------------------
 H.compact_and_delete(srv.url("compact/db"), os.path.join(srv.data_dir, "compact/db"))

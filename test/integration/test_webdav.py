@@ -12,7 +12,7 @@ import pwd
 import sqlite3
 
 from harness import done, load, ok, restore_and_compare, scratch
-from hostcheck import Checks, ltx_sane, objects
+from hostcheck import Checks
 from servers import WebdavServer
 
 load()
@@ -39,17 +39,7 @@ no_creds = set_env(LITESTREAM_WEBDAV_USERNAME=None,
 
 # --- layout, counters, credentials in the URL --------------------------------
 url = srv.url("basic/db", auth=True)
-d, db, con = fresh("basic", url)
-write(con, 50)
-restore_and_compare(con, db, url, os.path.join(d, "out.db"), "webdav basic")
-ltx, other = objects(os.path.join(srv.data_dir, "basic/db"))
-ok(ltx and all("/basic/db/ltx/" in p for p in ltx) and not other,
-   f"objects at <path>/ltx/<level>/<min>-<max>.ltx, no temporary left: "
-   f"{[os.path.relpath(p, srv.data_dir) for p in ltx[:2]]} {other}")
-ok(all(ltx_sane(p) for p in ltx), "every object is a whole LTX file")
-c = status(con)["counters"]
-ok(c["put"] >= 1 and c["list"] >= 1 and c["bytes_up"] > 0,
-   f"request counters in status: {c}")
+con = H.basic(url, os.path.join(srv.data_dir, "basic/db"))
 js = json.dumps(status(con)) + con.execute("PRAGMA litestream_url"
                                            ).fetchone()[0]
 ok(srv.password not in js and "REDACTED" in js,
@@ -94,20 +84,8 @@ else:
     ok(True, "# SKIP no-permission: needs root to run the server as nobody")
 
 # --- an object that exists already is replaced (MOVE with Overwrite) ---------
-url = srv.url("replace/db")
-d, db, con = fresh("replace", url)
-write(con, 5)
-txid = con.execute("SELECT litestream_sync(10000)").fetchone()[0]
-txid = txid if isinstance(txid, int) else int(txid, 16)
-nxt = os.path.join(srv.data_dir, "replace/db/ltx/0",
-                   "%016x-%016x.ltx" % (txid + 1, txid + 1))
-with open(nxt, "wb") as f:
-    f.write(b"stale object in the way")
-con.execute("INSERT INTO t(v) VALUES (1)")
-restore_and_compare(con, db, url, os.path.join(d, "out.db"),
-                    "an existing object at the target name is replaced")
-ok(ltx_sane(nxt), "the stale object was replaced by the real one")
-con.close()
+H.replace_existing(srv.url("replace/db"),
+                   os.path.join(srv.data_dir, "replace/db"))
 
 # --- compaction, retention (deletes), litestream_ltx() ----------------------
 H.compact_and_delete(srv.url("compact/db"), os.path.join(srv.data_dir, "compact/db"))
