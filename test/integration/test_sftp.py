@@ -10,6 +10,7 @@ import os
 import pwd
 import sqlite3
 import subprocess
+import time
 import urllib.parse
 
 from harness import done, load, ok, restore_and_compare, scratch
@@ -43,6 +44,17 @@ con = H.basic(url, os.path.join(srv.data_dir, "basic/db"))
 shown = con.execute("PRAGMA litestream_url").fetchone()[0]
 ok(srv.fingerprint in urllib.parse.unquote(shown),
    f"the pinned host key is shown: {shown}")
+# One SSH connection, kept: more uploads, no new login.
+con.execute("PRAGMA litestream_sync_interval = 100")
+logins, puts = srv.log_text().count("Accepted "), status(con)["counters"]["put"]
+for _ in range(10):
+    write(con, 1)
+    time.sleep(0.15)
+con.execute("SELECT litestream_sync(10000)")
+puts = status(con)["counters"]["put"] - puts
+logins = srv.log_text().count("Accepted ") - logins
+ok(puts >= 3 and logins == 0,
+   f"the connection is reused: {puts} uploads, {logins} new logins")
 con.close()
 
 # ?key_path= instead of the environment; the fingerprint's '+' unencoded.
