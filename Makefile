@@ -6,7 +6,7 @@
 BUILD := build
 ASAN  := build-asan
 
-.PHONY: all build asan deps-build deps-test demo test fuzz clean
+.PHONY: all build asan deps-build deps-test demo test fuzz clean dist
 
 all: build
 
@@ -47,6 +47,15 @@ fuzz: asan
 
 clean:
 	rm -rf $(BUILD) $(ASAN)
+
+# The release artifacts in dist/ (docs/install.md): the tarball for the
+# sqlite3 shell, the Python wheel, the npm package, from a build without
+# debug information at the optimization level the tests run at (-O2).
+dist: deps-build
+	@bash scripts/configure.sh build-dist -Doptimization=2 -Ddebug=false \
+	    -Dtests=false -Dwerror=true
+	@ninja -C build-dist >/dev/null
+	@/usr/bin/python3 scripts/dist.py build-dist dist
 
 # The model checker for SECONDS (default 1800) on a local-directory replica,
 # then on S3; prints operations, kills and comparisons (test/model/model.py).

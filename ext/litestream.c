@@ -5,6 +5,8 @@
  *     sqlite3> .load ./litestream
  *     python>  conn.load_extension("./litestream")
  *     node>    db.loadExtension("./litestream")
+ * or link it (liblitestream.a, ext/litestream.h) and register it with
+ * sqlite3_auto_extension().
  *
  * Invariants:
  *   1. SQLite is reached only through the API table handed to us here
@@ -19,11 +21,16 @@
  *      one set of functions per connection (a connection that has them,
  *      through the auto-extension or an earlier load, keeps them:
  *      sql_register() knows which have them).
+ *   4. The same file builds the loadable .so (calls to SQLite through the
+ *      API table) and the embedding library liblitestream.a (compiled with
+ *      SQLITE_CORE: direct calls into the application's SQLite, see
+ *      ext/meson.build).
  *
  * Runs on the application thread that loads the extension (any thread).
  */
 #include <pthread.h>
 
+#include "ext/litestream.h"
 #include "sql/sql.h"
 #include "storage/base/sqlite.h"
 #include "vfs/connection.h"
@@ -59,8 +66,11 @@ LITESTREAM_EXPORT int sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
 
 /*
  * Entry point named after the file (SQLite derives "sqlite3_litestream_init"
- * from "litestream.so").  Returns SQLITE_OK_LOAD_PERMANENTLY on success, or
- * an error code with *pzErrMsg set (allocated with sqlite3_malloc).
+ * from "litestream.so"; the .so exports no sqlite3_extension_init, see
+ * docs/install.md).  Returns SQLITE_OK_LOAD_PERMANENTLY on success (SQLITE_OK
+ * in liblitestream.a, where it runs as an automatic extension and any other
+ * value fails the open), or an error code with *pzErrMsg set (allocated with
+ * sqlite3_malloc).
  */
 int
 sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
@@ -91,5 +101,9 @@ sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
                                     sqlite3_errstr(rc));
         return rc;
     }
+#ifdef SQLITE_CORE
+    return SQLITE_OK;
+#else
     return SQLITE_OK_LOAD_PERMANENTLY;
+#endif
 }

@@ -14,6 +14,8 @@ pkgs="gcc make pkg-config meson ninja-build libsqlite3-dev sqlite3 liblz4-dev
       libjansson-dev libcurl4-openssl-dev libssl-dev python3 binutils"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format g++ curl"
+    # The dist suite installs the wheel into a fresh venv (with pip).
+    pkgs="$pkgs python3-venv"
     # npm only fetches packages; the tests run on test/tools/node (below).
     command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
     # The SFTP and WebDAV test servers (test/servers/filehosts.py): sshd

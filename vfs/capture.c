@@ -42,6 +42,8 @@ shm_read(ls_db *d, sqlite3_file *real, shm_hdr *h)
 {
     /* Never map it ourselves: a connection with a heap wal-index
      * (exclusive locking mode) would get a -shm file it never uses. */
+    if (d->hold_shm)
+        return wal_index_hdr_read(d->hold_shm, h);
     if (!d->shm_seen)
         return 0;
     volatile void *p = NULL;
@@ -514,7 +516,8 @@ capture_hold_begin(ls_db *d, sqlite3_file *real, int locked)
     d->hold = 1;
     d->caught_up = 0;
     capture_buf_reset(d);
-    if (!d->rep || !d->sc)
+    if (!__atomic_load_n(&d->rep, __ATOMIC_ACQUIRE) ||
+        !__atomic_load_n(&d->sc, __ATOMIC_ACQUIRE))
         return;
     int valid = sidecar_cap_read(d->sc, &cap);
     if (!valid || txid_base(d, &cap, valid) != cap.txid)
@@ -552,6 +555,7 @@ capture_hold_end(ls_db *d, sqlite3_file *real)
         capture(d, real);
         d->hold = 0;
         d->hold_locked = 0;
+        d->hold_shm = NULL;
         capture_buf_reset(d);
     }
 }
@@ -575,6 +579,7 @@ capture_recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal)
     sqlite3_file *saved = d->walf;
     d->walf = wal;
     d->hold = 1;
+    d->hold_shm = NULL; /* its own mapping: asked for through db */
     d->caught_up = 0;
     d->buf_ok = 0; /* nothing buffered: frames are re-read */
     capture(d, db);

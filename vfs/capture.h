@@ -30,6 +30,10 @@ void capture_buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off);
  * A write transaction starts (locked: at the write lock's xShmLock; 0:
  * exclusive locking mode, at its first WAL write): notes whether the
  * captured position is current.  `real` is the main database file.
+ * Called with the WAL write lock (or the exclusive lock) held, with or
+ * without d->mu: it only reads the positions and the sidecar (which stays
+ * until d is freed) and writes the capture state, which is the lock
+ * holder's.
  */
 void capture_hold_begin(ls_db *d, sqlite3_file *real, int locked);
 

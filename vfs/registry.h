@@ -58,7 +58,8 @@ struct ls_db {
     int shm_seen;     /* SQLite maps a shared wal-index for this database */
     int enq_failed;   /* enqueue_frames ran out of memory part way */
     void *hold_owner; /* the main file (connection) whose hold it is */
-    wal_hdr wh;       /* the WAL header, when wh_ok */
+    volatile void *hold_shm; /* its wal-index region 0, if mapped */
+    wal_hdr wh;              /* the WAL header, when wh_ok */
     int wh_ok;
     int caught_up; /* at hold start the position matched the wal-index */
     uint64_t n_full;

@@ -53,6 +53,7 @@ typedef struct ls_file {
     sqlite3 *conn;        /* main file: the owning connection, if known */
     struct ls_file *main; /* WAL file: its main database file */
     struct ls_file *wal;  /* main file: its connection's WAL file */
+    volatile void *shm0;  /* main file: its wal-index region 0, once mapped */
 } ls_file;
 
 #define REAL(p) ((sqlite3_file *)(((ls_file *)(p)) + 1))
@@ -202,34 +203,53 @@ m_shm_map(sqlite3_file *pFile, int iPg, int pgsz, int bExtend,
     ls_file *p = (ls_file *)pFile;
     if (p->db && !p->db->shm_seen)
         p->db->shm_seen = 1;
-    return REAL(pFile)->pMethods->xShmMap(REAL(pFile), iPg, pgsz, bExtend, pp);
+    int rc =
+        REAL(pFile)->pMethods->xShmMap(REAL(pFile), iPg, pgsz, bExtend, pp);
+    /* Region 0 stays mapped where it is until this file unmaps it: the
+     * capture reads the wal-index header there without asking again. */
+    if (rc == SQLITE_OK && iPg == 0 && *pp)
+        p->shm0 = *pp;
+    return rc;
+}
+
+/* The write lock of a replicated database: a hold begins after taking it
+ * and the capture runs before releasing it (invariant 3). */
+static int __attribute__((noinline))
+shm_lock_write(ls_file *p, int n, int flags)
+{
+    ls_db *d = p->db;
+    sqlite3_file *real = REAL(p);
+    if (flags & SQLITE_SHM_UNLOCK) {
+        pthread_mutex_lock(&d->mu);
+        capture_hold_end(d, real);
+        pthread_mutex_unlock(&d->mu);
+        return real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);
+    }
+    int rc = real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);
+    if (rc == SQLITE_OK) {
+        /* No mutex: the capture state is the write lock holder's, and
+         * the hold's beginning only reads positions (capture.h). */
+        if (p->wal)
+            d->walf = REAL(p->wal); /* the holder's own WAL handle */
+        d->hold_shm = p->shm0;
+        capture_hold_begin(d, real, 1);
+        d->hold_owner = p;
+        d->hold_locked = 1;
+    }
+    return rc;
 }
 
 static int
 m_shm_lock(sqlite3_file *pFile, int offset, int n, int flags)
 {
     ls_file *p = (ls_file *)pFile;
-    ls_db *d = p->db;
-    int covers_write = offset <= WAL_WRITE_LOCK && offset + n > WAL_WRITE_LOCK;
-    int excl = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
-    int rc;
-    if (d && d->rep && covers_write && excl && (flags & SQLITE_SHM_UNLOCK)) {
-        pthread_mutex_lock(&d->mu);
-        capture_hold_end(d, REAL(pFile));
-        pthread_mutex_unlock(&d->mu);
-    }
-    rc = REAL(pFile)->pMethods->xShmLock(REAL(pFile), offset, n, flags);
-    if (rc == SQLITE_OK && d && d->rep && covers_write && excl &&
-        (flags & SQLITE_SHM_LOCK)) {
-        pthread_mutex_lock(&d->mu);
-        if (p->wal)
-            d->walf = REAL(p->wal); /* the holder's own WAL handle */
-        capture_hold_begin(d, REAL(pFile), 1);
-        d->hold_owner = p;
-        d->hold_locked = 1;
-        pthread_mutex_unlock(&d->mu);
-    }
-    return rc;
+    /* SQLite takes and releases shared locks several times per
+     * transaction: only the write lock (slot 0, exclusive) of a replicated
+     * database concerns the capture; the rest is passed straight on. */
+    if (offset != WAL_WRITE_LOCK || !(flags & SQLITE_SHM_EXCLUSIVE) || !p->db ||
+        !p->db->rep)
+        return REAL(pFile)->pMethods->xShmLock(REAL(pFile), offset, n, flags);
+    return shm_lock_write(p, n, flags);
 }
 
 static void
@@ -241,6 +261,7 @@ m_shm_barrier(sqlite3_file *pFile)
 static int
 m_shm_unmap(sqlite3_file *pFile, int deleteFlag)
 {
+    ((ls_file *)pFile)->shm0 = NULL;
     return REAL(pFile)->pMethods->xShmUnmap(REAL(pFile), deleteFlag);
 }
 

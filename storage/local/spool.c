@@ -3,9 +3,11 @@
  *
  * Record layout (all big-endian):
  *   u32 magic "LSR1" | u32 flags | u64 txid | u32 page_size | u32 commit |
- *   u32 npages | u32 reserved | u32 salt1 | u32 salt2 | u32 frame |
+ *   u32 npages | u32 more | u32 salt1 | u32 salt2 | u32 frame |
  *   u32 cksum1 | u32 cksum2 | u32 reserved | npages x (u32 pgno) |
  *   npages x page | u64 CRC-64 of all the preceding bytes of the record
+ * `more` is txid_max - txid (0 for one transaction: records written before
+ * runs existed read as runs of one).
  *
  * Threads: one thread per handle (the replicator thread).
  */
@@ -44,6 +46,8 @@ typedef struct seg {
 
 typedef struct ent {
     uint64_t txid;
+    uint64_t max;   /* its last TXID */
+    size_t best;    /* index of the entry reaching furthest among 0..this */
     uint32_t flags; /* the record's SPOOL_F_* */
     seg *s;
     uint64_t off;
@@ -62,6 +66,7 @@ struct spool {
     int sorted;
     uint64_t bytes;
     uint8_t *wbuf; /* the record writer's buffer, kept between records */
+    uint8_t *rbuf; /* the reader's buffer for big records (LAZY_BYTES) */
 };
 
 static void
@@ -133,6 +138,7 @@ spool_close(spool *sp)
     }
     ls_free(sp->ents);
     ls_free(sp->wbuf);
+    ls_free(sp->rbuf);
     sqlite3_free(sp->zDir);
     sqlite3_free(sp);
 }
@@ -259,7 +265,7 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
 {
     int rc = SQLITE_OK;
     uint8_t hdr[REC_HDR], b8[8];
-    recw w = {.sp = sp, .cap = 1 << 20};
+    recw w = {.sp = sp, .cap = 256u << 10};
     if (sp->cur_fd < 0 || sp->cur_size >= SEG_LIMIT) {
         rc = seg_rotate(sp, t->txid, pzErr);
         if (rc != SQLITE_OK)
@@ -274,7 +280,8 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
     put32(hdr + 16, t->page_size);
     put32(hdr + 20, t->commit);
     put32(hdr + 24, t->npages);
-    put32(hdr + 28, 0);
+    put32(hdr + 28,
+          t->txid_max > t->txid ? (uint32_t)(t->txid_max - t->txid) : 0);
     put32(hdr + 32, t->pos.salt1);
     put32(hdr + 36, t->pos.salt2);
     put32(hdr + 40, t->pos.frame);
@@ -350,8 +357,8 @@ spool_sync(spool *sp)
 }
 
 static int
-ent_add(spool *sp, uint64_t txid, uint32_t flags, seg *s, uint64_t off,
-        uint64_t len)
+ent_add(spool *sp, uint64_t txid, uint64_t max, uint32_t flags, seg *s,
+        uint64_t off, uint64_t len)
 {
     if (sp->nent == sp->cap) {
         size_t nc = sp->cap ? sp->cap * 2 : 256;
@@ -363,7 +370,10 @@ ent_add(spool *sp, uint64_t txid, uint32_t flags, seg *s, uint64_t off,
     }
     if (sp->nent && sp->ents[sp->nent - 1].txid >= txid)
         sp->sorted = 0;
-    sp->ents[sp->nent++] = (ent){txid, flags, s, off, len};
+    size_t i = sp->nent++, best = i;
+    if (i && sp->ents[sp->ents[i - 1].best].max >= max)
+        best = sp->ents[i - 1].best;
+    sp->ents[i] = (ent){txid, max, best, flags, s, off, len};
     return SQLITE_OK;
 }
 
@@ -374,10 +384,13 @@ ent_cmp(const void *a, const void *b)
     if (x->txid != y->txid)
         return x->txid < y->txid ? -1 : 1;
     /* For one TXID a full-image record or marker sorts first and wins:
-     * it is what supersedes a copy found to be unusable. */
+     * it is what supersedes a copy found to be unusable; then the record
+     * reaching furthest. */
     int fx = (x->flags & SPOOL_F_FULL) != 0,
         fy = (y->flags & SPOOL_F_FULL) != 0;
-    return fy - fx;
+    if (fx != fy)
+        return fy - fx;
+    return x->max > y->max ? -1 : x->max < y->max;
 }
 
 static void
@@ -393,6 +406,10 @@ ents_sort(spool *sp)
         if (j == 0 || sp->ents[j - 1].txid != sp->ents[i].txid)
             sp->ents[j++] = sp->ents[i];
     sp->nent = j;
+    for (size_t i = 0; i < sp->nent; i++) {
+        size_t b = i ? sp->ents[i - 1].best : 0;
+        sp->ents[i].best = sp->ents[b].max >= sp->ents[i].max ? b : i;
+    }
     sp->sorted = 1;
 }
 
@@ -427,12 +444,12 @@ seg_scan(spool *sp, seg *s)
         }
         if (s->scanned + len > (uint64_t)st.st_size)
             break; /* not complete yet (or torn) */
-        uint64_t txid = get64(hdr + 8);
-        int rc = ent_add(sp, txid, get32(hdr + 4), s, s->scanned, len);
+        uint64_t txid = get64(hdr + 8), max = txid + get32(hdr + 28);
+        int rc = ent_add(sp, txid, max, get32(hdr + 4), s, s->scanned, len);
         if (rc != SQLITE_OK)
             return rc;
-        if (txid > s->max_txid)
-            s->max_txid = txid;
+        if (max > s->max_txid)
+            s->max_txid = max;
         if (!s->min_txid || txid < s->min_txid)
             s->min_txid = txid;
         s->scanned += len;
@@ -483,19 +500,33 @@ ent_find(spool *sp, uint64_t txid)
     return lo < sp->nent && sp->ents[lo].txid == txid ? &sp->ents[lo] : NULL;
 }
 
+/* The record that continues after TXID `after` (spool.h). */
+static ent *
+ent_next(spool *sp, uint64_t after)
+{
+    ent *e = ent_find(sp, after + 1); /* (sorts) */
+    if (e && (e->flags & SPOOL_F_FULL))
+        return e;
+    size_t lo = 0, hi = sp->nent;
+    while (lo < hi) { /* the first record starting after after + 1 */
+        size_t mid = (lo + hi) / 2;
+        if (sp->ents[mid].txid <= after + 1)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    e = &sp->ents[sp->ents[lo - 1].best];
+    return e->max > after ? e : NULL;
+}
+
 uint64_t
 spool_contiguous(spool *sp, uint64_t from)
 {
-    ents_sort(sp);
     uint64_t t = from - 1;
-    ent *e = ent_find(sp, from);
-    if (!e)
-        return t;
-    for (size_t i = (size_t)(e - sp->ents); i < sp->nent; i++) {
-        if (sp->ents[i].txid != t + 1)
-            break;
-        t++;
-    }
+    for (ent *e; (e = ent_next(sp, t)) != NULL;)
+        t = e->max;
     return t;
 }
 
@@ -505,12 +536,15 @@ spool_has(spool *sp, uint64_t txid)
     return ent_find(sp, txid) != NULL;
 }
 
-#define LAZY_BYTES (4u << 20) /* bigger records keep pages on disk */
+/* Records bigger than this keep their pages on disk when read (an upload
+ * batch holds many records: its memory stays small); the CRC of those is
+ * verified through a buffer of RBUF_BYTES kept by the handle. */
+#define LAZY_BYTES (8u << 10)
+#define RBUF_BYTES (256u << 10)
 
-int
-spool_read(spool *sp, uint64_t txid, spool_txn *out)
+static int
+read_ent(spool *sp, ent *e, spool_txn *out)
 {
-    ent *e = ent_find(sp, txid);
     uint8_t *buf = NULL;
     int rc = SQLITE_OK;
     memset(out, 0, sizeof(*out));
@@ -542,7 +576,11 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
             rc = SQLITE_CORRUPT;
             goto out;
         }
-        buf = ls_malloc(plen > (1u << 20) ? plen : (1u << 20));
+        if (!sp->rbuf && !(sp->rbuf = ls_malloc(RBUF_BYTES))) {
+            rc = SQLITE_NOMEM;
+            goto out;
+        }
+        buf = ls_malloc(plen);
         if (!buf) {
             rc = SQLITE_NOMEM;
             goto out;
@@ -550,12 +588,13 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
         uint64_t crc = 0;
         for (uint64_t o = 0; o < e->len - 8;) {
             size_t k =
-                e->len - 8 - o < (1u << 20) ? e->len - 8 - o : (1u << 20);
-            if (pread(e->s->fd, buf, k, (off_t)(e->off + o)) != (ssize_t)k) {
+                e->len - 8 - o < RBUF_BYTES ? e->len - 8 - o : RBUF_BYTES;
+            if (pread(e->s->fd, sp->rbuf, k, (off_t)(e->off + o)) !=
+                (ssize_t)k) {
                 rc = SQLITE_IOERR;
                 goto out;
             }
-            crc = crc64_update(crc, buf, k);
+            crc = crc64_update(crc, sp->rbuf, k);
             o += k;
         }
         if (pread(e->s->fd, tail, 8, (off_t)(e->off + e->len - 8)) != 8 ||
@@ -572,6 +611,7 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
     }
     out->flags = get32(buf + 4);
     out->txid = get64(buf + 8);
+    out->txid_max = out->txid + get32(buf + 28);
     out->page_size = get32(buf + 16);
     out->commit = get32(buf + 20);
     out->npages = get32(buf + 24);
@@ -591,6 +631,29 @@ spool_read(spool *sp, uint64_t txid, spool_txn *out)
 out:
     ls_free(buf);
     return rc;
+}
+
+int
+spool_read(spool *sp, uint64_t txid, spool_txn *out)
+{
+    return read_ent(sp, ent_find(sp, txid), out);
+}
+
+int
+spool_read_next(spool *sp, uint64_t after, spool_txn *out)
+{
+    return read_ent(sp, ent_next(sp, after), out);
+}
+
+int
+spool_read_end(spool *sp, uint64_t to, spool_txn *out)
+{
+    ent *found = NULL;
+    for (size_t i = 0; i < sp->nent; i++)
+        if (sp->ents[i].max == to &&
+            (!found || !(sp->ents[i].flags & SPOOL_F_FULL)))
+            found = &sp->ents[i];
+    return read_ent(sp, found, out);
 }
 
 const uint8_t *
@@ -665,9 +728,10 @@ spool_drop_upto(spool *sp, uint64_t txid)
      * for txid stays: it says where txid ended in the WAL). */
     size_t j = 0;
     for (size_t i = 0; i < sp->nent; i++)
-        if (sp->ents[i].txid >= txid)
+        if (sp->ents[i].max >= txid)
             sp->ents[j++] = sp->ents[i];
     sp->nent = j;
+    sp->sorted = 0; /* (the furthest-reaching indexes moved) */
     return SQLITE_OK;
 }
 

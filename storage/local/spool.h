@@ -5,14 +5,21 @@
  * Each process appends only to segments it created (named
  * `<first txid 16hex>-<pid>-<n>.seg`), so appends need no cross-process
  * lock and a torn tail left by a process that died can never have records
- * after it.  A record holds one TXID: its flags, database size after commit,
- * page size and the page images (ascending pgno, newest copy of each page),
+ * after it.  A record holds one TXID or a run of consecutive TXIDs
+ * (txid..txid_max, the transactions one spooling pass took from the queue):
+ * its flags, database size after the last commit, page size and the page
+ * images (ascending pgno, newest copy of each page as of txid_max),
  * followed by a CRC-64 of everything before it; a record that is torn or
  * fails its CRC ends the readable part of its segment.
  *
  * The reader side (the uploader) scans every segment, its own and other
- * processes', into an in-memory index TXID -> (segment, offset); a TXID
+ * processes', into an in-memory index of records by first TXID; a TXID
  * spooled twice (a transaction recaptured after a crash) is read once.
+ * Records are read in order with spool_read_next(): after TXID t, the
+ * record that carries the state furthest past t among those starting at
+ * or before t + 1 (a record overlapping TXIDs already read is still
+ * right: its pages are the newest as of its last TXID), except that a
+ * full-image record or marker starting at t + 1 always wins.
  *
  * Threads: one spool handle is used by one thread at a time (the
  * replicator thread of its process).
@@ -38,9 +45,10 @@ typedef struct wal_pos {
     uint32_t cksum1, cksum2;
 } wal_pos;
 
-/* One transaction, as appended and as read back. */
+/* One record (one transaction or a run of them), as appended and read. */
 typedef struct spool_txn {
     uint64_t txid;
+    uint64_t txid_max; /* its last TXID (0 when appending one: = txid) */
     uint32_t flags;
     uint32_t page_size;
     uint32_t commit;
@@ -96,7 +104,7 @@ int spool_scan(spool *);
 /* Highest TXID t >= from-1 such that every TXID in [from, t] is indexed. */
 uint64_t spool_contiguous(spool *, uint64_t from);
 
-/* Whether txid is indexed. */
+/* Whether a record starting at txid is indexed. */
 int spool_has(spool *, uint64_t txid);
 
 /*
@@ -114,6 +122,18 @@ int spool_read(spool *, uint64_t txid, spool_txn *out);
  * I/O error.
  */
 const uint8_t *spool_txn_page(const spool_txn *t, uint32_t i, uint8_t *scratch);
+
+/*
+ * The record that continues after TXID `after` (see the top of this file),
+ * read as by spool_read().  SQLITE_NOTFOUND when none does.
+ */
+int spool_read_next(spool *, uint64_t after, spool_txn *out);
+
+/*
+ * The record that ends at TXID `to` (its position says where `to` ended in
+ * the WAL), read as by spool_read().  SQLITE_NOTFOUND when none does.
+ */
+int spool_read_end(spool *, uint64_t to, spool_txn *out);
 void spool_txn_free(spool_txn *);
 
 /*

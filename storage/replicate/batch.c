@@ -138,8 +138,8 @@ add_pages(batch *b)
 }
 
 /*
- * Adds record recs[nrec] (read for TXID t).  SQLITE_OK (with need_full on
- * a page size change) or SQLITE_NOMEM.
+ * Adds record recs[nrec] (read for TXIDs up to t).  SQLITE_OK (with need_full
+ * on a page size change) or SQLITE_NOMEM.
  */
 static int
 add_record(batch *b, uint64_t t)
@@ -171,6 +171,24 @@ add_record(batch *b, uint64_t t)
     return SQLITE_OK;
 }
 
+/* Room for more records (a record holds one TXID or a run of them, so
+ * their number is not known in advance). */
+static int
+recs_grow(batch *b)
+{
+    uint64_t n = b->nalloc ? b->nalloc * 2 : 64;
+    spool_txn *recs = ls_realloc(b->recs, sizeof(*recs) * n);
+    if (recs)
+        b->recs = recs;
+    uint32_t *live = recs ? ls_realloc(b->live, sizeof(*live) * n) : NULL;
+    if (!live)
+        return SQLITE_NOMEM;
+    b->live = live;
+    memset(b->recs + b->nalloc, 0, sizeof(*recs) * (n - b->nalloc));
+    b->nalloc = n;
+    return SQLITE_OK;
+}
+
 int
 batch_read(batch *b, spool *sp, uint64_t from, uint64_t to, uint64_t max_bytes,
            char **pzErr)
@@ -178,21 +196,21 @@ batch_read(batch *b, spool *sp, uint64_t from, uint64_t to, uint64_t max_bytes,
     memset(b, 0, sizeof(*b));
     b->from = from;
     b->to = from - 1;
-    b->nalloc = to - from + 1;
-    b->recs = ls_malloc(sizeof(*b->recs) * b->nalloc);
-    b->live = ls_malloc(sizeof(*b->live) * b->nalloc);
-    if (!b->recs || !b->live)
-        return SQLITE_NOMEM;
-    memset(b->recs, 0, sizeof(*b->recs) * b->nalloc);
-    for (uint64_t t = from; t <= to; t++) {
-        int rc = spool_read(sp, t, &b->recs[b->nrec]);
+    for (uint64_t t = from - 1; t < to;) {
+        if (b->nrec == b->nalloc && recs_grow(b) != SQLITE_OK)
+            return SQLITE_NOMEM;
+        /* A record may hold a run of TXIDs: the next is the one that
+         * continues after t (spool.h). */
+        int rc = spool_read_next(sp, t, &b->recs[b->nrec]);
         if (rc != SQLITE_OK) {
-            *pzErr = sqlite3_mprintf("litestream: spool record %llu "
-                                     "unreadable (%s): taking a full image",
-                                     (unsigned long long)t, sqlite3_errstr(rc));
+            *pzErr =
+                sqlite3_mprintf("litestream: spool record %llu "
+                                "unreadable (%s): taking a full image",
+                                (unsigned long long)t + 1, sqlite3_errstr(rc));
             b->need_full = 1;
             return rc;
         }
+        t = b->recs[b->nrec].txid_max;
         rc = add_record(b, t);
         if (rc != SQLITE_OK || b->need_full)
             return rc;

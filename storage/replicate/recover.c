@@ -229,7 +229,7 @@ end_of(replicator *r, uint64_t to)
     spool_txn rec;
     if (to == sidecar_replicated(r->sc) && r->rep_pos.frame)
         pos = r->rep_pos;
-    else if (spool_read(r->sp, to, &rec) == SQLITE_OK) {
+    else if (spool_read_end(r->sp, to, &rec) == SQLITE_OK) {
         pos = rec.pos;
         spool_txn_free(&rec);
     }

@@ -38,166 +38,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define TICK_MS          100 /* spooling cadence */
-#define QUEUE_WAKE_BYTES (16 << 20)
-#define BACKOFF_MAX_MS   30000
+#define TICK_MS            100         /* spooling cadence */
+#define QUEUE_UPLOAD_BYTES (16u << 20) /* wake to upload at once */
+#define BACKOFF_MAX_MS     30000
 
-static void
-txn_free(rep_txn *t)
-{
-    if (!t)
-        return;
-    if (t->arena) {
-        txarena_release(t);
-    } else {
-        ls_free(t->frames);
-        ls_free(t);
-    }
-}
-
-/* ---- spooling (records are built in spool_txn.c) ---------------------- */
-
-/* Puts back at the front of the queue, in order, what was not spooled. */
-static void
-requeue(replicator *r, rep_txn *list)
-{
-    pthread_mutex_lock(&r->mu);
-    rep_txn *tail = list;
-    while (tail->next)
-        tail = tail->next;
-    tail->next = r->head;
-    if (!r->head)
-        r->tail = tail;
-    r->head = list;
-    pthread_mutex_unlock(&r->mu);
-}
-
-/* Whether a spooling error is the sidecar's (disk full, removed, I/O). */
-static int
-spool_fault(int rc)
-{
-    int e = rc & 0xff;
-    return e == SQLITE_FULL || e == SQLITE_IOERR || e == SQLITE_CANTOPEN;
-}
-
-/*
- * A transaction could not be spooled (the sidecar's disk is full, the
- * sidecar was removed, an I/O error): it and the rest of the list are
- * dropped, not kept in memory, and the error shows in the status.  Nothing
- * is lost: the TXIDs are captured, so once the spool works again recovery
- * re-reads them from the WAL or a full image covers them (upload.c,
- * fill_gap).  Returns NULL: nothing to requeue.
- */
-static rep_txn *
-spool_failed(rep_txn *list, char **pzErr)
-{
-    size_t n = 0;
-    while (list) {
-        rep_txn *t = list;
-        list = t->next;
-        txn_free(t);
-        n++;
-    }
-    char *z = sqlite3_mprintf(
-        "%s (%llu transaction%s not spooled: they wait in the database and "
-        "are recovered from the WAL or by a full image once the spool can "
-        "be written)",
-        *pzErr ? *pzErr : "litestream: cannot spool", (unsigned long long)n,
-        n == 1 ? "" : "s");
-    if (z) {
-        sqlite3_free(*pzErr);
-        *pzErr = z;
-    }
-    return NULL;
-}
-
-/*
- * Spools everything queued.  What cannot be spooled is dropped and later
- * recovered (spool_failed()), so memory stays bounded while the disk is
- * full and the application never waits.
- */
-static int
-spool_queue(replicator *r, int force_sync)
-{
-    rep_txn *list, *t;
-    int rc = SQLITE_OK;
-    uint64_t last = 0;
-    char *zErr = NULL;
-
-    /* One short critical section per pass: the application thread
-     * appends under the same mutex at every commit. */
-    pthread_mutex_lock(&r->mu);
-    list = r->head;
-    r->head = r->tail = NULL;
-    r->queued_bytes = 0;
-    int64_t limit = r->opts.spool_limit;
-    int was_full = r->spool_full;
-    pthread_mutex_unlock(&r->mu);
-    if (r->db_replaced) {
-        /* Not this path's database any more (db_current()). */
-        while ((t = list)) {
-            list = t->next;
-            txn_free(t);
-        }
-        return SQLITE_OK;
-    }
-    int full = (int64_t)spool_bytes(r->sp) >= limit;
-
-    while (list) {
-        t = list;
-        if (full || (int64_t)spool_bytes(r->sp) >= limit) {
-            /* Full: this transaction is not spooled.  Once the replica
-             * catches up, the missing TXIDs are recovered from the WAL or
-             * covered by a full image (upload.c, fill_gap). */
-            if (!full && !was_full)
-                rep_set_error(
-                    r, sqlite3_mprintf("litestream: the spool of '%s' is full "
-                                       "(%llu bytes, limit %lld): new "
-                                       "transactions wait in the database; a "
-                                       "full image follows once the replica "
-                                       "is reachable",
-                                       r->zDbPath,
-                                       (unsigned long long)spool_bytes(r->sp),
-                                       (long long)limit));
-            full = 1;
-            list = t->next;
-            txn_free(t);
-            continue;
-        }
-        rc = rep_spool_txn(r, t, 0, &zErr);
-        if (rc != SQLITE_OK && spool_fault(rc)) {
-            list = spool_failed(list, &zErr);
-            full |= rc == SQLITE_FULL;
-            rc = SQLITE_OK;
-            break;
-        }
-        if (rc != SQLITE_OK)
-            break; /* transient (busy, memory): requeued, tried again */
-        if (t->flags & REP_DURABLE)
-            force_sync = 1;
-        last = t->txid;
-        list = t->next;
-        txn_free(t);
-    }
-    if (last && (force_sync || r->opts.durable_spool) &&
-        spool_sync(r->sp) != SQLITE_OK && rc == SQLITE_OK) {
-        rc = SQLITE_IOERR;
-        zErr = sqlite3_mprintf("litestream: cannot sync the spool: %s",
-                               strerror(errno));
-    }
-    if (list)
-        requeue(r, list);
-    if (rc == SQLITE_OK && last)
-        sidecar_set_spooled(r->sc, last);
-    if (full != was_full) {
-        pthread_mutex_lock(&r->mu);
-        r->spool_full = full;
-        pthread_mutex_unlock(&r->mu);
-    }
-    if (zErr)
-        rep_set_error(r, zErr);
-    return rc;
-}
+/* Spooling the queue: storage/replicate/spool_txn.c (rep_spool_queue). */
 
 /*
  * Whether this replicator's URL is still the database's (config.json).
@@ -329,7 +174,7 @@ thread_main(void *arg)
         int want_upload = r->upload_now;
         pthread_mutex_unlock(&r->mu);
 
-        int rc = spool_queue(r, 0);
+        int rc = rep_spool_queue(r, 0);
         pthread_mutex_lock(&r->mu);
         if (ticket > r->persist_done) {
             r->persist_done = ticket;
@@ -373,14 +218,19 @@ thread_main(void *arg)
         pthread_mutex_lock(&r->mu);
         if (r->stop || r->upload_now || r->persist_req > r->persist_done)
             continue;
+        /* With transactions queued, spool them within TICK_MS; with none,
+         * sleep until the next upload pass (which also picks up other
+         * processes' spools): the first enqueue wakes the thread. */
         int64_t wait = next_upload - clock_now_ms();
-        if (wait > TICK_MS)
+        r->idle = r->head == NULL;
+        if (wait > TICK_MS && !r->idle)
             wait = TICK_MS;
         if (wait < 1)
             wait = 1;
         struct timespec ts;
         clock_deadline(&ts, (int)wait);
         pthread_cond_timedwait(&r->wake, &r->mu, &ts);
+        r->idle = 0;
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -502,13 +352,13 @@ replicator_close(replicator *r, int grace_ms)
         pthread_cond_broadcast(&r->wake);
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
-        spool_queue(r, 1); /* anything enqueued meanwhile */
+        rep_spool_queue(r, 1); /* anything enqueued meanwhile */
         if (r->db_replaced)
             forget_position(r);
     }
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;
-        txn_free(t);
+        rep_txn_free(t);
     }
     spool_close(r->sp);
     if (r->be)
@@ -516,6 +366,7 @@ replicator_close(replicator *r, int grace_ms)
     url_free(r->url);
     cktab_free(&r->ck);
     ls_free(r->scratch_refs);
+    ls_free((void *)r->scratch_ptrs);
     ls_free(r->scratch_u32);
     sqlite3_free(r->last_error);
     sqlite3_free(r->zDbPath);
@@ -550,11 +401,16 @@ replicator_enqueue(replicator *r, rep_txn *t)
     r->queued_bytes += sz;
     if (t->txid > r->last_enqueued)
         r->last_enqueued = t->txid;
-    /* Waking the thread is a system call: only when the queue is big
-     * (then it also uploads right away rather than at the next interval,
-     * which keeps both lag and memory down for big transactions). */
-    if (r->queued_bytes >= QUEUE_WAKE_BYTES) {
+    /* Waking the thread is a system call: only once the queue holds a few
+     * MiB (memory stays bounded at full speed: the thread spools it
+     * while the application goes on), and once per pass.  A big queue
+     * (a big transaction) is also uploaded right away rather than at the
+     * next interval, which keeps lag and the spool down. */
+    if (r->queued_bytes >= QUEUE_UPLOAD_BYTES)
         r->upload_now = 1;
+    if ((r->queued_bytes >= QUEUE_WAKE_BYTES && !r->woken) || r->idle) {
+        r->woken = 1;
+        r->idle = 0;
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->mu);

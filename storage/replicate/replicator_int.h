@@ -21,6 +21,10 @@
 #include "storage/local/spool.h"
 #include "storage/replicate/replicator.h"
 
+/* The application wakes the thread to spool once this much is queued
+ * (memory stays bounded at full speed). */
+#define QUEUE_WAKE_BYTES (1u << 20)
+
 struct replicator {
     char *zDbPath;
     char *zUrl;
@@ -42,6 +46,9 @@ struct replicator {
     rep_txn *head, *tail;
     uint64_t last_enqueued; /* highest TXID this process captured */
     uint64_t queued_bytes;
+    int woken; /* the application woke the thread for this queue */
+    int idle;  /* the thread sleeps until the next upload pass: the first
+                * enqueue wakes it */
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
     int stop;
@@ -67,6 +74,7 @@ struct replicator {
     int spool_full;        /* the spool reached its limit (thread side) */
     void *scratch_refs;    /* rep_spool_txn's sort array (thread side) */
     uint32_t *scratch_u32; /* its page and frame lists: 2 x scratch_cap */
+    const uint8_t **scratch_ptrs; /* frames in, pages out: 2 x scratch_cap */
     uint64_t scratch_cap;
     int replica_checked;
     int need_full;

@@ -13,9 +13,14 @@
 #include "storage/local/image.h"
 #include "storage/local/wal.h"
 
+#include "storage/replicate/txarena.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define RUN_MAX_BYTES (64u << 20) /* frames in one spool record */
 
 typedef struct pg_ref {
     uint32_t pgno;
@@ -184,72 +189,318 @@ out:
     return rc;
 }
 
-/* The pages of a captured transaction, straight from its WAL frames. */
-typedef struct frames_rd {
-    const rep_txn *t;
-    const uint32_t *idx; /* per output page: its frame */
-} frames_rd;
-
+/* The pages of captured transactions, straight from their WAL frames. */
 static int
 frames_page(void *ctx, uint32_t i, const uint8_t **page)
 {
-    frames_rd *f = ctx;
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)f->t->page_size;
-    *page = f->t->frames + (size_t)f->idx[i] * fsz + WAL_FRAME_HDR_SIZE;
+    const uint8_t **out = ctx;
+    *page = out[i] + WAL_FRAME_HDR_SIZE;
     return SQLITE_OK;
+}
+
+/* Room for nframes in the scratch arrays (kept between passes: this runs
+ * thousands of times a second).  0 when out of memory. */
+static int
+scratch_reserve(replicator *r, uint64_t nframes)
+{
+    if (nframes + 1 <= r->scratch_cap)
+        return 1;
+    uint64_t nc = nframes + 64;
+    pg_ref *refs = ls_realloc(r->scratch_refs, sizeof(*refs) * nc);
+    if (refs)
+        r->scratch_refs = refs;
+    uint32_t *u = refs ? ls_realloc(r->scratch_u32, 8 * nc) : NULL;
+    if (u)
+        r->scratch_u32 = u;
+    const uint8_t **ptrs =
+        u ? ls_realloc((void *)r->scratch_ptrs, 2 * sizeof(*ptrs) * nc) : NULL;
+    if (!ptrs)
+        return 0;
+    r->scratch_ptrs = ptrs;
+    r->scratch_cap = nc;
+    return 1;
+}
+
+/*
+ * The record of the n transactions from `first` on (linked by next, their
+ * TXIDs consecutive, all copies of plain commits, one page size; or one
+ * image the capture read, with its flags): the
+ * newest copy of each page as of the last, pages beyond its commit
+ * dropped.  One record for a spooling pass instead of one per commit: a
+ * page rewritten by many small transactions is written once.
+ */
+static int
+spool_copies(replicator *r, const rep_txn *first, uint32_t n, uint32_t flags,
+             int do_sync, char **pzErr)
+{
+    const rep_txn *last = first, *t = first;
+    uint64_t nframes = 0;
+    for (uint32_t k = 0; k < n; k++, t = t->next) {
+        nframes += t->nframes;
+        last = t;
+    }
+    if (!scratch_reserve(r, nframes))
+        return SQLITE_NOMEM;
+    pg_ref *refs = r->scratch_refs;
+    uint32_t *pgnos = r->scratch_u32;
+    const uint8_t **frame = r->scratch_ptrs, **out = frame + r->scratch_cap;
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)first->page_size;
+    uint32_t g = 0, np = 0;
+    t = first;
+    for (uint32_t k = 0; k < n; k++, t = t->next)
+        for (uint32_t i = 0; i < t->nframes; i++, g++) {
+            frame[g] = t->frames + i * fsz;
+            refs[g].pgno = wal_get32(frame[g]);
+            refs[g].idx = g;
+        }
+    if (nframes > 1)
+        qsort(refs, nframes, sizeof(*refs), pg_ref_cmp);
+    for (uint32_t i = 0; i < nframes; i++) {
+        if (i + 1 < nframes && refs[i + 1].pgno == refs[i].pgno)
+            continue; /* a later copy of the same page wins */
+        if (refs[i].pgno > last->commit)
+            continue; /* truncated away since */
+        pgnos[np] = refs[i].pgno;
+        out[np++] = frame[refs[i].idx];
+    }
+    spool_txn st = {.txid = first->txid,
+                    .txid_max = last->txid,
+                    .flags = flags,
+                    .page_size = first->page_size,
+                    .commit = last->commit,
+                    .pos = last->pos,
+                    .npages = np,
+                    .pgnos = pgnos};
+    return spool_append_pages(r->sp, &st, frames_page, out, do_sync, pzErr);
+}
+
+int
+rep_spool_run(replicator *r, const rep_txn *first, uint32_t n, int do_sync,
+              char **pzErr)
+{
+    const rep_txn *t = first;
+    spool_txn st = {.txid = t->txid,
+                    .page_size = t->page_size,
+                    .commit = t->commit,
+                    .pos = t->pos};
+
+    if (n > 1 || !(t->flags & (REP_FULL | REP_IMAGE | REP_WALREF)))
+        return spool_copies(r, first, n, 0, do_sync, pzErr);
+    if (t->flags & REP_FULL) {
+        st.flags = SPOOL_F_FULL;
+        return spool_append(r->sp, &st, do_sync, pzErr);
+    }
+    if (t->flags & REP_WALREF)
+        return spool_walref(r, t, do_sync, pzErr);
+    /* REP_IMAGE: an image the capture read, pages 1..commit. */
+    return spool_copies(r, t, 1, SPOOL_F_FULL | SPOOL_F_IMAGE, do_sync, pzErr);
 }
 
 int
 rep_spool_txn(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
 {
-    spool_txn st = {.txid = t->txid,
-                    .page_size = t->page_size,
-                    .commit = t->commit,
-                    .pos = t->pos};
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
+    return rep_spool_run(r, t, 1, do_sync, pzErr);
+}
 
-    if (t->flags & REP_FULL) {
-        st.flags = SPOOL_F_FULL;
-        return spool_append(r->sp, &st, do_sync, pzErr);
+void
+rep_txn_free(rep_txn *t)
+{
+    if (!t)
+        return;
+    if (t->arena) {
+        txarena_release(t);
+    } else {
+        ls_free(t->frames);
+        ls_free(t);
     }
-    if (t->flags & REP_IMAGE)
-        st.flags = SPOOL_F_FULL | SPOOL_F_IMAGE;
-    if (t->flags & REP_WALREF)
-        return spool_walref(r, t, do_sync, pzErr);
-    /* Newest copy of each page, pages beyond the commit dropped.  Scratch
-     * arrays are kept between transactions (this runs thousands of times
-     * a second). */
-    if (t->nframes + 1 > r->scratch_cap) {
-        uint64_t nc = (uint64_t)t->nframes + 64;
-        pg_ref *refs = ls_realloc(r->scratch_refs, sizeof(*refs) * nc);
-        if (refs)
-            r->scratch_refs = refs;
-        uint32_t *u = refs ? ls_realloc(r->scratch_u32, 8 * nc) : NULL;
-        if (!u)
-            return SQLITE_NOMEM;
-        r->scratch_u32 = u;
-        r->scratch_cap = nc;
+}
+
+/* ---- spooling the queue ------------------------------------------------ */
+
+/* Puts back at the front of the queue, in order, what was not spooled. */
+static void
+requeue(replicator *r, rep_txn *list)
+{
+    pthread_mutex_lock(&r->mu);
+    rep_txn *tail = list;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = r->head;
+    if (!r->head)
+        r->tail = tail;
+    r->head = list;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Whether a spooling error is the sidecar's (disk full, removed, I/O). */
+static int
+spool_fault(int rc)
+{
+    int e = rc & 0xff;
+    return e == SQLITE_FULL || e == SQLITE_IOERR || e == SQLITE_CANTOPEN;
+}
+
+/*
+ * A transaction could not be spooled (the sidecar's disk is full, the
+ * sidecar was removed, an I/O error): it and the rest of the list are
+ * dropped, not kept in memory, and the error shows in the status.  Nothing
+ * is lost: the TXIDs are captured, so once the spool works again recovery
+ * re-reads them from the WAL or a full image covers them (upload.c,
+ * fill_gap).  Returns NULL: nothing to requeue.
+ */
+static rep_txn *
+spool_failed(rep_txn *list, char **pzErr)
+{
+    size_t n = 0;
+    while (list) {
+        rep_txn *t = list;
+        list = t->next;
+        rep_txn_free(t);
+        n++;
     }
-    pg_ref *refs = r->scratch_refs;
-    uint32_t *pgnos = r->scratch_u32;
-    uint32_t *idx = r->scratch_u32 + r->scratch_cap;
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < t->nframes; i++) {
-        refs[i].pgno = wal_get32(t->frames + i * fsz);
-        refs[i].idx = i;
+    char *z = sqlite3_mprintf(
+        "%s (%llu transaction%s not spooled: they wait in the database and "
+        "are recovered from the WAL or by a full image once the spool can "
+        "be written)",
+        *pzErr ? *pzErr : "litestream: cannot spool", (unsigned long long)n,
+        n == 1 ? "" : "s");
+    if (z) {
+        sqlite3_free(*pzErr);
+        *pzErr = z;
     }
-    if (t->nframes > 1)
-        qsort(refs, t->nframes, sizeof(*refs), pg_ref_cmp);
-    for (uint32_t i = 0; i < t->nframes; i++) {
-        if (i + 1 < t->nframes && refs[i + 1].pgno == refs[i].pgno)
-            continue; /* a later copy of the same page wins */
-        if (refs[i].pgno > t->commit)
-            continue; /* truncated away by this transaction */
-        pgnos[n] = refs[i].pgno;
-        idx[n++] = refs[i].idx;
+    return NULL;
+}
+
+/* Whether t is a plain copy of a commit (what a run of records holds). */
+static int
+plain_copy(const rep_txn *t)
+{
+    return !(t->flags & (REP_FULL | REP_IMAGE | REP_WALREF));
+}
+
+/*
+ * How many transactions from t on go into one spool record: consecutive
+ * TXIDs of plain copies with one page size, up to RUN_MAX_BYTES of frames
+ * (spool_txn.h).
+ */
+static uint32_t
+run_length(const rep_txn *t)
+{
+    uint32_t n = 1;
+    uint64_t bytes = (uint64_t)t->nframes * t->page_size;
+    if (!plain_copy(t))
+        return 1;
+    for (const rep_txn *u = t->next;
+         u && plain_copy(u) && u->txid == t->txid + 1 &&
+         u->page_size == t->page_size;
+         t = u, u = u->next) {
+        bytes += (uint64_t)u->nframes * u->page_size;
+        if (bytes > RUN_MAX_BYTES)
+            break;
+        n++;
     }
-    st.npages = n;
-    st.pgnos = pgnos;
-    frames_rd f = {t, idx};
-    return spool_append_pages(r->sp, &st, frames_page, &f, do_sync, pzErr);
+    return n;
+}
+
+/*
+ * Spools everything queued.  What cannot be spooled is dropped and later
+ * recovered (spool_failed()), so memory stays bounded while the disk is
+ * full and the application never waits.
+ */
+int
+rep_spool_queue(replicator *r, int force_sync)
+{
+    rep_txn *list, *t;
+    int rc = SQLITE_OK;
+    uint64_t last = 0;
+    char *zErr = NULL;
+
+    /* One short critical section per pass: the application thread
+     * appends under the same mutex at every commit. */
+    pthread_mutex_lock(&r->mu);
+    list = r->head;
+    r->head = r->tail = NULL;
+    r->queued_bytes = 0;
+    r->woken = 0;
+    int64_t limit = r->opts.spool_limit;
+    int was_full = r->spool_full;
+    pthread_mutex_unlock(&r->mu);
+    if (r->db_replaced) {
+        /* Not this path's database any more (db_current()). */
+        while ((t = list)) {
+            list = t->next;
+            rep_txn_free(t);
+        }
+        return SQLITE_OK;
+    }
+    int full = (int64_t)spool_bytes(r->sp) >= limit;
+
+    while (list) {
+        t = list;
+        if (full || (int64_t)spool_bytes(r->sp) >= limit) {
+            /* Full: this transaction is not spooled.  Once the replica
+             * catches up, the missing TXIDs are recovered from the WAL or
+             * covered by a full image (upload.c, fill_gap). */
+            if (!full && !was_full)
+                rep_set_error(
+                    r, sqlite3_mprintf("litestream: the spool of '%s' is full "
+                                       "(%llu bytes, limit %lld): new "
+                                       "transactions wait in the database; a "
+                                       "full image follows once the replica "
+                                       "is reachable",
+                                       r->zDbPath,
+                                       (unsigned long long)spool_bytes(r->sp),
+                                       (long long)limit));
+            full = 1;
+            list = t->next;
+            rep_txn_free(t);
+            continue;
+        }
+        uint32_t n = run_length(t);
+        rc = rep_spool_run(r, t, n, 0, &zErr);
+        if (rc != SQLITE_OK && spool_fault(rc)) {
+            list = spool_failed(list, &zErr);
+            full |= rc == SQLITE_FULL;
+            rc = SQLITE_OK;
+            break;
+        }
+        if (rc != SQLITE_OK)
+            break; /* transient (busy, memory): requeued, tried again */
+        while (n--) {
+            t = list;
+            if (t->flags & REP_DURABLE)
+                force_sync = 1;
+            last = t->txid;
+            list = t->next;
+            rep_txn_free(t);
+        }
+    }
+    if (last && (force_sync || r->opts.durable_spool) &&
+        spool_sync(r->sp) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = SQLITE_IOERR;
+        zErr = sqlite3_mprintf("litestream: cannot sync the spool: %s",
+                               strerror(errno));
+    }
+    if (list)
+        requeue(r, list);
+    if (rc == SQLITE_OK && last)
+        sidecar_set_spooled(r->sc, last);
+    if (full != was_full) {
+        pthread_mutex_lock(&r->mu);
+        r->spool_full = full;
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (zErr)
+        rep_set_error(r, zErr);
+    return rc;
+}
+
+void
+rep_spool_if_waiting(replicator *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int waiting = r->queued_bytes >= QUEUE_WAKE_BYTES;
+    pthread_mutex_unlock(&r->mu);
+    if (waiting)
+        rep_spool_queue(r, 0);
 }

@@ -3,13 +3,15 @@
  * (txarena.h).
  */
 #include "storage/replicate/txarena.h"
-#include "storage/base/mem.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#define CHUNK_SIZE (4u << 20)
+#define CHUNK_SIZE (1u << 20)
 #define ALIGN      16
+#define SPARES_MAX 2 /* chunks kept for reuse, per process */
 
 struct txchunk {
     uint32_t refs; /* atomic: transactions in it, +1 while current */
@@ -23,11 +25,51 @@ round_up(size_t n)
     return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 }
 
+/*
+ * Chunks come from mmap, not the C allocator: a 1 MiB block freed by the
+ * replicator thread would otherwise sit in the allocator's heap, and the
+ * application's own small allocations would be carved out of it (slower,
+ * on the writer's thread).  A few freed chunks are kept for reuse, so a
+ * steady write load touches the same pages instead of faulting in new
+ * ones.
+ */
+static pthread_mutex_t spares_mu = PTHREAD_MUTEX_INITIALIZER;
+static txchunk *spares[SPARES_MAX];
+static int n_spares;
+
+static txchunk *
+chunk_new(void)
+{
+    txchunk *c = NULL;
+    pthread_mutex_lock(&spares_mu);
+    if (n_spares > 0)
+        c = spares[--n_spares];
+    pthread_mutex_unlock(&spares_mu);
+    if (!c) {
+        void *m = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        c = m;
+    }
+    c->refs = 1; /* the capturing side's */
+    c->used = 0;
+    return c;
+}
+
 static void
 chunk_unref(txchunk *c)
 {
-    if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        ls_free(c);
+    if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    pthread_mutex_lock(&spares_mu);
+    if (n_spares < SPARES_MAX) {
+        spares[n_spares++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&spares_mu);
+    if (c)
+        munmap(c, CHUNK_SIZE);
 }
 
 rep_txn *
@@ -39,11 +81,9 @@ txarena_alloc(txchunk **cur, size_t frames_bytes)
         return NULL; /* big: its own allocation */
     txchunk *c = *cur;
     if (!c || c->used + need > room) {
-        txchunk *n = ls_malloc(CHUNK_SIZE);
+        txchunk *n = chunk_new();
         if (!n)
             return NULL;
-        n->refs = 1; /* the capturing side's */
-        n->used = 0;
         if (c)
             chunk_unref(c);
         *cur = c = n;
@@ -65,11 +105,9 @@ txarena_reserve(txchunk **cur, size_t min_avail, size_t *avail)
     size_t hdr = round_up(sizeof(rep_txn));
     txchunk *c = *cur;
     if (!c || c->used + hdr + min_avail > room) {
-        txchunk *n = ls_malloc(CHUNK_SIZE);
+        txchunk *n = chunk_new();
         if (!n)
             return NULL;
-        n->refs = 1;
-        n->used = 0;
         if (c)
             chunk_unref(c);
         *cur = c = n;

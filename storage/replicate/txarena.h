@@ -6,7 +6,7 @@
  * application thread, and the replicator thread frees it a moment later:
  * with malloc that is a cross-thread free per commit, which keeps the C
  * allocator trimming and faulting pages back in.  Instead transactions are
- * carved out of 4 MiB chunks with a bump pointer; each chunk counts the
+ * carved out of 1 MiB chunks with a bump pointer; each chunk counts the
  * transactions in it (plus one while it is the current chunk) and is freed
  * when the last is released.  One atomic add on each side per transaction.
  *

@@ -19,6 +19,7 @@
  * Replicator thread only.
  */
 #include "storage/replicate/upload.h"
+#include "storage/replicate/spool_txn.h"
 
 #include "storage/backend/layout.h"
 #include "storage/base/fsutil.h"
@@ -41,7 +42,7 @@
 
 #define BATCH_MAX_BYTES (256ull << 20)
 
-#define SPILL_BYTES (8u << 20)
+#define SPILL_BYTES (2u << 20)
 
 /*
  * Where an object is encoded: memory while small, a temporary file in the
@@ -61,6 +62,9 @@ static int
 outbuf_write(void *ctx, const void *buf, size_t n)
 {
     outbuf *m = ctx;
+    /* The application goes on committing while an object is encoded:
+     * spool what it queued meanwhile, so the queue stays small. */
+    rep_spool_if_waiting(m->r);
     if (m->fd < 0 && m->n + n > SPILL_BYTES) {
         m->zPath = sqlite3_mprintf("%s/upload.ltx.tmp", sidecar_dir(m->r->sc));
         if (!m->zPath)

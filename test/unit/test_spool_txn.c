@@ -6,6 +6,11 @@
  * By reference to a real WAL (REP_WALREF): the pages are the newest frames
  * of the transaction's range, validated from the seed; a seed that does
  * not match the WAL turns the TXID into a full-image marker.
+ * Runs: consecutive copies become one record of TXIDs first..last with the
+ * newest copy of each page as of the last; the spool reads runs in order
+ * (a full-image marker starting where a run would continue wins; a run
+ * overlapping what was already read still continues the walk) and finds
+ * the record that ends at a TXID.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -186,12 +191,101 @@ test_walref(void)
     sqlite3_free(zDb);
 }
 
+/* Three consecutive copies, then a marker, then two more: 1..3, 4, 5..6. */
+static void
+test_runs(void)
+{
+    char *zDb = sqlite3_mprintf("%s/runs.db", zDir);
+    replicator *r = rt_replicator(zDb, NULL);
+    size_t fsz = WAL_FRAME_HDR_SIZE + PS;
+    uint8_t *buf = malloc(fsz * 16);
+    char *zErr = NULL;
+    spool_txn rec;
+    static const uint32_t pa[] = {1, 2}, va[] = {1, 1}, pb[] = {2, 3, 4},
+                          vb[] = {2, 1, 1}, pc[] = {3, 1}, vc[] = {2, 2};
+
+    /* TXID 1 writes 1,2; 2 writes 2,3,4 (commit 4); 3 rewrites 3 and 1 and
+     * truncates to 3 pages. */
+    rep_txn t[6];
+    t[0] = copied(1, 2, pa, va, 2, buf);
+    t[1] = copied(2, 4, pb, vb, 3, buf + 2 * fsz);
+    t[2] = copied(3, 3, pc, vc, 2, buf + 5 * fsz);
+    t[0].next = &t[1];
+    t[1].next = &t[2];
+    int rc = rep_spool_run(r, &t[0], 3, 0, &zErr);
+    spool_scan(r->sp);
+    ok(rc == SQLITE_OK && spool_read(r->sp, 1, &rec) == SQLITE_OK &&
+           rec.txid == 1 && rec.txid_max == 3,
+       "three consecutive copies: one record of TXIDs 1..3");
+    ok(rec.npages == 3 && rec.commit == 3 && rec.pos.frame == 43 &&
+           page_is(&rec, 0, 1, 2) && page_is(&rec, 1, 2, 2) &&
+           page_is(&rec, 2, 3, 2),
+       "newest copy of pages 1-3 as of TXID 3, page 4 (beyond its commit) "
+       "dropped, TXID 3's position");
+    spool_txn_free(&rec);
+    ok(spool_contiguous(r->sp, 1) == 3 && !spool_has(r->sp, 2),
+       "contiguous 1..3 through the run; no record starts at 2");
+
+    t[3] = copied(4, 3, pa, va, 2, buf + 7 * fsz);
+    t[3].flags = REP_FULL;
+    rep_spool_txn(r, &t[3], 0, &zErr);
+    t[4] = copied(5, 3, pa, vb, 2, buf + 9 * fsz);
+    t[5] = copied(6, 3, pc, vc, 2, buf + 11 * fsz);
+    t[4].next = &t[5];
+    rep_spool_run(r, &t[4], 2, 0, &zErr);
+    spool_scan(r->sp);
+    ok(spool_contiguous(r->sp, 1) == 6, "1..3, the marker at 4, 5..6");
+    ok(spool_read_next(r->sp, 3, &rec) == SQLITE_OK && rec.txid == 4 &&
+           rec.flags == SPOOL_F_FULL,
+       "after 3 comes the marker");
+    spool_txn_free(&rec);
+    ok(spool_read_end(r->sp, 6, &rec) == SQLITE_OK && rec.txid == 5 &&
+           rec.pos.frame == 46,
+       "the record ending at 6 says where 6 ended");
+    spool_txn_free(&rec);
+    ok(spool_read_end(r->sp, 2, &rec) == SQLITE_NOTFOUND,
+       "no record ends at 2 (inside a run)");
+
+    /* 7..8, then a run 8..9 overlapping it (TXID 8 spooled twice, as
+     * after a recapture): the walk continues through both. */
+    t[1].next = &t[2];
+    t[2].next = NULL;
+    rep_txn u[4] = {t[1], t[2], t[1], t[2]};
+    u[0].txid = 7;
+    u[1].txid = 8;
+    u[0].next = &u[1];
+    rep_spool_run(r, &u[0], 2, 0, &zErr);
+    u[2].txid = 8;
+    u[3].txid = 9;
+    u[2].next = &u[3];
+    rep_spool_run(r, &u[2], 2, 0, &zErr);
+    spool_scan(r->sp);
+    ok(spool_contiguous(r->sp, 1) == 9 &&
+           spool_read_next(r->sp, 6, &rec) == SQLITE_OK && rec.txid == 7 &&
+           rec.txid_max == 8,
+       "7..8 continues after 6");
+    spool_txn_free(&rec);
+    ok(spool_read_next(r->sp, 8, &rec) == SQLITE_OK && rec.txid == 8 &&
+           rec.txid_max == 9,
+       "the overlapping run 8..9 continues after 8");
+    spool_txn_free(&rec);
+    spool_drop_upto(r->sp, 6);
+    ok(spool_contiguous(r->sp, 7) == 9 &&
+           spool_read_end(r->sp, 6, &rec) == SQLITE_OK,
+       "dropped below 6: the run ending at 6 is kept, 7..9 still indexed");
+    spool_txn_free(&rec);
+    free(buf);
+    rt_replicator_free(r);
+    sqlite3_free(zDb);
+}
+
 int
 main(void)
 {
     rt_init();
     zDir = rt_tmpdir();
     test_copied();
+    test_runs();
     test_walref();
     rt_rmrf(zDir);
     free(zDir);
