@@ -352,6 +352,8 @@ xfer_setup(http_client *c, CURL *h, xfer *x, struct curl_slist **pList)
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                      (long)((c->opts.stall_timeout_ms + 999) / 1000));
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (r->fresh)
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
     /* Large reads: fewer callbacks and copies on multi-MB objects. */
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, xfer_write);

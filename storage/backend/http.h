@@ -97,6 +97,12 @@ typedef struct http_req {
     /* Refuse a response body larger than this (0: no limit). */
     uint64_t max_response;
     const http_ssh *ssh; /* sftp:// URLs only (above); NULL otherwise */
+    /*
+     * Send it on a new connection: libcurl silently sends a request again
+     * when a kept connection turns out dead before any answer, which a
+     * request that must not run twice (WebDAV MOVE) cannot afford.
+     */
+    int fresh;
 } http_req;
 
 typedef struct http_resp {

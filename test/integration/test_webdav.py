@@ -10,10 +10,11 @@ import json
 import os
 import pwd
 import sqlite3
+import time
 
 from harness import done, load, ok, restore_and_compare, scratch
-from hostcheck import Checks
-from servers import WebdavServer
+from hostcheck import Checks, ltx_sane, objects
+from servers import FaultProxy, WebdavServer
 
 load()
 srv = WebdavServer().start()
@@ -93,6 +94,44 @@ H.compact_and_delete(srv.url("compact/db"), os.path.join(srv.data_dir, "compact/
 # --- the server killed in the middle of an upload, then restarted ------------
 H.kill_mid_upload(srv, srv.url("kill/db"),
                   os.path.join(srv.data_dir, "kill/db"))
+
+# --- transient failures through a fault-injecting proxy ----------------------
+px = FaultProxy(srv).start()
+url = f"webdav://127.0.0.1:{px.port}/faults/db"
+d, db, con = fresh("faults", url)
+write(con, 10)
+con.execute("SELECT litestream_sync(10000)")
+rules = [
+    px.add_rule("PUT", None, "status", code=503, count=2),
+    px.add_rule("PUT", None, "status", code=429, count=1),
+    px.add_rule("PUT", None, "reset", count=1),
+    px.add_rule("MOVE", None, "status", code=502, count=1),
+    px.add_rule("MOVE", None, "reset_after_upstream", count=1),
+    px.add_rule("PROPFIND", None, "reset", count=1),
+    px.add_rule("PROPFIND", None, "truncate", fraction=0.5, count=1),
+]
+for i in range(20):
+    write(con, 3)
+    time.sleep(0.05)
+txid = con.execute("SELECT litestream_sync(30000)").fetchone()[0]
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    f"after 5xx/429/resets/truncation: caught up at {txid}")
+applied = {r.method + " " + r.fault + str(r.params.get("code", "")):
+           r.applied for r in rules}
+ok(all(r.applied == r.count for r in rules),
+   f"every fault hit the requests (uploads, restore): {applied}")
+log = [(r.method, r.status) for r in px.log]
+i = next(k for k, r in enumerate(px.log)
+         if r.fault == "reset_after_upstream")
+ok(log[i + 1:i + 3] == [("PROPFIND", 404), ("PROPFIND", 207)] and
+   "MOVE" not in [m for m, _ in log[i + 1:i + 4]],
+   f"a MOVE whose answer was lost is not sent again (with Overwrite: T it "
+   f"would delete what it moved): its source is gone, the object there: "
+   f"{log[i:i + 4]}")
+ltx, other = objects(os.path.join(srv.data_dir, "faults/db"))
+ok(all(ltx_sane(p) for p in ltx), f"every object is whole ({len(ltx)})")
+con.close()
+px.stop()
 
 # --- webdavs:// (TLS, a self-signed certificate) ------------------------------
 tls = WebdavServer(tls=True).start()
