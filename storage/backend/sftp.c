@@ -12,7 +12,8 @@
  *
  * Invariants:
  *   1. The server is authenticated before anything is sent: its host key's
- *      SHA-256 fingerprint must equal ?host_key=, or, without it, the key
+ *      SHA-256 fingerprint must be one of ?host_key= (comma-separated: the
+ *      server picks which of its keys it shows), or, without it, the key
  *      must be in ?known_hosts= (default ~/.ssh/known_hosts).  A refusal
  *      names the fingerprint to pin; it is never retried.
  *   2. put() is atomic: the object is uploaded to "<key>.<random>.tmp" in
@@ -54,7 +55,7 @@ typedef struct sftp_backend {
     char *zUser;       /* from the URL */
     char *zPass;       /* from the URL, or NULL */
     char *zKey;        /* ?key_path=, or NULL */
-    char *zPin;        /* ?host_key= "SHA256:...", or NULL */
+    char *zPin;        /* ?host_key= "SHA256:...[,SHA256:...]", or NULL */
     char *zKnownHosts; /* ?known_hosts=, or NULL for the default */
     char zSeen[64];    /* "SHA256:..." of the last host key seen */
     int seenMatch;     /* how it matched (HTTP_HOSTKEY_*) */
@@ -110,8 +111,17 @@ sftp_check_host(void *arg, const void *key, size_t n, int match)
 
     sftp_fingerprint(key, n, sb->zSeen);
     sb->seenMatch = match;
-    if (sb->zPin)
-        return strcmp(sb->zPin, sb->zSeen) == 0;
+    if (sb->zPin) { /* one of a comma-separated list */
+        size_t nSeen = strlen(sb->zSeen);
+        for (const char *p = sb->zPin; *p; p += strcspn(p, ",") + 1) {
+            if (strncmp(p, sb->zSeen, nSeen) == 0 &&
+                (p[nSeen] == ',' || !p[nSeen]))
+                return 1;
+            if (p[strcspn(p, ",")] == 0)
+                break;
+        }
+        return 0;
+    }
     return match == HTTP_HOSTKEY_OK;
 }
 
@@ -622,14 +632,19 @@ sftp_check_url(const ls_url *u, char **pzErr)
                                  u->redacted);
         return SQLITE_ERROR;
     }
-    if (zPin && (strncmp(zPin, "SHA256:", 7) != 0 || strlen(zPin) != 50 ||
-                 strspn(zPin + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmno"
-                                  "pqrstuvwxyz0123456789+/ ") != 43)) {
-        *pzErr = sqlite3_mprintf("litestream: bad host_key in '%s' (expected "
-                                 "the SHA256:... fingerprint that "
-                                 "ssh-keygen -lf prints, 50 characters)",
-                                 u->redacted);
-        return SQLITE_ERROR;
+    for (const char *p = zPin; p;
+         p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        if (strncmp(p, "SHA256:", 7) != 0 ||
+            strspn(p + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789+/ ") != 43 ||
+            (p[50] != 0 && p[50] != ',')) {
+            *pzErr = sqlite3_mprintf(
+                "litestream: bad host_key in '%s' (expected the SHA256:... "
+                "fingerprint that ssh-keygen -lf prints, 50 characters, or "
+                "several separated by commas)",
+                u->redacted);
+            return SQLITE_ERROR;
+        }
     }
     return SQLITE_OK;
 }

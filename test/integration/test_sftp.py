@@ -16,7 +16,7 @@ import urllib.parse
 from harness import done, load, ok, restore_and_compare, scratch
 from hostcheck import Checks
 from servers import SftpServer
-from filehosts import SFTP_USER
+from filehosts import SFTP_USER, fingerprint
 
 load()
 srv = SftpServer(password_user=True).start()
@@ -109,6 +109,7 @@ other = os.path.join(srv._tmp, "other_key")
 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other],
                check=True, env={k: v for k, v in os.environ.items()
                                 if k != "LD_PRELOAD"})
+H.other_fp = fingerprint(other + ".pub")
 error_then_fix("wrong-key", srv.url("e2/db"), "Authentication failure",
                set_env("LITESTREAM_SFTP_KEY_PATH", other),
                set_env("LITESTREAM_SFTP_KEY_PATH", KEY))
@@ -207,6 +208,14 @@ restore_and_compare(con, db, url, os.path.join(d, "out.db"),
                     "the new key pinned: every transaction replicated")
 con.close()
 
+# --- several pinned keys: the server shows one of its keys ------------------
+url = srv.url("multi/db", host_key=H.other_fp + "," + srv.fingerprint)
+d, db, con = fresh("multi-pin", url)
+write(con, 5)
+restore_and_compare(con, db, url, os.path.join(d, "out.db"),
+                    "host_key lists two fingerprints, the server's second")
+con.close()
+
 # --- bad URLs ------------------------------------------------------------------
 d = scratch("sftp-badurl")
 H.dirs.append(d)
@@ -214,6 +223,8 @@ con = sqlite3.connect(os.path.join(d, "app.db"), isolation_level=None)
 for bad, what in (("sftp://127.0.0.1:22/x", "no user"),
                   ("sftp://u@127.0.0.1/x?host_key=abc", "host_key"),
                   ("sftp://u@127.0.0.1/x?host_key=SHA256:short",
+                   "host_key"),
+                  ("sftp://u@127.0.0.1/x?host_key=" + srv.fingerprint + ",",
                    "host_key")):
     e = err_of(con, f"PRAGMA litestream_url = '{bad}'")
     ok(e is not None and what in e, f"{bad}: {e!r}")
