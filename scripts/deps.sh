@@ -22,6 +22,10 @@ if [ "$what" = test ]; then
     pkgs="$pkgs openssl"
     # npm only fetches packages; the tests run on test/tools/node (below).
     command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
+    # The SFTP and WebDAV test servers (test/servers/filehosts.py): sshd
+    # runs on its own port and config; on a machine with systemd the package
+    # also enables the system's sshd on port 22, which the tests never use.
+    pkgs="$pkgs openssh-server openssh-client rclone openssl"
 fi
 
 missing=""

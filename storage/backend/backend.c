@@ -25,14 +25,16 @@ static const struct {
     const char *scheme;
     const backend_vtab *vt; /* NULL: not available in this build */
 } backend_registry[] = {
+    /* clang-format off */
     {"file", &backend_file_vtab},
     {"s3", &backend_s3_vtab},
     {"gs", &backend_gs_vtab},
     {"abs", &backend_abs_vtab},
-    {"sftp", NULL},
-    {"webdav", NULL},
-    {"webdavs", NULL},
+    {"sftp", &backend_sftp_vtab},
+    {"webdav", &backend_webdav_vtab},
+    {"webdavs", &backend_webdavs_vtab},
     {"oss", &backend_oss_vtab},
+    /* clang-format on */
 };
 
 void

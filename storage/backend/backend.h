@@ -125,11 +125,14 @@ struct backend {
 };
 
 /* The backends (one file each). */
-extern const backend_vtab backend_file_vtab; /* file.c */
-extern const backend_vtab backend_s3_vtab;   /* s3.c */
-extern const backend_vtab backend_gs_vtab;   /* s3.c */
-extern const backend_vtab backend_abs_vtab;  /* azure.c */
-extern const backend_vtab backend_oss_vtab;  /* s3.c */
+extern const backend_vtab backend_file_vtab;    /* file.c */
+extern const backend_vtab backend_s3_vtab;      /* s3.c */
+extern const backend_vtab backend_gs_vtab;      /* s3.c */
+extern const backend_vtab backend_abs_vtab;     /* azure.c */
+extern const backend_vtab backend_oss_vtab;     /* s3.c */
+extern const backend_vtab backend_sftp_vtab;    /* sftp.c */
+extern const backend_vtab backend_webdav_vtab;  /* webdav.c */
+extern const backend_vtab backend_webdavs_vtab; /* webdav.c */
 
 /* Frees a list returned by list(). */
 void backend_objs_free(backend_obj *objs, int n);

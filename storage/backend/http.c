@@ -128,6 +128,7 @@ typedef struct xfer {
     sqlite3_str *hdrs; /* response headers of the last response */
     int too_big;       /* response body over max_response */
     int read_err;      /* pread of the body file failed */
+    struct curl_slist *quote, *postquote; /* SFTP commands */
 } xfer;
 
 static size_t
@@ -230,6 +231,100 @@ xfer_header(char *ptr, size_t size, size_t nmemb, void *arg)
     return sqlite3_str_errcode(x->hdrs) ? 0 : n;
 }
 
+/* Host key check without known_hosts (CURLOPT_SSH_HOSTKEYFUNCTION). */
+static int
+ssh_hostkey_cb(void *arg, int type, const char *key, size_t n)
+{
+    const http_ssh *s = arg;
+
+    (void)type;
+    return s->check_host &&
+                   s->check_host(s->arg, key, n, HTTP_HOSTKEY_UNCHECKED)
+               ? CURLKHMATCH_OK
+               : CURLKHMATCH_MISMATCH;
+}
+
+/* Host key check after libssh2 matched known_hosts (CURLOPT_SSH_KEYFUNCTION;
+ * the found key is the raw blob, len > 0). */
+static int
+ssh_known_cb(CURL *h, const struct curl_khkey *known,
+             const struct curl_khkey *found, enum curl_khmatch m, void *arg)
+{
+    const http_ssh *s = arg;
+    int match = m == CURLKHMATCH_OK         ? HTTP_HOSTKEY_OK
+                : m == CURLKHMATCH_MISMATCH ? HTTP_HOSTKEY_MISMATCH
+                                            : HTTP_HOSTKEY_MISSING;
+
+    (void)h;
+    (void)known;
+    if (s->check_host == NULL || found == NULL || found->len == 0)
+        return match == HTTP_HOSTKEY_OK ? CURLKHSTAT_FINE : CURLKHSTAT_REJECT;
+    return s->check_host(s->arg, found->key, found->len, match)
+               ? CURLKHSTAT_FINE
+               : CURLKHSTAT_REJECT;
+}
+
+/* A curl list of n commands into *pList; 0 when out of memory. */
+static int
+ssh_list(const char *const *az, int n, struct curl_slist **pList)
+{
+    struct curl_slist *t;
+
+    for (int i = 0; i < n; i++) {
+        if ((t = curl_slist_append(*pList, az[i])) == NULL)
+            return 0;
+        *pList = t;
+    }
+    return 1;
+}
+
+/* The SFTP options of one attempt (the common ones are set already). */
+static int
+ssh_setup(CURL *h, xfer *x)
+{
+    const http_req *r = x->req;
+    const http_ssh *s = r->ssh;
+    long auth = 0;
+
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "sftp");
+    curl_easy_setopt(h, CURLOPT_USERNAME, s->user ? s->user : "");
+    if (s->password) {
+        curl_easy_setopt(h, CURLOPT_PASSWORD, s->password);
+        auth |= CURLSSH_AUTH_PASSWORD | CURLSSH_AUTH_KEYBOARD;
+    }
+    if (s->key_path) {
+        curl_easy_setopt(h, CURLOPT_SSH_PRIVATE_KEYFILE, s->key_path);
+        auth |= CURLSSH_AUTH_PUBLICKEY;
+    }
+    curl_easy_setopt(h, CURLOPT_SSH_AUTH_TYPES, auth);
+    if (s->known_hosts) {
+        curl_easy_setopt(h, CURLOPT_SSH_KNOWNHOSTS, s->known_hosts);
+        curl_easy_setopt(h, CURLOPT_SSH_KEYFUNCTION, ssh_known_cb);
+        curl_easy_setopt(h, CURLOPT_SSH_KEYDATA, (void *)s);
+    } else {
+        curl_easy_setopt(h, CURLOPT_SSH_HOSTKEYFUNCTION, ssh_hostkey_cb);
+        curl_easy_setopt(h, CURLOPT_SSH_HOSTKEYDATA, (void *)s);
+    }
+    if (!ssh_list(s->quote, s->nquote, &x->quote) ||
+        !ssh_list(s->postquote, s->npostquote, &x->postquote))
+        return SQLITE_NOMEM;
+    curl_easy_setopt(h, CURLOPT_QUOTE, x->quote);
+    curl_easy_setopt(h, CURLOPT_POSTQUOTE, x->postquote);
+    if (strcmp(r->method, "PUT") == 0) {
+        curl_easy_setopt(h, CURLOPT_FTP_CREATE_MISSING_DIRS,
+                         s->create_dirs ? (long)CURLFTP_CREATE_DIR : 0L);
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->nbody);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, xfer_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, x);
+    } else if (strcmp(r->method, "QUOTE") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (s->range) {
+        curl_easy_setopt(h, CURLOPT_RANGE, s->range);
+    }
+    return SQLITE_OK;
+}
+
 /* Sets the options of one attempt on h; the header list goes to *pList. */
 static int
 xfer_setup(http_client *c, CURL *h, xfer *x, struct curl_slist **pList)
@@ -257,12 +352,16 @@ xfer_setup(http_client *c, CURL *h, xfer *x, struct curl_slist **pList)
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                      (long)((c->opts.stall_timeout_ms + 999) / 1000));
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (r->fresh)
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
     /* Large reads: fewer callbacks and copies on multi-MB objects. */
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, xfer_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, xfer_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    if (r->ssh)
+        return ssh_setup(h, x);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (c->opts.skip_verify) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -303,6 +402,8 @@ curl_retryable(CURLcode e)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSH:           /* SSH session broken */
+    case CURLE_UPLOAD_FAILED: /* SFTP write failed other than refused */
         return 1;
     default:
         return 0;
@@ -329,6 +430,28 @@ xfer_failed(xfer *x, CURLcode e, const char *zDetail, http_resp *resp)
         sqlite3_mprintf("%s%s%s", zWhat, zDetail && zDetail[0] ? ": " : "",
                         zDetail ? zDetail : "");
     resp->retryable = !x->too_big && !x->read_err && curl_retryable(e);
+    if (x->req->ssh) {
+        if (e == CURLE_FAILED_INIT) /* no SSH session (server starting) */
+            resp->retryable = 1;
+        resp->ssh_fail = e == CURLE_REMOTE_FILE_NOT_FOUND ? HTTP_SFTP_NOTFOUND
+                         : e == CURLE_LOGIN_DENIED        ? HTTP_SFTP_LOGIN
+                         : e == CURLE_PEER_FAILED_VERIFICATION
+                             ? HTTP_SFTP_HOSTKEY
+                         : e == CURLE_REMOTE_ACCESS_DENIED ? HTTP_SFTP_DENIED
+                         : e == CURLE_REMOTE_DISK_FULL     ? HTTP_SFTP_FULL
+                         : e == CURLE_QUOTE_ERROR          ? HTTP_SFTP_QUOTE
+                         : e == CURLE_BAD_DOWNLOAD_RESUME  ? HTTP_SFTP_PAST_END
+                                                           : 0;
+        /* A failed command says why only in its text. */
+        if (resp->ssh_fail == HTTP_SFTP_QUOTE && zDetail &&
+            strstr(zDetail, "Permission"))
+            resp->ssh_fail = HTTP_SFTP_DENIED;
+        else if (resp->ssh_fail == HTTP_SFTP_QUOTE && zDetail &&
+                 strstr(zDetail, "No such"))
+            resp->ssh_fail = HTTP_SFTP_NOTFOUND;
+        if (resp->ssh_fail)
+            resp->retryable = 0;
+    }
     return resp->transport ? SQLITE_IOERR : SQLITE_NOMEM;
 }
 
@@ -371,13 +494,21 @@ http_do(http_client *c, const http_req *req, http_resp *resp)
         x.buf = NULL;
         resp->headers = sqlite3_str_finish(x.hdrs);
         x.hdrs = NULL;
+        if (resp->headers == NULL) /* none (SFTP): an empty block */
+            resp->headers = sqlite3_mprintf("");
         rc = resp->headers ? SQLITE_OK : SQLITE_NOMEM;
     }
 out:
     if (h)
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-    pool_put(c, h, rc == SQLITE_OK);
+    /* An SFTP refusal leaves the session usable: keep the connection. */
+    pool_put(c, h,
+             rc == SQLITE_OK ||
+                 (resp->ssh_fail && resp->ssh_fail != HTTP_SFTP_LOGIN &&
+                  resp->ssh_fail != HTTP_SFTP_HOSTKEY));
     curl_slist_free_all(list);
+    curl_slist_free_all(x.quote);
+    curl_slist_free_all(x.postquote);
     sqlite3_free(x.buf);
     sqlite3_free(sqlite3_str_finish(x.hdrs));
     if (rc == SQLITE_NOMEM && resp->transport == NULL)

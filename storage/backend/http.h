@@ -34,6 +34,51 @@ typedef struct http_opts {
     int max_attempts;       /* <= 0: 5 (1 try + 4 retries) */
 } http_opts;
 
+/*
+ * SFTP (libcurl over libssh2): the settings of one request to an sftp://
+ * URL, given as http_req.ssh.  The easy handle keeps its SSH connection
+ * between requests like an HTTP keep-alive; a connection is made only when
+ * none is open.  method "PUT" uploads the body, "GET" downloads the file
+ * (or, for a URL ending in '/', its "ls -l" style listing), "QUOTE" runs
+ * only the commands.
+ */
+#define HTTP_HOSTKEY_OK        0 /* the known_hosts entry matches */
+#define HTTP_HOSTKEY_MISMATCH  1 /* known_hosts has another key for host */
+#define HTTP_HOSTKEY_MISSING   2 /* known_hosts has no key for the host */
+#define HTTP_HOSTKEY_UNCHECKED 3 /* no known_hosts file was given */
+
+typedef struct http_ssh {
+    const char *user;
+    const char *password;    /* NULL: no password authentication */
+    const char *key_path;    /* private key file; NULL: none */
+    const char *known_hosts; /* NULL: check_host alone decides */
+    /*
+     * Called when a connection is made, with the server's host key (the raw
+     * SSH key blob, n bytes) and how known_hosts matched it (HTTP_HOSTKEY_*).
+     * Returns non-zero to accept the key; 0 fails the request with
+     * ssh_fail HTTP_SFTP_HOSTKEY.
+     */
+    int (*check_host)(void *arg, const void *key, size_t n, int match);
+    void *arg;
+    /* SFTP commands ("rename A B", "rm A", "mkdir A") run before and after
+     * the transfer, in order; the first that fails fails the request. */
+    const char *const *quote;
+    int nquote;
+    const char *const *postquote;
+    int npostquote;
+    int create_dirs;   /* PUT: create missing directories of the path */
+    const char *range; /* GET: "FIRST-LAST" bytes, or NULL */
+} http_ssh;
+
+/* http_resp.ssh_fail: why an SFTP request failed. */
+#define HTTP_SFTP_NOTFOUND 1 /* no such file or directory */
+#define HTTP_SFTP_LOGIN    2 /* authentication refused */
+#define HTTP_SFTP_HOSTKEY  3 /* host key refused by check_host */
+#define HTTP_SFTP_DENIED   4 /* permission denied */
+#define HTTP_SFTP_FULL     5 /* disk full or quota exceeded */
+#define HTTP_SFTP_QUOTE    6 /* a command failed (transport says which) */
+#define HTTP_SFTP_PAST_END 7 /* the range starts past the end of the file */
+
 /* One request attempt. */
 typedef struct http_req {
     const char *method;         /* "GET", "PUT", "POST", "DELETE", "HEAD" */
@@ -51,6 +96,13 @@ typedef struct http_req {
     uint64_t nbody;
     /* Refuse a response body larger than this (0: no limit). */
     uint64_t max_response;
+    const http_ssh *ssh; /* sftp:// URLs only (above); NULL otherwise */
+    /*
+     * Send it on a new connection: libcurl silently sends a request again
+     * when a kept connection turns out dead before any answer, which a
+     * request that must not run twice (WebDAV MOVE) cannot afford.
+     */
+    int fresh;
 } http_req;
 
 typedef struct http_resp {
@@ -60,6 +112,7 @@ typedef struct http_resp {
     char *headers;   /* the last response's header block, raw */
     char *transport; /* why no (complete) response came, or NULL */
     int retryable;   /* a transport failure worth retrying */
+    int ssh_fail;    /* SFTP: HTTP_SFTP_* when the request failed, or 0 */
 } http_resp;
 
 /*
@@ -77,7 +130,10 @@ void http_client_free(http_client *c);
  * http_resp_clear()).  Returns SQLITE_OK when a complete HTTP response
  * arrived, whatever its status; SQLITE_IOERR when none did (refused,
  * reset, timed out, truncated, TLS failure; resp->transport says which and
- * resp->retryable whether trying again may help); SQLITE_NOMEM.
+ * resp->retryable whether trying again may help); SQLITE_NOMEM.  An SFTP
+ * request (req->ssh) returns SQLITE_OK when it and all its commands
+ * succeeded (status stays 0), else SQLITE_IOERR with resp->ssh_fail set
+ * when the server refused something (then it is not retryable).
  */
 int http_do(http_client *c, const http_req *req, http_resp *resp);
 

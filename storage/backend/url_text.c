@@ -108,6 +108,8 @@ url_param_is_secret(const char *zKey)
 
     if (!key_fold(zKey, buf, sizeof(buf)))
         return 1; /* absurdly long: hide it */
+    if (strcmp(buf, "hostkey") == 0)
+        return 0; /* sftp's host_key: a public fingerprint, shown to pin */
     for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
         if (strcmp(buf, exact[i]) == 0)
             return 1;

@@ -31,10 +31,11 @@ import tempfile
 import time
 
 from faultproxy import FAULTS, FaultProxy, Request, Rule, _live, _live_lock
+from filehosts import SftpServer, WebdavServer  # noqa: F401 (re-exported)
 
 __all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
            "FAULTS", "HERE", "S3RVER_PKG", "NODE", "AzureServer",
-           "GcsAuthServer"]
+           "GcsAuthServer", "SftpServer", "WebdavServer"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_PKG = os.path.join(HERE, "node_modules", "@20minutes", "s3rver")

@@ -99,11 +99,32 @@ def az_server():
     return _az
 
 
+_host = None
+
+
+def host_server():
+    """The SFTP or WebDAV server of this test process
+    (LITESTREAM_TEST_BACKEND=sftp or webdav; started on first use, stopped
+    at exit), with the SFTP key in the environment for the extension."""
+    global _host
+    if _host is None:
+        sys.path.insert(0, os.path.join(os.environ["LITESTREAM_SRCDIR"],
+                                        "test", "servers"))
+        from servers import SftpServer, WebdavServer
+        _host = (SftpServer() if BACKEND == "sftp" else WebdavServer()).start()
+        if BACKEND == "sftp":
+            os.environ["LITESTREAM_SFTP_KEY_PATH"] = _host.key_path
+        else:
+            os.environ.update(_host.env())
+    return _host
+
+
 def replica_url(d, name="replica"):
     """The replica URL of a test: a directory under d, or with
     LITESTREAM_TEST_BACKEND=s3 a prefix of the test S3 server's bucket
-    (abs: of the test Azurite's container)."""
-    if BACKEND == "abs":
+    (abs: of the test Azurite's container; sftp, webdav: a directory of the
+    test SFTP or WebDAV server)."""
+    if BACKEND in ("abs", "sftp", "webdav"):
         return make_replica(d, name).url
     if BACKEND == "s3":
         s = s3_server()
@@ -430,6 +451,15 @@ class AbsReplica(Replica):
         self.put(key, bytes(b), ms)
 
 
+class HostedReplica(FileReplica):
+    """A replica on the SFTP or WebDAV test server: a FileReplica on the
+    directory the server serves, under the server's URL."""
+
+    def __init__(self, server, prefix):
+        super().__init__(os.path.join(server.data_dir, prefix))
+        self.url = server.url(prefix)
+
+
 def make_replica(d, name="replica"):
     """The one place that decides where the tests' replicas live: a
     directory under d, or with LITESTREAM_TEST_BACKEND=s3 the prefix of the
@@ -437,6 +467,9 @@ def make_replica(d, name="replica"):
     if BACKEND == "abs":
         return AbsReplica(az_server(),
                           os.path.basename(d.rstrip("/")) + "/" + name)
+    if BACKEND in ("sftp", "webdav"):
+        return HostedReplica(host_server(),
+                             os.path.basename(d.rstrip("/")) + "/" + name)
     if BACKEND == "s3":
         return S3Replica(s3_server(),
                          os.path.basename(d.rstrip("/")) + "/" + name)
