@@ -499,8 +499,23 @@ void
 rep_spool_if_waiting(replicator *r)
 {
     pthread_mutex_lock(&r->mu);
-    int waiting = r->queued_bytes >= QUEUE_WAKE_BYTES;
+    uint64_t ticket = r->persist_req;
+    int asked = ticket > r->persist_done;
+    int waiting = r->queued_bytes >= QUEUE_WAKE_BYTES || asked;
     pthread_mutex_unlock(&r->mu);
-    if (waiting)
-        rep_spool_queue(r, 0);
+    if (!waiting)
+        return;
+    int rc = rep_spool_queue(r, 0);
+    if (asked) {
+        /* An application thread waits in replicator_persist() (a WAL
+         * restart behind a transaction queued by reference): answer now,
+         * not after the upload. */
+        pthread_mutex_lock(&r->mu);
+        if (ticket > r->persist_done) {
+            r->persist_done = ticket;
+            r->persist_rc = rc;
+            pthread_cond_broadcast(&r->changed);
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
 }

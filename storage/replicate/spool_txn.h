@@ -42,8 +42,10 @@ int rep_spool_queue(replicator *r, int force_sync);
 
 /*
  * Spools the queue now if the application has queued enough to wake the
- * thread (QUEUE_WAKE_BYTES): called between the steps of a long upload so
- * the queue, hence memory, stays small while it runs.
+ * thread (QUEUE_WAKE_BYTES) or waits in replicator_persist() (which is then
+ * answered): called between the steps of a long upload so the queue, hence
+ * memory, stays small and a writer at a WAL restart does not wait for the
+ * whole upload.
  */
 void rep_spool_if_waiting(replicator *r);
 
