@@ -30,6 +30,8 @@ restore_mb = int(os.environ.get("BENCH_S3_RESTORE_MB",
                                 "40" if quick else "500"))
 reps = int(os.environ.get("BENCH_REPS", "1" if quick else "3"))
 n_txn = int(os.environ.get("BENCH_S3_TXNS", "300" if quick else "1000"))
+idle_s = float(os.environ.get("BENCH_IDLE_SECONDS", "10" if quick else "40"))
+only = os.environ.get("BENCH_ONLY")
 rate = 100.0
 
 
@@ -121,6 +123,54 @@ def req_daemon(px):
     p.wait()
     con.close()
     return c
+
+
+def tasks():
+    """{tid: (name, voluntary + involuntary context switches)} of this
+    process's threads."""
+    out = {}
+    for t in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{t}/comm") as f:
+                name = f.read().strip()
+            sw = 0
+            with open(f"/proc/self/task/{t}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches",
+                                        "nonvoluntary_ctxt_switches")):
+                        sw += int(line.split()[1])
+            out[int(t)] = (name, sw)
+        except OSError:
+            pass
+    return out
+
+
+def idle_ext(px):
+    """Requests and wake-ups of the extension's threads over idle_s seconds
+    with nothing written (after some writes and a sync, and a quiet
+    period for the compactor's first pass)."""
+    d = os.path.join(work, "l-idle")
+    os.makedirs(d)
+    before = set(tasks())
+    load_ext()
+    con = sqlite3.connect(os.path.join(d, "db.sqlite"), isolation_level=None)
+    con.execute(f"PRAGMA litestream_url = 's3://bench/l-idle?endpoint="
+                f"{px.endpoint}'")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    paced_writes(con, 100)
+    con.execute("SELECT litestream_sync(30000)")
+    time.sleep(3)
+    px.clear_log()
+    t0 = {k: v for k, v in tasks().items() if k not in before}
+    time.sleep(idle_s)
+    t1 = {k: v for k, v in tasks().items() if k not in before}
+    c = counts(px)
+    reqs = sum(c.values())
+    per = {}
+    for tid, (name, sw) in t1.items():
+        per[name] = per.get(name, 0) + sw - t0.get(tid, (name, 0))[1]
+    con.close()
+    return reqs, c, per, len(t1)
 
 
 def build_db(path, mb):
@@ -216,19 +266,28 @@ os.environ["AWS_ACCESS_KEY_ID"] = s3.key
 os.environ["AWS_SECRET_ACCESS_KEY"] = s3.secret
 px = FaultProxy(s3).start()
 try:
-    progress(f"e. {n_txn} transactions at {rate:.0f}/s, extension")
-    ce = req_ext(px)
-    cd = None
-    if daemon:
+    ce = cd = None
+    if not only or "e" in only:
+        progress(f"e. {n_txn} transactions at {rate:.0f}/s, extension")
+        ce = req_ext(px)
+    if daemon and (not only or "e" in only):
         progress(f"e. {n_txn} transactions at {rate:.0f}/s, daemon")
         cd = req_daemon(px)
-    size, eb, db_, te, td = restore_bench()
+    idle = None
+    if not only or "l" in only:
+        progress(f"l. idle for {idle_s:.0f} s, extension on s3rver")
+        idle = idle_ext(px)
+    te = None
+    if not only or "f" in only:
+        size, eb, db_, te, td = restore_bench()
 finally:
     px.stop()
     s3.stop()
 
 secs = n_txn / rate
-with open(out_md, "a") as f:
+
+
+def write_requests(f):
     f.write(f"\n## e. S3 requests per 1000 transactions (s3rver, {rate:.0f} "
             f"txn/s, 1 s sync interval, {n_txn} txns over {secs:.0f} s)\n\n")
     f.write("| | PUT | GET | LIST | POST | DELETE | PUT per second |\n")
@@ -240,19 +299,50 @@ with open(out_md, "a") as f:
         f.write(f"| {name} | {c['PUT'] * k:.0f} | {c['GET'] * k:.0f} | "
                 f"{c['LIST'] * k:.0f} | {c['POST'] * k:.0f} | "
                 f"{c['DELETE'] * k:.0f} | {c['PUT'] / secs:.2f} |\n")
+
+
+def write_idle(f):
+    reqs, c, per, nthr = idle
+    wk = sum(per.values()) / idle_s
+    f.write(f"\n## l. idle: nothing written for {idle_s:.0f} s "
+            f"(s3rver, one database)\n\n")
+    f.write("| | value | goal |\n|---|---:|---|\n")
+    f.write(f"| requests (all methods, through the counting proxy) | "
+            f"{reqs} | 0: {'met' if reqs == 0 else '**MISSED**'} |\n")
+    f.write(f"| wake-ups per second (context switches of the "
+            f"extension's {nthr} threads) | {wk:.2f} | <= 1: "
+            f"{'met' if wk <= 1 else '**MISSED**'} |\n")
+    f.write("\nPer thread (context switches over the window): " + ", ".join(
+        f"`{k}` {v}" for k, v in sorted(per.items())) + "\n")
+
+
+def write_restore(f):
     f.write(f"\n## f. restore of a {restore_mb} MB database from s3rver\n\n")
     me = statistics.median(te)
     f.write(f"database {size / 1e6:.0f} MB; extension replica "
             f"{eb / 1e6:.0f} MB, daemon replica {db_ / 1e6:.0f} MB; "
             f"{reps} reps alternating, medians\n\n")
-    f.write("| | seconds | MB/s | speed vs daemon |\n|---|---|---|---|\n")
+    f.write("| | seconds | runs | MB/s | speed vs daemon |\n"
+            "|---|---|---|---|---|\n")
+    runs = ", ".join(f"{t:.2f}" for t in te)
     if td:
         md = statistics.median(td)
         f.write(f"| extension `litestream_restore('s3://…')` | **{me:.2f}** "
-                f"| {size / 1e6 / me:.0f} | **{md / me:.2f}x** "
-                f"({'faster' if me < md else 'SLOWER'}) |\n")
+                f"| {runs} | {size / 1e6 / me:.0f} | **{md / me:.2f}x** "
+                f"({'faster' if me < md else 'SLOWER'}; goal >= 1) |\n")
         f.write(f"| daemon `litestream restore` | {md:.2f} | "
-                f"{size / 1e6 / md:.0f} | 1 |\n")
+                + ", ".join(f"{t:.2f}" for t in td)
+                + f" | {size / 1e6 / md:.0f} | 1 |\n")
     else:
-        f.write(f"| extension | {me:.2f} | {size / 1e6 / me:.0f} | - |\n")
+        f.write(f"| extension | {me:.2f} | {runs} | {size / 1e6 / me:.0f} "
+                "| - |\n")
+
+
+with open(out_md, "a") as f:
+    if ce:
+        write_requests(f)
+    if idle:
+        write_idle(f)
+    if te:
+        write_restore(f)
 progress("s3 done")
