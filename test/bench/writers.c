@@ -500,8 +500,12 @@ child_g(result *r, void *argp)
         pthread_barrier_t bar;
         pthread_barrier_init(&bar, NULL, (unsigned)nw + 1);
         for (int i = 0; i < nw; i++) {
-            w[i] =
-                (g_writer){zDb, zRep, g_interval[a->cfg], i, 0, 0, 0, 0, &bar};
+            memset(&w[i], 0, sizeof w[i]);
+            w[i].zDb = zDb;
+            w[i].zRep = zRep;
+            w[i].interval = g_interval[a->cfg];
+            w[i].id = i;
+            w[i].bar = &bar;
             w[i].t_start = INT64_MAX;
         }
         for (int i = 0; i < nw; i++)
@@ -537,8 +541,13 @@ child_g(result *r, void *argp)
             if (pid[i] == 0) {
                 if (a->cfg != G_PLAIN)
                     load_extension();
-                g_writer w = {zDb, zRep, g_interval[a->cfg], i, 0, 0, 0,
-                              0,   NULL};
+                g_writer w;
+                memset(&w, 0, sizeof w);
+                w.zDb = zDb;
+                w.zRep = zRep;
+                w.interval = g_interval[a->cfg];
+                w.id = i;
+                w.sync_after = a->cfg != G_PLAIN && i == 0;
                 sqlite3 *db = open_db(zDb, zRep, w.interval);
                 if (a->cfg != G_PLAIN && i == 0)
                     free(query_text(db, "SELECT litestream_sync(30000)"));
