@@ -12,6 +12,7 @@ usage: s3_bench.py EXT_WITHOUT_SO DAEMON_BINARY WORKDIR OUT_MD
 (DAEMON_BINARY may be "-" to skip the daemon.)  Appends markdown to OUT_MD.
 """
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -205,6 +206,29 @@ def wait_quiet(prefix, quiet=3.0, limit=600):
     return last
 
 
+cpu = {}
+
+
+def self_cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def s3_cpu():
+    """CPU seconds of the s3rver process so far (utime + stime)."""
+    try:
+        with open(f"/proc/{s3.pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def restore_bench():
     d = os.path.join(work, "f")
     os.makedirs(d)
@@ -237,23 +261,30 @@ def restore_bench():
         p.terminate()
         p.wait()
     t_ext, t_dae = [], []
+    cpu["ext"], cpu["daemon"], cpu["s3_ext"], cpu["s3_daemon"] = [], [], [], []
     q = load_ext()
     for i in range(reps):
         out = os.path.join(d, "out-ext.sqlite")
         for f in (out, out + "-wal", out + "-shm"):
             if os.path.exists(f):
                 os.remove(f)
+        c0, s0 = self_cpu(), s3_cpu()
         t0 = time.monotonic()
         q.execute("SELECT litestream_restore(?, ?)", (url, out))
         t_ext.append(time.monotonic() - t0)
+        cpu["ext"].append(self_cpu() - c0)
+        cpu["s3_ext"].append(s3_cpu() - s0)
         os.remove(out)
         if daemon:
             outd = os.path.join(d, "out-daemon.sqlite")
+            c0, s0 = children_cpu(), s3_cpu()
             t0 = time.monotonic()
             subprocess.run([daemon, "restore", "-config", dcfg, "-o", outd,
                             os.path.join(d, "daemon.sqlite")], check=True,
                            capture_output=True)
             t_dae.append(time.monotonic() - t0)
+            cpu["daemon"].append(children_cpu() - c0)
+            cpu["s3_daemon"].append(s3_cpu() - s0)
             os.remove(outd)
         progress(f"f. rep {i + 1}/{reps}: extension {t_ext[-1]:.2f} s"
                  + (f", daemon {t_dae[-1]:.2f} s" if t_dae else ""))
@@ -336,6 +367,14 @@ def write_restore(f):
     else:
         f.write(f"| extension | {me:.2f} | {runs} | {size / 1e6 / me:.0f} "
                 "| - |\n")
+    m = statistics.median
+    f.write(f"\nCPU seconds (medians): the restoring process "
+            f"{m(cpu['ext']):.2f} (extension: every thread of it) "
+            + (f"vs {m(cpu['daemon']):.2f} (daemon)" if cpu["daemon"] else "")
+            + f"; s3rver while serving it {m(cpu['s3_ext']):.2f}"
+            + (f" vs {m(cpu['s3_daemon']):.2f}" if cpu["s3_daemon"] else "")
+            + ". s3rver is one Node process: when its CPU is close to the "
+            "wall time, the server bounds the restore.\n")
 
 
 with open(out_md, "a") as f:
