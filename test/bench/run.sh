@@ -145,8 +145,16 @@ if want m; then
             --out "$build/bench-results.md" >/dev/null
     fi
 fi
-echo "- total time of this run: $(( $(date +%s) - t_start )) s" \
-    >>"$build/bench-results.md"
+{
+    echo
+    echo "## Summary against issue 12's goals"
+    echo
+    /usr/bin/python3 "$here/summary.py" "$build/bench-results.md"
+    echo
+    echo "Total time of this run: $(( $(date +%s) - t_start )) s."
+} >"$build/bench-summary.md"
+cat "$build/bench-summary.md" >>"$build/bench-results.md"
+rm -f "$build/bench-summary.md"
 
 cat "$build/bench-results.md"
 echo
