@@ -12,6 +12,7 @@ usage: s3_bench.py EXT_WITHOUT_SO DAEMON_BINARY WORKDIR OUT_MD
 (DAEMON_BINARY may be "-" to skip the daemon.)  Appends markdown to OUT_MD.
 """
 import os
+import re
 import resource
 import shutil
 import sqlite3
@@ -162,16 +163,23 @@ def idle_ext(px):
     con.execute("SELECT litestream_sync(30000)")
     time.sleep(3)
     px.clear_log()
+    idle_t0 = time.monotonic()
     t0 = {k: v for k, v in tasks().items() if k not in before}
     time.sleep(idle_s)
     t1 = {k: v for k, v in tasks().items() if k not in before}
     c = counts(px)
     reqs = sum(c.values())
+    kinds = {}
+    for r in px.log:
+        t0_ = r.started - idle_t0
+        k = r.method + " " + re.sub(r"[0-9a-f]{16}", "N", r.path.split("?")[0]) \
+            + (" (list)" if "list-type" in r.path else "")
+        kinds.setdefault(k, []).append(t0_)
     per = {}
     for tid, (name, sw) in t1.items():
         per[name] = per.get(name, 0) + sw - t0.get(tid, (name, 0))[1]
     con.close()
-    return reqs, c, per, len(t1)
+    return reqs, kinds, per, len(t1)
 
 
 def build_db(path, mb):
@@ -333,7 +341,7 @@ def write_requests(f):
 
 
 def write_idle(f):
-    reqs, c, per, nthr = idle
+    reqs, kinds, per, nthr = idle
     wk = sum(per.values()) / idle_s
     f.write(f"\n## l. idle: nothing written for {idle_s:.0f} s "
             f"(s3rver, one database)\n\n")
@@ -345,6 +353,10 @@ def write_idle(f):
             f"{'met' if wk <= 1 else '**MISSED**'} |\n")
     f.write("\nPer thread (context switches over the window): " + ", ".join(
         f"`{k}` {v}" for k, v in sorted(per.items())) + "\n")
+    if kinds:
+        f.write("\nRequests (seconds into the window; N = 16 hex digits): "
+                + "; ".join(f"`{k}` at " + ", ".join(f"{t:.1f}" for t in v)
+                            for k, v in sorted(kinds.items())) + "\n")
 
 
 def write_restore(f):
