@@ -20,4 +20,12 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" litestream.so >/dev/null
 echo "build: $build/litestream.so, $(date -u -r "$build/litestream.so" '+%Y-%m-%d %H:%M:%S UTC')"
-exec /usr/bin/python3 "$here/remote.py" "$build/litestream" "$build/remote-work"
+# The Litestream VFS v0.5.17 beside ours when installed (npm ci in
+# test/bench/, as run.sh does); BENCH_REMOTE_S3=1 reads from s3rver instead.
+lvfs="$here/node_modules/litestream-vfs-linux-amd64/litestream-vfs.so"
+args=()
+[ -f "$lvfs" ] && args+=(--lvfs "$lvfs")
+[ "${BENCH_REMOTE_S3:-0}" = 1 ] && args+=(--s3)
+rm -f "$build/bench-remote-results.md"
+exec /usr/bin/python3 "$here/remote.py" "$build/litestream" \
+    "$build/remote-work" "${args[@]}" --out "$build/bench-remote-results.md"

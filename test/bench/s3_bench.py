@@ -12,6 +12,8 @@ usage: s3_bench.py EXT_WITHOUT_SO DAEMON_BINARY WORKDIR OUT_MD
 (DAEMON_BINARY may be "-" to skip the daemon.)  Appends markdown to OUT_MD.
 """
 import os
+import re
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -30,6 +32,8 @@ restore_mb = int(os.environ.get("BENCH_S3_RESTORE_MB",
                                 "40" if quick else "500"))
 reps = int(os.environ.get("BENCH_REPS", "1" if quick else "3"))
 n_txn = int(os.environ.get("BENCH_S3_TXNS", "300" if quick else "1000"))
+idle_s = float(os.environ.get("BENCH_IDLE_SECONDS", "10" if quick else "40"))
+only = os.environ.get("BENCH_ONLY")
 rate = 100.0
 
 
@@ -123,6 +127,61 @@ def req_daemon(px):
     return c
 
 
+def tasks():
+    """{tid: (name, voluntary + involuntary context switches)} of this
+    process's threads."""
+    out = {}
+    for t in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{t}/comm") as f:
+                name = f.read().strip()
+            sw = 0
+            with open(f"/proc/self/task/{t}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches",
+                                        "nonvoluntary_ctxt_switches")):
+                        sw += int(line.split()[1])
+            out[int(t)] = (name, sw)
+        except OSError:
+            pass
+    return out
+
+
+def idle_ext(px):
+    """Requests and wake-ups of the extension's threads over idle_s seconds
+    with nothing written (after some writes and a sync, and a quiet
+    period for the compactor's first pass)."""
+    d = os.path.join(work, "l-idle")
+    os.makedirs(d)
+    before = set(tasks())
+    load_ext()
+    con = sqlite3.connect(os.path.join(d, "db.sqlite"), isolation_level=None)
+    con.execute(f"PRAGMA litestream_url = 's3://bench/l-idle?endpoint="
+                f"{px.endpoint}'")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    paced_writes(con, 100)
+    con.execute("SELECT litestream_sync(30000)")
+    time.sleep(3)
+    px.clear_log()
+    idle_t0 = time.monotonic()
+    t0 = {k: v for k, v in tasks().items() if k not in before}
+    time.sleep(idle_s)
+    t1 = {k: v for k, v in tasks().items() if k not in before}
+    c = counts(px)
+    reqs = sum(c.values())
+    kinds = {}
+    for r in px.log:
+        t0_ = r.started - idle_t0
+        k = r.method + " " + re.sub(r"[0-9a-f]{16}", "N", r.path.split("?")[0]) \
+            + (" (list)" if "list-type" in r.path else "")
+        kinds.setdefault(k, []).append(t0_)
+    per = {}
+    for tid, (name, sw) in t1.items():
+        per[name] = per.get(name, 0) + sw - t0.get(tid, (name, 0))[1]
+    con.close()
+    return reqs, kinds, per, len(t1)
+
+
 def build_db(path, mb):
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=wal")
@@ -153,6 +212,29 @@ def wait_quiet(prefix, quiet=3.0, limit=600):
             last, t_change = b, time.time()
         time.sleep(0.2)
     return last
+
+
+cpu = {}
+
+
+def self_cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def s3_cpu():
+    """CPU seconds of the s3rver process so far (utime + stime)."""
+    try:
+        with open(f"/proc/{s3.pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def restore_bench():
@@ -187,23 +269,30 @@ def restore_bench():
         p.terminate()
         p.wait()
     t_ext, t_dae = [], []
+    cpu["ext"], cpu["daemon"], cpu["s3_ext"], cpu["s3_daemon"] = [], [], [], []
     q = load_ext()
     for i in range(reps):
         out = os.path.join(d, "out-ext.sqlite")
         for f in (out, out + "-wal", out + "-shm"):
             if os.path.exists(f):
                 os.remove(f)
+        c0, s0 = self_cpu(), s3_cpu()
         t0 = time.monotonic()
         q.execute("SELECT litestream_restore(?, ?)", (url, out))
         t_ext.append(time.monotonic() - t0)
+        cpu["ext"].append(self_cpu() - c0)
+        cpu["s3_ext"].append(s3_cpu() - s0)
         os.remove(out)
         if daemon:
             outd = os.path.join(d, "out-daemon.sqlite")
+            c0, s0 = children_cpu(), s3_cpu()
             t0 = time.monotonic()
             subprocess.run([daemon, "restore", "-config", dcfg, "-o", outd,
                             os.path.join(d, "daemon.sqlite")], check=True,
                            capture_output=True)
             t_dae.append(time.monotonic() - t0)
+            cpu["daemon"].append(children_cpu() - c0)
+            cpu["s3_daemon"].append(s3_cpu() - s0)
             os.remove(outd)
         progress(f"f. rep {i + 1}/{reps}: extension {t_ext[-1]:.2f} s"
                  + (f", daemon {t_dae[-1]:.2f} s" if t_dae else ""))
@@ -216,19 +305,28 @@ os.environ["AWS_ACCESS_KEY_ID"] = s3.key
 os.environ["AWS_SECRET_ACCESS_KEY"] = s3.secret
 px = FaultProxy(s3).start()
 try:
-    progress(f"e. {n_txn} transactions at {rate:.0f}/s, extension")
-    ce = req_ext(px)
-    cd = None
-    if daemon:
+    ce = cd = None
+    if not only or "e" in only:
+        progress(f"e. {n_txn} transactions at {rate:.0f}/s, extension")
+        ce = req_ext(px)
+    if daemon and (not only or "e" in only):
         progress(f"e. {n_txn} transactions at {rate:.0f}/s, daemon")
         cd = req_daemon(px)
-    size, eb, db_, te, td = restore_bench()
+    idle = None
+    if not only or "l" in only:
+        progress(f"l. idle for {idle_s:.0f} s, extension on s3rver")
+        idle = idle_ext(px)
+    te = None
+    if not only or "f" in only:
+        size, eb, db_, te, td = restore_bench()
 finally:
     px.stop()
     s3.stop()
 
 secs = n_txn / rate
-with open(out_md, "a") as f:
+
+
+def write_requests(f):
     f.write(f"\n## e. S3 requests per 1000 transactions (s3rver, {rate:.0f} "
             f"txn/s, 1 s sync interval, {n_txn} txns over {secs:.0f} s)\n\n")
     f.write("| | PUT | GET | LIST | POST | DELETE | PUT per second |\n")
@@ -240,19 +338,62 @@ with open(out_md, "a") as f:
         f.write(f"| {name} | {c['PUT'] * k:.0f} | {c['GET'] * k:.0f} | "
                 f"{c['LIST'] * k:.0f} | {c['POST'] * k:.0f} | "
                 f"{c['DELETE'] * k:.0f} | {c['PUT'] / secs:.2f} |\n")
+
+
+def write_idle(f):
+    reqs, kinds, per, nthr = idle
+    wk = sum(per.values()) / idle_s
+    f.write(f"\n## l. idle: nothing written for {idle_s:.0f} s "
+            f"(s3rver, one database)\n\n")
+    f.write("| | value | goal |\n|---|---:|---|\n")
+    f.write(f"| requests (all methods, through the counting proxy) | "
+            f"{reqs} | 0: {'met' if reqs == 0 else '**MISSED**'} |\n")
+    f.write(f"| wake-ups per second (context switches of the "
+            f"extension's {nthr} threads) | {wk:.2f} | <= 1: "
+            f"{'met' if wk <= 1 else '**MISSED**'} |\n")
+    f.write("\nPer thread (context switches over the window): " + ", ".join(
+        f"`{k}` {v}" for k, v in sorted(per.items())) + "\n")
+    if kinds:
+        f.write("\nRequests (seconds into the window; N = 16 hex digits): "
+                + "; ".join(f"`{k}` at " + ", ".join(f"{t:.1f}" for t in v)
+                            for k, v in sorted(kinds.items())) + "\n")
+
+
+def write_restore(f):
     f.write(f"\n## f. restore of a {restore_mb} MB database from s3rver\n\n")
     me = statistics.median(te)
     f.write(f"database {size / 1e6:.0f} MB; extension replica "
             f"{eb / 1e6:.0f} MB, daemon replica {db_ / 1e6:.0f} MB; "
             f"{reps} reps alternating, medians\n\n")
-    f.write("| | seconds | MB/s | speed vs daemon |\n|---|---|---|---|\n")
+    f.write("| | seconds | runs | MB/s | speed vs daemon |\n"
+            "|---|---|---|---|---|\n")
+    runs = ", ".join(f"{t:.2f}" for t in te)
     if td:
         md = statistics.median(td)
         f.write(f"| extension `litestream_restore('s3://…')` | **{me:.2f}** "
-                f"| {size / 1e6 / me:.0f} | **{md / me:.2f}x** "
-                f"({'faster' if me < md else 'SLOWER'}) |\n")
+                f"| {runs} | {size / 1e6 / me:.0f} | **{md / me:.2f}x** "
+                f"({'faster' if me < md else 'SLOWER'}; goal >= 1) |\n")
         f.write(f"| daemon `litestream restore` | {md:.2f} | "
-                f"{size / 1e6 / md:.0f} | 1 |\n")
+                + ", ".join(f"{t:.2f}" for t in td)
+                + f" | {size / 1e6 / md:.0f} | 1 |\n")
     else:
-        f.write(f"| extension | {me:.2f} | {size / 1e6 / me:.0f} | - |\n")
+        f.write(f"| extension | {me:.2f} | {runs} | {size / 1e6 / me:.0f} "
+                "| - |\n")
+    m = statistics.median
+    f.write(f"\nCPU seconds (medians): the restoring process "
+            f"{m(cpu['ext']):.2f} (extension: every thread of it) "
+            + (f"vs {m(cpu['daemon']):.2f} (daemon)" if cpu["daemon"] else "")
+            + f"; s3rver while serving it {m(cpu['s3_ext']):.2f}"
+            + (f" vs {m(cpu['s3_daemon']):.2f}" if cpu["s3_daemon"] else "")
+            + ". s3rver is one Node process: when its CPU is close to the "
+            "wall time, the server bounds the restore.\n")
+
+
+with open(out_md, "a") as f:
+    if ce:
+        write_requests(f)
+    if idle:
+        write_idle(f)
+    if te:
+        write_restore(f)
 progress("s3 done")
