@@ -176,13 +176,7 @@ thread_main(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         int rc = rep_spool_queue(r, 0);
-        pthread_mutex_lock(&r->mu);
-        if (ticket > r->persist_done) {
-            r->persist_done = ticket;
-            r->persist_rc = rc;
-            pthread_cond_broadcast(&r->changed);
-        }
-        pthread_mutex_unlock(&r->mu);
+        rep_persist_answer(r, ticket, rc);
 
         int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {

@@ -510,12 +510,18 @@ rep_spool_if_waiting(replicator *r)
         /* An application thread waits in replicator_persist() (a WAL
          * restart behind a transaction queued by reference): answer now,
          * not after the upload. */
-        pthread_mutex_lock(&r->mu);
-        if (ticket > r->persist_done) {
-            r->persist_done = ticket;
-            r->persist_rc = rc;
-            pthread_cond_broadcast(&r->changed);
-        }
-        pthread_mutex_unlock(&r->mu);
+        rep_persist_answer(r, ticket, rc);
     }
+}
+
+void
+rep_persist_answer(replicator *r, uint64_t ticket, int rc)
+{
+    pthread_mutex_lock(&r->mu);
+    if (ticket > r->persist_done) {
+        r->persist_done = ticket;
+        r->persist_rc = rc;
+        pthread_cond_broadcast(&r->changed);
+    }
+    pthread_mutex_unlock(&r->mu);
 }

@@ -49,4 +49,8 @@ int rep_spool_queue(replicator *r, int force_sync);
  */
 void rep_spool_if_waiting(replicator *r);
 
+/* The queue as of persist request `ticket` was spooled with result rc:
+ * wakes the threads waiting in replicator_persist() for it. */
+void rep_persist_answer(replicator *r, uint64_t ticket, int rc);
+
 #endif
