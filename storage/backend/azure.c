@@ -466,6 +466,12 @@ azb_open(const ls_url *u, backend **out, char **pzErr)
     return SQLITE_OK;
 }
 
+static const char *
+azb_credential(backend *b)
+{
+    return az_credential(&((az_backend *)b)->c);
+}
+
 const backend_vtab backend_abs_vtab = {
     .name = "abs",
     .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC | BACKEND_CAP_EXACT_TIME,
@@ -480,4 +486,5 @@ const backend_vtab backend_abs_vtab = {
     .del = azb_del,
     .errmsg = azb_errmsg,
     .counters = azb_counters,
+    .credential = azb_credential,
 };

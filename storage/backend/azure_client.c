@@ -518,6 +518,18 @@ az_status_rc(const http_resp *resp, const char *zCode)
     return SQLITE_ERROR;
 }
 
+const char *
+az_credential(const az_client *c)
+{
+    if (az_env2("LITESTREAM_AZURE_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"))
+        return "the SAS token in LITESTREAM_AZURE_SAS_TOKEN or "
+               "AZURE_STORAGE_SAS_TOKEN";
+    if (az_env2("LITESTREAM_AZURE_ACCOUNT_KEY", "AZURE_STORAGE_KEY"))
+        return "the Shared Key in LITESTREAM_AZURE_ACCOUNT_KEY or "
+               "AZURE_STORAGE_KEY";
+    return "none (anonymous requests)";
+}
+
 /* What to check after a refusal: names the credential in use, never its
  * value. */
 static const char *

@@ -66,6 +66,9 @@ typedef struct az_call {
  */
 int az_client_init(az_client *c, const struct ls_url *u, char **pzErr);
 
+/* Which credential c's requests use, named (static). */
+const char *az_credential(const az_client *c);
+
 /* Frees what the client holds (not c itself); safe on a zeroed client. */
 void az_client_clear(az_client *c);
 

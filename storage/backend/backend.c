@@ -207,3 +207,9 @@ backend_url(const backend *b)
 {
     return b && b->url ? b->url : "the replica";
 }
+
+const char *
+backend_credential(backend *b)
+{
+    return b && b->vt->credential ? b->vt->credential(b) : NULL;
+}

@@ -112,6 +112,12 @@ typedef struct backend_vtab {
     const char *(*errmsg)(backend *);
     /* Counters of this handle. */
     const backend_counters *(*counters)(backend *);
+    /*
+     * Optional: which credential this handle uses, named, never its value
+     * ("the service-account key in GOOGLE_APPLICATION_CREDENTIALS"), as a
+     * static string; NULL: the backend has none to name.
+     */
+    const char *(*credential)(backend *);
 } backend_vtab;
 
 /*
@@ -180,5 +186,8 @@ const backend_counters *backend_get_counters(backend *b);
 
 /* The redacted URL of the handle, or "the replica" if unknown. */
 const char *backend_url(const backend *b);
+
+/* The handle's credential, named (vtab credential), or NULL. */
+const char *backend_credential(backend *b);
 
 #endif

@@ -697,6 +697,12 @@ s3b_open(const ls_url *u, backend **out, char **pzErr)
     return s3b_open_any(u, out, pzErr, S3_KIND_AWS, &backend_s3_vtab);
 }
 
+static const char *
+s3b_credential(backend *b)
+{
+    return s3_credential(&((s3_backend *)b)->c);
+}
+
 static int
 gsb_open(const ls_url *u, backend **out, char **pzErr)
 {
@@ -723,6 +729,7 @@ const backend_vtab backend_s3_vtab = {
     .del = s3b_del,
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
+    .credential = s3b_credential,
 };
 
 const backend_vtab backend_gs_vtab = {
@@ -739,6 +746,7 @@ const backend_vtab backend_gs_vtab = {
     .del = s3b_del,
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
+    .credential = s3b_credential,
 };
 
 const backend_vtab backend_oss_vtab = {
@@ -755,4 +763,5 @@ const backend_vtab backend_oss_vtab = {
     .del = s3b_del,
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
+    .credential = s3b_credential,
 };

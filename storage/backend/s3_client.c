@@ -395,6 +395,29 @@ s3_uses_bearer(const s3_client *c)
     return c->gcs && c->token && gcs_token_path() && !(a && a[0] && b && b[0]);
 }
 
+const char *
+s3_credential(const s3_client *c)
+{
+    static const char *const what[] = {
+        "the Google HMAC key in GOOGLE_HMAC_ACCESS_ID",
+        "the OSS key in OSS_ACCESS_KEY_ID", "the AWS key in AWS_ACCESS_KEY_ID",
+        "the key in LITESTREAM_ACCESS_KEY_ID"};
+    static const char *const names[] = {
+        "GOOGLE_HMAC_ACCESS_ID", "OSS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID",
+        "LITESTREAM_ACCESS_KEY_ID"};
+    const char *ak = NULL, *sk = NULL, *tok = NULL;
+    if (s3_uses_bearer(c))
+        return "the service-account key in GOOGLE_APPLICATION_CREDENTIALS";
+    if (!s3_creds(c, &ak, &sk, &tok))
+        return "none (unsigned requests)";
+    for (int i = 0; i < 4; i++)
+        if (getenv(names[i]) == ak)
+            return tok && i == 2 ? "the AWS key in AWS_ACCESS_KEY_ID with "
+                                   "AWS_SESSION_TOKEN"
+                                 : what[i];
+    return "an access key from the environment";
+}
+
 /* Signs one attempt: fills sig with every header line to send. */
 static int
 s3_sign(const s3_client *c, const s3_call *call, const char *zHost,

@@ -56,6 +56,9 @@ typedef struct s3_client {
 } s3_client;
 
 /* One S3 operation; everything decoded (the client encodes). */
+/* Which credential requests of c are signed with, named (static). */
+const char *s3_credential(const s3_client *c);
+
 typedef struct s3_call {
     const char *method;
     const char *key; /* full object key, or NULL for the bucket */

@@ -71,7 +71,10 @@ replicator_status(replicator *r, json_t *o)
     uint64_t txid = have ? cap.txid : 0;
     int bad = 0;
 
+    const char *zCred = backend_credential(r->be);
     ls_json_set(o, "url", ls_json_text(r->url->redacted), &bad);
+    ls_json_set(o, "credential", zCred ? ls_json_text(zCred) : json_null(),
+                &bad);
     ls_json_set(o, "txid", txid_text(txid), &bad);
     ls_json_set(o, "spooled_txid", txid_text(sidecar_spooled(r->sc)), &bad);
     ls_json_set(o, "replicated_txid", txid_text(rep), &bad);

@@ -201,5 +201,25 @@ ok(e is not None and any(f"ltx/{lv}/{name}" in e for lv, name in victims),
 ok(not os.path.exists(out) and not os.path.exists(out + ".tmp"),
    "corrupt object: nothing written at the output path")
 con.close()
+
+# Which credential is used shows in the status, never its value.
+saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID",
+                                        "AWS_SECRET_ACCESS_KEY")}
+os.environ["AWS_ACCESS_KEY_ID"] = "AKIACREDCHECK"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "s3cr3t-never-shown"
+cc = sqlite3.connect(os.path.join(d, "cred.db"), isolation_level=None)
+cc.execute("PRAGMA litestream_url = "
+           "'s3://bkt/p?endpoint=http://127.0.0.1:1&retries=0'")
+js = cc.execute("SELECT litestream_status()").fetchone()[0]
+s = json.loads(js)["databases"][0]
+ok(s["credential"] == "the AWS key in AWS_ACCESS_KEY_ID" and
+   "s3cr3t" not in js, f"status names the credential: {s['credential']}")
+cc.execute("PRAGMA litestream_url = ''")
+cc.close()
+for k, v in saved.items():
+    if v is None:
+        os.environ.pop(k, None)
+    else:
+        os.environ[k] = v
 cleanup(d)
 done()
