@@ -40,6 +40,7 @@ EXTERNAL = {
     "jansson": ("jansson.h",),
     "lz4": ("lz4.h", "lz4frame.h", "lz4hc.h"),
     "SQLite": ("sqlite3.h", "sqlite3ext.h"),
+    "libnats": ("nats/", "nats.h"),
 }
 MAX_FUNC = 120
 MAX_FILE = 800

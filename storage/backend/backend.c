@@ -34,6 +34,11 @@ static const struct {
     {"webdav", &backend_webdav_vtab},
     {"webdavs", &backend_webdavs_vtab},
     {"oss", &backend_oss_vtab},
+#if defined(LITESTREAM_NATS)
+    {"nats", &backend_nats_vtab},
+#else
+    {"nats", NULL},
+#endif
     /* clang-format on */
 };
 

@@ -139,6 +139,7 @@ extern const backend_vtab backend_oss_vtab;     /* s3.c */
 extern const backend_vtab backend_sftp_vtab;    /* sftp.c */
 extern const backend_vtab backend_webdav_vtab;  /* webdav.c */
 extern const backend_vtab backend_webdavs_vtab; /* webdav.c */
+extern const backend_vtab backend_nats_vtab;    /* nats_store.c, nats.c */
 
 /* Frees a list returned by list(). */
 void backend_objs_free(backend_obj *objs, int n);

@@ -26,9 +26,9 @@
 /* Schemes that parse; storage/backend/backend.c decides which have a backend.
  */
 static const char *const url_schemes[] = {
-    "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs", "oss",
+    "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs", "oss", "nats",
 };
-#define URL_SCHEMES_TEXT "file, s3, gs, abs, sftp, webdav, webdavs, oss"
+#define URL_SCHEMES_TEXT "file, s3, gs, abs, sftp, webdav, webdavs, oss, nats"
 
 /* State of one url_parse() call. */
 typedef struct url_parser {
@@ -69,7 +69,7 @@ static int
 takes_userinfo(const char *zScheme)
 {
     return strcmp(zScheme, "sftp") == 0 || strcmp(zScheme, "webdav") == 0 ||
-           strcmp(zScheme, "webdavs") == 0;
+           strcmp(zScheme, "webdavs") == 0 || strcmp(zScheme, "nats") == 0;
 }
 
 /* Parses the port digits [z, zEnd) into p->u->port. */

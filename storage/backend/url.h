@@ -12,6 +12,7 @@
  *     oss://bucket/path
  *     sftp://user[:password]@host[:port]/path?key=/home/me/.ssh/id_ed25519
  *     webdav://host[:port]/path         webdavs:// for TLS
+ *     nats://[user:password@]host[:port]/bucket[/path]
  *
  * The parser only splits and validates; which schemes have a backend is
  * decided by storage/backend/backend.c.  Everything it returns is decoded
@@ -32,14 +33,14 @@ typedef struct ls_url_param {
 
 typedef struct ls_url {
     /* Lowercase: "file", "s3", "gs", "abs", "sftp", "webdav", "webdavs",
-     * "oss". */
+     * "oss", "nats". */
     char *scheme;
-    char *user;     /* NULL if none (only sftp, webdav, webdavs take one) */
+    char *user;     /* NULL if none (only sftp, webdav(s), nats take one) */
     char *password; /* NULL if none; never shown (see redacted) */
     /*
      * s3/gs/oss: the bucket; abs: "account@container" (Litestream's order;
      * storage/backend/azure_client.c splits it) or "container"; sftp,
-     * webdav(s): the host name or IP literal (IPv6 without brackets).
+     * webdav(s), nats: the host name or IP literal (IPv6 without brackets).
      * NULL for file.
      */
     char *host;
@@ -68,7 +69,7 @@ typedef struct ls_url {
  * allocated with sqlite3_mprintf() that says what is wrong and what is
  * expected, e.g.
  *   litestream: unknown URL scheme 'ftp' in 'ftp://x' (expected file, s3,
- *     gs, abs, sftp, webdav, webdavs)
+ *     gs, abs, sftp, webdav, webdavs, oss, nats)
  *   litestream: file replica path must be absolute: 'rel/dir'
  *   litestream: malformed URL 's3://' (missing bucket)
  * Rejected: control characters, an empty or unknown scheme, relative file
