@@ -35,7 +35,8 @@ from filehosts import SftpServer, WebdavServer  # noqa: F401 (re-exported)
 
 __all__ = ["free_port", "S3Server", "FaultProxy", "Rule", "Request",
            "FAULTS", "HERE", "S3RVER_PKG", "NODE", "AzureServer",
-           "GcsAuthServer", "SftpServer", "WebdavServer"]
+           "GcsAuthServer", "SftpServer", "WebdavServer",
+           "NatsServer"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_PKG = os.path.join(HERE, "node_modules", "@20minutes", "s3rver")
@@ -277,3 +278,172 @@ class S3Server:
 
 from azure_server import AzureServer  # noqa: E402 (needs NODE, free_port)
 from gcs_auth import GcsAuthServer  # noqa: E402
+
+
+# --------------------------------------------------------------------------
+# NatsServer
+
+
+class NatsServer:
+    """Debian's nats-server with JetStream on 127.0.0.1:<free port>, its
+    store and config in a temp dir.
+
+    users: list of {"user", "password"[, "permissions"]} (nats-server's
+    authorization users; permissions as in its config), or token: one
+    token, or neither (no authentication).  The server dies with the
+    Python process that started it (PR_SET_PDEATHSIG).  kill() stops it
+    with SIGKILL and restart() starts it again on the same port and store,
+    as a server that crashed and came back.  stop() also removes the temp
+    dir unless keep (default: $LITESTREAM_KEEP_SERVERS is set).
+    """
+
+    BIN = "/usr/sbin/nats-server"
+
+    def __init__(self, users=None, token=None, keep=None,
+                 ready_timeout=15.0):
+        self.users = users
+        self.token = token
+        self.host = "127.0.0.1"
+        self.port = self.monitor_port = None
+        self.proc = None
+        self.keep = (bool(os.environ.get("LITESTREAM_KEEP_SERVERS"))
+                     if keep is None else keep)
+        self.ready_timeout = ready_timeout
+        self._tmp = None
+        self._log = None
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    @property
+    def address(self):
+        """host:port, as a URL's authority."""
+        return "%s:%d" % (self.host, self.port)
+
+    def url(self, path, user=None, password=None):
+        """nats://[user:password@]host:port/path (path = bucket[/prefix])."""
+        auth = "%s:%s@" % (user, password) if user else ""
+        return "nats://%s%s/%s" % (auth, self.address, path)
+
+    def _config(self):
+        import json
+        cfg = {"listen": self.address,
+               "http": "%s:%d" % (self.host, self.monitor_port),
+               "jetstream": {"store_dir": os.path.join(self._tmp, "store"),
+                             "max_mem": 64 << 20, "max_file": 1 << 30}}
+        if self.users:
+            cfg["authorization"] = {"users": self.users}
+        elif self.token:
+            cfg["authorization"] = {"token": self.token}
+        path = os.path.join(self._tmp, "nats.conf")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    def start(self):
+        """Start nats-server, wait until JetStream is up, return self."""
+        if self.proc is not None:
+            raise RuntimeError("NatsServer already started")
+        if not os.access(self.BIN, os.X_OK):
+            raise RuntimeError("%s is missing: run scripts/deps.sh test"
+                               % self.BIN)
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="litestream-nats-")
+            self.port, self.monitor_port = free_port(), free_port()
+        with _live_lock:
+            _live.add(self)
+        try:
+            self._spawn()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self):
+        import ctypes
+        import signal
+        import urllib.request
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def die_with_parent():
+            libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+        conf = self._config()
+        self.log_path = os.path.join(self._tmp, "nats.log")
+        self._log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        self.proc = subprocess.Popen([self.BIN, "-c", conf],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=die_with_parent)
+        url = ("http://%s:%d/healthz?js-enabled-only=true"
+               % (self.host, self.monitor_port))
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nats-server exited with code %d; log %s:"
+                                   "\n%s" % (self.proc.returncode,
+                                             self.log_path, self.log_text()))
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if b'"ok"' in r.read():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("nats-server was not ready on %s after %.0f s; "
+                           "log %s:\n%s" % (self.address, self.ready_timeout,
+                                            self.log_path, self.log_text()))
+
+    def _reap(self, sig):
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def kill(self):
+        """SIGKILL the server; its store stays for restart()."""
+        import signal
+        self._reap(signal.SIGKILL)
+
+    def restart(self):
+        """Start the server again on the same port and store."""
+        self._spawn()
+        return self
+
+    def stop(self):
+        """Stop the server (SIGTERM) and remove the temp dir unless keep.
+        Idempotent."""
+        import signal
+        self._reap(signal.SIGTERM)
+        if self._tmp and not self.keep:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        with _live_lock:
+            _live.discard(self)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except (OSError, AttributeError, TypeError):
+            return ""

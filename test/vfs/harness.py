@@ -119,13 +119,32 @@ def host_server():
     return _host
 
 
+_nats = None
+
+
+def nats_server():
+    """The NATS server of this test process (nats-server -js, started on
+    first use, stopped at exit), without authentication."""
+    global _nats
+    if _nats is None:
+        sys.path.insert(0, os.path.join(os.environ["LITESTREAM_SRCDIR"],
+                                        "test", "servers"))
+        from servers import NatsServer
+        _nats = NatsServer().start()
+    return _nats
+
+
 def replica_url(d, name="replica"):
     """The replica URL of a test: a directory under d, or with
     LITESTREAM_TEST_BACKEND=s3 a prefix of the test S3 server's bucket
     (abs: of the test Azurite's container; sftp, webdav: a directory of the
-    test SFTP or WebDAV server)."""
+    test SFTP or WebDAV server; nats: a prefix of the bucket "litestream" of
+    the test NATS server)."""
     if BACKEND in ("abs", "sftp", "webdav"):
         return make_replica(d, name).url
+    if BACKEND == "nats":
+        prefix = os.path.basename(d.rstrip("/")) + "/" + name
+        return nats_server().url("litestream/" + prefix)
     if BACKEND == "s3":
         s = s3_server()
         prefix = os.path.basename(d.rstrip("/")) + "/" + name
