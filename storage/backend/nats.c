@@ -134,6 +134,9 @@ nb_fail(nats_conn *nb, natsStatus s, jsErrCode ec, const char *zWhat)
     if (s == NATS_NO_RESPONDERS)
         zText = "no responders (is JetStream enabled on the server, "
                 "nats-server -js?)";
+    else if (s == NATS_NO_SERVER)
+        zText = "no server available (is nats-server running there? "
+                "retried)";
     if (ec)
         z = sqlite3_mprintf("litestream: NATS %s on %s failed: %s "
                             "(JetStream error %d)",

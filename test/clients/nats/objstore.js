@@ -12,6 +12,8 @@
 //                                                   stores FILE as NAME, with
 //                                                   Litestream-Timestamp TIME
 //   node objstore.js SERVER BUCKET delete NAME
+//   node objstore.js SERVER BUCKET corrupt NAME    publishes NAME's metadata
+//                                                   again with a wrong digest
 //
 // SERVER is host:port; NATS_USER and NATS_PASS give the credentials.
 // Prints errors on stderr and exits 1.
@@ -57,6 +59,18 @@ async function main() {
         meta.headers.set("Litestream-Timestamp", time);
       }
       await os.putBlob(meta, new Uint8Array(fs.readFileSync(file)));
+    } else if (cmd === "corrupt") {
+      const subj = `$O.${bucket}.M.` + Buffer.from(name).toString("base64")
+        .replace(/\+/g, "-").replace(/\//g, "_");
+      const jsm = await nc.jetstreamManager();
+      const m = await jsm.streams.getMessage(`OBJ_${bucket}`,
+        { last_by_subj: subj });
+      const info = JSON.parse(new TextDecoder().decode(m.data));
+      const d = info.digest;
+      info.digest = d.slice(0, 10) + (d[10] === "A" ? "B" : "A") + d.slice(11);
+      const h = headers();
+      h.set("Nats-Rollup", "sub");
+      await nc.jetstream().publish(subj, JSON.stringify(info), { headers: h });
     } else if (cmd === "delete") {
       await os.delete(name);
     } else {
