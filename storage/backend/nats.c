@@ -81,6 +81,22 @@ nb_drop(nats_conn *nb)
     nb->ready = 0;
 }
 
+/*
+ * libnats's last error of this thread without its "(file.c:123): " prefix,
+ * or zElse.
+ */
+static const char *
+last_error(const char *zElse)
+{
+    const char *z = nats_GetLastError(NULL);
+
+    if (z == NULL || z[0] == 0)
+        return zElse;
+    if (z[0] == '(' && strstr(z, "): "))
+        z = strstr(z, "): ") + 3;
+    return z;
+}
+
 /* The environment variable z, or NULL when unset or empty. */
 static const char *
 env(const char *z)
@@ -120,8 +136,7 @@ nb_fail(nats_conn *nb, natsStatus s, jsErrCode ec, const char *zWhat)
             "give USER:PASSWORD in the URL or set LITESTREAM_NATS_USERNAME "
             "and LITESTREAM_NATS_PASSWORD, LITESTREAM_NATS_TOKEN or "
             "LITESTREAM_NATS_CREDS",
-            nb->zHost,
-            nats_GetLastError(NULL) ? nats_GetLastError(NULL) : zText);
+            nb->zHost, last_error(zText));
         nb_drop(nb);
         return nats_conn_err(nb, SQLITE_AUTH, z);
     }
@@ -194,12 +209,12 @@ nats_conn_ready(nats_conn *nb)
         natsOptions_Destroy(o);
         if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
             return nb_fail(nb, s, 0, "connect");
-        if (s == NATS_ERR && nats_GetLastError(NULL))
+        if (s == NATS_ERR && last_error(NULL))
             return nats_conn_err(
                 nb, SQLITE_CANTOPEN,
                 sqlite3_mprintf("litestream: NATS connect to %s: "
                                 "%s",
-                                nb->zHost, nats_GetLastError(NULL)));
+                                nb->zHost, last_error("")));
         if (s != NATS_OK)
             return nb_fail(nb, s, 0, "connect");
         jsOptions_Init(&jo);

@@ -333,9 +333,113 @@ def t_server_killed():
     con.close()
 
 
+def t_credentials():
+    """A wrong password: a clear error in status and from restore, the
+    application keeps writing; fixed, replication catches up."""
+    good = url("auth/db")
+    u = url("auth/db", password="wrong")
+    d, db, con = fresh("auth", u)
+    write(con, 30)
+    m = wait_error(con, "refused the credentials")
+    ok(m and "Authorization Violation" in m and "wrong" not in m and
+       "LITESTREAM_NATS_PASSWORD" in m,
+       f"wrong password: status says so, what to set, no secret: {m}")
+    write(con, 30)
+    ok(status(con)["txid"] > "0000000000000002", "the application keeps "
+                                                 "writing")
+    e = err_of(con, "SELECT litestream_restore(?, ?)", u,
+               os.path.join(d, "bad.db"))
+    ok(e and "refused the credentials" in e and "wrong" not in e,
+       f"restore with the wrong password: {e}")
+    con.execute(f"PRAGMA litestream_url = '{good}'")
+    restore_and_compare(con, db, good, os.path.join(d, "out.db"),
+                        "fixed password: nothing lost")
+    con.close()
+
+    # Credentials from the environment, read anew at every connection.
+    os.environ["LITESTREAM_NATS_USERNAME"] = "lit"
+    os.environ["LITESTREAM_NATS_PASSWORD"] = "nope"
+    u = srv.url("auth/env")
+    d, db, con = fresh("auth-env", u)
+    write(con, 20)
+    m = wait_error(con, "refused the credentials")
+    ok(m is not None and "(other)" not in m,
+       f"LITESTREAM_NATS_PASSWORD wrong: {m}")
+    os.environ["LITESTREAM_NATS_PASSWORD"] = "s3cret"
+    restore_and_compare(con, db, u, os.path.join(d, "out.db"),
+                        "LITESTREAM_NATS_PASSWORD fixed while running")
+    con.close()
+    del os.environ["LITESTREAM_NATS_USERNAME"]
+    del os.environ["LITESTREAM_NATS_PASSWORD"]
+
+    with NatsServer(token="t0ken") as ts:
+        os.environ["LITESTREAM_NATS_TOKEN"] = "bad-token"
+        u = ts.url("tok/db")
+        d, db, con = fresh("token", u)
+        write(con, 20)
+        m = wait_error(con, "refused the credentials")
+        ok(m and "bad-token" not in m, f"a wrong LITESTREAM_NATS_TOKEN: {m}")
+        os.environ["LITESTREAM_NATS_TOKEN"] = "t0ken"
+        restore_and_compare(con, db, u, os.path.join(d, "out.db"),
+                            "LITESTREAM_NATS_TOKEN fixed")
+        con.close()
+        del os.environ["LITESTREAM_NATS_TOKEN"]
+
+
+def t_permissions():
+    """A user that may read but not write the bucket, one that may do
+    nothing, and an unreachable server: clear errors, the application
+    keeps writing."""
+    u = url("perm/db", user="ro", password="ro-pw", timeout="1s")
+    d = scratch("nats-perm-bucket")
+    dirs.append(d)
+    js("perm", "put", "other", tmpfile(d, "x", b"x"))  # the bucket exists
+    d, db, con = fresh("perm", u)
+    write(con, 20)
+    t0 = time.time()
+    m = wait_error(con, "Permissions Violation")
+    ok(m and "refused" in m and "$O.perm.>" in m and "$O.perm.C." in m,
+       f"no permission to write the bucket: {m} "
+       f"({time.time() - t0:.1f} s)")
+    write(con, 20)
+    ok(status(con)["last_error"] is not None, "the application keeps "
+                                              "writing")
+    e = err_of(con, "SELECT litestream_restore(?, ?)",
+               url("perm/db", user="none", password="none-pw",
+                   timeout="1s"), os.path.join(d, "none.db"))
+    ok(e and "Permissions Violation" in e,
+       f"restore by a user without permissions: {e}")
+    good = url("perm/db")
+    con.execute(f"PRAGMA litestream_url = '{good}'")
+    restore_and_compare(con, db, good, os.path.join(d, "out.db"),
+                        "a user with permissions: nothing lost")
+    con.close()
+
+    port = free_port()
+    u = f"nats://127.0.0.1:{port}/b/db?retries=1"
+    d, db, con = fresh("unreachable", u)
+    write(con, 5)
+    m = wait_error(con, "no server available")
+    ok(m and f"127.0.0.1:{port}" in m, f"an unreachable server: {m}")
+    e = err_of(con, "SELECT litestream_restore(?, ?)", u,
+               os.path.join(d, "x.db"))
+    ok(e and "no server available" in e, f"restore from it: {e}")
+    con.close()
+    for bad, want in (("nats://127.0.0.1:4222/", "names no bucket"),
+                      ("nats://127.0.0.1:4222/a.b/db", "bad NATS bucket"),
+                      ("nats://h/b/db?timeout=x", "bad timeout"),
+                      ("nats://h:99999/b", "out of range")):
+        e = err_of(con2 := sqlite3.connect(os.path.join(d, "u.db")),
+                   f"PRAGMA litestream_url = '{bad}'")
+        con2.close()
+        ok(e and want in e, f"{bad}: {e}")
+
+
 t_backend()
 t_replicate()
 t_server_killed()
+t_credentials()
+t_permissions()
 for d in dirs:
     cleanup(d)
 srv.stop()
