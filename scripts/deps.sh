@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="gcc make pkg-config meson ninja-build libsqlite3-dev sqlite3 liblz4-dev
       libjansson-dev libcurl4-openssl-dev libssl-dev python3 binutils"
+pkgs="$pkgs libnats-dev"  # the nats:// backend (built without it otherwise)
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format g++ curl"
     # The dist suite installs the wheel into a fresh venv (with pip).
@@ -20,6 +21,7 @@ if [ "$what" = test ]; then
     pkgs="$pkgs python3-prometheus-client"
     # openssl: the GCS token endpoint of the tests signs/verifies RS256.
     pkgs="$pkgs openssl"
+    pkgs="$pkgs nats-server"  # the nats backend's tests (nats-server -js)
     # npm only fetches packages; the tests run on test/tools/node (below).
     command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
     # The SFTP and WebDAV test servers (test/servers/filehosts.py): sshd
@@ -86,6 +88,14 @@ if [ "$what" = test ]; then
        [ ! -f test/servers/node_modules/azurite/package.json ]; then
         echo "deps: npm ci in test/servers (s3rver, ~15 s)"
         (cd test/servers &&
+         env -u npm_config_build_from_source -u npm_config_nodedir \
+             npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    # The npm nats client the nats backend's tests check the object store
+    # with (nats, pinned in package-lock.json).
+    if [ ! -f test/clients/nats/node_modules/nats/package.json ]; then
+        echo "deps: npm ci in test/clients/nats (the NATS client, ~2 MB)"
+        (cd test/clients/nats &&
          env -u npm_config_build_from_source -u npm_config_nodedir \
              npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
