@@ -70,6 +70,8 @@ class Cli:
 
     def __init__(self, u):
         env = dict(os.environ)
+        # (under the sanitizer build nats_cli carries its own ASan runtime)
+        env.pop("LD_PRELOAD", None)
         self.p = subprocess.Popen([CLI, u], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True,
                                   env=env)
