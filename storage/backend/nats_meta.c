@@ -213,8 +213,9 @@ header_time(json_t *o)
             continue;
         if (json_is_array(v))
             v = json_array_get(v, 0);
-        if (json_is_string(v) && timefmt_parse_time(json_string_value(v), &ms))
-            return ms;
+        if (json_is_string(v) &&
+            timefmt_parse_time(json_string_value(v), &ms) && ms >= 0)
+            return ms; /* (a time before 1970 counts as none) */
     }
     return -1;
 }

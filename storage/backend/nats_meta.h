@@ -42,7 +42,8 @@ typedef struct nats_meta {
     uint64_t size;       /* bytes */
     uint64_t chunks;     /* number of chunk messages */
     uint64_t chunk_size; /* options.max_chunk_size, 0 if not given */
-    int64_t created_ms;  /* Litestream-Timestamp header, -1 if none */
+    int64_t created_ms;  /* Litestream-Timestamp header, -1 if none
+                            (or before 1970) */
     int deleted;         /* "deleted": true */
     int link;            /* options.link: a link to another object */
 } nats_meta;
