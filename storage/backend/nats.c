@@ -369,19 +369,19 @@ nats_conn_purge(nats_conn *nb, const char *zNuid, int quiet)
     natsStatus s;
 
     if (zSubj == NULL)
-        return nats_conn_err(nb, SQLITE_NOMEM, NULL);
+        return quiet ? SQLITE_NOMEM : nats_conn_err(nb, SQLITE_NOMEM, NULL);
     if (nb->js == NULL) {
         sqlite3_free(zSubj);
-        return quiet ? SQLITE_OK : SQLITE_IOERR;
+        return SQLITE_IOERR;
     }
     jsOptions_Init(&jo);
     jo.Wait = nb->timeout_ms;
     jo.Stream.Purge.Subject = zSubj;
     s = js_PurgeStream(nb->js, nb->zStream, &jo, &ec);
     sqlite3_free(zSubj);
-    if (s == NATS_OK || quiet)
+    if (s == NATS_OK)
         return SQLITE_OK;
-    return nb_fail(nb, s, ec, "purge of chunks");
+    return quiet ? SQLITE_IOERR : nb_fail(nb, s, ec, "purge of chunks");
 }
 
 int

@@ -60,7 +60,11 @@ int nats_conn_meta(nats_conn *c, const char *zName, nats_meta *m);
 int nats_conn_pub(nats_conn *c, const char *zKind, const char *zToken,
                   const void *data, size_t n, const char *zWhat);
 
-/* Purges the chunks of nuid; failures are ignored when quiet. */
+/*
+ * Purges the chunks of nuid.  When quiet a failure leaves neither a
+ * message nor a dropped connection behind, only its code (SQLITE_IOERR
+ * when not connected).
+ */
 int nats_conn_purge(nats_conn *c, const char *zNuid, int quiet);
 
 /*

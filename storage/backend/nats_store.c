@@ -22,6 +22,11 @@
  *   4. Transient failures (SQLITE_IOERR: server gone, timeouts) are retried
  *      `retries` times with capped exponential backoff and jitter; every
  *      other failure returns at once.
+ *   5. Chunks no object refers to are purged: those of a failed put at
+ *      once, or, when the connection was lost, at the handle's next
+ *      connection (up to NATS_ORPHANS remembered); those of an attempt
+ *      whose metadata publish failed (it may have been stored) only after
+ *      a later attempt of the same put succeeded.
  *
  * Threads: one caller thread per handle (backend.h).
  */
@@ -37,6 +42,8 @@
 #include "storage/base/timefmt.h"
 
 #define NATS_IDX_SLOTS 16
+#define NATS_ORPHANS   8 /* nuids of chunks to purge (invariant 5) */
+#define NATS_MAYBE     4 /* nuids whose metadata may have been stored */
 
 /* A cached object: its metadata and chunk index (invariant 2). */
 typedef struct nats_idx {
@@ -52,6 +59,8 @@ typedef struct nats_backend {
     int retries;
     nats_idx idx[NATS_IDX_SLOTS];
     int next_idx;
+    char orphans[NATS_ORPHANS][65]; /* nuids (<= 64 characters); "" = free */
+    int next_orphan;
     backend_counters counters;
 } nats_backend;
 
@@ -76,6 +85,28 @@ nb_backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
+/* Remembers chunks to purge once connected again (invariant 5). */
+static void
+orphan_add(nats_backend *nb, const char *zNuid)
+{
+    if (strlen(zNuid) >= sizeof(nb->orphans[0]))
+        return; /* not a nuid nats_meta_decode() lets through */
+    memcpy(nb->orphans[nb->next_orphan], zNuid, strlen(zNuid) + 1);
+    nb->next_orphan = (nb->next_orphan + 1) % NATS_ORPHANS;
+}
+
+/* Purges the remembered chunks; those that fail stay. */
+static void
+orphan_flush(nats_backend *nb)
+{
+    int i;
+
+    for (i = 0; i < NATS_ORPHANS; i++)
+        if (nb->orphans[i][0] &&
+            nats_conn_purge(nb->c, nb->orphans[i], 1) == SQLITE_OK)
+            nb->orphans[i][0] = 0;
+}
+
 /* Runs op until it succeeds, fails for good or the retries run out. */
 typedef int (*nb_op)(nats_backend *nb, void *arg);
 
@@ -86,8 +117,10 @@ nb_run(nats_backend *nb, nb_op op, void *arg)
 
     for (;;) {
         rc = nats_conn_ready(nb->c);
-        if (rc == SQLITE_OK)
+        if (rc == SQLITE_OK) {
+            orphan_flush(nb);
             rc = op(nb, arg);
+        }
         if (rc != SQLITE_IOERR || attempt >= nb->retries)
             return rc;
         nb_backoff(++attempt);
@@ -124,6 +157,9 @@ typedef struct put_arg {
     const uint8_t *data;
     size_t n;
     int64_t created_ms;
+    /* attempts whose metadata publish failed: maybe stored, maybe not */
+    char maybe[NATS_MAYBE][NATS_META_NUID_LEN + 1];
+    int nMaybe;
 } put_arg;
 
 /* Publishes the chunks of the object on a new nuid; purges on failure. */
@@ -139,15 +175,31 @@ put_chunks(nats_backend *nb, const put_arg *a, const char *zNuid,
                                                        : NATS_META_CHUNK_SIZE;
         rc = nats_conn_pub(nb->c, "C", zNuid, a->data + off, len, zWhat);
     }
-    if (rc != SQLITE_OK)
-        nats_conn_purge(nb->c, zNuid, 1);
+    if (rc != SQLITE_OK && nats_conn_purge(nb->c, zNuid, 1) != SQLITE_OK)
+        orphan_add(nb, zNuid);
     return rc;
+}
+
+/*
+ * After a put succeeded: the chunks of its earlier attempts whose metadata
+ * may have been stored are no object's any more (the new metadata rolled
+ * the old up), so they go.
+ */
+static void
+put_forget_attempts(nats_backend *nb, put_arg *a)
+{
+    int i;
+
+    for (i = 0; i < a->nMaybe && i < NATS_MAYBE; i++)
+        if (nats_conn_purge(nb->c, a->maybe[i], 1) != SQLITE_OK)
+            orphan_add(nb, a->maybe[i]);
+    a->nMaybe = 0;
 }
 
 static int
 op_put(nats_backend *nb, void *arg)
 {
-    const put_arg *a = arg;
+    put_arg *a = arg;
     char *zName = full_name(nb, a->key), *zWhat = NULL, *zEnc = NULL;
     char *zDoc = NULL, nuid[NATS_META_NUID_LEN + 1];
     nats_meta old, m;
@@ -184,10 +236,14 @@ op_put(nats_backend *nb, void *arg)
     }
     /* Chunks stay on a failure here: the metadata may be stored. */
     rc = nats_conn_pub(nb->c, "M", zEnc, zDoc, strlen(zDoc), zWhat);
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
+        memcpy(a->maybe[a->nMaybe++ % NATS_MAYBE], nuid, sizeof(nuid));
         goto out;
-    if (old.nuid && !old.deleted && strcmp(old.nuid, nuid) != 0)
-        nats_conn_purge(nb->c, old.nuid, 1);
+    }
+    if (old.nuid && !old.deleted && strcmp(old.nuid, nuid) != 0 &&
+        nats_conn_purge(nb->c, old.nuid, 1) != SQLITE_OK)
+        orphan_add(nb, old.nuid);
+    put_forget_attempts(nb, a);
     idx_drop(nb, zName);
     nb->counters.n_put++;
     nb->counters.bytes_up += a->n;
@@ -205,7 +261,13 @@ static int
 nats_put(backend *b, const char *key, const void *data, size_t n,
          int64_t created_ms)
 {
-    put_arg a = {key, data ? data : (const uint8_t *)"", n, created_ms};
+    put_arg a;
+
+    memset(&a, 0, sizeof(a));
+    a.key = key;
+    a.data = data ? data : (const uint8_t *)"";
+    a.n = n;
+    a.created_ms = created_ms;
     return nb_run((nats_backend *)b, op_put, &a);
 }
 
@@ -459,8 +521,8 @@ del_one(nats_backend *nb, const char *zName)
     if (rc != SQLITE_OK)
         return rc;
     if (m.deleted) { /* a delete whose purge failed: purge again */
-        if (m.nuid)
-            nats_conn_purge(nb->c, m.nuid, 1);
+        if (m.nuid && nats_conn_purge(nb->c, m.nuid, 1) != SQLITE_OK)
+            orphan_add(nb, m.nuid);
         nats_meta_clear(&m);
         return SQLITE_OK;
     }

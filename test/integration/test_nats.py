@@ -128,16 +128,21 @@ def wait_error(con, what, timeout=15.0):
     return None if e is None else "(other) " + e["message"]
 
 
-def stream_msgs(bucket):
-    """Messages in the bucket's stream, from the server's monitor."""
+def stream_state(bucket):
+    """The state of the bucket's stream, from the server's monitor."""
     u = ("http://%s:%d/jsz?streams=true" % (srv.host, srv.monitor_port))
     with urllib.request.urlopen(u, timeout=5) as r:
         jsz = json.loads(r.read())
     for acc in jsz.get("account_details", []):
         for st in acc.get("stream_detail", []):
             if st["name"] == "OBJ_" + bucket:
-                return st["state"]["messages"]
-    return None
+                return st["state"]
+    return {}
+
+
+def stream_msgs(bucket):
+    """Messages in the bucket's stream."""
+    return stream_state(bucket).get("messages")
 
 
 def tmpfile(d, name, data):
@@ -332,6 +337,11 @@ def t_server_killed():
             bad.append(str(ex))
     ok(objs and not bad, f"every one of the {len(objs)} objects is whole "
                          f"(the npm client checks each digest): {bad}")
+    metas = int(js("crash", "metas"))
+    msgs = stream_msgs("crash")
+    ok(msgs == sum(o["chunks"] for o in objs) + metas,
+       f"no chunk is left over from the cut upload: {msgs} messages = "
+       f"{sum(o['chunks'] for o in objs)} chunks + {metas} metadata")
     con.close()
 
 

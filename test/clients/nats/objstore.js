@@ -12,6 +12,8 @@
 //                                                   stores FILE as NAME, with
 //                                                   Litestream-Timestamp TIME
 //   node objstore.js SERVER BUCKET delete NAME
+//   node objstore.js SERVER BUCKET metas           the number of metadata
+//                                                   subjects (deleted too)
 //   node objstore.js SERVER BUCKET corrupt NAME    publishes NAME's metadata
 //                                                   again with a wrong digest
 //
@@ -71,6 +73,11 @@ async function main() {
       const h = headers();
       h.set("Nats-Rollup", "sub");
       await nc.jetstream().publish(subj, JSON.stringify(info), { headers: h });
+    } else if (cmd === "metas") {
+      const jsm = await nc.jetstreamManager();
+      const si = await jsm.streams.info(`OBJ_${bucket}`,
+        { subjects_filter: `$O.${bucket}.M.>` });
+      process.stdout.write(Object.keys(si.state.subjects || {}).length + "\n");
     } else if (cmd === "delete") {
       await os.delete(name);
     } else {
