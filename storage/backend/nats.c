@@ -183,10 +183,10 @@ nb_auth(nats_conn *nb, natsOptions *o)
     return s;
 }
 
-static int nb_stream(nats_conn *nb);
+static int nb_stream(nats_conn *nb, int create);
 
 int
-nats_conn_ready(nats_conn *nb)
+nats_conn_ready(nats_conn *nb, int create)
 {
     natsOptions *o = NULL;
     jsOptions jo;
@@ -223,11 +223,11 @@ nats_conn_ready(nats_conn *nb)
         if (s != NATS_OK)
             return nb_fail(nb, s, 0, "JetStream context");
     }
-    return nb->ready ? SQLITE_OK : nb_stream(nb);
+    return nb->ready ? SQLITE_OK : nb_stream(nb, create);
 }
 
 static int
-nb_stream(nats_conn *nb)
+nb_stream(nats_conn *nb, int create)
 {
     char *azSubj[2] = {sqlite3_mprintf("$O.%s.C.>", nb->zBucket),
                        sqlite3_mprintf("$O.%s.M.>", nb->zBucket)};
@@ -242,6 +242,14 @@ nb_stream(nats_conn *nb)
         goto out;
     }
     s = js_GetStreamInfo(&si, nb->js, nb->zStream, NULL, &ec);
+    if (s == NATS_NOT_FOUND && !create) {
+        rc = nats_conn_err(nb, SQLITE_NOTFOUND,
+                           sqlite3_mprintf("litestream: NATS bucket '%s' "
+                                           "does not exist on %s (the first "
+                                           "upload creates it)",
+                                           nb->zBucket, nb->zHost));
+        goto out;
+    }
     if (s == NATS_NOT_FOUND) {
         jsStreamConfig_Init(&cfg);
         cfg.Name = nb->zStream;

@@ -44,10 +44,11 @@ void nats_conn_free(nats_conn *c);
 
 /*
  * Connects when not connected (credentials read from the environment at
- * each connect) and makes sure the bucket's stream exists, creating it as
- * the NATS clients create an object store.
+ * each connect) and makes sure the bucket's stream exists: when create,
+ * creating it as the NATS clients create an object store, else answering
+ * SQLITE_NOTFOUND when it is missing.
  */
-int nats_conn_ready(nats_conn *c);
+int nats_conn_ready(nats_conn *c, int create);
 
 /* The newest metadata of the object zName (free with nats_meta_clear). */
 int nats_conn_meta(nats_conn *c, const char *zName, nats_meta *m);

@@ -107,16 +107,20 @@ orphan_flush(nats_backend *nb)
             nb->orphans[i][0] = 0;
 }
 
-/* Runs op until it succeeds, fails for good or the retries run out. */
+/*
+ * Runs op until it succeeds, fails for good or the retries run out.  Only
+ * a put creates the bucket (create); for the others a missing bucket is
+ * SQLITE_NOTFOUND.
+ */
 typedef int (*nb_op)(nats_backend *nb, void *arg);
 
 static int
-nb_run(nats_backend *nb, nb_op op, void *arg)
+nb_run(nats_backend *nb, nb_op op, void *arg, int create)
 {
     int rc, attempt = 0;
 
     for (;;) {
-        rc = nats_conn_ready(nb->c);
+        rc = nats_conn_ready(nb->c, create);
         if (rc == SQLITE_OK) {
             orphan_flush(nb);
             rc = op(nb, arg);
@@ -268,7 +272,7 @@ nats_put(backend *b, const char *key, const void *data, size_t n,
     a.data = data ? data : (const uint8_t *)"";
     a.n = n;
     a.created_ms = created_ms;
-    return nb_run((nats_backend *)b, op_put, &a);
+    return nb_run((nats_backend *)b, op_put, &a, 1);
 }
 
 /* --- get -------------------------------------------------------------- */
@@ -387,7 +391,7 @@ nats_get(backend *b, const char *key, uint64_t offset, uint64_t len,
          uint8_t **out, size_t *nOut)
 {
     get_arg a = {key, offset, len, NULL, 0};
-    int rc = nb_run((nats_backend *)b, op_get, &a);
+    int rc = nb_run((nats_backend *)b, op_get, &a, 0);
 
     *out = a.out;
     *nOut = a.nOut;
@@ -477,8 +481,12 @@ nats_list_any(backend *b, const char *prefix, backend_obj **objs, int *n,
               int deep)
 {
     list_arg a = {prefix, deep, NULL, 0, 0};
-    int rc = nb_run((nats_backend *)b, op_list, &a);
+    int rc = nb_run((nats_backend *)b, op_list, &a, 0);
 
+    if (rc == SQLITE_NOTFOUND) { /* no bucket: nothing in it */
+        ((nats_backend *)b)->counters.n_list++;
+        rc = SQLITE_OK;
+    }
     if (rc != SQLITE_OK) {
         backend_objs_free(a.objs, a.n);
         a.objs = NULL;
@@ -563,7 +571,9 @@ static int
 nats_del(backend *b, const char *const *keys, int n)
 {
     del_arg a = {keys, n, 0};
-    return nb_run((nats_backend *)b, op_del, &a);
+    int rc = nb_run((nats_backend *)b, op_del, &a, 0);
+
+    return rc == SQLITE_NOTFOUND ? SQLITE_OK : rc; /* no bucket */
 }
 
 /* --- handle ------------------------------------------------------------ */

@@ -243,6 +243,14 @@ def t_backend():
        f"counters (put get list delete up down): {r}")
     cli.close()
 
+    cli = Cli(url("missing/app"))
+    r = cli("list .")
+    r2 = cli("get ltx/0/a 0 -1")
+    ok(r == "ok 0" and r2.startswith("err NOTFOUND ") and
+       "bucket 'missing' does not exist" in r2 and
+       cli("del ltx/0/a") == "ok" and stream_state("missing") == {},
+       f"reads of a missing bucket: empty, not found, not created: {r2}")
+    cli.close()
 
 
 def t_replicate():
@@ -436,6 +444,11 @@ def t_permissions():
     e = err_of(con, "SELECT litestream_restore(?, ?)", u,
                os.path.join(d, "x.db"))
     ok(e and "no server available" in e, f"restore from it: {e}")
+    e = err_of(con, "SELECT litestream_restore(?, ?)", url("nobucket/db"),
+               os.path.join(d, "y.db"))
+    ok(e and "empty or does not exist" in e and
+       stream_state("nobucket") == {},
+       f"restore from a missing bucket (not created): {e}")
     con.close()
     for bad, want in (("nats://127.0.0.1:4222/", "names no bucket"),
                       ("nats://127.0.0.1:4222/a.b/db", "bad NATS bucket"),
