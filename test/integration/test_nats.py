@@ -450,6 +450,14 @@ def t_permissions():
        stream_state("nobucket") == {},
        f"restore from a missing bucket (not created): {e}")
     con.close()
+    for creds, want in (("/nonexistent/x.creds", "error opening file"),
+                        (tmpfile(d, "bad.creds", b"junk"),
+                         "no nkey user seed")):
+        cli = Cli(srv.url("b/db") + "?creds=" + creds)
+        r = cli("list .")
+        cli.close()
+        ok(r.startswith("err CANTOPEN ") and want in r and creds in r,
+           f"a bad credentials file: {r}")
     for bad, want in (("nats://127.0.0.1:4222/", "names no bucket"),
                       ("nats://127.0.0.1:4222/a.b/db", "bad NATS bucket"),
                       ("nats://h/b/db?timeout=x", "bad timeout"),
