@@ -19,18 +19,108 @@
  *      surfaces in libnats as a request timeout; the connection's last
  *      error tells the two apart.
  *   3. No message shows the password, token or credentials.
+ *   4. libnats is loaded with dlopen() at the first connection, not linked:
+ *      litestream.so runs on machines without it, and only a nats:// URL
+ *      needs it (its absence is then a clear SQLITE_CANTOPEN).
  *
  * Threads: one caller thread per connection; libnats runs threads of its
  * own for it.
  */
 #include "storage/backend/nats.h"
 
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <nats/nats.h>
 
 #include "storage/base/sqlite.h"
+
+/*
+ * libnats, loaded when the first nats connection is made (invariant 4):
+ * the functions this file calls, resolved from LITESTREAM_NATS_SONAME (the
+ * soname of the libnats the build found, e.g. "libnats.so.3.4": the same
+ * ABI as the headers), or from the file the environment variable
+ * LITESTREAM_NATS_LIBRARY names.
+ */
+#define NATS_API(X)                                                            \
+    X(jsCtx_Destroy)                                                           \
+    X(jsDirectGetMsgOptions_Init)                                              \
+    X(jsOptions_Init)                                                          \
+    X(jsPubAck_Destroy)                                                        \
+    X(jsPubOptions_Init)                                                       \
+    X(jsStreamConfig_Init)                                                     \
+    X(jsStreamInfo_Destroy)                                                    \
+    X(js_AddStream)                                                            \
+    X(js_DirectGetMsg)                                                         \
+    X(js_GetStreamInfo)                                                        \
+    X(js_PublishMsg)                                                           \
+    X(js_PurgeStream)                                                          \
+    X(natsConnection_Close)                                                    \
+    X(natsConnection_Connect)                                                  \
+    X(natsConnection_Destroy)                                                  \
+    X(natsConnection_GetLastError)                                             \
+    X(natsConnection_JetStream)                                                \
+    X(natsMsgHeader_Set)                                                       \
+    X(natsMsg_Create)                                                          \
+    X(natsMsg_Destroy)                                                         \
+    X(natsMsg_GetData)                                                         \
+    X(natsMsg_GetDataLength)                                                   \
+    X(natsMsg_GetSequence)                                                     \
+    X(natsMsg_GetTime)                                                         \
+    X(natsOptions_Create)                                                      \
+    X(natsOptions_Destroy)                                                     \
+    X(natsOptions_SetAllowReconnect)                                           \
+    X(natsOptions_SetName)                                                     \
+    X(natsOptions_SetTimeout)                                                  \
+    X(natsOptions_SetToken)                                                    \
+    X(natsOptions_SetURL)                                                      \
+    X(natsOptions_SetUserCredentialsFromFiles)                                 \
+    X(natsOptions_SetUserInfo)                                                 \
+    X(natsStatus_GetText)                                                      \
+    X(nats_GetLastError)
+
+#define NATS_API_DECL(f) __typeof__(&f) f;
+static struct {
+    NATS_API(NATS_API_DECL)
+} nl;
+static pthread_once_t nl_once = PTHREAD_ONCE_INIT;
+static char nl_err[300]; /* why libnats is not there; "" when loaded */
+
+static void
+nl_load(void)
+{
+    const char *zLib = getenv("LITESTREAM_NATS_LIBRARY");
+    void *h = dlopen(zLib && zLib[0] ? zLib : LITESTREAM_NATS_SONAME,
+                     RTLD_NOW | RTLD_LOCAL);
+
+    if (h == NULL) {
+        snprintf(nl_err, sizeof(nl_err), "%s", dlerror());
+        return;
+    }
+#define NATS_API_LOAD(f)                                                       \
+    if (nl_err[0] == 0 && (*(void **)&nl.f = dlsym(h, #f)) == NULL)            \
+        snprintf(nl_err, sizeof(nl_err), "%s has no %s",                       \
+                 LITESTREAM_NATS_SONAME, #f);
+    NATS_API(NATS_API_LOAD)
+}
+
+/* Loads libnats once; SQLITE_CANTOPEN with a message when it cannot. */
+static int
+nl_ready(nats_conn *nb)
+{
+    pthread_once(&nl_once, nl_load);
+    if (nl_err[0] == 0)
+        return SQLITE_OK;
+    return nats_conn_err(
+        nb, SQLITE_CANTOPEN,
+        sqlite3_mprintf("litestream: the nats backend needs libnats "
+                        "(%s; Debian and Ubuntu: apt-get install libnats3.4, "
+                        "or name the file in LITESTREAM_NATS_LIBRARY): %s",
+                        LITESTREAM_NATS_SONAME, nl_err));
+}
 
 struct nats_conn {
     char *zUrl;    /* nats://host:port */
@@ -71,11 +161,12 @@ nats_conn_bucket(const nats_conn *c)
 static void
 nb_drop(nats_conn *nb)
 {
-    jsCtx_Destroy(nb->js);
+    if (nb->js)
+        nl.jsCtx_Destroy(nb->js);
     nb->js = NULL;
     if (nb->nc) {
-        natsConnection_Close(nb->nc);
-        natsConnection_Destroy(nb->nc);
+        nl.natsConnection_Close(nb->nc);
+        nl.natsConnection_Destroy(nb->nc);
     }
     nb->nc = NULL;
     nb->ready = 0;
@@ -88,7 +179,7 @@ nb_drop(nats_conn *nb)
 static const char *
 last_error(const char *zElse)
 {
-    const char *z = nats_GetLastError(NULL);
+    const char *z = nl.nats_GetLastError(NULL);
 
     if (z == NULL || z[0] == 0)
         return zElse;
@@ -115,8 +206,8 @@ nb_fail(nats_conn *nb, natsStatus s, jsErrCode ec, const char *zWhat)
 {
     const char *zLast = NULL;
     natsStatus last =
-        nb->nc ? natsConnection_GetLastError(nb->nc, &zLast) : NATS_OK;
-    const char *zText = natsStatus_GetText(s);
+        nb->nc ? nl.natsConnection_GetLastError(nb->nc, &zLast) : NATS_OK;
+    const char *zText = nl.natsStatus_GetText(s);
     int rc = SQLITE_IOERR;
     char *z;
 
@@ -175,11 +266,11 @@ nb_auth(nats_conn *nb, natsOptions *o)
     natsStatus s = NATS_OK;
 
     if (zUser)
-        s = natsOptions_SetUserInfo(o, zUser, zPass ? zPass : "");
+        s = nl.natsOptions_SetUserInfo(o, zUser, zPass ? zPass : "");
     if (s == NATS_OK && zToken)
-        s = natsOptions_SetToken(o, zToken);
+        s = nl.natsOptions_SetToken(o, zToken);
     if (s == NATS_OK && zCreds)
-        s = natsOptions_SetUserCredentialsFromFiles(o, zCreds, NULL);
+        s = nl.natsOptions_SetUserCredentialsFromFiles(o, zCreds, NULL);
     return s;
 }
 
@@ -192,21 +283,23 @@ nats_conn_ready(nats_conn *nb, int create)
     jsOptions jo;
     natsStatus s;
 
+    if (nb->nc == NULL && nl_ready(nb) != SQLITE_OK)
+        return SQLITE_CANTOPEN;
     if (nb->nc == NULL) {
-        s = natsOptions_Create(&o);
+        s = nl.natsOptions_Create(&o);
         if (s == NATS_OK)
-            s = natsOptions_SetURL(o, nb->zUrl);
+            s = nl.natsOptions_SetURL(o, nb->zUrl);
         if (s == NATS_OK)
-            s = natsOptions_SetTimeout(o, nb->timeout_ms);
+            s = nl.natsOptions_SetTimeout(o, nb->timeout_ms);
         if (s == NATS_OK)
-            s = natsOptions_SetAllowReconnect(o, false);
+            s = nl.natsOptions_SetAllowReconnect(o, false);
         if (s == NATS_OK)
-            s = natsOptions_SetName(o, "litestream");
+            s = nl.natsOptions_SetName(o, "litestream");
         if (s == NATS_OK)
             s = nb_auth(nb, o);
         if (s == NATS_OK)
-            s = natsConnection_Connect(&nb->nc, o);
-        natsOptions_Destroy(o);
+            s = nl.natsConnection_Connect(&nb->nc, o);
+        nl.natsOptions_Destroy(o);
         if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED)
             return nb_fail(nb, s, 0, "connect");
         if (s == NATS_ERR && last_error(NULL))
@@ -217,9 +310,9 @@ nats_conn_ready(nats_conn *nb, int create)
                                 nb->zHost, last_error("")));
         if (s != NATS_OK)
             return nb_fail(nb, s, 0, "connect");
-        jsOptions_Init(&jo);
+        nl.jsOptions_Init(&jo);
         jo.Wait = nb->timeout_ms;
-        s = natsConnection_JetStream(&nb->js, nb->nc, &jo);
+        s = nl.natsConnection_JetStream(&nb->js, nb->nc, &jo);
         if (s != NATS_OK)
             return nb_fail(nb, s, 0, "JetStream context");
     }
@@ -241,7 +334,7 @@ nb_stream(nats_conn *nb, int create)
         rc = nats_conn_err(nb, SQLITE_NOMEM, NULL);
         goto out;
     }
-    s = js_GetStreamInfo(&si, nb->js, nb->zStream, NULL, &ec);
+    s = nl.js_GetStreamInfo(&si, nb->js, nb->zStream, NULL, &ec);
     if (s == NATS_NOT_FOUND && !create) {
         rc = nats_conn_err(nb, SQLITE_NOTFOUND,
                            sqlite3_mprintf("litestream: NATS bucket '%s' "
@@ -251,7 +344,7 @@ nb_stream(nats_conn *nb, int create)
         goto out;
     }
     if (s == NATS_NOT_FOUND) {
-        jsStreamConfig_Init(&cfg);
+        nl.jsStreamConfig_Init(&cfg);
         cfg.Name = nb->zStream;
         cfg.Subjects = (const char **)azSubj;
         cfg.SubjectsLen = 2;
@@ -262,9 +355,9 @@ nb_stream(nats_conn *nb, int create)
         cfg.AllowRollup = true;
         cfg.AllowDirect = true;
         ec = 0;
-        s = js_AddStream(&si, nb->js, &cfg, NULL, &ec);
+        s = nl.js_AddStream(&si, nb->js, &cfg, NULL, &ec);
         if (s != NATS_OK && ec == JSStreamNameExistErr)
-            s = js_GetStreamInfo(&si, nb->js, nb->zStream, NULL, &ec);
+            s = nl.js_GetStreamInfo(&si, nb->js, nb->zStream, NULL, &ec);
     }
     if (s != NATS_OK) {
         rc = nb_fail(nb, s, ec, "stream lookup/creation of the bucket");
@@ -284,7 +377,7 @@ nb_stream(nats_conn *nb, int create)
     }
     nb->ready = 1;
 out:
-    jsStreamInfo_Destroy(si);
+    nl.jsStreamInfo_Destroy(si);
     sqlite3_free(azSubj[0]);
     sqlite3_free(azSubj[1]);
     return rc;
@@ -302,11 +395,11 @@ nb_dget(nats_conn *nb, const char *zLast, const char *zNext, uint64_t seq,
     natsStatus s;
 
     *pMsg = NULL;
-    jsDirectGetMsgOptions_Init(&dg);
+    nl.jsDirectGetMsgOptions_Init(&dg);
     dg.LastBySubject = zLast;
     dg.NextBySubject = zNext;
     dg.Sequence = zNext ? (seq ? seq : 1) : seq;
-    s = js_DirectGetMsg(pMsg, nb->js, nb->zStream, NULL, &dg);
+    s = nl.js_DirectGetMsg(pMsg, nb->js, nb->zStream, NULL, &dg);
     if (s == NATS_NOT_FOUND)
         return SQLITE_NOTFOUND;
     if (s != NATS_OK)
@@ -329,14 +422,14 @@ nats_conn_meta(nats_conn *nb, const char *zName, nats_meta *m)
         return nats_conn_err(nb, SQLITE_NOMEM, NULL);
     rc = nb_dget(nb, zSubj, NULL, 0, &msg);
     if (rc == SQLITE_OK) {
-        rc = nats_meta_decode(natsMsg_GetData(msg),
-                              (size_t)natsMsg_GetDataLength(msg), m, &zWhy);
+        rc = nats_meta_decode(nl.natsMsg_GetData(msg),
+                              (size_t)nl.natsMsg_GetDataLength(msg), m, &zWhy);
         if (rc != SQLITE_OK)
             nats_conn_err(nb, rc, zWhy);
         else if (m->created_ms < 0)
-            m->created_ms = natsMsg_GetTime(msg) / 1000000;
+            m->created_ms = nl.natsMsg_GetTime(msg) / 1000000;
     }
-    natsMsg_Destroy(msg);
+    nl.natsMsg_Destroy(msg);
     sqlite3_free(zSubj);
     sqlite3_free(zEnc);
     return rc;
@@ -355,15 +448,15 @@ nats_conn_pub(nats_conn *nb, const char *zKind, const char *zToken,
 
     if (zSubj == NULL)
         return nats_conn_err(nb, SQLITE_NOMEM, NULL);
-    jsPubOptions_Init(&po);
+    nl.jsPubOptions_Init(&po);
     po.ExpectStream = nb->zStream;
-    s = natsMsg_Create(&msg, zSubj, NULL, data, (int)n);
+    s = nl.natsMsg_Create(&msg, zSubj, NULL, data, (int)n);
     if (s == NATS_OK && zKind[0] == 'M')
-        s = natsMsgHeader_Set(msg, "Nats-Rollup", "sub");
+        s = nl.natsMsgHeader_Set(msg, "Nats-Rollup", "sub");
     if (s == NATS_OK)
-        s = js_PublishMsg(&pa, nb->js, msg, &po, &ec);
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(msg);
+        s = nl.js_PublishMsg(&pa, nb->js, msg, &po, &ec);
+    nl.jsPubAck_Destroy(pa);
+    nl.natsMsg_Destroy(msg);
     sqlite3_free(zSubj);
     return s == NATS_OK ? SQLITE_OK : nb_fail(nb, s, ec, zWhat);
 }
@@ -382,10 +475,10 @@ nats_conn_purge(nats_conn *nb, const char *zNuid, int quiet)
         sqlite3_free(zSubj);
         return SQLITE_IOERR;
     }
-    jsOptions_Init(&jo);
+    nl.jsOptions_Init(&jo);
     jo.Wait = nb->timeout_ms;
     jo.Stream.Purge.Subject = zSubj;
-    s = js_PurgeStream(nb->js, nb->zStream, &jo, &ec);
+    s = nl.js_PurgeStream(nb->js, nb->zStream, &jo, &ec);
     sqlite3_free(zSubj);
     if (s == NATS_OK)
         return SQLITE_OK;
@@ -408,10 +501,10 @@ nats_conn_names(nats_conn *nb, char ***pazName, int *pn)
     *pn = 0;
     if (zFilter == NULL)
         return nats_conn_err(nb, SQLITE_NOMEM, NULL);
-    jsOptions_Init(&jo);
+    nl.jsOptions_Init(&jo);
     jo.Wait = nb->timeout_ms;
     jo.Stream.Info.SubjectsFilter = zFilter;
-    s = js_GetStreamInfo(&si, nb->js, nb->zStream, &jo, &ec);
+    s = nl.js_GetStreamInfo(&si, nb->js, nb->zStream, &jo, &ec);
     if (s != NATS_OK) {
         rc = nb_fail(nb, s, ec, "LIST (stream info)");
         goto out;
@@ -442,7 +535,7 @@ nats_conn_names(nats_conn *nb, char ***pazName, int *pn)
     az = NULL;
 out:
     sqlite3_free(az);
-    jsStreamInfo_Destroy(si);
+    nl.jsStreamInfo_Destroy(si);
     sqlite3_free(zFilter);
     return rc;
 }
@@ -463,9 +556,9 @@ static int
 chunk_fill(natsMsg *msg, nats_chunk *c)
 {
     c->msg = msg;
-    c->data = (const uint8_t *)natsMsg_GetData(msg);
-    c->n = (uint64_t)natsMsg_GetDataLength(msg);
-    c->seq = natsMsg_GetSequence(msg);
+    c->data = (const uint8_t *)nl.natsMsg_GetData(msg);
+    c->n = (uint64_t)nl.natsMsg_GetDataLength(msg);
+    c->seq = nl.natsMsg_GetSequence(msg);
     return SQLITE_OK;
 }
 
@@ -491,7 +584,7 @@ static void
 src_release(void *ctx, nats_chunk *c)
 {
     (void)ctx;
-    natsMsg_Destroy(c->msg);
+    nl.natsMsg_Destroy(c->msg);
     memset(c, 0, sizeof(*c));
 }
 

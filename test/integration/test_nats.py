@@ -458,6 +458,14 @@ def t_permissions():
         cli.close()
         ok(r.startswith("err CANTOPEN ") and want in r and creds in r,
            f"a bad credentials file: {r}")
+    os.environ["LITESTREAM_NATS_LIBRARY"] = "/nonexistent/libnats.so"
+    cli = Cli(srv.url("b/db"))
+    r = cli("list .")
+    cli.close()
+    del os.environ["LITESTREAM_NATS_LIBRARY"]
+    ok(r.startswith("err CANTOPEN ") and "needs libnats" in r and
+       "apt-get install libnats3.4" in r and "/nonexistent/libnats.so" in r,
+       f"without libnats: {r}")
     for bad, want in (("nats://127.0.0.1:4222/", "names no bucket"),
                       ("nats://127.0.0.1:4222/a.b/db", "bad NATS bucket"),
                       ("nats://h/b/db?timeout=x", "bad timeout"),
