@@ -114,7 +114,7 @@ nats_nuid(char out[NATS_META_NUID_LEN + 1])
     int i;
 
     for (i = 0; i < NATS_META_NUID_LEN; i++)
-        out[i] = digits[ls_rand_upto(62)];
+        out[i] = digits[ls_rand_upto(61)]; /* [0, 61] */
     out[NATS_META_NUID_LEN] = 0;
 }
 

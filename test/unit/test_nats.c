@@ -61,11 +61,18 @@ test_meta_roundtrip(void)
     int rc;
 
     memset(&m, 0, sizeof(m));
-    nats_nuid(nuid);
-    ok(strlen(nuid) == 22 &&
-           strspn(nuid, "0123456789ABCDEFGHIJKLMNOPQRSTUVW"
-                        "XYZabcdefghijklmnopqrstuvwxyz") == 22,
-       "nuid: 22 base62 characters (%s)", nuid);
+    {
+        int i, bad = 0;
+        for (i = 0; i < 1000; i++) {
+            nats_nuid(nuid);
+            if (strlen(nuid) != 22 ||
+                strspn(nuid, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "abcdefghijklmnopqrstuvwxyz") != 22)
+                bad++;
+        }
+        ok(bad == 0, "1000 nuids: 22 base62 characters each (%d bad; %s)", bad,
+           nuid);
+    }
     m.name = "app/ltx/0/0000000000000001-0000000000000001.ltx";
     m.nuid = nuid;
     m.size = 300000;

@@ -69,7 +69,7 @@ typedef struct invalid_case {
 static const invalid_case invalid[] = {
     {"", "empty replica URL"},
     {"ftp://x", "litestream: unknown URL scheme 'ftp' in 'ftp://x' (expected "
-                "file, s3, gs, abs, sftp, webdav, webdavs, oss)"},
+                "file, s3, gs, abs, sftp, webdav, webdavs, oss, nats)"},
     {"http://host/x", "unknown URL scheme 'http'"},
     {"rel/dir", "litestream: file replica path must be absolute: 'rel/dir'"},
     {"./rel", "must be absolute: './rel'"},
