@@ -24,9 +24,9 @@
  *      other failure returns at once.
  *   5. Chunks no object refers to are purged: those of a failed put at
  *      once, or, when the connection was lost, at the handle's next
- *      connection (up to NATS_ORPHANS remembered); those of an attempt
- *      whose metadata publish failed (it may have been stored) only after
- *      a later attempt of the same put succeeded.
+ *      connection (up to NATS_ORPHANS remembered); those of a put whose
+ *      metadata publish failed (it may have been stored) once the name's
+ *      metadata shows another nuid or none.
  *
  * Threads: one caller thread per handle (backend.h).
  */
@@ -42,8 +42,17 @@
 #include "storage/base/timefmt.h"
 
 #define NATS_IDX_SLOTS 16
-#define NATS_ORPHANS   8 /* nuids of chunks to purge (invariant 5) */
-#define NATS_MAYBE     4 /* nuids whose metadata may have been stored */
+#define NATS_ORPHANS   8 /* chunks to purge later (invariant 5) */
+
+/*
+ * Chunks that may belong to no object (invariant 5): nuid "" is a free
+ * slot; name NULL means certainly no object's, else the put of name whose
+ * metadata publish failed (stored or not: the name's metadata tells).
+ */
+typedef struct nats_orphan {
+    char *name;
+    char nuid[65];
+} nats_orphan;
 
 /* A cached object: its metadata and chunk index (invariant 2). */
 typedef struct nats_idx {
@@ -59,7 +68,7 @@ typedef struct nats_backend {
     int retries;
     nats_idx idx[NATS_IDX_SLOTS];
     int next_idx;
-    char orphans[NATS_ORPHANS][65]; /* nuids (<= 64 characters); "" = free */
+    nats_orphan orphans[NATS_ORPHANS];
     int next_orphan;
     backend_counters counters;
 } nats_backend;
@@ -87,24 +96,52 @@ nb_backoff(int attempt)
 
 /* Remembers chunks to purge once connected again (invariant 5). */
 static void
-orphan_add(nats_backend *nb, const char *zNuid)
+orphan_add(nats_backend *nb, const char *zName, const char *zNuid)
 {
-    if (strlen(zNuid) >= sizeof(nb->orphans[0]))
+    nats_orphan *o = &nb->orphans[nb->next_orphan];
+
+    if (strlen(zNuid) >= sizeof(o->nuid))
         return; /* not a nuid nats_meta_decode() lets through */
-    memcpy(nb->orphans[nb->next_orphan], zNuid, strlen(zNuid) + 1);
+    sqlite3_free(o->name);
+    o->name = zName ? sqlite3_mprintf("%s", zName) : NULL;
+    memcpy(o->nuid, zNuid, strlen(zNuid) + 1);
     nb->next_orphan = (nb->next_orphan + 1) % NATS_ORPHANS;
 }
 
-/* Purges the remembered chunks; those that fail stay. */
+/* 1 if the chunks of o are no object's, 0 if they are, -1 if unknown. */
+static int
+orphan_is(nats_backend *nb, const nats_orphan *o)
+{
+    nats_meta m;
+    int rc, live;
+
+    if (o->name == NULL)
+        return 1;
+    rc = nats_conn_meta(nb->c, o->name, &m);
+    live =
+        rc == SQLITE_OK && !m.deleted && m.nuid && strcmp(m.nuid, o->nuid) == 0;
+    nats_meta_clear(&m);
+    if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
+        return -1;
+    return !live;
+}
+
+/* Purges the remembered chunks that are no object's; the unsure stay. */
 static void
 orphan_flush(nats_backend *nb)
 {
-    int i;
+    int i, is;
 
-    for (i = 0; i < NATS_ORPHANS; i++)
-        if (nb->orphans[i][0] &&
-            nats_conn_purge(nb->c, nb->orphans[i], 1) == SQLITE_OK)
-            nb->orphans[i][0] = 0;
+    for (i = 0; i < NATS_ORPHANS; i++) {
+        nats_orphan *o = &nb->orphans[i];
+        if (o->nuid[0] == 0 || (is = orphan_is(nb, o)) < 0)
+            continue;
+        if (is && nats_conn_purge(nb->c, o->nuid, 1) != SQLITE_OK)
+            continue;
+        sqlite3_free(o->name);
+        o->name = NULL;
+        o->nuid[0] = 0;
+    }
 }
 
 /*
@@ -122,9 +159,11 @@ nb_run(nats_backend *nb, nb_op op, void *arg, int create)
     for (;;) {
         rc = nats_conn_ready(nb->c, create);
         if (rc == SQLITE_OK) {
-            orphan_flush(nb);
-            rc = op(nb, arg);
+            orphan_flush(nb); /* (a failure there drops the connection) */
+            rc = nats_conn_ready(nb->c, create);
         }
+        if (rc == SQLITE_OK)
+            rc = op(nb, arg);
         if (rc != SQLITE_IOERR || attempt >= nb->retries)
             return rc;
         nb_backoff(++attempt);
@@ -161,9 +200,6 @@ typedef struct put_arg {
     const uint8_t *data;
     size_t n;
     int64_t created_ms;
-    /* attempts whose metadata publish failed: maybe stored, maybe not */
-    char maybe[NATS_MAYBE][NATS_META_NUID_LEN + 1];
-    int nMaybe;
 } put_arg;
 
 /* Publishes the chunks of the object on a new nuid; purges on failure. */
@@ -180,30 +216,14 @@ put_chunks(nats_backend *nb, const put_arg *a, const char *zNuid,
         rc = nats_conn_pub(nb->c, "C", zNuid, a->data + off, len, zWhat);
     }
     if (rc != SQLITE_OK && nats_conn_purge(nb->c, zNuid, 1) != SQLITE_OK)
-        orphan_add(nb, zNuid);
+        orphan_add(nb, NULL, zNuid);
     return rc;
-}
-
-/*
- * After a put succeeded: the chunks of its earlier attempts whose metadata
- * may have been stored are no object's any more (the new metadata rolled
- * the old up), so they go.
- */
-static void
-put_forget_attempts(nats_backend *nb, put_arg *a)
-{
-    int i;
-
-    for (i = 0; i < a->nMaybe && i < NATS_MAYBE; i++)
-        if (nats_conn_purge(nb->c, a->maybe[i], 1) != SQLITE_OK)
-            orphan_add(nb, a->maybe[i]);
-    a->nMaybe = 0;
 }
 
 static int
 op_put(nats_backend *nb, void *arg)
 {
-    put_arg *a = arg;
+    const put_arg *a = arg;
     char *zName = full_name(nb, a->key), *zWhat = NULL, *zEnc = NULL;
     char *zDoc = NULL, nuid[NATS_META_NUID_LEN + 1];
     nats_meta old, m;
@@ -241,13 +261,13 @@ op_put(nats_backend *nb, void *arg)
     /* Chunks stay on a failure here: the metadata may be stored. */
     rc = nats_conn_pub(nb->c, "M", zEnc, zDoc, strlen(zDoc), zWhat);
     if (rc != SQLITE_OK) {
-        memcpy(a->maybe[a->nMaybe++ % NATS_MAYBE], nuid, sizeof(nuid));
+        orphan_add(nb, zName, nuid);
         goto out;
     }
     if (old.nuid && !old.deleted && strcmp(old.nuid, nuid) != 0 &&
         nats_conn_purge(nb->c, old.nuid, 1) != SQLITE_OK)
-        orphan_add(nb, old.nuid);
-    put_forget_attempts(nb, a);
+        orphan_add(nb, NULL, old.nuid);
+    orphan_flush(nb); /* earlier attempts of this put, if any */
     idx_drop(nb, zName);
     nb->counters.n_put++;
     nb->counters.bytes_up += a->n;
@@ -265,13 +285,7 @@ static int
 nats_put(backend *b, const char *key, const void *data, size_t n,
          int64_t created_ms)
 {
-    put_arg a;
-
-    memset(&a, 0, sizeof(a));
-    a.key = key;
-    a.data = data ? data : (const uint8_t *)"";
-    a.n = n;
-    a.created_ms = created_ms;
+    put_arg a = {key, data ? data : (const uint8_t *)"", n, created_ms};
     return nb_run((nats_backend *)b, op_put, &a, 1);
 }
 
@@ -282,18 +296,24 @@ typedef struct get_arg {
     uint64_t off, len;
     uint8_t *out;
     size_t nOut;
+    int cached; /* the last attempt read from a cached entry */
 } get_arg;
 
-/* The cache slot of zName, filled with its newest metadata if new. */
+/*
+ * The cache slot of zName (*pCached 1), or a slot filled with its newest
+ * metadata (*pCached 0).
+ */
 static int
-get_slot(nats_backend *nb, const char *zName, nats_idx **px)
+get_slot(nats_backend *nb, const char *zName, nats_idx **px, int *pCached)
 {
     nats_idx *x;
     int i, rc;
 
+    *pCached = 0;
     for (i = 0; i < NATS_IDX_SLOTS; i++) {
         if (nb->idx[i].name && strcmp(nb->idx[i].name, zName) == 0) {
             *px = &nb->idx[i];
+            *pCached = 1;
             return SQLITE_OK;
         }
     }
@@ -322,7 +342,7 @@ get_once(nats_backend *nb, get_arg *a, const char *zName)
     nats_conn_src src;
     char *zWhy = NULL;
     uint64_t end, off;
-    int rc = get_slot(nb, zName, &x);
+    int rc = get_slot(nb, zName, &x, &a->cached);
 
     if (rc != SQLITE_OK)
         return rc;
@@ -365,7 +385,7 @@ op_get(nats_backend *nb, void *arg)
     if (zName == NULL)
         return nb_err(nb, SQLITE_NOMEM, NULL);
     rc = get_once(nb, a, zName);
-    if (rc == SQLITE_NOTFOUND) /* maybe replaced: once more, afresh */
+    if (rc == SQLITE_NOTFOUND && a->cached) /* replaced? once more, afresh */
         rc = get_once(nb, a, zName);
     if (rc == SQLITE_NOTFOUND)
         nb_err(nb, rc,
@@ -390,7 +410,7 @@ static int
 nats_get(backend *b, const char *key, uint64_t offset, uint64_t len,
          uint8_t **out, size_t *nOut)
 {
-    get_arg a = {key, offset, len, NULL, 0};
+    get_arg a = {key, offset, len, NULL, 0, 0};
     int rc = nb_run((nats_backend *)b, op_get, &a, 0);
 
     *out = a.out;
@@ -530,7 +550,7 @@ del_one(nats_backend *nb, const char *zName)
         return rc;
     if (m.deleted) { /* a delete whose purge failed: purge again */
         if (m.nuid && nats_conn_purge(nb->c, m.nuid, 1) != SQLITE_OK)
-            orphan_add(nb, m.nuid);
+            orphan_add(nb, NULL, m.nuid);
         nats_meta_clear(&m);
         return SQLITE_OK;
     }
@@ -598,6 +618,8 @@ nats_close(backend *b)
     if (nb == NULL)
         return;
     idx_drop(nb, NULL);
+    for (int i = 0; i < NATS_ORPHANS; i++)
+        sqlite3_free(nb->orphans[i].name);
     nats_conn_free(nb->c);
     sqlite3_free(nb->zPrefix);
     sqlite3_free(nb->base.url);

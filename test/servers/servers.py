@@ -292,8 +292,8 @@ class NatsServer:
     authorization users; permissions as in its config), or token: one
     token, or neither (no authentication).  The server dies with the
     Python process that started it (PR_SET_PDEATHSIG).  kill() stops it
-    with SIGKILL and restart() starts it again on the same port and store,
-    as a server that crashed and came back.  stop() also removes the temp
+    with SIGKILL (a crash), term() with SIGTERM (a clean shutdown), and
+    restart() starts it again on the same port and store.  stop() also removes the temp
     dir unless keep (default: $LITESTREAM_KEEP_SERVERS is set).
     """
 
@@ -420,6 +420,12 @@ class NatsServer:
         """SIGKILL the server; its store stays for restart()."""
         import signal
         self._reap(signal.SIGKILL)
+
+    def term(self):
+        """SIGTERM the server (a clean shutdown); its store stays for
+        restart()."""
+        import signal
+        self._reap(signal.SIGTERM)
 
     def restart(self):
         """Start the server again on the same port and store."""
