@@ -465,6 +465,14 @@ def t_permissions():
         cli.close()
         ok(r.startswith("err CANTOPEN ") and want in r and creds in r,
            f"a bad credentials file: {r}")
+    with NatsServer(jetstream=False) as plain:
+        c2 = sqlite3.connect(":memory:")
+        e = err_of(c2, "SELECT litestream_restore(?, ?)",
+                   plain.url("b/db") + "?retries=0",
+                   os.path.join(d, "z.db"))
+        c2.close()
+        ok(e and "no responders" in e and "nats-server -js" in e,
+           f"a server without JetStream: {e}")
     os.environ["LITESTREAM_NATS_LIBRARY"] = "/nonexistent/libnats.so"
     cli = Cli(srv.url("b/db"))
     r = cli("list .")

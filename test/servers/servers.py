@@ -290,7 +290,8 @@ class NatsServer:
 
     users: list of {"user", "password"[, "permissions"]} (nats-server's
     authorization users; permissions as in its config), or token: one
-    token, or neither (no authentication).  The server dies with the
+    token, or neither (no authentication); jetstream=False: a server
+    without JetStream.  The server dies with the
     Python process that started it (PR_SET_PDEATHSIG).  kill() stops it
     with SIGKILL (a crash), term() with SIGTERM (a clean shutdown), and
     restart() starts it again on the same port and store.  stop() also removes the temp
@@ -299,10 +300,11 @@ class NatsServer:
 
     BIN = "/usr/sbin/nats-server"
 
-    def __init__(self, users=None, token=None, keep=None,
+    def __init__(self, users=None, token=None, jetstream=True, keep=None,
                  ready_timeout=15.0):
         self.users = users
         self.token = token
+        self.jetstream = jetstream
         self.host = "127.0.0.1"
         self.port = self.monitor_port = None
         self.proc = None
@@ -334,9 +336,10 @@ class NatsServer:
     def _config(self):
         import json
         cfg = {"listen": self.address,
-               "http": "%s:%d" % (self.host, self.monitor_port),
-               "jetstream": {"store_dir": os.path.join(self._tmp, "store"),
-                             "max_mem": 64 << 20, "max_file": 1 << 30}}
+               "http": "%s:%d" % (self.host, self.monitor_port)}
+        if self.jetstream:
+            cfg["jetstream"] = {"store_dir": os.path.join(self._tmp, "store"),
+                                "max_mem": 64 << 20, "max_file": 1 << 30}
         if self.users:
             cfg["authorization"] = {"users": self.users}
         elif self.token:
@@ -384,8 +387,9 @@ class NatsServer:
                                      stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env,
                                      preexec_fn=die_with_parent)
-        url = ("http://%s:%d/healthz?js-enabled-only=true"
-               % (self.host, self.monitor_port))
+        url = ("http://%s:%d/healthz%s"
+               % (self.host, self.monitor_port,
+                  "?js-enabled-only=true" if self.jetstream else ""))
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
