@@ -235,8 +235,11 @@ nb_fail(nats_conn *nb, natsStatus s, jsErrCode ec, const char *zWhat)
         return nats_conn_err(
             nb, SQLITE_NOTFOUND,
             sqlite3_mprintf("litestream: NATS %s: not found", zWhat));
-    if (ec == 10047 /* insufficient resources */ || ec == 10027 /* full */)
+    if (ec == JSStorageResourcesExceededErr ||
+        ec == JSInsufficientResourcesErr || ec == JSMaximumStreamsLimitErr)
         rc = SQLITE_FULL;
+    else if (ec == JSNotEnabledErr || ec == JSNotEnabledForAccountErr)
+        rc = SQLITE_CANTOPEN; /* a setting of the server, not a moment */
     if (s == NATS_NO_RESPONDERS)
         zText = "no responders (is JetStream enabled on the server, "
                 "nats-server -js?)";

@@ -468,7 +468,7 @@ def t_permissions():
     with NatsServer(jetstream=False) as plain:
         c2 = sqlite3.connect(":memory:")
         e = err_of(c2, "SELECT litestream_restore(?, ?)",
-                   plain.url("b/db") + "?retries=0",
+                   plain.url("b/db"),
                    os.path.join(d, "z.db"))
         c2.close()
         ok(e and "no responders" in e and "nats-server -js" in e,
