@@ -1,6 +1,7 @@
 /*
  * storage/backend/nats_meta.h: the NATS JetStream object-store layout, the
- * part that needs no connection (used by storage/backend/nats.c).
+ * part that needs no connection (used by storage/backend/nats.c and
+ * storage/backend/nats_store.c).
  *
  * A bucket B is the stream "OBJ_B" with the subjects "$O.B.C.>" (chunks)
  * and "$O.B.M.>" (metadata).  An object named N has its metadata, a JSON

@@ -1,7 +1,8 @@
 /*
  * storage/backend/nats_read.h: reading a byte range of a NATS object-store
- * object from its chunk messages (used by storage/backend/nats.c, which
- * supplies the messages; nothing here touches the network).
+ * object from its chunk messages (used by storage/backend/nats_store.c;
+ * storage/backend/nats.c supplies the messages; nothing here touches the
+ * network).
  *
  * The chunks of an object are the messages of one subject, in stream
  * order.  An index (nats_chunk_idx) is built from chunk 0 and the last
