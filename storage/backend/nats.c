@@ -277,6 +277,24 @@ nb_auth(nats_conn *nb, natsOptions *o)
     return s;
 }
 
+const char *
+nats_conn_credential(const nats_conn *nb)
+{
+    if (nb->zUser)
+        return nb->zCreds ? "the user and password in the URL, and the "
+                            "credentials file of ?creds="
+                          : "the user and password in the URL";
+    if (nb->zCreds)
+        return "the credentials file of ?creds=";
+    if (env("LITESTREAM_NATS_CREDS"))
+        return "the credentials file in LITESTREAM_NATS_CREDS";
+    if (env("LITESTREAM_NATS_TOKEN"))
+        return "the token in LITESTREAM_NATS_TOKEN";
+    if (env("LITESTREAM_NATS_USERNAME"))
+        return "LITESTREAM_NATS_USERNAME and LITESTREAM_NATS_PASSWORD";
+    return "no credentials";
+}
+
 static int nb_stream(nats_conn *nb, int create);
 
 int

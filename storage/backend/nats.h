@@ -91,6 +91,13 @@ int nats_conn_err(nats_conn *c, int rc, char *zMsg);
 /* The last error's message. */
 const char *nats_conn_errmsg(nats_conn *c);
 
+/*
+ * Which credential a connection made now would present, named, never its
+ * value (a static string; "no credentials" when none), as nb_auth() picks
+ * it: the URL's user, else the LITESTREAM_NATS_* variables.
+ */
+const char *nats_conn_credential(const nats_conn *c);
+
 /* The bucket, and "host:port" for messages. */
 const char *nats_conn_bucket(const nats_conn *c);
 

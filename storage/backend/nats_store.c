@@ -610,6 +610,12 @@ nats_counters(backend *b)
     return &((nats_backend *)b)->counters;
 }
 
+static const char *
+nats_credential(backend *b)
+{
+    return nats_conn_credential(((nats_backend *)b)->c);
+}
+
 static void
 nats_close(backend *b)
 {
@@ -727,4 +733,5 @@ const backend_vtab backend_nats_vtab = {
     .del = nats_del,
     .errmsg = nats_errmsg,
     .counters = nats_counters,
+    .credential = nats_credential,
 };

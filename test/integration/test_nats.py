@@ -268,6 +268,8 @@ def t_replicate():
     c = st["counters"]
     ok(st["last_error"] is None and c["put"] > 0 and c["list"] > 0 and
        c["bytes_up"] > 0, f"status: no error, counters {c}")
+    ok(st.get("credential") == "the user and password in the URL",
+       f"status names the credential: {st.get('credential')}")
     objs = js_list("app")
     names = sorted(n for n in objs if n.startswith("db/ltx/"))
     ltx = re.compile(r"db/ltx/[0-9]/[0-9a-f]{16}-[0-9a-f]{16}\.ltx$")
@@ -392,6 +394,9 @@ def t_credentials():
     m = wait_error(con, "refused the credentials")
     ok(m is not None and "(other)" not in m,
        f"LITESTREAM_NATS_PASSWORD wrong: {m}")
+    cred = status(con).get("credential")
+    ok(cred == "LITESTREAM_NATS_USERNAME and LITESTREAM_NATS_PASSWORD",
+       f"status names the variables: {cred}")
     os.environ["LITESTREAM_NATS_PASSWORD"] = "s3cret"
     restore_and_compare(con, db, u, os.path.join(d, "out.db"),
                         "LITESTREAM_NATS_PASSWORD fixed while running")
