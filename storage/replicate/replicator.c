@@ -173,6 +173,7 @@ thread_main(void *arg)
     while (!r->stop) {
         uint64_t ticket = r->persist_req;
         int want_upload = r->upload_now;
+        int had = r->head != NULL; /* this pass has something to spool */
         pthread_mutex_unlock(&r->mu);
 
         int rc = rep_spool_queue(r, 0);
@@ -216,12 +217,14 @@ thread_main(void *arg)
         pthread_mutex_lock(&r->mu);
         if (r->stop || r->upload_now || r->persist_req > r->persist_done)
             continue;
-        /* With transactions queued, spool them within TICK_MS; with none,
-         * sleep until the next upload pass (which also picks up other
-         * processes' spools): the first enqueue wakes the thread. */
+        /* While transactions arrive, spool them every TICK_MS (the
+         * application does not wake the thread: a pass takes what a tick
+         * gathered, one record per run).  After a tick that brought
+         * nothing, sleep until the next upload pass (which also picks up
+         * other processes' spools): the first enqueue then wakes it. */
         int64_t wait = next_upload - clock_now_ms();
-        r->idle = r->head == NULL;
-        if (wait > TICK_MS && !r->idle)
+        r->idle = r->head == NULL && !had;
+        if (wait > TICK_MS && (!r->idle || had))
             wait = TICK_MS;
         if (wait < 1)
             wait = 1;
