@@ -701,11 +701,17 @@ spool_drop_upto(spool *sp, uint64_t txid)
         int stale_owner = s->pid == (int)getpid() || !owner_alive(s->pid);
         int removable =
             s->scanned > 0 && s->max_txid < txid && (s->own || stale_owner);
+        char *z =
+            removable ? sqlite3_mprintf("%s/%s", sp->zDir, s->name) : NULL;
+        struct stat st;
+        /* Our own records appended since the last scan (the replicator
+         * spools while it uploads) are not in max_txid: such a segment
+         * stays until a scan has seen them. */
+        if (removable && s->own &&
+            (!z || (stat(z, &st) == 0 && (uint64_t)st.st_size != s->scanned)))
+            removable = 0;
         if (removable) {
-            char *z = sqlite3_mprintf("%s/%s", sp->zDir, s->name);
-            if (z)
-                unlink(z);
-            sqlite3_free(z);
+            unlink(z);
             if (s == sp->cur) {
                 close(sp->cur_fd);
                 sp->cur_fd = -1;
@@ -720,8 +726,10 @@ spool_drop_upto(spool *sp, uint64_t txid)
             sp->nent = j;
             *pp = s->next;
             seg_free(s);
+            sqlite3_free(z);
             continue;
         }
+        sqlite3_free(z);
         pp = &s->next;
     }
     /* Entries < txid in surviving segments are no longer needed (the one

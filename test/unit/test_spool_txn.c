@@ -274,6 +274,20 @@ test_runs(void)
            spool_read_end(r->sp, 6, &rec) == SQLITE_OK,
        "dropped below 6: the run ending at 6 is kept, 7..9 still indexed");
     spool_txn_free(&rec);
+
+    /* A record appended after the last scan (spooled while an upload
+     * runs) keeps its segment when everything scanned is dropped. */
+    rep_txn v = t[1];
+    v.txid = 11;
+    v.next = NULL;
+    rep_spool_run(r, &v, 1, 0, &zErr); /* a new segment */
+    spool_scan(r->sp);
+    v.txid = 12;
+    rep_spool_run(r, &v, 1, 0, &zErr); /* the same segment, not scanned */
+    spool_drop_upto(r->sp, 12);        /* everything scanned is < 12 */
+    spool_scan(r->sp);
+    ok(spool_has(r->sp, 12),
+       "a record appended after the scan survives spool_drop_upto");
     free(buf);
     rt_replicator_free(r);
     sqlite3_free(zDb);
