@@ -182,16 +182,23 @@ rep_recapture_if_stale(replicator *r)
     sqlite3_free(zErr);
 }
 
-/* 1 if the WAL ends at the captured position (see pin_ends_at). */
+/*
+ * 1 if the WAL ends at the captured position (see pin_ends_at), 0 if it
+ * holds frames beyond it, -1 if it cannot tell now (the database could not
+ * be opened: busy).  A position that cannot be read (lost, or torn by a
+ * writer that died while writing it) is no position: any frame in the WAL
+ * is then beyond it.
+ */
 static int
 wal_ends_at_cap(replicator *r)
 {
     pin p;
     ls_cap cap;
     char *zErr = NULL;
-    int ends = 1;
-    if (sidecar_cap_read(r->sc, &cap) &&
-        pin_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
+    int ends = -1;
+    if (!sidecar_cap_read(r->sc, &cap))
+        memset(&cap, 0, sizeof(cap));
+    if (pin_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
         ends = pin_ends_at(&p, &cap);
         pin_close(&p);
     }
@@ -199,26 +206,39 @@ wal_ends_at_cap(replicator *r)
     return ends;
 }
 
+#define PENDING_TRIES 20 /* about a second of busy databases */
+
 int
 rep_capture_pending(replicator *r)
 {
-    pin p;
-    char *zErr = NULL;
-    if (!r->opts.xRecapture || wal_ends_at_cap(r))
+    int rc = SQLITE_OK;
+    if (!r->opts.xRecapture)
         return SQLITE_OK;
-    /* A writer between its commit and its capture shows the same picture
-     * for a moment: only a position that stays behind was left by a dead
-     * writer. */
-    sqlite3_sleep(5);
-    if (wal_ends_at_cap(r))
-        return SQLITE_OK;
-    int rc = pin_write_open(r->zDbPath, r->zVfs, &p, &zErr);
-    if (rc == SQLITE_OK) {
-        r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
-        pin_close(&p);
+    for (int i = 0; i < PENDING_TRIES; i++) {
+        pin p;
+        char *zErr = NULL;
+        int e = wal_ends_at_cap(r);
+        if (e == 1)
+            return SQLITE_OK;
+        /* A writer between its commit and its capture shows the same
+         * picture for a moment: only a position that stays behind was
+         * left by a dead writer. */
+        sqlite3_sleep(i == 0 ? 5 : 50);
+        if (e == 0 && (e = wal_ends_at_cap(r)) == 1)
+            return SQLITE_OK;
+        if (e == -1)
+            continue; /* cannot tell yet: look again */
+        rc = pin_write_open(r->zDbPath, r->zVfs, &p, &zErr);
+        sqlite3_free(zErr);
+        if (rc == SQLITE_OK) {
+            /* The write lock: no live writer is between its commit and
+             * its capture now. */
+            r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
+            pin_close(&p);
+            return SQLITE_OK;
+        }
     }
-    sqlite3_free(zErr);
-    return rc;
+    return rc == SQLITE_OK ? SQLITE_BUSY : rc;
 }
 
 /* Where TXID `to` ended in the WAL, or a zero position if unknown. */
