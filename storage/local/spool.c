@@ -684,6 +684,9 @@ owner_alive(int pid)
 int
 spool_drop_upto(spool *sp, uint64_t txid)
 {
+    /* The segment we append to may hold records spooled after the last
+     * scan (below). */
+    seg *appending = sp->cur_fd >= 0 ? sp->cur : NULL;
     /* Our segment being appended holds replicated records: start a new
      * one, so this one can go as soon as the replica has all of it
      * (segments are deleted whole). */
@@ -704,10 +707,12 @@ spool_drop_upto(spool *sp, uint64_t txid)
         char *z =
             removable ? sqlite3_mprintf("%s/%s", sp->zDir, s->name) : NULL;
         struct stat st;
-        /* Our own records appended since the last scan (the replicator
-         * spools while it uploads) are not in max_txid: such a segment
-         * stays until a scan has seen them. */
-        if (removable && s->own &&
+        /* Records appended since the last scan to the segment being
+         * appended (the replicator spools while it uploads) are not in
+         * max_txid: that segment stays until a scan has seen them.  (A
+         * segment left with a torn tail after a failed append is no
+         * longer appended to: it goes.) */
+        if (removable && s == appending &&
             (!z || (stat(z, &st) == 0 && (uint64_t)st.st_size != s->scanned)))
             removable = 0;
         if (removable) {

@@ -9,8 +9,9 @@
  *   2. No GET while any database has transactions that have waited longer
  *      than the interval for the replica (uploads failing or far behind):
  *      the monitor then sees the pings stop.
- *   3. The GET runs on the replicator thread whose pass made it due,
- *      without holding any lock; one at a time.
+ *   3. The GET runs on a short-lived detached thread started by the
+ *      replicator pass that made it due (a slow endpoint never holds up
+ *      spooling or uploads); one at a time.
  *
  * Threads: replicator threads (heartbeat_tick), the application's
  * (heartbeat_set, heartbeat_get, add and remove).
@@ -32,10 +33,40 @@ static int hb_busy;                  /* a GET is running */
 static uint64_t hb_ok, hb_fail;      /* counters */
 static replicator *hb_reps[MAX_REPS];
 static int hb_nrep;
+static pthread_once_t hb_once = PTHREAD_ONCE_INIT;
+
+/* fork(): the child starts with no GET running, no replicators (its
+ * registry drops them) and an unlocked mutex. */
+static void
+hb_prepare(void)
+{
+    pthread_mutex_lock(&hb_mu);
+}
+
+static void
+hb_parent(void)
+{
+    pthread_mutex_unlock(&hb_mu);
+}
+
+static void
+hb_child(void)
+{
+    pthread_mutex_init(&hb_mu, NULL);
+    hb_busy = 0;
+    hb_nrep = 0;
+}
+
+static void
+hb_init(void)
+{
+    pthread_atfork(hb_prepare, hb_parent, hb_child);
+}
 
 void
 heartbeat_add(replicator *r)
 {
+    pthread_once(&hb_once, hb_init);
     pthread_mutex_lock(&hb_mu);
     if (hb_nrep < MAX_REPS)
         hb_reps[hb_nrep++] = r;
@@ -128,6 +159,30 @@ ping(const char *zUrl, char **pzWhy)
     return good;
 }
 
+/* The GET (invariant 3): zUrl is the thread's to free. */
+static void *
+ping_main(void *arg)
+{
+    char *zUrl = arg, *zWhy = NULL;
+    pthread_setname_np(pthread_self(), "ls-heartbeat");
+    int good = ping(zUrl, &zWhy);
+    if (!good)
+        sqlite3_log(SQLITE_WARNING,
+                    "litestream: heartbeat GET failed: %s (next try in one "
+                    "interval)",
+                    zWhy ? zWhy : "out of memory");
+    sqlite3_free(zWhy);
+    sqlite3_free(zUrl);
+    pthread_mutex_lock(&hb_mu);
+    hb_busy = 0;
+    if (good)
+        hb_ok++;
+    else
+        hb_fail++;
+    pthread_mutex_unlock(&hb_mu);
+    return NULL;
+}
+
 void
 heartbeat_tick(void)
 {
@@ -145,20 +200,20 @@ heartbeat_tick(void)
     pthread_mutex_unlock(&hb_mu);
     if (!zUrl)
         return;
-    char *zWhy = NULL;
-    int good = ping(zUrl, &zWhy);
-    if (!good)
-        sqlite3_log(SQLITE_WARNING,
-                    "litestream: heartbeat GET failed: %s (next try in one "
-                    "interval)",
-                    zWhy ? zWhy : "out of memory");
-    sqlite3_free(zWhy);
-    sqlite3_free(zUrl);
-    pthread_mutex_lock(&hb_mu);
-    hb_busy = 0;
-    if (good)
-        hb_ok++;
-    else
+    pthread_t tid;
+    pthread_attr_t at;
+    int started =
+        pthread_attr_init(&at) == 0 &&
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED) == 0 &&
+        pthread_create(&tid, &at, ping_main, zUrl) == 0;
+    pthread_attr_destroy(&at);
+    if (!started) {
+        sqlite3_free(zUrl);
+        pthread_mutex_lock(&hb_mu);
+        hb_busy = 0;
         hb_fail++;
-    pthread_mutex_unlock(&hb_mu);
+        pthread_mutex_unlock(&hb_mu);
+        sqlite3_log(SQLITE_WARNING, "litestream: cannot start the heartbeat "
+                                    "thread (next try in one interval)");
+    }
 }

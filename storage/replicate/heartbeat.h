@@ -29,8 +29,8 @@ int heartbeat_set(const char *zUrl, int64_t interval_ms);
  * counts of successful and failed GETs. */
 char *heartbeat_get(int64_t *interval_ms, uint64_t *n_ok, uint64_t *n_fail);
 
-/* After an upload pass of a replicator thread: GET the URL if it is due
- * and every watched database is healthy.  Blocks this thread for the GET
+/* After an upload pass of a replicator thread: GET the URL, on a detached
+ * thread of its own, if it is due and every watched database is healthy
  * (5 s to connect, 10 s without progress at most). */
 void heartbeat_tick(void);
 

@@ -195,18 +195,23 @@ wal_ends_at_cap(replicator *r)
     pin p;
     ls_cap cap;
     char *zErr = NULL;
-    int ends = -1;
+    int ends;
     if (!sidecar_cap_read(r->sc, &cap))
         memset(&cap, 0, sizeof(cap));
-    if (pin_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
+    int rc = pin_open(r->zDbPath, r->zVfs, &p, &zErr);
+    if (rc == SQLITE_OK) {
         ends = pin_ends_at(&p, &cap);
         pin_close(&p);
+    } else {
+        /* Busy: look again.  Anything else (the file gone, exclusive
+         * locking mode elsewhere): nothing a wait would change. */
+        ends = (rc & 0xff) == SQLITE_BUSY ? -1 : 1;
     }
     sqlite3_free(zErr);
     return ends;
 }
 
-#define PENDING_TRIES 20 /* about a second of busy databases */
+#define PENDING_MS 1000 /* how long a busy database is looked at again */
 
 int
 rep_capture_pending(replicator *r)
@@ -214,7 +219,8 @@ rep_capture_pending(replicator *r)
     int rc = SQLITE_OK;
     if (!r->opts.xRecapture)
         return SQLITE_OK;
-    for (int i = 0; i < PENDING_TRIES; i++) {
+    int64_t until = clock_now_ms() + PENDING_MS;
+    for (int i = 0; i == 0 || clock_now_ms() < until; i++) {
         pin p;
         char *zErr = NULL;
         int e = wal_ends_at_cap(r);
@@ -230,6 +236,8 @@ rep_capture_pending(replicator *r)
             continue; /* cannot tell yet: look again */
         rc = pin_write_open(r->zDbPath, r->zVfs, &p, &zErr);
         sqlite3_free(zErr);
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+            return rc;
         if (rc == SQLITE_OK) {
             /* The write lock: no live writer is between its commit and
              * its capture now. */

@@ -36,11 +36,39 @@ round_up(size_t n)
 static pthread_mutex_t spares_mu = PTHREAD_MUTEX_INITIALIZER;
 static txchunk *spares[SPARES_MAX];
 static int n_spares;
+static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
+
+/* fork(): the child must not inherit the lock held by a thread that does
+ * not exist there. */
+static void
+spares_prepare(void)
+{
+    pthread_mutex_lock(&spares_mu);
+}
+
+static void
+spares_parent(void)
+{
+    pthread_mutex_unlock(&spares_mu);
+}
+
+static void
+spares_child(void)
+{
+    pthread_mutex_init(&spares_mu, NULL);
+}
+
+static void
+spares_init(void)
+{
+    pthread_atfork(spares_prepare, spares_parent, spares_child);
+}
 
 static txchunk *
 chunk_new(void)
 {
     txchunk *c = NULL;
+    pthread_once(&spares_once, spares_init);
     pthread_mutex_lock(&spares_mu);
     if (n_spares > 0)
         c = spares[--n_spares];

@@ -54,6 +54,9 @@ typedef struct outbuf {
     uint8_t *p;
     size_t n, cap;
     int fd;      /* -1 until spilled */
+    int pinned;  /* a private read transaction is open (a full image):
+                  * no spooling meanwhile, which may open another, and a
+                  * fork waiting between the two would deadlock */
     char *zPath; /* the spill file */
     uint64_t total;
 } outbuf;
@@ -64,7 +67,8 @@ outbuf_write(void *ctx, const void *buf, size_t n)
     outbuf *m = ctx;
     /* The application goes on committing while an object is encoded:
      * spool what it queued meanwhile, so the queue stays small. */
-    rep_spool_if_waiting(m->r);
+    if (!m->pinned)
+        rep_spool_if_waiting(m->r);
     if (m->fd < 0 && m->n + n > SPILL_BYTES) {
         m->zPath = sqlite3_mprintf("%s/upload.ltx.tmp", sidecar_dir(m->r->sc));
         if (!m->zPath)
@@ -278,7 +282,7 @@ rep_upload_full(replicator *r)
 {
     full_image f = {.from = sidecar_replicated(r->sc) + 1,
                     .ts = clock_now_ms()};
-    outbuf m = {.r = r, .fd = -1};
+    outbuf m = {.r = r, .fd = -1, .pinned = 1};
     char *zErr = NULL;
 
     int rc = image_open(r->zDbPath, r->zVfs, r->sc, &f.im, &f.txid, &f.commit,
