@@ -54,6 +54,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_PROG "bench"
+#include "benchutil.h"
+
 extern char **environ;
 
 /* ---- options ------------------------------------------------------------ */
@@ -79,84 +82,6 @@ env_num(const char *name, double quick, double full)
 
 /* ---- small helpers --------------------------------------------------------
  */
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-sleep_ms(double ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000),
-                          (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    _exit(2);
-}
-
-static char *
-fmt(const char *f, ...)
-{
-    va_list ap;
-    char *z = NULL;
-    va_start(ap, f);
-    if (vasprintf(&z, f, ap) < 0)
-        die("out of memory");
-    va_end(ap);
-    return z;
-}
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(p);
-    return 0;
-}
-
-static void
-rm_rf(const char *path)
-{
-    nftw(path, rm_cb, 64, FTW_DEPTH | FTW_PHYS);
-}
-
-static void
-mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    mkdir(buf, 0755);
-}
-
-static int
-exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 static off_t
 file_size(const char *path)
@@ -184,29 +109,6 @@ tree_bytes(const char *path)
     return tree_bytes_acc;
 }
 
-/* Peak resident set of this process, in KiB. */
-static long
-vm_hwm_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = atol(line + 6);
-    fclose(f);
-    return kb;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile of a sorted array. */
 static double
 pct(const double *v, int n, double p)
@@ -219,17 +121,6 @@ pct(const double *v, int n, double p)
     if (i >= n)
         i = n - 1;
     return v[i];
-}
-
-static double
-median(double *v, int n)
-{
-    double tmp[64];
-    if (n <= 0)
-        return -1;
-    memcpy(tmp, v, sizeof(double) * n);
-    qsort(tmp, n, sizeof(double), cmp_double);
-    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
 /* Drops the page cache; 1 when it worked. */
@@ -267,15 +158,6 @@ spawn(char *const argv[], const char *zLog)
     return pid;
 }
 
-static int
-wait_pid(pid_t pid)
-{
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Runs a shell command; returns its exit status. */
 static int
 run_sh(const char *cmd)
@@ -309,16 +191,6 @@ machine_busy_s(void)
         u = n = sy = irq = sirq = st = 0;
     fclose(f);
     return (double)(u + n + sy + irq + sirq + st) / sysconf(_SC_CLK_TCK);
-}
-
-/* CPU seconds used by our waited-for descendants so far. */
-static double
-children_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_CHILDREN, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
 }
 
 static double g_foreign_busy, g_foreign_wall; /* over the whole run */

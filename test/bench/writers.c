@@ -45,6 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_PROG "writers"
+#include "benchutil.h"
+
 extern char **environ;
 
 static const char *g_ext, *g_daemon, *g_out;
@@ -64,112 +67,6 @@ env_num(const char *name, double quick, double full)
     if (z && *z)
         return atof(z);
     return opt_quick ? quick : full;
-}
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void
-sleep_ms(double ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000),
-                          (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void
-die(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    fprintf(stderr, "writers: ");
-    vfprintf(stderr, f, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static char *
-fmt(const char *f, ...)
-{
-    va_list ap;
-    char *z = NULL;
-    va_start(ap, f);
-    if (vasprintf(&z, f, ap) < 0)
-        die("out of memory");
-    va_end(ap);
-    return z;
-}
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    remove(p);
-    return 0;
-}
-
-static void
-rm_rf(const char *path)
-{
-    nftw(path, rm_cb, 64, FTW_DEPTH | FTW_PHYS);
-}
-
-static void
-mkdir_p(const char *path)
-{
-    char *z = fmt("mkdir -p '%s'", path);
-    if (system(z) != 0)
-        die("cannot create %s", path);
-    free(z);
-}
-
-static int
-exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-static long
-vm_hwm_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = atol(line + 6);
-    fclose(f);
-    return kb;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(const double *v, int n)
-{
-    double tmp[64];
-    if (n <= 0)
-        return -1;
-    memcpy(tmp, v, sizeof(double) * n);
-    qsort(tmp, n, sizeof(double), cmp_double);
-    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
 static void
@@ -199,15 +96,6 @@ yes(int ok)
     return ok ? "met" : "**MISSED**";
 }
 
-static int
-wait_pid(pid_t pid)
-{
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Busy CPU seconds of the whole machine (from /proc/stat). */
 static double
 machine_busy_s(void)
@@ -222,15 +110,6 @@ machine_busy_s(void)
     fclose(f);
     return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
            sysconf(_SC_CLK_TCK);
-}
-
-static double
-children_cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_CHILDREN, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
 }
 
 static double
