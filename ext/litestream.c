@@ -34,8 +34,12 @@
 #include "sql/sql.h"
 #include "storage/base/sqlite.h"
 #include "vfs/connection.h"
+#include "vfs/durability.h"
 #include "vfs/remote.h"
 #include "vfs/replicate.h"
+
+_Static_assert(LITESTREAM_UNCONFIRMED == LS_UNCONFIRMED,
+               "litestream.h names the code vfs/durability.c returns");
 
 /* Auto-extension: adds the SQL functions to every new connection. */
 static int

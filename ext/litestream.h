@@ -57,6 +57,14 @@ struct sqlite3_api_routines;
 int sqlite3_litestream_init(struct sqlite3 *db, char **pzErrMsg,
                             const struct sqlite3_api_routines *pApi);
 
+/*
+ * The result code of a COMMIT in PRAGMA litestream_durability = 'remote'
+ * mode that the replica did not confirm within the timeout: the
+ * transaction IS committed locally and will be replicated (docs/sql.md).
+ * SQLITE_WARNING (28) with an extended code of its own.
+ */
+#define LITESTREAM_UNCONFIRMED (28 | (0x4c << 8))
+
 #ifdef __cplusplus
 }
 #endif

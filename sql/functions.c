@@ -68,6 +68,14 @@ status_one(const char *zSchema, ls_db *d)
     ls_json_set(o, "replicating", json_boolean(r != NULL), &bad);
     ls_json_set(o, "forced_full_images", ls_json_u64(registry_full_images(d)),
                 &bad);
+    static const char *const zMode[] = {"local", "remote", "remote-all"};
+    int m = __atomic_load_n(&d->durability, __ATOMIC_RELAXED);
+    ls_json_set(o, "durability", ls_json_text(zMode[m < 0 || m > 2 ? 0 : m]),
+                &bad);
+    ls_json_set(
+        o, "unconfirmed_commits",
+        ls_json_u64(__atomic_load_n(&d->n_unconfirmed, __ATOMIC_RELAXED)),
+        &bad);
     if (r && o && replicator_status(r, o) != SQLITE_OK)
         bad = 1;
     if (zErr) {

@@ -482,7 +482,7 @@ position_write(ls_db *d, const capture_view *v, uint64_t txid)
  * The capture (invariant 3).  `real` is the main database file.  Runs with
  * the WAL write lock held, or in exclusive locking mode.
  */
-static void
+static uint64_t
 capture(ls_db *d, sqlite3_file *real)
 {
     shm_hdr h;
@@ -492,19 +492,20 @@ capture(ls_db *d, sqlite3_file *real)
     uint64_t txid = 0;
     if (!d->rep || !d->sc ||
         (!view_read(d, real, &v) && !view_empty_wal(d, real, &v)))
-        return;
+        return 0;
     /* The uploader cannot read a full image itself (exclusive locking
      * mode): read it now, as part of this capture. */
     int force_image = !d->hold_locked && replicator_image_wanted(d->rep) &&
                       replicator_take_image_request(d->rep);
     if (!force_image && view_unchanged(&v))
-        return;
+        return 0;
     if (!force_image)
         txid = queue_new_frames(d, &v);
     if (txid == 0)
         txid = queue_full_image(d, real, &v);
     position_write(d, &v, txid);
     KILLPOINT("capture-queued");
+    return txid;
 }
 
 /* Start of a write transaction: is the position current? */
@@ -548,16 +549,18 @@ capture_hold_begin(ls_db *d, sqlite3_file *real, int locked)
     }
 }
 
-void
+uint64_t
 capture_hold_end(ls_db *d, sqlite3_file *real)
 {
+    uint64_t txid = 0;
     if (d->hold) {
-        capture(d, real);
+        txid = capture(d, real);
         d->hold = 0;
         d->hold_locked = 0;
         d->hold_shm = NULL;
         capture_buf_reset(d);
     }
+    return txid;
 }
 
 /*

@@ -37,8 +37,11 @@ void capture_buf_write(ls_db *d, const void *p, int n, sqlite3_int64 off);
  */
 void capture_hold_begin(ls_db *d, sqlite3_file *real, int locked);
 
-/* The write lock is released (or COMMIT_PHASETWO): capture the commits. */
-void capture_hold_end(ls_db *d, sqlite3_file *real);
+/*
+ * The write lock is released (or COMMIT_PHASETWO): capture the commits.
+ * Returns the last TXID they became, or 0 when there was none.
+ */
+uint64_t capture_hold_end(ls_db *d, sqlite3_file *real);
 
 /*
  * rep_opts.xRecapture (replicator thread; ctx is the ls_db; takes d->mu

@@ -9,6 +9,8 @@
  *   PRAGMA litestream_sync_interval = 250;
  *   PRAGMA litestream_spool_limit;         -- bytes the spool may hold
  *   PRAGMA litestream_spool_limit = 268435456;
+ *   PRAGMA litestream_durability = 'remote';   -- COMMIT waits for the replica
+ *   PRAGMA litestream_durability_timeout = 5000; -- ... at most this long
  *   PRAGMA litestream_levels = '30s,5m,1h';          -- L1.. intervals
  *   PRAGMA litestream_snapshot_interval = '24h';     -- L9 snapshots
  *   PRAGMA litestream_snapshot_retention = '24h';    -- or 'off'
@@ -194,8 +196,9 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
 }
 
 /*
- * PRAGMA litestream_sync_interval / litestream_spool_limit: read, or set
- * (within [lo, hi]) and store.  which: 0 interval, 1 spool limit.
+ * PRAGMA litestream_sync_interval / litestream_spool_limit /
+ * litestream_durability_timeout: read, or set (within [lo, hi]) and store.
+ * which: 0 interval, 1 spool limit, 2 durability timeout.
  */
 static int
 set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
@@ -227,8 +230,10 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
         }
         if (which == 0)
             c.sync_ms = (int)v;
-        else
+        else if (which == 1)
             c.spool_limit = v;
+        else
+            c.durability_ms = (int)v;
         rc = registry_configure(d, &c, &zErr);
         if (rc != SQLITE_OK) {
             rc = fail(azArg, zErr);
@@ -239,6 +244,8 @@ set_number(ls_db *d, char **azArg, const char *zName, int64_t lo, int64_t hi,
     if (which == 0)
         azArg[0] =
             sqlite3_mprintf("%d", r ? replicator_interval(r) : c.sync_ms);
+    else if (which == 2)
+        azArg[0] = sqlite3_mprintf("%d", c.durability_ms);
     else
         azArg[0] = sqlite3_mprintf(
             "%lld", (long long)(r ? replicator_spool_limit(r) : c.spool_limit));
@@ -373,6 +380,46 @@ heartbeat_pragma(char **azArg)
     return SQLITE_OK;
 }
 
+/* PRAGMA litestream_durability: read, or set and store. */
+static const char *const durability_names[] = {"local", "remote", "remote-all"};
+
+static int
+set_durability(ls_db *d, char **azArg)
+{
+    const char *zVal = azArg[2];
+    ls_config c;
+    char *zErr = NULL;
+    int rc = SQLITE_OK;
+    sidecar_config_read(registry_path(d), &c);
+    if (zVal) {
+        int m = -1;
+        for (int i = 0; i < 3; i++)
+            if (sqlite3_stricmp(zVal, durability_names[i]) == 0)
+                m = i;
+        replicator *r = registry_replicator(d);
+        int replicating = r != NULL;
+        registry_replicator_done(d, r);
+        if (m < 0)
+            rc = fail(azArg, sqlite3_mprintf(
+                                 "litestream: litestream_durability must be "
+                                 "'local', 'remote' or 'remote-all', not "
+                                 "'%s'",
+                                 zVal));
+        else if (!replicating)
+            rc = not_replicating(d, azArg);
+        else {
+            c.durability = m;
+            rc = registry_configure(d, &c, &zErr);
+            if (rc != SQLITE_OK)
+                rc = fail(azArg, zErr);
+        }
+    }
+    if (rc == SQLITE_OK)
+        azArg[0] = sqlite3_mprintf("%s", durability_names[c.durability]);
+    sqlite3_free(c.zUrl);
+    return rc;
+}
+
 int
 vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
 {
@@ -404,6 +451,11 @@ vfs_pragma(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg)
     if (sqlite3_stricmp(zName, "litestream_spool_limit") == 0)
         return set_number(d, azArg, "litestream_spool_limit", 1 << 20,
                           (int64_t)1 << 50, "bytes", 1);
+    if (sqlite3_stricmp(zName, "litestream_durability") == 0)
+        return set_durability(d, azArg);
+    if (sqlite3_stricmp(zName, "litestream_durability_timeout") == 0)
+        return set_number(d, azArg, "litestream_durability_timeout", 1,
+                          86400000, "milliseconds", 2);
     for (int i = 0; i < 4; i++)
         if (sqlite3_stricmp(zName, pitr_names[i]) == 0)
             return set_pitr(d, azArg, i);

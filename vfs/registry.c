@@ -39,6 +39,14 @@ set_error(ls_db *d, char *z)
 }
 
 /* Starts replication of d as c says.  Caller holds d->mu. */
+/* The commit path reads these without a lock (vfs/durability.c). */
+static void
+set_durability(ls_db *d, const ls_config *c)
+{
+    __atomic_store_n(&d->durability_ms, c->durability_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->durability, c->durability, __ATOMIC_RELEASE);
+}
+
 static int
 start(ls_db *d, const ls_config *c, char **pzErr)
 {
@@ -49,6 +57,7 @@ start(ls_db *d, const ls_config *c, char **pzErr)
                   .xRecapture = registry_recapture,
                   .pRecaptureCtx = d,
                   .pitr = c->pitr};
+    set_durability(d, c);
     if (!d->sc) {
         rc = sidecar_open(d->zPath, &d->sc, pzErr);
         if (rc != SQLITE_OK)
@@ -200,6 +209,7 @@ reconfigure(ls_db *d, const ls_config *c, char **pzErr)
     replicator_set_interval(d->rep, c->sync_ms);
     replicator_set_spool_limit(d->rep, c->spool_limit);
     replicator_set_pitr(d->rep, &c->pitr);
+    set_durability(d, c);
     return sidecar_config_write(d->sc, c, pzErr);
 }
 

@@ -40,6 +40,10 @@ struct ls_db {
     char *zError;       /* why replication is not running, if it is not */
     int rep_users;      /* SQL functions using rep (registry_replicator) */
     pthread_cond_t rep_idle;
+    int durability;         /* LS_DURABILITY_* of the running replication; read
+                             * without the mutex (atomic) by every commit */
+    int durability_ms;      /* its timeout */
+    uint64_t n_unconfirmed; /* remote-mode COMMITs that timed out (atomic) */
 
     /* The capture's (capture.c; under the WAL write lock). */
     sqlite3_file *walf; /* the WAL file of the connection holding the

@@ -34,6 +34,7 @@
  */
 #include "vfs/replicate.h"
 #include "vfs/capture.h"
+#include "vfs/durability.h"
 #include "vfs/pragma.h"
 #include "vfs/registry.h"
 
@@ -54,6 +55,9 @@ typedef struct ls_file {
     struct ls_file *main; /* WAL file: its main database file */
     struct ls_file *wal;  /* main file: its connection's WAL file */
     volatile void *shm0;  /* main file: its wal-index region 0, once mapped */
+    uint64_t commit_txid; /* main file, remote durability: the TXID its
+                           * connection's last commit became, until the
+                           * WAL hook takes it (vfs/durability.c) */
 } ls_file;
 
 #define REAL(p) ((sqlite3_file *)(((ls_file *)(p)) + 1))
@@ -64,12 +68,26 @@ static sqlite3_io_methods main_methods;
 
 /* ---- io methods: main database ----------------------------------------- */
 
+/* A commit of p's connection became TXID txid (0: none): in remote
+ * durability the WAL hook waits for it (vfs/durability.c). */
+static void
+commit_done(ls_file *p, uint64_t txid)
+{
+    if (txid && __atomic_load_n(&p->db->durability, __ATOMIC_RELAXED) &&
+        p->conn) {
+        durability_arm(p->conn, p->commit_txid == 0);
+        p->commit_txid = txid;
+    }
+}
+
 static int
 m_close(sqlite3_file *pFile)
 {
     ls_file *p = (ls_file *)pFile;
     if (p->is_wal && p->main && p->main->wal == p)
         p->main->wal = NULL;
+    if (p->commit_txid)
+        durability_dropped();
     if (p->is_wal && p->db) {
         pthread_mutex_lock(&p->db->mu);
         if (p->db->walf == REAL(pFile))
@@ -168,6 +186,13 @@ m_file_control(sqlite3_file *pFile, int op, void *pArg)
 {
     ls_file *p = (ls_file *)pFile;
     if (!p->is_wal && p->db) {
+        if (op == LS_FCNTL_COMMIT_TXID) {
+            ls_commit *c = pArg;
+            c->d = p->db;
+            c->txid = p->commit_txid;
+            p->commit_txid = 0;
+            return SQLITE_OK;
+        }
         if (op == SQLITE_FCNTL_PRAGMA) {
             int rc = vfs_pragma(p->db, p->conn, REAL(pFile), (char **)pArg);
             if (rc != SQLITE_NOTFOUND)
@@ -175,10 +200,12 @@ m_file_control(sqlite3_file *pFile, int op, void *pArg)
         } else if (op == SQLITE_FCNTL_COMMIT_PHASETWO && p->db->hold) {
             /* Exclusive locking mode: no xShmLock, capture here; only the
              * connection's own hold (another may hold the lock by now). */
+            uint64_t txid = 0;
             pthread_mutex_lock(&p->db->mu);
             if (p->db->hold && !p->db->hold_locked && p->db->hold_owner == p)
-                capture_hold_end(p->db, REAL(pFile));
+                txid = capture_hold_end(p->db, REAL(pFile));
             pthread_mutex_unlock(&p->db->mu);
+            commit_done(p, txid);
         }
     }
     return REAL(pFile)->pMethods->xFileControl(REAL(pFile), op, pArg);
@@ -221,8 +248,9 @@ shm_lock_write(ls_file *p, int n, int flags)
     sqlite3_file *real = REAL(p);
     if (flags & SQLITE_SHM_UNLOCK) {
         pthread_mutex_lock(&d->mu);
-        capture_hold_end(d, real);
+        uint64_t txid = capture_hold_end(d, real);
         pthread_mutex_unlock(&d->mu);
+        commit_done(p, txid);
         return real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);
     }
     int rc = real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);

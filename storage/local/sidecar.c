@@ -311,6 +311,8 @@ sidecar_config_defaults(ls_config *c)
     c->sync_ms = LS_DEFAULT_SYNC_MS;
     c->spool_limit = LS_DEFAULT_SPOOL_LIMIT;
     pitr_defaults(&c->pitr);
+    c->durability = LS_DURABILITY_LOCAL;
+    c->durability_ms = LS_DEFAULT_DURABILITY_MS;
 }
 
 /* A positive millisecond count, or PITR_OFF where off is allowed. */
@@ -382,6 +384,14 @@ sidecar_config_read(const char *zDbPath, ls_config *c)
         if (json_is_integer(sl) && json_integer_value(sl) > 0)
             c->spool_limit = json_integer_value(sl);
         config_read_pitr(root, &c->pitr);
+        json_t *du = json_object_get(root, "durability");
+        json_t *dt = json_object_get(root, "durability_timeout_ms");
+        if (json_is_integer(du) && json_integer_value(du) >= 0 &&
+            json_integer_value(du) <= LS_DURABILITY_REMOTE_ALL)
+            c->durability = (int)json_integer_value(du);
+        if (json_is_integer(dt) && json_integer_value(dt) > 0 &&
+            json_integer_value(dt) <= INT32_MAX)
+            c->durability_ms = (int)json_integer_value(dt);
         json_decref(root);
     }
     sqlite3_free(zPath);
@@ -409,6 +419,9 @@ sidecar_config_write(sidecar *sc, const ls_config *c, char **pzErr)
     json_object_set_new(root, "sync_interval_ms", json_integer(c->sync_ms));
     json_object_set_new(root, "spool_limit", json_integer(c->spool_limit));
     config_write_pitr(root, &c->pitr);
+    json_object_set_new(root, "durability", json_integer(c->durability));
+    json_object_set_new(root, "durability_timeout_ms",
+                        json_integer(c->durability_ms));
     text = json_dumps(root, JSON_INDENT(2));
     if (!text) {
         rc = SQLITE_NOMEM;

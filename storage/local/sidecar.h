@@ -106,13 +106,21 @@ int sidecar_url_current(sidecar *, const char *zDbPath, const char *zUrl,
                         int64_t since_ns, sidecar_seen *seen, char **pzNow);
 
 /* The replication settings stored in config.json. */
-#define LS_DEFAULT_SYNC_MS     1000
-#define LS_DEFAULT_SPOOL_LIMIT (1ll << 30)
+#define LS_DEFAULT_SYNC_MS       1000
+#define LS_DEFAULT_SPOOL_LIMIT   (1ll << 30)
+#define LS_DEFAULT_DURABILITY_MS 10000
+
+/* PRAGMA litestream_durability: when COMMIT returns (docs/sql.md). */
+#define LS_DURABILITY_LOCAL      0 /* at once: replicated within the interval */
+#define LS_DURABILITY_REMOTE     1 /* once the replica holds the TXID */
+#define LS_DURABILITY_REMOTE_ALL 2 /* once every replica holds it */
 typedef struct ls_config {
     char *zUrl;          /* sqlite3_malloc'd; NULL or "" = not replicating */
     int sync_ms;         /* PRAGMA litestream_sync_interval */
     int64_t spool_limit; /* PRAGMA litestream_spool_limit (bytes) */
     ls_pitr pitr;        /* levels, snapshots, retention */
+    int durability;      /* LS_DURABILITY_* (PRAGMA litestream_durability) */
+    int durability_ms;   /* PRAGMA litestream_durability_timeout */
 } ls_config;
 
 /* Fills c with the defaults (no URL). */

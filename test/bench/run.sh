@@ -23,7 +23,7 @@ root=$(cd "$here/../.." && pwd)
 build="$root/build-bench"
 daemon="$here/node_modules/@flydotio/litestream-linux-x64/litestream"
 lvfs="$here/node_modules/litestream-vfs-linux-amd64/litestream-vfs.so"
-only="${BENCH_ONLY:-abcdefghijklm}"
+only="${BENCH_ONLY:-abcdefghijklmn}"
 want() { case "$only" in *"$1"*) return 0 ;; esac; return 1; }
 
 cd "$root"
@@ -118,7 +118,7 @@ fi
 # S3 (sections e, f): the extension and the daemon against one s3rver on
 # loopback (test/servers; scripts/deps.sh test installs it).  BENCH_S3=0
 # skips it.
-if [ "${BENCH_S3:-1}" != 0 ] && { want e || want f || want l || want m; } &&
+if [ "${BENCH_S3:-1}" != 0 ] && { want e || want f || want l || want m || want n; } &&
    [ ! -f "$root/test/servers/node_modules/@20minutes/s3rver/package.json" ]; then
     bash "$root/scripts/deps.sh" test
 fi
@@ -144,6 +144,11 @@ if want m; then
             "$work/remote-s3" --lvfs "$lvfs" --s3 \
             --out "$build/bench-results.md" >/dev/null
     fi
+fi
+# COMMIT latency and throughput, durability 'local' vs 'remote' (n).
+if want n && [ "${BENCH_S3:-1}" != 0 ]; then
+    /usr/bin/python3 "$here/durability.py" "$build/litestream" \
+        "$work/durability" "$build/bench-results.md" >/dev/null
 fi
 {
     echo
