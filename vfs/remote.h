@@ -18,10 +18,13 @@ int vfs_is_remote_file(sqlite3_file *f);
 
 /*
  * If the main database of db is a `litestream-remote` file whose open
- * failed, returns that error code with *pzErr (sqlite3_mprintf'd) saying
- * why; else SQLITE_OK (*pzErr NULL).  Called by the auto-extension so that
- * sqlite3_open_v2() itself fails with the reason.
+ * failed, makes the connection's error that failure (its code, normally
+ * SQLITE_CANTOPEN, and "litestream-remote: <why>") and returns 1; else 0.
+ * Called by the auto-extension, which then returns SQLITE_OK: SQLite's
+ * openDatabase() fails sqlite3_open_v2() with whatever error an
+ * auto-extension left on the connection, without the "automatic extension
+ * loading failed: " prefix it puts before an auto-extension's own error.
  */
-int vfs_remote_open_error(sqlite3 *db, char **pzErr);
+int vfs_remote_fail_open(sqlite3 *db);
 
 #endif
