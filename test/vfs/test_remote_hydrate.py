@@ -159,7 +159,7 @@ w.execute("INSERT INTO t VALUES (NULL, 'after restart')")
 w.execute("SELECT litestream_sync(10000)")
 want_rows = w.execute("SELECT count(*), sum(id), sum(length(v)) "
                       "FROM t").fetchone()
-r = remote(url, poll_ms=50, hydration_path=hpath)
+r = remote(hurl, poll_ms=50, hydration_path=hpath)
 st = wait_done(r)
 h = hyd(r)
 ok(st == "complete" and h["bytes_down"] < nbytes // 4 and
@@ -171,7 +171,7 @@ r.close()
 with open(hpath, "r+b") as f:
     f.seek(4096 * (pages // 2) + 200)
     f.write(b"\xee" * 64)
-r = remote(url, poll_ms=50, hydration_path=hpath)
+r = remote(hurl, poll_ms=50, hydration_path=hpath)
 st = wait_done(r)
 h = hyd(r)
 ok(st == "complete" and h["bytes_down"] > nbytes // 4 and
@@ -183,7 +183,7 @@ r.close()
 m = json.load(open(hpath + ".meta"))
 m["txid"] = "00000000ffffffff"
 json.dump(m, open(hpath + ".meta", "w"))
-r = remote(url, poll_ms=50, hydration_path=hpath)
+r = remote(hurl, poll_ms=50, hydration_path=hpath)
 st = wait_done(r)
 ok(st == "complete" and hyd(r)["bytes_down"] > nbytes // 4 and
    total(r) == want_rows,
@@ -200,7 +200,7 @@ st = wait_done(r)
 ok(st == "complete" and total(r) == want_rows,
    "'latest' follows again and the copy serves it")
 r.close()
-r = remote(url, hydration_path=hpath, txid=old_tx)
+r = remote(hurl, hydration_path=hpath, txid=old_tx)
 st = wait_done(r)
 ok(st == "complete" and total(r) == old_rows and
    hyd(r)["txid"] == f"{old_tx:016x}",
@@ -210,15 +210,15 @@ r.close()
 # --- failures: reads go on from the replica ---------------------------------
 blocker = os.path.join(d, "a-file")
 open(blocker, "w").close()
-r = remote(url, hydration_path=os.path.join(blocker, "copy.db"))
+r = remote(hurl, hydration_path=os.path.join(blocker, "copy.db"))
 st = wait_done(r)
 ok(st.startswith("failed: litestream-remote: hydration stopped: cannot open "
                  "the hydration file") and "Not a directory" in st and
    total(r) == want_rows,
    f"an unwritable path: {st}; queries still work")
 r.close()
-r = remote(url, hydration_path=hpath)
-r2 = remote(url, hydration_path=hpath)
+r = remote(hurl, hydration_path=hpath)
+r2 = remote(hurl, hydration_path=hpath)
 st = wait_done(r2)
 ok(st.startswith("failed") and "in use by another connection" in st and
    total(r2) == want_rows, f"a hydration file in use: {st}")
@@ -229,7 +229,7 @@ r.close()
 tmpd = os.path.join(d, "tmp")
 os.makedirs(tmpd)
 os.environ["TMPDIR"] = tmpd
-r = remote(url, hydration=1)
+r = remote(hurl, hydration=1)
 st = wait_done(r)
 ok(st == "complete" and total(r) == want_rows and
    r.execute("PRAGMA litestream_hydration_file").fetchone()[0] == "" and
@@ -238,7 +238,7 @@ ok(st == "complete" and total(r) == want_rows and
 r.close()
 del os.environ["TMPDIR"]
 os.environ["LITESTREAM_HYDRATION_ENABLED"] = "true"
-r = sqlite3.connect(remote_uri(url), uri=True, isolation_level=None)
+r = sqlite3.connect(remote_uri(hurl), uri=True, isolation_level=None)
 ok(wait_done(r) == "complete", "LITESTREAM_HYDRATION_ENABLED=true (as in "
    "Litestream's VFS) turns hydration on")
 r.close()
@@ -249,14 +249,14 @@ for what, opts, want in [("hydration=maybe", {"hydration": "maybe"},
                          ("hydration_path=''", {"hydration_path": ""},
                           "hydration_path is empty")]:
     try:
-        sqlite3.connect(remote_uri(url, **opts), uri=True)
+        sqlite3.connect(remote_uri(hurl, **opts), uri=True)
         e = None
     except sqlite3.Error as ex:
         e = str(ex)
     ok(e and want in e and e.startswith("litestream-remote: "),
        f"{what}: the open fails: {e}")
 try:
-    r = remote(url)
+    r = remote(hurl)
     r.execute("PRAGMA litestream_hydration_progress = 5")
     e = None
 except sqlite3.Error as ex:
@@ -284,7 +284,7 @@ def disk_full():
         return
     try:
         path = os.path.join(small, "copy.db")
-        r = remote(url, hydration_path=path)
+        r = remote(hurl, hydration_path=path)
         st = wait_done(r)
         ok(st.startswith("failed") and "No space left on device" in st and
            total(r) == want_rows,
