@@ -87,6 +87,7 @@ static int
 r_close(sqlite3_file *pFile)
 {
     remote_file *p = (remote_file *)pFile;
+    remote_list_remove(p);
     reader_close(p->r);
     sqlite3_free(p->zOpenErr);
     p->r = NULL;
@@ -177,8 +178,10 @@ r_lock(sqlite3_file *pFile, int eLock)
         return p->rcOpen;
     if (eLock > SQLITE_LOCK_SHARED)
         return r_readonly("a write lock");
-    if (p->lock == SQLITE_LOCK_NONE && eLock == SQLITE_LOCK_SHARED)
+    if (p->lock == SQLITE_LOCK_NONE && eLock == SQLITE_LOCK_SHARED) {
         reader_poll(p->r, 0); /* invariant 2; a failure keeps the state */
+        remote_list_publish(p);
+    }
     p->lock = eLock;
     return SQLITE_OK;
 }
@@ -187,6 +190,8 @@ static int
 r_unlock(sqlite3_file *pFile, int eLock)
 {
     remote_file *p = (remote_file *)pFile;
+    if (eLock == SQLITE_LOCK_NONE && p->lock != SQLITE_LOCK_NONE && p->r)
+        remote_list_publish(p);
     if (eLock < p->lock)
         p->lock = eLock;
     return SQLITE_OK;
@@ -295,6 +300,7 @@ remote_open_main(remote_file *p, const char *zName)
         return;
     }
     sqlite3_free(zErr);
+    remote_list_add(p);
 }
 
 static int

@@ -203,3 +203,9 @@ reader_get_hydration(reader *r, reader_hydration *out)
         out->zPath = "";
     memcpy(out->zErr, s.zErr, sizeof(out->zErr));
 }
+
+struct hydrator *
+reader_hydrator(reader *r)
+{
+    return r->hyd;
+}

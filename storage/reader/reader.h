@@ -133,5 +133,8 @@ const char *reader_url(const reader *r);   /* redacted */
 const char *reader_errmsg(const reader *r);
 void reader_get_stats(reader *r, reader_stats *out);
 void reader_get_hydration(reader *r, reader_hydration *out);
+/* The hydrator (storage/reader/hydrate.h), NULL without hydration; set at
+ * open, so any thread may read it while the reader lives. */
+struct hydrator *reader_hydrator(reader *r);
 
 #endif
