@@ -97,32 +97,27 @@ fail(hydrator *h, const char *zFmt, const char *zArg, int err)
 
 /* ---- the meta file ------------------------------------------------------ */
 
-static uint64_t
-hex64(json_t *o, const char *zKey)
-{
-    const char *z = json_string_value(json_object_get(o, zKey));
-    return z ? strtoull(z, NULL, 16) : 0;
-}
-
 /* Reads "<path>.meta" into h->meta when it names this replica and the
  * file has the size it records. */
 static void
 meta_load(hydrator *h)
 {
-    json_t *o = json_load_file(h->zMeta, 0, NULL);
-    const char *zUrl = json_string_value(json_object_get(o, "url"));
+    int fd = open(h->zMeta, O_RDONLY | O_CLOEXEC);
+    char *z = NULL;
+    size_t n = 0;
     struct stat st;
 
-    h->meta.txid = hex64(o, "txid");
-    h->meta.checksum = hex64(o, "checksum");
-    h->meta.page_size =
-        (uint32_t)json_integer_value(json_object_get(o, "page_size"));
-    h->meta.npages = (uint32_t)json_integer_value(json_object_get(o, "pages"));
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 &&
+        st.st_size <= (1 << 16) && (z = sqlite3_malloc64(st.st_size)) &&
+        fs_pread_all(fd, z, (size_t)st.st_size, 0) == 0)
+        n = (size_t)st.st_size;
+    if (fd >= 0)
+        close(fd);
     h->meta_ok =
-        o && zUrl && strcmp(zUrl, h->zUrl) == 0 && h->meta.txid &&
-        ltx_page_size_valid(h->meta.page_size) && fstat(h->fd, &st) == 0 &&
+        n && hydrator_meta_parse(z, n, h->zUrl, &h->meta) &&
+        fstat(h->fd, &st) == 0 &&
         (uint64_t)st.st_size == (uint64_t)h->meta.page_size * h->meta.npages;
-    json_decref(o);
+    sqlite3_free(z);
 }
 
 /* Writes the meta of order o, atomically; 0 or errno. */

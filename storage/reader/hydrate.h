@@ -107,6 +107,14 @@ typedef struct hyd_meta {
 } hyd_meta;
 
 /*
+ * Decodes the n bytes z of a meta file (hydrate_meta.c): 1 and *m when
+ * it is a JSON object whose "url" is zUrl, with a "txid" and "checksum" of
+ * 16 hex digits (txid not 0), a valid "page_size" and "pages" > 0; else 0
+ * and *m zeroed.
+ */
+int hydrator_meta_parse(const char *z, size_t n, const char *zUrl, hyd_meta *m);
+
+/*
  * Creates the hydrator of replica u (zRedacted: its redacted URL, recorded
  * in the meta file) over the file zPath, or an anonymous temporary file
  * when zPath is NULL, and starts its thread.  Never fails for the file's
