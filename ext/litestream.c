@@ -45,10 +45,10 @@ _Static_assert(LITESTREAM_UNCONFIRMED == LS_UNCONFIRMED,
 static int
 auto_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi)
 {
-    /* A read replica that could not be opened fails the open, with why. */
-    int rc = vfs_remote_open_error(db, pzErrMsg);
-    if (rc != SQLITE_OK)
-        return rc;
+    /* A read replica that could not be opened fails the open, with why
+     * (the connection's error, so SQLite adds no prefix). */
+    if (vfs_remote_fail_open(db))
+        return SQLITE_OK;
     vfs_attach_connection(db, 1);
     return sql_register(db);
 }

@@ -12,12 +12,18 @@
  * is read through the same status the SQL function litestream_status()
  * returns (replicator_status()), so both always agree.
  *
+ * Every read replica open in the process (`litestream-remote`,
+ * vfs_remote_each()) adds litestream_txid and litestream_vfs_* samples
+ * labelled {url="<replica, redacted>",conn="<number of the open>"}, and its
+ * GETs, LISTs and bytes to litestream_replica_operation_*.
+ *
  * Threads: the application thread running the statement.
  */
 #include "sql/sql.h"
 #include "storage/base/json.h"
 #include "storage/replicate/heartbeat.h"
 #include "vfs/registry.h"
+#include "vfs/remote.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +46,13 @@ enum {
     M_SNAP,
     M_OPS,
     M_OPS_BYTES,
+    M_VFS_LAG,
+    M_VFS_REQ,
+    M_VFS_BYTES,
+    M_VFS_HITS,
+    M_VFS_MISSES,
+    M_VFS_FILE,
+    M_VFS_HYD,
     M_N
 };
 
@@ -71,6 +84,21 @@ static const struct {
      "The number of replica operations performed"},
     {"litestream_replica_operation_bytes", "counter",
      "The number of bytes used by replica operations"},
+    {"litestream_vfs_lag_seconds", "gauge",
+     "Read replica: seconds since the newest LTX object it has seen was "
+     "written"},
+    {"litestream_vfs_requests_total", "counter",
+     "Read replica: requests to the replica (hydration included)"},
+    {"litestream_vfs_bytes_total", "counter",
+     "Read replica: bytes received from the replica (hydration included)"},
+    {"litestream_vfs_cache_hits_total", "counter",
+     "Read replica: page reads served by its page cache"},
+    {"litestream_vfs_cache_misses_total", "counter",
+     "Read replica: page reads not in its page cache"},
+    {"litestream_vfs_file_reads_total", "counter",
+     "Read replica: page reads served by its hydration file"},
+    {"litestream_vfs_hydration_progress", "gauge",
+     "Read replica: share of the database in its hydration file (0..1)"},
 };
 
 /* Operation counters summed per replica type (Litestream's labels). */
@@ -129,12 +157,10 @@ file_size(const char *zPath, const char *zSuffix)
     return v;
 }
 
-/* Adds one database's operations to its replica type's sums. */
+/* Adds operations of a replica zUrl to its replica type's sums. */
 static void
-add_ops(metrics *m, json_t *o)
+add_ops(metrics *m, const char *zUrl, const uint64_t v[6])
 {
-    const char *zUrl = json_string_value(json_object_get(o, "url"));
-    json_t *c = json_object_get(o, "counters");
     char zType[16] = "file";
     if (zUrl) {
         size_t n = strcspn(zUrl, ":");
@@ -153,12 +179,70 @@ add_ops(metrics *m, json_t *o)
         memcpy(m->t[i].zType, zType, sizeof(zType));
         m->nt++;
     }
-    m->t[i].put += (uint64_t)num(c, "put");
-    m->t[i].get += (uint64_t)num(c, "get");
-    m->t[i].list += (uint64_t)num(c, "list");
-    m->t[i].del += (uint64_t)num(c, "delete");
-    m->t[i].up += (uint64_t)num(c, "bytes_up");
-    m->t[i].down += (uint64_t)num(c, "bytes_down");
+    m->t[i].put += v[0];
+    m->t[i].get += v[1];
+    m->t[i].list += v[2];
+    m->t[i].del += v[3];
+    m->t[i].up += v[4];
+    m->t[i].down += v[5];
+}
+
+/* One replicated database's operations. */
+static void
+add_db_ops(metrics *m, json_t *o)
+{
+    json_t *c = json_object_get(o, "counters");
+    uint64_t v[6] = {
+        (uint64_t)num(c, "put"),      (uint64_t)num(c, "get"),
+        (uint64_t)num(c, "list"),     (uint64_t)num(c, "delete"),
+        (uint64_t)num(c, "bytes_up"), (uint64_t)num(c, "bytes_down")};
+    add_ops(m, json_string_value(json_object_get(o, "url")), v);
+}
+
+/* A read replica's sample: {url="...",conn="N"[,operation="..."]}. */
+static void
+sample_vfs(metrics *m, int k, const remote_metrics *r, const char *zOp,
+           double v)
+{
+    sqlite3_str_appendf(m->m[k], "%s{url=\"", defs[k].zName);
+    label(m->m[k], r->zUrl);
+    sqlite3_str_appendf(m->m[k], "\",conn=\"%llu\"",
+                        (unsigned long long)r->conn);
+    if (zOp)
+        sqlite3_str_appendf(m->m[k], ",operation=\"%s\"", zOp);
+    sqlite3_str_appendf(m->m[k], "} %.17g\n", v);
+}
+
+/* One open read replica (vfs_remote_each()). */
+static int
+one_replica(const remote_metrics *r, void *pCtx)
+{
+    metrics *m = pCtx;
+    const backend_counters *c = &r->st.requests;
+    uint64_t v[6] = {0, c->n_get + r->hyd_get,       c->n_list, 0,
+                     0, c->bytes_down + r->hyd_bytes};
+    sqlite3_int64 now = 0;
+    sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+
+    vfs->xCurrentTimeInt64(vfs, &now); /* Julian day ms */
+    now -= 210866760000000LL;          /* to Unix ms */
+    sqlite3_str_appendf(m->m[M_TXID], "%s{url=\"", defs[M_TXID].zName);
+    label(m->m[M_TXID], r->zUrl);
+    sqlite3_str_appendf(m->m[M_TXID], "\",conn=\"%llu\"} %llu\n",
+                        (unsigned long long)r->conn,
+                        (unsigned long long)r->txid);
+    sample_vfs(m, M_VFS_LAG, r, NULL,
+               r->newest_ms ? (double)(now - r->newest_ms) / 1000 : 0);
+    sample_vfs(m, M_VFS_REQ, r, "GET", (double)v[1]);
+    sample_vfs(m, M_VFS_REQ, r, "LIST", (double)v[2]);
+    sample_vfs(m, M_VFS_BYTES, r, NULL, (double)v[5]);
+    sample_vfs(m, M_VFS_HITS, r, NULL, (double)r->st.cache_hits);
+    sample_vfs(m, M_VFS_MISSES, r, NULL, (double)r->st.cache_misses);
+    sample_vfs(m, M_VFS_FILE, r, NULL, (double)r->st.file_reads);
+    if (r->hydrating)
+        sample_vfs(m, M_VFS_HYD, r, NULL, r->progress);
+    add_ops(m, r->zUrl, v);
+    return SQLITE_OK;
 }
 
 static int
@@ -187,7 +271,7 @@ one_db(ls_db *d, void *pCtx)
         sample(m, M_FULL, zDb, num(o, "full_images"));
         sample(m, M_COMPACT, zDb, num(cp, "compactions"));
         sample(m, M_SNAP, zDb, num(cp, "snapshots"));
-        add_ops(m, o);
+        add_db_ops(m, o);
     }
     json_decref(o);
     return rc;
@@ -225,6 +309,8 @@ fn_metrics(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     for (int k = 0; k < M_N; k++)
         m.m[k] = sqlite3_str_new(NULL);
     int rc = registry_each(one_db, &m);
+    if (rc == SQLITE_OK)
+        rc = vfs_remote_each(one_replica, &m);
     ops(&m);
     uint64_t n_ok = 0, n_fail = 0;
     sqlite3_free(heartbeat_get(NULL, &n_ok, &n_fail));

@@ -9,6 +9,8 @@
  *                                  -- connection has seen was written
  *   SELECT litestream_set_time('5 minutes ago');  -- time travel; NULL
  *   SELECT litestream_set_time('LATEST');         -- follow again
+ *   SELECT litestream_hydration_progress();       -- 0..100 (hydration)
+ *   SELECT litestream_hydration_status();         -- restoring, complete...
  *
  * Each is the matching PRAGMA of the main database, asked through
  * SQLITE_FCNTL_PRAGMA, so both spellings share one implementation
@@ -80,6 +82,25 @@ fn_lag(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
 }
 
+/* Percent 0..100 as Litestream's function returns (a REAL here). */
+static void
+fn_hyd_progress(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    char *z = ask(ctx, "litestream_hydration_progress", NULL);
+    if (z) {
+        sqlite3_result_double(ctx, strtod(z, NULL));
+        sqlite3_free(z);
+    }
+}
+
+static void
+fn_hyd_status(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    char *z = ask(ctx, "litestream_hydration_status", NULL);
+    if (z)
+        sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+
 static void
 fn_set_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -111,6 +132,8 @@ sql_register_replica(sqlite3 *db)
         {"litestream_time", 0, 0, fn_time},
         {"litestream_lag", 0, 0, fn_lag},
         {"litestream_set_time", 1, SQLITE_DIRECTONLY, fn_set_time},
+        {"litestream_hydration_progress", 0, 0, fn_hyd_progress},
+        {"litestream_hydration_status", 0, 0, fn_hyd_status},
     };
     for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
         int rc = sqlite3_create_function_v2(db, fns[i].zName, fns[i].nArg,

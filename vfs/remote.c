@@ -31,9 +31,13 @@
  *      files go to the underlying VFS untouched.
  *   5. An open that fails (no URL, bad option, unreachable or empty
  *      replica, corrupt object) still returns a file, which reads as empty
- *      and refuses every lock with the failure's code; the extension's
- *      auto-extension then fails sqlite3_open_v2() with the message
- *      (vfs_remote_open_error), so the user sees why.
+ *      and refuses every lock with the failure's code.  SQLite gives a VFS
+ *      no way to attach a message to xOpen's error, so the extension's
+ *      auto-extension (which runs inside sqlite3_open_v2(), after xOpen)
+ *      calls vfs_remote_fail_open(): it leaves the failure's code and
+ *      message as the connection's error, and openDatabase() returns any
+ *      error an auto-extension left, unprefixed.  sqlite3_open_v2() thus
+ *      fails with "litestream-remote: <why>" and SQLITE_CANTOPEN.
  *
  * Threads: application threads, one per connection at a time.
  */
@@ -83,6 +87,7 @@ static int
 r_close(sqlite3_file *pFile)
 {
     remote_file *p = (remote_file *)pFile;
+    remote_list_remove(p);
     reader_close(p->r);
     sqlite3_free(p->zOpenErr);
     p->r = NULL;
@@ -173,8 +178,10 @@ r_lock(sqlite3_file *pFile, int eLock)
         return p->rcOpen;
     if (eLock > SQLITE_LOCK_SHARED)
         return r_readonly("a write lock");
-    if (p->lock == SQLITE_LOCK_NONE && eLock == SQLITE_LOCK_SHARED)
+    if (p->lock == SQLITE_LOCK_NONE && eLock == SQLITE_LOCK_SHARED) {
         reader_poll(p->r, 0); /* invariant 2; a failure keeps the state */
+        remote_list_publish(p);
+    }
     p->lock = eLock;
     return SQLITE_OK;
 }
@@ -183,6 +190,8 @@ static int
 r_unlock(sqlite3_file *pFile, int eLock)
 {
     remote_file *p = (remote_file *)pFile;
+    if (eLock == SQLITE_LOCK_NONE && p->lock != SQLITE_LOCK_NONE && p->r)
+        remote_list_publish(p);
     if (eLock < p->lock)
         p->lock = eLock;
     return SQLITE_OK;
@@ -241,6 +250,24 @@ static const sqlite3_io_methods remote_methods = {
 
 /* ---- vfs methods --------------------------------------------------------- */
 
+/* The open's error message (takes zErr): "litestream-remote: <why>". */
+static char *
+open_message(char *zErr, int rc)
+{
+    char *z;
+    if (zErr && strncmp(zErr, "litestream-remote: ", 19) == 0)
+        return zErr;
+    if (zErr == NULL)
+        z = sqlite3_mprintf("litestream-remote: cannot open the replica: %s",
+                            sqlite3_errstr(rc));
+    else
+        z = sqlite3_mprintf("litestream-remote: %s",
+                            strncmp(zErr, "litestream: ", 12) == 0 ? zErr + 12
+                                                                   : zErr);
+    sqlite3_free(zErr);
+    return z;
+}
+
 /* Opens the reader for the main database file p (invariant 5). */
 static void
 remote_open_main(remote_file *p, const char *zName)
@@ -268,14 +295,12 @@ remote_open_main(remote_file *p, const char *zName)
         reader_close(p->r);
         p->r = NULL;
         p->rcOpen = rc == SQLITE_NOMEM ? SQLITE_NOMEM : SQLITE_CANTOPEN;
-        p->zOpenErr = zErr ? zErr
-                           : sqlite3_mprintf("litestream-remote: cannot open "
-                                             "the replica: %s",
-                                             sqlite3_errstr(rc));
+        p->zOpenErr = open_message(zErr, rc);
         sqlite3_log(p->rcOpen, "%s", p->zOpenErr ? p->zOpenErr : "");
         return;
     }
     sqlite3_free(zErr);
+    remote_list_add(p);
 }
 
 static int
@@ -447,20 +472,42 @@ vfs_is_remote_file(sqlite3_file *f)
     return f && f->pMethods == &remote_methods;
 }
 
-int
-vfs_remote_open_error(sqlite3 *db, char **pzErr)
+/* The function vfs_remote_fail_open() runs: fails with the open's error
+ * (user data: the failed file). */
+static void
+open_error_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
+    remote_file *p = sqlite3_user_data(ctx);
+    sqlite3_result_error(ctx, p->zOpenErr ? p->zOpenErr : "", -1);
+    sqlite3_result_error_code(ctx, p->rcOpen);
+}
+
+int
+vfs_remote_fail_open(sqlite3 *db)
+{
+    static const char zFn[] = "litestream_remote_open_error";
     sqlite3_file *f = NULL;
+    sqlite3_stmt *st = NULL;
     remote_file *p;
 
-    *pzErr = NULL;
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
             SQLITE_OK ||
         !vfs_is_remote_file(f))
-        return SQLITE_OK;
+        return 0;
     p = (remote_file *)f;
     if (p->r != NULL)
-        return SQLITE_OK;
-    *pzErr = sqlite3_mprintf("%s", p->zOpenErr ? p->zOpenErr : "");
-    return p->rcOpen;
+        return 0;
+    /* Invariant 5: a statement that reads no schema fails with the message
+     * and code; sqlite3_open_v2() then returns them as they are. */
+    if (sqlite3_create_function_v2(db, zFn, 0, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+                                   p, open_error_fn, NULL, NULL,
+                                   NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_prepare_v2(db, "SELECT litestream_remote_open_error()", -1, &st,
+                           NULL) == SQLITE_OK)
+        sqlite3_step(st);
+    sqlite3_finalize(st); /* leaves the error on db */
+    sqlite3_create_function_v2(db, zFn, 0, SQLITE_UTF8, NULL, NULL, NULL, NULL,
+                               NULL);
+    return sqlite3_errcode(db) != SQLITE_OK;
 }

@@ -4,7 +4,9 @@
  *
  *   file:app.db?vfs=litestream-remote&url=<percent-encoded URL>
  *       &poll_ms=1000 &cache_mb=64 &txid=<TXID> | &time=<RFC 3339>
- *       &min_txid=<TXID> &timeout_ms=30000
+ *       &min_txid=<TXID> &timeout_ms=30000 &hydration=1
+ *       &hydration_path=<file> (or LITESTREAM_HYDRATION_ENABLED,
+ *       LITESTREAM_HYDRATION_PATH)
  *   and the names of Litestream's VFS: replica_url= (url), poll_interval=
  *   (a duration: 500ms, 1s; for poll_ms), cache_size= (bytes, or with KB,
  *   MB, GB; for cache_mb).  time= and PRAGMA litestream_time also take
@@ -19,12 +21,17 @@
  *                                       -- was written
  *   PRAGMA litestream_requests;         -- JSON: requests and cache counters
  *   PRAGMA litestream_url;              -- the replica, secrets redacted
+ *   PRAGMA litestream_hydration_progress; -- % of the local copy done
+ *   PRAGMA litestream_hydration_status; -- idle, restoring, catching_up,
+ *                                       -- complete, paused, failed: why
+ *   PRAGMA litestream_hydration_file;   -- its path ('': temporary)
  *
  * Time travel changes the page map, so it is refused while the connection
  * holds a read transaction (remote.c, invariant 2).
  *
  * Threads: the application thread preparing the PRAGMA / opening the file.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,6 +188,53 @@ opt_poll_cache(const char *zName, remote_opts *o, char **pzErr)
     return SQLITE_OK;
 }
 
+/* hydration= (on/off) and hydration_path=, or Litestream's environment
+ * variables LITESTREAM_HYDRATION_ENABLED and LITESTREAM_HYDRATION_PATH. */
+static int
+opt_hydration(const char *zName, remote_opts *o, char **pzErr)
+{
+    const char *zOn = sqlite3_uri_parameter(zName, "hydration");
+    const char *zPath = sqlite3_uri_parameter(zName, "hydration_path");
+    const char *zEnvPath = getenv("LITESTREAM_HYDRATION_PATH");
+    int on = -1, fromEnv = zOn == NULL;
+
+    if (zOn == NULL)
+        zOn = getenv("LITESTREAM_HYDRATION_ENABLED");
+    if (zOn && *zOn) {
+        static const char *const azYes[] = {"1", "true", "yes", "on"};
+        static const char *const azNo[] = {"0", "false", "no", "off"};
+        for (size_t i = 0; i < 4; i++) {
+            if (sqlite3_stricmp(zOn, azYes[i]) == 0)
+                on = 1;
+            if (sqlite3_stricmp(zOn, azNo[i]) == 0)
+                on = 0;
+        }
+        if (on < 0) {
+            *pzErr = sqlite3_mprintf(
+                "litestream-remote: %s must be 1 or 0 (true/false, on/off), "
+                "not '%s'",
+                fromEnv ? "LITESTREAM_HYDRATION_ENABLED"
+                        : "URI option "
+                          "hydration",
+                zOn);
+            return SQLITE_MISUSE;
+        }
+    }
+    if (zPath && *zPath == 0) {
+        *pzErr = sqlite3_mprintf("litestream-remote: URI option "
+                                 "hydration_path is empty: give a file "
+                                 "name, or leave it out for a temporary "
+                                 "file");
+        return SQLITE_MISUSE;
+    }
+    if (zPath == NULL && zEnvPath && *zEnvPath)
+        zPath = zEnvPath;
+    /* A path alone turns hydration on; hydration=0 turns it off. */
+    o->ro.hydrate = on == 1 || (on < 0 && zPath != NULL);
+    o->ro.hydrate_path = o->ro.hydrate ? zPath : NULL;
+    return SQLITE_OK;
+}
+
 int
 remote_options(const char *zName, remote_opts *o, char **pzErr)
 {
@@ -226,7 +280,7 @@ remote_options(const char *zName, remote_opts *o, char **pzErr)
                                  "time exclude each other");
         return SQLITE_MISUSE;
     }
-    return SQLITE_OK;
+    return opt_hydration(zName, o, pzErr);
 }
 
 static int
@@ -275,6 +329,27 @@ set_target(remote_file *p, char **azArg, int isTime)
     return SQLITE_OK;
 }
 
+/* The "hydration" member of PRAGMA litestream_requests. */
+static json_t *
+hydration_json(remote_file *p, int *pBad)
+{
+    reader_hydration h;
+    json_t *o = json_object();
+    char zTx[17];
+
+    reader_get_hydration(p->r, &h);
+    snprintf(zTx, sizeof(zTx), "%016llx", (unsigned long long)h.file_txid);
+    ls_json_set(o, "status", ls_json_text(h.zState), pBad);
+    ls_json_set(o, "progress", json_real(h.progress * 100), pBad);
+    ls_json_set(o, "txid", h.file_txid ? ls_json_text(zTx) : json_null(), pBad);
+    ls_json_set(o, "get", ls_json_u64(h.n_get), pBad);
+    ls_json_set(o, "bytes_down", ls_json_u64(h.bytes_down), pBad);
+    ls_json_set(o, "file", ls_json_text(h.zPath), pBad);
+    ls_json_set(o, "error", h.zErr[0] ? ls_json_text(h.zErr) : json_null(),
+                pBad);
+    return o;
+}
+
 /* PRAGMA litestream_requests: JSON of the counters (docs/remote.md),
  * sqlite3_malloc'd; NULL when out of memory. */
 static char *
@@ -298,9 +373,40 @@ requests_json(remote_file *p)
     ls_json_set(o, "poll_errors", ls_json_u64(s.poll_errors), &bad);
     ls_json_set(o, "last_error", zErr[0] ? ls_json_text(zErr) : json_null(),
                 &bad);
+    ls_json_set(o, "file_reads", ls_json_u64(s.file_reads), &bad);
+    ls_json_set(o, "hydration", hydration_json(p, &bad), &bad);
     z = bad ? NULL : ls_json_dump(o);
     json_decref(o);
     return z;
+}
+
+/* PRAGMA litestream_hydration_progress | _status | _file (read-only). */
+static int
+hydration_pragma(remote_file *p, char **azArg)
+{
+    reader_hydration h;
+    const char *zWhat = azArg[1] + 21;
+
+    if (azArg[2])
+        return fail(azArg, sqlite3_mprintf("litestream-remote: PRAGMA %s is "
+                                           "read-only (hydration is set by "
+                                           "the URI options hydration and "
+                                           "hydration_path)",
+                                           azArg[1]));
+    reader_get_hydration(p->r, &h);
+    if (sqlite3_stricmp(zWhat, "progress") == 0)
+        azArg[0] = sqlite3_mprintf("%.1f", h.progress * 100);
+    else if (sqlite3_stricmp(zWhat, "status") == 0)
+        azArg[0] = h.zErr[0] ? sqlite3_mprintf("%s: %s", h.zState, h.zErr)
+                             : sqlite3_mprintf("%s", h.zState);
+    else if (sqlite3_stricmp(zWhat, "file") == 0)
+        azArg[0] = sqlite3_mprintf("%s", h.zPath ? h.zPath : "");
+    else
+        return fail(azArg, sqlite3_mprintf("litestream-remote: no PRAGMA %s "
+                                           "(hydration has _progress, "
+                                           "_status and _file)",
+                                           azArg[1]));
+    return SQLITE_OK;
 }
 
 int
@@ -328,6 +434,8 @@ remote_pragma(remote_file *p, char **azArg)
         now -= 210866760000000LL;      /* to Unix ms */
         azArg[0] =
             sqlite3_mprintf("%lld", (long long)(now - reader_newest_ms(p->r)));
+    } else if (sqlite3_strnicmp(zName, "litestream_hydration_", 21) == 0) {
+        return hydration_pragma(p, azArg);
     } else if (sqlite3_stricmp(zName, "litestream_requests") == 0) {
         azArg[0] = requests_json(p);
     } else if (sqlite3_stricmp(zName, "litestream_url") == 0) {

@@ -16,6 +16,14 @@
 #define REMOTE_CACHE_MB   64    /* default cache_mb */
 #define REMOTE_TIMEOUT_MS 30000 /* default timeout_ms (min_txid) */
 
+/* What litestream_metrics() shows of a file (vfs/remote_list.c):
+ * copied by the file's own thread, read by any under the list's lock. */
+typedef struct remote_pub {
+    uint64_t txid;
+    int64_t newest_ms;
+    reader_stats st;
+} remote_pub;
+
 /* A main database file of the remote VFS. */
 typedef struct remote_file {
     sqlite3_file base;
@@ -23,7 +31,18 @@ typedef struct remote_file {
     int lock;       /* SQLITE_LOCK_* held by the connection */
     int rcOpen;     /* why the open failed (r is NULL), else SQLITE_OK */
     char *zOpenErr; /* ... and the message */
+    /* The process's list of open replicas (remote_list.c, its lock): */
+    struct remote_file *next, *prev;
+    uint64_t conn; /* process-unique number, 0: not listed */
+    remote_pub pub;
 } remote_file;
+
+/* remote_list.c: adds p (opened) to the process's list of read replicas,
+ * removes it (before its reader is closed), and publishes its counters
+ * (at the start and end of each read transaction). */
+void remote_list_add(remote_file *p);
+void remote_list_remove(remote_file *p);
+void remote_list_publish(remote_file *p);
 
 /* The URI options of one open (remote_options()). */
 typedef struct remote_opts {

@@ -66,22 +66,24 @@ load_index(backend *b, const char *key, const ltx_info *f, uint8_t **tail,
            size_t nTail, pm_loaded *o, char **pzErr)
 {
     char zLtx[256];
+    ltx_trailer trailer = {0, 0};
     uint64_t need = 0;
     int rc;
 
-    rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, NULL, &need,
-                         zLtx, sizeof(zLtx));
+    rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, &trailer,
+                         &need, zLtx, sizeof(zLtx));
     if (rc == SQLITE_TOOBIG && need > nTail && need <= f->size) {
         sqlite3_free(*tail);
         *tail = NULL;
         rc = load_get(b, key, f->size - need, need, tail, &nTail, pzErr);
         if (rc != SQLITE_OK)
             return rc;
-        rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, NULL,
+        rc = ltx_index_parse(*tail, nTail, f->size, &o->index, &o->n, &trailer,
                              &need, zLtx, sizeof(zLtx));
     }
     if (rc != SQLITE_OK)
         return rc == SQLITE_NOMEM ? rc : load_corrupt(b, key, zLtx, pzErr);
+    o->post_apply = trailer.post_apply;
     return SQLITE_OK;
 }
 

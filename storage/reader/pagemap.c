@@ -182,6 +182,7 @@ pagemap_apply(pagemap *pm, const pm_loaded *o, uint64_t uid, char **pzErr)
     }
     pm->txid = o->info.max_txid;
     pm->txid_ms = o->hdr.timestamp;
+    pm->checksum = o->post_apply;
     if (o->info.created_ms > pm->newest_ms)
         pm->newest_ms = o->info.created_ms;
     pm_compact(pm);

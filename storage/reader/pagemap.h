@@ -30,6 +30,7 @@ typedef struct pm_loaded {
     ltx_header hdr;         /* page size, commit, timestamp */
     ltx_index_entry *index; /* ascending pgno; malloc'd (libc, as ltx.h) */
     uint32_t n;
+    uint64_t post_apply; /* trailer: database checksum after it, or 0 */
 } pm_loaded;
 
 /* An object the map refers to. */
@@ -56,6 +57,7 @@ typedef struct pagemap {
     uint64_t txid;      /* max TXID of the last object applied */
     int64_t newest_ms;  /* created time of the newest object applied */
     int64_t txid_ms;    /* header timestamp of the last object applied */
+    uint64_t checksum;  /* its post-apply checksum (0: none) */
 } pagemap;
 
 /* Frees the map's arrays and zeroes it (a zeroed map is empty). */

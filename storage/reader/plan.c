@@ -199,8 +199,9 @@ poll_apply(reader *r, const ltx_info *chain, int nc, char **pzErr)
     return rc;
 }
 
-int
-reader_poll(reader *r, int force)
+/* reader_poll() but for hydration. */
+static int
+poll_once(reader *r, int force)
 {
     int64_t now = reader_now_ms();
     int pinned = r->target_txid || r->target_ms, nc = 0, gap = 0, rc;
@@ -247,5 +248,13 @@ out:
     }
     if (zErr || rc != SQLITE_OK)
         reader_seterr(r, rc, zErr);
+    return rc;
+}
+
+int
+reader_poll(reader *r, int force)
+{
+    int rc = poll_once(r, force);
+    reader_hydrate_kick(r); /* the file follows the TXID served */
     return rc;
 }

@@ -53,6 +53,9 @@ reader_open(const char *zUrl, const reader_opts *o, reader **out, char **pzErr)
     r->target_txid = o->target_txid;
     r->target_ms = o->target_txid ? 0 : o->target_ms;
     r->last_poll = reader_now_ms();
+    if (o->hydrate &&
+        (rc = reader_hydrate_start(r, o->hydrate_path)) != SQLITE_OK)
+        goto out;
     *out = r;
     r = NULL;
 out:
@@ -67,6 +70,7 @@ reader_close(reader *r)
 {
     if (r == NULL)
         return;
+    hydrator_close(r->hyd); /* joins its thread, which uses r->u */
     pagemap_clear(&r->map);
     pagecache_close(r->cache);
     backend_close(r->b);
@@ -229,6 +233,10 @@ reader_read(reader *r, uint32_t pgno, const uint8_t **page)
         *page = r->page;
         return SQLITE_OK;
     }
+    if (reader_hydrate_read(r, pgno, r->page)) {
+        *page = r->page;
+        return SQLITE_OK;
+    }
     rc = read_once(r, pgno, page, &zErr);
     again = rc == SQLITE_CORRUPT || rc == SQLITE_NOTFOUND;
     if (again) {
@@ -276,6 +284,7 @@ reader_retarget(reader *r, uint64_t target_txid, int64_t target_ms,
         return rc;
     r->target_txid = target_txid;
     r->target_ms = target_ms;
+    r->travel = target_txid != 0 || target_ms != 0; /* pauses hydration */
     r->stale = 0;
     r->last_poll = reader_now_ms();
     return SQLITE_OK;

@@ -22,8 +22,13 @@
  * reader_read(), which then re-plans for exactly the TXID served (the same
  * database, so a read transaction still sees one state) and retries once.
  *
+ * Hydration (opts.hydrate, storage/reader/hydrate.h): a background thread
+ * keeps a local copy of the database at the TXID served; pages unchanged
+ * since the copy's TXID are then read from it (hydrate_order.c).
+ *
  * Threads: a reader and its backend handle belong to one thread at a time
- * (the VFS: the connection's); it starts no thread.
+ * (the VFS: the connection's); it starts no thread, except the hydration
+ * thread when asked and the loader threads it joins before returning.
  */
 #ifndef LITESTREAM_READER_H
 #define LITESTREAM_READER_H
@@ -40,10 +45,12 @@
 typedef struct reader reader;
 
 typedef struct reader_opts {
-    uint64_t cache_bytes; /* page cache budget */
-    uint64_t target_txid; /* 0: not pinned to a TXID */
-    int64_t target_ms;    /* 0: not pinned to a time (Unix ms) */
-    int poll_ms;          /* 0: never poll; ignored while pinned */
+    uint64_t cache_bytes;     /* page cache budget */
+    uint64_t target_txid;     /* 0: not pinned to a TXID */
+    int64_t target_ms;        /* 0: not pinned to a time (Unix ms) */
+    int poll_ms;              /* 0: never poll; ignored while pinned */
+    int hydrate;              /* keep a local copy (docs/remote.md) */
+    const char *hydrate_path; /* ... in this file; NULL: a temporary one */
 } reader_opts;
 
 /* Counters of one reader (requests are the backend's own counters). */
@@ -51,8 +58,21 @@ typedef struct reader_stats {
     uint64_t cache_hits, cache_misses; /* pages */
     uint64_t pages_fetched;            /* frames decoded from GETs */
     uint64_t polls, replans, poll_errors;
-    backend_counters requests;
+    uint64_t file_reads;       /* pages read from the hydration file */
+    backend_counters requests; /* the hydration thread's not included */
 } reader_stats;
+
+/* Hydration as the PRAGMAs and metrics show it (reader_get_hydration()). */
+typedef struct reader_hydration {
+    int enabled;
+    const char *zState; /* idle, restoring, catching_up, complete, paused,
+                           failed (static text) */
+    double progress;    /* 0..1, 1: the file holds the TXID served */
+    uint64_t file_txid; /* the TXID the file holds, 0: none yet */
+    uint64_t n_get, bytes_down; /* the hydration thread's requests */
+    const char *zPath;          /* "": temporary; NULL: no hydration */
+    char zErr[512];             /* why it failed, "" */
+} reader_hydration;
 
 /*
  * Opens the replica zUrl and builds the page map for the target of o.
@@ -112,5 +132,9 @@ const char *reader_url(const reader *r);   /* redacted */
 /* Message of the last failure ("" if none). */
 const char *reader_errmsg(const reader *r);
 void reader_get_stats(reader *r, reader_stats *out);
+void reader_get_hydration(reader *r, reader_hydration *out);
+/* The hydrator (storage/reader/hydrate.h), NULL without hydration; set at
+ * open, so any thread may read it while the reader lives. */
+struct hydrator *reader_hydrator(reader *r);
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef LITESTREAM_READER_INT_H
 #define LITESTREAM_READER_INT_H
 
+#include "storage/reader/hydrate.h"
 #include "storage/reader/pagecache.h"
 #include "storage/reader/pagemap.h"
 #include "storage/reader/reader.h"
@@ -32,6 +33,10 @@ struct reader {
     uint32_t page_cap;
     char *zErr; /* last failure, or NULL */
     reader_stats st;
+    int travel;           /* retargeted by PRAGMA: hydration paused */
+    hydrator *hyd;        /* NULL: no hydration */
+    uint64_t hyd_goal;    /* TXID of the last order submitted */
+    int64_t hyd_retry_at; /* no order before (monotonic ms) */
 };
 
 /* state.c: replaces r's message with z (owned; may be NULL); returns rc. */
@@ -56,6 +61,19 @@ int reader_build(reader *r, uint64_t target_txid, int64_t target_ms,
  */
 int reader_load_all(reader *r, const ltx_info *files, int n, pm_loaded *out,
                     char **pzErr);
+
+/* hydrate_order.c: starts hydration into zPath (NULL: a temporary
+ * file); SQLITE_OK even when the file is unusable (the hydrator then
+ * reports why), or SQLITE_NOMEM. */
+int reader_hydrate_start(reader *r, const char *zPath);
+
+/* hydrate_order.c: gives the hydrator its next order if it is idle and
+ * the file is behind the TXID served (at each read transaction's start). */
+void reader_hydrate_kick(reader *r);
+
+/* hydrate_order.c: 1 and buf filled if page pgno may be read from the
+ * hydration file (its invariant 1) and was; else 0. */
+int reader_hydrate_read(reader *r, uint32_t pgno, uint8_t *buf);
 
 /* The key of object info into buf (LAYOUT_KEY_SIZE bytes). */
 void reader_key(const reader *r, const ltx_info *info, char *buf);

@@ -12,11 +12,12 @@ from remote_harness import KIND, replica_url
 
 load()
 d = scratch("metrics")
-cons = []
+cons, rep_urls = [], []
 for i in range(3):
     db = os.path.join(d, f"db{i}.db")
     c = sqlite3.connect(db, isolation_level=None)
-    c.execute(f"PRAGMA litestream_url = '{replica_url(d, f'rep{i}')}'")
+    rep_urls.append(replica_url(d, f'rep{i}'))
+    c.execute(f"PRAGMA litestream_url = '{rep_urls[i]}'")
     c.execute("CREATE TABLE t(x)")
     for k in range(10 * (i + 1)):
         c.execute("INSERT INTO t VALUES (randomblob(500))")
@@ -162,4 +163,73 @@ ok(ctype.startswith("text/plain; version=0.0.4") and
    "litestream_txid" in names and cons[1][0] in body,
    f"examples/metrics_server.py serves it on /metrics ({ctype})")
 srv.shutdown()
+
+# --- read replicas (litestream-remote) -----------------------------------------
+from remote_harness import remote, requests as rreq  # noqa: E402
+
+r1 = remote(rep_urls[2], poll_ms=0)
+r2 = remote(rep_urls[2], poll_ms=0, hydration=1,
+            hydration_path=os.path.join(d, "copy.db"))
+r1.execute("SELECT count(*), sum(length(x)) FROM t").fetchone()
+deadline = time.time() + 60
+while (r2.execute("PRAGMA litestream_hydration_status").fetchone()[0] !=
+       "complete" and time.time() < deadline):
+    r2.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    time.sleep(0.02)
+r2.execute("SELECT count(*) FROM t").fetchone()
+text = c0.execute("SELECT litestream_metrics()").fetchone()[0]
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+ok("litestream_vfs_requests" in fams and
+   "litestream_vfs_hydration_progress" in fams,
+   "Prometheus' parser reads the read replicas' families")
+
+
+def samples(name):
+    return [s for f in fams.values() for s in f.samples if s.name == name]
+
+
+conns = sorted({s.labels["conn"] for s in samples("litestream_vfs_lag_seconds")
+                if s.labels.get("url") == rep_urls[2]})
+ok(len(conns) == 2, f"two read replicas of {rep_urls[2]}: conn {conns}")
+good = True
+for rc, conn in zip((r1, r2), conns):
+    q = rreq(rc)
+    h = q["hydration"]
+    lab = {"url": rep_urls[2], "conn": conn}
+    want = {
+        ("litestream_txid", None): int(rc.execute(
+            "PRAGMA litestream_txid").fetchone()[0], 16),
+        ("litestream_vfs_requests_total", "GET"): q["get"] + h["get"],
+        ("litestream_vfs_requests_total", "LIST"): q["list"],
+        ("litestream_vfs_bytes_total", None): q["bytes_down"] +
+        h["bytes_down"],
+        ("litestream_vfs_cache_hits_total", None): q["cache_hits"],
+        ("litestream_vfs_cache_misses_total", None): q["cache_misses"],
+        ("litestream_vfs_file_reads_total", None): q["file_reads"]}
+    for (name, op), v in want.items():
+        extra = {"operation": op} if op else {}
+        got = value(name, **lab, **extra)
+        if got != v:
+            good = False
+            ok(False, f"conn {conn}: {name} {extra} = {got}, want {v}")
+ok(good, "each replica's TXID, requests, bytes, cache hits/misses and file "
+   "reads agree with PRAGMA litestream_txid and litestream_requests")
+lag = value("litestream_vfs_lag_seconds", url=rep_urls[2], conn=conns[0])
+ok(lag is not None and 0 <= lag < 600, f"litestream_vfs_lag_seconds {lag}")
+ok(value("litestream_vfs_hydration_progress", url=rep_urls[2],
+         conn=conns[1]) == 1.0 and
+   value("litestream_vfs_hydration_progress", url=rep_urls[2],
+         conn=conns[0]) is None,
+   "hydration progress 1.0 for the hydrated replica; none without "
+   "hydration")
+gets = value("litestream_replica_operation_total", replica_type=rtype,
+             operation="GET")
+ok(gets is not None and gets >= rreq(r1)["get"] + rreq(r2)["get"],
+   f"the replicas' GETs count in litestream_replica_operation_total ({gets})")
+r1.close()
+text = c0.execute("SELECT litestream_metrics()").fetchone()[0]
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+left = sorted({s.labels["conn"] for s in samples("litestream_vfs_lag_seconds")})
+ok(left == [conns[1]], f"a closed replica leaves the metrics ({left})")
+r2.close()
 done()

@@ -6,7 +6,9 @@ listing and reading (what compaction and retention do)."""
 import os
 import random
 import sqlite3
+import shutil
 import struct
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -16,6 +18,7 @@ from remote_harness import (KIND, remote, remote_uri, replica, replica_url,
                             requests, txid, writer_txid)
 
 load()
+SHELL = shutil.which("sqlite3")
 d = scratch("remote")
 db = os.path.join(d, "app.db")
 url = replica_url(d)
@@ -154,11 +157,18 @@ r.close()
 
 
 # --- errors -----------------------------------------------------------------
+open_codes = []  # (where it failed, error code, message) of each open_err
+
+
 def open_err(uri):
     t0 = time.time()
+    where = "connect"
     try:
-        sqlite3.connect(uri, uri=True).execute("SELECT 1 FROM t").fetchone()
+        c = sqlite3.connect(uri, uri=True)
+        where = "statement"
+        c.execute("SELECT 1 FROM t").fetchone()
     except sqlite3.Error as ex:
+        open_codes.append((where, ex.sqlite_errorcode, str(ex)))
         return str(ex), time.time() - t0
     return None, time.time() - t0
 
@@ -196,6 +206,28 @@ for what, uri, want in [
     e, secs = open_err(uri)
     ok(e is not None and want in e and secs < 30,  # fails, never hangs
        f"{what}: open fails in {secs:.2f} s: {e}")
+# The open itself fails, with the reason as the message (no "automatic
+# extension loading failed" prefix) and SQLITE_CANTOPEN.
+bad_opens = [o for o in open_codes
+             if o[0] != "connect" or o[1] != sqlite3.SQLITE_CANTOPEN or
+             not o[2].startswith("litestream-remote: ") or
+             "automatic extension" in o[2]]
+ok(open_codes and not bad_opens,
+   f"{len(open_codes)} failed opens: sqlite3.connect() raises "
+   f"SQLITE_CANTOPEN 'litestream-remote: <why>' ({bad_opens[:2]})")
+# The sqlite3 shell says the same when .open fails.
+if SHELL:
+    out = subprocess.run(
+        [SHELL, "-cmd", f".load {SO}", ":memory:",
+         ".open file:x.db?vfs=litestream-remote&url=" +
+         urllib.parse.quote("file://" + empty, safe="")],
+        capture_output=True, text=True, timeout=60)
+    ok("Error: unable to open database" in out.stderr and
+       "litestream-remote: replica is empty" in out.stderr and
+       "automatic extension" not in out.stderr,
+       f"sqlite3 shell .open: {out.stderr.strip()}")
+else:
+    ok(True, "# SKIP sqlite3 shell not installed")
 os.environ["LITESTREAM_REPLICA_URL"] = url
 r = sqlite3.connect("file:env.db?vfs=litestream-remote", uri=True)
 ok(r.execute("SELECT count(*) FROM t").fetchone()[0] == N,
