@@ -177,6 +177,31 @@ def two_writers():
     cleanup(d)
 
 
+def race():
+    """Four databases claim one path at the same moment: exactly one
+    holds it (the conditional write decides), the others are refused."""
+    d, rep, url, _, _ = two("lease-race")
+    ws = [Writer(os.path.join(d, f"r{i}.db")) for i in range(4)]
+    for w in ws:
+        w.say("w 3")
+    for w in ws:  # all at once: send, then read the answers
+        w.p.stdin.write(f"url {url}\nsync 5000\n")
+        w.p.stdin.flush()
+    res = [(w.read(), w.read()) for w in ws]
+    won = [w for w, (_, s) in zip(ws, res) if "ok" in s]
+    ok(len(won) == 1, f"exactly one of four ships ({len(won)})")
+    if len(won) == 1:
+        for w, (_, s) in zip(ws, res):
+            if w is not won[0]:
+                ok("held by another writer" in s.get("err", "") and
+                   f"pid {won[0].pid}" in s.get("err", ""),
+                   f"pid {w.pid} is refused, pid {won[0].pid} named")
+        restores_to(url, d, won[0].db, "race")
+    for w in ws:
+        w.quit()
+    cleanup(d)
+
+
 def crashed_holder():
     """A holder killed with SIGKILL blocks the path until its lease
     expires; then the other writer takes over."""
@@ -297,6 +322,6 @@ def bad_params():
     cleanup(d)
 
 
-run_cases(two_writers, crashed_holder, same_database, lost_lease, unreadable,
+run_cases(two_writers, race, crashed_holder, same_database, lost_lease, unreadable,
           lease_off, bad_params)
 done()
