@@ -6,9 +6,10 @@
  * One round (lease_round) reads it with its version and decides:
  *   - absent: create it (backend_put_if, condition "absent");
  *   - ours (our instance id): replace it (condition: its version);
- *   - released, expired, or left by this same database on this host (the
- *     sidecar's ship lock, which this process holds, already fences the
- *     processes of one host): take it over, generation + 1;
+ *   - released, expired, or left by this very database file (db_id: the
+ *     machine's boot id, the file's device and inode; the sidecar's ship
+ *     lock, which this process holds, already fences the processes that
+ *     share the file): take it over, generation + 1;
  *   - anyone else's, live: refused, the holder named.
  * A held lease is renewed by replacing it with the version we wrote; if
  * that fails because someone else's lease is there, ours was taken over
@@ -30,7 +31,9 @@
 #include "storage/replicate/lease.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/backend/backend.h"
@@ -106,9 +109,7 @@ lease_free(const lease *l, const lease_doc *d, int64_t now)
 {
     if (d->released || d->expires_ms <= now)
         return 1;
-    return d->zHost && d->zDatabase && l->mine.zHost && l->mine.zDatabase &&
-           strcmp(d->zHost, l->mine.zHost) == 0 &&
-           strcmp(d->zDatabase, l->mine.zDatabase) == 0;
+    return d->zDbId && l->mine.zDbId && strcmp(d->zDbId, l->mine.zDbId) == 0;
 }
 
 /* Reads the lease; SQLITE_NOTFOUND when absent. */
@@ -278,7 +279,7 @@ holder_text(const lease_doc *d)
 
 /* Why lease_ok() says no (mu held). */
 static char *
-lease_why(lease *l, int64_t now)
+lease_why(lease *l)
 {
     char zTtl[32];
     char *zWho = NULL, *z = NULL;
@@ -304,11 +305,11 @@ lease_why(lease *l, int64_t now)
             l->zUrl, zWho, zTtl);
         break;
     case L_HELD:
-        z = sqlite3_mprintf("litestream: the writer lease on %s was not "
-                            "renewed for %lld ms: uploads wait until it is "
+        /* No running count in it: the status reports a message once. */
+        z = sqlite3_mprintf("litestream: the writer lease on %s could not "
+                            "be renewed within %s: uploads wait until it is "
                             "(%s)",
-                            l->zUrl, (long long)(now - l->sent_ms),
-                            l->zErr ? l->zErr : "no answer yet");
+                            l->zUrl, zTtl, l->zErr ? l->zErr : "no answer");
         break;
     case L_ERROR:
         z = sqlite3_mprintf("%s", l->zErr ? l->zErr : "litestream: error");
@@ -347,7 +348,7 @@ lease_ok(lease *l, char **pzWhy)
     int64_t now = clock_now_ms();
     ok = l->state == L_HELD && now < l->sent_ms + l->ttl_ms * 2 / 3;
     if (!ok)
-        *pzWhy = lease_why(l, now);
+        *pzWhy = lease_why(l);
     pthread_mutex_unlock(&l->mu);
     return ok;
 }
@@ -456,6 +457,27 @@ lease_params(const ls_url *u, int *off, int64_t *ttl, char **pzErr)
     return SQLITE_OK;
 }
 
+/* "<boot id>:<dev>:<ino>" of the database file, or NULL when unknown. */
+static char *
+lease_db_id(const char *zDbPath)
+{
+    char zBoot[64];
+    struct stat st;
+    size_t n;
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f == NULL)
+        return NULL;
+    n = fread(zBoot, 1, sizeof(zBoot) - 1, f);
+    fclose(f);
+    while (n > 0 && (zBoot[n - 1] == '\n' || zBoot[n - 1] == ' '))
+        n--;
+    zBoot[n] = 0;
+    if (n == 0 || stat(zDbPath, &st) != 0)
+        return NULL;
+    return sqlite3_mprintf("%s:%llu:%llu", zBoot, (unsigned long long)st.st_dev,
+                           (unsigned long long)st.st_ino);
+}
+
 int
 lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
 {
@@ -484,6 +506,7 @@ lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
         "%016llx", (unsigned long long)(ls_rand64() ^ (uint64_t)getpid() ^
                                         (uint64_t)clock_now_ms() << 20));
     l->mine.zDatabase = sqlite3_mprintf("%s", zDbPath);
+    l->mine.zDbId = lease_db_id(zDbPath);
     l->zUrl = sqlite3_mprintf("%s", u->redacted);
     rc = l->mine.zHost && l->mine.zOwner && l->mine.zInstance &&
                  l->mine.zDatabase && l->zUrl

@@ -22,6 +22,7 @@ lease_doc_clear(lease_doc *d)
     sqlite3_free(d->zHost);
     sqlite3_free(d->zInstance);
     sqlite3_free(d->zDatabase);
+    sqlite3_free(d->zDbId);
     memset(d, 0, sizeof(*d));
 }
 
@@ -80,8 +81,9 @@ lease_doc_parse(const uint8_t *z, size_t n, lease_doc *d, char **pzErr)
     d->released = json_is_true(json_object_get(o, "released"));
     if ((rc = doc_str(o, "owner", &d->zOwner)) == SQLITE_OK &&
         (rc = doc_str(o, "host", &d->zHost)) == SQLITE_OK &&
-        (rc = doc_str(o, "instance", &d->zInstance)) == SQLITE_OK)
-        rc = doc_str(o, "database", &d->zDatabase);
+        (rc = doc_str(o, "instance", &d->zInstance)) == SQLITE_OK &&
+        (rc = doc_str(o, "database", &d->zDatabase)) == SQLITE_OK)
+        rc = doc_str(o, "db_id", &d->zDbId);
 out:
     json_decref(o);
     if (rc != SQLITE_OK)
@@ -110,6 +112,7 @@ lease_doc_text(const lease_doc *d)
     ls_json_set(o, "database", ls_json_text(d->zDatabase), &bad);
     ls_json_set(o, "since", ls_json_text(zSince), &bad);
     ls_json_set(o, "released", json_boolean(d->released), &bad);
+    ls_json_set(o, "db_id", ls_json_text(d->zDbId), &bad);
     if (!bad)
         z = ls_json_dump(o);
     json_decref(o);

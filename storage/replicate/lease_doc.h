@@ -6,13 +6,15 @@
  * expires_at, owner "host:pid"), plus what names the holder to a refused
  * writer: host, pid, instance (a random id per lease holder), database (its
  * path), since (when this holder first took the lease), released (set on
- * close).  Litestream ignores the extra members; a document written by
+ * close), db_id (the database file's identity on its machine).
+ * Litestream ignores the extra members; a document written by
  * Litestream parses here with only its three.
  *
  *   {"generation":3,"expires_at":"2026-11-22T14:01:30.123Z",
  *    "owner":"web1:4242","host":"web1","pid":4242,
  *    "instance":"8c1f0e2a9b3d4c5e","database":"/srv/app.db",
- *    "since":"2026-11-22T14:00:00.5Z","released":false}
+ *    "since":"2026-11-22T14:00:00.5Z","released":false,
+ *    "db_id":"0c6d...:2049:1835012"}
  *
  * Pure functions, any thread.
  */
@@ -36,6 +38,9 @@ typedef struct lease_doc {
     char *zHost;
     char *zInstance;
     char *zDatabase;
+    /* The database file's identity, "<boot id>:<dev>:<ino>": a lease with
+     * ours is this very file's (its ship lock fences this machine). */
+    char *zDbId;
 } lease_doc;
 
 /*

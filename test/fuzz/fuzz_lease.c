@@ -38,7 +38,8 @@ round_trip(const lease_doc *d)
             e.released != d->released || e.expires_ms != d->expires_ms ||
             !same_str(e.zOwner, d->zOwner) || !same_str(e.zHost, d->zHost) ||
             !same_str(e.zInstance, d->zInstance) ||
-            !same_str(e.zDatabase, d->zDatabase))
+            !same_str(e.zDatabase, d->zDatabase) ||
+            !same_str(e.zDbId, d->zDbId))
             abort();
         lease_doc_clear(&e);
     } else if (d->expires_ms < 253402300800000 && fuzz_mem_countdown < 0) {
@@ -60,7 +61,7 @@ one(const uint8_t *z, size_t n, int oom, int rc_clean)
         if (!oom)
             round_trip(&d);
     } else if ((rc != SQLITE_CORRUPT && !(oom && rc == SQLITE_NOMEM)) ||
-               d.zOwner || d.zHost || d.zInstance || d.zDatabase ||
+               d.zOwner || d.zHost || d.zInstance || d.zDatabase || d.zDbId ||
                d.expires_ms || (rc == SQLITE_CORRUPT && !zErr && !oom)) {
         abort();
     }
