@@ -141,7 +141,7 @@ lease_read(lease *l, lease_doc *d, char **pzVer, round_out *o)
 static int
 lease_decide(lease *l, int held, round_out *o)
 {
-    lease_doc d;
+    lease_doc d = {0};
     char *zVer = NULL;
     int64_t now = clock_now_ms();
     int rc = lease_read(l, &d, &zVer, o);
