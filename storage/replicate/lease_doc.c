@@ -38,15 +38,15 @@ doc_str(json_t *o, const char *zKey, char **pz)
     return *pz ? SQLITE_OK : SQLITE_NOMEM;
 }
 
-/* Unix ms of member zKey, an RFC 3339 string; 0 if absent or not one. */
+/* Unix ms of member zKey, an RFC 3339 string after 1970; else 0. */
 static int64_t
 doc_time(json_t *o, const char *zKey)
 {
     json_t *v = json_object_get(o, zKey);
     int64_t ms = 0;
     if (json_is_string(v) && json_string_length(v) < 64 &&
-        timefmt_parse_time(json_string_value(v), &ms))
-        return ms;
+        timefmt_parse_time(json_string_value(v), &ms) && ms > 0)
+        return ms; /* before 1970 is no time of ours */
     return 0;
 }
 
