@@ -325,6 +325,79 @@ azb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
     return rc;
 }
 
+/*
+ * Conditional writes (backend.h): the version is the blob's ETag; a put
+ * sends If-None-Match: * (create) or If-Match: ETAG (replace), which Azure
+ * (and Azurite) enforce: 409 BlobAlreadyExists or 412 ConditionNotMet.
+ */
+static int
+azb_get_ver(backend *b, const char *key, uint8_t **out, size_t *nOut,
+            char **pzVer)
+{
+    az_backend *ab = (az_backend *)b;
+    char zTag[256];
+    http_resp resp = {0};
+    char *zName = azb_name(ab, key);
+    az_call call = {.method = "GET", .blob = zName};
+    int rc = zName ? azb_call(ab, &call, &resp) : SQLITE_NOMEM;
+
+    *out = NULL;
+    *nOut = 0;
+    *pzVer = NULL;
+    if (rc == SQLITE_OK && !http_resp_header(&resp, "ETag", zTag, sizeof(zTag)))
+        rc = azb_err(ab, SQLITE_IOERR,
+                     sqlite3_mprintf("litestream: Azure sent no ETag for "
+                                     "'%s'",
+                                     key));
+    if (rc == SQLITE_OK &&
+        ((*pzVer = sqlite3_mprintf("%s", zTag)) == NULL ||
+         objstore_take_body(&resp, 0, 0, UINT64_MAX, out, nOut) != SQLITE_OK))
+        rc = azb_err(ab, SQLITE_NOMEM, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(*pzVer);
+        *pzVer = NULL;
+    }
+    http_resp_clear(&resp);
+    sqlite3_free(zName);
+    return rc;
+}
+
+static int
+azb_put_if(backend *b, const char *key, const void *data, size_t n,
+           const char *zVer, char **pzVer)
+{
+    az_backend *ab = (az_backend *)b;
+    char zTag[256];
+    http_resp resp = {0};
+    char *zName = azb_name(ab, key);
+    sigv4_pair h[] = {{"Content-Type", "application/json"},
+                      {"x-ms-blob-type", "BlockBlob"},
+                      {zVer ? "If-Match" : "If-None-Match", zVer ? zVer : "*"}};
+    az_call call = {.method = "PUT",
+                    .blob = zName,
+                    .headers = h,
+                    .nheader = 3,
+                    .body = data,
+                    .body_fd = -1,
+                    .nbody = n};
+    int rc = zName ? azb_call(ab, &call, &resp) : SQLITE_NOMEM;
+
+    *pzVer = NULL;
+    if (rc != SQLITE_OK &&
+        (resp.status == 409 || resp.status == 412 || rc == SQLITE_NOTFOUND))
+        rc = SQLITE_CONSTRAINT;
+    else if (rc == SQLITE_OK &&
+             (!http_resp_header(&resp, "ETag", zTag, sizeof(zTag)) ||
+              (*pzVer = sqlite3_mprintf("%s", zTag)) == NULL))
+        rc = azb_err(ab, SQLITE_IOERR,
+                     sqlite3_mprintf("litestream: Azure sent no ETag for "
+                                     "'%s'",
+                                     key));
+    http_resp_clear(&resp);
+    sqlite3_free(zName);
+    return rc;
+}
+
 /* One List Blobs request; the marker of the next page into *pzNext. */
 static int
 azb_list_one(void *ctx, const char *zPrefix, int deep, const char *zMarker,
@@ -334,7 +407,7 @@ azb_list_one(void *ctx, const char *zPrefix, int deep, const char *zMarker,
     char zMax[16];
     sigv4_pair q[7];
     int nq = 0, rc;
-    http_resp resp;
+    http_resp resp = {0};
     char *zErr = NULL;
 
     *pzNext = NULL;
@@ -408,7 +481,7 @@ azb_del(backend *b, const char *const *keys, int n)
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
         char *zName = azb_name(ab, keys[i]);
         az_call call = {.method = "DELETE", .blob = zName};
-        http_resp resp;
+        http_resp resp = {0};
         if (zName == NULL)
             return azb_err(ab, SQLITE_NOMEM, NULL);
         rc = azb_call(ab, &call, &resp);
@@ -487,4 +560,6 @@ const backend_vtab backend_abs_vtab = {
     .errmsg = azb_errmsg,
     .counters = azb_counters,
     .credential = azb_credential,
+    .get_ver = azb_get_ver,
+    .put_if = azb_put_if,
 };

@@ -118,6 +118,30 @@ typedef struct backend_vtab {
      * static string; NULL: the backend has none to name.
      */
     const char *(*credential)(backend *);
+    /*
+     * Optional conditional writes, for the writer lease
+     * (storage/replicate/lease.c; docs/architecture.md 5.1).  A version is
+     * an opaque token (an ETag, a generation, or the content's CRC-64).
+     *
+     * get_ver: reads the whole of `key` and its version (*pzVer,
+     * sqlite3_free).  SQLITE_NOTFOUND if absent.
+     * put_if: stores `data` under `key` only if it is absent (zVer NULL)
+     * or its version is zVer, atomically with the check; *pzVer gets the
+     * new version.  SQLITE_CONSTRAINT: the condition did not hold (the
+     * object exists, has another version, or is gone).
+     * Both NULL: backend_put_if() compares by content itself, through
+     * rename_excl when there is one, else without atomicity.
+     */
+    int (*get_ver)(backend *, const char *key, uint8_t **out, size_t *nOut,
+                   char **pzVer);
+    int (*put_if)(backend *, const char *key, const void *data, size_t n,
+                  const char *zVer, char **pzVer);
+    /*
+     * Optional: renames zFrom to zTo only if zTo does not exist, atomically
+     * (only one of two renames of one source succeeds).  SQLITE_NOTFOUND:
+     * no zFrom; SQLITE_CONSTRAINT: zTo exists.
+     */
+    int (*rename_excl)(backend *, const char *zFrom, const char *zTo);
 } backend_vtab;
 
 /*
@@ -184,6 +208,26 @@ const char *backend_errmsg(backend *b);
  */
 const char *backend_why(backend *b);
 const backend_counters *backend_get_counters(backend *b);
+
+/*
+ * Conditional writes (vtab get_ver / put_if above), whatever the backend
+ * offers: its own (an ETag, a generation), else the content's CRC-64 as the
+ * version, compared and replaced through rename_excl (put to a temporary
+ * key, rename the current object aside, check it, rename the new one into
+ * place: storage/backend/cond.c), else compared and replaced without
+ * atomicity.  backend_put_if() returns SQLITE_CONSTRAINT when the
+ * condition does not hold.
+ */
+int backend_get_ver(backend *b, const char *key, uint8_t **out, size_t *nOut,
+                    char **pzVer);
+int backend_put_if(backend *b, const char *key, const void *data, size_t n,
+                   const char *zVer, char **pzVer);
+/*
+ * How backend_put_if() holds its condition on b: "native" (the store checks
+ * it), "rename" (exclusive renames), or "none" (checked by reading first:
+ * two writers at the same moment may both succeed).
+ */
+const char *backend_cond_kind(const backend *b);
 
 /* The redacted URL of the handle, or "the replica" if unknown. */
 const char *backend_url(const backend *b);

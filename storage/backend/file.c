@@ -592,6 +592,43 @@ file_del(backend *b, const char *const *keys, int n)
     return rc;
 }
 
+/*
+ * rename_excl: renameat2(RENAME_NOREPLACE), atomic on the local
+ * filesystems (ext4, xfs, btrfs, tmpfs); where the filesystem refuses the
+ * flag (EINVAL: NFS, some FUSE), link() + unlink(), which is exclusive on
+ * the target but lets two renames of one source both succeed.
+ */
+static int
+file_rename_excl(backend *b, const char *zFrom, const char *zTo)
+{
+    file_backend *fb = (file_backend *)b;
+    char *zA = NULL, *zB = NULL;
+    int rc = file_key_check(fb, zFrom);
+
+    if (rc == SQLITE_OK)
+        rc = file_key_check(fb, zTo);
+    if (rc != SQLITE_OK)
+        return rc;
+    zA = file_path(fb, zFrom);
+    zB = file_path(fb, zTo);
+    if (zA == NULL || zB == NULL) {
+        rc = file_err(fb, SQLITE_NOMEM, "litestream: out of memory");
+    } else if (renameat2(AT_FDCWD, zA, AT_FDCWD, zB, RENAME_NOREPLACE) != 0 &&
+               (errno != EINVAL || link(zA, zB) != 0 || unlink(zA) != 0)) {
+        rc = errno == ENOENT   ? SQLITE_NOTFOUND
+             : errno == EEXIST ? SQLITE_CONSTRAINT
+                               : file_write_err(fb, errno, zB, 0);
+    } else {
+        *strrchr(zB, '/') = 0;
+        int e = file_fsync_dir(zB[0] ? zB : "/");
+        if (e != 0)
+            rc = file_write_err(fb, e, zB, 1);
+    }
+    sqlite3_free(zA);
+    sqlite3_free(zB);
+    return rc;
+}
+
 static int
 file_open(const ls_url *u, backend **out, char **pzErr)
 {
@@ -650,4 +687,5 @@ const backend_vtab backend_file_vtab = {
     .del = file_del,
     .errmsg = file_errmsg,
     .counters = file_counters,
+    .rename_excl = file_rename_excl,
 };

@@ -644,6 +644,31 @@ s3b_del(backend *b, const char *const *keys, int n)
     return rc;
 }
 
+/* Conditional writes: storage/backend/s3_cond.c. */
+static int
+s3b_get_ver(backend *b, const char *key, uint8_t **out, size_t *nOut,
+            char **pzVer)
+{
+    s3_backend *sb = (s3_backend *)b;
+    char *zErr = NULL, *zKey = s3b_key(sb, key);
+    int rc =
+        zKey ? s3_get_ver(&sb->c, zKey, out, nOut, pzVer, &zErr) : SQLITE_NOMEM;
+    sqlite3_free(zKey);
+    return rc == SQLITE_OK ? rc : s3b_err(sb, rc, zErr);
+}
+
+static int
+s3b_put_if(backend *b, const char *key, const void *data, size_t n,
+           const char *zVer, char **pzVer)
+{
+    s3_backend *sb = (s3_backend *)b;
+    char *zErr = NULL, *zKey = s3b_key(sb, key);
+    int rc = zKey ? s3_put_if(&sb->c, zKey, data, n, zVer, pzVer, &zErr)
+                  : SQLITE_NOMEM;
+    sqlite3_free(zKey);
+    return rc == SQLITE_OK ? rc : s3b_err(sb, rc, zErr);
+}
+
 static const char *
 s3b_errmsg(backend *b)
 {
@@ -730,6 +755,8 @@ const backend_vtab backend_s3_vtab = {
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
     .credential = s3b_credential,
+    .get_ver = s3b_get_ver,
+    .put_if = s3b_put_if,
 };
 
 const backend_vtab backend_gs_vtab = {
@@ -747,6 +774,8 @@ const backend_vtab backend_gs_vtab = {
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
     .credential = s3b_credential,
+    .get_ver = s3b_get_ver,
+    .put_if = s3b_put_if,
 };
 
 const backend_vtab backend_oss_vtab = {
@@ -764,4 +793,6 @@ const backend_vtab backend_oss_vtab = {
     .errmsg = s3b_errmsg,
     .counters = s3b_counters,
     .credential = s3b_credential,
+    .get_ver = s3b_get_ver,
+    .put_if = s3b_put_if,
 };

@@ -109,6 +109,17 @@ void s3_client_clear(s3_client *c);
 int s3_call_do(s3_client *c, const s3_call *call, http_resp *resp,
                char **pzErr);
 
+/*
+ * Conditional writes (storage/backend/s3_cond.c; backend.h get_ver and
+ * put_if) of the full key zKey: the version is the ETag, or for gs the
+ * generation ("gen:N").  s3_put_if returns SQLITE_CONSTRAINT when the
+ * store refused the condition.  Other errors as s3_call_do, with *pzErr.
+ */
+int s3_get_ver(s3_client *c, const char *zKey, uint8_t **out, size_t *nOut,
+               char **pzVer, char **pzErr);
+int s3_put_if(s3_client *c, const char *zKey, const void *data, size_t n,
+              const char *zVer, char **pzVer, char **pzErr);
+
 /* Formats Unix ms as Go's RFC3339Nano UTC ("2024-01-15T10:30:00.123Z",
  * trailing fractional zeros dropped) into buf (>= 32 bytes). */
 void s3_format_time(int64_t ms, char *buf, size_t n);

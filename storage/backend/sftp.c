@@ -562,6 +562,34 @@ sftpb_del(backend *b, const char *const *keys, int n)
     return rc;
 }
 
+/*
+ * rename_excl: SFTP v3's rename, which OpenSSH refuses onto an existing
+ * file (a failed command; then the target is looked at to tell that from
+ * another failure).  A missing source is SQLITE_NOTFOUND.
+ */
+static int
+sftpb_rename_excl(backend *b, const char *zFrom, const char *zTo)
+{
+    sftp_backend *sb = (sftp_backend *)b;
+    char *zA = sftp_path(sb, zFrom), *zB = sftp_path(sb, zTo);
+    char *zCmd =
+        zA && zB ? sqlite3_mprintf("rename \"%w\" \"%w\"", zA, zB) : NULL;
+    const char *az[] = {zCmd};
+    int rc = zCmd ? sftp_quote(sb, az, 1, "rename", zA)
+                  : sftp_err(sb, SQLITE_NOMEM, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND && rc != SQLITE_NOMEM) {
+        uint8_t *p = NULL;
+        size_t n = 0;
+        if (sftpb_get(b, zTo, 0, 1, &p, &n) == SQLITE_OK)
+            rc = SQLITE_CONSTRAINT; /* the target exists */
+        sqlite3_free(p);
+    }
+    sqlite3_free(zA);
+    sqlite3_free(zB);
+    sqlite3_free(zCmd);
+    return rc;
+}
+
 static const char *
 sftpb_errmsg(backend *b)
 {
@@ -710,4 +738,5 @@ const backend_vtab backend_sftp_vtab = {
     .del = sftpb_del,
     .errmsg = sftpb_errmsg,
     .counters = sftpb_counters,
+    .rename_excl = sftpb_rename_excl,
 };

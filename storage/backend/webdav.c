@@ -553,6 +553,38 @@ davb_del(backend *b, const char *const *keys, int n)
     return rc;
 }
 
+/*
+ * rename_excl: MOVE with "Overwrite: F" (RFC 4918 9.9.3: 412 when the
+ * destination exists; rclone honours it); a missing source answers 404
+ * (rclone: 403).
+ */
+static int
+davb_rename_excl(backend *b, const char *zFrom, const char *zTo)
+{
+    static const long ok[] = {201, 204, 403, 404, 412, 0};
+    dav_backend *db = (dav_backend *)b;
+    char *zUrl = dav_url(db, zFrom), *zDest = dav_url(db, zTo);
+    char *zHdr = zDest ? sqlite3_mprintf("Destination: %s", zDest) : NULL;
+    dav_call mv = {.method = "MOVE",
+                   .url = zUrl,
+                   .key = zFrom,
+                   .h1 = zHdr,
+                   .h2 = "Overwrite: F",
+                   .fd = -1};
+    http_resp resp = {0};
+    int rc = zUrl && zHdr ? dav_do(db, &mv, ok, &resp)
+                          : dav_err(db, SQLITE_NOMEM, NULL);
+    if (rc == SQLITE_OK && resp.status == 412)
+        rc = SQLITE_CONSTRAINT;
+    else if (rc == SQLITE_OK && (resp.status == 403 || resp.status == 404))
+        rc = SQLITE_NOTFOUND;
+    http_resp_clear(&resp);
+    sqlite3_free(zUrl);
+    sqlite3_free(zDest);
+    sqlite3_free(zHdr);
+    return rc;
+}
+
 static const char *
 davb_errmsg(backend *b)
 {
@@ -647,6 +679,7 @@ davb_open_https(const ls_url *u, backend **out, char **pzErr)
         .put = davb_put, .put_file = davb_put_file, .get = davb_get,           \
         .list = davb_list, .list_tree = NULL, .del = davb_del,                 \
         .errmsg = davb_errmsg, .counters = davb_counters,                      \
+        .rename_excl = davb_rename_excl,                                       \
     }
 
 const backend_vtab backend_webdav_vtab = DAV_VTAB("webdav", davb_open_http);

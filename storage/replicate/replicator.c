@@ -27,6 +27,7 @@
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
 #include "storage/replicate/heartbeat.h"
+#include "storage/replicate/lease.h"
 #include "storage/replicate/recover.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/txarena.h"
@@ -182,8 +183,8 @@ thread_main(void *arg)
         int64_t t = clock_now_ms();
         if (want_upload || t >= next_upload) {
             sidecar_check(r);
-            int ship =
-                db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc);
+            int ship = db_current(r) && url_current(r) &&
+                       sidecar_ship_trylock(r->sc) && rep_lease_check(r);
             pthread_mutex_lock(&r->mu);
             r->shipping = ship;
             r->upload_now = 0;
@@ -294,6 +295,8 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     if (rc != SQLITE_OK)
         goto out;
     rc = backend_open_url(r->url, &r->be, pzErr);
+    if (rc == SQLITE_OK)
+        rc = lease_open(r->url, zDbPath, &r->lease, pzErr);
     if (rc != SQLITE_OK)
         goto out;
     char *zSpool = sqlite3_mprintf("%s/spool", sidecar_dir(sc));
@@ -356,6 +359,8 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
+        lease_close(r->lease); /* released: another writer may take it */
+        r->lease = NULL;
         if (r->db_replaced)
             forget_position(r);
     }
@@ -363,6 +368,7 @@ replicator_close(replicator *r, int grace_ms)
         n = t->next;
         rep_txn_free(t);
     }
+    lease_close(r->lease);
     spool_close(r->sp);
     if (r->be)
         r->be->vt->close(r->be);

@@ -82,6 +82,7 @@ struct replicator {
     int backoff_ms;
     uint64_t db_dev, db_ino; /* the database file's identity at open */
     int db_replaced;         /* it was renamed over or deleted: stopped */
+    struct lease *lease;     /* the writer lease (lease.h), NULL: off */
 };
 
 /* The clock of base/clock.h under the name the status code uses. */

@@ -8,6 +8,7 @@
  */
 #include "storage/base/json.h"
 #include "storage/history/compactor.h"
+#include "storage/replicate/lease.h"
 #include "storage/replicate/replicator_int.h"
 
 /* A TXID as the 16 hex digits the status shows. */
@@ -97,6 +98,8 @@ replicator_status(replicator *r, json_t *o)
     ls_json_set(o, "last_upload", json_integer(r->last_upload_ms), &bad);
     ls_json_set(o, "last_error", last_error(r), &bad);
     pthread_mutex_unlock(&r->mu);
+    if (lease_status(r->lease, o) != SQLITE_OK)
+        bad = 1;
     if (r->cp && compactor_status(r->cp, o) != SQLITE_OK)
         bad = 1;
     return bad ? SQLITE_NOMEM : SQLITE_OK;

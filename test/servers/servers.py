@@ -6,7 +6,9 @@ faultproxy.py (re-exported).
 S3Server    runs @20minutes/s3rver 4.0.4 (checks SigV4 signatures) from
             test/servers/node_modules, with preloads: s3keys.js (more
             access keys), s3rver-walkfix.js (correct ListObjects) and
-            s3rver-atomicput.js (a PUT cut off mid-body stores nothing).
+            s3rver-atomicput.js (a PUT cut off mid-body stores nothing),
+            s3rver-conditional.js (If-None-Match / If-Match on PUT, as
+            real S3: s3rver alone ignores them).
 FaultProxy  an HTTP/1.1 reverse proxy that injects faults (error statuses,
             connection resets, stalls, truncated bodies, delays) by rules
             the test adds and clears while it runs, and logs every request.
@@ -100,7 +102,7 @@ class S3Server:
     def __init__(self, buckets=("testbucket",),
                  extra_keys=(("AKIATESTKEY", "testsecret"),), *,
                  data_dir=None, verbose=False, walkfix=True, atomic_put=True,
-                 keep=None,
+                 conditional=True, keep=None,
                  ready_timeout=15.0, node=None):
         self.buckets = list(buckets)
         self.bucket = self.buckets[0] if self.buckets else None
@@ -120,6 +122,7 @@ class S3Server:
         self.verbose = verbose
         self.walkfix = walkfix
         self.atomic_put = atomic_put
+        self.conditional = conditional
         self.keep = (bool(os.environ.get("LITESTREAM_KEEP_SERVERS"))
                      if keep is None else keep)
         self.ready_timeout = ready_timeout
@@ -171,6 +174,8 @@ class S3Server:
             args += ["-r", os.path.join(HERE, "s3rver-walkfix.js")]
         if self.atomic_put:
             args += ["-r", os.path.join(HERE, "s3rver-atomicput.js")]
+        if self.conditional:
+            args += ["-r", os.path.join(HERE, "s3rver-conditional.js")]
         args += [cli, "-d", self.data_dir, "-a", self.host,
                  "-p", str(self.port)]
         if not self.verbose:

@@ -1,0 +1,550 @@
+/*
+ * storage/replicate/lease.c: the writer lease on a replica path (lease.h;
+ * docs/architecture.md 5.1).
+ *
+ * The lease is the object "lock.json" at the replica root (lease_doc.h).
+ * One round (lease_round) reads it with its version and decides:
+ *   - absent: create it (backend_put_if, condition "absent");
+ *   - ours (our instance id): replace it (condition: its version);
+ *   - released, expired, or left by this very database file (db_id: the
+ *     machine's boot id, the file's device and inode; the sidecar's ship
+ *     lock, which this process holds, already fences the processes that
+ *     share the file): take it over, generation + 1;
+ *   - anyone else's, live: refused, the holder named.
+ * A held lease is renewed by replacing it with the version we wrote; if
+ * that fails because someone else's lease is there, ours was taken over
+ * (we were cut off past its expiry): the state is LOST for good, and this
+ * replicator never uploads again, so the replica never receives TXIDs
+ * from two databases interleaved.  A condition that fails races another
+ * writer: the round reads again (three times at most).
+ *
+ * Invariants:
+ *   1. lease_ok() allows uploads only while the lease is HELD and our last
+ *      successful write was sent less than 2/3 of the TTL ago; renewals are
+ *      due every 1/3, so a third of the TTL is left as margin for clock
+ *      skew between hosts and for an upload already under way.
+ *   2. Only the lease thread does I/O on l->be and writes the state (under
+ *      mu, for lease_ok() and the status); lease_close() after joining it.
+ *
+ * Threads: see lease.h.
+ */
+#include "storage/replicate/lease.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/backend/backend.h"
+#include "storage/base/clock.h"
+#include "storage/base/rand.h"
+#include "storage/base/sqlite.h"
+#include "storage/base/timefmt.h"
+#include "storage/replicate/lease_doc.h"
+#include "storage/replicate/replicator_int.h"
+
+#define LEASE_DEFAULT_TTL_MS 30000
+#define LEASE_MIN_TTL_MS     1000
+#define LEASE_WAIT_MS        60000 /* the first lease_ok() waits this long */
+
+enum { L_CLAIMING, L_HELD, L_REFUSED, L_LOST, L_ERROR };
+static const char *const state_name[] = {"claiming", "held", "refused", "lost",
+                                         "error"};
+
+struct lease {
+    backend *be;
+    char *zUrl; /* redacted, for messages */
+    int64_t ttl_ms;
+    lease_doc mine; /* what we write (expires_ms set per write) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int started;
+    /* Guarded by mu (written by the lease thread only). */
+    int stop, want, state;
+    uint64_t verdicts;
+    char *zVer;       /* version of our lease object */
+    int64_t sent_ms;  /* when our last successful write was sent */
+    lease_doc holder; /* someone else's lease (refused, lost) */
+    char *zErr;       /* why the last round failed (L_ERROR) */
+    int64_t next_ms;  /* the next round */
+};
+
+/* ---- one round ---------------------------------------------------------- */
+
+/* What a round found: the state it leads to. */
+typedef struct round_out {
+    int state;
+    char *zVer;
+    int64_t sent_ms;
+    lease_doc holder;
+    char *zErr;
+} round_out;
+
+/* Writes our document (condition zVer, NULL: absent). */
+static int
+lease_write(lease *l, const char *zVer, int released, round_out *o)
+{
+    int64_t now = clock_now_ms();
+    l->mine.expires_ms = released ? now : now + l->ttl_ms;
+    l->mine.released = released;
+    char *z = lease_doc_text(&l->mine);
+    char *zNew = NULL;
+    int rc = z ? backend_put_if(l->be, LEASE_KEY, z, strlen(z), zVer, &zNew)
+               : SQLITE_NOMEM;
+    sqlite3_free(z);
+    if (rc == SQLITE_OK) {
+        sqlite3_free(o->zVer);
+        o->zVer = zNew;
+        o->sent_ms = now;
+        o->state = L_HELD;
+    }
+    return rc;
+}
+
+/* Whether doc may be taken over without waiting for its expiry. */
+static int
+lease_free(const lease *l, const lease_doc *d, int64_t now)
+{
+    if (d->released || d->expires_ms <= now)
+        return 1;
+    return d->zDbId && l->mine.zDbId && strcmp(d->zDbId, l->mine.zDbId) == 0;
+}
+
+/* Reads the lease; SQLITE_NOTFOUND when absent. */
+static int
+lease_read(lease *l, lease_doc *d, char **pzVer, round_out *o)
+{
+    uint8_t *p = NULL;
+    size_t n = 0;
+    char *zWhy = NULL;
+    int rc = backend_get_ver(l->be, LEASE_KEY, &p, &n, pzVer);
+
+    if (rc == SQLITE_OK && lease_doc_parse(p, n, d, &zWhy) != SQLITE_OK) {
+        rc = SQLITE_CORRUPT;
+        o->zErr = sqlite3_mprintf(
+            "litestream: the writer lease '%s' on %s cannot be read (%s): no "
+            "upload until it is fixed; if no other writer uses this path, "
+            "delete it",
+            LEASE_KEY, l->zUrl, zWhy ? zWhy : "out of memory");
+    }
+    sqlite3_free(zWhy);
+    sqlite3_free(p);
+    return rc;
+}
+
+/*
+ * One decision on what the object holds now.  SQLITE_CONSTRAINT: a race,
+ * read again; another code: o says the verdict or the error.
+ */
+static int
+lease_decide(lease *l, int held, round_out *o)
+{
+    lease_doc d = {0};
+    char *zVer = NULL;
+    int64_t now = clock_now_ms();
+    int rc = lease_read(l, &d, &zVer, o);
+
+    if (rc == SQLITE_NOTFOUND) {
+        /* Absent while held: moved aside by a writer that lost the race
+         * (cond.c), or deleted; ours to create again only while valid. */
+        if (held && now >= l->sent_ms + l->ttl_ms) {
+            o->state = L_LOST;
+            rc = SQLITE_OK;
+        } else {
+            if (!held) {
+                l->mine.since_ms = now;
+                l->mine.generation = 1; /* as Litestream's first */
+            }
+            rc = lease_write(l, NULL, 0, o);
+        }
+    } else if (rc == SQLITE_OK) {
+        int ours = d.zInstance && strcmp(d.zInstance, l->mine.zInstance) == 0;
+        if (ours || (!held && lease_free(l, &d, now))) {
+            if (!ours) {
+                l->mine.generation = d.generation + 1;
+                l->mine.since_ms = now;
+            }
+            rc = lease_write(l, zVer, 0, o);
+        } else {
+            o->state = held ? L_LOST : L_REFUSED;
+            o->holder = d;
+            memset(&d, 0, sizeof(d));
+        }
+    }
+    lease_doc_clear(&d);
+    sqlite3_free(zVer);
+    return rc;
+}
+
+/* One round: renew (held) or claim. */
+static void
+lease_round(lease *l, int held, round_out *o)
+{
+    int rc = SQLITE_CONSTRAINT, i;
+
+    memset(o, 0, sizeof(*o));
+    o->state = L_ERROR;
+    if (held)
+        rc = lease_write(l, l->zVer, 0, o);
+    for (i = 0; i < 3 && rc == SQLITE_CONSTRAINT; i++) {
+        lease_doc_clear(&o->holder);
+        rc = lease_decide(l, held, o);
+    }
+    if (rc == SQLITE_OK || o->zErr)
+        return;
+    o->state = L_ERROR;
+    o->zErr =
+        rc == SQLITE_CONSTRAINT
+            ? sqlite3_mprintf("litestream: the writer lease '%s' on %s keeps "
+                              "changing under this writer: retrying",
+                              LEASE_KEY, l->zUrl)
+            : sqlite3_mprintf("litestream: cannot check the writer lease "
+                              "'%s' on %s: %s",
+                              LEASE_KEY, l->zUrl, backend_why(l->be));
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
+/* Takes the round's verdict (mu held). */
+static void
+lease_apply(lease *l, int held, round_out *o, int64_t now)
+{
+    int64_t third = l->ttl_ms / 3;
+    sqlite3_free(l->zErr);
+    l->zErr = o->zErr;
+    lease_doc_clear(&l->holder);
+    l->holder = o->holder;
+    if (o->state == L_HELD) {
+        sqlite3_free(l->zVer);
+        l->zVer = o->zVer;
+        l->sent_ms = o->sent_ms;
+        l->state = L_HELD;
+        l->next_ms = o->sent_ms + third;
+        return;
+    }
+    sqlite3_free(o->zVer);
+    /* A failed renewal keeps the lease (it may still be ours) until its
+     * time runs out: lease_ok() stops uploads at 2/3 of it. */
+    l->state = held && o->state == L_ERROR ? L_HELD : o->state;
+    l->next_ms = now + (o->state == L_ERROR ? 1000 : third);
+    if (o->state == L_REFUSED && l->holder.expires_ms > now &&
+        l->holder.expires_ms + 100 < l->next_ms)
+        l->next_ms = l->holder.expires_ms + 100;
+}
+
+static void *
+lease_main(void *arg)
+{
+    lease *l = arg;
+    pthread_setname_np(pthread_self(), "ls-lease");
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        int64_t now = clock_now_ms();
+        if (l->state != L_LOST && now >= l->next_ms) {
+            int held = l->state == L_HELD;
+            round_out o;
+            pthread_mutex_unlock(&l->mu);
+            lease_round(l, held, &o);
+            pthread_mutex_lock(&l->mu);
+            lease_apply(l, held, &o, clock_now_ms());
+            l->verdicts++;
+            pthread_cond_broadcast(&l->cv);
+            continue;
+        }
+        struct timespec ts;
+        int64_t wait = l->state == L_LOST ? 3600000 : l->next_ms - now;
+        clock_deadline(&ts, wait < 1 ? 1 : wait);
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* ---- API ----------------------------------------------------------------- */
+
+/* The holder as a phrase: "database '/x.db' on host h (pid 1, since T)". */
+static char *
+holder_text(const lease_doc *d)
+{
+    char zSince[40];
+    if (d->zDatabase && d->zHost)
+        return sqlite3_mprintf(
+            "database '%s' on host %s (pid %lld, holding it since %s)",
+            d->zDatabase, d->zHost, (long long)d->pid,
+            timefmt_time(d->since_ms, zSince, sizeof(zSince)));
+    return sqlite3_mprintf("%s", d->zOwner ? d->zOwner : "an unnamed writer");
+}
+
+/* Why lease_ok() says no (mu held). */
+static char *
+lease_why(lease *l)
+{
+    char zTtl[32];
+    char *zWho = NULL, *z = NULL;
+    timefmt_duration(l->ttl_ms, zTtl, sizeof(zTtl));
+    switch (l->state) {
+    case L_REFUSED:
+        zWho = holder_text(&l->holder);
+        z = sqlite3_mprintf(
+            "litestream: the replica %s is held by another writer, %s: this "
+            "database is not uploaded there (its writes go on locally); close "
+            "that writer (if it crashed, its lease expires %s after its last "
+            "renewal) or point this database at another path",
+            l->zUrl, zWho, zTtl);
+        break;
+    case L_LOST:
+        zWho = holder_text(&l->holder);
+        z = sqlite3_mprintf(
+            "litestream: the writer lease on %s was taken over by %s after "
+            "this writer could not renew it for %s: this process stopped "
+            "uploading there so that TXIDs never interleave; point this "
+            "database at another path, or open it again once that writer is "
+            "gone",
+            l->zUrl, zWho, zTtl);
+        break;
+    case L_HELD:
+        /* No running count in it: the status reports a message once. */
+        z = sqlite3_mprintf("litestream: the writer lease on %s could not "
+                            "be renewed within %s: uploads wait until it is "
+                            "(%s)",
+                            l->zUrl, zTtl, l->zErr ? l->zErr : "no answer");
+        break;
+    case L_ERROR:
+        z = sqlite3_mprintf("%s", l->zErr ? l->zErr : "litestream: error");
+        break;
+    default:
+        z = sqlite3_mprintf("litestream: the writer lease on %s is still "
+                            "being claimed",
+                            l->zUrl);
+    }
+    sqlite3_free(zWho);
+    return z;
+}
+
+int
+lease_ok(lease *l, char **pzWhy)
+{
+    int ok;
+    *pzWhy = NULL;
+    if (l == NULL)
+        return 1;
+    pthread_mutex_lock(&l->mu);
+    if (!l->started) {
+        l->started = pthread_create(&l->th, NULL, lease_main, l) == 0;
+        if (!l->started) {
+            pthread_mutex_unlock(&l->mu);
+            *pzWhy = sqlite3_mprintf("litestream: cannot start the writer "
+                                     "lease thread");
+            return 0;
+        }
+    }
+    struct timespec ts;
+    clock_deadline(&ts, LEASE_WAIT_MS);
+    while (l->verdicts == 0 && !l->stop)
+        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) != 0)
+            break;
+    int64_t now = clock_now_ms();
+    ok = l->state == L_HELD && now < l->sent_ms + l->ttl_ms * 2 / 3;
+    if (!ok)
+        *pzWhy = lease_why(l);
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+int
+rep_lease_check(replicator *r)
+{
+    char *zWhy = NULL;
+    if (lease_ok(r->lease, &zWhy))
+        return 1;
+    pthread_mutex_lock(&r->mu);
+    int same = zWhy && r->last_error && strcmp(zWhy, r->last_error) == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (same || zWhy == NULL)
+        sqlite3_free(zWhy);
+    else
+        rep_set_error(r, zWhy); /* once per distinct message */
+    return 0;
+}
+
+/* The holder's members for the status. */
+static json_t *
+holder_json(const lease_doc *d)
+{
+    char z[40];
+    int bad = 0;
+    json_t *o = json_object();
+    ls_json_set(o, "owner", ls_json_text(d->zOwner), &bad);
+    ls_json_set(o, "host", ls_json_text(d->zHost), &bad);
+    ls_json_set(o, "pid", json_integer(d->pid), &bad);
+    ls_json_set(o, "database", ls_json_text(d->zDatabase), &bad);
+    ls_json_set(o, "since",
+                d->since_ms
+                    ? ls_json_text(timefmt_time(d->since_ms, z, sizeof(z)))
+                    : json_null(),
+                &bad);
+    ls_json_set(o, "expires_at",
+                ls_json_text(timefmt_time(d->expires_ms, z, sizeof(z))), &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int
+lease_status(lease *l, json_t *o)
+{
+    char z[40];
+    int bad = 0;
+    json_t *j = json_object();
+    if (l == NULL) {
+        ls_json_set(j, "state", ls_json_text("off"), &bad);
+        ls_json_set(o, "lease", j, &bad);
+        return bad ? SQLITE_NOMEM : SQLITE_OK;
+    }
+    pthread_mutex_lock(&l->mu);
+    int s = l->state;
+    ls_json_set(j, "state", ls_json_text(state_name[s]), &bad);
+    ls_json_set(j, "conditions", ls_json_text(backend_cond_kind(l->be)), &bad);
+    ls_json_set(j, "ttl_ms", json_integer(l->ttl_ms), &bad);
+    ls_json_set(j, "instance", ls_json_text(l->mine.zInstance), &bad);
+    ls_json_set(j, "expires_at",
+                s == L_HELD ? ls_json_text(timefmt_time(l->sent_ms + l->ttl_ms,
+                                                        z, sizeof(z)))
+                            : json_null(),
+                &bad);
+    ls_json_set(j, "holder",
+                s == L_REFUSED || s == L_LOST ? holder_json(&l->holder)
+                                              : json_null(),
+                &bad);
+    pthread_mutex_unlock(&l->mu);
+    ls_json_set(o, "lease", j, &bad);
+    return bad ? SQLITE_NOMEM : SQLITE_OK;
+}
+
+/* lease=off|on and lease_ttl=DURATION. */
+static int
+lease_params(const ls_url *u, int *off, int64_t *ttl, char **pzErr)
+{
+    const char *z = url_param(u, "lease");
+    char *zWhy = NULL;
+    *off = 0;
+    *ttl = LEASE_DEFAULT_TTL_MS;
+    if (z && (strcmp(z, "off") == 0 || strcmp(z, "false") == 0))
+        *off = 1;
+    else if (z && strcmp(z, "on") != 0 && strcmp(z, "true") != 0) {
+        *pzErr = sqlite3_mprintf("litestream: bad lease=%s in the replica URL: "
+                                 "use lease=off to write without a writer "
+                                 "lease, or leave it out",
+                                 z);
+        return SQLITE_ERROR;
+    }
+    z = url_param(u, "lease_ttl");
+    if (z == NULL)
+        return SQLITE_OK;
+    if (timefmt_parse_duration(z, ttl, &zWhy) != SQLITE_OK ||
+        *ttl < LEASE_MIN_TTL_MS) {
+        *pzErr = sqlite3_mprintf("litestream: bad lease_ttl=%s in the replica "
+                                 "URL (%s): give a duration of at least 1s, "
+                                 "e.g. lease_ttl=30s",
+                                 z, zWhy ? zWhy : "too short");
+        sqlite3_free(zWhy);
+        return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+}
+
+/* "<boot id>:<dev>:<ino>" of the database file, or NULL when unknown. */
+static char *
+lease_db_id(const char *zDbPath)
+{
+    char zBoot[64];
+    struct stat st;
+    size_t n;
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f == NULL)
+        return NULL;
+    n = fread(zBoot, 1, sizeof(zBoot) - 1, f);
+    fclose(f);
+    while (n > 0 && (zBoot[n - 1] == '\n' || zBoot[n - 1] == ' '))
+        n--;
+    zBoot[n] = 0;
+    if (n == 0 || stat(zDbPath, &st) != 0)
+        return NULL;
+    return sqlite3_mprintf("%s:%llu:%llu", zBoot, (unsigned long long)st.st_dev,
+                           (unsigned long long)st.st_ino);
+}
+
+int
+lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
+{
+    char zHost[256];
+    int off, rc;
+    int64_t ttl;
+    *out = NULL;
+    rc = lease_params(u, &off, &ttl, pzErr);
+    if (rc != SQLITE_OK || off)
+        return rc;
+    lease *l = sqlite3_malloc64(sizeof(*l));
+    if (l == NULL)
+        return SQLITE_NOMEM;
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->ttl_ms = ttl;
+    if (gethostname(zHost, sizeof(zHost)) != 0)
+        zHost[0] = 0;
+    zHost[sizeof(zHost) - 1] = 0;
+    l->mine.pid = (int64_t)getpid();
+    l->mine.zHost = sqlite3_mprintf("%s", zHost[0] ? zHost : "localhost");
+    l->mine.zOwner =
+        sqlite3_mprintf("%s:%lld", l->mine.zHost, (long long)l->mine.pid);
+    l->mine.zInstance = sqlite3_mprintf(
+        "%016llx", (unsigned long long)(ls_rand64() ^ (uint64_t)getpid() ^
+                                        (uint64_t)clock_now_ms() << 20));
+    l->mine.zDatabase = sqlite3_mprintf("%s", zDbPath);
+    l->mine.zDbId = lease_db_id(zDbPath);
+    l->zUrl = sqlite3_mprintf("%s", u->redacted);
+    rc = l->mine.zHost && l->mine.zOwner && l->mine.zInstance &&
+                 l->mine.zDatabase && l->zUrl
+             ? backend_open_url(u, &l->be, pzErr)
+             : SQLITE_NOMEM;
+    if (rc != SQLITE_OK) {
+        lease_close(l);
+        return rc;
+    }
+    *out = l;
+    return SQLITE_OK;
+}
+
+void
+lease_close(lease *l)
+{
+    if (l == NULL)
+        return;
+    if (l->started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->th, NULL);
+    }
+    if (l->state == L_HELD && l->be) {
+        round_out o;
+        memset(&o, 0, sizeof(o));
+        lease_write(l, l->zVer, 1, &o); /* released: free to take */
+        sqlite3_free(o.zVer);
+    }
+    backend_close(l->be);
+    lease_doc_clear(&l->mine);
+    lease_doc_clear(&l->holder);
+    sqlite3_free(l->zVer);
+    sqlite3_free(l->zErr);
+    sqlite3_free(l->zUrl);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    sqlite3_free(l);
+}
