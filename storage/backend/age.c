@@ -122,34 +122,6 @@ open_header(backend *b, age_layer *L, const char *key, const uint8_t *p,
     return rc;
 }
 
-/*
- * Opens the chunks c0, c0+1, ... in q[0..m) in place, moving each
- * plaintext down to dst (<= q); at most nreq chunks (UINT64_MAX: all).
- * *np: plaintext bytes.  -1 when a chunk does not authenticate (*pBad: its
- * index), -2 for an empty chunk that is not the only one.
- */
-static int
-open_chunks(const uint8_t pk[32], uint64_t c0, uint64_t nreq, uint8_t *q,
-            size_t m, uint8_t *dst, size_t *np, uint64_t *pBad)
-{
-    size_t at = 0, o = 0;
-    uint64_t i;
-
-    for (i = 0; at < m && i < nreq; i++) {
-        size_t left = m - at, k = left < AGE_CCHUNK ? left : AGE_CCHUNK;
-        *pBad = c0 + i;
-        if (k <= AGE_TAG && (k < AGE_TAG || c0 + i > 0))
-            return -2;
-        if (age_chunk_open(pk, c0 + i, left <= AGE_CCHUNK, q + at, k, q + at))
-            return -1;
-        memmove(dst + o, q + at, k - AGE_TAG);
-        o += k - AGE_TAG;
-        at += k;
-    }
-    *np = o;
-    return 0;
-}
-
 /* The ranges of a plaintext read. */
 typedef struct age_range {
     uint64_t off, end; /* plaintext [off, end); end UINT64_MAX: to the end */
@@ -219,7 +191,7 @@ get_once(backend *b, age_layer *L, const char *key, const age_range *r,
         goto out;
     e = m == 0 && r->c0 == 0
             ? -2
-            : open_chunks(pk, r->c0, r->nreq, q, m, buf, &np, &bad);
+            : age_stream_open(pk, r->c0, r->nreq, q, m, buf, &np, &bad);
     if (e == -1 && cached) {
         rc = -1;
         goto out;

@@ -603,6 +603,28 @@ age_chunk_open(const uint8_t key[32], uint64_t idx, int last, const uint8_t *in,
     return sigv4_chacha_open(key, nonce, in, n, out);
 }
 
+int
+age_stream_open(const uint8_t pk[32], uint64_t c0, uint64_t nreq, uint8_t *q,
+                size_t m, uint8_t *dst, size_t *np, uint64_t *pBad)
+{
+    size_t at = 0, o = 0;
+    uint64_t i;
+
+    for (i = 0; at < m && i < nreq; i++) {
+        size_t left = m - at, k = left < AGE_CCHUNK ? left : AGE_CCHUNK;
+        *pBad = c0 + i;
+        if (k <= AGE_TAG && (k < AGE_TAG || c0 + i > 0))
+            return -2;
+        if (age_chunk_open(pk, c0 + i, left <= AGE_CCHUNK, q + at, k, q + at))
+            return -1;
+        memmove(dst + o, q + at, k - AGE_TAG);
+        o += k - AGE_TAG;
+        at += k;
+    }
+    *np = o;
+    return 0;
+}
+
 uint64_t
 age_cipher_size(uint64_t plain)
 {

@@ -100,6 +100,19 @@ int age_chunk_seal(const uint8_t key[32], uint64_t idx, int last,
 int age_chunk_open(const uint8_t key[32], uint64_t idx, int last,
                    const uint8_t *in, size_t n, uint8_t *out);
 
+/*
+ * Opens the chunks c0, c0+1, ... of a payload in q[0..m) in place, moving
+ * each plaintext down to dst (<= q); at most nreq chunks (UINT64_MAX: all).
+ * A chunk followed by nothing in q is taken as the final one: pass the
+ * bytes of the chunks wanted plus one more when the payload goes on.  *np:
+ * plaintext bytes.  0; -1 when a chunk does not authenticate (*pBad: its
+ * index); -2 for a chunk too short (an empty chunk other than an empty
+ * payload's only one).
+ */
+int age_stream_open(const uint8_t key[32], uint64_t c0, uint64_t nreq,
+                    uint8_t *q, size_t m, uint8_t *dst, size_t *np,
+                    uint64_t *pBad);
+
 /* Ciphertext size of our object of `plain` bytes. */
 uint64_t age_cipher_size(uint64_t plain);
 /* Plaintext size of our object of `cipher` bytes; -1 if none has it. */
