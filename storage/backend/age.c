@@ -373,7 +373,7 @@ age_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
     if (L->inner->put_file) {
         zTmp = sqlite3_mprintf("%s.age", zSrc);
         if (zTmp)
-            dst = open(zTmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            dst = open(zTmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         rc = src < 0 || dst < 0 ? (zTmp ? SQLITE_IOERR : SQLITE_NOMEM)
                                 : seal_all(L, n, read_fd, &src, NULL, dst, pk);
     } else {
