@@ -2,7 +2,8 @@
  * storage/backend/sigv4.c: AWS Signature Version 4 (see sigv4.h), and the other
  * digests the object-store backends need (SHA-256 hex, Content-MD5, base64,
  * Azure's Shared Key HMAC, the RS256 signature of a Google service-account
- * JWT).
+ * JWT), and the primitives of the age layer (X25519, HMAC-SHA256,
+ * ChaCha20-Poly1305, random bytes; storage/backend/age_stream.c).
  *
  * The only file of the project that includes OpenSSL.  It uses OpenSSL's
  * one-shot EVP_Digest() and HMAC() and never touches OpenSSL's allocator;
