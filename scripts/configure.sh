@@ -1,14 +1,14 @@
 #!/bin/bash
 # Configures a build directory, or configures it again when this machine
 # changed since (a program the test registration looks for appeared or went:
-# node, the sqlite3 shell, clang-format, clang, or the tests' own node in
+# node, the sqlite3 shell, clang-format, clang, age, or the tests' own node in
 # test/tools/node), so that `make demo` before `make test` on a fresh machine
 # cannot leave suites unregistered or on another node.
 #   scripts/configure.sh BUILD_DIR [meson setup options...]
 set -euo pipefail
 dir=$1
 shift
-fp=$(for p in node sqlite3 clang-format clang; do
+fp=$(for p in node sqlite3 clang-format clang age; do
          printf '%s=%s\n' "$p" "$(command -v "$p" || true)"
      done
      for tn in "$(dirname "$0")"/../test/tools/node/node_modules/node-linux-*/bin/node; do

@@ -22,6 +22,7 @@ if [ "$what" = test ]; then
     # openssl: the GCS token endpoint of the tests signs/verifies RS256.
     pkgs="$pkgs openssl"
     pkgs="$pkgs nats-server"  # the nats backend's tests (nats-server -js)
+    pkgs="$pkgs age"  # encryption: age -d and age-keygen check ours (test_age)
     # npm only fetches packages; the tests run on test/tools/node (below).
     command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
     # The SFTP and WebDAV test servers (test/servers/filehosts.py): sshd

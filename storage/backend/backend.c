@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "storage/base/sqlite.h"
+#include "storage/backend/age.h"
 #include "storage/backend/url.h"
 
 static const struct {
@@ -96,6 +97,9 @@ backend_open_url(const ls_url *u, backend **out, char **pzErr)
         zErr = sqlite3_mprintf("litestream: out of memory");
         goto out;
     }
+    rc = age_wrap(b, u, &zErr); /* encryption, when the URL asks */
+    if (rc != SQLITE_OK)
+        goto out;
     *out = b;
     b = NULL;
 out:

@@ -2,7 +2,8 @@
  * storage/backend/sigv4.c: AWS Signature Version 4 (see sigv4.h), and the other
  * digests the object-store backends need (SHA-256 hex, Content-MD5, base64,
  * Azure's Shared Key HMAC, the RS256 signature of a Google service-account
- * JWT).
+ * JWT), and the primitives of the age layer (X25519, HMAC-SHA256,
+ * ChaCha20-Poly1305, random bytes; storage/backend/age_stream.c).
  *
  * The only file of the project that includes OpenSSL.  It uses OpenSSL's
  * one-shot EVP_Digest() and HMAC() and never touches OpenSSL's allocator;
@@ -44,6 +45,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include "storage/base/sqlite.h"
 
@@ -607,4 +609,105 @@ out:
     EVP_MD_CTX_free(md);
     EVP_PKEY_free(k);
     return rc;
+}
+
+/* --- The primitives of the age layer (storage/backend/age_stream.c) ---- */
+
+int
+sigv4_hmac_sha256(const void *key, size_t nkey, const void *msg, size_t n,
+                  uint8_t out[32])
+{
+    unsigned int len = 0;
+    static const unsigned char empty = 0;
+    if (HMAC(EVP_sha256(), key ? key : &empty, (int)nkey, msg ? msg : &empty, n,
+             out, &len) == NULL ||
+        len != 32)
+        return -1;
+    return 0;
+}
+
+int
+sigv4_x25519(const uint8_t scalar[32], const uint8_t *point, uint8_t out[32])
+{
+    static const uint8_t zero[32];
+    EVP_PKEY *k = NULL, *peer = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    size_t len = 32;
+    int rc = -1;
+
+    k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, scalar, 32);
+    if (k == NULL)
+        goto out;
+    if (point == NULL) {
+        rc = EVP_PKEY_get_raw_public_key(k, out, &len) == 1 && len == 32 ? 0
+                                                                         : -1;
+        goto out;
+    }
+    peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, point, 32);
+    ctx = peer ? EVP_PKEY_CTX_new(k, NULL) : NULL;
+    if (ctx && EVP_PKEY_derive_init(ctx) == 1 &&
+        EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+        EVP_PKEY_derive(ctx, out, &len) == 1 && len == 32)
+        rc = CRYPTO_memcmp(out, zero, 32) == 0 ? -1 : 0;
+out:
+    ERR_clear_error();
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(peer);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+/* ChaCha20-Poly1305 of n bytes: seal appends the tag, open checks it. */
+static int
+sigv4_chacha(int seal, const uint8_t key[32], const uint8_t nonce[12],
+             const uint8_t *in, size_t n, uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int len = 0, ok;
+
+    ok = c && n <= (size_t)1 << 30 &&
+         EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, key, nonce,
+                           seal) == 1;
+    if (ok && !seal)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16,
+                                 (void *)(in + n)) == 1;
+    if (ok && n > 0)
+        ok = EVP_CipherUpdate(c, out, &len, in, (int)n) == 1;
+    if (ok)
+        ok = EVP_CipherFinal_ex(c, out + len, &len) == 1;
+    if (ok && seal)
+        ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, out + n) == 1;
+    EVP_CIPHER_CTX_free(c);
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+int
+sigv4_chacha_seal(const uint8_t key[32], const uint8_t nonce[12],
+                  const uint8_t *in, size_t n, uint8_t *out)
+{
+    return sigv4_chacha(1, key, nonce, in, n, out);
+}
+
+int
+sigv4_chacha_open(const uint8_t key[32], const uint8_t nonce[12],
+                  const uint8_t *in, size_t n, uint8_t *out)
+{
+    if (n < 16)
+        return -1;
+    return sigv4_chacha(0, key, nonce, in, n - 16, out);
+}
+
+int
+sigv4_random(void *buf, size_t n)
+{
+    int ok = RAND_bytes(buf, (int)n) == 1;
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+void
+sigv4_cleanse(void *p, size_t n)
+{
+    OPENSSL_cleanse(p, n);
 }

@@ -109,4 +109,32 @@ char *sigv4_hmac_base64(const void *key, size_t nkey, const char *msg);
  */
 int sigv4_rs256(const char *zPem, const char *zMsg, char **pzSig);
 
+/*
+ * The primitives of the age layer (storage/backend/age_stream.c), here
+ * because this file is the OpenSSL user.  Each returns 0, or -1 on failure.
+ */
+/* HMAC-SHA256(key, msg) into out. */
+int sigv4_hmac_sha256(const void *key, size_t nkey, const void *msg, size_t n,
+                      uint8_t out[32]);
+/*
+ * X25519 (RFC 7748) of the scalar and the point (NULL: the base point, which
+ * gives the public key of the scalar); -1 also for an all-zero result.
+ */
+int sigv4_x25519(const uint8_t scalar[32], const uint8_t *point,
+                 uint8_t out[32]);
+/*
+ * ChaCha20-Poly1305 (RFC 8439), no associated data.  Seal: n bytes of in
+ * into n + 16 bytes of out (the tag last).  Open: n >= 16 bytes of in
+ * (ciphertext and tag) into n - 16 bytes of out; -1 when the tag does not
+ * verify.  out may be in.
+ */
+int sigv4_chacha_seal(const uint8_t key[32], const uint8_t nonce[12],
+                      const uint8_t *in, size_t n, uint8_t *out);
+int sigv4_chacha_open(const uint8_t key[32], const uint8_t nonce[12],
+                      const uint8_t *in, size_t n, uint8_t *out);
+/* n bytes from OpenSSL's CSPRNG. */
+int sigv4_random(void *buf, size_t n);
+/* Wipes n bytes (a write the compiler keeps). */
+void sigv4_cleanse(void *p, size_t n);
+
 #endif

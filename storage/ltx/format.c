@@ -153,6 +153,14 @@ int
 ltx_header_decode(const uint8_t in[LTX_HEADER_SIZE], ltx_header *hdr,
                   char *zErr, size_t nErr)
 {
+    if (memcmp(in, "age-encryption.org/", 19) == 0) {
+        ltx_seterr(zErr, nErr,
+                   "ltx: the object is encrypted with age: read the replica "
+                   "with its identity, ?age_identity_file=PATH on the URL or "
+                   "LITESTREAM_AGE_IDENTITY_FILE (docs/urls.md, "
+                   "\"Encryption\")");
+        return SQLITE_CORRUPT;
+    }
     if (memcmp(in, LTX_MAGIC, 4) != 0) {
         ltx_seterr(zErr, nErr,
                    "ltx: not an LTX file (magic %02x %02x %02x %02x at "

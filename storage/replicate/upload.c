@@ -21,6 +21,7 @@
 #include "storage/replicate/upload.h"
 #include "storage/replicate/spool_txn.h"
 
+#include "storage/backend/age.h"
 #include "storage/backend/layout.h"
 #include "storage/base/fsutil.h"
 #include "storage/base/killpoint.h"
@@ -523,6 +524,26 @@ read_post_apply(replicator *r, const ltx_info *f)
 }
 
 /*
+ * The replica's newest object is encrypted if and only if our URL encrypts
+ * (storage/backend/age.h): never add plaintext to an encrypted replica or
+ * the reverse.
+ */
+static int
+check_encryption(replicator *r, const ltx_info *f)
+{
+    char key[256], *zErr = NULL;
+    int rc =
+        layout_key(r->be, f->level, f->min_txid, f->max_txid, key, sizeof(key));
+    if (rc == SQLITE_OK)
+        rc = age_check_object(r->be, key, &zErr);
+    if (rc != SQLITE_OK)
+        rep_set_error(
+            r, zErr ? zErr
+                    : sqlite3_mprintf("litestream: %s", sqlite3_errstr(rc)));
+    return rc;
+}
+
+/*
  * First upload of this process: learn where the replica is.  A replica
  * ahead of our position (restored database, lost sidecar, another writer)
  * makes TXIDs continue above it, starting with a full image.
@@ -552,6 +573,10 @@ check_replica(replicator *r)
         cktab_load(&r->ck, rep);
     if (max != rep)
         r->ck.valid = 0; /* the saved table is for another TXID */
+    if (last >= 0 && (rc = check_encryption(r, &files[last])) != SQLITE_OK) {
+        sqlite3_free(files);
+        return rc;
+    }
     if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
         read_post_apply(r, &files[last]);
     sqlite3_free(files); /* ltx_info holds no pointers */

@@ -9,7 +9,9 @@
 #
 # Sections (docs/benchmarks.md): a-d bench.c; e, f, l s3_bench.py; g, i, j
 # writers.c; h callgrind.py; k sidecar_io.py; m remote.py (file and
-# s3rver).  BENCH_ONLY=LETTERS runs a subset (e.g. BENCH_ONLY=hk).
+# s3rver); n durability.py (file and s3rver); o age_bench.py (encryption).
+# BENCH_ONLY=LETTERS runs a subset
+# (e.g. BENCH_ONLY=hk).
 # Other knobs (environment): BENCH_SECONDS BENCH_WARMUP BENCH_REPS
 # BENCH_VALUE BENCH_LAG_SECONDS BENCH_LAG_RATE BENCH_BIG_MB BENCH_BIG_ROW_KB
 # BENCH_RESTORE_MB BENCH_DAEMON=0 (see bench.c); BENCH_WRITERS
@@ -23,7 +25,7 @@ root=$(cd "$here/../.." && pwd)
 build="$root/build-bench"
 daemon="$here/node_modules/@flydotio/litestream-linux-x64/litestream"
 lvfs="$here/node_modules/litestream-vfs-linux-amd64/litestream-vfs.so"
-only="${BENCH_ONLY:-abcdefghijklmn}"
+only="${BENCH_ONLY:-abcdefghijklmno}"
 want() { case "$only" in *"$1"*) return 0 ;; esac; return 1; }
 
 cd "$root"
@@ -149,6 +151,12 @@ fi
 if want n && [ "${BENCH_S3:-1}" != 0 ]; then
     /usr/bin/python3 "$here/durability.py" "$build/litestream" \
         "$work/durability" "$build/bench-results.md" >/dev/null
+fi
+# The cost of age encryption (o): upload and restore without and with it.
+if want o && command -v age-keygen >/dev/null; then
+    /usr/bin/python3 "$here/age_bench.py" --so "$build/litestream.so" \
+        --mb "$([ "${BENCH_QUICK:-0}" = 1 ] && echo 32 || echo 200)" \
+        --out "$build/bench-results.md" >/dev/null
 fi
 {
     echo
