@@ -5,9 +5,11 @@
  * the key cache are in age_keys.c, the format in age_stream.c.
  *
  * Invariants:
- *   1. Nothing reaches the backend through put or put_file unencrypted,
- *      and get returns only bytes whose chunk authenticated (as chunk i,
- *      with the right final flag: a truncated object fails).
+ *   1. No LTX object (a key ending in ".ltx") reaches the backend through
+ *      put or put_file unencrypted, and get returns only bytes of one whose
+ *      chunk authenticated (as chunk i, with the right final flag: a
+ *      truncated object fails).  Other objects (lock.json) pass as they
+ *      are: metadata, like the names.
  *   2. A get asks the backend for the chunks covering the range plus one
  *      byte: a chunk followed by nothing is the final one.
  *   3. Every failure of the layer leaves a message saying what to do on
@@ -219,6 +221,18 @@ out:
     return rc;
 }
 
+/*
+ * Only LTX objects are encrypted: what else a replica holds (the writer
+ * lease lock.json, which Litestream v0.5 reads too) is metadata, stored as
+ * it is, like the object names.
+ */
+static int
+is_ltx(const char *key)
+{
+    size_t n = strlen(key);
+    return n >= 4 && memcmp(key + n - 4, ".ltx", 4) == 0;
+}
+
 static int
 age_get(backend *b, const char *key, uint64_t off, uint64_t len, uint8_t **out,
         size_t *nOut)
@@ -229,6 +243,8 @@ age_get(backend *b, const char *key, uint64_t off, uint64_t len, uint8_t **out,
     int rc, cached;
 
     L->err[0] = 0;
+    if (!is_ltx(key))
+        return L->inner->get(b, key, off, len, out, nOut);
     *out = NULL;
     *nOut = 0;
     if (len == 0 || range_of(off, len, &r) != 0) {
@@ -336,6 +352,8 @@ age_put(backend *b, const char *key, const void *data, size_t n,
     int rc;
 
     L->err[0] = 0;
+    if (!is_ltx(key))
+        return L->inner->put(b, key, data, n, created_ms);
     if ((rc = can_write(b, L, key)) != SQLITE_OK)
         return rc;
     buf = sqlite3_malloc64(cn);
@@ -367,9 +385,26 @@ age_put_file(backend *b, const char *key, const char *zSrc, uint64_t n,
     int rc, src = -1, dst = -1;
 
     L->err[0] = 0;
-    if ((rc = can_write(b, L, key)) != SQLITE_OK)
-        return rc;
     src = open(zSrc, O_RDONLY | O_CLOEXEC);
+    if (!is_ltx(key)) {
+        if (L->inner->put_file)
+            rc = L->inner->put_file(b, key, zSrc, n, created_ms);
+        else if (!(buf = sqlite3_malloc64(n ? n : 1)))
+            rc = SQLITE_NOMEM;
+        else
+            rc = src < 0 || read_fd(&src, 0, buf, (size_t)n) != 0
+                     ? SQLITE_IOERR
+                     : L->inner->put(b, key, buf, (size_t)n, created_ms);
+        if (src >= 0)
+            close(src);
+        sqlite3_free(buf);
+        return rc;
+    }
+    if ((rc = can_write(b, L, key)) != SQLITE_OK) {
+        if (src >= 0)
+            close(src);
+        return rc;
+    }
     if (L->inner->put_file) {
         zTmp = sqlite3_mprintf("%s.age", zSrc);
         if (zTmp)
@@ -412,7 +447,7 @@ map_sizes(backend_obj *objs, int n)
     int i;
     for (i = 0; i < n; i++) {
         uint64_t p;
-        if (age_plain_size(objs[i].size, &p) == 0)
+        if (is_ltx(objs[i].key) && age_plain_size(objs[i].size, &p) == 0)
             objs[i].size = p;
     }
 }

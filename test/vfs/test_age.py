@@ -146,6 +146,13 @@ def objects_are_age(d):
         "SELECT level, min_txid, max_txid, size FROM litestream_ltx(?)",
         (url,))}
     ok(listed == sizes, "litestream_ltx lists the plaintext sizes")
+    try:
+        lock = json.loads(rep.get("lock.json"))
+    except (OSError, KeyError, ValueError) as e:
+        lock = {"error": str(e)}
+    ok(isinstance(lock, dict) and lock.get("generation") is not None,
+       f"the writer lease lock.json stays plain JSON, as Litestream reads it "
+       f"({sorted(lock)[:6]})")
     con.close()
 
 
