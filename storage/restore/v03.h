@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "storage/backend/backend.h"
+#include "storage/ltx/ltx.h"
 
 struct ls_url;
 
@@ -110,9 +111,8 @@ int v03_apply_open(int fd, const char *zScratch, v03_apply **out, char **pzErr);
  * Copies the snapshot (an ltx_read_fn stream of the LZ4 object named
  * zKey) into the file; it must be an SQLite database.
  */
-int v03_apply_snapshot(v03_apply *a,
-                       int (*xRead)(void *, void *, size_t, size_t *),
-                       void *ctx, const char *zKey);
+int v03_apply_snapshot(v03_apply *a, ltx_read_fn xRead, void *ctx,
+                       const char *zKey);
 
 /* Starts WAL index `index` (its segments follow, from offset 0). */
 void v03_apply_index_begin(v03_apply *a, uint32_t index);
@@ -122,8 +122,7 @@ void v03_apply_index_begin(v03_apply *a, uint32_t index);
  * starts at `offset`): it must start where the index's bytes so far end;
  * its frames are checked and each committed transaction written.
  */
-int v03_apply_segment(v03_apply *a,
-                      int (*xRead)(void *, void *, size_t, size_t *), void *ctx,
+int v03_apply_segment(v03_apply *a, ltx_read_fn xRead, void *ctx,
                       const char *zKey, uint64_t offset);
 
 /* Ends the index: its bytes must end on a frame boundary. */

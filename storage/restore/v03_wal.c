@@ -140,8 +140,7 @@ v03_apply_open(int fd, const char *zScratch, v03_apply **out, char **pzErr)
 /* Reads the LZ4 object through the frame reader, handing each chunk of
  * content to xSink. */
 static int
-ap_stream(v03_apply *a, int (*xRead)(void *, void *, size_t, size_t *),
-          void *ctx, const char *zKey,
+ap_stream(v03_apply *a, ltx_read_fn xRead, void *ctx, const char *zKey,
           int (*xSink)(v03_apply *, const uint8_t *, size_t, const char *))
 {
     ltx_lz4_reader *r = NULL;
@@ -192,8 +191,7 @@ snap_sink(v03_apply *a, const uint8_t *p, size_t n, const char *zKey)
 }
 
 int
-v03_apply_snapshot(v03_apply *a, int (*xRead)(void *, void *, size_t, size_t *),
-                   void *ctx, const char *zKey)
+v03_apply_snapshot(v03_apply *a, ltx_read_fn xRead, void *ctx, const char *zKey)
 {
     int rc;
 
@@ -320,8 +318,8 @@ wal_sink(v03_apply *a, const uint8_t *p, size_t n, const char *zKey)
 }
 
 int
-v03_apply_segment(v03_apply *a, int (*xRead)(void *, void *, size_t, size_t *),
-                  void *ctx, const char *zKey, uint64_t offset)
+v03_apply_segment(v03_apply *a, ltx_read_fn xRead, void *ctx, const char *zKey,
+                  uint64_t offset)
 {
     if (offset != a->pos)
         return ap_err(a, SQLITE_CORRUPT,
