@@ -236,11 +236,12 @@ static int
 ltx_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     ltx_cursor *c = (ltx_cursor *)cur;
-    const ltx_info *f = &c->a[c->i < c->n ? c->i : 0];
+    const ltx_info *f;
     char buf[48], key[160];
 
     if (c->nv > 0)
         return v03_column(&c->v[c->i], ctx, col);
+    f = &c->a[c->i];
     switch (col) {
     case COL_LEVEL:
         sqlite3_result_int(ctx, f->level);
