@@ -92,6 +92,16 @@ if [ "$what" = test ]; then
          env -u npm_config_build_from_source -u npm_config_nodedir \
              npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
+    # The Litestream v0.3.13 daemon (npm @flydotio/litestream-linux-x64,
+    # pinned in package-lock.json; x86-64 Linux only) that test/vfs/test_v03.py
+    # makes v0.3 replicas with, to restore them.
+    if [ "$(uname -m)" = x86_64 ] &&
+       [ ! -x test/tools/litestream03/node_modules/@flydotio/litestream-linux-x64/litestream ]; then
+        echo "deps: npm ci in test/tools/litestream03 (the Litestream v0.3.13 daemon, ~30 MB)"
+        (cd test/tools/litestream03 &&
+         env -u npm_config_build_from_source -u npm_config_nodedir \
+             npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
     # The npm nats client the nats backend's tests check the object store
     # with (nats, pinned in package-lock.json).
     if [ ! -f test/clients/nats/node_modules/nats/package.json ]; then

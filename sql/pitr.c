@@ -21,12 +21,25 @@
 #include "storage/backend/backend.h"
 #include "storage/backend/layout.h"
 #include "storage/base/timefmt.h"
+#include "storage/restore/v03.h"
 #include "vfs/registry.h"
 #include "vfs/replicate.h"
 
+#include <stdio.h>
 #include <string.h>
 
-enum { COL_LEVEL, COL_MIN, COL_MAX, COL_SIZE, COL_CREATED, COL_URL };
+enum {
+    COL_LEVEL,
+    COL_MIN,
+    COL_MAX,
+    COL_SIZE,
+    COL_CREATED,
+    COL_URL,
+    COL_GEN,
+    COL_WAL_INDEX,
+    COL_WAL_OFFSET,
+    COL_KEY
+};
 
 typedef struct ltx_vtab {
     sqlite3_vtab base;
@@ -35,8 +48,10 @@ typedef struct ltx_vtab {
 typedef struct ltx_cursor {
     sqlite3_vtab_cursor base;
     ltx_info *a;
-    int n, i;
+    v03_obj *v; /* a Litestream v0.3 replica's objects (when a is empty) */
+    int n, nv, i;
     char *zUrl;
+    const char *zLevelFmt; /* the backend's level directories (backend.h) */
 } ltx_cursor;
 
 static int
@@ -47,7 +62,9 @@ ltx_connect(sqlite3 *db, void *pAux, int argc, const char *const *argv,
     int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(level INTEGER, "
                                       "min_txid INTEGER, max_txid INTEGER, "
                                       "size INTEGER, created TEXT, "
-                                      "url HIDDEN)");
+                                      "url HIDDEN, generation HIDDEN, "
+                                      "wal_index HIDDEN, wal_offset HIDDEN, "
+                                      "key HIDDEN)");
     if (rc != SQLITE_OK)
         return rc;
     v = sqlite3_malloc64(sizeof(*v));
@@ -108,6 +125,7 @@ ltx_close(sqlite3_vtab_cursor *cur)
 {
     ltx_cursor *c = (ltx_cursor *)cur;
     sqlite3_free(c->a);
+    sqlite3_free(c->v);
     sqlite3_free(c->zUrl);
     sqlite3_free(c);
     return SQLITE_OK;
@@ -125,8 +143,10 @@ ltx_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, int argc,
     int rc;
 
     sqlite3_free(c->a);
+    sqlite3_free(c->v);
     c->a = NULL;
-    c->n = c->i = 0;
+    c->v = NULL;
+    c->n = c->nv = c->i = 0;
     if (!zUrl || !zUrl[0]) {
         zErr = sqlite3_mprintf("litestream_ltx(url): the replica URL "
                                "argument is required");
@@ -139,6 +159,14 @@ ltx_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, int argc,
         if (rc != SQLITE_OK)
             zErr = sqlite3_mprintf("litestream_ltx: cannot list '%s': %s",
                                    backend_url(b), backend_why(b));
+        else if (c->n == 0) /* no LTX file: a Litestream v0.3 replica? */
+            rc = v03_list(b, &c->v, &c->nv, &zErr);
+        if (rc == SQLITE_MISUSE) { /* cannot tell: no v0.3 objects */
+            sqlite3_free(zErr);
+            zErr = NULL;
+            rc = SQLITE_OK;
+        }
+        c->zLevelFmt = b->vt->level_fmt; /* static: outlives the handle */
     }
 out:
     backend_close(b);
@@ -162,16 +190,58 @@ static int
 ltx_eof(sqlite3_vtab_cursor *cur)
 {
     ltx_cursor *c = (ltx_cursor *)cur;
-    return c->i >= c->n;
+    return c->i >= (c->nv > 0 ? c->nv : c->n);
+}
+
+/* A row of a Litestream v0.3 replica: level 9 a snapshot, 0 a WAL
+ * segment; no TXIDs; its generation, WAL index and offset, and key. */
+static int
+v03_column(const v03_obj *o, sqlite3_context *ctx, int col)
+{
+    char buf[160];
+
+    switch (col) {
+    case COL_LEVEL:
+        sqlite3_result_int(ctx, o->snapshot ? 9 : 0);
+        break;
+    case COL_SIZE:
+        sqlite3_result_int64(ctx, (sqlite3_int64)o->size);
+        break;
+    case COL_CREATED:
+        sqlite3_result_text(ctx, timefmt_time(o->created_ms, buf, sizeof(buf)),
+                            -1, SQLITE_TRANSIENT);
+        break;
+    case COL_GEN:
+        sqlite3_result_text(ctx, o->gen, -1, SQLITE_TRANSIENT);
+        break;
+    case COL_WAL_INDEX:
+        sqlite3_result_int64(ctx, o->index);
+        break;
+    case COL_WAL_OFFSET:
+        if (!o->snapshot)
+            sqlite3_result_int64(ctx, (sqlite3_int64)o->offset);
+        break;
+    case COL_KEY:
+        v03_key(o, buf, sizeof(buf));
+        sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
+        break;
+    default:
+        sqlite3_result_null(ctx);
+        break;
+    }
+    return SQLITE_OK;
 }
 
 static int
 ltx_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     ltx_cursor *c = (ltx_cursor *)cur;
-    const ltx_info *f = &c->a[c->i];
-    char buf[48];
+    const ltx_info *f;
+    char buf[48], key[160];
 
+    if (c->nv > 0)
+        return v03_column(&c->v[c->i], ctx, col);
+    f = &c->a[c->i];
     switch (col) {
     case COL_LEVEL:
         sqlite3_result_int(ctx, f->level);
@@ -188,6 +258,13 @@ ltx_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
     case COL_CREATED:
         sqlite3_result_text(ctx, timefmt_time(f->created_ms, buf, sizeof(buf)),
                             -1, SQLITE_TRANSIENT);
+        break;
+    case COL_KEY:
+        snprintf(key, sizeof(key), c->zLevelFmt, f->level);
+        snprintf(key + strlen(key), sizeof(key) - strlen(key),
+                 "%016llx-%016llx.ltx", (unsigned long long)f->min_txid,
+                 (unsigned long long)f->max_txid);
+        sqlite3_result_text(ctx, key, -1, SQLITE_TRANSIENT);
         break;
     default:
         sqlite3_result_null(ctx);

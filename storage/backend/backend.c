@@ -186,6 +186,60 @@ backend_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     return b->vt->list(b, prefix, objs, n);
 }
 
+/* The first path components of a tree listing, each once (the listing is
+ * in key order, so equal components are adjacent). */
+static int
+dirs_of_tree(backend_obj *t, int nt, backend_obj **objs, int *n)
+{
+    backend_obj *a = nt ? sqlite3_malloc64(sizeof(*a) * (size_t)nt) : NULL;
+    int na = 0;
+
+    if (nt && a == NULL)
+        return SQLITE_NOMEM;
+    for (int i = 0; i < nt; i++) {
+        const char *zSlash = strchr(t[i].key, '/');
+        int len = zSlash ? (int)(zSlash - t[i].key) : 0;
+        if (len == 0)
+            continue; /* an object directly under the prefix */
+        if (na > 0 && (int)strlen(a[na - 1].key) == len &&
+            memcmp(a[na - 1].key, t[i].key, (size_t)len) == 0) {
+            if (t[i].created_ms > a[na - 1].created_ms)
+                a[na - 1].created_ms = t[i].created_ms;
+            continue;
+        }
+        a[na].key = sqlite3_mprintf("%.*s", len, t[i].key);
+        a[na].size = 0;
+        a[na].created_ms = t[i].created_ms;
+        if (a[na].key == NULL) {
+            backend_objs_free(a, na);
+            return SQLITE_NOMEM;
+        }
+        na++;
+    }
+    *objs = a;
+    *n = na;
+    return SQLITE_OK;
+}
+
+int
+backend_list_dirs(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    backend_obj *t = NULL;
+    int nt = 0, rc;
+
+    *objs = NULL;
+    *n = 0;
+    if (b->vt->list_dirs)
+        return b->vt->list_dirs(b, prefix, objs, n);
+    if (b->vt->list_tree == NULL)
+        return SQLITE_MISUSE;
+    rc = b->vt->list_tree(b, prefix, &t, &nt);
+    if (rc == SQLITE_OK)
+        rc = dirs_of_tree(t, nt, objs, n);
+    backend_objs_free(t, nt);
+    return rc;
+}
+
 int
 backend_del(backend *b, const char *const *keys, int n)
 {

@@ -106,6 +106,13 @@ typedef struct backend_vtab {
      * listing per level.  NULL: layout.c lists level by level.
      */
     int (*list_tree)(backend *, const char *prefix, backend_obj **objs, int *n);
+    /*
+     * Optional: lists the directories (common prefixes) directly under
+     * `prefix`, as objects whose key is the name without the slash (size
+     * 0), in key order.  NULL: backend_list_dirs() derives them from
+     * list_tree.  Used to find Litestream v0.3 generations.
+     */
+    int (*list_dirs)(backend *, const char *prefix, backend_obj **objs, int *n);
     /* Deletes keys; a missing key is not an error. */
     int (*del)(backend *, const char *const *keys, int n);
     /* Message of the last failure on this handle (static if none). */
@@ -201,6 +208,13 @@ int backend_get(backend *b, const char *key, uint64_t offset, uint64_t len,
                 uint8_t **out, size_t *nOut);
 int backend_list(backend *b, const char *prefix, backend_obj **objs, int *n);
 int backend_del(backend *b, const char *const *keys, int n);
+/*
+ * The directories directly under prefix (vtab list_dirs, else the first
+ * path components of a list_tree listing), as list() returns objects.
+ * SQLITE_MISUSE with a message when the backend can do neither.
+ */
+int backend_list_dirs(backend *b, const char *prefix, backend_obj **objs,
+                      int *n);
 const char *backend_errmsg(backend *b);
 /*
  * backend_errmsg() without its leading "litestream: ", for messages that

@@ -481,8 +481,11 @@ file_list_add(backend_obj **pObjs, int *pN, int *pCap, const char *zName,
     return SQLITE_OK;
 }
 
+/* Lists the regular files (dirs 0) or the directories (dirs 1) directly
+ * under prefix. */
 static int
-file_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+file_list_kind(backend *b, const char *prefix, int dirs, backend_obj **objs,
+               int *n)
 {
     file_backend *fb = (file_backend *)b;
     backend_obj *a = NULL;
@@ -516,8 +519,9 @@ file_list(backend *b, const char *prefix, backend_obj **objs, int *n)
         struct stat st;
         if (!file_listable(de->d_name))
             continue;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
-            continue; /* vanished meanwhile, or not a file */
+        if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 ||
+            !(dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
+            continue; /* vanished meanwhile, or not of the kind asked */
         rc = file_list_add(&a, &na, &cap, de->d_name, &st);
         if (rc != SQLITE_OK) {
             rc = file_err(fb, rc, "litestream: out of memory listing '%s'",
@@ -546,6 +550,18 @@ out:
         backend_objs_free(a, na);
     }
     return rc;
+}
+
+static int
+file_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return file_list_kind(b, prefix, 0, objs, n);
+}
+
+static int
+file_list_dirs(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return file_list_kind(b, prefix, 1, objs, n);
 }
 
 static int
@@ -684,6 +700,7 @@ const backend_vtab backend_file_vtab = {
     .put_file = file_put_file,
     .get = file_get,
     .list = file_list,
+    .list_dirs = file_list_dirs,
     .del = file_del,
     .errmsg = file_errmsg,
     .counters = file_counters,

@@ -423,4 +423,44 @@ int ltx_merge_expand(ltx_decoder **inputs, int n, ltx_pwrite_fn xPwrite,
                      void *ctx, ltx_header *out_hdr, uint64_t *cksum,
                      char *zErr, size_t nErr);
 
+/* ---- LZ4 frame reader (lz4frame.c) ------------------------------------ */
+
+/*
+ * Streams the content of LZ4 frames (the LZ4 frame format, lz4_Frame_format.md
+ * of github.com/lz4/lz4), as Litestream v0.3 writes its snapshots and WAL
+ * segments: one frame or several concatenated, skippable frames ignored.
+ * Checked: magic, version, reserved bits, the header checksum, block sizes
+ * against the frame's maximum, every block decompressing within it, block
+ * checksums and the content checksum when the frame's flags announce them
+ * (XXH32), the content size when given.  Blocks may be independent or
+ * linked.  Memory: two blocks of the frame's maximum size (4 MiB at most)
+ * and a 64 KiB window.
+ */
+typedef struct ltx_lz4_reader ltx_lz4_reader;
+
+/*
+ * Creates a reader over xRead/ctx (nothing is read yet).  Returns
+ * SQLITE_OK and *out, or SQLITE_NOMEM (*out NULL).
+ */
+int ltx_lz4_reader_open(ltx_read_fn xRead, void *ctx, ltx_lz4_reader **out);
+
+/*
+ * Reads up to n bytes of content into buf; *nRead < n only at the end of
+ * the input (after a complete last frame).  Returns SQLITE_OK, or
+ * SQLITE_CORRUPT (malformed or truncated input, checksum mismatch),
+ * SQLITE_FORMAT (a dictionary is needed), SQLITE_IOERR (xRead failed),
+ * SQLITE_NOMEM; errors are sticky and leave a message.
+ */
+int ltx_lz4_reader_read(ltx_lz4_reader *r, void *buf, size_t n, size_t *nRead);
+
+/* Content bytes returned so far, and input bytes consumed. */
+uint64_t ltx_lz4_reader_out(const ltx_lz4_reader *r);
+uint64_t ltx_lz4_reader_in(const ltx_lz4_reader *r);
+
+/* The last error's message ("" if none). */
+const char *ltx_lz4_reader_errmsg(const ltx_lz4_reader *r);
+
+/* Frees the reader; NULL-safe. */
+void ltx_lz4_reader_free(ltx_lz4_reader *r);
+
 #endif

@@ -183,4 +183,28 @@ size_t ltx_lz4f_encode(const void *page, uint32_t page_size, uint8_t *dst,
  */
 int ltx_lz4f_decode(ltx_src *s, uint8_t *page, uint32_t page_size);
 
+/*
+ * Decompresses one raw LZ4 block src[0..n) into dst (at most cap bytes),
+ * with dict[0..ndict) as the preceding output (linked blocks; ndict 0: none).
+ * Returns the bytes produced, or a negative number for an invalid block.
+ */
+int ltx_lz4_block_decompress(const uint8_t *src, size_t n, uint8_t *dst,
+                             size_t cap, const uint8_t *dict, size_t ndict);
+
+/* ---- XXH32, seed 0 (xxh32.c) ------------------------------------------ */
+
+typedef struct ltx_xxh32_state {
+    uint32_t v[4];
+    uint64_t total;  /* bytes consumed */
+    uint8_t buf[16]; /* the tail not yet a whole stripe */
+    uint32_t nbuf;
+} ltx_xxh32_state;
+
+void ltx_xxh32_init(ltx_xxh32_state *s);
+void ltx_xxh32_update(ltx_xxh32_state *s, const void *data, size_t n);
+uint32_t ltx_xxh32_digest(const ltx_xxh32_state *s);
+
+/* XXH32 of data[0..n) in one call. */
+uint32_t ltx_xxh32(const void *data, size_t n);
+
 #endif

@@ -1,8 +1,9 @@
 /*
  * storage/ltx/lz4.c: page payloads, the codec's only contact with liblz4: raw
  * LZ4 blocks (the current page encoding, flags 0x0001) and complete LZ4 frames
- * (the legacy encoding, flags 0), both ways, plus XXH32 for the frames'
- * checksums.
+ * (the legacy encoding, flags 0), both ways (XXH32, for the frames'
+ * checksums, is xxh32.c), and the raw block decompressor behind the
+ * streaming frame reader of lz4frame.c.
  *
  * Invariants:
  *  1. Every length read from input is checked against what is left (and
@@ -37,57 +38,6 @@ static const LZ4F_preferences_t ltx_lz4f_prefs = {
             .frameType = LZ4F_frame,
         },
 };
-
-/* XXH32 (seed 0 in LZ4 frames): header, block and content checksums. */
-#define XXH_P1 2654435761u
-#define XXH_P2 2246822519u
-#define XXH_P3 3266489917u
-#define XXH_P4 668265263u
-#define XXH_P5 374761393u
-
-static uint32_t
-ltx_rotl32(uint32_t x, int r)
-{
-    return (x << r) | (x >> (32 - r));
-}
-
-static uint32_t
-ltx_xxh32_round(uint32_t acc, uint32_t in)
-{
-    return ltx_rotl32(acc + in * XXH_P2, 13) * XXH_P1;
-}
-
-static uint32_t
-ltx_xxh32(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    uint32_t h;
-
-    if (n >= 16) {
-        uint32_t v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = 0 - XXH_P1;
-        for (; n - i >= 16; i += 16) {
-            v1 = ltx_xxh32_round(v1, ltx_getle32(p + i));
-            v2 = ltx_xxh32_round(v2, ltx_getle32(p + i + 4));
-            v3 = ltx_xxh32_round(v3, ltx_getle32(p + i + 8));
-            v4 = ltx_xxh32_round(v4, ltx_getle32(p + i + 12));
-        }
-        h = ltx_rotl32(v1, 1) + ltx_rotl32(v2, 7) + ltx_rotl32(v3, 12) +
-            ltx_rotl32(v4, 18);
-    } else {
-        h = XXH_P5;
-    }
-    h += (uint32_t)n;
-    for (; n - i >= 4; i += 4)
-        h = ltx_rotl32(h + ltx_getle32(p + i) * XXH_P3, 17) * XXH_P4;
-    for (; i < n; i++)
-        h = ltx_rotl32(h + p[i] * XXH_P5, 11) * XXH_P1;
-    h ^= h >> 15;
-    h *= XXH_P2;
-    h ^= h >> 13;
-    h *= XXH_P3;
-    h ^= h >> 16;
-    return h;
-}
 
 /* ---- Raw blocks (current encoding) ------------------------------------ */
 
@@ -138,6 +88,21 @@ ltx_block_decode(const uint8_t *src, size_t n, uint8_t *page,
     rc = SQLITE_OK;
 out:
     return rc;
+}
+
+int
+ltx_lz4_block_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+                         const uint8_t *dict, size_t ndict)
+{
+    if (n > (size_t)INT32_MAX || cap > (size_t)INT32_MAX ||
+        ndict > (size_t)INT32_MAX)
+        return -1;
+    if (ndict == 0)
+        return LZ4_decompress_safe((const char *)src, (char *)dst, (int)n,
+                                   (int)cap);
+    return LZ4_decompress_safe_usingDict((const char *)src, (char *)dst, (int)n,
+                                         (int)cap, (const char *)dict,
+                                         (int)ndict);
 }
 
 /* ---- LZ4 frames (legacy encoding) ------------------------------------- */

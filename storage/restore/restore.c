@@ -37,7 +37,9 @@
 #include <unistd.h>
 
 #include "storage/base/json.h"
+#include "storage/base/timefmt.h"
 #include "storage/restore/fetch.h"
+#include "storage/restore/v03.h"
 #include "storage/ltx/ltx.h"
 #include "storage/base/sqlite.h"
 #include "storage/backend/url.h"
@@ -61,6 +63,8 @@ typedef struct restore_job {
     ltx_header hdr;
     uint64_t cksum;
     int vanished; /* an object of the plan was gone when fetched */
+    int v03;      /* a Litestream v0.3 replica was restored (v03.h) */
+    v03_result v3;
     char *zErr;
 } restore_job;
 
@@ -386,6 +390,36 @@ restore_install(restore_job *j)
     return SQLITE_OK;
 }
 
+/* The summary of a v0.3 restore (docs/sql.md): no TXID or checksum, the
+ * generation and WAL position instead. */
+static char *
+restore_json_v03(const restore_job *j, int64_t elapsed)
+{
+    char pos[32], at[40];
+    json_t *o = json_object();
+    char *z;
+    int bad = 0;
+
+    snprintf(pos, sizeof(pos), "%08x/%08llx", j->v3.index,
+             (unsigned long long)j->v3.offset);
+    ls_json_set(o, "path", ls_json_text(j->zPath), &bad);
+    ls_json_set(o, "format", json_string("litestream-v0.3"), &bad);
+    ls_json_set(o, "generation", json_string(j->v3.gen), &bad);
+    ls_json_set(o, "position", json_string(pos), &bad);
+    ls_json_set(o, "created",
+                json_string(timefmt_time(j->v3.created_ms, at, sizeof(at))),
+                &bad);
+    ls_json_set(o, "files", json_integer(j->v3.files), &bad);
+    ls_json_set(o, "pages", json_integer(j->v3.pages), &bad);
+    ls_json_set(o, "page_size", json_integer(j->v3.page_size), &bad);
+    ls_json_set(o, "size", ls_json_u64((uint64_t)j->v3.pages * j->v3.page_size),
+                &bad);
+    ls_json_set(o, "elapsed_ms", json_integer(elapsed), &bad);
+    z = bad ? NULL : ls_json_dump(o);
+    json_decref(o);
+    return z;
+}
+
 /* The summary litestream_restore() returns (docs/sql.md), sqlite3_malloc'd;
  * NULL when out of memory. */
 static char *
@@ -396,6 +430,8 @@ restore_json(const restore_job *j, int64_t elapsed)
     char *z;
     int bad = 0;
 
+    if (j->v03)
+        return restore_json_v03(j, elapsed);
     snprintf(txid, sizeof(txid), "%016llx", (unsigned long long)j->plan.txid);
     snprintf(cksum, sizeof(cksum), "%016llx", (unsigned long long)j->cksum);
     ls_json_set(o, "path", ls_json_text(j->zPath), &bad);
@@ -421,8 +457,15 @@ restore_build(restore_job *j, const restore_opts *o)
 
     rc = restore_plan_make(j->b, o->target_txid, o->target_ms, &j->plan,
                            &j->zErr);
+    if (rc == SQLITE_NOTFOUND) /* no LTX file: a Litestream v0.3 replica? */
+        v03_detect(j->b, &j->v03);
     if (rc == SQLITE_OK)
         rc = restore_fetch_start(j, parallel);
+    else if (j->v03) {
+        sqlite3_free(j->zErr);
+        j->zErr = NULL;
+        rc = SQLITE_OK;
+    }
     if (rc != SQLITE_OK)
         return rc;
     unlink(j->zTmp);
@@ -432,6 +475,13 @@ restore_build(restore_job *j, const restore_opts *o)
         return job_err(j, errno == ENOSPC ? SQLITE_FULL : SQLITE_CANTOPEN,
                        "litestream: cannot create '%s': %s", j->zTmp,
                        strerror(errno));
+    if (j->v03) {
+        rc = v03_restore(j->u, j->b, j->fd, j->zTmp, o->target_txid,
+                         o->target_ms, parallel, &j->v3, &j->zErr);
+        j->hdr.commit = j->v3.pages;
+        j->hdr.page_size = j->v3.page_size;
+        return rc == SQLITE_OK ? restore_sync_and_check(j) : rc;
+    }
     rc = restore_merge(j);
     if (rc == SQLITE_OK)
         rc = restore_sync_and_check(j);
@@ -464,7 +514,7 @@ restore_reset(restore_job *j)
     memset(&j->plan, 0, sizeof(j->plan));
     sqlite3_free(j->zErr);
     j->zErr = NULL;
-    j->werr = j->serr = j->vanished = 0;
+    j->werr = j->serr = j->vanished = j->v03 = 0;
     j->unflushed = 0;
     j->cksum = 0;
 }
