@@ -163,6 +163,15 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
     pthread_mutex_unlock(&r->mu);
 }
 
+/* The TXID the next object continues: the replicated one, or above
+ * another history's TXIDs (check_replica). */
+static uint64_t
+continues_from(replicator *r)
+{
+    uint64_t rep = sidecar_replicated(r->sc);
+    return r->foreign_upto > rep ? r->foreign_upto : rep;
+}
+
 /* The pre-apply checksum of an object starting at TXID from. */
 static uint64_t
 pre_apply_of(replicator *r, uint64_t from)
@@ -281,7 +290,7 @@ same_file(const replicator *r)
 int
 rep_upload_full(replicator *r)
 {
-    full_image f = {.from = sidecar_replicated(r->sc) + 1,
+    full_image f = {.from = continues_from(r) + 1,
                     .ts = clock_now_ms()};
     outbuf m = {.r = r, .fd = -1, .pinned = 1};
     char *zErr = NULL;
@@ -293,7 +302,13 @@ rep_upload_full(replicator *r)
     const ls_cap *ic = image_cap(f.im);
     wal_pos pos = {ic->salt1, ic->salt2, ic->frame, ic->cksum1, ic->cksum2};
     if (f.txid < f.from) {
-        rc = SQLITE_BUSY; /* nothing captured beyond the replica yet */
+        /* Nothing captured beyond the replica yet.  Above another
+         * history's TXIDs no commit may come: the capture is asked for an
+         * image (the next commit's, or a recapture's once the position
+         * stood still, recover.c). */
+        if (r->foreign_upto >= f.txid)
+            __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
+        rc = SQLITE_BUSY;
         goto out;
     }
     rc = encode_image(r, &f, &m, &zErr);
@@ -583,8 +598,11 @@ check_replica(replicator *r)
     if (max != rep || !r->ck.valid) {
         /* Unknown history or unknown checksums: continue above the
          * replica with a full image. */
+        /* The replicated TXID stays ours: a litestream_sync() begun
+         * before this check waits for the full image above `max`, not
+         * for TXIDs of another history that happen to be higher. */
         if (max > rep)
-            sidecar_set_replicated(r->sc, max, clock_now_ms());
+            r->foreign_upto = max;
         if (max >= rep)
             sidecar_set_txid_floor(r->sc, max);
         else
@@ -629,7 +647,7 @@ rep_upload_once(replicator *r)
     rc = spool_scan(r->sp);
     if (rc != SQLITE_OK)
         return rc;
-    uint64_t rep = sidecar_replicated(r->sc);
+    uint64_t rep = continues_from(r);
     uint64_t to = spool_contiguous(r->sp, rep + 1);
     /* Even when a full image is needed, the spool may hold one (read by a
      * capture that could, e.g. in exclusive locking mode). */

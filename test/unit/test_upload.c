@@ -148,9 +148,12 @@ test_replica_ahead(void)
 
     replicator *b = rt_replicator(zB, membackend_open(s));
     int rc = rep_upload_once(b);
-    ok(rc == SQLITE_OK && sidecar_replicated(b->sc) == 2 &&
-           sidecar_txid_floor(b->sc) == 2,
+    ok(rc == SQLITE_OK && sidecar_txid_floor(b->sc) == 2 &&
+           b->foreign_upto == 2,
        "a replica ahead: TXIDs continue above its newest (2)");
+    ok(sidecar_replicated(b->sc) == 0,
+       "... while its own replicated TXID stays 0 (a sync waits for the "
+       "image above them)");
     ok(b->need_full && !b->ck.valid && b->pre_known &&
            b->ck.sum == tr.post_apply,
        "a full image next, its pre-apply read from the newest trailer");

@@ -169,9 +169,12 @@ def two_writers():
                 lambda: b.lease()[1].get("state") == "held"),
        "after the holder closed the second writer takes the lease")
     # Its next TXID continues above the first writer's, with a full image
-    # (docs/architecture.md 2.7): a write makes it.
-    b.say("w 2")
+    # (docs/architecture.md 2.7).  A sync right away covers its database
+    # already (the sync contract), with no write of its own first.
     ok("ok" in b.say("sync 10000"), "the second writer ships")
+    restores_to(url, d, b_db, "after the handover, synced without a write")
+    b.say("w 2")
+    ok("ok" in b.say("sync 10000"), "... and its next commit")
     restores_to(url, d, b_db, "after the handover")
     doc = json.loads(rep.get("lock.json"))
     # Generation 2 (taken over), or 1 when it found the key absent while
