@@ -290,8 +290,7 @@ same_file(const replicator *r)
 int
 rep_upload_full(replicator *r)
 {
-    full_image f = {.from = continues_from(r) + 1,
-                    .ts = clock_now_ms()};
+    full_image f = {.from = continues_from(r) + 1, .ts = clock_now_ms()};
     outbuf m = {.r = r, .fd = -1, .pinned = 1};
     char *zErr = NULL;
 
