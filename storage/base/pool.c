@@ -47,6 +47,9 @@ static struct {
     lane_heap h[POOL_LANES];
     int bound, cap[POOL_LANES]; /* 0: not sized yet */
     int workers[POOL_LANES], leader[POOL_LANES], nfollow[POOL_LANES];
+    int fsignals[POOL_LANES];       /* followers signalled, not yet awake */
+    int lsignal[POOL_LANES];        /* the leader was signalled */
+    int64_t lead_until[POOL_LANES]; /* the leader sleeps until then */
     int ntasks;
     uint64_t passes;
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -69,6 +72,7 @@ pool_child(void)
         pthread_cond_init(&P.follow[l], NULL);
         memset(&P.h[l], 0, sizeof(P.h[l]));
         P.workers[l] = P.leader[l] = P.nfollow[l] = 0;
+        P.fsignals[l] = P.lsignal[l] = 0;
     }
     P.ntasks = 0;
 }
@@ -161,29 +165,41 @@ spawn(int l)
     return 0;
 }
 
-/* Lane l got task t (P.mu held; self: the caller is a worker of l that
- * looks at its heap next anyway). */
+/*
+ * Lane l's heap changed (P.mu held): someone must run its top now if it is
+ * due, and someone must watch its next due time.  Signals already sent and
+ * not yet taken are counted, so a burst of due tasks starts new workers
+ * (up to the bound) rather than signalling one sleeper again and again.
+ */
 static void
-poke(int l, pool_task *t, int64_t now, int self)
+attend(int l, int64_t now)
 {
-    if (self)
+    lane_heap *h = &P.h[l];
+    if (h->n == 0)
         return;
-    if (t->key[l] <= now) {
-        /* Runnable now: an idle worker runs it, else a new one. */
-        if (P.nfollow[l] > 0)
+    int64_t k = h->a[0]->key[l];
+    int follower = P.nfollow[l] > P.fsignals[l];
+    int leader = P.leader[l] && !P.lsignal[l];
+    if (k <= now) {
+        if (follower) {
+            P.fsignals[l]++;
             pthread_cond_signal(&P.follow[l]);
-        else if (P.leader[l])
+        } else if (leader) {
+            P.lsignal[l] = 1;
             pthread_cond_signal(&P.lead[l]);
-        else if (P.workers[l] < P.cap[l])
+        } else if (P.workers[l] < P.cap[l]) {
             spawn(l);
-    } else if (t->hidx[l] == 0) {
-        /* The lane's earliest: its watch must wake sooner. */
-        if (P.leader[l])
+        }
+    } else if (P.leader[l]) {
+        if (leader && k < P.lead_until[l]) { /* the watch wakes sooner */
+            P.lsignal[l] = 1;
             pthread_cond_signal(&P.lead[l]);
-        else if (P.nfollow[l] > 0)
-            pthread_cond_signal(&P.follow[l]);
-        else if (P.workers[l] == 0)
-            spawn(l);
+        }
+    } else if (follower) {
+        P.fsignals[l]++; /* it becomes the watch */
+        pthread_cond_signal(&P.follow[l]);
+    } else if (P.workers[l] == 0) {
+        spawn(l);
     }
 }
 
@@ -207,7 +223,8 @@ place(pool_task *t, int64_t now, int self_lane)
         h->a[h->n] = t;
         t->hidx[l] = h->n++;
         heap_up(h, l, h->n - 1);
-        poke(l, t, now, l == self_lane);
+        if (l != self_lane) /* that worker looks at its heap next */
+            attend(l, now);
     }
 }
 
@@ -221,13 +238,7 @@ run_pass(int l, pool_task *t)
     t->pend[0] = t->pend[1] = 0;
     t->urgent = 0;
     /* The rest of the lane needs a watch while this pass runs. */
-    lane_heap *h = &P.h[l];
-    if (h->n > 0 && !P.leader[l]) {
-        if (P.nfollow[l] > 0)
-            pthread_cond_signal(&P.follow[l]);
-        else if (h->a[0]->key[l] <= clock_now_ms() && P.workers[l] < P.cap[l])
-            spawn(l);
-    }
+    attend(l, clock_now_ms());
     pthread_mutex_unlock(&P.mu);
 
     int64_t due[2] = {POOL_NEVER, POOL_NEVER};
@@ -266,6 +277,8 @@ worker_main(void *arg)
         struct timespec ts;
         if (!P.leader[l]) {
             P.leader[l] = 1;
+            P.lsignal[l] = 0;
+            P.lead_until[l] = t ? t->key[l] : INT64_MAX;
             if (t) {
                 clock_deadline(&ts, t->key[l] - now);
                 pthread_cond_timedwait(&P.lead[l], &P.mu, &ts);
@@ -275,11 +288,18 @@ worker_main(void *arg)
             P.leader[l] = 0;
             continue;
         }
+        /* The watch may sleep past this lane's new earliest due time. */
+        if (t && t->key[l] < P.lead_until[l] && !P.lsignal[l]) {
+            P.lsignal[l] = 1;
+            pthread_cond_signal(&P.lead[l]);
+        }
         P.nfollow[l]++;
         clock_deadline(&ts, FOLLOW_IDLE_MS);
         int w = pthread_cond_timedwait(&P.follow[l], &P.mu, &ts);
         P.nfollow[l]--;
-        if (w == ETIMEDOUT && P.workers[l] > 1)
+        if (P.fsignals[l] > 0)
+            P.fsignals[l]--;
+        if (w == ETIMEDOUT && P.workers[l] > 1 && P.leader[l])
             break;
     }
     P.workers[l]--;

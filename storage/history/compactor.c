@@ -63,7 +63,13 @@ struct compactor {
     int64_t retry_at;
     int64_t backoff_ms;
     int64_t next_retention;
-    int ship_tries; /* a snapshot request waits for the ship lock */
+    /* Idle: no listing while nothing can have changed (cp_unchanged). */
+    uint64_t lv_txid[LAYOUT_MAX_LEVEL + 1]; /* level caught up at this... */
+    uint64_t lv_gen[LAYOUT_MAX_LEVEL + 1];  /* ...TXID and generation */
+    uint64_t ret_txid, ret_gen;             /* retention found nothing */
+    int64_t ret_next;                       /* until this deadline */
+    uint64_t settings; /* compactor_set() calls (guarded by mu) */
+    int ship_tries;    /* a snapshot request waits for the ship lock */
 };
 
 /* Records an error (or clears it with NULL); takes mu. */
@@ -114,6 +120,41 @@ cp_newest(const ltx_info *a, int n, int level)
         if (a[i].level == level && (!best || a[i].max_txid >= best->max_txid))
             best = &a[i];
     return best;
+}
+
+/*
+ * What this process changed in the replica or its settings so far: every
+ * merge, snapshot, deletion and compactor_set() counts.  With the
+ * replicated TXID (L0 uploads) it says whether a listing could differ from
+ * the last one: only the ship-lock holder writes the replica.
+ */
+static uint64_t
+cp_gen(compactor *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t g = c->n_compactions + c->n_snapshots + c->n_deleted + c->settings;
+    pthread_mutex_unlock(&c->mu);
+    return g;
+}
+
+/* Whether nothing changed since a listing at (txid, gen); txid 0: never. */
+static int
+cp_unchanged(compactor *c, uint64_t txid, uint64_t gen)
+{
+    return txid != 0 && txid == sidecar_replicated(c->env.sc) &&
+           gen == cp_gen(c);
+}
+
+/* Whether level `level` holds everything of level - 1: nothing to merge
+ * until the level below changes. */
+static int
+cp_caught_up(const ltx_info *a, int n, int level)
+{
+    const ltx_info *dst = cp_newest(a, n, level);
+    for (int i = 0; i < n; i++)
+        if (a[i].level == level - 1 && (!dst || a[i].max_txid > dst->max_txid))
+            return 0;
+    return 1;
 }
 
 /*
@@ -251,7 +292,31 @@ cp_delete(compactor *c, const ltx_info *del, int n)
     sqlite3_free(keys);
 }
 
-/* Retention: plan over a fresh listing, delete in batches. */
+/* When retention could next delete something from listing a, were it to
+ * stay the same: the first L0 or snapshot age deadline after now. */
+static int64_t
+cp_next_deadline(const ltx_info *a, int n, const ls_pitr *o, int64_t now)
+{
+    int64_t t = INT64_MAX;
+    for (int i = 0; i < n; i++) {
+        int64_t keep = a[i].level == 0 ? o->l0_retention_ms
+                       : a[i].level == LAYOUT_MAX_LEVEL
+                           ? o->snapshot_retention_ms
+                           : PITR_OFF;
+        if (keep == PITR_OFF)
+            continue;
+        int64_t d = a[i].created_ms + keep + 1;
+        if (d > now && d < t)
+            t = d;
+    }
+    return t;
+}
+
+/*
+ * Retention: plan over a fresh listing, delete in batches.  A listing that
+ * leaves nothing to delete is not repeated while the replica stays as it
+ * was and no object's age deadline passes (idle: no LIST).
+ */
 static void
 cp_retention(compactor *c, const ls_pitr *o, int64_t now)
 {
@@ -259,9 +324,18 @@ cp_retention(compactor *c, const ls_pitr *o, int64_t now)
     char *zErr = NULL;
     int n = 0, ndel = 0, rc;
 
+    if (now < c->ret_next && cp_unchanged(c, c->ret_txid, c->ret_gen))
+        return;
+    uint64_t txid = sidecar_replicated(c->env.sc), gen = cp_gen(c);
+    c->ret_txid = 0;
     if (cp_list(c, &a, &n) != SQLITE_OK)
         return;
     rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
+    if (rc == SQLITE_OK && ndel == 0) {
+        c->ret_txid = txid;
+        c->ret_gen = gen;
+        c->ret_next = cp_next_deadline(a, n, o, now);
+    }
     if (rc != SQLITE_OK)
         cp_error(c, zErr ? zErr
                          : sqlite3_mprintf("litestream: retention: "
@@ -292,12 +366,23 @@ cp_levels(compactor *c, const ls_pitr *o, int64_t now)
     ltx_info *a = NULL;
     int n = 0, rc = SQLITE_OK;
 
+    uint64_t txid = 0, gen = 0;
     for (int level = 1; level <= o->nlevels && rc == SQLITE_OK; level++) {
         int64_t bnd = boundary(now, o->levels[level - 1]);
         if (bnd <= c->done_at[level])
             continue;
-        if (!a && (rc = cp_list(c, &a, &n)) != SQLITE_OK)
-            break;
+        if (cp_unchanged(c, c->lv_txid[level], c->lv_gen[level])) {
+            c->done_at[level] = bnd; /* idle: no listing */
+            continue;
+        }
+        if (!a) {
+            txid = sidecar_replicated(c->env.sc); /* before the listing */
+            gen = cp_gen(c);
+            if ((rc = cp_list(c, &a, &n)) != SQLITE_OK)
+                break;
+        }
+        c->lv_txid[level] = cp_caught_up(a, n, level) ? txid : 0;
+        c->lv_gen[level] = gen;
         rc = cp_level(c, a, n, level, bnd);
         if (rc == SQLITE_OK) {
             c->done_at[level] = bnd;
@@ -424,6 +509,12 @@ cp_run(void *arg, int heavy, int64_t due[2])
         return;
     }
     c->ship_tries = 0;
+    if (!ship) {
+        /* Another process may write the replica meanwhile: whatever this
+         * one knew of it is void. */
+        memset(c->lv_txid, 0, sizeof(c->lv_txid));
+        c->ret_txid = 0;
+    }
     if (ship) {
         rc = cp_pass(c, &o, want, &txid, &zErr);
     } else if (want) {
@@ -509,6 +600,7 @@ compactor_set(compactor *c, const ls_pitr *o)
     pthread_mutex_lock(&c->mu);
     c->o = *o;
     c->next_retention = 0;
+    c->settings++; /* every level and retention looks again */
     pool_wake(&c->task, POOL_HEAVY);
     pthread_mutex_unlock(&c->mu);
 }

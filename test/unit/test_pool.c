@@ -145,9 +145,12 @@ test_wake(void)
     probe_init(&p);
     int rc = pool_add(&p.task, probe_run, &p, POOL_FG, due, &zErr);
     ok(rc == SQLITE_OK && wait_runs(&p, 1, 0), "a task due now runs");
-    pool_wake(&p.task, POOL_LIGHT);
-    ok(wait_runs(&p, 1, 1), "a light wake runs a light pass");
+    /* On the spool lane, or on an upload worker when the spool lane's
+     * worker is not free at that moment: a pass either way. */
     int before = runs_of(&p);
+    pool_wake(&p.task, POOL_LIGHT);
+    ok(wait_runs(&p, before + 1, 0), "a light wake runs a pass");
+    before = runs_of(&p);
     pool_wake(&p.task, POOL_HEAVY);
     ok(wait_runs(&p, before + 1, 0), "a heavy wake runs a pass");
     /* Many wakes from several threads' worth of calls: never two passes
