@@ -7,6 +7,8 @@ and on S3 (many-s3, integration suite)."""
 import os
 import resource
 import sqlite3
+import subprocess
+import sys
 
 # Before the extension is loaded: the pool sizes itself at its first task.
 BOUND = 4
@@ -97,5 +99,34 @@ n, names = threads()
 ok(n <= base + BOUND + SLACK,
    f"after closing every database: {n} threads (the idle workers stay, "
    f"within the bound)")
+cleanup(d)
+
+# A bad LITESTREAM_POOL_THREADS: the PRAGMA fails saying what to do, and the
+# database still works (nothing lost).
+d = scratch("many-bad")
+code = f"""
+import sqlite3
+c = sqlite3.connect(':memory:')
+c.enable_load_extension(True)
+c.load_extension({os.environ['LITESTREAM_SO'][:-3]!r})
+db = sqlite3.connect({os.path.join(d, 'a.db')!r}, isolation_level=None)
+try:
+    db.execute("PRAGMA litestream_url = 'file://{d}/rep'")
+    print('no error')
+except sqlite3.Error as e:
+    print(e)
+db.execute('CREATE TABLE t(x)')
+db.execute('INSERT INTO t VALUES (1)')
+print(db.execute('SELECT count(*) FROM t').fetchone()[0])
+"""
+env = dict(os.environ, LITESTREAM_POOL_THREADS="lots")
+r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                   text=True, timeout=60)
+lines = r.stdout.splitlines()
+ok(r.returncode == 0 and len(lines) == 2 and
+   "LITESTREAM_POOL_THREADS='lots'" in lines[0] and
+   "from 3 to 64" in lines[0] and lines[1] == "1",
+   f"a bad LITESTREAM_POOL_THREADS fails the PRAGMA with what to do, the "
+   f"database keeps working: {r.stdout.strip()!r} {r.stderr[-300:]!r}")
 cleanup(d)
 done()
