@@ -1,5 +1,6 @@
 /*
- * storage/history/compactor.c: the compaction thread (compactor.h).
+ * storage/history/compactor.c: the compaction task (compactor.h), one per
+ * replicator, run by the process's pool (storage/base/pool.h).
  *
  * Each wake-up ("pass") lists the replica once and then, for each level
  * L = 1..n whose wall-clock boundary floor(now / interval) * interval was
@@ -12,13 +13,14 @@
  * interval.  Deletions go to the backend in batches.
  *
  * Invariants:
- *   1. Only the ship-lock holder compacts; the replicator thread's L0
- *      uploads continue meanwhile (separate handle, separate thread).
+ *   1. Only the ship-lock holder compacts; the replicator's L0 uploads
+ *      continue meanwhile (separate handle, separate task and lane).
  *   2. Every object is verified before it is uploaded (levels.c).
  *   3. Retention deletes only what retention_plan() proved unneeded for
  *      the latest state.
  *
- * Threads: the compactor thread; the API functions take `mu`.
+ * Threads: the task's passes run on the pool's background lane, one at a
+ * time; the API functions take `mu`.
  */
 #include "storage/history/compactor.h"
 #include "storage/base/json.h"
@@ -26,12 +28,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "storage/base/clock.h"
+#include "storage/base/pool.h"
 #include "storage/base/sqlite.h"
 #include "storage/history/levels.h"
 #include "storage/restore/restore.h"
@@ -40,15 +39,16 @@
 #define SNAP_BUDGET_MS 2000
 #define RETRY_MS       1000   /* first retry after a failure, doubling */
 #define RETRY_MAX_MS   300000 /* up to 5 minutes */
-#define CP_NICE        10
+#define SHIP_POLL_MS   50
+#define SHIP_TRIES     40
 
 struct compactor {
     compactor_env env; /* its be moved to b */
     backend *b;
-    pthread_t tid;
+    pool_task task; /* its task in the process's pool (cp_run) */
     int started;
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
+    pthread_cond_t done;
     /* Guarded by mu (stop is also read atomically without it). */
     int stop;
     ls_pitr o;
@@ -63,6 +63,13 @@ struct compactor {
     int64_t retry_at;
     int64_t backoff_ms;
     int64_t next_retention;
+    /* Idle: no listing while nothing can have changed (cp_unchanged). */
+    uint64_t lv_txid[LAYOUT_MAX_LEVEL + 1]; /* level caught up at this... */
+    uint64_t lv_gen[LAYOUT_MAX_LEVEL + 1];  /* ...TXID and generation */
+    uint64_t ret_txid, ret_gen;             /* retention found nothing */
+    int64_t ret_next;                       /* until this deadline */
+    uint64_t settings; /* compactor_set() calls (guarded by mu) */
+    int ship_tries;    /* a snapshot request waits for the ship lock */
 };
 
 /* Records an error (or clears it with NULL); takes mu. */
@@ -113,6 +120,41 @@ cp_newest(const ltx_info *a, int n, int level)
         if (a[i].level == level && (!best || a[i].max_txid >= best->max_txid))
             best = &a[i];
     return best;
+}
+
+/*
+ * What this process changed in the replica or its settings so far: every
+ * merge, snapshot, deletion and compactor_set() counts.  With the
+ * replicated TXID (L0 uploads) it says whether a listing could differ from
+ * the last one: only the ship-lock holder writes the replica.
+ */
+static uint64_t
+cp_gen(compactor *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t g = c->n_compactions + c->n_snapshots + c->n_deleted + c->settings;
+    pthread_mutex_unlock(&c->mu);
+    return g;
+}
+
+/* Whether nothing changed since a listing at (txid, gen); txid 0: never. */
+static int
+cp_unchanged(compactor *c, uint64_t txid, uint64_t gen)
+{
+    return txid != 0 && txid == sidecar_replicated(c->env.sc) &&
+           gen == cp_gen(c);
+}
+
+/* Whether level `level` holds everything of level - 1: nothing to merge
+ * until the level below changes. */
+static int
+cp_caught_up(const ltx_info *a, int n, int level)
+{
+    const ltx_info *dst = cp_newest(a, n, level);
+    for (int i = 0; i < n; i++)
+        if (a[i].level == level - 1 && (!dst || a[i].max_txid > dst->max_txid))
+            return 0;
+    return 1;
 }
 
 /*
@@ -250,7 +292,31 @@ cp_delete(compactor *c, const ltx_info *del, int n)
     sqlite3_free(keys);
 }
 
-/* Retention: plan over a fresh listing, delete in batches. */
+/* When retention could next delete something from listing a, were it to
+ * stay the same: the first L0 or snapshot age deadline after now. */
+static int64_t
+cp_next_deadline(const ltx_info *a, int n, const ls_pitr *o, int64_t now)
+{
+    int64_t t = INT64_MAX;
+    for (int i = 0; i < n; i++) {
+        int64_t keep = a[i].level == 0 ? o->l0_retention_ms
+                       : a[i].level == LAYOUT_MAX_LEVEL
+                           ? o->snapshot_retention_ms
+                           : PITR_OFF;
+        if (keep == PITR_OFF)
+            continue;
+        int64_t d = a[i].created_ms + keep + 1;
+        if (d > now && d < t)
+            t = d;
+    }
+    return t;
+}
+
+/*
+ * Retention: plan over a fresh listing, delete in batches.  A listing that
+ * leaves nothing to delete is not repeated while the replica stays as it
+ * was and no object's age deadline passes (idle: no LIST).
+ */
 static void
 cp_retention(compactor *c, const ls_pitr *o, int64_t now)
 {
@@ -258,9 +324,18 @@ cp_retention(compactor *c, const ls_pitr *o, int64_t now)
     char *zErr = NULL;
     int n = 0, ndel = 0, rc;
 
+    if (now < c->ret_next && cp_unchanged(c, c->ret_txid, c->ret_gen))
+        return;
+    uint64_t txid = sidecar_replicated(c->env.sc), gen = cp_gen(c);
+    c->ret_txid = 0;
     if (cp_list(c, &a, &n) != SQLITE_OK)
         return;
     rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
+    if (rc == SQLITE_OK && ndel == 0) {
+        c->ret_txid = txid;
+        c->ret_gen = gen;
+        c->ret_next = cp_next_deadline(a, n, o, now);
+    }
     if (rc != SQLITE_OK)
         cp_error(c, zErr ? zErr
                          : sqlite3_mprintf("litestream: retention: "
@@ -291,12 +366,23 @@ cp_levels(compactor *c, const ls_pitr *o, int64_t now)
     ltx_info *a = NULL;
     int n = 0, rc = SQLITE_OK;
 
+    uint64_t txid = 0, gen = 0;
     for (int level = 1; level <= o->nlevels && rc == SQLITE_OK; level++) {
         int64_t bnd = boundary(now, o->levels[level - 1]);
         if (bnd <= c->done_at[level])
             continue;
-        if (!a && (rc = cp_list(c, &a, &n)) != SQLITE_OK)
-            break;
+        if (cp_unchanged(c, c->lv_txid[level], c->lv_gen[level])) {
+            c->done_at[level] = bnd; /* idle: no listing */
+            continue;
+        }
+        if (!a) {
+            txid = sidecar_replicated(c->env.sc); /* before the listing */
+            gen = cp_gen(c);
+            if ((rc = cp_list(c, &a, &n)) != SQLITE_OK)
+                break;
+        }
+        c->lv_txid[level] = cp_caught_up(a, n, level) ? txid : 0;
+        c->lv_gen[level] = gen;
         rc = cp_level(c, a, n, level, bnd);
         if (rc == SQLITE_OK) {
             c->done_at[level] = bnd;
@@ -380,62 +466,76 @@ cp_next_wake(compactor *c, const ls_pitr *o, int64_t now)
     return t - now;
 }
 
-static void *
-cp_main(void *arg)
+/* The due time after a pass (c->mu held). */
+static int64_t
+cp_due(compactor *c, int ship)
+{
+    int64_t now = clock_now_ms();
+    if (c->stop)
+        return POOL_NEVER;
+    if (c->snap_req > c->snap_served)
+        return now;
+    int64_t wait = cp_next_wake(c, &c->o, now);
+    if (!ship && wait > 1000)
+        wait = 1000; /* see when this process starts to upload */
+    return now + (wait < 1 ? 1 : wait);
+}
+
+/*
+ * One pass of the compactor's task in the pool (storage/base/pool.h, the
+ * background lane, at nice +10: on a busy machine the application's
+ * threads and the L0 uploads get the CPU first).  A snapshot request that
+ * finds the ship lock not taken yet (the replicator's first pass may not
+ * have tried it) looks again every SHIP_POLL_MS, up to SHIP_TRIES times,
+ * before it is answered.
+ */
+static void
+cp_run(void *arg, int heavy, int64_t due[2])
 {
     compactor *c = arg;
-    pthread_setname_np(pthread_self(), "ls-compactor");
-
-    /* Background work: on a busy machine the application's threads (and
-     * the replicator's L0 uploads) get the CPU first.  Linux applies a
-     * thread id's nice value to that thread only. */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CP_NICE);
-
+    (void)heavy;
     pthread_mutex_lock(&c->mu);
-    while (!c->stop) {
-        ls_pitr o = c->o;
-        uint64_t req = c->snap_req;
-        int want = req > c->snap_served, rc = SQLITE_OK;
-        uint64_t txid = 0;
-        char *zErr = NULL;
-        pthread_mutex_unlock(&c->mu);
-        int ship = cp_shipping(c);
-        for (int i = 0; want && !ship && i < 40; i++) {
-            /* The replicator thread may not have tried the lock yet. */
-            struct timespec ts = {0, 50 * 1000000};
-            nanosleep(&ts, NULL);
-            ship = cp_shipping(c);
-        }
-        if (ship) {
-            rc = cp_pass(c, &o, want, &txid, &zErr);
-        } else if (want) {
-            rc = SQLITE_BUSY;
-            zErr = sqlite3_mprintf("litestream: another process uploads "
-                                   "this database (holds its ship lock): "
-                                   "take the snapshot there");
-        }
-        pthread_mutex_lock(&c->mu);
-        if (want) {
-            c->snap_served = req;
-            c->snap_rc = rc;
-            c->snap_txid = txid;
-            sqlite3_free(c->snap_err);
-            c->snap_err = zErr;
-            zErr = NULL;
-            pthread_cond_broadcast(&c->done);
-        }
-        sqlite3_free(zErr);
-        if (c->stop || c->snap_req > c->snap_served)
-            continue;
-        int64_t wait = cp_next_wake(c, &c->o, clock_now_ms());
-        if (!cp_shipping(c) && wait > 1000)
-            wait = 1000;
-        struct timespec ts;
-        clock_deadline(&ts, wait < 1 ? 1 : wait);
-        pthread_cond_timedwait(&c->wake, &c->mu, &ts);
-    }
+    ls_pitr o = c->o;
+    uint64_t req = c->snap_req;
+    int want = req > c->snap_served, rc = SQLITE_OK;
+    uint64_t txid = 0;
+    char *zErr = NULL;
     pthread_mutex_unlock(&c->mu);
-    return NULL;
+    int ship = cp_shipping(c);
+    if (want && !ship && c->ship_tries < SHIP_TRIES &&
+        !__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+        c->ship_tries++;
+        due[POOL_HEAVY] = clock_now_ms() + SHIP_POLL_MS;
+        return;
+    }
+    c->ship_tries = 0;
+    if (!ship) {
+        /* Another process may write the replica meanwhile: whatever this
+         * one knew of it is void. */
+        memset(c->lv_txid, 0, sizeof(c->lv_txid));
+        c->ret_txid = 0;
+    }
+    if (ship) {
+        rc = cp_pass(c, &o, want, &txid, &zErr);
+    } else if (want) {
+        rc = SQLITE_BUSY;
+        zErr = sqlite3_mprintf("litestream: another process uploads "
+                               "this database (holds its ship lock): "
+                               "take the snapshot there");
+    }
+    pthread_mutex_lock(&c->mu);
+    if (want) {
+        c->snap_served = req;
+        c->snap_rc = rc;
+        c->snap_txid = txid;
+        sqlite3_free(c->snap_err);
+        c->snap_err = zErr;
+        zErr = NULL;
+        pthread_cond_broadcast(&c->done);
+    }
+    sqlite3_free(zErr);
+    due[POOL_HEAVY] = cp_due(c, cp_shipping(c));
+    pthread_mutex_unlock(&c->mu);
 }
 
 int
@@ -458,15 +558,12 @@ compactor_start(const compactor_env *env, const ls_pitr *o, compactor **out,
     if (c->o.nlevels <= 0 || c->o.snapshot_ms <= 0)
         pitr_defaults(&c->o);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->wake, NULL);
     pthread_cond_init(&c->done, NULL);
     if (!c->b)
         rc = backend_open_url(env->url, &c->b, pzErr);
-    if (rc == SQLITE_OK && pthread_create(&c->tid, NULL, cp_main, c) != 0) {
-        *pzErr = sqlite3_mprintf("litestream: cannot start the compaction "
-                                 "thread");
-        rc = SQLITE_ERROR;
-    }
+    int64_t due[2] = {POOL_NEVER, clock_now_ms()};
+    if (rc == SQLITE_OK)
+        rc = pool_add(&c->task, cp_run, c, POOL_BG, due, pzErr);
     if (rc != SQLITE_OK) {
         compactor_stop(c);
         return rc;
@@ -485,16 +582,14 @@ compactor_stop(compactor *c)
         pthread_mutex_lock(&c->mu);
         /* Also read by merges and snapshots, which then give up. */
         __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
-        pthread_cond_broadcast(&c->wake);
         pthread_cond_broadcast(&c->done);
         pthread_mutex_unlock(&c->mu);
-        pthread_join(c->tid, NULL);
+        pool_remove(&c->task); /* waits for a running pass */
     }
     backend_close(c->b);
     sqlite3_free(c->snap_err);
     sqlite3_free(c->last_error);
     pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->done);
     sqlite3_free(c);
 }
@@ -505,7 +600,8 @@ compactor_set(compactor *c, const ls_pitr *o)
     pthread_mutex_lock(&c->mu);
     c->o = *o;
     c->next_retention = 0;
-    pthread_cond_signal(&c->wake);
+    c->settings++; /* every level and retention looks again */
+    pool_wake(&c->task, POOL_HEAVY);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -527,7 +623,7 @@ compactor_snapshot_now(compactor *c, int timeout_ms, uint64_t *txid,
     clock_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&c->mu);
     uint64_t ticket = ++c->snap_req;
-    pthread_cond_signal(&c->wake);
+    pool_wake(&c->task, POOL_HEAVY);
     while (c->snap_served < ticket && !c->stop)
         if (pthread_cond_timedwait(&c->done, &c->mu, &dl) == ETIMEDOUT)
             break;

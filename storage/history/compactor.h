@@ -1,10 +1,11 @@
 /*
- * storage/history/compactor.h: the compaction thread of a replicator
+ * storage/history/compactor.h: the compaction task of a replicator
  * (docs/ltx-format.md 2.2, 2.3): L0 -> L1 -> ... -> Ln merges and level-9
  * snapshots, each at wall-clock multiples of its interval, and retention.
  *
- * It runs beside the replicator thread, with a backend handle of its own,
- * and works only while this process holds the ship lock (the env's
+ * It is a task of the process's pool (storage/base/pool.h: the background
+ * lane, so a long merge never holds up an upload), with a backend handle of
+ * its own, and works only while this process holds the ship lock (the env's
  * xShipping), so exactly one process compacts a replica.  What it needs of
  * the replicator comes in a compactor_env: history/ never sees replicate/.  It
  * never takes a lock the application's writers need: merges read the replica,
@@ -37,7 +38,7 @@ typedef struct compactor_env {
     sidecar *sc;              /* positions, scratch directory */
     /*
      * Whether this process uploads (holds the ship lock) right now; called
-     * on the compactor thread, must be cheap and thread-safe.
+     * in the compactor's passes, must be cheap and thread-safe.
      */
     int (*xShipping)(void *pCtx);
     void *pCtx;
@@ -50,14 +51,15 @@ typedef struct compactor_env {
 } compactor_env;
 
 /*
- * Starts the thread for env (copied) with settings o.  SQLITE_OK and
- * *out, or an error with *pzErr (the backend could not be opened, no
- * thread).
+ * Starts the task for env (copied) with settings o.  SQLITE_OK and
+ * *out, or an error with *pzErr (the backend could not be opened, the
+ * pool has no thread).
  */
 int compactor_start(const compactor_env *env, const ls_pitr *o, compactor **out,
                     char **pzErr);
 
-/* Stops and joins the thread, frees everything.  NULL-safe. */
+/* Removes the task (waiting for a running pass), frees everything.
+ * NULL-safe. */
 void compactor_stop(compactor *);
 
 /* Replaces the settings (takes effect at the next wake-up, at once). */

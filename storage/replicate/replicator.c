@@ -5,10 +5,12 @@
  * Threads:
  *   - application threads call replicator_enqueue() (mutex + list append),
  *     replicator_persist(), replicator_sync() and the status functions;
- *   - one replicator thread per replicator spools the queue every tick and,
- *     when this process holds the ship lock, uploads every sync interval.
- * Everything below "thread side" runs on the replicator thread only, except
- * that replicator_close() joins it first.
+ *   - the replicator is a task of the process's pool (storage/base/pool.h):
+ *     its passes (rep_pass) spool the queue every tick on the pool's spool
+ *     lane or an upload worker and, when this process holds the ship lock,
+ *     upload every sync interval on an upload worker; one pass at a time.
+ * The functions above "application side" run in those passes only, except
+ * that replicator_close() first removes the task (waiting for its pass).
  *
  * The uploads themselves are in upload.c, spool records are built in
  * spool_txn.c (replicator_int.h shows how the files call each other).
@@ -23,6 +25,7 @@
 
 #include "storage/base/clock.h"
 #include "storage/base/mem.h"
+#include "storage/base/pool.h"
 #include "storage/base/rand.h"
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
@@ -163,79 +166,87 @@ forget_position(replicator *r)
     sidecar_cap_write(r->sc, &lost);
 }
 
-static void *
-thread_main(void *arg)
+/*
+ * The upload part of a pass (a heavy pass whose upload is due): the checks
+ * that decide whether this process ships, the upload, the next due time.
+ */
+static void
+upload_pass(replicator *r, int64_t t)
+{
+    int rc;
+    sidecar_check(r);
+    int ship = db_current(r) && url_current(r) &&
+               sidecar_ship_trylock(r->sc) && rep_lease_check(r);
+    pthread_mutex_lock(&r->mu);
+    r->shipping = ship;
+    r->upload_now = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (ship) {
+        rc = rep_upload_once(r);
+    } else {
+        /* Another process uploads: still drop our own segments
+         * once the replica has them (it cannot delete them). */
+        rc = SQLITE_OK;
+        uint64_t rep = sidecar_replicated(r->sc);
+        if (rep && spool_scan(r->sp) == SQLITE_OK)
+            spool_drop_upto(r->sp, rep);
+    }
+    heartbeat_tick();
+    if (rc == SQLITE_OK) {
+        __atomic_store_n(&r->backoff_ms, 0, __ATOMIC_RELAXED);
+        r->next_upload_ms = t + r->opts.sync_interval_ms;
+    } else {
+        /* Capped exponential backoff with jitter. */
+        int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
+        __atomic_store_n(&r->backoff_ms,
+                         b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
+                         __ATOMIC_RELAXED);
+        r->next_upload_ms = t + r->backoff_ms / 2 +
+                            (int64_t)ls_rand_upto((uint64_t)r->backoff_ms / 2);
+    }
+}
+
+/*
+ * One pass of the replicator's task in the pool (storage/base/pool.h): spool
+ * the queue, answer persist requests, and on a heavy pass upload when due.
+ * Then the next due times: the light one every TICK_MS while transactions
+ * arrive (the application does not wake the task: a pass takes what a tick
+ * gathered, one record per run), none after a tick that brought nothing
+ * (the first enqueue then wakes it); the heavy one at the next upload pass
+ * (which also picks up other processes' spools), or now when asked.
+ */
+static void
+rep_pass(void *arg, int heavy, int64_t due[2])
 {
     replicator *r = arg;
-    int64_t next_upload = 0;
-    /* Named so that top -H, perf and the benchmark can tell it apart. */
-    pthread_setname_np(pthread_self(), "ls-replicator");
     pthread_mutex_lock(&r->mu);
-    while (!r->stop) {
-        uint64_t ticket = r->persist_req;
-        int want_upload = r->upload_now;
-        int had = r->head != NULL; /* this pass has something to spool */
-        pthread_mutex_unlock(&r->mu);
+    uint64_t ticket = r->persist_req;
+    int want_upload = r->upload_now;
+    int had = r->head != NULL; /* this pass has something to spool */
+    pthread_mutex_unlock(&r->mu);
 
-        int rc = rep_spool_queue(r, 0);
-        rep_persist_answer(r, ticket, rc);
+    int rc = rep_spool_queue(r, 0);
+    rep_persist_answer(r, ticket, rc);
 
-        int64_t t = clock_now_ms();
-        if (want_upload || t >= next_upload) {
-            sidecar_check(r);
-            int ship = db_current(r) && url_current(r) &&
-                       sidecar_ship_trylock(r->sc) && rep_lease_check(r);
-            pthread_mutex_lock(&r->mu);
-            r->shipping = ship;
-            r->upload_now = 0;
-            pthread_mutex_unlock(&r->mu);
-            if (ship) {
-                rc = rep_upload_once(r);
-            } else {
-                /* Another process uploads: still drop our own segments
-                 * once the replica has them (it cannot delete them). */
-                rc = SQLITE_OK;
-                uint64_t rep = sidecar_replicated(r->sc);
-                if (rep && spool_scan(r->sp) == SQLITE_OK)
-                    spool_drop_upto(r->sp, rep);
-            }
-            heartbeat_tick();
-            if (rc == SQLITE_OK) {
-                __atomic_store_n(&r->backoff_ms, 0, __ATOMIC_RELAXED);
-                next_upload = t + r->opts.sync_interval_ms;
-            } else {
-                /* Capped exponential backoff with jitter. */
-                int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
-                __atomic_store_n(&r->backoff_ms,
-                                 b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
-                                 __ATOMIC_RELAXED);
-                next_upload =
-                    t + r->backoff_ms / 2 +
-                    (int64_t)ls_rand_upto((uint64_t)r->backoff_ms / 2);
-            }
-        }
+    int64_t t = clock_now_ms();
+    if (heavy && (want_upload || t >= r->next_upload_ms))
+        upload_pass(r, t);
 
-        pthread_mutex_lock(&r->mu);
-        if (r->stop || r->upload_now || r->persist_req > r->persist_done)
-            continue;
-        /* While transactions arrive, spool them every TICK_MS (the
-         * application does not wake the thread: a pass takes what a tick
-         * gathered, one record per run).  After a tick that brought
-         * nothing, sleep until the next upload pass (which also picks up
-         * other processes' spools): the first enqueue then wakes it. */
-        int64_t wait = next_upload - clock_now_ms();
-        r->idle = r->head == NULL && !had;
-        if (wait > TICK_MS && (!r->idle || had))
-            wait = TICK_MS;
-        if (wait < 1)
-            wait = 1;
-        struct timespec ts;
-        clock_deadline(&ts, (int)wait);
-        pthread_cond_timedwait(&r->wake, &r->mu, &ts);
-        r->idle = 0;
+    pthread_mutex_lock(&r->mu);
+    int64_t now = clock_now_ms();
+    r->idle = 0;
+    if (r->stop) {
+        due[POOL_LIGHT] = due[POOL_HEAVY] = POOL_NEVER;
+    } else {
+        if (r->persist_req > r->persist_done)
+            due[POOL_LIGHT] = now;
+        else if (r->head || had)
+            due[POOL_LIGHT] = now + TICK_MS;
+        else
+            r->idle = 1;
+        due[POOL_HEAVY] = r->upload_now ? now : r->next_upload_ms;
     }
     pthread_mutex_unlock(&r->mu);
-    return NULL;
 }
 
 /* ---- application side -------------------------------------------------- */
@@ -275,7 +286,6 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         return SQLITE_NOMEM;
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->wake, NULL);
     pthread_cond_init(&r->changed, NULL);
     r->sc = sc;
     r->opts = *opts;
@@ -317,12 +327,10 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         r->db_dev = (uint64_t)st.st_dev;
         r->db_ino = (uint64_t)st.st_ino;
     }
-    if (pthread_create(&r->thread, NULL, thread_main, r) != 0) {
-        *pzErr = sqlite3_mprintf("litestream: cannot start the replicator "
-                                 "thread");
-        rc = SQLITE_ERROR;
+    int64_t due[2] = {clock_now_ms(), clock_now_ms()};
+    rc = pool_add(&r->task, rep_pass, r, POOL_FG, due, pzErr);
+    if (rc != SQLITE_OK)
         goto out;
-    }
     r->started = 1;
     heartbeat_add(r);
     rc = start_compactor(r, pzErr);
@@ -355,9 +363,9 @@ replicator_close(replicator *r, int grace_ms)
         r->cp = NULL;
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
-        pthread_cond_broadcast(&r->wake);
+        pthread_cond_broadcast(&r->changed);
         pthread_mutex_unlock(&r->mu);
-        pthread_join(r->thread, NULL);
+        pool_remove(&r->task); /* waits for a running pass */
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
         lease_close(r->lease); /* released: another writer may take it */
         r->lease = NULL;
@@ -382,7 +390,6 @@ replicator_close(replicator *r, int grace_ms)
     sqlite3_free(r->zUrl);
     sqlite3_free(r->zVfs);
     pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->wake);
     pthread_cond_destroy(&r->changed);
     sqlite3_free(r);
 }
@@ -420,7 +427,7 @@ replicator_enqueue(replicator *r, rep_txn *t)
     if ((r->queued_bytes >= QUEUE_WAKE_BYTES && !r->woken) || r->idle) {
         r->woken = 1;
         r->idle = 0;
-        pthread_cond_signal(&r->wake);
+        pool_wake(&r->task, POOL_LIGHT);
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -436,7 +443,7 @@ replicator_before_wal_reset(replicator *r)
         /* Queued copies do not depend on the WAL: just get them spooled
          * soon (a crash before that costs a full image, not data: the
          * checkpoint before any restart put everything in the database). */
-        pthread_cond_signal(&r->wake);
+        pool_wake(&r->task, POOL_LIGHT);
     }
     pthread_mutex_unlock(&r->mu);
     return refs ? replicator_persist(r) : SQLITE_OK;
@@ -458,7 +465,7 @@ replicator_persist(replicator *r)
         return SQLITE_OK;
     }
     uint64_t ticket = ++r->persist_req;
-    pthread_cond_signal(&r->wake);
+    pool_wake(&r->task, POOL_LIGHT);
     while (r->persist_done < ticket && !r->stop)
         pthread_cond_wait(&r->changed, &r->mu);
     rc = r->persist_done >= ticket ? r->persist_rc : SQLITE_ERROR;
@@ -476,7 +483,7 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
         clock_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&r->mu);
     r->upload_now = 1;
-    pthread_cond_signal(&r->wake);
+    pool_wake(&r->task, POOL_HEAVY);
     while (sidecar_replicated(r->sc) < txid) {
         int w;
         if (r->stop) {
@@ -508,7 +515,7 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
         if (!r->upload_now && sidecar_replicated(r->sc) < txid &&
             __atomic_load_n(&r->backoff_ms, __ATOMIC_RELAXED) == 0) {
             r->upload_now = 1;
-            pthread_cond_signal(&r->wake);
+            pool_wake(&r->task, POOL_HEAVY);
         }
     }
     if (rc != SQLITE_OK && pzErr)
@@ -539,7 +546,7 @@ replicator_set_interval(replicator *r, int ms)
 {
     pthread_mutex_lock(&r->mu);
     r->opts.sync_interval_ms = ms > 0 ? ms : 1000;
-    pthread_cond_signal(&r->wake);
+    pool_wake(&r->task, POOL_HEAVY); /* the new interval from now on */
     pthread_mutex_unlock(&r->mu);
 }
 

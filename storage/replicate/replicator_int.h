@@ -4,7 +4,7 @@
  * functions in its own header).  Not for use outside replicate/.
  *
  * The files call each other downward only:
- *   replicator.c (queue, thread, API) -> upload.c (L0 objects, full images)
+ *   replicator.c (queue, pool task, API) -> upload.c (L0 objects, full images)
  *     -> batch.c (spooled records -> newest page of each pgno)
  *     -> recover.c (verdicts on missing TXIDs) -> spool_txn.c (records)
  */
@@ -16,12 +16,13 @@
 #include "storage/backend/backend.h"
 #include "storage/backend/url.h"
 #include "storage/base/clock.h"
+#include "storage/base/pool.h"
 #include "storage/base/sqlite.h"
 #include "storage/local/cktab.h"
 #include "storage/local/spool.h"
 #include "storage/replicate/replicator.h"
 
-/* The application wakes the thread to spool once this much is queued
+/* The application wakes the task to spool once this much is queued
  * (memory stays bounded at full speed). */
 #define QUEUE_WAKE_BYTES (1u << 20)
 
@@ -35,20 +36,19 @@ struct replicator {
     spool *sp;
     rep_opts opts;
 
-    pthread_t thread;
+    pool_task task; /* its task in the process's pool (rep_pass) */
     int started;
-    struct compactor *cp; /* the compaction thread (compactor.c) */
+    struct compactor *cp; /* the compaction task (compactor.c) */
     pthread_mutex_t mu;
-    pthread_cond_t wake;    /* the thread waits here */
     pthread_cond_t changed; /* waiters of persist/sync wait here */
 
     /* Guarded by mu. */
     rep_txn *head, *tail;
     uint64_t last_enqueued; /* highest TXID this process captured */
     uint64_t queued_bytes;
-    int woken; /* the application woke the thread for this queue */
-    int idle;  /* the thread sleeps until the next upload pass: the first
-                * enqueue wakes it */
+    int woken; /* the application woke the task for this queue */
+    int idle;  /* no light pass is due (the task waits for the next upload
+                * pass): the first enqueue wakes it */
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
     int stop;
@@ -61,7 +61,7 @@ struct replicator {
     backend_counters counters;
     int shipping;
 
-    /* Thread side. */
+    /* Task side (its passes, one at a time: storage/base/pool.h). */
     cktab ck;             /* per-page checksums at the replicated TXID */
     int pre_known;        /* ck.sum is right even though ck is not valid */
     wal_pos rep_pos;      /* where the replicated TXID ended in the WAL */
@@ -81,7 +81,7 @@ struct replicator {
     uint64_t foreign_upto; /* the replica's TXIDs up to here are not this
                             * database's (check_replica): spooled records
                             * at or below are never uploaded there */
-    int64_t next_upload_ms;
+    int64_t next_upload_ms; /* the next upload pass is due */
     int backoff_ms;
     uint64_t db_dev, db_ino; /* the database file's identity at open */
     int db_replaced;         /* it was renamed over or deleted: stopped */

@@ -60,7 +60,6 @@ rt_replicator(const char *zDbPath, backend *be)
     memset(r, 0, sizeof(*r));
 
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->wake, NULL);
     pthread_cond_init(&r->changed, NULL);
     r->zDbPath = sqlite3_mprintf("%s", zDbPath);
     r->zUrl = sqlite3_mprintf("file:///unused");
