@@ -38,6 +38,7 @@
 
 #include "storage/backend/backend.h"
 #include "storage/base/clock.h"
+#include "storage/base/pool.h"
 #include "storage/base/rand.h"
 #include "storage/base/sqlite.h"
 #include "storage/base/timefmt.h"
@@ -46,7 +47,6 @@
 
 #define LEASE_DEFAULT_TTL_MS 30000
 #define LEASE_MIN_TTL_MS     1000
-#define LEASE_WAIT_MS        60000 /* the first lease_ok() waits this long */
 
 enum { L_CLAIMING, L_HELD, L_REFUSED, L_LOST, L_ERROR };
 static const char *const state_name[] = {"claiming", "held", "refused", "lost",
@@ -59,8 +59,8 @@ struct lease {
     lease_doc mine; /* what we write (expires_ms set per write) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_t th;
-    int started;
+    pool_task task; /* the renewals (storage/base/pool.h) */
+    int started;    /* the first round ran and the task was added */
     /* Guarded by mu (written by the lease thread only). */
     int stop, want, state;
     uint64_t verdicts;
@@ -234,32 +234,26 @@ lease_apply(lease *l, int held, round_out *o, int64_t now)
         l->next_ms = l->holder.expires_ms + 100;
 }
 
-static void *
-lease_main(void *arg)
+/* The renewals: a pool task whose heavy pass runs a round when due. */
+static void
+lease_pass(void *ctx, int heavy, int64_t due[2])
 {
-    lease *l = arg;
-    pthread_setname_np(pthread_self(), "ls-lease");
+    lease *l = ctx;
+    due[POOL_LIGHT] = POOL_NEVER;
     pthread_mutex_lock(&l->mu);
-    while (!l->stop) {
-        int64_t now = clock_now_ms();
-        if (l->state != L_LOST && now >= l->next_ms) {
-            int held = l->state == L_HELD;
-            round_out o;
-            pthread_mutex_unlock(&l->mu);
-            lease_round(l, held, &o);
-            pthread_mutex_lock(&l->mu);
-            lease_apply(l, held, &o, clock_now_ms());
-            l->verdicts++;
-            pthread_cond_broadcast(&l->cv);
-            continue;
-        }
-        struct timespec ts;
-        int64_t wait = l->state == L_LOST ? 3600000 : l->next_ms - now;
-        clock_deadline(&ts, wait < 1 ? 1 : wait);
-        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+    if (heavy && !l->stop && l->state != L_LOST &&
+        clock_now_ms() >= l->next_ms) {
+        int held = l->state == L_HELD;
+        round_out o;
+        pthread_mutex_unlock(&l->mu);
+        lease_round(l, held, &o);
+        pthread_mutex_lock(&l->mu);
+        lease_apply(l, held, &o, clock_now_ms());
+        l->verdicts++;
+        pthread_cond_broadcast(&l->cv);
     }
+    due[POOL_HEAVY] = l->stop || l->state == L_LOST ? POOL_NEVER : l->next_ms;
     pthread_mutex_unlock(&l->mu);
-    return NULL;
 }
 
 /* ---- API ----------------------------------------------------------------- */
@@ -332,19 +326,27 @@ lease_ok(lease *l, char **pzWhy)
         return 1;
     pthread_mutex_lock(&l->mu);
     if (!l->started) {
-        l->started = pthread_create(&l->th, NULL, lease_main, l) == 0;
+        /* The claim runs here, on the replicator's pass (which may use the
+         * network): waiting for a pool worker from a pool worker could
+         * wait for ever.  Renewals are a pool task from then on. */
+        round_out o;
+        char *zErr = NULL;
+        pthread_mutex_unlock(&l->mu);
+        lease_round(l, 0, &o);
+        pthread_mutex_lock(&l->mu);
+        lease_apply(l, 0, &o, clock_now_ms());
+        l->verdicts++;
+        int64_t due[2] = {POOL_NEVER, l->next_ms};
+        l->started =
+            pool_add(&l->task, lease_pass, l, POOL_FG, due, &zErr) == SQLITE_OK;
         if (!l->started) {
             pthread_mutex_unlock(&l->mu);
-            *pzWhy = sqlite3_mprintf("litestream: cannot start the writer "
-                                     "lease thread");
+            *pzWhy = zErr ? zErr
+                          : sqlite3_mprintf("litestream: cannot schedule the "
+                                            "writer lease's renewals");
             return 0;
         }
     }
-    struct timespec ts;
-    clock_deadline(&ts, LEASE_WAIT_MS);
-    while (l->verdicts == 0 && !l->stop)
-        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) != 0)
-            break;
     int64_t now = clock_now_ms();
     ok = l->state == L_HELD && now < l->sent_ms + l->ttl_ms * 2 / 3;
     if (!ok)
@@ -528,9 +530,8 @@ lease_close(lease *l)
     if (l->started) {
         pthread_mutex_lock(&l->mu);
         l->stop = 1;
-        pthread_cond_broadcast(&l->cv);
         pthread_mutex_unlock(&l->mu);
-        pthread_join(l->th, NULL);
+        pool_remove(&l->task); /* its pass, if running, ends first */
     }
     if (l->state == L_HELD && l->be) {
         round_out o;

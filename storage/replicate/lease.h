@@ -11,9 +11,10 @@
  * lease_ttl=DURATION (default 30s, at least 1s) is how long a lease lives
  * without renewal, so how long a crashed holder blocks the path.
  *
- * Threads: lease_ok() on the replicator thread; a thread of its own claims
- * and renews (so a long upload does not let the lease lapse); the status
- * from any thread; lease_close() after the replicator thread stopped.
+ * Threads: lease_ok() on the replicator's pass, whose first call claims;
+ * a pool task of its own renews (storage/base/pool.h: so a long upload does
+ * not let the lease lapse); the status from any thread; lease_close()
+ * after the replicator's task was removed.
  */
 #ifndef LITESTREAM_LEASE_H
 #define LITESTREAM_LEASE_H
@@ -33,8 +34,8 @@ int lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr);
 
 /*
  * Whether the replicator may upload now: the lease is ours and was renewed
- * within two thirds of its time to live.  The first call starts the claim
- * and waits for its verdict (at most a minute).  0 with *pzWhy
+ * within two thirds of its time to live.  The first call claims (one round
+ * of requests, on the caller's thread) and starts the renewals.  0 with *pzWhy
  * (sqlite3_mprintf'd) saying who holds the path and what to do, or why the
  * lease could not be checked.  A NULL lease (off) always allows.
  */
@@ -49,7 +50,7 @@ int rep_lease_check(struct replicator *r);
 /* Adds "lease" (state, holder, expiry) to the status object o. */
 int lease_status(lease *l, json_t *o);
 
-/* Stops the lease's thread, marks a held lease released; NULL-safe. */
+/* Stops the renewals, marks a held lease released; NULL-safe. */
 void lease_close(lease *l);
 
 #endif
