@@ -141,9 +141,9 @@ class Checks:
                             self.name + " basic")
         ltx, other = objects(root)
         ok(ltx and all(p.startswith(root + "/ltx/") for p in ltx) and
-           not other,
-           f"objects at <path>/ltx/<level>/<min>-<max>.ltx, no temporary "
-           f"left: {[os.path.relpath(p, root) for p in ltx[:2]]} {other}")
+           other == [root + "/lock.json"],
+           f"objects at <path>/ltx/<level>/<min>-<max>.ltx and the writer "
+           f"lease <path>/lock.json, no temporary left: {[os.path.relpath(p, root) for p in ltx[:2]]} {other}")
         ok(all(ltx_sane(p) for p in ltx), "every object is a whole LTX file")
         c = self.status(con)["counters"]
         ok(c["put"] >= 1 and c["list"] >= 1 and c["bytes_up"] > 0,

@@ -81,7 +81,7 @@ url = url_of("basic/db")
 d, db, con = fresh("basic", url)
 write(con, 50)
 restore_and_compare(con, db, url, os.path.join(d, "out.db"), "abs basic")
-blobs = az.blobs("basic/")
+blobs = [b for b in az.blobs("basic/") if b[0] != "basic/db/lock.json"]
 names = [b[0] for b in blobs]
 ok(names and all(re.fullmatch(r"basic/db/ltx/[0-9]/[0-9a-f]{16}-[0-9a-f]{16}"
                               r"\.ltx", n) for n in names) and

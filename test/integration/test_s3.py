@@ -85,7 +85,10 @@ def ltx_sane(path):
 
 
 def all_objects_sane(prefix):
-    keys = [k for k in s3.stored_keys() if k.startswith(prefix)]
+    """The LTX objects under prefix (not the writer lease lock.json) and
+    those that are not whole LTX files."""
+    keys = [k for k in s3.stored_keys() if k.startswith(prefix) and
+            not k.endswith("/lock.json")]
     bad = [k for k in keys if not ltx_sane(s3.object_path(k))]
     return keys, bad
 
@@ -98,6 +101,8 @@ write(con, 50)
 restore_and_compare(con, db, f"s3://testbucket/basic/db?endpoint={EP}",
                     os.path.join(d, "out.db"), "s3 basic")
 keys = [k for k in s3.stored_keys() if k.startswith("basic/")]
+ok("basic/db/lock.json" in keys, "the writer lease at <path>/lock.json")
+keys.remove("basic/db/lock.json")
 ok(keys and all(re.fullmatch(r"basic/db/000[0-9]/[0-9a-f]{16}-[0-9a-f]{16}"
                              r"\.ltx", k) for k in keys) and
    any(k.startswith("basic/db/0000/") for k in keys),
@@ -170,7 +175,7 @@ url = f"gs://gsbucket/app?endpoint={EP}"
 d, db, con = fresh("gs", url)
 write(con, 10)
 restore_and_compare(con, db, url, os.path.join(d, "out.db"), "gs:// replica")
-gk = s3.stored_keys("gsbucket")
+gk = [k for k in s3.stored_keys("gsbucket") if k != "app/lock.json"]
 ok(gk and all(re.fullmatch(r"app/ltx/[0-9]/[0-9a-f]{16}-[0-9a-f]{16}\.ltx",
                            k) for k in gk) and
    any(k.startswith("app/ltx/0/") for k in gk),
