@@ -19,12 +19,19 @@
  * writer: the round reads again (three times at most).
  *
  * Invariants:
- *   1. lease_ok() allows uploads only while the lease is HELD and our last
- *      successful write was sent less than 2/3 of the TTL ago; renewals are
- *      due every 1/3, so a third of the TTL is left as margin for clock
- *      skew between hosts and for an upload already under way.
- *   2. Only the lease thread does I/O on l->be and writes the state (under
- *      mu, for lease_ok() and the status); lease_close() after joining it.
+ *   1. lease_ok() allows an upload (busy) only while the lease is HELD and
+ *      our last successful write was sent less than 2/3 of the TTL ago;
+ *      renewals are due every 1/3, so a third of the TTL is left as margin
+ *      for clock skew between hosts and for an upload already under way.
+ *      Renewals stop once nothing was uploaded for two TTLs (an idle
+ *      database sends nothing); the next upload renews first, and finds
+ *      out then if another writer took the path meanwhile (LOST).
+ *   2. One round at a time does I/O on l->be: the first claim and a
+ *      renewal after idling on the replicator's pass (lease_ok), the
+ *      renewals otherwise on the lease's pool task, which is not due
+ *      while those run (it sleeps while idle, and the claim precedes it);
+ *      the state is written under mu; lease_close() after removing the
+ *      task.
  *
  * Threads: see lease.h.
  */
@@ -47,6 +54,9 @@
 
 #define LEASE_DEFAULT_TTL_MS 30000
 #define LEASE_MIN_TTL_MS     1000
+/* Renewals stop this long after the replicator last had work (2 TTLs): an
+ * idle database sends no requests; its next upload renews first. */
+#define LEASE_IDLE_MS(l) (2 * (l)->ttl_ms)
 
 enum { L_CLAIMING, L_HELD, L_REFUSED, L_LOST, L_ERROR };
 static const char *const state_name[] = {"claiming", "held", "refused", "lost",
@@ -59,8 +69,10 @@ struct lease {
     lease_doc mine; /* what we write (expires_ms set per write) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pool_task task; /* the renewals (storage/base/pool.h) */
-    int started;    /* the first round ran and the task was added */
+    pool_task task;  /* the renewals (storage/base/pool.h) */
+    int started;     /* the first round ran and the task was added */
+    int64_t busy_ms; /* the replicator last had something to upload */
+    int idle;        /* renewals stopped: nothing to upload for a while */
     /* Guarded by mu (written by the lease thread only). */
     int stop, want, state;
     uint64_t verdicts;
@@ -241,8 +253,12 @@ lease_pass(void *ctx, int heavy, int64_t due[2])
     lease *l = ctx;
     due[POOL_LIGHT] = POOL_NEVER;
     pthread_mutex_lock(&l->mu);
-    if (heavy && !l->stop && l->state != L_LOST &&
-        clock_now_ms() >= l->next_ms) {
+    int64_t now = clock_now_ms();
+    if (heavy && !l->stop && l->state == L_HELD && now >= l->next_ms &&
+        now - l->busy_ms > LEASE_IDLE_MS(l)) {
+        l->idle = 1; /* let it lapse: lease_ok() renews before the next
+                      * upload */
+    } else if (heavy && !l->stop && l->state != L_LOST && now >= l->next_ms) {
         int held = l->state == L_HELD;
         round_out o;
         pthread_mutex_unlock(&l->mu);
@@ -252,7 +268,8 @@ lease_pass(void *ctx, int heavy, int64_t due[2])
         l->verdicts++;
         pthread_cond_broadcast(&l->cv);
     }
-    due[POOL_HEAVY] = l->stop || l->state == L_LOST ? POOL_NEVER : l->next_ms;
+    due[POOL_HEAVY] =
+        l->stop || l->idle || l->state == L_LOST ? POOL_NEVER : l->next_ms;
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -317,8 +334,20 @@ lease_why(lease *l)
     return z;
 }
 
+/* One round on the caller's thread (mu held, released meanwhile). */
+static void
+lease_round_here(lease *l, int held)
+{
+    round_out o;
+    pthread_mutex_unlock(&l->mu);
+    lease_round(l, held, &o);
+    pthread_mutex_lock(&l->mu);
+    lease_apply(l, held, &o, clock_now_ms());
+    l->verdicts++;
+}
+
 int
-lease_ok(lease *l, char **pzWhy)
+lease_ok(lease *l, int busy, char **pzWhy)
 {
     int ok;
     *pzWhy = NULL;
@@ -329,13 +358,13 @@ lease_ok(lease *l, char **pzWhy)
         /* The claim runs here, on the replicator's pass (which may use the
          * network): waiting for a pool worker from a pool worker could
          * wait for ever.  Renewals are a pool task from then on. */
-        round_out o;
         char *zErr = NULL;
-        pthread_mutex_unlock(&l->mu);
-        lease_round(l, 0, &o);
-        pthread_mutex_lock(&l->mu);
-        lease_apply(l, 0, &o, clock_now_ms());
-        l->verdicts++;
+        if (!busy) {
+            pthread_mutex_unlock(&l->mu);
+            return 0; /* nothing to upload: no claim yet */
+        }
+        l->busy_ms = clock_now_ms();
+        lease_round_here(l, 0);
         int64_t due[2] = {POOL_NEVER, l->next_ms};
         l->started =
             pool_add(&l->task, lease_pass, l, POOL_FG, due, &zErr) == SQLITE_OK;
@@ -346,9 +375,23 @@ lease_ok(lease *l, char **pzWhy)
                                             "writer lease's renewals");
             return 0;
         }
+    } else if (busy) {
+        int64_t now = clock_now_ms();
+        l->busy_ms = now;
+        /* Lapsed while idle: renewed before anything is written (while
+         * the task sleeps, so one round at a time: invariant 2). */
+        if (l->idle && l->state == L_HELD &&
+            now >= l->sent_ms + l->ttl_ms * 2 / 3)
+            lease_round_here(l, 1);
+        if (l->idle) {
+            l->idle = 0;
+            pool_wake(&l->task, POOL_HEAVY);
+        }
     }
+    /* Idle, a held lease stays ours until someone else takes it: the next
+     * upload finds out (lost).  Busy, it must be fresh. */
     int64_t now = clock_now_ms();
-    ok = l->state == L_HELD && now < l->sent_ms + l->ttl_ms * 2 / 3;
+    ok = l->state == L_HELD && (!busy || now < l->sent_ms + l->ttl_ms * 2 / 3);
     if (!ok)
         *pzWhy = lease_why(l);
     pthread_mutex_unlock(&l->mu);
@@ -356,10 +399,10 @@ lease_ok(lease *l, char **pzWhy)
 }
 
 int
-rep_lease_check(replicator *r)
+rep_lease_check(replicator *r, int busy)
 {
     char *zWhy = NULL;
-    if (lease_ok(r->lease, &zWhy))
+    if (lease_ok(r->lease, busy, &zWhy))
         return 1;
     pthread_mutex_lock(&r->mu);
     int same = zWhy && r->last_error && strcmp(zWhy, r->last_error) == 0;

@@ -33,19 +33,24 @@ struct replicator;
 int lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr);
 
 /*
- * Whether the replicator may upload now: the lease is ours and was renewed
- * within two thirds of its time to live.  The first call claims (one round
- * of requests, on the caller's thread) and starts the renewals.  0 with *pzWhy
- * (sqlite3_mprintf'd) saying who holds the path and what to do, or why the
- * lease could not be checked.  A NULL lease (off) always allows.
+ * Whether the replicator may upload now.  busy: it has something to
+ * upload; the lease must then be ours and renewed within two thirds of
+ * its time to live (the first busy call claims, and a lease that lapsed
+ * while idle is renewed here, one round of requests on the caller's
+ * thread); renewals go on while busy calls keep coming and stop two TTLs
+ * after the last one, so an idle database sends no requests.  Not busy: a
+ * lease still counts as ours until a busy call finds it taken (lost).  0
+ * with *pzWhy (sqlite3_mprintf'd, or NULL: nothing claimed yet) saying who
+ * holds the path and what to do, or why the lease could not be checked.
+ * A NULL lease (off) always allows.
  */
-int lease_ok(lease *l, char **pzWhy);
+int lease_ok(lease *l, int busy, char **pzWhy);
 
 /*
  * storage/replicate: lease_ok() for the replicator r (its r->lease),
  * reporting a refusal in its last error (once per distinct message).
  */
-int rep_lease_check(struct replicator *r);
+int rep_lease_check(struct replicator *r, int busy);
 
 /* Adds "lease" (state, holder, expiry) to the status object o. */
 int lease_status(lease *l, json_t *o);

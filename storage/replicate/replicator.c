@@ -170,13 +170,23 @@ forget_position(replicator *r)
  * The upload part of a pass (a heavy pass whose upload is due): the checks
  * that decide whether this process ships, the upload, the next due time.
  */
+/* Whether an upload pass has anything to send (the writer lease is kept
+ * fresh only then, storage/replicate/lease.h). */
+static int
+has_work(replicator *r)
+{
+    ls_cap cap;
+    uint64_t c = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
+    return !r->replica_checked || r->need_full || c > sidecar_replicated(r->sc);
+}
+
 static void
 upload_pass(replicator *r, int64_t t)
 {
     int rc;
     sidecar_check(r);
-    int ship = db_current(r) && url_current(r) &&
-               sidecar_ship_trylock(r->sc) && rep_lease_check(r);
+    int ship = db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc) &&
+               rep_lease_check(r, has_work(r));
     pthread_mutex_lock(&r->mu);
     r->shipping = ship;
     r->upload_now = 0;

@@ -282,6 +282,33 @@ def lost_lease():
     cleanup(d)
 
 
+def idle():
+    """An idle writer stops renewing (no requests while nothing is
+    uploaded; renewals stop two TTLs after the last upload) and renews
+    before its next upload."""
+    d, rep, url, a_db, _ = two("lease-idle", "lease_ttl=1s")
+    a = Writer(a_db)
+    a.say(f"url {url}")
+    a.say("w 5")
+    ok("ok" in a.say("sync 10000"), "holder ships")
+    time.sleep(3.5)  # two TTLs and a renewal period: the renewals stop
+    doc1 = rep.get("lock.json")
+    time.sleep(2.0)
+    doc2 = rep.get("lock.json")
+    ok(doc1 == doc2, "idle: lock.json is not rewritten (no renewals)")
+    st, ls = a.lease()
+    ok(ls.get("state") == "held" and st["shipping"],
+       f"idle: the lease still counts as this writer's ({ls.get('state')})")
+    a.say("w 5")
+    ok("ok" in a.say("sync 10000"), "the next upload ships")
+    doc3 = json.loads(rep.get("lock.json"))
+    ok(doc3.get("expires_at") != json.loads(doc2).get("expires_at") and
+       doc3.get("pid") == a.pid, "... after renewing the lease first")
+    restores_to(url, d, a_db, "after idling")
+    a.quit()
+    cleanup(d)
+
+
 def unreadable():
     """An unreadable lock.json stops uploads with what to do."""
     d, rep, url, a_db, _ = two("lease-bad")
@@ -330,6 +357,6 @@ def bad_params():
     cleanup(d)
 
 
-run_cases(two_writers, race, crashed_holder, same_database, lost_lease, unreadable,
-          lease_off, bad_params)
+run_cases(two_writers, race, crashed_holder, same_database, lost_lease, idle,
+          unreadable, lease_off, bad_params)
 done()
