@@ -9,13 +9,15 @@
 #
 # Sections (docs/benchmarks.md): a-d bench.c; e, f, l s3_bench.py; g, i, j
 # writers.c; h callgrind.py; k sidecar_io.py; m remote.py (file and
-# s3rver).  BENCH_ONLY=LETTERS runs a subset (e.g. BENCH_ONLY=hk).
+# s3rver); n durability.py; o many.py (200 and 1,000 idle databases).
+# BENCH_ONLY=LETTERS runs a subset (e.g. BENCH_ONLY=hk).
 # Other knobs (environment): BENCH_SECONDS BENCH_WARMUP BENCH_REPS
 # BENCH_VALUE BENCH_LAG_SECONDS BENCH_LAG_RATE BENCH_BIG_MB BENCH_BIG_ROW_KB
 # BENCH_RESTORE_MB BENCH_DAEMON=0 (see bench.c); BENCH_WRITERS
 # BENCH_RSS_COMMITS (writers.c); BENCH_CG_COMMITS (callgrind.py -n);
 # BENCH_S3=0 BENCH_S3_RESTORE_MB BENCH_S3_TXNS BENCH_IDLE_SECONDS (see
-# s3_bench.py); BENCH_REMOTE_* (remote.py).
+# s3_bench.py); BENCH_REMOTE_* (remote.py); BENCH_MANY BENCH_MANY_IDLE
+# (many.py).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +25,7 @@ root=$(cd "$here/../.." && pwd)
 build="$root/build-bench"
 daemon="$here/node_modules/@flydotio/litestream-linux-x64/litestream"
 lvfs="$here/node_modules/litestream-vfs-linux-amd64/litestream-vfs.so"
-only="${BENCH_ONLY:-abcdefghijklmn}"
+only="${BENCH_ONLY:-abcdefghijklmno}"
 want() { case "$only" in *"$1"*) return 0 ;; esac; return 1; }
 
 cd "$root"
@@ -149,6 +151,12 @@ fi
 if want n && [ "${BENCH_S3:-1}" != 0 ]; then
     /usr/bin/python3 "$here/durability.py" "$build/litestream" \
         "$work/durability" "$build/bench-results.md" >/dev/null
+fi
+# Many databases, idle (o): threads, RSS, CPU and requests of 200 and
+# 1,000 databases in one process, two threads each today.
+if want o; then
+    /usr/bin/python3 "$here/many.py" "$build/litestream" "$work/many" \
+        "$build/bench-results.md" >/dev/null
 fi
 {
     echo
