@@ -88,12 +88,12 @@ sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
     /* Several threads may load at once: the first one in sets the API
      * table and registers; the others wait for it, then find it done. */
     pthread_mutex_lock(&mu);
-    char *zEnv = NULL; /* LITESTREAM_AUTO_DIR/_URL: a bad one fails loads */
+    char *zEnv = NULL; /* a bad LITESTREAM_AUTO_* fails every load */
     if (!registered) {
         litestream_api_set(pApi);
-        rc = register_process_wide();
+        rc = vfs_auto_env(&zEnv); /* first: a bad one registers nothing */
         if (rc == SQLITE_OK)
-            rc = vfs_auto_env(&zEnv);
+            rc = register_process_wide();
         registered = rc == SQLITE_OK;
     }
     pthread_mutex_unlock(&mu);

@@ -1,18 +1,21 @@
 #!/usr/bin/python3
 """Many databases (section o of `make bench`, test/bench/run.sh): N
-databases in one process, configured by litestream_auto(dir, url) and
-replicating to a local directory, each written once (a table and a row)
-and synced, then left idle.  Measured over the idle window: the process's
-threads (/proc/self/task), its RSS (VmRSS), the CPU seconds it used
-(getrusage, scaled to an hour), the context switches of its threads per
-second, and the backend requests made (litestream_metrics(): PUT, GET,
-LIST, DELETE summed over the databases).  Every N runs in a child process
-of its own, after a baseline with the extension loaded and no database.
+databases in one process, configured by litestream_auto(dir, url), each
+written once (a table and a row) and synced, then left idle.  Measured
+over the idle window: the process's threads (/proc/self/task), its RSS
+(VmRSS), the CPU seconds it used (getrusage, scaled to an hour), the
+context switches of its threads per second, and the backend requests:
+on a local directory the objects written and deleted in the replica
+(every thread's, the compactor's too) and the requests
+litestream_status()/litestream_metrics() counted; on s3rver every request
+through the counting proxy (test/servers), by method, LIST apart.  Every
+N runs in a child process of its own, after a baseline with the extension
+loaded and no database.
 
 usage: many.py EXT_WITHOUT_SO WORKDIR OUT_MD [N ...]   (appends markdown)
 environment: BENCH_MANY_IDLE (seconds idle, default 60; 10 with
 BENCH_QUICK=1), BENCH_MANY (the counts, default "200 1000"; "50 200"
-with BENCH_QUICK=1)
+with BENCH_QUICK=1), BENCH_S3=0 (the local directory only)
 """
 import json
 import os
@@ -72,8 +75,19 @@ def requests(con):
     return got
 
 
-def child(ext, work, n, idle):
-    """One measurement: n databases, then `idle` seconds of nothing."""
+def objects(rep):
+    """The objects of a file replica (relative paths), or an empty set."""
+    got = set()
+    for top, _, files in os.walk(rep):
+        got.update(os.path.join(top, f) for f in files
+                   if f.endswith(".ltx"))
+    return got
+
+
+def child(ext, work, n, idle, url):
+    """One measurement: n databases, then `idle` seconds of nothing.
+    Prints "idle" when the window starts and "done" when it ends (the
+    parent counts the proxy's requests in between), then the results."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 12 * n + 256
     if soft < want:
@@ -86,7 +100,8 @@ def child(ext, work, n, idle):
     base = {"threads": threads(), "rss_kb": proc_status("VmRSS")}
     root, rep = os.path.join(work, "dbs"), os.path.join(work, "replica")
     os.makedirs(root)
-    ctl.execute("SELECT litestream_auto(?, ?)", (root, "file://" + rep))
+    ctl.execute("SELECT litestream_auto(?, ?)",
+                (root, url or "file://" + rep))
     t0 = time.monotonic()
     cons = []
     for i in range(n):
@@ -104,10 +119,12 @@ def child(ext, work, n, idle):
            if not json.loads(c.execute("SELECT litestream_status()")
                              .fetchone()[0])["databases"][0]["replicating"]]
     time.sleep(3)  # the last uploads' bookkeeping settles
-    r0, c0, s0 = requests(ctl), cpu(), switches()
+    r0, c0, s0, o0 = requests(ctl), cpu(), switches(), objects(rep)
     th0 = threads()
+    print("idle", flush=True)
     time.sleep(idle)
-    r1, c1, s1 = requests(ctl), cpu(), switches()
+    print("done", flush=True)
+    r1, c1, s1, o1 = requests(ctl), cpu(), switches(), objects(rep)
     res = {
         "n": n, "idle_s": idle, "setup_s": round(setup, 1),
         "not_replicating": len(bad),
@@ -116,7 +133,8 @@ def child(ext, work, n, idle):
         "hwm_kb": proc_status("VmHWM"),
         "cpu_s": round(c1 - c0, 3),
         "switches_per_s": round((s1 - s0) / idle, 1),
-        "requests": {k: r1[k] - r0[k] for k in OPS},
+        "counted": {k: r1[k] - r0[k] for k in OPS},
+        "written": len(o1 - o0), "deleted": len(o0 - o1),
     }
     for c in cons:
         c.close()
@@ -125,28 +143,67 @@ def child(ext, work, n, idle):
 
 def table(results):
     out = []
-    out.append("| databases | threads | RSS | RSS per database | CPU while "
-               "idle | wake-ups | PUT | GET | LIST | DELETE | LIST per "
-               "database per hour |")
-    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| replica | databases | threads | RSS | RSS per database "
+               "| CPU while idle | wake-ups | requests while idle | LIST "
+               "per database per hour |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         hour = 3600.0 / r["idle_s"]
-        q = r["requests"]
         per_db = (r["rss_kb"] - r["base_rss_kb"]) / r["n"]
+        if r["where"] == "s3rver":
+            q = r["proxy"]
+            reqs = ", ".join(f"{k} {q[k] * hour:.0f}/h" for k in q)
+            lists = q["LIST"]
+        else:
+            q = r["counted"]
+            reqs = (f"objects written {r['written'] * hour:.0f}/h, deleted "
+                    f"{r['deleted'] * hour:.0f}/h; counted by "
+                    "litestream_status(): " +
+                    ", ".join(f"{k} {q[k] * hour:.0f}/h" for k in OPS))
+            lists = q["LIST"]
         out.append(
-            f"| {r['n']} | {r['threads']} (no database: "
+            f"| {r['where']} | {r['n']} | {r['threads']} (none open: "
             f"{r['base_threads']}) | {r['rss_kb'] / 1024:.0f} MiB | "
             f"{per_db:.0f} KiB | {r['cpu_s'] * hour:.0f} s/h "
             f"({r['cpu_s']:.2f} s in {r['idle_s']:.0f} s) | "
-            f"{r['switches_per_s']:.0f}/s | "
-            + " | ".join(f"{q[k] * hour:.0f}/h" for k in OPS) +
-            f" | {q['LIST'] * hour / r['n']:.0f} |")
+            f"{r['switches_per_s']:.0f}/s | {reqs} | "
+            f"{lists * hour / r['n']:.1f} |")
     return out
+
+
+def run(ext, d, n, idle, url=None, px=None):
+    """One child; with px, the proxy's requests over its idle window."""
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                          "--child", ext, d, str(n), str(idle), url or ""],
+                         stdout=subprocess.PIPE, text=True)
+    proxy = None
+    last = ""
+    for line in p.stdout:
+        line = line.strip()
+        if line == "idle" and px:
+            px.clear_log()
+        elif line == "done" and px:
+            c = px.counts
+            lst = len(px.requests("GET", "list-type"))
+            proxy = {m: c.get(m, 0) for m in ("PUT", "GET", "HEAD", "POST",
+                                               "DELETE")}
+            proxy["GET"] -= lst
+            proxy["LIST"] = lst
+        elif line:
+            last = line
+    if p.wait(timeout=600 + 2 * idle) != 0:
+        raise SystemExit(f"many.py: the run with {n} databases failed")
+    res = json.loads(last)
+    res["where"] = "s3rver" if px else "local directory"
+    if proxy is not None:
+        res["proxy"] = proxy
+    return res
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]),
+              sys.argv[6] if len(sys.argv) > 6 else "")
         return
     ext, work, out_md = sys.argv[1:4]
     quick = os.environ.get("BENCH_QUICK") == "1"
@@ -158,25 +215,39 @@ def main():
         d = os.path.join(work, f"many-{n}")
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-        progress(f"o: {n} databases, {idle:.0f} s idle")
-        r = subprocess.run([sys.executable, os.path.abspath(__file__),
-                            "--child", ext, d, str(n), str(idle)],
-                           capture_output=True, text=True,
-                           timeout=600 + 2 * idle)
-        if r.returncode != 0:
-            sys.stderr.write(r.stderr)
-            raise SystemExit(f"many.py: the run with {n} databases failed")
-        results.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        progress(f"o: {n} databases, local directory, {idle:.0f} s idle")
+        results.append(run(ext, d, n, idle))
         shutil.rmtree(d, ignore_errors=True)
+    if os.environ.get("BENCH_S3", "1") != "0":
+        sys.path.insert(0, os.path.join(os.path.dirname(
+            os.path.abspath(__file__)), "..", "servers"))
+        from servers import FaultProxy, S3Server
+        s3 = S3Server(buckets=("bench",)).start()
+        os.environ["AWS_ACCESS_KEY_ID"] = s3.key
+        os.environ["AWS_SECRET_ACCESS_KEY"] = s3.secret
+        px = FaultProxy(s3).start()
+        try:
+            for n in counts:
+                d = os.path.join(work, f"many-s3-{n}")
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d)
+                progress(f"o: {n} databases, s3rver, {idle:.0f} s idle")
+                url = f"s3://bench/many-{n}?endpoint={px.endpoint}"
+                results.append(run(ext, d, n, idle, url, px))
+                shutil.rmtree(d, ignore_errors=True)
+        finally:
+            px.stop()
+            s3.stop()
     lines = ["", f"### o. many databases: idle {idle:.0f} s after one write "
-             "each (litestream_auto, local directory)", ""]
+             "each (litestream_auto)", ""]
     lines += table(results)
     lines.append("")
     lines.append("Requests and CPU are scaled to an hour from the idle "
                  "window; RSS per database is over the baseline with the "
                  "extension loaded and no database; setup (open, write, "
                  "sync each): " + ", ".join(
-                     f"{r['n']}: {r['setup_s']} s" for r in results) +
+                     f"{r['n']} on {r['where']}: {r['setup_s']} s"
+                     for r in results) +
                  "; databases not replicating: " + ", ".join(
                      str(r["not_replicating"]) for r in results) + ".")
     text = "\n".join(lines) + "\n"
