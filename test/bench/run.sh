@@ -16,7 +16,7 @@
 # BENCH_RESTORE_MB BENCH_DAEMON=0 (see bench.c); BENCH_WRITERS
 # BENCH_RSS_COMMITS (writers.c); BENCH_CG_COMMITS (callgrind.py -n);
 # BENCH_S3=0 BENCH_S3_RESTORE_MB BENCH_S3_TXNS BENCH_IDLE_SECONDS (see
-# s3_bench.py); BENCH_REMOTE_* (remote.py); BENCH_MANY BENCH_MANY_IDLE
+# s3_bench.py); BENCH_REMOTE_* (remote.py); BENCH_MANY BENCH_MANY_S3 BENCH_MANY_IDLE
 # (many.py).
 set -euo pipefail
 
