@@ -33,6 +33,7 @@
 #include "ext/litestream.h"
 #include "sql/sql.h"
 #include "storage/base/sqlite.h"
+#include "vfs/auto.h"
 #include "vfs/connection.h"
 #include "vfs/durability.h"
 #include "vfs/remote.h"
@@ -87,12 +88,19 @@ sqlite3_litestream_init(sqlite3 *db, char **pzErrMsg,
     /* Several threads may load at once: the first one in sets the API
      * table and registers; the others wait for it, then find it done. */
     pthread_mutex_lock(&mu);
+    char *zEnv = NULL; /* a bad LITESTREAM_AUTO_* fails every load */
     if (!registered) {
         litestream_api_set(pApi);
-        rc = register_process_wide();
+        rc = vfs_auto_env(&zEnv); /* first: a bad one registers nothing */
+        if (rc == SQLITE_OK)
+            rc = register_process_wide();
         registered = rc == SQLITE_OK;
     }
     pthread_mutex_unlock(&mu);
+    if (zEnv) {
+        *pzErrMsg = zEnv;
+        return rc;
+    }
     if (rc != SQLITE_OK) {
         *pzErrMsg = sqlite3_mprintf("litestream: cannot register: %s",
                                     sqlite3_errstr(rc));

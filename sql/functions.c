@@ -547,6 +547,8 @@ sql_register(sqlite3 *db)
     if (rc == SQLITE_OK)
         rc = sql_register_metrics(db);
     if (rc == SQLITE_OK)
+        rc = sql_register_auto(db);
+    if (rc == SQLITE_OK)
         rc = reg_add(db);
     /* Last, the one whose destructor takes db off the list. */
     if (rc == SQLITE_OK)

@@ -32,4 +32,8 @@ int sql_register_replica(sqlite3 *db);
 /* litestream_metrics(): Prometheus text (sql/metrics.c). */
 int sql_register_metrics(sqlite3 *db);
 
+/* litestream_auto([dir[, url[, pattern]]]): the rules of vfs/auto.h
+ * (sql/auto.c). */
+int sql_register_auto(sqlite3 *db);
+
 #endif

@@ -8,6 +8,7 @@
  * extension into it, and (the guard) on the thread preparing a statement.
  */
 #include "vfs/connection.h"
+#include "vfs/auto.h"
 #include "vfs/remote.h"
 #include "vfs/replicate.h"
 
@@ -55,4 +56,8 @@ vfs_attach_connection(sqlite3 *db, int is_new)
      * connection could be replicated anyway. */
     if (is_new || !ours)
         sqlite3_set_authorizer(db, guard, db);
+    /* litestream_auto's rules: a database under a rule's directory that
+     * was never configured starts replicating (vfs/auto.c). */
+    if (is_new && ours)
+        vfs_auto_attach(db, f);
 }

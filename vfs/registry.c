@@ -301,6 +301,17 @@ registry_error(ls_db *d)
     return z;
 }
 
+void
+registry_note_error(ls_db *d, char *zErr)
+{
+    pthread_mutex_lock(&d->mu);
+    if (d->rep)
+        sqlite3_free(zErr); /* replicating after all: nothing to report */
+    else
+        set_error(d, zErr);
+    pthread_mutex_unlock(&d->mu);
+}
+
 uint64_t
 registry_full_images(ls_db *d)
 {

@@ -133,6 +133,14 @@ const char *registry_path(ls_db *d); /* lives as long as d */
  */
 char *registry_error(ls_db *d);
 
+/*
+ * Records zErr (sqlite3_malloc'd; taken) as why d is not replicating, for
+ * litestream_status(), and logs it (SQLITE_WARNING); dropped if d is
+ * replicating meanwhile.  Cleared by the next successful
+ * registry_configure().
+ */
+void registry_note_error(ls_db *d, char *zErr);
+
 /* Full images the capture had to force (read under d->mu). */
 uint64_t registry_full_images(ls_db *d);
 

@@ -59,6 +59,16 @@ sidecar_exists(const char *zDbPath)
 }
 
 int
+sidecar_config_exists(const char *zDbPath)
+{
+    char *z = sqlite3_mprintf("%s-litestream/config.json", zDbPath);
+    struct stat st;
+    int r = z && stat(z, &st) == 0 && S_ISREG(st.st_mode);
+    sqlite3_free(z);
+    return r;
+}
+
+int
 sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
 {
     int rc = SQLITE_OK;

@@ -56,6 +56,10 @@ void sidecar_close(sidecar *);
 /* Does the sidecar directory of zDbPath exist?  (No creation.) */
 int sidecar_exists(const char *zDbPath);
 
+/* Does its config.json exist (replication was configured once, perhaps
+ * to stop: PRAGMA litestream_url = '')?  (No creation.) */
+int sidecar_config_exists(const char *zDbPath);
+
 /* Path of the sidecar directory and of a file inside it (owned by sc). */
 const char *sidecar_dir(const sidecar *);
 

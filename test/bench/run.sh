@@ -9,15 +9,16 @@
 #
 # Sections (docs/benchmarks.md): a-d bench.c; e, f, l s3_bench.py; g, i, j
 # writers.c; h callgrind.py; k sidecar_io.py; m remote.py (file and
-# s3rver); n durability.py (file and s3rver); o age_bench.py (encryption).
-# BENCH_ONLY=LETTERS runs a subset
-# (e.g. BENCH_ONLY=hk).
+# s3rver); n durability.py (file and s3rver); o age_bench.py (encryption);
+# p many.py (200 and 1,000 idle databases).
+# BENCH_ONLY=LETTERS runs a subset (e.g. BENCH_ONLY=hk).
 # Other knobs (environment): BENCH_SECONDS BENCH_WARMUP BENCH_REPS
 # BENCH_VALUE BENCH_LAG_SECONDS BENCH_LAG_RATE BENCH_BIG_MB BENCH_BIG_ROW_KB
 # BENCH_RESTORE_MB BENCH_DAEMON=0 (see bench.c); BENCH_WRITERS
 # BENCH_RSS_COMMITS (writers.c); BENCH_CG_COMMITS (callgrind.py -n);
 # BENCH_S3=0 BENCH_S3_RESTORE_MB BENCH_S3_TXNS BENCH_IDLE_SECONDS (see
-# s3_bench.py); BENCH_REMOTE_* (remote.py).
+# s3_bench.py); BENCH_REMOTE_* (remote.py); BENCH_MANY BENCH_MANY_S3 BENCH_MANY_IDLE
+# (many.py).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,7 @@ root=$(cd "$here/../.." && pwd)
 build="$root/build-bench"
 daemon="$here/node_modules/@flydotio/litestream-linux-x64/litestream"
 lvfs="$here/node_modules/litestream-vfs-linux-amd64/litestream-vfs.so"
-only="${BENCH_ONLY:-abcdefghijklmno}"
+only="${BENCH_ONLY:-abcdefghijklmnop}"
 want() { case "$only" in *"$1"*) return 0 ;; esac; return 1; }
 
 cd "$root"
@@ -157,6 +158,12 @@ if want o && command -v age-keygen >/dev/null; then
     /usr/bin/python3 "$here/age_bench.py" --so "$build/litestream.so" \
         --mb "$([ "${BENCH_QUICK:-0}" = 1 ] && echo 32 || echo 200)" \
         --out "$build/bench-results.md" >/dev/null
+fi
+# Many databases, idle (p): threads, RSS, CPU and requests of 200 and
+# 1,000 databases in one process (the shared pool).
+if want p; then
+    /usr/bin/python3 "$here/many.py" "$build/litestream" "$work/many" \
+        "$build/bench-results.md" >/dev/null
 fi
 {
     echo
