@@ -78,9 +78,9 @@ struct replicator {
     uint64_t scratch_cap;
     int replica_checked;
     int need_full;
-    uint64_t foreign_upto; /* the replica's TXIDs up to here are not this
-                            * database's (check_replica): spooled records
-                            * at or below are never uploaded there */
+    uint64_t foreign_upto;  /* the replica's TXIDs up to here are not this
+                             * database's (check_replica): spooled records
+                             * at or below are never uploaded there */
     int64_t next_upload_ms; /* the next upload pass is due */
     int backoff_ms;
     uint64_t db_dev, db_ino; /* the database file's identity at open */
