@@ -497,8 +497,11 @@ sftpb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
     return rc;
 }
 
+/* Lists the regular files (dirs 0) or the directories (dirs 1) directly
+ * under prefix. */
 static int
-sftpb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+sftp_list_kind(backend *b, const char *prefix, int dirs, backend_obj **objs,
+               int *n)
 {
     sftp_backend *sb = (sftp_backend *)b;
     char *zPath = sftp_path(sb, prefix);
@@ -523,8 +526,8 @@ sftpb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     rc = sftp_do(sb, &req, &s, "list", zPath, &resp);
     sb->counters.n_list++;
     if (rc == SQLITE_OK) {
-        rc = sftp_parse_listing((const char *)resp.body, resp.nbody,
-                                clock_now_ms(), objs, n);
+        rc = (dirs ? sftp_parse_dirs : sftp_parse_listing)(
+            (const char *)resp.body, resp.nbody, clock_now_ms(), objs, n);
         if (rc != SQLITE_OK)
             sftp_err(sb, rc, NULL);
     } else if (rc == SQLITE_NOTFOUND) {
@@ -534,6 +537,18 @@ sftpb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     sqlite3_free(zPath);
     sqlite3_free(zUrl);
     return rc;
+}
+
+static int
+sftpb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return sftp_list_kind(b, prefix, 0, objs, n);
+}
+
+static int
+sftpb_list_dirs(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return sftp_list_kind(b, prefix, 1, objs, n);
 }
 
 static int
@@ -735,6 +750,7 @@ const backend_vtab backend_sftp_vtab = {
     .get = sftpb_get,
     .list = sftpb_list,
     .list_tree = NULL,
+    .list_dirs = sftpb_list_dirs,
     .del = sftpb_del,
     .errmsg = sftpb_errmsg,
     .counters = sftpb_counters,

@@ -33,4 +33,11 @@
 int sftp_parse_listing(const char *z, size_t n, int64_t now_ms,
                        backend_obj **objs, int *nObj);
 
+/*
+ * As sftp_parse_listing(), but returns the directories ('d' lines) other
+ * than "." and "..", size 0: what backend_list_dirs() lists.
+ */
+int sftp_parse_dirs(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
+                    int *nObj);
+
 #endif

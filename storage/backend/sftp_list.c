@@ -3,10 +3,11 @@
  * (sftp.h).
  *
  * Invariants:
- *   1. Only regular files ('-' type) with a decimal size, a month name, a
- *      day, a time or year and a non-empty name without control characters
- *      are returned; anything else is skipped, never an error (the input
- *      comes from the network).
+ *   1. Only regular files ('-' type; directories, 'd', for
+ *      sftp_parse_dirs, but not "." and "..") with a decimal size, a month
+ *      name, a day, a time or year and a non-empty name without control
+ *      characters are returned; anything else is skipped, never an error
+ *      (the input comes from the network).
  *   2. Times are read as UTC (servers print their local time; run them in
  *      UTC) and rounded up to the end of their minute, capped at now.
  *
@@ -93,9 +94,11 @@ sftp_time(const char *const *az, const size_t *an, int64_t now_ms)
     return t > now_ms ? now_ms : t;
 }
 
-/* Parses one line; 1 and *o (key allocated) if it is a regular file. */
+/* Parses one line; 1 and *o (key allocated) if it is an entry of type
+ * kind ('-' a regular file, 'd' a directory other than "." and ".."). */
 static int
-sftp_line(const char *z, size_t n, int64_t now_ms, backend_obj *o, int *nomem)
+sftp_line(const char *z, size_t n, char kind, int64_t now_ms, backend_obj *o,
+          int *nomem)
 {
     const char *az[SFTP_FIELDS];
     size_t an[SFTP_FIELDS], i = 0;
@@ -112,13 +115,16 @@ sftp_line(const char *z, size_t n, int64_t now_ms, backend_obj *o, int *nomem)
         if (an[f] == 0)
             return 0;
     }
-    if (i >= n || an[0] != 10 || az[0][0] != '-' ||
+    if (i >= n || an[0] != 10 || az[0][0] != kind ||
         !sftp_num(az[4], an[4], &size))
         return 0;
     i++; /* the one separator before the name */
     int64_t t = sftp_time(az + 5, an + 5, now_ms);
     if (t < 0 || i >= n)
         return 0;
+    if (kind == 'd' && z[i] == '.' &&
+        (n - i == 1 || (n - i == 2 && z[i + 1] == '.')))
+        return 0; /* the directory itself and its parent */
     for (size_t k = i; k < n; k++)
         if ((unsigned char)z[k] < 0x20 || z[k] == 0x7f)
             return 0; /* no object of ours has such a name */
@@ -127,14 +133,14 @@ sftp_line(const char *z, size_t n, int64_t now_ms, backend_obj *o, int *nomem)
         *nomem = 1;
         return 0;
     }
-    o->size = size;
+    o->size = kind == 'd' ? 0 : size;
     o->created_ms = t;
     return 1;
 }
 
-int
-sftp_parse_listing(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
-                   int *nObj)
+static int
+sftp_parse_kind(const char *z, size_t n, char kind, int64_t now_ms,
+                backend_obj **objs, int *nObj)
 {
     objlist l = {0};
     backend_obj *o = NULL;
@@ -147,9 +153,23 @@ sftp_parse_listing(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
             k++;
         if ((o = objlist_slot(&l)) == NULL)
             nomem = 1;
-        else if (k > i && sftp_line(z + i, k - i, now_ms, o, &nomem))
+        else if (k > i && sftp_line(z + i, k - i, kind, now_ms, o, &nomem))
             l.n++;
         i = k + 1;
     }
     return objlist_finish(&l, nomem ? SQLITE_NOMEM : SQLITE_OK, objs, nObj);
+}
+
+int
+sftp_parse_listing(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
+                   int *nObj)
+{
+    return sftp_parse_kind(z, n, '-', now_ms, objs, nObj);
+}
+
+int
+sftp_parse_dirs(const char *z, size_t n, int64_t now_ms, backend_obj **objs,
+                int *nObj)
+{
+    return sftp_parse_kind(z, n, 'd', now_ms, objs, nObj);
 }

@@ -488,12 +488,16 @@ davb_get(backend *b, const char *key, uint64_t offset, uint64_t len,
     return rc;
 }
 
+/* Lists the objects (dirs 0) or the collections (dirs 1) directly under
+ * prefix. */
 static int
-davb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+dav_list_kind(backend *b, const char *prefix, int dirs, backend_obj **objs,
+              int *n)
 {
     static const long ok[] = {207, 0};
     dav_backend *db = (dav_backend *)b;
     char *zUrl = dav_url(db, prefix);
+    char *zSelf = sqlite3_mprintf("/%s%s", db->zRoot, prefix);
     dav_call call = {.method = "PROPFIND",
                      .url = zUrl,
                      .key = prefix,
@@ -509,14 +513,19 @@ davb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
 
     *objs = NULL;
     *n = 0;
-    if (zUrl == NULL)
+    if (zUrl == NULL || zSelf == NULL) {
+        sqlite3_free(zUrl);
+        sqlite3_free(zSelf);
         return dav_err(db, SQLITE_NOMEM, NULL);
+    }
     rc = dav_do(db, &call, ok, &resp);
     if (rc == SQLITE_NOTFOUND) {
         rc = SQLITE_OK; /* no collection yet: nothing in it */
     } else if (rc == SQLITE_OK) {
-        rc = webdav_parse_propfind((const char *)resp.body, resp.nbody, objs, n,
-                                   &zErr);
+        rc = dirs ? webdav_parse_dirs((const char *)resp.body, resp.nbody,
+                                      zSelf, objs, n, &zErr)
+                  : webdav_parse_propfind((const char *)resp.body, resp.nbody,
+                                          objs, n, &zErr);
         if (rc == SQLITE_CORRUPT)
             rc = dav_err(db, SQLITE_IOERR,
                          sqlite3_mprintf("litestream: WebDAV PROPFIND '%s' on "
@@ -529,7 +538,20 @@ davb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     sqlite3_free(zErr);
     http_resp_clear(&resp);
     sqlite3_free(zUrl);
+    sqlite3_free(zSelf);
     return rc;
+}
+
+static int
+davb_list(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return dav_list_kind(b, prefix, 0, objs, n);
+}
+
+static int
+davb_list_dirs(backend *b, const char *prefix, backend_obj **objs, int *n)
+{
+    return dav_list_kind(b, prefix, 1, objs, n);
 }
 
 static int
@@ -677,8 +699,8 @@ davb_open_https(const ls_url *u, backend **out, char **pzErr)
         .name = zName, .caps = BACKEND_CAP_RANGE | BACKEND_CAP_ATOMIC,         \
         .level_fmt = "ltx/%d/", .open = xOpen, .close = davb_close,            \
         .put = davb_put, .put_file = davb_put_file, .get = davb_get,           \
-        .list = davb_list, .list_tree = NULL, .del = davb_del,                 \
-        .errmsg = davb_errmsg, .counters = davb_counters,                      \
+        .list = davb_list, .list_tree = NULL, .list_dirs = davb_list_dirs,     \
+        .del = davb_del, .errmsg = davb_errmsg, .counters = davb_counters,     \
         .rename_excl = davb_rename_excl,                                       \
     }
 

@@ -33,4 +33,15 @@
 int webdav_parse_propfind(const char *z, size_t n, backend_obj **objs,
                           int *nObj, char **pzErr);
 
+/*
+ * As webdav_parse_propfind(), but returns the collections (size 0), named
+ * by the last segment of their href without its trailing '/', except the
+ * listed collection itself: the one whose href path (without scheme and
+ * authority, percent-decoded, trailing '/' ignored) is zSelf, the decoded
+ * server path that was listed ("/app/generations/").  What
+ * backend_list_dirs() lists.
+ */
+int webdav_parse_dirs(const char *z, size_t n, const char *zSelf,
+                      backend_obj **objs, int *nObj, char **pzErr);
+
 #endif

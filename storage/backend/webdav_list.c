@@ -9,6 +9,8 @@
  *   2. A member is returned only with a decimal size and a clean name (no
  *      '/', no control character, not empty); anything else in the answer
  *      is skipped, never trusted (the input comes from the network).
+ *      webdav_parse_dirs() returns the collections instead, with the same
+ *      clean names, except the listed collection itself.
  *
  * Threads: pure functions; any thread.
  */
@@ -34,21 +36,25 @@ dav_hex(char c)
     return -1;
 }
 
-/* The decoded last segment of an href (trailing '/' ignored), or NULL when
- * it is not a clean name; *nomem on allocation failure. */
+/* The decoded last segment of an href, or NULL when it is not a clean
+ * name; *nomem on allocation failure.  A trailing '/' (a collection) is
+ * stripped when dirs, else the href is no object. */
 static char *
-dav_name(const char *zHref, int *nomem)
+dav_name(const char *zHref, int dirs, int *nomem)
 {
     size_t n = strlen(zHref), i, o = 0;
     const char *zSeg;
     char *z;
 
-    if (n > 0 && zHref[n - 1] == '/')
-        return NULL; /* a collection */
+    if (n > 0 && zHref[n - 1] == '/') {
+        if (!dirs)
+            return NULL; /* a collection */
+        n--;
+    }
     zSeg = zHref + n;
     while (zSeg > zHref && zSeg[-1] != '/')
         zSeg--;
-    n = strlen(zSeg);
+    n -= (size_t)(zSeg - zHref);
     if (n == 0)
         return NULL;
     z = sqlite3_malloc64(n + 1);
@@ -75,6 +81,37 @@ dav_name(const char *zHref, int *nomem)
 bad:
     sqlite3_free(z);
     return NULL;
+}
+
+/* Whether an href (a path or an absolute URL) names the server path zSelf
+ * (decoded), once percent-decoded and without trailing '/'. */
+static int
+dav_is_self(const char *zHref, const char *zSelf)
+{
+    const char *p = strstr(zHref, "://");
+    size_t n, m = strlen(zSelf), i, j = 0;
+
+    if (zHref[0] != '/' && p) {
+        zHref = strchr(p + 3, '/');
+        if (zHref == NULL)
+            zHref = "";
+    }
+    n = strlen(zHref);
+    while (n > 0 && zHref[n - 1] == '/')
+        n--;
+    while (m > 0 && zSelf[m - 1] == '/')
+        m--;
+    for (i = 0; i < n; i++, j++) {
+        int c = (unsigned char)zHref[i];
+        if (c == '%' && i + 2 < n && dav_hex(zHref[i + 1]) >= 0 &&
+            dav_hex(zHref[i + 2]) >= 0) {
+            c = dav_hex(zHref[i + 1]) * 16 + dav_hex(zHref[i + 2]);
+            i += 2;
+        }
+        if (j >= m || (unsigned char)zSelf[j] != c)
+            return 0;
+    }
+    return j == m;
 }
 
 /* Unix ms of "Mon, 07 Dec 2026 01:45:56 GMT"; 0 if malformed. */
@@ -130,13 +167,14 @@ dav_size(const char *z, uint64_t *v)
     return n > 0;
 }
 
-/* Fills *o from one <response>; 1 if it is an object (key allocated). */
+/* Fills *o from one <response>; 1 if it is an object (zSelf NULL) or a
+ * collection other than zSelf (key allocated). */
 static int
-dav_member(const xml_node *r, backend_obj *o, int *nomem)
+dav_member(const xml_node *r, const char *zSelf, backend_obj *o, int *nomem)
 {
     const xml_node *ps, *prop = NULL;
     uint64_t size = 0;
-    int has_size = 0;
+    int has_size = 0, coll = 0;
     int64_t t = 0;
 
     for (ps = xml_child(r, "propstat"); ps; ps = xml_next(ps)) {
@@ -146,26 +184,28 @@ dav_member(const xml_node *r, backend_obj *o, int *nomem)
             continue;
         const xml_node *rt = xml_child(prop, "resourcetype");
         if (rt && xml_child(rt, "collection"))
-            return 0;
+            coll = 1;
         if (dav_size(xml_text(prop, "getcontentlength"), &size))
             has_size = 1;
         if (t == 0)
             t = dav_time(xml_text(prop, "getlastmodified"));
     }
     const char *zHref = xml_text(r, "href");
-    if (!has_size || zHref == NULL)
+    if (zHref == NULL ||
+        (zSelf ? !coll || dav_is_self(zHref, zSelf) : coll || !has_size))
         return 0;
-    o->key = dav_name(zHref, nomem);
+    o->key = dav_name(zHref, zSelf != NULL, nomem);
     if (o->key == NULL)
         return 0;
-    o->size = size;
+    o->size = zSelf ? 0 : size;
     o->created_ms = t;
     return 1;
 }
 
-int
-webdav_parse_propfind(const char *z, size_t n, backend_obj **objs, int *nObj,
-                      char **pzErr)
+/* webdav_parse_propfind(), or with zSelf webdav_parse_dirs(). */
+static int
+dav_parse(const char *z, size_t n, const char *zSelf, backend_obj **objs,
+          int *nObj, char **pzErr)
 {
     xml_node *root = NULL;
     const xml_node *r;
@@ -191,9 +231,23 @@ webdav_parse_propfind(const char *z, size_t n, backend_obj **objs, int *nObj,
     for (r = xml_child(root, "response"); r && !nomem; r = xml_next(r)) {
         if ((o = objlist_slot(&l)) == NULL)
             nomem = 1;
-        else if (dav_member(r, o, &nomem))
+        else if (dav_member(r, zSelf, o, &nomem))
             l.n++;
     }
     xml_free(root);
     return objlist_finish(&l, nomem ? SQLITE_NOMEM : SQLITE_OK, objs, nObj);
+}
+
+int
+webdav_parse_propfind(const char *z, size_t n, backend_obj **objs, int *nObj,
+                      char **pzErr)
+{
+    return dav_parse(z, n, NULL, objs, nObj, pzErr);
+}
+
+int
+webdav_parse_dirs(const char *z, size_t n, const char *zSelf,
+                  backend_obj **objs, int *nObj, char **pzErr)
+{
+    return dav_parse(z, n, zSelf, objs, nObj, pzErr);
 }

@@ -86,6 +86,50 @@ test_sftp_listing(void)
     ok(rc == SQLITE_OK && n == 0 && o == NULL, "sftp: empty listing");
 }
 
+/* backend_list_dirs() on sftp: the directories, not ".", "..", files or
+ * links, size 0, dated like files. */
+static void
+test_sftp_dirs(void)
+{
+    static const char ls[] =
+        "drwxr-xr-x    2 root     root         4096 Dec  7 01:44 .\n"
+        "drwxr-xr-x    3 root     root         4096 Dec  7 01:40 ..\n"
+        "drwxr-xr-x    4 root     root         4096 Dec  7 01:30 "
+        "66fbdbafd1bf1f64\n"
+        "-rw-r--r--    1 root     root           12 Dec  7 01:44 file\n"
+        "lrwxrwxrwx    1 root     root            6 Dec  7 01:44 l -> x\n"
+        "drwxr-xr-x    4 root     root         4096 Jan  2  2025 "
+        "0123456789abcdef\r\n"
+        "drwxr-xr-x    2 root     root         4096 Dec  7 01:44 .hidden\n"
+        "drwxr-xr-x    2 root     root         4096 Foo  7 01:44 badmonth\n"
+        "drwxr-xr-x 2 u g 4096 Dec  7 01:44 dir with spaces";
+    int64_t now = utc(2026, 12, 7, 1, 44, 30);
+    backend_obj *o = NULL;
+    int n = -1, rc;
+
+    rc = sftp_parse_dirs(ls, strlen(ls), now, &o, &n);
+    ok(rc == SQLITE_OK && n == 4, "sftp dirs: directories only (%d)", n);
+    if (rc == SQLITE_OK && n == 4) {
+        ok(strcmp(o[0].key, ".hidden") == 0 &&
+               strcmp(o[1].key, "0123456789abcdef") == 0 &&
+               strcmp(o[2].key, "66fbdbafd1bf1f64") == 0 &&
+               strcmp(o[3].key, "dir with spaces") == 0,
+           "sftp dirs: in key order, names kept whole, no . or ..");
+        ok(o[0].size == 0 && o[1].size == 0 && o[2].size == 0,
+           "sftp dirs: size 0");
+        ok(o[1].created_ms == utc(2025, 1, 2, 0, 0, 0) + 59999 &&
+               o[2].created_ms == utc(2026, 12, 7, 1, 30, 0) + 59999,
+           "sftp dirs: dated like files");
+    }
+    backend_objs_free(o, n);
+    rc = sftp_parse_listing(ls, strlen(ls), now, &o, &n);
+    ok(rc == SQLITE_OK && n == 1 && strcmp(o[0].key, "file") == 0,
+       "sftp: the same listing's files are the one file");
+    backend_objs_free(o, n);
+    rc = sftp_parse_dirs("", 0, now, &o, &n);
+    ok(rc == SQLITE_OK && n == 0 && o == NULL, "sftp dirs: empty listing");
+}
+
 static const char dav_rclone[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><D:multistatus "
     "xmlns:D=\"DAV:\"><D:response><D:href>/app/ltx/0/</D:href><D:propstat>"
@@ -152,11 +196,72 @@ test_propfind(void)
     sqlite3_free(zErr);
 }
 
+/* backend_list_dirs() on webdav: the collections other than the listed
+ * one (however its href is spelled), names decoded and clean. */
+static void
+test_propfind_dirs(void)
+{
+    static const char *const self[] = {
+        "/app/generations/", "http://h:1/app/generations", "/app/gener%61tions",
+        "https://h/app//generations//"};
+    backend_obj *o = NULL;
+    char *zErr = NULL;
+    int n = -1, rc, all = 1;
+
+    rc = webdav_parse_dirs(dav_rclone, strlen(dav_rclone), "/app/ltx/0/", &o,
+                           &n, &zErr);
+    ok(rc == SQLITE_OK && n == 1 && strcmp(o[0].key, "sub") == 0 &&
+           o[0].size == 0,
+       "propfind dirs: the sub-collection, not the listed one nor files (%d)",
+       n);
+    backend_objs_free(o, n);
+    for (int i = 0; i < 4; i++) {
+        char *z = sqlite3_mprintf(
+            "<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>%s"
+            "</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
+            "</D:resourcetype></D:prop></D:propstat></D:response>"
+            "<D:response><D:href>/app/generations/66fbdbafd1bf1f64/</D:href>"
+            "<D:propstat><D:prop><D:resourcetype><D:collection/>"
+            "</D:resourcetype><D:getlastmodified>Mon, 07 Dec 2026 01:45:56 "
+            "GMT</D:getlastmodified></D:prop></D:propstat></D:response>"
+            "<D:response><D:href>http://h:1/app/generations/a%%20b</D:href>"
+            "<D:propstat><D:prop><D:resourcetype><D:collection/>"
+            "</D:resourcetype></D:prop></D:propstat></D:response>"
+            "<D:response><D:href>/app/generations/evil%%2F..%%2F/</D:href>"
+            "<D:propstat><D:prop><D:resourcetype><D:collection/>"
+            "</D:resourcetype></D:prop></D:propstat></D:response>"
+            "<D:response><D:href>/app/generations/gone/</D:href><D:propstat>"
+            "<D:prop><D:resourcetype><D:collection/></D:resourcetype>"
+            "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status>"
+            "</D:propstat></D:response></D:multistatus>",
+            self[i]);
+        rc =
+            webdav_parse_dirs(z, strlen(z), "/app/generations/", &o, &n, &zErr);
+        if (rc != SQLITE_OK || n != 2 ||
+            strcmp(o[0].key, "66fbdbafd1bf1f64") != 0 ||
+            strcmp(o[1].key, "a b") != 0 ||
+            o[0].created_ms != utc(2026, 12, 7, 1, 45, 56)) {
+            all = 0;
+            diag("self href %s: rc %d, %d dirs", self[i], rc, n);
+        }
+        backend_objs_free(o, n);
+        sqlite3_free(z);
+    }
+    ok(all, "propfind dirs: the listed collection is skipped however its "
+            "href is spelled; escapes decoded; only 200 propstats");
+    rc = webdav_parse_dirs("<html>no</html>", 15, "/", &o, &n, &zErr);
+    ok(rc == SQLITE_CORRUPT && zErr && strstr(zErr, "multistatus") && !o,
+       "propfind dirs: not a multistatus: %s", zErr ? zErr : "(null)");
+    sqlite3_free(zErr);
+}
+
 int
 main(void)
 {
     api_init();
     test_sftp_listing();
     test_propfind();
+    test_sftp_dirs();
+    test_propfind_dirs();
     return tap_done();
 }
