@@ -359,7 +359,7 @@ int
 rep_lease_check(replicator *r)
 {
     char *zWhy = NULL;
-    if (lease_ok(r->lease, &zWhy))
+    if (lease_ok(r->t->lease, &zWhy))
         return 1;
     pthread_mutex_lock(&r->mu);
     int same = zWhy && r->last_error && strcmp(zWhy, r->last_error) == 0;

@@ -129,6 +129,24 @@ int replicator_sync(replicator *, uint64_t txid, int timeout_ms,
                     uint64_t *replicated, char **pzErr);
 
 /*
+ * The same, waiting until `need` replicas of a URL list hold txid: 1 (the
+ * first to get there: PRAGMA litestream_durability = 'remote') or
+ * REP_SYNC_ALL (every one: replicator_sync, 'remote-all').  *replicated
+ * receives the TXID that many replicas hold; on timeout *pzErr names the
+ * first replica below txid and its last error.
+ */
+#define REP_SYNC_ALL 0
+int replicator_sync_n(replicator *, uint64_t txid, int need, int timeout_ms,
+                      uint64_t *replicated, char **pzErr);
+
+/*
+ * Checks a replica URL or a whitespace-separated list of them (at most
+ * LS_MAX_REPLICAS) without opening anything.  SQLITE_OK, or an error with
+ * *pzErr saying what is wrong.
+ */
+int replicator_check_url(const char *zUrl, char **pzErr);
+
+/*
  * Whether the uploader needs the capture to read a full image itself (no
  * private connection can: a writer holds the database in exclusive locking
  * mode).  replicator_take_image_request() clears the request.  A memory
@@ -156,7 +174,7 @@ void replicator_pitr(replicator *, ls_pitr *o);
 int replicator_snapshot(replicator *, int timeout_ms, uint64_t *txid,
                         char **pzErr);
 
-/* The URL with secrets redacted (owned by the replicator). */
+/* The URL (list) with secrets redacted (owned by the replicator). */
 const char *replicator_url(replicator *);
 
 /* A copy of the last replication error (sqlite3_free it), or NULL. */
