@@ -204,6 +204,43 @@ upload_target(replicator *r, rep_target *tg, int64_t t, int asked)
 }
 
 /*
+ * A replica that keeps failing must not fill the spool for the others
+ * (once full, every replica would need a full image): when the spool
+ * passes half its limit while at least one replica is healthy, the failing
+ * ones (backing off, or without their writer lease) are released: the spool
+ * drops what only they still need, and each continues with a full image once it
+ * is reachable again.
+ */
+static void
+release_laggards(replicator *r)
+{
+    uint64_t healthy = UINT64_MAX; /* what the healthy replicas hold */
+    int released = 0;
+    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit / 2 || r->ntg < 2)
+        return;
+    for (int i = 0; i < r->ntg; i++) {
+        uint64_t v = sidecar_replicated_n(r->sc, i);
+        if (!r->tg[i].backoff_ms && r->tg[i].leased && v < healthy)
+            healthy = v;
+    }
+    for (int i = 0; healthy != UINT64_MAX && i < r->ntg; i++) {
+        rep_target *tg = &r->tg[i];
+        if (tg->released || (!tg->backoff_ms && tg->leased) ||
+            sidecar_replicated_n(r->sc, i) >= healthy)
+            continue;
+        tg->released = released = 1;
+        tg->need_full = 1;
+        sqlite3_log(SQLITE_WARNING,
+                    "litestream: replica %s of '%s' keeps failing while the "
+                    "spool fills: it continues with a full image once "
+                    "reachable",
+                    tg->url->redacted, r->zDbPath);
+    }
+    if (released)
+        spool_drop_upto(r->sp, rep_spool_floor(r));
+}
+
+/*
  * The upload part of a pass (a heavy pass whose upload is due): the checks
  * that decide whether this process ships, each replica's upload, the next
  * due time (the earliest replica's).
@@ -225,6 +262,7 @@ upload_pass(replicator *r, int64_t t, int asked)
             if (r->tg[i].next_upload_ms < next)
                 next = r->tg[i].next_upload_ms;
         }
+        release_laggards(r);
         pthread_mutex_lock(&r->mu);
         r->shipping = leased;
         pthread_mutex_unlock(&r->mu);
@@ -436,7 +474,17 @@ char *
 replicator_last_error(replicator *r)
 {
     pthread_mutex_lock(&r->mu);
-    char *z = r->last_error ? sqlite3_mprintf("%s", r->last_error) : NULL;
+    char *z = NULL;
+    /* Several replicas: the first failing one, named. */
+    for (int i = 0; !z && r->ntg > 1 && i < r->ntg; i++) {
+        const char *e = r->tg[i].last_error;
+        if (e && strncmp(e, "litestream: ", 12) == 0)
+            e += 12;
+        if (e)
+            z = sqlite3_mprintf("replica %s: %s", r->tg[i].url->redacted, e);
+    }
+    if (!z && r->last_error)
+        z = sqlite3_mprintf("%s", r->last_error);
     pthread_mutex_unlock(&r->mu);
     return z;
 }

@@ -177,7 +177,8 @@ int replicator_snapshot(replicator *, int timeout_ms, uint64_t *txid,
 /* The URL (list) with secrets redacted (owned by the replicator). */
 const char *replicator_url(replicator *);
 
-/* A copy of the last replication error (sqlite3_free it), or NULL. */
+/* A copy of the last replication error (sqlite3_free it), or NULL; with
+ * several replicas the first failing replica's, prefixed with its URL. */
 char *replicator_last_error(replicator *);
 
 /*

@@ -54,6 +54,8 @@ typedef struct rep_target {
     int64_t next_upload_ms; /* its next upload pass is due */
     int backoff_ms;         /* atomic: 0 unless its last pass failed */
     int leased;             /* its writer lease was held at the last check */
+    int released; /* failing while the spool filled: the spool no longer
+                   * keeps its TXIDs (it continues with a full image) */
     /* mu */
     char *last_error;
     int64_t last_error_ms;
@@ -161,6 +163,20 @@ rep_min_replicated(replicator *r)
             m = v;
     }
     return m;
+}
+
+/* Below which TXID the spool may drop records: what every replica still
+ * fed from the spool holds (released ones continue with a full image). */
+static inline uint64_t
+rep_spool_floor(replicator *r)
+{
+    uint64_t m = UINT64_MAX;
+    for (int i = 0; i < r->ntg; i++) {
+        uint64_t v = sidecar_replicated_n(r->sc, i);
+        if (!r->tg[i].released && v < m)
+            m = v;
+    }
+    return m == UINT64_MAX ? rep_min_replicated(r) : m;
 }
 
 #endif

@@ -108,6 +108,7 @@ replica_json(replicator *r, rep_target *tg, uint64_t txid)
     ls_json_set(
         o, "backoff_ms",
         json_integer(__atomic_load_n(&tg->backoff_ms, __ATOMIC_RELAXED)), &bad);
+    ls_json_set(o, "released", json_boolean(tg->released), &bad);
     ls_json_set(o, "counters", counters(r, tg), &bad);
     ls_json_set(o, "last_upload", json_integer(tg->last_upload_ms), &bad);
     ls_json_set(o, "last_error", last_error(tg->last_error, tg->last_error_ms),

@@ -81,24 +81,34 @@ rep_open_targets(replicator *r, const char *zUrl, char **pzErr)
 int
 replicator_check_url(const char *zUrl, char **pzErr)
 {
-    const char *z = zUrl;
+    const char *z = zUrl, *azSeen[LS_MAX_REPLICAS];
+    size_t anSeen[LS_MAX_REPLICAS];
     int n = 0, rc = SQLITE_OK;
     while (rc == SQLITE_OK) {
         z += strspn(z, " \t\r\n");
         size_t len = strcspn(z, " \t\r\n");
         if (!len)
             break;
-        char *zOne = sqlite3_mprintf("%.*s", (int)len, z);
-        ls_url *u = NULL;
-        rc = zOne ? url_parse(zOne, &u, pzErr) : SQLITE_NOMEM;
-        url_free(u);
-        sqlite3_free(zOne);
-        if (rc == SQLITE_OK && ++n > LS_MAX_REPLICAS) {
+        if (n == LS_MAX_REPLICAS) {
             *pzErr = sqlite3_mprintf("litestream: at most %d replica URLs "
                                      "per database, not more",
                                      LS_MAX_REPLICAS);
-            rc = SQLITE_ERROR;
+            return SQLITE_ERROR;
         }
+        char *zOne = sqlite3_mprintf("%.*s", (int)len, z);
+        ls_url *u = NULL;
+        rc = zOne ? url_parse(zOne, &u, pzErr) : SQLITE_NOMEM;
+        for (int i = 0; rc == SQLITE_OK && i < n; i++)
+            if (anSeen[i] == len && memcmp(azSeen[i], z, len) == 0) {
+                *pzErr = sqlite3_mprintf("litestream: the URL list names %s "
+                                         "twice: give each replica once",
+                                         u->redacted);
+                rc = SQLITE_ERROR;
+            }
+        url_free(u);
+        sqlite3_free(zOne);
+        azSeen[n] = z;
+        anSeen[n++] = len;
         z += len;
     }
     return rc;

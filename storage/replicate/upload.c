@@ -150,7 +150,9 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
     if (cktab_save(&tg->ck, to, changed, nchanged) != SQLITE_OK)
         sqlite3_log(SQLITE_WARNING, "litestream: cannot save %s", tg->ck.zPath);
     sidecar_set_replicated_n(r->sc, tg->idx, to, t);
-    spool_drop_upto(r->sp, rep_min_replicated(r));
+    if (full)
+        tg->released = 0; /* fed from the spool again */
+    spool_drop_upto(r->sp, rep_spool_floor(r));
     pthread_mutex_lock(&r->mu);
     tg->last_upload_ms = t;
     r->last_upload_ms = t;
