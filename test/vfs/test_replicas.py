@@ -253,6 +253,15 @@ def bad_lists():
            f"refused: {want} ({err}); the URL stays {now}")
     con.execute("SELECT litestream_sync(10000)").fetchone()
     restore_from(a, os.path.join(d, "out.db"), db, "after refused lists")
+    err = None
+    try:
+        con.execute("SELECT litestream_restore(?, ?)",
+                    (f"{a} {b}", os.path.join(d, "list.db"))).fetchone()
+    except sqlite3.Error as e:
+        err = str(e)
+    ok(err and "give one URL here" in err and
+       not os.path.exists(os.path.join(d, "list.db")),
+       f"a restore from a list is refused, saying to give one URL ({err})")
     con.close()
     cleanup(d)
 
