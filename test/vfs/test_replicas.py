@@ -7,13 +7,14 @@ first replica, 'remote-all' for every one.  Once healthy it catches up, and
 a restore from each URL is identical to the database.  A reopen continues
 every replica from its own position (no full image).  Bad lists are
 refused and change nothing.  On the directory backend, and as replicas-s3
-with the first replica on s3rver (the others file://)."""
+with the first replica on s3rver (the others file://) plus a stalled S3
+replica behind the fault proxy (test/servers/faultproxy.py)."""
 import json
 import os
 import sqlite3
 import time
 
-from harness import (SO, cleanup, done, dump_hash, load, ok, replica_url,
+from harness import (BACKEND, SO, cleanup, done, dump_hash, load, ok, replica_url,
                      run_cases, scratch)
 
 UNCONFIRMED = 28 | (0x4C << 8)  # LITESTREAM_UNCONFIRMED (docs/sql.md)
@@ -231,6 +232,56 @@ def spool_released():
     cleanup(d)
 
 
+def slow_s3():
+    """An S3 replica behind a proxy that stalls every request: with a short
+    timeout and no retries in its URL, the file:// replica keeps its lag;
+    once the proxy passes requests again both restore identically."""
+    import sys
+    import harness
+    sys.path.insert(0, os.path.join(os.environ["LITESTREAM_SRCDIR"], "test",
+                                    "servers"))
+    from faultproxy import FaultProxy
+    s3 = harness.s3_server()
+    proxy = FaultProxy(s3).start()
+    d = scratch("replicas-slow")
+    slow = replica_url(d, "slow").replace(s3.endpoint, proxy.endpoint)
+    urls = ["file://" + os.path.join(d, "a"),
+            slow + "&timeout=300ms&retries=0"]
+    rule = proxy.add_rule(fault="stall", seconds=5)
+    db = os.path.join(d, "app.db")
+    con = open_db(db)
+    con.execute(f"PRAGMA litestream_url = '{' '.join(urls)}'")
+    con.execute("PRAGMA litestream_sync_interval = 100")
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+    lags = []
+    for i in range(15):
+        con.execute("INSERT INTO t(v) VALUES (randomblob(500))")
+        t0 = time.time()
+        want = int(status(con)["txid"], 16)
+        wait_for(lambda: replicated(status(con), 0) >= want, "lag", 20)
+        lags.append(time.time() - t0)
+    s = status(con)
+    ok(replicated(s, 0) == int(s["txid"], 16) and max(lags) < 5 and
+       replicated(s, 1) < int(s["txid"], 16),
+       f"the S3 replica stalls; the file replica kept up with every commit "
+       f"(longest {max(lags):.2f} s with a 0.3 s timeout on the stalled one)")
+    proxy.remove_rule(rule)
+    try:
+        con.execute("SELECT litestream_sync(60000)").fetchone()
+        err = None
+    except sqlite3.Error as e:
+        err = str(e)
+    s = status(con)
+    ok(err is None and replicated(s, 1) == int(s["txid"], 16),
+       f"the proxy passes requests again: the S3 replica caught up ({err})")
+    for i, u in enumerate(urls):
+        restore_from(u, os.path.join(d, f"out{i}.db"), db,
+                     f"slow S3, replica {i + 1}")
+    con.close()
+    proxy.stop()
+    cleanup(d)
+
+
 def bad_lists():
     d = scratch("replicas-bad")
     a, b = "file://" + os.path.join(d, "a"), "file://" + os.path.join(d, "b")
@@ -266,5 +317,8 @@ def bad_lists():
     cleanup(d)
 
 
-run_cases(one_failing, spool_released, bad_lists)
+if BACKEND == "s3":
+    run_cases(one_failing, spool_released, slow_s3, bad_lists)
+else:
+    run_cases(one_failing, spool_released, bad_lists)
 done()
