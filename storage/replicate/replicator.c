@@ -169,15 +169,16 @@ forget_position(replicator *r)
 }
 
 /*
- * One replica's upload when due (or asked for, unless it is backing off
- * after a failure: a failing replica retries on its own schedule and never
- * holds up the others).  Sets its next due time.  Whether this process
- * holds the replica's writer lease (as of its last check).
+ * One replica's upload when due or asked for (a sync asks every replica,
+ * even one backing off: it may be back; replicator_sync_n asks again only
+ * while some replica below the TXID is not backing off).  Sets its next due
+ * time.  Whether this process holds the replica's writer lease (as of its last
+ * check).
  */
 static int
 upload_target(replicator *r, rep_target *tg, int64_t t, int asked)
 {
-    if (t < tg->next_upload_ms && (!asked || tg->backoff_ms))
+    if (t < tg->next_upload_ms && !asked)
         return tg->leased;
     pthread_mutex_lock(&r->mu);
     r->t = tg;
@@ -257,11 +258,18 @@ upload_pass(replicator *r, int64_t t, int asked)
     int64_t next = t + r->opts.sync_interval_ms;
     if (ship) {
         int leased = 0; /* ships to a replica whose writer lease it holds */
-        for (int i = 0; i < r->ntg; i++) {
-            leased |= upload_target(r, &r->tg[i], t, asked);
+        /* The healthy replicas first: a waiting sync is answered before
+         * a failing replica's retry. */
+        int failing[LS_MAX_REPLICAS];
+        for (int i = 0; i < r->ntg; i++)
+            failing[i] = r->tg[i].backoff_ms != 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < r->ntg; i++)
+                if (failing[i] == pass)
+                    leased |= upload_target(r, &r->tg[i], t, asked);
+        for (int i = 0; i < r->ntg; i++)
             if (r->tg[i].next_upload_ms < next)
                 next = r->tg[i].next_upload_ms;
-        }
         release_laggards(r);
         pthread_mutex_lock(&r->mu);
         r->shipping = leased;

@@ -179,7 +179,8 @@ def one_failing():
     ok([r["full_images"] for r in s["replicas"]] == [0, 0, 0] and
        all(r["uploads"] > 0 for r in s["replicas"]),
        f"reopened: every replica continued incrementally (full images "
-       f"before {full}, now {[r['full_images'] for r in s['replicas']]})")
+       f"before {full}, now {[r['full_images'] for r in s['replicas']]}, "
+       f"uploads {[r['uploads'] for r in s['replicas']]})")
     for i, u in enumerate(urls):
         restore_from(u, os.path.join(d, f"again{i}.db"), db,
                      f"reopened, replica {i + 1}")
