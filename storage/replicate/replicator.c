@@ -183,8 +183,11 @@ upload_target(replicator *r, rep_target *tg, int64_t t, int asked)
     pthread_mutex_lock(&r->mu);
     r->t = tg;
     pthread_mutex_unlock(&r->mu);
-    tg->leased = rep_lease_check(r);
-    int rc = tg->leased ? rep_upload_once(r) : SQLITE_OK;
+    int leased = rep_lease_check(r);
+    pthread_mutex_lock(&r->mu);
+    tg->leased = leased; /* the compactor reads it (is_shipping) */
+    pthread_mutex_unlock(&r->mu);
+    int rc = leased ? rep_upload_once(r) : SQLITE_OK;
     pthread_mutex_lock(&r->mu);
     r->t = NULL;
     pthread_mutex_unlock(&r->mu);
@@ -334,9 +337,10 @@ rep_pass(void *arg, int heavy, int64_t due[2])
 static int
 is_shipping(void *pCtx)
 {
-    replicator *r = pCtx;
+    rep_target *tg = pCtx; /* ... and holds this replica's writer lease */
+    replicator *r = tg->r;
     pthread_mutex_lock(&r->mu);
-    int s = r->shipping;
+    int s = r->shipping && tg->leased;
     pthread_mutex_unlock(&r->mu);
     return s;
 }
@@ -350,7 +354,7 @@ start_compactor(replicator *r, rep_target *tg, char **pzErr)
                          .zVfs = r->zVfs,
                          .sc = r->sc,
                          .xShipping = is_shipping,
-                         .pCtx = r,
+                         .pCtx = tg,
                          .slot = tg->idx};
     return compactor_start(&env, &r->opts.pitr, &tg->cp, pzErr);
 }

@@ -34,6 +34,7 @@
  * Task side, but for the members marked "mu".
  */
 typedef struct rep_target {
+    struct replicator *r;
     int idx;    /* 0: the first URL (position page and `checksums`) */
     char *zUrl; /* this replica's URL as given */
     ls_url *url;
@@ -53,7 +54,7 @@ typedef struct rep_target {
                              * at or below are never uploaded there */
     int64_t next_upload_ms; /* its next upload pass is due */
     int backoff_ms;         /* atomic: 0 unless its last pass failed */
-    int leased;             /* its writer lease was held at the last check */
+    int leased;             /* its lease was held at the last check (mu) */
     int released; /* failing while the spool filled: the spool no longer
                    * keeps its TXIDs (it continues with a full image) */
     /* mu */

@@ -16,6 +16,7 @@ static int
 open_target(replicator *r, int n, const char *zUrl, size_t len, char **pzErr)
 {
     rep_target *tg = &r->tg[n];
+    tg->r = r;
     tg->idx = n;
     tg->zUrl = sqlite3_mprintf("%.*s", (int)len, zUrl);
     if (!tg->zUrl)
