@@ -285,7 +285,8 @@ def slow_s3():
 
 def compaction_each():
     """Each replica is compacted by its own compactor: both get level-1
-    objects, and a restore of each (from its levels) is identical."""
+    objects, a restore of each (from its levels) is identical, and the
+    read replica (litestream-remote) serves the database from either."""
     d = scratch("replicas-levels")
     urls = ["file://" + os.path.join(d, "a"), "file://" + os.path.join(d, "b")]
     db = os.path.join(d, "app.db")
@@ -314,6 +315,15 @@ def compaction_each():
     for i, u in enumerate(urls):
         restore_from(u, os.path.join(d, f"out{i}.db"), db,
                      f"compacted, replica {i + 1}")
+    # The read replica takes either URL and serves the same rows.
+    from remote_harness import remote
+    want = con.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()
+    for i, u in enumerate(urls):
+        rc = remote(u)
+        got = rc.execute("SELECT count(*), sum(length(v)) FROM t").fetchone()
+        rc.close()
+        ok(got == want, f"the read replica on replica {i + 1} serves the "
+                        f"database ({got}, want {want})")
     con.close()
     cleanup(d)
 
