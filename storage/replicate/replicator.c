@@ -19,7 +19,8 @@
  *   1. Nothing captured is dropped: a transaction leaves the queue only
  *      once it is in the spool (on failure it goes back to the front).
  *   2. A spool segment is deleted only once every record in it is <= the
- *      replicated TXID.
+ *      replicated TXID of every replica still fed from the spool
+ *      (rep_spool_floor; a released replica continues with a full image).
  */
 #include "storage/replicate/replicator_int.h"
 

@@ -71,7 +71,9 @@ typedef struct rep_opts {
 } rep_opts;
 
 /*
- * Starts replicating the database at zDbPath to zUrl: opens the backend
+ * Starts replicating the database at zDbPath to zUrl (one URL or a
+ * whitespace-separated list: one replica each, docs/architecture.md 2.11):
+ * opens the backends
  * (no I/O yet), the spool, and starts the replicator thread.  The sidecar
  * stays owned by the caller and must outlive the replicator.  SQLITE_OK, or
  * an error with *pzErr set (sqlite3_mprintf'd): a malformed URL, an
@@ -120,9 +122,9 @@ int replicator_capture_pending(replicator *);
 int replicator_before_wal_reset(replicator *);
 
 /*
- * Uploads everything captured up to `txid` now and waits until the replica
- * holds it, at most timeout_ms (< 0: forever).  *replicated receives the
- * replicated TXID.  SQLITE_OK, SQLITE_BUSY on timeout (with the last error
+ * Uploads everything captured up to `txid` now and waits until every
+ * replica holds it, at most timeout_ms (< 0: forever).  *replicated receives
+ * the replicated TXID.  SQLITE_OK, SQLITE_BUSY on timeout (with the last error
  * in *pzErr when there is one).
  */
 int replicator_sync(replicator *, uint64_t txid, int timeout_ms,
