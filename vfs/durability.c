@@ -45,7 +45,12 @@ wait_remote(ls_db *d, uint64_t txid)
         return SQLITE_OK; /* replication stopped: nothing to wait for */
     uint64_t got = 0;
     char *zErr = NULL;
-    int rc = replicator_sync(r, txid, ms, &got, &zErr);
+    /* 'remote': the first replica to get there; 'remote-all': every one. */
+    int need = __atomic_load_n(&d->durability, __ATOMIC_ACQUIRE) ==
+                       LS_DURABILITY_REMOTE_ALL
+                   ? REP_SYNC_ALL
+                   : 1;
+    int rc = replicator_sync_n(r, txid, need, ms, &got, &zErr);
     registry_replicator_done(d, r);
     if (rc == SQLITE_OK)
         return SQLITE_OK;

@@ -160,15 +160,13 @@ set_url(ls_db *d, sqlite3 *conn, sqlite3_file *real, char **azArg,
         const char *zUrl, const char *zSchema)
 {
     char *zErr = NULL;
-    ls_url *u = NULL;
     int rc;
     replicator *r;
     ls_config c;
 
     if (zUrl[0]) {
         /* Validate before touching anything. */
-        rc = url_parse(zUrl, &u, &zErr);
-        url_free(u);
+        rc = replicator_check_url(zUrl, &zErr);
         if (rc != SQLITE_OK)
             return fail(azArg, zErr);
         if (!is_wal_mode(real) && !switch_to_wal(conn, real, zSchema))

@@ -484,6 +484,16 @@ url_parse(const char *zUrl, ls_url **out, char **pzErr)
                       (unsigned char)*q, (int)(q - zUrl));
             goto out;
         }
+        if (*q == ' ') {
+            /* Several replicas are a list for PRAGMA litestream_url only. */
+            rc = fail(&p,
+                      "litestream: replica URL contains a space at "
+                      "offset %d: give one URL here (a list of replicas "
+                      "is for PRAGMA litestream_url only; write a space "
+                      "in a path as %%20)",
+                      (int)(q - zUrl));
+            goto out;
+        }
     }
     p.zShow = url_redact(zUrl);
     p.u = sqlite3_malloc64(sizeof(ls_url));

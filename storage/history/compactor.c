@@ -27,7 +27,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "storage/base/clock.h"
 #include "storage/base/pool.h"
@@ -68,6 +70,7 @@ struct compactor {
     uint64_t lv_gen[LAYOUT_MAX_LEVEL + 1];  /* ...TXID and generation */
     uint64_t ret_txid, ret_gen;             /* retention found nothing */
     int64_t ret_next;                       /* until this deadline */
+    char zTmp[4096];                        /* cp_tmpdir() */
     uint64_t settings; /* compactor_set() calls (guarded by mu) */
     int ship_tries;    /* a snapshot request waits for the ship lock */
 };
@@ -91,6 +94,22 @@ static int64_t
 boundary(int64_t now, int64_t iv)
 {
     return now - now % iv;
+}
+
+/*
+ * Where merges and snapshots write their scratch file: the sidecar for the
+ * first replica, `<sidecar>/replica-N` for replica N of a URL list (the
+ * compactors of several replicas run at the same time).
+ */
+static const char *
+cp_tmpdir(compactor *c)
+{
+    if (!c->env.slot)
+        return sidecar_dir(c->env.sc);
+    snprintf(c->zTmp, sizeof(c->zTmp), "%s/replica-%d", sidecar_dir(c->env.sc),
+             c->env.slot + 1);
+    mkdir(c->zTmp, 0700); /* EEXIST: there; else the open fails, reported */
+    return c->zTmp;
 }
 
 /* Whether this process uploads (holds the ship lock). */
@@ -141,7 +160,7 @@ cp_gen(compactor *c)
 static int
 cp_unchanged(compactor *c, uint64_t txid, uint64_t gen)
 {
-    return txid != 0 && txid == sidecar_replicated(c->env.sc) &&
+    return txid != 0 && txid == sidecar_replicated_n(c->env.sc, c->env.slot) &&
            gen == cp_gen(c);
 }
 
@@ -170,8 +189,8 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
 
     if (count == 0)
         return SQLITE_OK;
-    int rc = compact_merge(c->env.url, c->b, sidecar_dir(c->env.sc), &a[first],
-                           count, level, &c->stop, &out, &zErr);
+    int rc = compact_merge(c->env.url, c->b, cp_tmpdir(c), &a[first], count,
+                           level, &c->stop, &out, &zErr);
     if (rc != SQLITE_OK) {
         cp_error(c, zErr ? zErr
                          : sqlite3_mprintf("litestream: compaction "
@@ -206,8 +225,8 @@ cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n, uint64_t after,
     else if (p.n == 1 && p.files[0].level == LAYOUT_MAX_LEVEL)
         rc = SQLITE_DONE;
     else
-        rc = compact_merge(c->env.url, c->b, sidecar_dir(c->env.sc), p.files,
-                           p.n, LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
+        rc = compact_merge(c->env.url, c->b, cp_tmpdir(c), p.files, p.n,
+                           LAYOUT_MAX_LEVEL, &c->stop, out, pzErr);
     restore_plan_free(&p);
     return rc;
 }
@@ -234,7 +253,7 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
             return SQLITE_OK;
     /* Nothing uploaded yet: the replicator's first object is a full image
      * on its way; look again shortly (no error: pzErr stays NULL). */
-    if (!want && sidecar_replicated(e->sc) == 0)
+    if (!want && sidecar_replicated_n(e->sc, e->slot) == 0)
         return SQLITE_BUSY;
     if (!sidecar_cap_read(e->sc, &cap) || cap.txid <= *txid) {
         if (want && *txid == 0) {
@@ -244,7 +263,7 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         }
         return SQLITE_OK; /* nothing new since the newest snapshot */
     }
-    int rc = snapshot_take(c->b, sidecar_dir(e->sc), e->zDbPath, e->zVfs, e->sc,
+    int rc = snapshot_take(c->b, cp_tmpdir(c), e->zDbPath, e->zVfs, e->sc,
                            *txid, SNAP_BUDGET_MS, &c->stop, &out, pzErr);
     if (rc == SQLITE_BUSY) {
         sqlite3_log(SQLITE_NOTICE, "%s; snapshot merged from the replica",
@@ -326,7 +345,8 @@ cp_retention(compactor *c, const ls_pitr *o, int64_t now)
 
     if (now < c->ret_next && cp_unchanged(c, c->ret_txid, c->ret_gen))
         return;
-    uint64_t txid = sidecar_replicated(c->env.sc), gen = cp_gen(c);
+    uint64_t txid = sidecar_replicated_n(c->env.sc, c->env.slot),
+             gen = cp_gen(c);
     c->ret_txid = 0;
     if (cp_list(c, &a, &n) != SQLITE_OK)
         return;
@@ -376,7 +396,8 @@ cp_levels(compactor *c, const ls_pitr *o, int64_t now)
             continue;
         }
         if (!a) {
-            txid = sidecar_replicated(c->env.sc); /* before the listing */
+            txid = sidecar_replicated_n(c->env.sc,
+                                        c->env.slot); /* before the listing */
             gen = cp_gen(c);
             if ((rc = cp_list(c, &a, &n)) != SQLITE_OK)
                 break;

@@ -48,6 +48,7 @@ typedef struct compactor_env {
      * backend).  NULL: the compactor opens its own from `url`.
      */
     backend *be;
+    int slot; /* which replica of a URL list (sidecar_replicated_n) */
 } compactor_env;
 
 /*

@@ -25,8 +25,15 @@ typedef struct ck_hdr {
 int
 cktab_init(cktab *t, const char *zDir)
 {
+    return cktab_init_n(t, zDir, 0);
+}
+
+int
+cktab_init_n(cktab *t, const char *zDir, int n)
+{
     memset(t, 0, sizeof(*t));
-    t->zPath = sqlite3_mprintf("%s/checksums", zDir);
+    t->zPath = n ? sqlite3_mprintf("%s/checksums-%d", zDir, n + 1)
+                 : sqlite3_mprintf("%s/checksums", zDir);
     return t->zPath ? SQLITE_OK : SQLITE_NOMEM;
 }
 

@@ -34,6 +34,9 @@ typedef struct cktab {
 
 /* Prepares an empty, invalid table stored at `<zDir>/checksums`. */
 int cktab_init(cktab *t, const char *zDir);
+/* The same for replica n (0-based) of a URL list: `<zDir>/checksums-<n+1>`
+ * (n = 0: `checksums`). */
+int cktab_init_n(cktab *t, const char *zDir, int n);
 void cktab_free(cktab *t);
 
 /*

@@ -31,7 +31,14 @@ typedef struct pos_page {
     uint64_t replicated_txid;
     int64_t replicated_ms;
     uint64_t txid_floor;
+    /* The replicated TXID of replicas 2..LS_MAX_REPLICAS of a URL list
+     * (slot i for replica i + 1; the first replica's are above, so a
+     * single URL and older sidecars read as before).  Zero: unknown. */
+    uint64_t more_txid[LS_MAX_REPLICAS - 1];
+    int64_t more_ms[LS_MAX_REPLICAS - 1];
 } pos_page;
+
+_Static_assert(sizeof(pos_page) <= POS_SIZE, "the position page is one page");
 
 struct sidecar {
     char *zDir;
@@ -237,6 +244,33 @@ sidecar_set_replicated(sidecar *sc, uint64_t txid, int64_t at_ms)
 {
     __atomic_store_n(&sc->pos->replicated_ms, at_ms, __ATOMIC_RELEASE);
     __atomic_store_n(&sc->pos->replicated_txid, txid, __ATOMIC_RELEASE);
+}
+
+uint64_t
+sidecar_replicated_n(sidecar *sc, int n)
+{
+    if (n <= 0 || n >= LS_MAX_REPLICAS)
+        return sidecar_replicated(sc);
+    return __atomic_load_n(&sc->pos->more_txid[n - 1], __ATOMIC_ACQUIRE);
+}
+
+int64_t
+sidecar_replicated_at_n(sidecar *sc, int n)
+{
+    if (n <= 0 || n >= LS_MAX_REPLICAS)
+        return sidecar_replicated_at(sc);
+    return __atomic_load_n(&sc->pos->more_ms[n - 1], __ATOMIC_ACQUIRE);
+}
+
+void
+sidecar_set_replicated_n(sidecar *sc, int n, uint64_t txid, int64_t at_ms)
+{
+    if (n <= 0 || n >= LS_MAX_REPLICAS) {
+        sidecar_set_replicated(sc, txid, at_ms);
+        return;
+    }
+    __atomic_store_n(&sc->pos->more_ms[n - 1], at_ms, __ATOMIC_RELEASE);
+    __atomic_store_n(&sc->pos->more_txid[n - 1], txid, __ATOMIC_RELEASE);
 }
 
 uint64_t

@@ -78,6 +78,11 @@ void sidecar_set_spooled(sidecar *, uint64_t txid); /* only raises it */
 uint64_t sidecar_replicated(sidecar *);
 void sidecar_set_replicated(sidecar *, uint64_t txid, int64_t at_ms);
 int64_t sidecar_replicated_at(sidecar *);
+/* The same for replica n (0-based) of a URL list: n = 0 is the above. */
+#define LS_MAX_REPLICAS 8
+uint64_t sidecar_replicated_n(sidecar *, int n);
+int64_t sidecar_replicated_at_n(sidecar *, int n);
+void sidecar_set_replicated_n(sidecar *, int n, uint64_t txid, int64_t at_ms);
 /* TXIDs must continue above this floor (the replica's newest TXID). */
 uint64_t sidecar_txid_floor(sidecar *);
 void sidecar_set_txid_floor(sidecar *, uint64_t txid);

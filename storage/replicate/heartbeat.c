@@ -124,11 +124,16 @@ static int
 healthy(replicator *r, int64_t now, int64_t within)
 {
     ls_cap cap;
-    uint64_t rep = sidecar_replicated(r->sc);
-    if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= rep)
+    /* Every replica of a URL list. */
+    if (!sidecar_cap_read(r->sc, &cap))
         return 1;
-    int64_t since = sidecar_replicated_at(r->sc);
-    return since > 0 && now - since < within;
+    for (int i = 0; i < r->ntg; i++) {
+        int64_t since = sidecar_replicated_at_n(r->sc, i);
+        if (cap.txid > sidecar_replicated_n(r->sc, i) &&
+            !(since > 0 && now - since < within))
+            return 0;
+    }
+    return 1;
 }
 
 /* One GET of zUrl: 2xx or 3xx is a success.  1 or 0, *pzWhy on failure. */

@@ -402,7 +402,7 @@ int
 rep_lease_check(replicator *r, int busy)
 {
     char *zWhy = NULL;
-    if (lease_ok(r->lease, busy, &zWhy))
+    if (lease_ok(r->t->lease, busy, &zWhy))
         return 1;
     pthread_mutex_lock(&r->mu);
     int same = zWhy && r->last_error && strcmp(zWhy, r->last_error) == 0;

@@ -152,20 +152,20 @@ rep_recapture_if_stale(replicator *r)
     if (!r->opts.xRecapture)
         return;
     uint64_t now_txid = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
-    if (!r->full_busy_since_ms) {
-        r->full_busy_since_ms = t;
-        r->full_busy_txid = now_txid;
+    if (!r->t->full_busy_since_ms) {
+        r->t->full_busy_since_ms = t;
+        r->t->full_busy_txid = now_txid;
         return;
     }
-    if (t - r->full_busy_since_ms < STALE_GRACE_MS)
+    if (t - r->t->full_busy_since_ms < STALE_GRACE_MS)
         return;
-    if (now_txid != r->full_busy_txid) {
+    if (now_txid != r->t->full_busy_txid) {
         /* The position kept moving: a live writer, whose commits keep
          * overtaking the image.  Taking the write lock from it would hand
          * it SQLITE_BUSY: its next capture reads the image instead. */
         __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
-        r->full_busy_since_ms = t;
-        r->full_busy_txid = now_txid;
+        r->t->full_busy_since_ms = t;
+        r->t->full_busy_txid = now_txid;
         return;
     }
     /* The position stood still for the whole grace period: left behind
@@ -173,7 +173,7 @@ rep_recapture_if_stale(replicator *r)
     if (pin_write_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
         r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
         pin_close(&p);
-        r->full_busy_since_ms = 0;
+        r->t->full_busy_since_ms = 0;
     } else {
         /* Locked out (exclusive locking mode): the writer's next commit,
          * or litestream_sync() on its connection, reads the image. */
@@ -255,8 +255,8 @@ end_of(replicator *r, uint64_t to)
 {
     wal_pos pos = {0};
     spool_txn rec;
-    if (to == sidecar_replicated(r->sc) && r->rep_pos.frame)
-        pos = r->rep_pos;
+    if (to == rep_replicated(r) && r->t->rep_pos.frame)
+        pos = r->t->rep_pos;
     else if (spool_read_end(r->sp, to, &rec) == SQLITE_OK) {
         pos = rec.pos;
         spool_txn_free(&rec);
@@ -272,18 +272,18 @@ rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict)
 
     *verdict = REP_GAP_NONE;
     if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= to) {
-        r->gap_since_ms = 0;
+        r->t->gap_since_ms = 0;
         return SQLITE_OK;
     }
     pthread_mutex_lock(&r->mu);
     queued = r->head != NULL;
     pthread_mutex_unlock(&r->mu);
     int64_t t = clock_now_ms();
-    if (queued || !r->gap_since_ms) {
-        r->gap_since_ms = queued ? 0 : t;
+    if (queued || !r->t->gap_since_ms) {
+        r->t->gap_since_ms = queued ? 0 : t;
         return SQLITE_OK;
     }
-    if (t - r->gap_since_ms < GAP_GRACE_MS)
+    if (t - r->t->gap_since_ms < GAP_GRACE_MS)
         return SQLITE_OK;
     wal_pos pos = end_of(r, to);
     int rc = recover_from_wal(r, to, &pos);
@@ -292,7 +292,7 @@ rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict)
         return SQLITE_OK;
     }
     if (rc == SQLITE_OK) {
-        r->gap_since_ms = 0;
+        r->t->gap_since_ms = 0;
         *verdict = REP_GAP_RECOVERED;
     }
     return rc;

@@ -19,7 +19,8 @@
  *   1. Nothing captured is dropped: a transaction leaves the queue only
  *      once it is in the spool (on failure it goes back to the front).
  *   2. A spool segment is deleted only once every record in it is <= the
- *      replicated TXID.
+ *      replicated TXID of every replica still fed from the spool
+ *      (rep_spool_floor; a released replica continues with a full image).
  */
 #include "storage/replicate/replicator_int.h"
 
@@ -33,6 +34,7 @@
 #include "storage/replicate/lease.h"
 #include "storage/replicate/recover.h"
 #include "storage/replicate/spool_txn.h"
+#include "storage/replicate/targets.h"
 #include "storage/replicate/txarena.h"
 #include "storage/replicate/upload.h"
 
@@ -94,7 +96,8 @@ sidecar_check(replicator *r)
     int rc = sidecar_recreate(r->sc, &c, &again, &zErr);
     if (again) {
         spool_reset(r->sp);
-        r->ck.rewrite = 1;
+        for (int i = 0; i < r->ntg; i++)
+            r->tg[i].ck.rewrite = 1;
     }
     if (rc != SQLITE_OK) {
         rep_set_error(r, zErr);
@@ -145,7 +148,7 @@ db_current(replicator *r)
                            "close every connection and open the database "
                            "again to replicate the file now there",
                            r->zDbPath, rc == 0 ? "replaced" : "deleted",
-                           (unsigned long long)sidecar_replicated(r->sc)));
+                           (unsigned long long)rep_min_replicated(r)));
     return 0;
 }
 
@@ -167,53 +170,134 @@ forget_position(replicator *r)
 }
 
 /*
- * The upload part of a pass (a heavy pass whose upload is due): the checks
- * that decide whether this process ships, the upload, the next due time.
+ * One replica's upload when due or asked for (a sync asks every replica,
+ * even one backing off: it may be back; replicator_sync_n asks again only
+ * while some replica below the TXID is not backing off).  Sets its next due
+ * time.  Whether this process holds the replica's writer lease (as of its last
+ * check).
  */
-/* Whether an upload pass has anything to send (the writer lease is kept
+/* Whether an upload to tg has anything to send (its writer lease is kept
  * fresh only then, storage/replicate/lease.h). */
 static int
-has_work(replicator *r)
+has_work(replicator *r, const rep_target *tg)
 {
     ls_cap cap;
     uint64_t c = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
-    return !r->replica_checked || r->need_full || c > sidecar_replicated(r->sc);
+    return !tg->replica_checked || tg->need_full ||
+           c > sidecar_replicated_n(r->sc, tg->idx);
 }
 
-static void
-upload_pass(replicator *r, int64_t t)
+static int
+upload_target(replicator *r, rep_target *tg, int64_t t, int asked)
 {
-    int rc;
+    if (t < tg->next_upload_ms && !asked)
+        return tg->leased;
+    pthread_mutex_lock(&r->mu);
+    r->t = tg;
+    pthread_mutex_unlock(&r->mu);
+    int leased = rep_lease_check(r, has_work(r, tg));
+    pthread_mutex_lock(&r->mu);
+    tg->leased = leased; /* the compactor reads it (is_shipping) */
+    pthread_mutex_unlock(&r->mu);
+    int rc = leased ? rep_upload_once(r) : SQLITE_OK;
+    pthread_mutex_lock(&r->mu);
+    r->t = NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (rc == SQLITE_OK) {
+        __atomic_store_n(&tg->backoff_ms, 0, __ATOMIC_RELAXED);
+        tg->next_upload_ms = t + r->opts.sync_interval_ms;
+    } else {
+        /* Capped exponential backoff with jitter. */
+        int b = tg->backoff_ms ? tg->backoff_ms * 2 : 500;
+        __atomic_store_n(&tg->backoff_ms,
+                         b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
+                         __ATOMIC_RELAXED);
+        tg->next_upload_ms =
+            t + tg->backoff_ms / 2 +
+            (int64_t)ls_rand_upto((uint64_t)tg->backoff_ms / 2);
+    }
+    return tg->leased;
+}
+
+/*
+ * A replica that keeps failing must not fill the spool for the others
+ * (once full, every replica would need a full image): when the spool
+ * passes half its limit while at least one replica is healthy, the failing
+ * ones (backing off, or without their writer lease) are released: the spool
+ * drops what only they still need, and each continues with a full image once it
+ * is reachable again.
+ */
+static void
+release_laggards(replicator *r)
+{
+    uint64_t healthy = UINT64_MAX; /* what the healthy replicas hold */
+    int released = 0;
+    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit / 2 || r->ntg < 2)
+        return;
+    for (int i = 0; i < r->ntg; i++) {
+        uint64_t v = sidecar_replicated_n(r->sc, i);
+        if (!r->tg[i].backoff_ms && r->tg[i].leased && v < healthy)
+            healthy = v;
+    }
+    for (int i = 0; healthy != UINT64_MAX && i < r->ntg; i++) {
+        rep_target *tg = &r->tg[i];
+        if (tg->released || (!tg->backoff_ms && tg->leased) ||
+            sidecar_replicated_n(r->sc, i) >= healthy)
+            continue;
+        tg->released = released = 1;
+        tg->need_full = 1;
+        sqlite3_log(SQLITE_WARNING,
+                    "litestream: replica %s of '%s' keeps failing while the "
+                    "spool fills: it continues with a full image once "
+                    "reachable",
+                    tg->url->redacted, r->zDbPath);
+    }
+    if (released)
+        spool_drop_upto(r->sp, rep_spool_floor(r));
+}
+
+/*
+ * The upload part of a pass (a heavy pass whose upload is due): the checks
+ * that decide whether this process ships, each replica's upload, the next
+ * due time (the earliest replica's).
+ */
+static void
+upload_pass(replicator *r, int64_t t, int asked)
+{
     sidecar_check(r);
-    int ship = db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc) &&
-               rep_lease_check(r, has_work(r));
+    int ship = db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc);
     pthread_mutex_lock(&r->mu);
     r->shipping = ship;
     r->upload_now = 0;
     pthread_mutex_unlock(&r->mu);
+    int64_t next = t + r->opts.sync_interval_ms;
     if (ship) {
-        rc = rep_upload_once(r);
+        int leased = 0; /* ships to a replica whose writer lease it holds */
+        /* The healthy replicas first: a waiting sync is answered before
+         * a failing replica's retry. */
+        int failing[LS_MAX_REPLICAS];
+        for (int i = 0; i < r->ntg; i++)
+            failing[i] = r->tg[i].backoff_ms != 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < r->ntg; i++)
+                if (failing[i] == pass)
+                    leased |= upload_target(r, &r->tg[i], t, asked);
+        for (int i = 0; i < r->ntg; i++)
+            if (r->tg[i].next_upload_ms < next)
+                next = r->tg[i].next_upload_ms;
+        release_laggards(r);
+        pthread_mutex_lock(&r->mu);
+        r->shipping = leased;
+        pthread_mutex_unlock(&r->mu);
     } else {
         /* Another process uploads: still drop our own segments
-         * once the replica has them (it cannot delete them). */
-        rc = SQLITE_OK;
-        uint64_t rep = sidecar_replicated(r->sc);
+         * once every replica has them (it cannot delete them). */
+        uint64_t rep = rep_min_replicated(r);
         if (rep && spool_scan(r->sp) == SQLITE_OK)
             spool_drop_upto(r->sp, rep);
     }
     heartbeat_tick();
-    if (rc == SQLITE_OK) {
-        __atomic_store_n(&r->backoff_ms, 0, __ATOMIC_RELAXED);
-        r->next_upload_ms = t + r->opts.sync_interval_ms;
-    } else {
-        /* Capped exponential backoff with jitter. */
-        int b = r->backoff_ms ? r->backoff_ms * 2 : 500;
-        __atomic_store_n(&r->backoff_ms,
-                         b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
-                         __ATOMIC_RELAXED);
-        r->next_upload_ms = t + r->backoff_ms / 2 +
-                            (int64_t)ls_rand_upto((uint64_t)r->backoff_ms / 2);
-    }
+    r->next_upload_ms = next;
 }
 
 /*
@@ -240,7 +324,7 @@ rep_pass(void *arg, int heavy, int64_t due[2])
 
     int64_t t = clock_now_ms();
     if (heavy && (want_upload || t >= r->next_upload_ms))
-        upload_pass(r, t);
+        upload_pass(r, t, want_upload);
 
     pthread_mutex_lock(&r->mu);
     int64_t now = clock_now_ms();
@@ -265,24 +349,26 @@ rep_pass(void *arg, int heavy, int64_t due[2])
 static int
 is_shipping(void *pCtx)
 {
-    replicator *r = pCtx;
+    rep_target *tg = pCtx; /* ... and holds this replica's writer lease */
+    replicator *r = tg->r;
     pthread_mutex_lock(&r->mu);
-    int s = r->shipping;
+    int s = r->shipping && tg->leased;
     pthread_mutex_unlock(&r->mu);
     return s;
 }
 
-/* Starts the compaction thread over what it needs of r. */
+/* Starts a replica's compaction task over what it needs of r. */
 static int
-start_compactor(replicator *r, char **pzErr)
+start_compactor(replicator *r, rep_target *tg, char **pzErr)
 {
-    compactor_env env = {.url = r->url,
+    compactor_env env = {.url = tg->url,
                          .zDbPath = r->zDbPath,
                          .zVfs = r->zVfs,
                          .sc = r->sc,
                          .xShipping = is_shipping,
-                         .pCtx = r};
-    return compactor_start(&env, &r->opts.pitr, &r->cp, pzErr);
+                         .pCtx = tg,
+                         .slot = tg->idx};
+    return compactor_start(&env, &r->opts.pitr, &tg->cp, pzErr);
 }
 
 int
@@ -311,12 +397,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         rc = SQLITE_NOMEM;
         goto out;
     }
-    rc = url_parse(zUrl, &r->url, pzErr);
-    if (rc != SQLITE_OK)
-        goto out;
-    rc = backend_open_url(r->url, &r->be, pzErr);
-    if (rc == SQLITE_OK)
-        rc = lease_open(r->url, zDbPath, &r->lease, pzErr);
+    rc = rep_open_targets(r, zUrl, pzErr);
     if (rc != SQLITE_OK)
         goto out;
     char *zSpool = sqlite3_mprintf("%s/spool", sidecar_dir(sc));
@@ -328,10 +409,6 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     sqlite3_free(zSpool);
     if (rc != SQLITE_OK)
         goto out;
-    rc = cktab_init(&r->ck, sidecar_dir(sc));
-    if (rc != SQLITE_OK)
-        goto out;
-    cktab_load(&r->ck, sidecar_replicated(sc));
     struct stat st;
     if (stat(zDbPath, &st) == 0) {
         r->db_dev = (uint64_t)st.st_dev;
@@ -343,7 +420,8 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         goto out;
     r->started = 1;
     heartbeat_add(r);
-    rc = start_compactor(r, pzErr);
+    for (int i = 0; rc == SQLITE_OK && i < r->ntg; i++)
+        rc = start_compactor(r, &r->tg[i], pzErr);
 out:
     if (rc != SQLITE_OK) {
         replicator_close(r, 0);
@@ -367,18 +445,23 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_lock(&r->mu);
         uint64_t want = r->last_enqueued;
         pthread_mutex_unlock(&r->mu);
-        if (grace_ms > 0 && want > sidecar_replicated(r->sc))
+        if (grace_ms > 0 && want > rep_min_replicated(r))
             replicator_sync(r, want, grace_ms, NULL, NULL);
-        compactor_stop(r->cp);
-        r->cp = NULL;
+        for (int i = 0; i < r->ntg; i++) {
+            compactor_stop(r->tg[i].cp);
+            r->tg[i].cp = NULL;
+        }
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_cond_broadcast(&r->changed);
         pthread_mutex_unlock(&r->mu);
         pool_remove(&r->task); /* waits for a running pass */
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
-        lease_close(r->lease); /* released: another writer may take it */
-        r->lease = NULL;
+        for (int i = 0; i < r->ntg; i++) {
+            /* released: another writer may take it */
+            lease_close(r->tg[i].lease);
+            r->tg[i].lease = NULL;
+        }
         if (r->db_replaced)
             forget_position(r);
     }
@@ -386,18 +469,25 @@ replicator_close(replicator *r, int grace_ms)
         n = t->next;
         rep_txn_free(t);
     }
-    lease_close(r->lease);
+    for (int i = 0; i < r->ntg; i++) {
+        rep_target *tg = &r->tg[i];
+        compactor_stop(tg->cp); /* an open that failed midway */
+        lease_close(tg->lease);
+        if (tg->be)
+            tg->be->vt->close(tg->be);
+        url_free(tg->url);
+        cktab_free(&tg->ck);
+        sqlite3_free(tg->last_error);
+        sqlite3_free(tg->zUrl);
+    }
     spool_close(r->sp);
-    if (r->be)
-        r->be->vt->close(r->be);
-    url_free(r->url);
-    cktab_free(&r->ck);
     ls_free(r->scratch_refs);
     ls_free((void *)r->scratch_ptrs);
     ls_free(r->scratch_u32);
     sqlite3_free(r->last_error);
     sqlite3_free(r->zDbPath);
     sqlite3_free(r->zUrl);
+    sqlite3_free(r->zUrlRedacted);
     sqlite3_free(r->zVfs);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->changed);
@@ -408,7 +498,17 @@ char *
 replicator_last_error(replicator *r)
 {
     pthread_mutex_lock(&r->mu);
-    char *z = r->last_error ? sqlite3_mprintf("%s", r->last_error) : NULL;
+    char *z = NULL;
+    /* Several replicas: the first failing one, named. */
+    for (int i = 0; !z && r->ntg > 1 && i < r->ntg; i++) {
+        const char *e = r->tg[i].last_error;
+        if (e && strncmp(e, "litestream: ", 12) == 0)
+            e += 12;
+        if (e)
+            z = sqlite3_mprintf("replica %s: %s", r->tg[i].url->redacted, e);
+    }
+    if (!z && r->last_error)
+        z = sqlite3_mprintf("%s", r->last_error);
     pthread_mutex_unlock(&r->mu);
     return z;
 }
@@ -483,18 +583,78 @@ replicator_persist(replicator *r)
     return rc;
 }
 
+/*
+ * The TXID `need` replicas hold (REP_SYNC_ALL: all, the lowest replicated
+ * TXID; 1: the highest), and through *pzWho the URL of the first replica
+ * below txid.  Caller holds mu.
+ */
+static uint64_t
+sync_reached(replicator *r, int need, uint64_t txid, const char **pzWho)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+    *pzWho = NULL;
+    for (int i = 0; i < r->ntg; i++) {
+        uint64_t v = sidecar_replicated_n(r->sc, i);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        if (v < txid && !*pzWho)
+            *pzWho = r->tg[i].url->redacted;
+    }
+    return need == REP_SYNC_ALL || r->ntg == 1 ? lo : hi;
+}
+
+/* Whether a replica below txid is not backing off (asking it again is
+ * no tight loop against a failing replica).  Caller holds mu. */
+static int
+may_ask(replicator *r, uint64_t txid)
+{
+    for (int i = 0; i < r->ntg; i++)
+        if (sidecar_replicated_n(r->sc, i) < txid &&
+            __atomic_load_n(&r->tg[i].backoff_ms, __ATOMIC_RELAXED) == 0)
+            return 1;
+    return 0;
+}
+
+/* The error that explains why `zWho` did not reach txid.  Caller holds mu. */
+static char *
+sync_error(replicator *r, uint64_t txid, int timeout_ms, const char *zWho)
+{
+    const char *zWhy = r->last_error;
+    for (int i = 0; i < r->ntg; i++)
+        if (zWho && r->tg[i].url->redacted == zWho && r->tg[i].last_error)
+            zWhy = r->tg[i].last_error;
+    if (r->ntg == 1 || !zWho)
+        return sqlite3_mprintf(
+            "litestream: replica did not reach TXID %llu within %d ms%s%s",
+            (unsigned long long)txid, timeout_ms, zWhy ? ": " : "",
+            zWhy ? zWhy : "");
+    return sqlite3_mprintf(
+        "litestream: replica %s did not reach TXID %llu within %d ms%s%s", zWho,
+        (unsigned long long)txid, timeout_ms, zWhy ? ": " : "",
+        zWhy ? zWhy : "");
+}
+
 int
 replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
                 uint64_t *replicated, char **pzErr)
 {
+    return replicator_sync_n(r, txid, REP_SYNC_ALL, timeout_ms, replicated,
+                             pzErr);
+}
+
+int
+replicator_sync_n(replicator *r, uint64_t txid, int need, int timeout_ms,
+                  uint64_t *replicated, char **pzErr)
+{
     struct timespec dl;
     int rc = SQLITE_OK;
+    const char *zWho;
     if (timeout_ms >= 0)
         clock_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&r->mu);
     r->upload_now = 1;
     pool_wake(&r->task, POOL_HEAVY);
-    while (sidecar_replicated(r->sc) < txid) {
+    while (sync_reached(r, need, txid, &zWho) < txid) {
         int w;
         if (r->stop) {
             rc = SQLITE_ERROR;
@@ -514,28 +674,25 @@ replicator_sync(replicator *r, uint64_t txid, int timeout_ms,
             clock_gettime(CLOCK_REALTIME, &now);
             if (now.tv_sec > dl.tv_sec ||
                 (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec)) {
-                rc =
-                    sidecar_replicated(r->sc) >= txid ? SQLITE_OK : SQLITE_BUSY;
+                rc = sync_reached(r, need, txid, &zWho) >= txid ? SQLITE_OK
+                                                                : SQLITE_BUSY;
                 break;
             }
         }
-        /* Ask again once the thread took the request, unless its last
-         * attempt failed: then its backoff decides (a waiting sync must
+        /* Ask again once the thread took the request, unless the last
+         * attempts failed: then the backoff decides (a waiting sync must
          * not turn retries against a failing replica into a tight loop). */
-        if (!r->upload_now && sidecar_replicated(r->sc) < txid &&
-            __atomic_load_n(&r->backoff_ms, __ATOMIC_RELAXED) == 0) {
+        if (!r->upload_now && sync_reached(r, need, txid, &zWho) < txid &&
+            may_ask(r, txid)) {
             r->upload_now = 1;
             pool_wake(&r->task, POOL_HEAVY);
         }
     }
     if (rc != SQLITE_OK && pzErr)
-        *pzErr = sqlite3_mprintf(
-            "litestream: replica did not reach TXID %llu within %d ms%s%s",
-            (unsigned long long)txid, timeout_ms, r->last_error ? ": " : "",
-            r->last_error ? r->last_error : "");
-    pthread_mutex_unlock(&r->mu);
+        *pzErr = sync_error(r, txid, timeout_ms, zWho);
     if (replicated)
-        *replicated = sidecar_replicated(r->sc);
+        *replicated = sync_reached(r, need, txid, &zWho);
+    pthread_mutex_unlock(&r->mu);
     return rc;
 }
 
@@ -592,31 +749,40 @@ replicator_has_url(replicator *r, const char *zUrl)
 void
 replicator_set_pitr(replicator *r, const ls_pitr *o)
 {
-    if (r->cp)
-        compactor_set(r->cp, o);
+    for (int i = 0; i < r->ntg; i++)
+        if (r->tg[i].cp)
+            compactor_set(r->tg[i].cp, o);
 }
 
 void
 replicator_pitr(replicator *r, ls_pitr *o)
 {
-    if (r->cp)
-        compactor_get(r->cp, o);
+    if (r->tg[0].cp)
+        compactor_get(r->tg[0].cp, o);
     else
         pitr_defaults(o);
 }
 
+/* A snapshot in every replica; *txid: the first replica's. */
 int
 replicator_snapshot(replicator *r, int timeout_ms, uint64_t *txid, char **pzErr)
 {
-    if (!r->cp) {
-        *pzErr = sqlite3_mprintf("litestream: compaction is not running");
-        return SQLITE_ERROR;
+    int rc = SQLITE_OK;
+    for (int i = 0; rc == SQLITE_OK && i < r->ntg; i++) {
+        uint64_t t = 0;
+        if (!r->tg[i].cp) {
+            *pzErr = sqlite3_mprintf("litestream: compaction is not running");
+            return SQLITE_ERROR;
+        }
+        rc = compactor_snapshot_now(r->tg[i].cp, timeout_ms, &t, pzErr);
+        if (i == 0)
+            *txid = t;
     }
-    return compactor_snapshot_now(r->cp, timeout_ms, txid, pzErr);
+    return rc;
 }
 
 const char *
 replicator_url(replicator *r)
 {
-    return r->url->redacted;
+    return r->zUrlRedacted;
 }

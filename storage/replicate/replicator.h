@@ -71,7 +71,9 @@ typedef struct rep_opts {
 } rep_opts;
 
 /*
- * Starts replicating the database at zDbPath to zUrl: opens the backend
+ * Starts replicating the database at zDbPath to zUrl (one URL or a
+ * whitespace-separated list: one replica each, docs/architecture.md 2.11):
+ * opens the backends
  * (no I/O yet), the spool, and starts the replicator thread.  The sidecar
  * stays owned by the caller and must outlive the replicator.  SQLITE_OK, or
  * an error with *pzErr set (sqlite3_mprintf'd): a malformed URL, an
@@ -120,13 +122,31 @@ int replicator_capture_pending(replicator *);
 int replicator_before_wal_reset(replicator *);
 
 /*
- * Uploads everything captured up to `txid` now and waits until the replica
- * holds it, at most timeout_ms (< 0: forever).  *replicated receives the
- * replicated TXID.  SQLITE_OK, SQLITE_BUSY on timeout (with the last error
+ * Uploads everything captured up to `txid` now and waits until every
+ * replica holds it, at most timeout_ms (< 0: forever).  *replicated receives
+ * the replicated TXID.  SQLITE_OK, SQLITE_BUSY on timeout (with the last error
  * in *pzErr when there is one).
  */
 int replicator_sync(replicator *, uint64_t txid, int timeout_ms,
                     uint64_t *replicated, char **pzErr);
+
+/*
+ * The same, waiting until `need` replicas of a URL list hold txid: 1 (the
+ * first to get there: PRAGMA litestream_durability = 'remote') or
+ * REP_SYNC_ALL (every one: replicator_sync, 'remote-all').  *replicated
+ * receives the TXID that many replicas hold; on timeout *pzErr names the
+ * first replica below txid and its last error.
+ */
+#define REP_SYNC_ALL 0
+int replicator_sync_n(replicator *, uint64_t txid, int need, int timeout_ms,
+                      uint64_t *replicated, char **pzErr);
+
+/*
+ * Checks a replica URL or a whitespace-separated list of them (at most
+ * LS_MAX_REPLICAS) without opening anything.  SQLITE_OK, or an error with
+ * *pzErr saying what is wrong.
+ */
+int replicator_check_url(const char *zUrl, char **pzErr);
 
 /*
  * Whether the uploader needs the capture to read a full image itself (no
@@ -156,10 +176,11 @@ void replicator_pitr(replicator *, ls_pitr *o);
 int replicator_snapshot(replicator *, int timeout_ms, uint64_t *txid,
                         char **pzErr);
 
-/* The URL with secrets redacted (owned by the replicator). */
+/* The URL (list) with secrets redacted (owned by the replicator). */
 const char *replicator_url(replicator *);
 
-/* A copy of the last replication error (sqlite3_free it), or NULL. */
+/* A copy of the last replication error (sqlite3_free it), or NULL; with
+ * several replicas the first failing replica's, prefixed with its URL. */
 char *replicator_last_error(replicator *);
 
 /*

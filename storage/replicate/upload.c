@@ -116,49 +116,61 @@ static int
 put_object(replicator *r, uint64_t min, uint64_t max, outbuf *m, int64_t ts)
 {
     char key[256];
-    int rc = layout_key(r->be, 0, min, max, key, sizeof(key));
+    int rc = layout_key(r->t->be, 0, min, max, key, sizeof(key));
     if (rc != SQLITE_OK)
         return rc;
     if (m->fd >= 0) {
         close(m->fd);
         m->fd = -1;
-        rc = backend_put_file(r->be, key, m->zPath, m->total, ts);
+        rc = backend_put_file(r->t->be, key, m->zPath, m->total, ts);
     } else {
-        rc = r->be->vt->put(r->be, key, m->p, m->n, ts);
+        rc = r->t->be->vt->put(r->t->be, key, m->p, m->n, ts);
     }
     if (rc != SQLITE_OK) {
         rep_set_error(r, sqlite3_mprintf("litestream: upload of %s to %s "
                                          "failed: %s",
-                                         key, r->url->redacted,
-                                         backend_why(r->be)));
+                                         key, r->t->url->redacted,
+                                         backend_why(r->t->be)));
     }
     return rc;
 }
 
-/* After an acknowledged upload: advance the position, drop the spool. */
+/* After an acknowledged upload: advance the replica's position, drop
+ * the spool below what every replica holds. */
 static void
 uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
          size_t nchanged, const wal_pos *pos)
 {
+    rep_target *tg = r->t;
     KILLPOINT("upload-before-position");
-    r->rep_pos = *pos;
+    tg->rep_pos = *pos;
     int64_t t = clock_now_ms();
     /* Saved before the position moves: a crash in between leaves a table
      * for a TXID the position does not name, which simply does not load. */
-    if (cktab_save(&r->ck, to, changed, nchanged) != SQLITE_OK)
-        sqlite3_log(SQLITE_WARNING, "litestream: cannot save %s", r->ck.zPath);
-    sidecar_set_replicated(r->sc, to, t);
-    spool_drop_upto(r->sp, to);
+    if (cktab_save(&tg->ck, to, changed, nchanged) != SQLITE_OK)
+        sqlite3_log(SQLITE_WARNING, "litestream: cannot save %s", tg->ck.zPath);
+    sidecar_set_replicated_n(r->sc, tg->idx, to, t);
+    if (full)
+        tg->released = 0; /* fed from the spool again */
+    spool_drop_upto(r->sp, rep_spool_floor(r));
     pthread_mutex_lock(&r->mu);
+    tg->last_upload_ms = t;
     r->last_upload_ms = t;
     if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit)
         r->spool_full = 0;
-    r->n_uploads++;
+    tg->n_uploads++;
     if (full)
-        r->n_full_images++;
-    sqlite3_free(r->last_error);
-    r->last_error = NULL;
-    memcpy(&r->counters, r->be->vt->counters(r->be), sizeof(r->counters));
+        tg->n_full_images++;
+    sqlite3_free(tg->last_error);
+    tg->last_error = NULL;
+    int clean = 1;
+    for (int i = 0; i < r->ntg; i++)
+        clean &= r->tg[i].last_error == NULL;
+    if (clean) {
+        sqlite3_free(r->last_error);
+        r->last_error = NULL;
+    }
+    memcpy(&tg->counters, tg->be->vt->counters(tg->be), sizeof(tg->counters));
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->mu);
 }
@@ -168,8 +180,8 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
 static uint64_t
 continues_from(replicator *r)
 {
-    uint64_t rep = sidecar_replicated(r->sc);
-    return r->foreign_upto > rep ? r->foreign_upto : rep;
+    uint64_t rep = rep_replicated(r);
+    return r->t->foreign_upto > rep ? r->t->foreign_upto : rep;
 }
 
 /* The pre-apply checksum of an object starting at TXID from. */
@@ -178,8 +190,8 @@ pre_apply_of(replicator *r, uint64_t from)
 {
     if (from == 1)
         return 0; /* a snapshot */
-    if (r->ck.valid || r->pre_known)
-        return r->ck.sum;
+    if (r->t->ck.valid || r->t->pre_known)
+        return r->t->ck.sum;
     return LTX_CHECKSUM_FLAG; /* unknown: restores still verify the end */
 }
 
@@ -261,14 +273,14 @@ out:
 static void
 adopt_image(replicator *r, full_image *f, const wal_pos *pos)
 {
-    sqlite3_free(r->ck.c);
-    r->ck.c = f->nc;
+    sqlite3_free(r->t->ck.c);
+    r->t->ck.c = f->nc;
     f->nc = NULL;
-    r->ck.cap = f->commit;
-    r->ck.commit = f->commit;
-    r->ck.sum = f->sum;
-    r->ck.valid = 1;
-    r->need_full = 0;
+    r->t->ck.cap = f->commit;
+    r->t->ck.commit = f->commit;
+    r->t->ck.sum = f->sum;
+    r->t->ck.valid = 1;
+    r->t->need_full = 0;
     uploaded(r, f->txid, 1, NULL, 0, pos);
 }
 
@@ -305,7 +317,7 @@ rep_upload_full(replicator *r)
          * history's TXIDs no commit may come: the capture is asked for an
          * image (the next commit's, or a recapture's once the position
          * stood still, recover.c). */
-        if (r->foreign_upto >= f.txid)
+        if (r->t->foreign_upto >= f.txid)
             __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
         rc = SQLITE_BUSY;
         goto out;
@@ -342,10 +354,10 @@ out:
 static uint64_t
 chain_start(const replicator *r, const batch *b, uint32_t base_commit)
 {
-    uint64_t sum = b->image_base ? LTX_CHECKSUM_FLAG : r->ck.sum;
+    uint64_t sum = b->image_base ? LTX_CHECKSUM_FLAG : r->t->ck.sum;
     for (uint32_t p = b->commit + 1; p <= base_commit; p++)
-        if (r->ck.c[p])
-            sum = ltx_checksum_fold(sum, r->ck.c[p]); /* shrunk away */
+        if (r->t->ck.c[p])
+            sum = ltx_checksum_fold(sum, r->t->ck.c[p]); /* shrunk away */
     return sum;
 }
 
@@ -359,7 +371,7 @@ encode_batch(replicator *r, const batch *b, int64_t ts, outbuf *m,
              uint64_t *newck, uint64_t *sum, char **pzErr)
 {
     uint32_t ps = b->page_size;
-    uint32_t base_commit = b->image_base ? 0 : r->ck.commit;
+    uint32_t base_commit = b->image_base ? 0 : r->t->ck.commit;
     ltx_encoder *enc = NULL;
     uint8_t *scratch = ls_malloc(ps);
     int rc;
@@ -391,8 +403,8 @@ encode_batch(replicator *r, const batch *b, int64_t ts, outbuf *m,
         if (rc != SQLITE_OK)
             goto enc_err;
         newck[i] = ltx_page_checksum(pgno, page, ps);
-        if (pgno <= base_commit && r->ck.c[pgno])
-            *sum = ltx_checksum_fold(*sum, r->ck.c[pgno]);
+        if (pgno <= base_commit && r->t->ck.c[pgno])
+            *sum = ltx_checksum_fold(*sum, r->t->ck.c[pgno]);
         *sum = ltx_checksum_fold(*sum, newck[i]);
     }
     rc = ltx_encoder_finish(enc, *sum, NULL);
@@ -419,25 +431,25 @@ out:
 static int
 commit_batch(replicator *r, const batch *b, const uint64_t *newck, uint64_t sum)
 {
-    int rc = cktab_ensure(&r->ck, b->commit);
+    int rc = cktab_ensure(&r->t->ck, b->commit);
     if (rc != SQLITE_OK)
         return rc;
     if (b->image_base) {
-        memset(r->ck.c, 0, ((size_t)r->ck.cap + 1) * 8);
-        r->ck.valid = 1;
-        r->need_full = 0;
+        memset(r->t->ck.c, 0, ((size_t)r->t->ck.cap + 1) * 8);
+        r->t->ck.valid = 1;
+        r->t->need_full = 0;
     }
-    for (uint32_t p = b->commit + 1; p <= r->ck.commit; p++)
-        r->ck.c[p] = 0;
+    for (uint32_t p = b->commit + 1; p <= r->t->ck.commit; p++)
+        r->t->ck.c[p] = 0;
     uint32_t *changed =
         b->image_base ? NULL : ls_malloc(sizeof(*changed) * (b->npages + 1));
     for (uint64_t i = 0; i < b->npages; i++) {
-        r->ck.c[b->pages[i].pgno] = newck[i];
+        r->t->ck.c[b->pages[i].pgno] = newck[i];
         if (changed)
             changed[i] = b->pages[i].pgno; /* ascending */
     }
-    r->ck.commit = b->commit;
-    r->ck.sum = sum;
+    r->t->ck.commit = b->commit;
+    r->t->ck.sum = sum;
     /* Without the list (out of memory) the whole table is rewritten. */
     uploaded(r, b->to, b->image_base, changed, changed ? b->npages : 0,
              &b->last_pos);
@@ -453,16 +465,16 @@ commit_batch(replicator *r, const batch *b, const uint64_t *newck, uint64_t sum)
 static int
 batch_applies(const replicator *r, const batch *b)
 {
-    if (!r->ck.valid && !b->image_base)
+    if (!r->t->ck.valid && !b->image_base)
         return 0;
-    return batch_complete(b, b->image_base ? 0 : r->ck.commit);
+    return batch_complete(b, b->image_base ? 0 : r->t->ck.commit);
 }
 
 /*
  * Uploads spool records from..to (or the first part of them, up to
  * BATCH_MAX_BYTES of pages) as one L0 object: read the records, list the
  * newest copy of each page, encode with the checksum chain advanced, put,
- * commit the position.  Sets r->need_full when the records cannot be
+ * commit the position.  Sets r->t->need_full when the records cannot be
  * applied incrementally (a full-image marker, a growth whose new pages are
  * missing, unknown checksums).
  */
@@ -477,17 +489,17 @@ upload_incremental(replicator *r, uint64_t from, uint64_t to)
 
     int rc = batch_read(&b, r->sp, from, to, BATCH_MAX_BYTES, &zErr);
     if (b.need_full)
-        r->need_full = 1;
+        r->t->need_full = 1;
     if (rc != SQLITE_OK || b.need_full)
         goto out;
     if ((rc = batch_sort(&b)) != SQLITE_OK)
         goto out;
     if (!batch_applies(r, &b)) {
-        r->need_full = 1;
+        r->t->need_full = 1;
         goto out;
     }
-    rc =
-        cktab_ensure(&r->ck, b.commit > r->ck.commit ? b.commit : r->ck.commit);
+    rc = cktab_ensure(&r->t->ck,
+                      b.commit > r->t->ck.commit ? b.commit : r->t->ck.commit);
     if (rc != SQLITE_OK)
         goto out;
     newck = ls_malloc(sizeof(*newck) * (b.npages + 1));
@@ -511,8 +523,8 @@ out:
 
 /*
  * The next object's pre-apply checksum is the newest object's post-apply
- * checksum: read it from that object's trailer into r->ck.sum, and set
- * r->pre_known.  A trailer without the checksum flag is not a checksum (a
+ * checksum: read it from that object's trailer into r->t->ck.sum, and set
+ * r->t->pre_known.  A trailer without the checksum flag is not a checksum (a
  * torn object on a store without atomic puts): unknown.  Nothing changes
  * when the trailer cannot be read.
  */
@@ -522,17 +534,17 @@ read_post_apply(replicator *r, const ltx_info *f)
     char key[256];
     uint8_t *tr = NULL;
     size_t ntr = 0;
-    if (layout_key(r->be, f->level, f->min_txid, f->max_txid, key,
+    if (layout_key(r->t->be, f->level, f->min_txid, f->max_txid, key,
                    sizeof(key)) == SQLITE_OK &&
-        r->be->vt->get(r->be, key, f->size - LTX_TRAILER_SIZE, LTX_TRAILER_SIZE,
-                       &tr, &ntr) == SQLITE_OK &&
+        r->t->be->vt->get(r->t->be, key, f->size - LTX_TRAILER_SIZE,
+                          LTX_TRAILER_SIZE, &tr, &ntr) == SQLITE_OK &&
         ntr == LTX_TRAILER_SIZE) {
         uint64_t post = 0;
         for (int i = 0; i < 8; i++)
             post = (post << 8) | tr[i];
-        r->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
-        if (r->pre_known)
-            r->ck.sum = post;
+        r->t->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
+        if (r->t->pre_known)
+            r->t->ck.sum = post;
     }
     sqlite3_free(tr);
 }
@@ -546,10 +558,10 @@ static int
 check_encryption(replicator *r, const ltx_info *f)
 {
     char key[256], *zErr = NULL;
-    int rc =
-        layout_key(r->be, f->level, f->min_txid, f->max_txid, key, sizeof(key));
+    int rc = layout_key(r->t->be, f->level, f->min_txid, f->max_txid, key,
+                        sizeof(key));
     if (rc == SQLITE_OK)
-        rc = age_check_object(r->be, key, &zErr);
+        rc = age_check_object(r->t->be, key, &zErr);
     if (rc != SQLITE_OK)
         rep_set_error(
             r, zErr ? zErr
@@ -567,10 +579,11 @@ check_replica(replicator *r)
 {
     ltx_info *files = NULL;
     int n = 0;
-    int rc = layout_list_all(r->be, &files, &n);
+    int rc = layout_list_all(r->t->be, &files, &n);
     if (rc != SQLITE_OK) {
         rep_set_error(r, sqlite3_mprintf("litestream: cannot list %s: %s",
-                                         r->url->redacted, backend_why(r->be)));
+                                         r->t->url->redacted,
+                                         backend_why(r->t->be)));
         return rc;
     }
     uint64_t max = 0;
@@ -580,35 +593,35 @@ check_replica(replicator *r)
             max = files[i].max_txid;
             last = i;
         }
-    uint64_t rep = sidecar_replicated(r->sc);
+    uint64_t rep = rep_replicated(r);
     /* This process may just have taken over the uploading from another
      * one: its table is only right for the TXID it was saved at. */
-    if (!r->ck.valid || r->ck.txid != rep)
-        cktab_load(&r->ck, rep);
+    if (!r->t->ck.valid || r->t->ck.txid != rep)
+        cktab_load(&r->t->ck, rep);
     if (max != rep)
-        r->ck.valid = 0; /* the saved table is for another TXID */
+        r->t->ck.valid = 0; /* the saved table is for another TXID */
     if (last >= 0 && (rc = check_encryption(r, &files[last])) != SQLITE_OK) {
         sqlite3_free(files);
         return rc;
     }
-    if (last >= 0 && !r->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
+    if (last >= 0 && !r->t->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
         read_post_apply(r, &files[last]);
     sqlite3_free(files); /* ltx_info holds no pointers */
-    if (max != rep || !r->ck.valid) {
+    if (max != rep || !r->t->ck.valid) {
         /* Unknown history or unknown checksums: continue above the
          * replica with a full image. */
         /* The replicated TXID stays ours: a litestream_sync() begun
          * before this check waits for the full image above `max`, not
          * for TXIDs of another history that happen to be higher. */
         if (max > rep)
-            r->foreign_upto = max;
+            r->t->foreign_upto = max;
         if (max >= rep)
             sidecar_set_txid_floor(r->sc, max);
         else
-            sidecar_set_replicated(r->sc, max, clock_now_ms());
-        r->need_full = 1;
+            sidecar_set_replicated_n(r->sc, r->t->idx, max, clock_now_ms());
+        r->t->need_full = 1;
     }
-    r->replica_checked = 1;
+    r->t->replica_checked = 1;
     return SQLITE_OK;
 }
 
@@ -628,9 +641,9 @@ fill_gap(replicator *r, uint64_t to)
         rep_recapture_if_stale(r);
         return rc;
     }
-    r->full_busy_since_ms = 0; /* the next busy spell has its own grace */
+    r->t->full_busy_since_ms = 0; /* the next busy spell has its own grace */
     if (rc == SQLITE_OK)
-        r->gap_since_ms = 0;
+        r->t->gap_since_ms = 0;
     return rc;
 }
 
@@ -638,7 +651,7 @@ int
 rep_upload_once(replicator *r)
 {
     int rc;
-    if (!r->replica_checked) {
+    if (!r->t->replica_checked) {
         rc = check_replica(r);
         if (rc != SQLITE_OK)
             return rc;
@@ -652,12 +665,12 @@ rep_upload_once(replicator *r)
      * capture that could, e.g. in exclusive locking mode). */
     if (to > rep)
         rc = upload_incremental(r, rep + 1, to);
-    if (rc == SQLITE_OK && r->need_full) {
+    if (rc == SQLITE_OK && r->t->need_full) {
         rc = rep_upload_full(r);
         if (rc == SQLITE_BUSY)
             rep_recapture_if_stale(r);
         else
-            r->full_busy_since_ms = 0;
+            r->t->full_busy_since_ms = 0;
     } else if (rc == SQLITE_OK) {
         rc = fill_gap(r, to > rep ? to : rep);
     }
@@ -665,7 +678,7 @@ rep_upload_once(replicator *r)
                 "litestream: upload rc=%d rep=%llu to=%llu full=%d "
                 "cks=%d",
                 rc, (unsigned long long)rep, (unsigned long long)to,
-                r->need_full, r->ck.valid);
+                r->t->need_full, r->t->ck.valid);
     if (rc == SQLITE_BUSY)
         rc = SQLITE_OK; /* retried next tick */
     return rc;

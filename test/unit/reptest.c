@@ -64,11 +64,14 @@ rt_replicator(const char *zDbPath, backend *be)
     r->zDbPath = sqlite3_mprintf("%s", zDbPath);
     r->zUrl = sqlite3_mprintf("file:///unused");
     r->zVfs = sqlite3_mprintf("unix");
-    r->be = be;
+    r->ntg = 1;
+    r->t = &r->tg[0]; /* the tests drive upload.c for this replica */
+    r->tg[0].zUrl = sqlite3_mprintf("file:///unused");
+    r->tg[0].be = be;
     r->opts.sync_interval_ms = 1000;
     r->opts.spool_limit = 1ll << 30;
     r->opts.zVfs = "unix";
-    if (url_parse(r->zUrl, &r->url, &zErr) != SQLITE_OK)
+    if (url_parse(r->zUrl, &r->tg[0].url, &zErr) != SQLITE_OK)
         die("url", zErr);
     if (sidecar_open(zDbPath, &r->sc, &zErr) != SQLITE_OK)
         die("sidecar", zErr);
@@ -76,7 +79,7 @@ rt_replicator(const char *zDbPath, backend *be)
     if (spool_open(zSpool, &r->sp, &zErr) != SQLITE_OK)
         die("spool", zErr);
     sqlite3_free(zSpool);
-    if (cktab_init(&r->ck, sidecar_dir(r->sc)) != SQLITE_OK)
+    if (cktab_init(&r->tg[0].ck, sidecar_dir(r->sc)) != SQLITE_OK)
         die("cktab", NULL);
     return r;
 }
