@@ -139,11 +139,11 @@ url = f"abs://{ACC}@testcontainer/faults/db?endpoint={PEP}&timeout=1s"
 d, db, con = fresh("faults", url)
 write(con, 10)
 con.execute("SELECT litestream_sync(10000)")
-rules = [px.add_rule("PUT", None, "status", code=503, count=2),
-         px.add_rule("PUT", None, "status", code=500, count=1),
-         px.add_rule("PUT", None, "reset", count=2),
-         px.add_rule("PUT", None, "reset_after_upstream", count=1),
-         px.add_rule("PUT", None, "stall", seconds=3, count=1)]
+rules = [px.add_rule("PUT", r"\.ltx", "status", code=503, count=2),
+         px.add_rule("PUT", r"\.ltx", "status", code=500, count=1),
+         px.add_rule("PUT", r"\.ltx", "reset", count=2),
+         px.add_rule("PUT", r"\.ltx", "reset_after_upstream", count=1),
+         px.add_rule("PUT", r"\.ltx", "stall", seconds=3, count=1)]
 for i in range(20):
     write(con, 3)
     time.sleep(0.05)
