@@ -328,17 +328,38 @@ registry_full_images(ls_db *d)
  * database starts a fresh one.  SQLite itself forbids carrying a
  * connection across fork, so the child's own connections are new ones.
  */
+/*
+ * SQLite's own global mutexes that the extension's worker threads take
+ * (the allocator's, the unix VFS's): held across fork, so that none is
+ * copied locked into the child, whose first sqlite3_open() or
+ * sqlite3_malloc() would then wait for ever.  Outer before inner: SQLite
+ * allocates while holding the VFS mutex, never the other way round.
+ */
+static sqlite3_mutex *fork_mutex[2];
+
 static void
 atfork_prepare(void)
 {
     pthread_mutex_lock(&registry_mu);
     for (ls_db *d = registry; d; d = d->next)
         pthread_mutex_lock(&d->mu);
+    fork_mutex[0] = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_VFS1);
+    fork_mutex[1] = sqlite3_mutex_alloc(SQLITE_MUTEX_STATIC_MEM);
+    for (int i = 0; i < 2; i++)
+        sqlite3_mutex_enter(fork_mutex[i]); /* NULL-safe: no mutexing */
+}
+
+static void
+fork_mutex_leave(void)
+{
+    for (int i = 1; i >= 0; i--)
+        sqlite3_mutex_leave(fork_mutex[i]);
 }
 
 static void
 atfork_parent(void)
 {
+    fork_mutex_leave();
     for (ls_db *d = registry; d; d = d->next)
         pthread_mutex_unlock(&d->mu);
     pthread_mutex_unlock(&registry_mu);
@@ -347,6 +368,7 @@ atfork_parent(void)
 static void
 atfork_child(void)
 {
+    fork_mutex_leave();
     for (ls_db *d = registry; d; d = d->next) {
         d->rep = NULL;
         d->hold = 0;

@@ -12,6 +12,7 @@
 #include "storage/base/sqlite.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -288,12 +289,17 @@ sidecar_set_txid_floor(sidecar *sc, uint64_t txid)
 void
 sidecar_after_fork(sidecar *sc)
 {
-    /* The inherited descriptor shares the parent's lock: get our own. */
+    /* The inherited descriptor shares the parent's lock: get our own.
+     * Called in a fork handler of the child: no allocation (SQLite's
+     * allocator mutex may have been held by another thread of the parent
+     * at the fork, and would stay locked here for ever). */
     if (sc->ship_fd >= 0) {
-        char *z = sqlite3_mprintf("%s/ship.lock", sc->zDir);
+        char z[4096];
+        int n = snprintf(z, sizeof(z), "%s/ship.lock", sc->zDir);
         close(sc->ship_fd);
-        sc->ship_fd = z ? open(z, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
-        sqlite3_free(z);
+        sc->ship_fd = n > 0 && (size_t)n < sizeof(z)
+                          ? open(z, O_RDWR | O_CREAT | O_CLOEXEC, 0600)
+                          : -1;
     }
     sc->ship_held = 0;
 }
