@@ -570,7 +570,7 @@ replicator_persist(replicator *r)
 {
     int rc;
     pthread_mutex_lock(&r->mu);
-    if (!r->head && r->persist_req == r->persist_done) {
+    if (!r->head && !r->spooling && r->persist_req == r->persist_done) {
         pthread_mutex_unlock(&r->mu);
         return SQLITE_OK;
     }

@@ -86,9 +86,11 @@ struct replicator {
     rep_txn *head, *tail;
     uint64_t last_enqueued; /* highest TXID this process captured */
     uint64_t queued_bytes;
-    int woken; /* the application woke the task for this queue */
-    int idle;  /* no light pass is due (the task waits for the next upload
-                * pass): the first enqueue wakes it */
+    int woken;    /* the application woke the task for this queue */
+    int spooling; /* a pass took the queue and has not spooled it all yet
+                   * (replicator_persist() must not return early then) */
+    int idle;     /* no light pass is due (the task waits for the next upload
+                   * pass): the first enqueue wakes it */
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
     int stop;

@@ -407,6 +407,15 @@ run_length(const rep_txn *t)
  * recovered (spool_failed()), so memory stays bounded while the disk is
  * full and the application never waits.
  */
+/* The queue a pass took is in the spool (or back in the queue). */
+static void
+spooled_all(replicator *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->spooling = 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
 int
 rep_spool_queue(replicator *r, int force_sync)
 {
@@ -422,6 +431,7 @@ rep_spool_queue(replicator *r, int force_sync)
     r->head = r->tail = NULL;
     r->queued_bytes = 0;
     r->woken = 0;
+    r->spooling = list != NULL;
     int64_t limit = r->opts.spool_limit;
     int was_full = r->spool_full;
     pthread_mutex_unlock(&r->mu);
@@ -431,6 +441,7 @@ rep_spool_queue(replicator *r, int force_sync)
             list = t->next;
             rep_txn_free(t);
         }
+        spooled_all(r);
         return SQLITE_OK;
     }
     int full = (int64_t)spool_bytes(r->sp) >= limit;
@@ -490,6 +501,7 @@ rep_spool_queue(replicator *r, int force_sync)
         r->spool_full = full;
         pthread_mutex_unlock(&r->mu);
     }
+    spooled_all(r);
     if (zErr)
         rep_set_error(r, zErr);
     return rc;
