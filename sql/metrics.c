@@ -187,9 +187,10 @@ add_ops(metrics *m, const char *zUrl, const uint64_t v[6])
     m->t[i].down += v[5];
 }
 
-/* One replicated database's operations. */
+/* One replica's operations (o: an element of the status's "replicas", or
+ * the status itself), under its own replica type. */
 static void
-add_db_ops(metrics *m, json_t *o)
+add_replica_ops(metrics *m, json_t *o)
 {
     json_t *c = json_object_get(o, "counters");
     uint64_t v[6] = {
@@ -197,6 +198,20 @@ add_db_ops(metrics *m, json_t *o)
         (uint64_t)num(c, "list"),     (uint64_t)num(c, "delete"),
         (uint64_t)num(c, "bytes_up"), (uint64_t)num(c, "bytes_down")};
     add_ops(m, json_string_value(json_object_get(o, "url")), v);
+}
+
+/* One replicated database's operations: each replica of its URL list
+ * under its own type (the status's top-level "url" is the whole list). */
+static void
+add_db_ops(metrics *m, json_t *o)
+{
+    json_t *a = json_object_get(o, "replicas");
+    if (json_array_size(a) == 0) {
+        add_replica_ops(m, o);
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(a); i++)
+        add_replica_ops(m, json_array_get(a, i));
 }
 
 /* A read replica's sample: {url="...",conn="N"[,operation="..."]}. */

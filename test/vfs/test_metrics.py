@@ -4,6 +4,7 @@ with values that agree with the files and litestream_status()."""
 import json
 import os
 import sqlite3
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -88,6 +89,43 @@ ok((value("litestream_sync_error_count_total", db=bad_db) or 0) >= 1 and
    "the database whose replica refuses uploads shows errors and pending "
    f"transactions ({value('litestream_sync_error_count_total', db=bad_db)}, "
    f"{value('litestream_pending_txns', db=bad_db)})")
+
+# Several replicas of different types: each replica's requests count under
+# its own replica_type (the status's top-level url is the whole list, whose
+# first scheme took every request before).
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "k")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "s")
+two_db = os.path.join(d, "two.db")
+two = sqlite3.connect(two_db, isolation_level=None)
+two_file = "file://" + os.path.join(d, "two-rep")
+two.execute("PRAGMA litestream_url = 's3://nobucket/two?endpoint="
+            f"http://127.0.0.1:1&retries=0 {two_file}'")
+two.execute("CREATE TABLE t(x)")
+two.execute("INSERT INTO t VALUES (1)")
+deadline = time.time() + 30
+while time.time() < deadline:
+    st = json.loads(two.execute("SELECT litestream_status()").fetchone()[0])
+    reps = st["databases"][0]["replicas"]
+    if reps[1]["counters"]["put"] >= 1 and \
+            reps[1]["replicated_txid"] == st["databases"][0]["txid"]:
+        break
+    time.sleep(0.05)
+file_puts = 0  # every file replica's PUTs, read before the metrics
+for c in [c for _, c in cons] + [bad, two]:
+    for db in json.loads(c.execute(
+            "SELECT litestream_status()").fetchone()[0])["databases"]:
+        for rep in db.get("replicas", []):
+            if rep["url"].startswith("file:"):
+                file_puts += rep["counters"]["put"]
+text = cons[0][1].execute("SELECT litestream_metrics()").fetchone()[0]
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+got = value("litestream_replica_operation_total", replica_type="file",
+            operation="PUT")
+ok(reps[1]["counters"]["put"] >= 1 and got is not None and got >= file_puts,
+   f"'s3://… file://…': the file replica's PUTs ({reps[1]['counters']['put']})"
+   f" count as replica_type file ({got} >= {file_puts})")
+two.execute("PRAGMA litestream_url = ''")
+two.close()
 
 # --- heartbeat ---------------------------------------------------------------
 import http.server  # noqa: E402
