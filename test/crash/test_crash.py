@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SIGKILL the writer at random moments (CRASH_ROUNDS, default 20; seed in
+"""SIGKILL the writer at random moments (CRASH_ROUNDS, default 12; seed in
 CRASH_SEED or random, printed).  After each kill: reopen the database with
 the extension (replication resumes), litestream_sync(), restore, and check
 that the restore passes integrity_check, is identical to the database, and
@@ -19,7 +19,7 @@ from harness import (replica_url, SO, cleanup, diag, done, dump_hash, load, ok, 
                      scratch)
 
 seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
-rounds = int(os.environ.get("CRASH_ROUNDS", "20"))
+rounds = int(os.environ.get("CRASH_ROUNDS", "12"))
 diag(f"seed {seed} (CRASH_SEED={seed} reproduces), {rounds} rounds")
 rnd = random.Random(seed)
 load()
