@@ -60,6 +60,14 @@ void capture_image_now(ls_db *d, sqlite3_file *real);
 /* Before the WAL is restarted, truncated or deleted (invariant 4). */
 void capture_before_wal_reset(ls_db *d);
 
+/*
+ * A checkpoint writes the database file: a WAL restart may follow.  The
+ * replicator starts spooling what the zero-copy capture queued by
+ * reference now, so the restart finds little or nothing to wait for.
+ * Application thread; takes d->mu (once per checkpoint).
+ */
+void capture_checkpoint_begins(ls_db *d);
+
 /* Does the WAL file zWal end exactly at the captured position? */
 int capture_wal_ends_at_cap(ls_db *d, const char *zWal);
 

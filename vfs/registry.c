@@ -56,6 +56,7 @@ start(ls_db *d, const ls_config *c, char **pzErr)
                   .zVfs = registry_vfs,
                   .xRecapture = registry_recapture,
                   .pRecaptureCtx = d,
+                  .pAlone = &d->rep_alone,
                   .pitr = c->pitr};
     set_durability(d, c);
     if (!d->sc) {

@@ -276,7 +276,7 @@ rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict)
         return SQLITE_OK;
     }
     pthread_mutex_lock(&r->mu);
-    queued = r->head != NULL;
+    queued = r->head != NULL || rep_slot_open(r);
     pthread_mutex_unlock(&r->mu);
     int64_t t = clock_now_ms();
     if (queued || !r->t->gap_since_ms) {
