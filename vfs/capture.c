@@ -307,16 +307,8 @@ static uint64_t
 txid_base(ls_db *d, const ls_cap *cap, int valid)
 {
     uint64_t t = valid ? cap->txid : 0;
-    uint64_t f = sidecar_txid_floor(d->sc);
-    uint64_t s = sidecar_spooled(d->sc);
-    uint64_t r = sidecar_replicated(d->sc);
-    if (f > t)
-        t = f;
-    if (s > t)
-        t = s;
-    if (r > t)
-        t = r;
-    return t;
+    uint64_t a = sidecar_txid_above(d->sc);
+    return a > t ? a : t;
 }
 
 /* ---- the capture at unlock, step by step ------------------------------- */
@@ -520,7 +512,7 @@ position_write(ls_db *d, const capture_view *v, uint64_t txid)
  * meanwhile, out of memory): nothing was queued then.
  */
 static uint64_t
-capture_zc(ls_db *d, sqlite3_file *real)
+capture_zc(ls_db *d, replicator *rep, sqlite3_file *real)
 {
     shm_hdr h;
     const ls_cap *cap = &d->zc_cap;
@@ -532,16 +524,20 @@ capture_zc(ls_db *d, sqlite3_file *real)
     if (h.mx_frame == cap->frame)
         return 0; /* a rollback, an empty transaction */
     capture_view v = {.h = &h, .ps = h.page_size == 1 ? 65536 : h.page_size};
-    rep_txn t = {.txid = cap->txid + 1,
-                 .flags = REP_WALREF | (d->wal_synced ? REP_DURABLE : 0),
-                 .page_size = v.ps,
-                 .commit = h.n_page,
-                 .nframes = h.mx_frame - cap->frame,
-                 .wal_lo = cap->frame + 1,
-                 .seed1 = cap->cksum1,
-                 .seed2 = cap->cksum2,
-                 .pos = walread_pos(&h)};
-    if (!replicator_enqueue_ref(d->rep, &t))
+    rep_txn t; /* (field by field: what a reference leaves unused is not
+                * zeroed at every commit; replicator_enqueue_ref reads the
+                * fields set here, and NULLs next/frames/arena itself) */
+    t.txid = cap->txid + 1;
+    t.txid_max = 0;
+    t.flags = REP_WALREF | (d->wal_synced ? REP_DURABLE : 0);
+    t.page_size = v.ps;
+    t.commit = h.n_page;
+    t.nframes = h.mx_frame - cap->frame;
+    t.wal_lo = cap->frame + 1;
+    t.seed1 = cap->cksum1;
+    t.seed2 = cap->cksum2;
+    t.pos = walread_pos(&h);
+    if (!replicator_enqueue_ref(rep, &t))
         return CAPTURE_GENERAL;
     position_write(d, &v, t.txid);
     KILLPOINT("capture-queued");
@@ -561,7 +557,7 @@ capture(ls_db *d, sqlite3_file *real)
                                               * what the callees write) */
     uint64_t txid = 0;
     if (d->zc && d->rep && d->sc &&
-        (txid = capture_zc(d, real)) != CAPTURE_GENERAL)
+        (txid = capture_zc(d, d->rep, real)) != CAPTURE_GENERAL)
         return txid;
     txid = 0;
     if (!d->rep || !d->sc ||
@@ -652,6 +648,32 @@ capture_hold_end(ls_db *d, sqlite3_file *real)
     return txid;
 }
 
+uint64_t
+capture_hold_end_zc(ls_db *d, sqlite3_file *real)
+{
+    uint64_t txid = CAPTURE_GENERAL;
+    /* Instead of d->mu: announce the capture, then load d->rep (detach()
+     * in registry.c stores NULL, then waits while d->capturing). */
+    __atomic_store_n(&d->capturing, 1, __ATOMIC_SEQ_CST);
+    replicator *rep = __atomic_load_n(&d->rep, __ATOMIC_SEQ_CST);
+    if (rep && d->sc)
+        txid = capture_zc(d, rep, real);
+    __atomic_store_n(&d->capturing, 0, __ATOMIC_RELEASE);
+    if (txid == CAPTURE_GENERAL) {
+        pthread_mutex_lock(&d->mu);
+        txid = capture_hold_end(d, real);
+        pthread_mutex_unlock(&d->mu);
+        return txid;
+    }
+    d->hold = 0;
+    d->hold_locked = 0;
+    d->hold_shm = NULL;
+    d->zc = 0; /* nothing was copied: the rest is as reset */
+    d->buf_ok = 1;
+    d->wal_synced = 0;
+    return txid;
+}
+
 /*
  * The replicator's rep_opts.xRecapture: capture on the files of its private
  * connection, which holds the WAL write lock.  Replicator thread.
@@ -701,74 +723,6 @@ capture_before_wal_reset(ls_db *d)
                     "litestream: cannot persist the queue "
                     "of '%s' before a WAL reset",
                     d->zPath);
-}
-
-/*
- * Before the WAL file zWal is deleted (the last connection closed it after
- * a checkpoint): does it end exactly at the captured position?  Only then
- * may the next WAL continue from it (CAP_RESET); committed frames beyond
- * the position (a writer without the extension, a writer killed before
- * capturing) make the next TXID a full image instead.  The file is read
- * directly: SQLite holds no lock on the -wal file itself.
- */
-int
-capture_wal_ends_at_cap(ls_db *d, const char *zWal)
-{
-    ls_cap cap;
-    wal_hdr wh;
-    uint8_t hb[WAL_HDR_SIZE];
-    uint8_t *f = NULL;
-    int clean = 0;
-    int fd = open(zWal, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || !d->sc || !sidecar_cap_read(d->sc, &cap))
-        goto out;
-    if (pread(fd, hb, WAL_HDR_SIZE, 0) != WAL_HDR_SIZE ||
-        !wal_hdr_parse(hb, &wh)) {
-        clean = cap.frame == 0 || (cap.flags & CAP_RESET); /* empty WAL */
-        goto out;
-    }
-    if (wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2)
-        goto out; /* restarted without us */
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh.page_size;
-    uint32_t s[2] = {cap.cksum1, cap.cksum2};
-    if (cap.frame == 0) {
-        s[0] = wh.cksum1;
-        s[1] = wh.cksum2;
-    }
-    if (!(f = ls_malloc(fsz)))
-        goto out;
-    /* Any valid commit frame after the position was never captured. */
-    for (uint32_t i = cap.frame + 1;; i++) {
-        if (pread(fd, f, fsz, (off_t)wal_frame_offset(i, wh.page_size)) !=
-                (ssize_t)fsz ||
-            !wal_frame_valid(&wh, f, s)) {
-            clean = 1;
-            break;
-        }
-        if (wal_get32(f + 4))
-            break; /* an uncaptured commit */
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    ls_free(f);
-    return clean;
-}
-
-/* The WAL was deleted after a checkpoint: remember the database as left. */
-void
-capture_after_wal_delete(ls_db *d)
-{
-    ls_cap cap;
-    struct stat st;
-    if (!d->sc || !sidecar_cap_read(d->sc, &cap) || stat(d->zPath, &st) != 0)
-        return;
-    cap.flags |= CAP_RESET;
-    cap.db_ino = (uint64_t)st.st_ino;
-    cap.db_size = st.st_size;
-    cap.db_mtime_ns =
-        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    sidecar_cap_write(d->sc, &cap);
 }
 
 void

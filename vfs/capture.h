@@ -44,6 +44,14 @@ void capture_hold_begin(ls_db *d, sqlite3_file *real, int locked);
 uint64_t capture_hold_end(ls_db *d, sqlite3_file *real);
 
 /*
+ * capture_hold_end() of a zero-copy hold (d->zc), without d->mu: the common
+ * case (capture_zc) pins the replicator with d->capturing instead (see
+ * detach() in registry.c); anything else takes d->mu and runs
+ * capture_hold_end().  Caller holds the WAL write lock.
+ */
+uint64_t capture_hold_end_zc(ls_db *d, sqlite3_file *real);
+
+/*
  * rep_opts.xRecapture (replicator thread; ctx is the ls_db; takes d->mu
  * itself, try-only: when it is busy the replicator retries later).
  */

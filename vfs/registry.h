@@ -69,6 +69,7 @@ struct ls_db {
     int rep_alone;   /* atomic: the replicator's verdict for the zero-copy
                       * capture (rep_opts.pAlone): read without d->mu */
     int ckpt_hinted; /* atomic: this checkpoint woke the replicator */
+    int capturing;   /* atomic: capture_hold_end_zc() runs (no d->mu) */
     int zc;          /* this hold is captured by reference, not copied */
     ls_cap zc_cap;   /* ... from this position (read when the hold began) */
     uint64_t n_full;

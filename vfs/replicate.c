@@ -257,9 +257,14 @@ shm_lock_write(ls_file *p, int n, int flags)
     ls_db *d = p->db;
     sqlite3_file *real = REAL(p);
     if (flags & SQLITE_SHM_UNLOCK) {
-        pthread_mutex_lock(&d->mu);
-        uint64_t txid = capture_hold_end(d, real);
-        pthread_mutex_unlock(&d->mu);
+        uint64_t txid;
+        if (d->zc) { /* (the write lock is ours: d->zc is this hold's) */
+            txid = capture_hold_end_zc(d, real);
+        } else {
+            pthread_mutex_lock(&d->mu);
+            txid = capture_hold_end(d, real);
+            pthread_mutex_unlock(&d->mu);
+        }
         commit_done(p, txid);
         return real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);
     }

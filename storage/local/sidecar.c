@@ -350,6 +350,15 @@ sidecar_set_replicated_n(sidecar *sc, int n, uint64_t txid, int64_t at_ms)
 }
 
 uint64_t
+sidecar_txid_above(sidecar *sc)
+{
+    uint64_t f = __atomic_load_n(&sc->pos->txid_floor, __ATOMIC_ACQUIRE);
+    uint64_t s = __atomic_load_n(&sc->pos->spooled_txid, __ATOMIC_ACQUIRE);
+    uint64_t r = __atomic_load_n(&sc->pos->replicated_txid, __ATOMIC_ACQUIRE);
+    return f > s ? (f > r ? f : r) : (s > r ? s : r);
+}
+
+uint64_t
 sidecar_txid_floor(sidecar *sc)
 {
     return __atomic_load_n(&sc->pos->txid_floor, __ATOMIC_ACQUIRE);

@@ -83,6 +83,9 @@ int64_t sidecar_replicated_at(sidecar *);
 uint64_t sidecar_replicated_n(sidecar *, int n);
 int64_t sidecar_replicated_at_n(sidecar *, int n);
 void sidecar_set_replicated_n(sidecar *, int n, uint64_t txid, int64_t at_ms);
+/* The highest of the TXID floor, the spooled and the replicated TXID (one
+ * call: the capture asks at every hold). */
+uint64_t sidecar_txid_above(sidecar *);
 /* TXIDs must continue above this floor (the replica's newest TXID). */
 uint64_t sidecar_txid_floor(sidecar *);
 void sidecar_set_txid_floor(sidecar *, uint64_t txid);

@@ -60,16 +60,15 @@ ref_bytes(const rep_txn *t)
     return (uint64_t)t->nframes * (t->page_size + WAL_FRAME_HDR_SIZE);
 }
 
-/* Whether x continues reference t (same WAL, next frame, next TXID). */
+/* Whether x continues reference t (same WAL, next frame, next TXID);
+ * t->txid_max is set in the open reference. */
 static int
 ref_continues(const rep_txn *t, const rep_txn *x)
 {
-    uint64_t last = t->txid_max ? t->txid_max : t->txid;
-    return t->pos.salt1 == x->pos.salt1 && t->pos.salt2 == x->pos.salt2 &&
-           t->pos.frame + 1 == x->wal_lo && t->pos.cksum1 == x->seed1 &&
-           t->pos.cksum2 == x->seed2 && last + 1 == x->txid &&
-           t->page_size == x->page_size &&
-           (uint64_t)(t->nframes + x->nframes) * x->page_size <= REF_MAX_BYTES;
+    return t->pos.frame + 1 == x->wal_lo && t->txid_max + 1 == x->txid &&
+           t->pos.cksum1 == x->seed1 && t->pos.cksum2 == x->seed2 &&
+           t->pos.salt1 == x->pos.salt1 && t->pos.salt2 == x->pos.salt2 &&
+           t->page_size == x->page_size;
 }
 
 static void
@@ -78,7 +77,7 @@ ref_extend(rep_txn *t, const rep_txn *x)
     t->nframes += x->nframes;
     t->commit = x->commit;
     t->pos = x->pos;
-    t->txid_max = x->txid_max ? x->txid_max : x->txid;
+    t->txid_max = x->txid;
     t->flags |= x->flags;
 }
 
@@ -97,6 +96,7 @@ rep_slot_take(replicator *r)
     r->slot_spare = NULL;
     *t = r->slot;
     t->next = NULL;
+    r->slot_unacct = 0; /* (BUSY is ours: the writer cannot add to it) */
     __atomic_store_n(&r->slot_state, SLOT_EMPTY, __ATOMIC_RELEASE);
     return t;
 }
@@ -116,20 +116,21 @@ rep_slot_flush(replicator *r)
 }
 
 /* The enqueue under mu: a new open reference (the old one flushed to the
- * list), or the open one extended with its bytes accounted. */
+ * list), or the open one extended; its bytes accounted. */
 static int
 enqueue_ref_locked(replicator *r, const rep_txn *x)
 {
     rep_txn *t = &r->slot;
-    uint64_t last = x->txid_max ? x->txid_max : x->txid;
-    if (!rep_slot_open(r) || !ref_continues(t, x)) {
+    if (!rep_slot_open(r) || !ref_continues(t, x) ||
+        ref_bytes(t) + ref_bytes(x) > REF_MAX_BYTES) {
         rep_slot_flush(r);
         if (!r->slot_spare && !(r->slot_spare = ls_malloc(sizeof(*t))))
             return 0;
         *t = *x;
         t->next = NULL;
-        t->txid_max = last;
-        r->slot_acct = 0;
+        t->frames = NULL;
+        t->arena = NULL;
+        t->txid_max = x->txid;
         __atomic_store_n(&r->slot_state, SLOT_OPEN, __ATOMIC_RELEASE);
     } else {
         ref_extend(t, x);
@@ -138,8 +139,8 @@ enqueue_ref_locked(replicator *r, const rep_txn *x)
         sidecar_refs_fence(r->sc, r->pid);
         r->fenced = 1;
     }
-    rep_queue_added(r, ref_bytes(t) - r->slot_acct, last);
-    r->slot_acct = ref_bytes(t);
+    rep_queue_added(r, r->slot_unacct + ref_bytes(x), x->txid);
+    r->slot_unacct = 0;
     return 1;
 }
 
@@ -147,19 +148,19 @@ int
 replicator_enqueue_ref(replicator *r, const rep_txn *x)
 {
     /* The common case, without mu: the open reference, not taken by a
-     * pass meanwhile (OPEN -> BUSY), continues into x and stays within
-     * QUEUE_WAKE_BYTES of what was accounted (the wake-up is decided
-     * under mu). */
+     * pass meanwhile (OPEN -> BUSY), continues into x and the bytes not
+     * yet accounted stay under QUEUE_WAKE_BYTES (the wake-up is decided
+     * under mu, where REF_MAX_BYTES is checked too). */
     int open = SLOT_OPEN;
     if (__atomic_compare_exchange_n(&r->slot_state, &open, SLOT_BUSY, 0,
                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
         rep_txn *t = &r->slot;
-        int fast =
-            ref_continues(t, x) &&
-            ref_bytes(t) + ref_bytes(x) - r->slot_acct < QUEUE_WAKE_BYTES;
+        uint64_t b = r->slot_unacct + ref_bytes(x);
+        int fast = b < QUEUE_WAKE_BYTES && ref_continues(t, x);
         if (fast) {
             ref_extend(t, x);
-            __atomic_store_n(&r->last_enqueued, t->txid_max, __ATOMIC_RELAXED);
+            r->slot_unacct = b;
+            __atomic_store_n(&r->last_enqueued, x->txid, __ATOMIC_RELAXED);
         }
         __atomic_store_n(&r->slot_state, SLOT_OPEN, __ATOMIC_RELEASE);
         if (fast)

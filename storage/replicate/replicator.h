@@ -104,8 +104,9 @@ void replicator_enqueue(replicator *, rep_txn *t);
 
 /*
  * The zero-copy capture (docs/architecture.md 2.3), used while
- * *rep_opts.pAlone says so: x (REP_WALREF, on the caller's stack) extends
- * the open reference when it continues it, else becomes the new one.  1,
+ * *rep_opts.pAlone says so: x (REP_WALREF, one TXID, on the caller's
+ * stack; next, frames, arena and txid_max are not read) extends the open
+ * reference when it continues it, else becomes the new one.  1,
  * or 0 when out of memory (nothing queued).  Application thread, holding
  * the WAL write lock.
  */

@@ -124,8 +124,8 @@ struct replicator {
      * it without mu while OPEN; a pass takes it under mu.  OPEN implies
      * slot_spare (where it goes when taken or flushed). */
     rep_txn slot;
-    int slot_state;     /* atomic: SLOT_EMPTY, SLOT_OPEN, SLOT_BUSY */
-    uint64_t slot_acct; /* its bytes already counted in queued_bytes */
+    int slot_state;       /* atomic: SLOT_EMPTY, SLOT_OPEN, SLOT_BUSY */
+    uint64_t slot_unacct; /* its bytes not yet counted in queued_bytes */
     rep_txn *slot_spare;
     int32_t pid; /* getpid() at open (the fence's owner) */
 };
