@@ -22,8 +22,7 @@
  * full-image record or marker starting at t + 1 always wins.
  *
  * Threads: one spool handle is used by one thread at a time (the
- * replicator of its process serializes its tasks with a lock), but for
- * spool_bytes(), which any thread may call.
+ * replicator thread of its process).
  */
 #ifndef LITESTREAM_SPOOL_H
 #define LITESTREAM_SPOOL_H
@@ -146,7 +145,7 @@ void spool_txn_free(spool_txn *);
  */
 int spool_drop_upto(spool *, uint64_t txid);
 
-/* Bytes in the spool's segments, as of the last scan.  Any thread. */
+/* Bytes in the spool's segments, as of the last scan. */
 uint64_t spool_bytes(spool *);
 
 #endif

@@ -13,8 +13,7 @@ a fault instead of (or on top of) the upstream's answer:
   reset_after_upstream  forward the request (the write happens), read the
                         answer, then close with RST instead of relaying it
   stall                 read the whole request, answer nothing for `seconds`,
-                        then close (sooner when the rule is removed with
-                        end_stalls=True)
+                        then close
   truncate              forward, then send the head with the full
                         Content-Length but only `fraction` (or `nbytes`) of
                         the body, then close
@@ -93,7 +92,6 @@ class Rule:
         self.params = dict(FAULTS[fault], **params)
         self.matched = 0
         self.applied = 0
-        self.ended = threading.Event()  # remove_rule(end_stalls=True)
 
     def __repr__(self):
         return ("Rule(%s %s %s %s count=%s every=%d applied=%d)"
@@ -359,14 +357,11 @@ class FaultProxy:
             self._rules.append(rule)
         return rule
 
-    def remove_rule(self, rule, end_stalls=False):
-        """Remove one rule (no error if already gone).  end_stalls: the
-        requests it is stalling end now (closed, as after `seconds`)."""
+    def remove_rule(self, rule):
+        """Remove one rule (no error if already gone)."""
         with self._lock:
             if rule in self._rules:
                 self._rules.remove(rule)
-        if end_stalls:
-            rule.ended.set()
 
     def clear_rules(self):
         """Remove all rules: everything passes through again."""
@@ -500,11 +495,7 @@ class FaultProxy:
                     state["closed"] = True
                     _rst(sock)
                     return False
-                end = time.monotonic() + p["seconds"]  # stall
-                while (not self._stopping.is_set() and
-                       not rule.ended.is_set() and time.monotonic() < end):
-                    rule.ended.wait(min(0.05, max(0.0,
-                                                  end - time.monotonic())))
+                self._stopping.wait(p["seconds"])  # stall
                 return False
             if fault == "delay":
                 self._stopping.wait(p["seconds"])
