@@ -130,7 +130,6 @@ two.close()
 # --- heartbeat ---------------------------------------------------------------
 import http.server  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
 
 pings = []
 
