@@ -51,6 +51,7 @@ static struct {
     int lsignal[POOL_LANES];        /* the leader was signalled */
     int64_t lead_until[POOL_LANES]; /* the leader sleeps until then */
     int ntasks;
+    int shy; /* passes between pool_shy_enter() and pool_shy_leave() */
     uint64_t passes;
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -75,6 +76,7 @@ pool_child(void)
         P.fsignals[l] = P.lsignal[l] = 0;
     }
     P.ntasks = 0;
+    P.shy = 0;
 }
 
 static void
@@ -436,6 +438,28 @@ pool_remove(pool_task *t)
     pthread_mutex_unlock(&P.mu);
 }
 
+int
+pool_shy_enter(void)
+{
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&P.mu);
+    int room = P.cap[1] > 1 ? P.cap[1] - 1 : 1;
+    int ok = P.shy < room;
+    if (ok)
+        P.shy++;
+    pthread_mutex_unlock(&P.mu);
+    return ok;
+}
+
+void
+pool_shy_leave(void)
+{
+    pthread_mutex_lock(&P.mu);
+    if (P.shy > 0)
+        P.shy--;
+    pthread_mutex_unlock(&P.mu);
+}
+
 void
 pool_get_info(pool_info *out)
 {
@@ -448,6 +472,7 @@ pool_get_info(pool_info *out)
         out->workers[l] = P.workers[l];
     }
     out->tasks = P.ntasks;
+    out->shy = P.shy;
     out->passes = P.passes;
     pthread_mutex_unlock(&P.mu);
 }

@@ -91,12 +91,23 @@ void pool_wake(pool_task *t, int kind);
  */
 void pool_remove(pool_task *t);
 
+/*
+ * A pass that may block for long on a destination known to fail (the
+ * retry of a replica whose last attempt failed) asks first: at most the
+ * upload lane's bound - 1 such passes run at once (1 when the lane has a
+ * single worker), so one upload worker always stays for everything else.
+ * 1: go ahead, then pool_shy_leave() when done; 0: not now (try later).
+ */
+int pool_shy_enter(void);
+void pool_shy_leave(void);
+
 /* The pool's bound (all lanes) and how many workers exist now. */
 typedef struct pool_info {
     int bound;
     int lane_bound[POOL_LANES];
     int workers[POOL_LANES];
     int tasks;
+    int shy;         /* passes inside pool_shy_enter() now */
     uint64_t passes; /* passes run since the process started */
 } pool_info;
 void pool_get_info(pool_info *out);

@@ -9,7 +9,8 @@
  * `more` is txid_max - txid (0 for one transaction: records written before
  * runs existed read as runs of one).
  *
- * Threads: one thread per handle (the replicator thread).
+ * Threads: one thread at a time per handle (the replicator's, under its
+ * spool lock); spool_bytes() from any thread (an atomic).
  */
 #include "storage/base/fsutil.h"
 #include "storage/base/killpoint.h"
@@ -64,9 +65,9 @@ struct spool {
     ent *ents;
     size_t nent, cap;
     int sorted;
-    uint64_t bytes;
-    uint8_t *wbuf; /* the record writer's buffer, kept between records */
-    uint8_t *rbuf; /* the reader's buffer for big records (LAZY_BYTES) */
+    uint64_t bytes; /* written by the handle's thread, read by any */
+    uint8_t *wbuf;  /* the record writer's buffer, kept between records */
+    uint8_t *rbuf;  /* the reader's buffer for big records (LAZY_BYTES) */
 };
 
 static void
@@ -158,7 +159,7 @@ spool_reset(spool *sp)
     sp->segs = NULL;
     sp->nent = 0;
     sp->sorted = 0;
-    sp->bytes = 0;
+    __atomic_store_n(&sp->bytes, 0, __ATOMIC_RELAXED);
 }
 
 static seg *
@@ -322,7 +323,7 @@ spool_append_pages(spool *sp, const spool_txn *t, spool_page_fn xPage,
     }
     uint64_t n = REC_HDR + (uint64_t)t->npages * (4 + t->page_size) + 8;
     sp->cur_size += n;
-    sp->bytes += n;
+    __atomic_store_n(&sp->bytes, sp->bytes + n, __ATOMIC_RELAXED);
     goto out;
 undo:
     /* Leave nothing partial behind: cut the segment back. */
@@ -481,7 +482,7 @@ spool_scan(spool *sp)
         bytes += s->scanned;
     }
     closedir(d);
-    sp->bytes = bytes;
+    __atomic_store_n(&sp->bytes, bytes, __ATOMIC_RELAXED);
     return rc;
 }
 
@@ -722,7 +723,9 @@ spool_drop_upto(spool *sp, uint64_t txid)
                 sp->cur_fd = -1;
                 sp->cur = NULL;
             }
-            sp->bytes = sp->bytes > s->scanned ? sp->bytes - s->scanned : 0;
+            __atomic_store_n(
+                &sp->bytes, sp->bytes > s->scanned ? sp->bytes - s->scanned : 0,
+                __ATOMIC_RELAXED);
             /* Drop index entries pointing into it. */
             size_t j = 0;
             for (size_t i = 0; i < sp->nent; i++)
@@ -751,5 +754,5 @@ spool_drop_upto(spool *sp, uint64_t txid)
 uint64_t
 spool_bytes(spool *sp)
 {
-    return sp->bytes;
+    return __atomic_load_n(&sp->bytes, __ATOMIC_RELAXED);
 }

@@ -22,7 +22,8 @@
  * full-image record or marker starting at t + 1 always wins.
  *
  * Threads: one spool handle is used by one thread at a time (the
- * replicator thread of its process).
+ * replicator of its process serializes its tasks with a lock), but for
+ * spool_bytes(), which any thread may call.
  */
 #ifndef LITESTREAM_SPOOL_H
 #define LITESTREAM_SPOOL_H
@@ -145,7 +146,7 @@ void spool_txn_free(spool_txn *);
  */
 int spool_drop_upto(spool *, uint64_t txid);
 
-/* Bytes in the spool's segments, as of the last scan. */
+/* Bytes in the spool's segments, as of the last scan.  Any thread. */
 uint64_t spool_bytes(spool *);
 
 #endif

@@ -27,7 +27,7 @@
  *      database sends nothing); the next upload renews first, and finds
  *      out then if another writer took the path meanwhile (LOST).
  *   2. One round at a time does I/O on l->be: the first claim and a
- *      renewal after idling on the replicator's pass (lease_ok), the
+ *      renewal after idling on its replica's upload pass (lease_ok), the
  *      renewals otherwise on the lease's pool task, which is not due
  *      while those run (it sleeps while idle, and the claim precedes it);
  *      the state is written under mu; lease_close() after removing the
@@ -355,7 +355,7 @@ lease_ok(lease *l, int busy, char **pzWhy)
         return 1;
     pthread_mutex_lock(&l->mu);
     if (!l->started) {
-        /* The claim runs here, on the replicator's pass (which may use the
+        /* The claim runs here, on the replica's upload pass (which may use the
          * network): waiting for a pool worker from a pool worker could
          * wait for ever.  Renewals are a pool task from then on. */
         char *zErr = NULL;
@@ -399,18 +399,19 @@ lease_ok(lease *l, int busy, char **pzWhy)
 }
 
 int
-rep_lease_check(replicator *r, int busy)
+rep_lease_check(rep_target *t, int busy)
 {
+    replicator *r = t->r;
     char *zWhy = NULL;
-    if (lease_ok(r->t->lease, busy, &zWhy))
+    if (lease_ok(t->lease, busy, &zWhy))
         return 1;
     pthread_mutex_lock(&r->mu);
-    int same = zWhy && r->last_error && strcmp(zWhy, r->last_error) == 0;
+    int same = zWhy && t->last_error && strcmp(zWhy, t->last_error) == 0;
     pthread_mutex_unlock(&r->mu);
     if (same || zWhy == NULL)
         sqlite3_free(zWhy);
     else
-        rep_set_error(r, zWhy); /* once per distinct message */
+        rep_error(r, t, zWhy); /* once per distinct message */
     return 0;
 }
 

@@ -11,7 +11,8 @@
  * lease_ttl=DURATION (default 30s, at least 1s) is how long a lease lives
  * without renewal, so how long a crashed holder blocks the path.
  *
- * Threads: lease_ok() on the replicator's pass, whose first call claims;
+ * Threads: lease_ok() on its replica's upload pass (targets.c), whose
+ * first call claims;
  * a pool task of its own renews (storage/base/pool.h: so a long upload does
  * not let the lease lapse); the status from any thread; lease_close()
  * after the replicator's task was removed.
@@ -23,7 +24,7 @@
 #include "storage/base/json.h"
 
 typedef struct lease lease;
-struct replicator;
+struct rep_target;
 
 /*
  * Prepares the lease of the replica at u for the database zDbPath (no I/O,
@@ -47,10 +48,11 @@ int lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr);
 int lease_ok(lease *l, int busy, char **pzWhy);
 
 /*
- * storage/replicate: lease_ok() for the replicator r (its r->lease),
- * reporting a refusal in its last error (once per distinct message).
+ * storage/replicate: lease_ok() for replica t of a replicator (its
+ * t->lease), reporting a refusal in its last error (once per distinct
+ * message).
  */
-int rep_lease_check(struct replicator *r, int busy);
+int rep_lease_check(struct rep_target *t, int busy);
 
 /* Adds "lease" (state, holder, expiry) to the status object o. */
 int lease_status(lease *l, json_t *o);

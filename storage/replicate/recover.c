@@ -5,7 +5,10 @@
  * it); a captured position left behind by a writer that died is
  * re-captured under the write lock.
  *
- * Replicator thread only.
+ * A replica's upload task (rep_fill_gap, rep_recapture_if_stale: the
+ * replica's gap and stale-position timers are its own), and the
+ * application thread (rep_capture_pending).  Recovery spools: it holds
+ * the replicator's spool_mu from the look at the spool to the append.
  */
 #include "storage/replicate/recover.h"
 
@@ -106,7 +109,8 @@ spool_run(replicator *r, uint64_t after, const ls_cap *cap, const wal_pos *pos,
 }
 
 static int
-recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
+recover_from_wal(replicator *r, rep_target *tg, uint64_t after,
+                 const wal_pos *pos)
 {
     int rc;
     ls_cap cap;
@@ -128,7 +132,7 @@ recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
     if (rc == SQLITE_OK)
         rc = spool_run(r, after, &cap, pos, fr, &zErr);
     if (zErr)
-        rep_set_error(r, zErr);
+        rep_error(r, tg, zErr);
     pin_close(&p);
     ls_free(fr);
     return rc;
@@ -143,8 +147,9 @@ recover_from_wal(replicator *r, uint64_t after, const wal_pos *pos)
  * a TXID to the WAL as it is.
  */
 void
-rep_recapture_if_stale(replicator *r)
+rep_recapture_if_stale(rep_target *tg)
 {
+    replicator *r = tg->r;
     pin p;
     ls_cap cap;
     char *zErr = NULL;
@@ -152,20 +157,20 @@ rep_recapture_if_stale(replicator *r)
     if (!r->opts.xRecapture)
         return;
     uint64_t now_txid = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
-    if (!r->t->full_busy_since_ms) {
-        r->t->full_busy_since_ms = t;
-        r->t->full_busy_txid = now_txid;
+    if (!tg->full_busy_since_ms) {
+        tg->full_busy_since_ms = t;
+        tg->full_busy_txid = now_txid;
         return;
     }
-    if (t - r->t->full_busy_since_ms < STALE_GRACE_MS)
+    if (t - tg->full_busy_since_ms < STALE_GRACE_MS)
         return;
-    if (now_txid != r->t->full_busy_txid) {
+    if (now_txid != tg->full_busy_txid) {
         /* The position kept moving: a live writer, whose commits keep
          * overtaking the image.  Taking the write lock from it would hand
          * it SQLITE_BUSY: its next capture reads the image instead. */
         __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
-        r->t->full_busy_since_ms = t;
-        r->t->full_busy_txid = now_txid;
+        tg->full_busy_since_ms = t;
+        tg->full_busy_txid = now_txid;
         return;
     }
     /* The position stood still for the whole grace period: left behind
@@ -173,7 +178,7 @@ rep_recapture_if_stale(replicator *r)
     if (pin_write_open(r->zDbPath, r->zVfs, &p, &zErr) == SQLITE_OK) {
         r->opts.xRecapture(r->opts.pRecaptureCtx, p.dbf, p.walf);
         pin_close(&p);
-        r->t->full_busy_since_ms = 0;
+        tg->full_busy_since_ms = 0;
     } else {
         /* Locked out (exclusive locking mode): the writer's next commit,
          * or litestream_sync() on its connection, reads the image. */
@@ -249,14 +254,16 @@ rep_capture_pending(replicator *r)
     return rc == SQLITE_OK ? SQLITE_BUSY : rc;
 }
 
-/* Where TXID `to` ended in the WAL, or a zero position if unknown. */
+/* Where TXID `to` ended in the WAL, or a zero position if unknown.
+ * Caller holds spool_mu. */
 static wal_pos
-end_of(replicator *r, uint64_t to)
+end_of(const rep_target *tg, uint64_t to)
 {
+    replicator *r = tg->r;
     wal_pos pos = {0};
     spool_txn rec;
-    if (to == rep_replicated(r) && r->t->rep_pos.frame)
-        pos = r->t->rep_pos;
+    if (to == rep_replicated(tg) && tg->rep_pos.frame)
+        pos = tg->rep_pos;
     else if (spool_read_end(r->sp, to, &rec) == SQLITE_OK) {
         pos = rec.pos;
         spool_txn_free(&rec);
@@ -265,34 +272,38 @@ end_of(replicator *r, uint64_t to)
 }
 
 int
-rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict)
+rep_fill_gap(rep_target *tg, uint64_t to, rep_gap *verdict)
 {
+    replicator *r = tg->r;
     ls_cap cap;
     int queued;
 
     *verdict = REP_GAP_NONE;
     if (!sidecar_cap_read(r->sc, &cap) || cap.txid <= to) {
-        r->t->gap_since_ms = 0;
+        tg->gap_since_ms = 0;
         return SQLITE_OK;
     }
+    /* This process's queue, or a pass spooling what it took from it. */
     pthread_mutex_lock(&r->mu);
-    queued = r->head != NULL;
+    queued = r->head != NULL || r->spooling;
     pthread_mutex_unlock(&r->mu);
     int64_t t = clock_now_ms();
-    if (queued || !r->t->gap_since_ms) {
-        r->t->gap_since_ms = queued ? 0 : t;
+    if (queued || !tg->gap_since_ms) {
+        tg->gap_since_ms = queued ? 0 : t;
         return SQLITE_OK;
     }
-    if (t - r->t->gap_since_ms < GAP_GRACE_MS)
+    if (t - tg->gap_since_ms < GAP_GRACE_MS)
         return SQLITE_OK;
-    wal_pos pos = end_of(r, to);
-    int rc = recover_from_wal(r, to, &pos);
+    rep_spool_lock(r);
+    wal_pos pos = end_of(tg, to);
+    int rc = recover_from_wal(r, tg, to, &pos);
+    rep_spool_unlock(r);
     if (rc == SQLITE_NOTFOUND) {
         *verdict = REP_GAP_IMAGE;
         return SQLITE_OK;
     }
     if (rc == SQLITE_OK) {
-        r->t->gap_since_ms = 0;
+        tg->gap_since_ms = 0;
         *verdict = REP_GAP_RECOVERED;
     }
     return rc;

@@ -3,7 +3,7 @@
  * (docs/architecture.md 2.9): TXIDs some process captured but never spooled (it
  * died), and a captured position left behind by a writer that died.  Recovery
  * decides and re-reads; it never uploads: its caller (upload.c) acts on the
- * verdict.  Replicator thread only.
+ * verdict.  A replica's upload task (targets.c), but rep_capture_pending().
  */
 #ifndef LITESTREAM_RECOVER_H
 #define LITESTREAM_RECOVER_H
@@ -21,15 +21,15 @@ typedef enum rep_gap {
 } rep_gap;
 
 /*
- * Captured TXIDs after `to` that no spool holds yet: normally some
- * process's queue, spooled within a tick (REP_GAP_NONE).  Missing past a
+ * For replica t: captured TXIDs after `to` that no spool holds yet: normally
+ * some process's queue, spooled within a tick (REP_GAP_NONE).  Missing past a
  * grace period, their process died: they are re-read from the WAL from
  * where `to` ended (REP_GAP_RECOVERED), or the verdict is REP_GAP_IMAGE.
  * Returns SQLITE_OK with *verdict, or the error of a recovery that could
  * neither finish nor rule itself out (SQLITE_BUSY: try later; others are
  * already recorded for status).
  */
-int rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict);
+int rep_fill_gap(rep_target *t, uint64_t to, rep_gap *verdict);
 
 /*
  * Called when a full image keeps failing with SQLITE_BUSY because the
@@ -42,7 +42,7 @@ int rep_fill_gap(replicator *r, uint64_t to, rep_gap *verdict);
  * (opts.xRecapture), or, locked out by a writer in exclusive locking mode,
  * the image is asked of that writer's capture too.
  */
-void rep_recapture_if_stale(replicator *r);
+void rep_recapture_if_stale(rep_target *t);
 
 /*
  * For litestream_sync() after a crash: committed WAL frames beyond the

@@ -7,20 +7,29 @@
  *     replicator_persist(), replicator_sync() and the status functions;
  *   - the replicator is a task of the process's pool (storage/base/pool.h):
  *     its passes (rep_pass) spool the queue every tick on the pool's spool
- *     lane or an upload worker and, when this process holds the ship lock,
- *     upload every sync interval on an upload worker; one pass at a time.
+ *     lane or an upload worker and, every sync interval on an upload
+ *     worker, decide whether this process ships (it holds the ship lock)
+ *     and wake the replicas that are due; one pass at a time;
+ *   - each replica uploads in a task of its own (targets.c), so a replica
+ *     that hangs holds up only its own worker.
  * The functions above "application side" run in those passes only, except
- * that replicator_close() first removes the task (waiting for its pass).
+ * that replicator_close() first removes the tasks (waiting for their
+ * passes).
  *
  * The uploads themselves are in upload.c, spool records are built in
- * spool_txn.c (replicator_int.h shows how the files call each other).
+ * spool_txn.c (replicator_int.h shows how the files call each other and
+ * the order of the locks).  The spool handle is shared by this task and
+ * the replicas' tasks under spool_mu; this task only tries it
+ * (rep_spool_trylock), so the spool lane never waits for an upload.
  *
  * Invariants:
  *   1. Nothing captured is dropped: a transaction leaves the queue only
  *      once it is in the spool (on failure it goes back to the front).
  *   2. A spool segment is deleted only once every record in it is <= the
  *      replicated TXID of every replica still fed from the spool
- *      (rep_spool_floor; a released replica continues with a full image).
+ *      (rep_spool_floor, computed and acted on under spool_mu, which every
+ *      read of the spool holds; a released replica continues with a full
+ *      image).
  */
 #include "storage/replicate/replicator_int.h"
 
@@ -47,7 +56,6 @@
 
 #define TICK_MS            100         /* spooling cadence */
 #define QUEUE_UPLOAD_BYTES (16u << 20) /* wake to upload at once */
-#define BACKOFF_MAX_MS     30000
 
 /* Spooling the queue: storage/replicate/spool_txn.c (rep_spool_queue). */
 
@@ -95,9 +103,11 @@ sidecar_check(replicator *r)
                    .pitr = r->opts.pitr};
     int rc = sidecar_recreate(r->sc, &c, &again, &zErr);
     if (again) {
+        rep_spool_lock(r);
         spool_reset(r->sp);
-        for (int i = 0; i < r->ntg; i++)
-            r->tg[i].ck.rewrite = 1;
+        rep_spool_unlock(r);
+        for (int i = 0; i < r->ntg; i++) /* at each one's next pass */
+            __atomic_store_n(&r->tg[i].rewrite_ck, 1, __ATOMIC_RELEASE);
     }
     if (rc != SQLITE_OK) {
         rep_set_error(r, zErr);
@@ -128,18 +138,23 @@ static int
 db_current(replicator *r)
 {
     struct stat st;
-    if (r->db_replaced)
+    if (__atomic_load_n(&r->db_replaced, __ATOMIC_ACQUIRE))
         return 0;
     int rc = stat(r->zDbPath, &st);
-    if (rc == 0 && !r->db_ino) {
-        r->db_dev = (uint64_t)st.st_dev;
-        r->db_ino = (uint64_t)st.st_ino;
+    /* Written here only (and at open), read by the replicas' full images
+     * (upload.c, same_file). */
+    uint64_t ino = __atomic_load_n(&r->db_ino, __ATOMIC_ACQUIRE);
+    uint64_t dev = __atomic_load_n(&r->db_dev, __ATOMIC_RELAXED);
+    if (rc == 0 && !ino) {
+        dev = (uint64_t)st.st_dev;
+        ino = (uint64_t)st.st_ino;
+        __atomic_store_n(&r->db_dev, dev, __ATOMIC_RELAXED);
+        __atomic_store_n(&r->db_ino, ino, __ATOMIC_RELEASE);
     }
-    if ((rc == 0 && (uint64_t)st.st_dev == r->db_dev &&
-         (uint64_t)st.st_ino == r->db_ino) ||
-        (rc != 0 && (errno != ENOENT || !r->db_ino)))
+    if ((rc == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino) ||
+        (rc != 0 && (errno != ENOENT || !ino)))
         return 1; /* the same file, or none seen yet, or cannot tell */
-    r->db_replaced = 1;
+    __atomic_store_n(&r->db_replaced, 1, __ATOMIC_RELEASE);
     sidecar_ship_unlock(r->sc);
     rep_set_error(
         r, sqlite3_mprintf("litestream: the database file '%s' was %s while "
@@ -170,96 +185,10 @@ forget_position(replicator *r)
 }
 
 /*
- * One replica's upload when due or asked for (a sync asks every replica,
- * even one backing off: it may be back; replicator_sync_n asks again only
- * while some replica below the TXID is not backing off).  Sets its next due
- * time.  Whether this process holds the replica's writer lease (as of its last
- * check).
- */
-/* Whether an upload to tg has anything to send (its writer lease is kept
- * fresh only then, storage/replicate/lease.h). */
-static int
-has_work(replicator *r, const rep_target *tg)
-{
-    ls_cap cap;
-    uint64_t c = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
-    return !tg->replica_checked || tg->need_full ||
-           c > sidecar_replicated_n(r->sc, tg->idx);
-}
-
-static int
-upload_target(replicator *r, rep_target *tg, int64_t t, int asked)
-{
-    if (t < tg->next_upload_ms && !asked)
-        return tg->leased;
-    pthread_mutex_lock(&r->mu);
-    r->t = tg;
-    pthread_mutex_unlock(&r->mu);
-    int leased = rep_lease_check(r, has_work(r, tg));
-    pthread_mutex_lock(&r->mu);
-    tg->leased = leased; /* the compactor reads it (is_shipping) */
-    pthread_mutex_unlock(&r->mu);
-    int rc = leased ? rep_upload_once(r) : SQLITE_OK;
-    pthread_mutex_lock(&r->mu);
-    r->t = NULL;
-    pthread_mutex_unlock(&r->mu);
-    if (rc == SQLITE_OK) {
-        __atomic_store_n(&tg->backoff_ms, 0, __ATOMIC_RELAXED);
-        tg->next_upload_ms = t + r->opts.sync_interval_ms;
-    } else {
-        /* Capped exponential backoff with jitter. */
-        int b = tg->backoff_ms ? tg->backoff_ms * 2 : 500;
-        __atomic_store_n(&tg->backoff_ms,
-                         b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
-                         __ATOMIC_RELAXED);
-        tg->next_upload_ms =
-            t + tg->backoff_ms / 2 +
-            (int64_t)ls_rand_upto((uint64_t)tg->backoff_ms / 2);
-    }
-    return tg->leased;
-}
-
-/*
- * A replica that keeps failing must not fill the spool for the others
- * (once full, every replica would need a full image): when the spool
- * passes half its limit while at least one replica is healthy, the failing
- * ones (backing off, or without their writer lease) are released: the spool
- * drops what only they still need, and each continues with a full image once it
- * is reachable again.
- */
-static void
-release_laggards(replicator *r)
-{
-    uint64_t healthy = UINT64_MAX; /* what the healthy replicas hold */
-    int released = 0;
-    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit / 2 || r->ntg < 2)
-        return;
-    for (int i = 0; i < r->ntg; i++) {
-        uint64_t v = sidecar_replicated_n(r->sc, i);
-        if (!r->tg[i].backoff_ms && r->tg[i].leased && v < healthy)
-            healthy = v;
-    }
-    for (int i = 0; healthy != UINT64_MAX && i < r->ntg; i++) {
-        rep_target *tg = &r->tg[i];
-        if (tg->released || (!tg->backoff_ms && tg->leased) ||
-            sidecar_replicated_n(r->sc, i) >= healthy)
-            continue;
-        tg->released = released = 1;
-        tg->need_full = 1;
-        sqlite3_log(SQLITE_WARNING,
-                    "litestream: replica %s of '%s' keeps failing while the "
-                    "spool fills: it continues with a full image once "
-                    "reachable",
-                    tg->url->redacted, r->zDbPath);
-    }
-    if (released)
-        spool_drop_upto(r->sp, rep_spool_floor(r));
-}
-
-/*
  * The upload part of a pass (a heavy pass whose upload is due): the checks
- * that decide whether this process ships, each replica's upload, the next
- * due time (the earliest replica's).
+ * that decide whether this process ships, then each due replica's task is
+ * woken (targets.c: the uploads run there, each replica on its own
+ * worker); the next due time is the earliest replica's.
  */
 static void
 upload_pass(replicator *r, int64_t t, int asked)
@@ -269,35 +198,20 @@ upload_pass(replicator *r, int64_t t, int asked)
     pthread_mutex_lock(&r->mu);
     r->shipping = ship;
     r->upload_now = 0;
+    r->next_upload_ms = t + r->opts.sync_interval_ms;
     pthread_mutex_unlock(&r->mu);
-    int64_t next = t + r->opts.sync_interval_ms;
     if (ship) {
-        int leased = 0; /* ships to a replica whose writer lease it holds */
-        /* The healthy replicas first: a waiting sync is answered before
-         * a failing replica's retry. */
-        int failing[LS_MAX_REPLICAS];
-        for (int i = 0; i < r->ntg; i++)
-            failing[i] = r->tg[i].backoff_ms != 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i < r->ntg; i++)
-                if (failing[i] == pass)
-                    leased |= upload_target(r, &r->tg[i], t, asked);
-        for (int i = 0; i < r->ntg; i++)
-            if (r->tg[i].next_upload_ms < next)
-                next = r->tg[i].next_upload_ms;
-        release_laggards(r);
-        pthread_mutex_lock(&r->mu);
-        r->shipping = leased;
-        pthread_mutex_unlock(&r->mu);
-    } else {
+        rep_targets_dispatch(r, t, asked);
+        rep_release_laggards(r);
+    } else if (rep_spool_trylock(r)) {
         /* Another process uploads: still drop our own segments
          * once every replica has them (it cannot delete them). */
         uint64_t rep = rep_min_replicated(r);
         if (rep && spool_scan(r->sp) == SQLITE_OK)
             spool_drop_upto(r->sp, rep);
+        rep_spool_unlock(r);
     }
     heartbeat_tick();
-    r->next_upload_ms = next;
 }
 
 /*
@@ -317,13 +231,20 @@ rep_pass(void *arg, int heavy, int64_t due[2])
     uint64_t ticket = r->persist_req;
     int want_upload = r->upload_now;
     int had = r->head != NULL; /* this pass has something to spool */
+    int64_t next_upload = r->next_upload_ms;
     pthread_mutex_unlock(&r->mu);
 
-    int rc = rep_spool_queue(r, 0);
-    rep_persist_answer(r, ticket, rc);
+    /* A replica's upload holding the spool wakes this task when it lets
+     * go (and spools a big queue or a persist request itself meanwhile). */
+    int busy = !rep_spool_trylock(r);
+    if (!busy) {
+        int rc = rep_spool_queue(r, 0);
+        rep_persist_answer(r, ticket, rc);
+        rep_spool_unlock(r);
+    }
 
     int64_t t = clock_now_ms();
-    if (heavy && (want_upload || t >= r->next_upload_ms))
+    if (heavy && (want_upload || t >= next_upload))
         upload_pass(r, t, want_upload);
 
     pthread_mutex_lock(&r->mu);
@@ -332,9 +253,9 @@ rep_pass(void *arg, int heavy, int64_t due[2])
     if (r->stop) {
         due[POOL_LIGHT] = due[POOL_HEAVY] = POOL_NEVER;
     } else {
-        if (r->persist_req > r->persist_done)
+        if (r->persist_req > r->persist_done && !busy)
             due[POOL_LIGHT] = now;
-        else if (r->head || had)
+        else if (r->head || had || r->persist_req > r->persist_done)
             due[POOL_LIGHT] = now + TICK_MS;
         else
             r->idle = 1;
@@ -382,6 +303,7 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         return SQLITE_NOMEM;
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->spool_mu, NULL);
     pthread_cond_init(&r->changed, NULL);
     r->sc = sc;
     r->opts = *opts;
@@ -414,6 +336,10 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         r->db_dev = (uint64_t)st.st_dev;
         r->db_ino = (uint64_t)st.st_ino;
     }
+    /* The replicas' tasks first: the replicator's first pass wakes them. */
+    rc = rep_targets_start(r, pzErr);
+    if (rc != SQLITE_OK)
+        goto out;
     int64_t due[2] = {clock_now_ms(), clock_now_ms()};
     rc = pool_add(&r->task, rep_pass, r, POOL_FG, due, pzErr);
     if (rc != SQLITE_OK)
@@ -456,15 +382,19 @@ replicator_close(replicator *r, int grace_ms)
         pthread_cond_broadcast(&r->changed);
         pthread_mutex_unlock(&r->mu);
         pool_remove(&r->task); /* waits for a running pass */
+        rep_targets_stop(r);   /* ... and each replica's */
+        rep_spool_lock(r);
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
+        rep_spool_unlock(r);
         for (int i = 0; i < r->ntg; i++) {
             /* released: another writer may take it */
             lease_close(r->tg[i].lease);
             r->tg[i].lease = NULL;
         }
-        if (r->db_replaced)
+        if (__atomic_load_n(&r->db_replaced, __ATOMIC_ACQUIRE))
             forget_position(r);
     }
+    rep_targets_stop(r); /* an open that failed midway */
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;
         rep_txn_free(t);
@@ -489,6 +419,7 @@ replicator_close(replicator *r, int grace_ms)
     sqlite3_free(r->zUrl);
     sqlite3_free(r->zUrlRedacted);
     sqlite3_free(r->zVfs);
+    pthread_mutex_destroy(&r->spool_mu);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->changed);
     sqlite3_free(r);
@@ -603,13 +534,15 @@ sync_reached(replicator *r, int need, uint64_t txid, const char **pzWho)
     return need == REP_SYNC_ALL || r->ntg == 1 ? lo : hi;
 }
 
-/* Whether a replica below txid is not backing off (asking it again is
- * no tight loop against a failing replica).  Caller holds mu. */
+/* Whether a replica below txid is neither backing off (asking it again
+ * is no tight loop against a failing replica) nor uploading (its pass
+ * wakes the waiters when it ends, and runs once more if asked meanwhile:
+ * a hung one is not asked again and again).  Caller holds mu. */
 static int
 may_ask(replicator *r, uint64_t txid)
 {
     for (int i = 0; i < r->ntg; i++)
-        if (sidecar_replicated_n(r->sc, i) < txid &&
+        if (sidecar_replicated_n(r->sc, i) < txid && !r->tg[i].inflight &&
             __atomic_load_n(&r->tg[i].backoff_ms, __ATOMIC_RELAXED) == 0)
             return 1;
     return 0;

@@ -4,9 +4,18 @@
  * functions in its own header).  Not for use outside replicate/.
  *
  * The files call each other downward only:
- *   replicator.c (queue, pool task, API) -> upload.c (L0 objects, full images)
+ *   replicator.c (queue, pool task, API) -> targets.c (each replica's
+ *     upload task) -> upload.c (L0 objects, full images)
  *     -> batch.c (spooled records -> newest page of each pgno)
- *     -> recover.c (verdicts on missing TXIDs) -> spool_txn.c (records)
+ *     -> recover.c (verdicts on missing TXIDs) -> spool_txn.c (records,
+ *     the spool's lock)
+ *
+ * Locks, in the order they may be taken: the replicator's spool_mu (the
+ * spool handle), then its mu, then a replica's lease's (lease.c, asked
+ * without I/O), then the pool's.  A private connection (a
+ * pin, storage/local/image.h) may be opened under spool_mu, never the
+ * reverse; nothing that waits for the capture (a recapture) runs under
+ * spool_mu.
  */
 #ifndef LITESTREAM_REPLICATOR_INT_H
 #define LITESTREAM_REPLICATOR_INT_H
@@ -30,8 +39,10 @@
  * One replica of a URL list (PRAGMA litestream_url = 'URL1 URL2'): its
  * backend, checksum table and position.  Every replica is fed from the
  * one spool and numbered by the one TXID sequence; each continues from its
- * own replicated TXID (sidecar_replicated_n) and backs off alone.
- * Task side, but for the members marked "mu".
+ * own replicated TXID (sidecar_replicated_n), uploads in a pool task of its
+ * own (targets.c) and backs off alone.  Its task side (the members without
+ * a mark) belongs to its task's passes, one at a time; the members marked
+ * "mu" are guarded by the replicator's mu, those marked "atomic" are.
  */
 typedef struct rep_target {
     struct replicator *r;
@@ -41,6 +52,8 @@ typedef struct rep_target {
     backend *be;
     struct lease *lease;  /* the writer lease (lease.h), NULL: off */
     struct compactor *cp; /* its compaction task (compactor.c) */
+    pool_task task;       /* its uploads (targets.c, tg_pass) */
+    int task_added;       /* the task is in the pool */
     cktab ck;             /* per-page checksums at its replicated TXID */
     int pre_known;        /* ck.sum is right even though ck is not valid */
     wal_pos rep_pos;      /* where its replicated TXID ended in the WAL */
@@ -49,15 +62,26 @@ typedef struct rep_target {
     uint64_t full_busy_txid;    /* ... with the position at this TXID */
     int replica_checked;
     int need_full;
-    uint64_t foreign_upto;  /* the replica's TXIDs up to here are not this
-                             * database's (check_replica): spooled records
-                             * at or below are never uploaded there */
-    int64_t next_upload_ms; /* its next upload pass is due */
-    int backoff_ms;         /* atomic: 0 unless its last pass failed */
-    int leased;             /* its lease was held at the last check (mu) */
-    int released; /* failing while the spool filled: the spool no longer
-                   * keeps its TXIDs (it continues with a full image) */
+    uint64_t foreign_upto; /* the replica's TXIDs up to here are not this
+                            * database's (check_replica): spooled records
+                            * at or below are never uploaded there */
+    int backoff_ms;        /* atomic: 0 unless its last pass failed */
+    int released;   /* atomic: failing while the spool filled: the spool no
+                     * longer keeps its TXIDs (it continues with a full
+                     * image) */
+    int rewrite_ck; /* atomic: the sidecar was created again: its checksum
+                     * table is written in full at the next save */
     /* mu */
+    int64_t next_upload_ms; /* its next upload pass is due */
+    int leased;             /* its lease was held at the last check */
+    int failing;  /* its last pass failed (an error, or no lease while it
+                   * had work): its retries are shy (pool_shy_enter) */
+    int inflight; /* woken for an upload whose pass has not ended */
+    int again;    /* asked again meanwhile: it runs once more at once */
+    int settled;  /* its last pass succeeded with the replica checked and
+                   * no full image due: with nothing captured beyond its
+                   * replicated TXID a pass would do nothing */
+    int64_t dispatched_ms; /* when the running pass was woken */
     char *last_error;
     int64_t last_error_ms;
     int64_t last_upload_ms;
@@ -72,10 +96,14 @@ struct replicator {
     char *zVfs;
     rep_target tg[LS_MAX_REPLICAS];
     int ntg;
-    rep_target *t; /* the replica being uploaded to (task side; mu) */
     sidecar *sc;
-    spool *sp;
+    spool *sp; /* under spool_mu: spooling, scans, reads, drops */
     rep_opts opts;
+    /* The spool handle is shared by the replicator's own task (spooling
+     * the queue) and every replica's upload task (reading it, dropping
+     * what all have): one at a time.  Held while records are read and
+     * encoded, never across network I/O. */
+    pthread_mutex_t spool_mu;
 
     pool_task task; /* its task in the process's pool (rep_pass) */
     int started;
@@ -93,6 +121,7 @@ struct replicator {
                    * pass): the first enqueue wakes it */
     uint64_t persist_req, persist_done; /* tickets */
     int persist_rc;
+    int spool_missed; /* a pass found spool_mu taken: wake it at unlock */
     int stop;
     int upload_now;
     char *last_error;
@@ -101,20 +130,21 @@ struct replicator {
     uint64_t n_uploads, n_full_images, n_errors;
     uint64_t spooled_bytes;
     backend_counters counters;
-    int shipping;
-    int64_t next_upload_ms; /* the earliest replica's next upload pass (task) */
+    int shipping;           /* this process holds the ship lock */
+    int64_t next_upload_ms; /* the earliest replica's next upload pass */
 
     /* Task side (its passes, one at a time: storage/base/pool.h). */
     sidecar_seen seen;     /* config.json as last checked */
     int64_t started_ns;    /* wall clock at open */
     int want_image;        /* atomic: the capture should read a full image */
-    int spool_full;        /* the spool reached its limit (thread side) */
-    void *scratch_refs;    /* rep_spool_txn's sort array (thread side) */
+    int spool_full;        /* the spool reached its limit (mu) */
+    void *scratch_refs;    /* rep_spool_txn's sort array (spool_mu) */
     uint32_t *scratch_u32; /* its page and frame lists: 2 x scratch_cap */
     const uint8_t **scratch_ptrs; /* frames in, pages out: 2 x scratch_cap */
     uint64_t scratch_cap;
-    uint64_t db_dev, db_ino; /* the database file's identity at open */
-    int db_replaced;         /* it was renamed over or deleted: stopped */
+    uint64_t db_dev, db_ino; /* the database file's identity at open
+                              * (atomic) */
+    int db_replaced; /* atomic: it was renamed over or deleted: stopped */
 };
 
 /* The clock of base/clock.h under the name the status code uses. */
@@ -122,15 +152,15 @@ struct replicator {
 
 /*
  * Records (or with NULL clears) the error shown by status, counts it and
- * logs it (sqlite3_log); takes mu.  zMsg is sqlite3_mprintf'd and owned
- * by the replicator from here on.  Inline: every file of replicate/ reports
+ * logs it (sqlite3_log); takes mu.  t: the replica whose upload failed
+ * (its error too), or NULL.  zMsg is sqlite3_mprintf'd and owned by the
+ * replicator from here on.  Inline: every file of replicate/ reports
  * errors, and none of them may call upward into replicator.c for it.
  */
 static inline void
-rep_set_error(replicator *r, char *zMsg)
+rep_error(replicator *r, rep_target *t, char *zMsg)
 {
     pthread_mutex_lock(&r->mu);
-    rep_target *t = r->t;
     if (t) { /* during a replica's upload: that replica's error too */
         sqlite3_free(t->last_error);
         t->last_error = zMsg ? sqlite3_mprintf("%s", zMsg) : NULL;
@@ -148,11 +178,18 @@ rep_set_error(replicator *r, char *zMsg)
         sqlite3_log(SQLITE_WARNING, "%s", zMsg);
 }
 
-/* The replicated TXID of the replica being uploaded to (r->t). */
-static inline uint64_t
-rep_replicated(replicator *r)
+/* An error of the replicator itself, not of one replica's upload. */
+static inline void
+rep_set_error(replicator *r, char *zMsg)
 {
-    return sidecar_replicated_n(r->sc, r->t->idx);
+    rep_error(r, NULL, zMsg);
+}
+
+/* The replicated TXID of replica t. */
+static inline uint64_t
+rep_replicated(const rep_target *t)
+{
+    return sidecar_replicated_n(t->r->sc, t->idx);
 }
 
 /* The TXID every replica holds (the spool keeps what is above). */
@@ -169,14 +206,15 @@ rep_min_replicated(replicator *r)
 }
 
 /* Below which TXID the spool may drop records: what every replica still
- * fed from the spool holds (released ones continue with a full image). */
+ * fed from the spool holds (released ones continue with a full image).
+ * Caller holds spool_mu (the drop follows under it). */
 static inline uint64_t
 rep_spool_floor(replicator *r)
 {
     uint64_t m = UINT64_MAX;
     for (int i = 0; i < r->ntg; i++) {
         uint64_t v = sidecar_replicated_n(r->sc, i);
-        if (!r->tg[i].released && v < m)
+        if (!__atomic_load_n(&r->tg[i].released, __ATOMIC_ACQUIRE) && v < m)
             m = v;
     }
     return m == UINT64_MAX ? rep_min_replicated(r) : m;

@@ -4,12 +4,14 @@
  * straight from the queued WAL frames, or streamed from the WAL for a
  * transaction queued by reference.
  *
- * Replicator thread only (and the application thread during
- * replicator_close(), after the thread has stopped).
+ * Under the replicator's spool_mu (rep_spool_lock): its own task's passes,
+ * a replica's upload task while it reads and encodes the spool, the
+ * application thread in replicator_close() after the tasks stopped.
  */
 #include "storage/replicate/spool_txn.h"
 
 #include "storage/base/mem.h"
+#include "storage/base/pool.h"
 #include "storage/local/image.h"
 #include "storage/local/wal.h"
 
@@ -435,7 +437,7 @@ rep_spool_queue(replicator *r, int force_sync)
     int64_t limit = r->opts.spool_limit;
     int was_full = r->spool_full;
     pthread_mutex_unlock(&r->mu);
-    if (r->db_replaced) {
+    if (__atomic_load_n(&r->db_replaced, __ATOMIC_ACQUIRE)) {
         /* Not this path's database any more (db_current()). */
         while ((t = list)) {
             list = t->next;
@@ -536,4 +538,39 @@ rep_persist_answer(replicator *r, uint64_t ticket, int rc)
         pthread_cond_broadcast(&r->changed);
     }
     pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- the spool's lock ------------------------------------------------- */
+
+void
+rep_spool_lock(replicator *r)
+{
+    pthread_mutex_lock(&r->spool_mu);
+}
+
+int
+rep_spool_trylock(replicator *r)
+{
+    /* Noted first: a holder that unlocks after the failed try sees it. */
+    pthread_mutex_lock(&r->mu);
+    r->spool_missed = 1;
+    pthread_mutex_unlock(&r->mu);
+    if (pthread_mutex_trylock(&r->spool_mu) != 0)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    r->spool_missed = 0;
+    pthread_mutex_unlock(&r->mu);
+    return 1;
+}
+
+void
+rep_spool_unlock(replicator *r)
+{
+    pthread_mutex_unlock(&r->spool_mu);
+    pthread_mutex_lock(&r->mu);
+    int missed = r->spool_missed;
+    r->spool_missed = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (missed)
+        pool_wake(&r->task, POOL_LIGHT); /* spool what waited meanwhile */
 }

@@ -1,7 +1,9 @@
 /*
  * storage/replicate/spool_txn.h: turning a captured transaction (rep_txn)
- * into one spool record.  Replicator thread only (and the application
- * thread in replicator_close(), after the thread has stopped).
+ * into one spool record, and the lock of the replicator's spool handle.
+ * Every function but the lock's own and rep_txn_free() runs under
+ * spool_mu: on the replicator's task, on a replica's upload task while it
+ * holds the spool, or in replicator_close() after the tasks stopped.
  */
 #ifndef LITESTREAM_SPOOL_TXN_H
 #define LITESTREAM_SPOOL_TXN_H
@@ -52,5 +54,17 @@ void rep_spool_if_waiting(replicator *r);
 /* The queue as of persist request `ticket` was spooled with result rc:
  * wakes the threads waiting in replicator_persist() for it. */
 void rep_persist_answer(replicator *r, uint64_t ticket, int rc);
+
+/*
+ * The spool handle's lock (replicator_int.h, "Locks").  rep_spool_trylock()
+ * is for the replicator's own passes, which never wait for a replica's
+ * upload: 1 if taken; 0 if a replica's upload holds it, which then wakes
+ * the replicator's task when it lets go (rep_spool_unlock), so what waits
+ * in the queue is spooled at once (meanwhile the holder spools a big queue
+ * or a persist request itself, rep_spool_if_waiting).
+ */
+void rep_spool_lock(replicator *r);
+int rep_spool_trylock(replicator *r);
+void rep_spool_unlock(replicator *r);
 
 #endif

@@ -108,7 +108,9 @@ replica_json(replicator *r, rep_target *tg, uint64_t txid)
     ls_json_set(
         o, "backoff_ms",
         json_integer(__atomic_load_n(&tg->backoff_ms, __ATOMIC_RELAXED)), &bad);
-    ls_json_set(o, "released", json_boolean(tg->released), &bad);
+    ls_json_set(o, "released",
+                json_boolean(__atomic_load_n(&tg->released, __ATOMIC_ACQUIRE)),
+                &bad);
     ls_json_set(o, "counters", counters(r, tg), &bad);
     ls_json_set(o, "last_upload", json_integer(tg->last_upload_ms), &bad);
     ls_json_set(o, "last_error", last_error(tg->last_error, tg->last_error_ms),
@@ -152,17 +154,19 @@ replicator_status(replicator *r, json_t *o)
     ls_json_set(o, "pending_txns", ls_json_u64(pending), &bad);
     ls_json_set(o, "lag_ms", json_integer(lag), &bad);
     pthread_mutex_lock(&r->mu);
+    int leased = 0; /* ships to a replica whose writer lease it holds */
     for (int i = 0; i < r->ntg; i++) {
         n_up += r->tg[i].n_uploads;
         n_full += r->tg[i].n_full_images;
         n_err += r->tg[i].n_errors;
+        leased |= r->tg[i].leased;
     }
     ls_json_set(o, "sync_interval_ms", json_integer(r->opts.sync_interval_ms),
                 &bad);
     ls_json_set(o, "spool_bytes", ls_json_u64(spool_bytes(r->sp)), &bad);
     ls_json_set(o, "queued_bytes", ls_json_u64(r->queued_bytes), &bad);
     ls_json_set(o, "spool_full", json_boolean(r->spool_full), &bad);
-    ls_json_set(o, "shipping", json_boolean(r->shipping), &bad);
+    ls_json_set(o, "shipping", json_boolean(r->shipping && leased), &bad);
     ls_json_set(o, "uploads", ls_json_u64(n_up), &bad);
     ls_json_set(o, "full_images", ls_json_u64(n_full), &bad);
     ls_json_set(o, "errors", ls_json_u64(n_err + r->n_errors), &bad);

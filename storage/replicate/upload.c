@@ -9,14 +9,22 @@
  * commit_batch() (checksum table, position, spool).  A full image:
  * image_open(), encode_image(), put_object(), adopt_image().
  *
+ * Every function works for one replica (rep_target t of its replicator
+ * t->r): its backend, checksum table and position.
+ *
  * Invariants:
  *   1. An object covers TXIDs replicated+1 .. to, all present in the spool
  *      or superseded by a full image, so the replica never has a gap.
  *   2. The checksum table describes the database at the replicated TXID;
  *      it changes (and is saved) only after the replica acknowledged an
  *      object, so a failed upload is simply retried.
+ *   3. The spool (shared by every replica and the replicator's spooling)
+ *      is read only under the replicator's spool_mu, from the scan to the
+ *      end of the encoding (a big record's pages are read from its segment
+ *      as they are encoded); the lock is let go before any network I/O, so
+ *      a replica that hangs holds up no other.
  *
- * Replicator thread only.
+ * Threads: the replica's upload task (targets.c), one pass at a time.
  */
 #include "storage/replicate/upload.h"
 #include "storage/replicate/spool_txn.h"
@@ -51,16 +59,38 @@
  * whole (and the file backend can rename it into place).
  */
 typedef struct outbuf {
-    replicator *r;
+    rep_target *t;
     uint8_t *p;
     size_t n, cap;
-    int fd;      /* -1 until spilled */
-    int pinned;  /* a private read transaction is open (a full image):
-                  * no spooling meanwhile, which may open another, and a
-                  * fork waiting between the two would deadlock */
-    char *zPath; /* the spill file */
+    int fd;        /* -1 until spilled */
+    int can_spool; /* the encoder holds spool_mu (an incremental object):
+                    * it spools the queue meanwhile.  Not a full image,
+                    * whose private read transaction is open (spooling may
+                    * open another, and a fork waiting between the two
+                    * would deadlock), nor does it hold the spool */
+    char *zPath;   /* the spill file */
     uint64_t total;
 } outbuf;
+
+/*
+ * The spill file of replica t: `upload.ltx.tmp` in the sidecar for the
+ * first, in `<sidecar>/replica-N/` for replica N of a URL list (their
+ * uploads run at the same time, and the file backend renames it into
+ * place).
+ */
+static char *
+spill_path(const rep_target *t)
+{
+    const char *zDir = sidecar_dir(t->r->sc);
+    if (!t->idx)
+        return sqlite3_mprintf("%s/upload.ltx.tmp", zDir);
+    char *zSub = sqlite3_mprintf("%s/replica-%d", zDir, t->idx + 1);
+    if (zSub)
+        mkdir(zSub, 0700); /* EEXIST: there; else the open fails */
+    char *z = zSub ? sqlite3_mprintf("%s/upload.ltx.tmp", zSub) : NULL;
+    sqlite3_free(zSub);
+    return z;
+}
 
 static int
 outbuf_write(void *ctx, const void *buf, size_t n)
@@ -68,10 +98,10 @@ outbuf_write(void *ctx, const void *buf, size_t n)
     outbuf *m = ctx;
     /* The application goes on committing while an object is encoded:
      * spool what it queued meanwhile, so the queue stays small. */
-    if (!m->pinned)
-        rep_spool_if_waiting(m->r);
+    if (m->can_spool)
+        rep_spool_if_waiting(m->t->r);
     if (m->fd < 0 && m->n + n > SPILL_BYTES) {
-        m->zPath = sqlite3_mprintf("%s/upload.ltx.tmp", sidecar_dir(m->r->sc));
+        m->zPath = spill_path(m->t);
         if (!m->zPath)
             return 1;
         m->fd = open(m->zPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -113,24 +143,25 @@ outbuf_free(outbuf *m)
 
 /* Puts an encoded object and records counters; rc of the backend. */
 static int
-put_object(replicator *r, uint64_t min, uint64_t max, outbuf *m, int64_t ts)
+put_object(rep_target *t, uint64_t min, uint64_t max, outbuf *m, int64_t ts)
 {
+    replicator *r = t->r;
     char key[256];
-    int rc = layout_key(r->t->be, 0, min, max, key, sizeof(key));
+    int rc = layout_key(t->be, 0, min, max, key, sizeof(key));
     if (rc != SQLITE_OK)
         return rc;
     if (m->fd >= 0) {
         close(m->fd);
         m->fd = -1;
-        rc = backend_put_file(r->t->be, key, m->zPath, m->total, ts);
+        rc = backend_put_file(t->be, key, m->zPath, m->total, ts);
     } else {
-        rc = r->t->be->vt->put(r->t->be, key, m->p, m->n, ts);
+        rc = t->be->vt->put(t->be, key, m->p, m->n, ts);
     }
     if (rc != SQLITE_OK) {
-        rep_set_error(r, sqlite3_mprintf("litestream: upload of %s to %s "
-                                         "failed: %s",
-                                         key, r->t->url->redacted,
-                                         backend_why(r->t->be)));
+        rep_error(r, t,
+                  sqlite3_mprintf("litestream: upload of %s to %s "
+                                  "failed: %s",
+                                  key, t->url->redacted, backend_why(t->be)));
     }
     return rc;
 }
@@ -138,10 +169,10 @@ put_object(replicator *r, uint64_t min, uint64_t max, outbuf *m, int64_t ts)
 /* After an acknowledged upload: advance the replica's position, drop
  * the spool below what every replica holds. */
 static void
-uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
+uploaded(rep_target *tg, uint64_t to, int full, const uint32_t *changed,
          size_t nchanged, const wal_pos *pos)
 {
-    rep_target *tg = r->t;
+    replicator *r = tg->r;
     KILLPOINT("upload-before-position");
     tg->rep_pos = *pos;
     int64_t t = clock_now_ms();
@@ -149,15 +180,14 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
      * for a TXID the position does not name, which simply does not load. */
     if (cktab_save(&tg->ck, to, changed, nchanged) != SQLITE_OK)
         sqlite3_log(SQLITE_WARNING, "litestream: cannot save %s", tg->ck.zPath);
-    sidecar_set_replicated_n(r->sc, tg->idx, to, t);
-    if (full)
-        tg->released = 0; /* fed from the spool again */
-    spool_drop_upto(r->sp, rep_spool_floor(r));
+    /* The position and the counts move together (under mu): a sync that
+     * returns, and a status read after it, see both. */
     pthread_mutex_lock(&r->mu);
+    if (full) /* fed from the spool again (a drop meanwhile keeps more) */
+        __atomic_store_n(&tg->released, 0, __ATOMIC_RELEASE);
+    sidecar_set_replicated_n(r->sc, tg->idx, to, t);
     tg->last_upload_ms = t;
     r->last_upload_ms = t;
-    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit)
-        r->spool_full = 0;
     tg->n_uploads++;
     if (full)
         tg->n_full_images++;
@@ -173,25 +203,32 @@ uploaded(replicator *r, uint64_t to, int full, const uint32_t *changed,
     memcpy(&tg->counters, tg->be->vt->counters(tg->be), sizeof(tg->counters));
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->mu);
+    rep_spool_lock(r);
+    spool_drop_upto(r->sp, rep_spool_floor(r));
+    rep_spool_unlock(r);
+    pthread_mutex_lock(&r->mu);
+    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit)
+        r->spool_full = 0;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* The TXID the next object continues: the replicated one, or above
  * another history's TXIDs (check_replica). */
 static uint64_t
-continues_from(replicator *r)
+continues_from(const rep_target *t)
 {
-    uint64_t rep = rep_replicated(r);
-    return r->t->foreign_upto > rep ? r->t->foreign_upto : rep;
+    uint64_t rep = rep_replicated(t);
+    return t->foreign_upto > rep ? t->foreign_upto : rep;
 }
 
 /* The pre-apply checksum of an object starting at TXID from. */
 static uint64_t
-pre_apply_of(replicator *r, uint64_t from)
+pre_apply_of(const rep_target *t, uint64_t from)
 {
     if (from == 1)
         return 0; /* a snapshot */
-    if (r->t->ck.valid || r->t->pre_known)
-        return r->t->ck.sum;
+    if (t->ck.valid || t->pre_known)
+        return t->ck.sum;
     return LTX_CHECKSUM_FLAG; /* unknown: restores still verify the end */
 }
 
@@ -214,7 +251,7 @@ typedef struct full_image {
  * meanwhile: take it again), or an error with *pzErr.
  */
 static int
-encode_image(replicator *r, full_image *f, outbuf *m, char **pzErr)
+encode_image(rep_target *t, full_image *f, outbuf *m, char **pzErr)
 {
     ltx_encoder *enc = NULL;
     uint8_t *page = ls_malloc(f->ps);
@@ -231,7 +268,7 @@ encode_image(replicator *r, full_image *f, outbuf *m, char **pzErr)
                     .min_txid = f->from,
                     .max_txid = f->txid,
                     .timestamp = f->ts,
-                    .pre_apply = pre_apply_of(r, f->from)};
+                    .pre_apply = pre_apply_of(t, f->from)};
     rc = ltx_encoder_open(&h, outbuf_write, m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
@@ -244,7 +281,7 @@ encode_image(replicator *r, full_image *f, outbuf *m, char **pzErr)
         if (rc != SQLITE_OK) {
             *pzErr = sqlite3_mprintf("litestream: cannot read page %u of "
                                      "'%s' for a full image",
-                                     p, r->zDbPath);
+                                     p, t->r->zDbPath);
             goto out;
         }
         rc = ltx_encoder_page(enc, p, page);
@@ -271,17 +308,17 @@ out:
 /* After the replica acknowledged a full image: its checksums become the
  * table, the position advances. */
 static void
-adopt_image(replicator *r, full_image *f, const wal_pos *pos)
+adopt_image(rep_target *t, full_image *f, const wal_pos *pos)
 {
-    sqlite3_free(r->t->ck.c);
-    r->t->ck.c = f->nc;
+    sqlite3_free(t->ck.c);
+    t->ck.c = f->nc;
     f->nc = NULL;
-    r->t->ck.cap = f->commit;
-    r->t->ck.commit = f->commit;
-    r->t->ck.sum = f->sum;
-    r->t->ck.valid = 1;
-    r->t->need_full = 0;
-    uploaded(r, f->txid, 1, NULL, 0, pos);
+    t->ck.cap = f->commit;
+    t->ck.commit = f->commit;
+    t->ck.sum = f->sum;
+    t->ck.valid = 1;
+    t->need_full = 0;
+    uploaded(t, f->txid, 1, NULL, 0, pos);
 }
 
 /*
@@ -291,19 +328,22 @@ adopt_image(replicator *r, full_image *f, const wal_pos *pos)
  * db_current(), stops replication at its next pass).
  */
 static int
-same_file(const replicator *r)
+same_file(replicator *r)
 {
     struct stat st;
-    return !r->db_ino ||
-           (stat(r->zDbPath, &st) == 0 && (uint64_t)st.st_dev == r->db_dev &&
-            (uint64_t)st.st_ino == r->db_ino);
+    uint64_t ino = __atomic_load_n(&r->db_ino, __ATOMIC_ACQUIRE);
+    return !ino || (stat(r->zDbPath, &st) == 0 &&
+                    (uint64_t)st.st_dev ==
+                        __atomic_load_n(&r->db_dev, __ATOMIC_RELAXED) &&
+                    (uint64_t)st.st_ino == ino);
 }
 
 int
-rep_upload_full(replicator *r)
+rep_upload_full(rep_target *t)
 {
-    full_image f = {.from = continues_from(r) + 1, .ts = clock_now_ms()};
-    outbuf m = {.r = r, .fd = -1, .pinned = 1};
+    replicator *r = t->r;
+    full_image f = {.from = continues_from(t) + 1, .ts = clock_now_ms()};
+    outbuf m = {.t = t, .fd = -1};
     char *zErr = NULL;
 
     int rc = image_open(r->zDbPath, r->zVfs, r->sc, &f.im, &f.txid, &f.commit,
@@ -317,12 +357,12 @@ rep_upload_full(replicator *r)
          * history's TXIDs no commit may come: the capture is asked for an
          * image (the next commit's, or a recapture's once the position
          * stood still, recover.c). */
-        if (r->t->foreign_upto >= f.txid)
+        if (t->foreign_upto >= f.txid)
             __atomic_store_n(&r->want_image, 1, __ATOMIC_RELEASE);
         rc = SQLITE_BUSY;
         goto out;
     }
-    rc = encode_image(r, &f, &m, &zErr);
+    rc = encode_image(t, &f, &m, &zErr);
     if (rc != SQLITE_OK)
         goto out;
     image_close(f.im);
@@ -334,12 +374,12 @@ rep_upload_full(replicator *r)
                                r->zDbPath);
         goto out;
     }
-    rc = put_object(r, f.from, f.txid, &m, f.ts);
+    rc = put_object(t, f.from, f.txid, &m, f.ts);
     if (rc == SQLITE_OK)
-        adopt_image(r, &f, &pos);
+        adopt_image(t, &f, &pos);
 out:
     if (zErr)
-        rep_set_error(r, zErr);
+        rep_error(r, t, zErr);
     image_close(f.im);
     outbuf_free(&m);
     sqlite3_free(f.nc);
@@ -352,12 +392,12 @@ out:
  * pages the batch truncates away (base_commit+1 .. commit are folded out).
  */
 static uint64_t
-chain_start(const replicator *r, const batch *b, uint32_t base_commit)
+chain_start(const rep_target *t, const batch *b, uint32_t base_commit)
 {
-    uint64_t sum = b->image_base ? LTX_CHECKSUM_FLAG : r->t->ck.sum;
+    uint64_t sum = b->image_base ? LTX_CHECKSUM_FLAG : t->ck.sum;
     for (uint32_t p = b->commit + 1; p <= base_commit; p++)
-        if (r->t->ck.c[p])
-            sum = ltx_checksum_fold(sum, r->t->ck.c[p]); /* shrunk away */
+        if (t->ck.c[p])
+            sum = ltx_checksum_fold(sum, t->ck.c[p]); /* shrunk away */
     return sum;
 }
 
@@ -367,11 +407,11 @@ chain_start(const replicator *r, const batch *b, uint32_t base_commit)
  * new checksum of b->pages[i].  SQLITE_OK, or an error with *pzErr.
  */
 static int
-encode_batch(replicator *r, const batch *b, int64_t ts, outbuf *m,
+encode_batch(rep_target *t, const batch *b, int64_t ts, outbuf *m,
              uint64_t *newck, uint64_t *sum, char **pzErr)
 {
     uint32_t ps = b->page_size;
-    uint32_t base_commit = b->image_base ? 0 : r->t->ck.commit;
+    uint32_t base_commit = b->image_base ? 0 : t->ck.commit;
     ltx_encoder *enc = NULL;
     uint8_t *scratch = ls_malloc(ps);
     int rc;
@@ -382,13 +422,13 @@ encode_batch(replicator *r, const batch *b, int64_t ts, outbuf *m,
                     .min_txid = b->from,
                     .max_txid = b->to,
                     .timestamp = ts,
-                    .pre_apply = pre_apply_of(r, b->from)};
+                    .pre_apply = pre_apply_of(t, b->from)};
     if (!scratch)
         return SQLITE_NOMEM;
     rc = ltx_encoder_open(&h, outbuf_write, m, &enc);
     if (rc != SQLITE_OK)
         goto enc_err;
-    *sum = chain_start(r, b, base_commit);
+    *sum = chain_start(t, b, base_commit);
     for (uint64_t i = 0; i < b->npages; i++) {
         uint32_t pgno = b->pages[i].pgno;
         const uint8_t *page = batch_page_data(b, i, scratch);
@@ -403,8 +443,8 @@ encode_batch(replicator *r, const batch *b, int64_t ts, outbuf *m,
         if (rc != SQLITE_OK)
             goto enc_err;
         newck[i] = ltx_page_checksum(pgno, page, ps);
-        if (pgno <= base_commit && r->t->ck.c[pgno])
-            *sum = ltx_checksum_fold(*sum, r->t->ck.c[pgno]);
+        if (pgno <= base_commit && t->ck.c[pgno])
+            *sum = ltx_checksum_fold(*sum, t->ck.c[pgno]);
         *sum = ltx_checksum_fold(*sum, newck[i]);
     }
     rc = ltx_encoder_finish(enc, *sum, NULL);
@@ -429,29 +469,29 @@ out:
  * image).
  */
 static int
-commit_batch(replicator *r, const batch *b, const uint64_t *newck, uint64_t sum)
+commit_batch(rep_target *t, const batch *b, const uint64_t *newck, uint64_t sum)
 {
-    int rc = cktab_ensure(&r->t->ck, b->commit);
+    int rc = cktab_ensure(&t->ck, b->commit);
     if (rc != SQLITE_OK)
         return rc;
     if (b->image_base) {
-        memset(r->t->ck.c, 0, ((size_t)r->t->ck.cap + 1) * 8);
-        r->t->ck.valid = 1;
-        r->t->need_full = 0;
+        memset(t->ck.c, 0, ((size_t)t->ck.cap + 1) * 8);
+        t->ck.valid = 1;
+        t->need_full = 0;
     }
-    for (uint32_t p = b->commit + 1; p <= r->t->ck.commit; p++)
-        r->t->ck.c[p] = 0;
+    for (uint32_t p = b->commit + 1; p <= t->ck.commit; p++)
+        t->ck.c[p] = 0;
     uint32_t *changed =
         b->image_base ? NULL : ls_malloc(sizeof(*changed) * (b->npages + 1));
     for (uint64_t i = 0; i < b->npages; i++) {
-        r->t->ck.c[b->pages[i].pgno] = newck[i];
+        t->ck.c[b->pages[i].pgno] = newck[i];
         if (changed)
             changed[i] = b->pages[i].pgno; /* ascending */
     }
-    r->t->ck.commit = b->commit;
-    r->t->ck.sum = sum;
+    t->ck.commit = b->commit;
+    t->ck.sum = sum;
     /* Without the list (out of memory) the whole table is rewritten. */
-    uploaded(r, b->to, b->image_base, changed, changed ? b->npages : 0,
+    uploaded(t, b->to, b->image_base, changed, changed ? b->npages : 0,
              &b->last_pos);
     ls_free(changed);
     return SQLITE_OK;
@@ -463,58 +503,85 @@ commit_batch(replicator *r, const batch *b, const uint64_t *newck, uint64_t sum)
  * and every page it adds to the database is in it.
  */
 static int
-batch_applies(const replicator *r, const batch *b)
+batch_applies(const rep_target *t, const batch *b)
 {
-    if (!r->t->ck.valid && !b->image_base)
+    if (!t->ck.valid && !b->image_base)
         return 0;
-    return batch_complete(b, b->image_base ? 0 : r->t->ck.commit);
+    return batch_complete(b, b->image_base ? 0 : t->ck.commit);
 }
 
 /*
- * Uploads spool records from..to (or the first part of them, up to
- * BATCH_MAX_BYTES of pages) as one L0 object: read the records, list the
- * newest copy of each page, encode with the checksum chain advanced, put,
- * commit the position.  Sets r->t->need_full when the records cannot be
- * applied incrementally (a full-image marker, a growth whose new pages are
- * missing, unknown checksums).
+ * The object of spool records from..to (or the first part of them, up to
+ * BATCH_MAX_BYTES of pages), encoded into m with the checksum chain
+ * advanced (*sum, newck[] per page of b): read the records, list the newest
+ * copy of each page, check they apply, encode.  Caller holds spool_mu
+ * (invariant 3).  *encoded: an object is in m.  Sets t->need_full when the
+ * records cannot be applied incrementally (a full-image marker, a growth
+ * whose new pages are missing, unknown checksums).
  */
 static int
-upload_incremental(replicator *r, uint64_t from, uint64_t to)
+encode_spooled(rep_target *t, batch *b, uint64_t from, uint64_t to, int64_t ts,
+               outbuf *m, uint64_t **newck, uint64_t *sum, int *encoded,
+               char **pzErr)
 {
+    int rc = batch_read(b, t->r->sp, from, to, BATCH_MAX_BYTES, pzErr);
+    if (b->need_full)
+        t->need_full = 1;
+    if (rc != SQLITE_OK || b->need_full)
+        return rc;
+    if ((rc = batch_sort(b)) != SQLITE_OK)
+        return rc;
+    if (!batch_applies(t, b)) {
+        t->need_full = 1;
+        return SQLITE_OK;
+    }
+    rc = cktab_ensure(&t->ck,
+                      b->commit > t->ck.commit ? b->commit : t->ck.commit);
+    if (rc != SQLITE_OK)
+        return rc;
+    *newck = ls_malloc(sizeof(**newck) * (b->npages + 1));
+    if (!*newck)
+        return SQLITE_NOMEM;
+    rc = encode_batch(t, b, ts, m, *newck, sum, pzErr);
+    *encoded = rc == SQLITE_OK;
+    return rc;
+}
+
+/*
+ * Uploads the spooled TXIDs after the replicated one as one L0 object:
+ * under spool_mu, scan the spool, find how far it is contiguous (*pto) and
+ * encode; then, without it, put the object and commit the position.
+ * SQLITE_OK also when nothing was spooled or only a full image can
+ * continue (t->need_full).
+ */
+static int
+upload_incremental(rep_target *t, uint64_t *prep, uint64_t *pto)
+{
+    replicator *r = t->r;
     batch b;
-    outbuf m = {.r = r, .fd = -1};
+    outbuf m = {.t = t, .fd = -1, .can_spool = 1};
     uint64_t *newck = NULL, sum = 0;
     char *zErr = NULL;
     int64_t ts = clock_now_ms();
+    int encoded = 0;
 
-    int rc = batch_read(&b, r->sp, from, to, BATCH_MAX_BYTES, &zErr);
-    if (b.need_full)
-        r->t->need_full = 1;
-    if (rc != SQLITE_OK || b.need_full)
-        goto out;
-    if ((rc = batch_sort(&b)) != SQLITE_OK)
-        goto out;
-    if (!batch_applies(r, &b)) {
-        r->t->need_full = 1;
-        goto out;
-    }
-    rc = cktab_ensure(&r->t->ck,
-                      b.commit > r->t->ck.commit ? b.commit : r->t->ck.commit);
-    if (rc != SQLITE_OK)
-        goto out;
-    newck = ls_malloc(sizeof(*newck) * (b.npages + 1));
-    if (!newck) {
-        rc = SQLITE_NOMEM;
-        goto out;
-    }
-    rc = encode_batch(r, &b, ts, &m, newck, &sum, &zErr);
-    if (rc == SQLITE_OK)
-        rc = put_object(r, from, b.to, &m, ts);
-    if (rc == SQLITE_OK)
-        rc = commit_batch(r, &b, newck, sum);
-out:
+    memset(&b, 0, sizeof(b));
+    rep_spool_lock(r);
+    int rc = spool_scan(r->sp);
+    uint64_t rep = *prep = continues_from(t);
+    *pto = rc == SQLITE_OK ? spool_contiguous(r->sp, rep + 1) : rep;
+    /* Even when a full image is needed, the spool may hold one (read by a
+     * capture that could, e.g. in exclusive locking mode). */
+    if (*pto > rep)
+        rc = encode_spooled(t, &b, rep + 1, *pto, ts, &m, &newck, &sum,
+                            &encoded, &zErr);
+    rep_spool_unlock(r);
+    if (encoded)
+        rc = put_object(t, rep + 1, b.to, &m, ts);
+    if (encoded && rc == SQLITE_OK)
+        rc = commit_batch(t, &b, newck, sum);
     if (zErr)
-        rep_set_error(r, zErr);
+        rep_error(r, t, zErr);
     batch_free(&b);
     ls_free(newck);
     outbuf_free(&m);
@@ -523,28 +590,28 @@ out:
 
 /*
  * The next object's pre-apply checksum is the newest object's post-apply
- * checksum: read it from that object's trailer into r->t->ck.sum, and set
- * r->t->pre_known.  A trailer without the checksum flag is not a checksum (a
+ * checksum: read it from that object's trailer into t->ck.sum, and set
+ * t->pre_known.  A trailer without the checksum flag is not a checksum (a
  * torn object on a store without atomic puts): unknown.  Nothing changes
  * when the trailer cannot be read.
  */
 static void
-read_post_apply(replicator *r, const ltx_info *f)
+read_post_apply(rep_target *t, const ltx_info *f)
 {
     char key[256];
     uint8_t *tr = NULL;
     size_t ntr = 0;
-    if (layout_key(r->t->be, f->level, f->min_txid, f->max_txid, key,
+    if (layout_key(t->be, f->level, f->min_txid, f->max_txid, key,
                    sizeof(key)) == SQLITE_OK &&
-        r->t->be->vt->get(r->t->be, key, f->size - LTX_TRAILER_SIZE,
-                          LTX_TRAILER_SIZE, &tr, &ntr) == SQLITE_OK &&
+        t->be->vt->get(t->be, key, f->size - LTX_TRAILER_SIZE, LTX_TRAILER_SIZE,
+                       &tr, &ntr) == SQLITE_OK &&
         ntr == LTX_TRAILER_SIZE) {
         uint64_t post = 0;
         for (int i = 0; i < 8; i++)
             post = (post << 8) | tr[i];
-        r->t->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
-        if (r->t->pre_known)
-            r->t->ck.sum = post;
+        t->pre_known = (post & LTX_CHECKSUM_FLAG) != 0;
+        if (t->pre_known)
+            t->ck.sum = post;
     }
     sqlite3_free(tr);
 }
@@ -555,17 +622,17 @@ read_post_apply(replicator *r, const ltx_info *f)
  * the reverse.
  */
 static int
-check_encryption(replicator *r, const ltx_info *f)
+check_encryption(rep_target *t, const ltx_info *f)
 {
     char key[256], *zErr = NULL;
-    int rc = layout_key(r->t->be, f->level, f->min_txid, f->max_txid, key,
-                        sizeof(key));
+    int rc =
+        layout_key(t->be, f->level, f->min_txid, f->max_txid, key, sizeof(key));
     if (rc == SQLITE_OK)
-        rc = age_check_object(r->t->be, key, &zErr);
+        rc = age_check_object(t->be, key, &zErr);
     if (rc != SQLITE_OK)
-        rep_set_error(
-            r, zErr ? zErr
-                    : sqlite3_mprintf("litestream: %s", sqlite3_errstr(rc)));
+        rep_error(t->r, t,
+                  zErr ? zErr
+                       : sqlite3_mprintf("litestream: %s", sqlite3_errstr(rc)));
     return rc;
 }
 
@@ -575,15 +642,16 @@ check_encryption(replicator *r, const ltx_info *f)
  * makes TXIDs continue above it, starting with a full image.
  */
 static int
-check_replica(replicator *r)
+check_replica(rep_target *t)
 {
+    replicator *r = t->r;
     ltx_info *files = NULL;
     int n = 0;
-    int rc = layout_list_all(r->t->be, &files, &n);
+    int rc = layout_list_all(t->be, &files, &n);
     if (rc != SQLITE_OK) {
-        rep_set_error(r, sqlite3_mprintf("litestream: cannot list %s: %s",
-                                         r->t->url->redacted,
-                                         backend_why(r->t->be)));
+        rep_error(r, t,
+                  sqlite3_mprintf("litestream: cannot list %s: %s",
+                                  t->url->redacted, backend_why(t->be)));
         return rc;
     }
     uint64_t max = 0;
@@ -593,35 +661,35 @@ check_replica(replicator *r)
             max = files[i].max_txid;
             last = i;
         }
-    uint64_t rep = rep_replicated(r);
+    uint64_t rep = rep_replicated(t);
     /* This process may just have taken over the uploading from another
      * one: its table is only right for the TXID it was saved at. */
-    if (!r->t->ck.valid || r->t->ck.txid != rep)
-        cktab_load(&r->t->ck, rep);
+    if (!t->ck.valid || t->ck.txid != rep)
+        cktab_load(&t->ck, rep);
     if (max != rep)
-        r->t->ck.valid = 0; /* the saved table is for another TXID */
-    if (last >= 0 && (rc = check_encryption(r, &files[last])) != SQLITE_OK) {
+        t->ck.valid = 0; /* the saved table is for another TXID */
+    if (last >= 0 && (rc = check_encryption(t, &files[last])) != SQLITE_OK) {
         sqlite3_free(files);
         return rc;
     }
-    if (last >= 0 && !r->t->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
-        read_post_apply(r, &files[last]);
+    if (last >= 0 && !t->ck.valid && files[last].size >= LTX_TRAILER_SIZE)
+        read_post_apply(t, &files[last]);
     sqlite3_free(files); /* ltx_info holds no pointers */
-    if (max != rep || !r->t->ck.valid) {
+    if (max != rep || !t->ck.valid) {
         /* Unknown history or unknown checksums: continue above the
          * replica with a full image. */
         /* The replicated TXID stays ours: a litestream_sync() begun
          * before this check waits for the full image above `max`, not
          * for TXIDs of another history that happen to be higher. */
         if (max > rep)
-            r->t->foreign_upto = max;
+            t->foreign_upto = max;
         if (max >= rep)
             sidecar_set_txid_floor(r->sc, max);
         else
-            sidecar_set_replicated_n(r->sc, r->t->idx, max, clock_now_ms());
-        r->t->need_full = 1;
+            sidecar_set_replicated_n(r->sc, t->idx, max, clock_now_ms());
+        t->need_full = 1;
     }
-    r->t->replica_checked = 1;
+    t->replica_checked = 1;
     return SQLITE_OK;
 }
 
@@ -630,55 +698,48 @@ check_replica(replicator *r)
  * spool holds: a full image when the WAL no longer has them.
  */
 static int
-fill_gap(replicator *r, uint64_t to)
+fill_gap(rep_target *t, uint64_t to)
 {
     rep_gap v;
-    int rc = rep_fill_gap(r, to, &v);
+    int rc = rep_fill_gap(t, to, &v);
     if (rc != SQLITE_OK || v != REP_GAP_IMAGE)
         return rc;
-    rc = rep_upload_full(r);
+    rc = rep_upload_full(t);
     if (rc == SQLITE_BUSY) {
-        rep_recapture_if_stale(r);
+        rep_recapture_if_stale(t);
         return rc;
     }
-    r->t->full_busy_since_ms = 0; /* the next busy spell has its own grace */
+    t->full_busy_since_ms = 0; /* the next busy spell has its own grace */
     if (rc == SQLITE_OK)
-        r->t->gap_since_ms = 0;
+        t->gap_since_ms = 0;
     return rc;
 }
 
 int
-rep_upload_once(replicator *r)
+rep_upload_once(rep_target *t)
 {
     int rc;
-    if (!r->t->replica_checked) {
-        rc = check_replica(r);
+    uint64_t rep = 0, to = 0;
+    if (!t->replica_checked) {
+        rc = check_replica(t);
         if (rc != SQLITE_OK)
             return rc;
     }
-    rc = spool_scan(r->sp);
-    if (rc != SQLITE_OK)
-        return rc;
-    uint64_t rep = continues_from(r);
-    uint64_t to = spool_contiguous(r->sp, rep + 1);
-    /* Even when a full image is needed, the spool may hold one (read by a
-     * capture that could, e.g. in exclusive locking mode). */
-    if (to > rep)
-        rc = upload_incremental(r, rep + 1, to);
-    if (rc == SQLITE_OK && r->t->need_full) {
-        rc = rep_upload_full(r);
+    rc = upload_incremental(t, &rep, &to);
+    if (rc == SQLITE_OK && t->need_full) {
+        rc = rep_upload_full(t);
         if (rc == SQLITE_BUSY)
-            rep_recapture_if_stale(r);
+            rep_recapture_if_stale(t);
         else
-            r->t->full_busy_since_ms = 0;
+            t->full_busy_since_ms = 0;
     } else if (rc == SQLITE_OK) {
-        rc = fill_gap(r, to > rep ? to : rep);
+        rc = fill_gap(t, to > rep ? to : rep);
     }
     sqlite3_log(SQLITE_NOTICE,
                 "litestream: upload rc=%d rep=%llu to=%llu full=%d "
                 "cks=%d",
                 rc, (unsigned long long)rep, (unsigned long long)to,
-                r->t->need_full, r->t->ck.valid);
+                t->need_full, t->ck.valid);
     if (rc == SQLITE_BUSY)
         rc = SQLITE_OK; /* retried next tick */
     return rc;

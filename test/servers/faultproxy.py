@@ -13,7 +13,8 @@ a fault instead of (or on top of) the upstream's answer:
   reset_after_upstream  forward the request (the write happens), read the
                         answer, then close with RST instead of relaying it
   stall                 read the whole request, answer nothing for `seconds`,
-                        then close
+                        then close (sooner when the rule is removed with
+                        end_stalls=True)
   truncate              forward, then send the head with the full
                         Content-Length but only `fraction` (or `nbytes`) of
                         the body, then close
@@ -92,6 +93,7 @@ class Rule:
         self.params = dict(FAULTS[fault], **params)
         self.matched = 0
         self.applied = 0
+        self.ended = threading.Event()  # remove_rule(end_stalls=True)
 
     def __repr__(self):
         return ("Rule(%s %s %s %s count=%s every=%d applied=%d)"
@@ -357,11 +359,14 @@ class FaultProxy:
             self._rules.append(rule)
         return rule
 
-    def remove_rule(self, rule):
-        """Remove one rule (no error if already gone)."""
+    def remove_rule(self, rule, end_stalls=False):
+        """Remove one rule (no error if already gone).  end_stalls: the
+        requests it is stalling end now (closed, as after `seconds`)."""
         with self._lock:
             if rule in self._rules:
                 self._rules.remove(rule)
+        if end_stalls:
+            rule.ended.set()
 
     def clear_rules(self):
         """Remove all rules: everything passes through again."""
@@ -495,7 +500,11 @@ class FaultProxy:
                     state["closed"] = True
                     _rst(sock)
                     return False
-                self._stopping.wait(p["seconds"])  # stall
+                end = time.monotonic() + p["seconds"]  # stall
+                while (not self._stopping.is_set() and
+                       not rule.ended.is_set() and time.monotonic() < end):
+                    rule.ended.wait(min(0.05, max(0.0,
+                                                  end - time.monotonic())))
                 return False
             if fault == "delay":
                 self._stopping.wait(p["seconds"])

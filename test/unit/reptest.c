@@ -60,12 +60,13 @@ rt_replicator(const char *zDbPath, backend *be)
     memset(r, 0, sizeof(*r));
 
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->spool_mu, NULL);
     pthread_cond_init(&r->changed, NULL);
     r->zDbPath = sqlite3_mprintf("%s", zDbPath);
     r->zUrl = sqlite3_mprintf("file:///unused");
     r->zVfs = sqlite3_mprintf("unix");
     r->ntg = 1;
-    r->t = &r->tg[0]; /* the tests drive upload.c for this replica */
+    r->tg[0].r = r; /* the tests drive upload.c for r->tg (replica 0) */
     r->tg[0].zUrl = sqlite3_mprintf("file:///unused");
     r->tg[0].be = be;
     r->opts.sync_interval_ms = 1000;

@@ -7,8 +7,8 @@
  * on the spool lane (heavy = 0) even while every upload worker is blocked
  * in a slow pass (the blocking problem, docs/architecture.md 3); no lane
  * ever has more workers than its bound; pool_remove() waits for a running
- * pass and the task never runs again; a forked child gets an empty pool
- * that works.
+ * pass and the task never runs again; shy passes leave one upload worker
+ * free; a forked child gets an empty pool that works.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -305,6 +305,43 @@ test_light_again(void)
     pool_remove(&p.task);
 }
 
+/*
+ * Shy passes (retries of a failing replica): at most the upload lane's
+ * bound - 1 at once, so one upload worker always stays for the others;
+ * a forked child starts with none.
+ */
+static void
+test_shy(void)
+{
+    pool_info in;
+    pool_get_info(&in);
+    int room = in.lane_bound[1] - 1, got = 0;
+    for (int i = 0; i < room + 2; i++)
+        got += pool_shy_enter();
+    pool_get_info(&in);
+    ok(got == room && in.shy == room,
+       "%d shy passes at once with %d upload workers (asked %d)", got,
+       in.lane_bound[1], room + 2);
+    pool_shy_leave();
+    ok(pool_shy_enter() == 1 && pool_shy_enter() == 0,
+       "one leaves: exactly one more may enter");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int n = 0;
+        while (n < room + 1 && pool_shy_enter())
+            n++;
+        _exit(n == room ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "a forked child starts with no shy pass of the parent's");
+    for (int i = 0; i < room; i++)
+        pool_shy_leave();
+    pool_get_info(&in);
+    ok(in.shy == 0, "all left (%d)", in.shy);
+}
+
 /* fork(): the child's pool starts empty and works. */
 static void
 test_fork(void)
@@ -343,6 +380,7 @@ main(void)
     test_light_again();
     test_bound();
     test_remove();
+    test_shy();
     test_fork();
     return tap_done();
 }

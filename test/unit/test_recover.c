@@ -65,11 +65,11 @@ test_verdicts(void)
 
     /* TXID 10 (the CREATE) is replicated; 11..13 were captured only. */
     sidecar_set_replicated(r->sc, 10, 1);
-    r->t->rep_pos = rt_wal_pos(&w, c[0]);
+    r->tg[0].rep_pos = rt_wal_pos(&w, c[0]);
     ls_cap cap = {.txid = 10, .flags = CAP_VALID};
     sidecar_cap_write(r->sc, &cap);
-    int rc = rep_fill_gap(r, 10, &v);
-    ok(rc == SQLITE_OK && v == REP_GAP_NONE && r->t->gap_since_ms == 0,
+    int rc = rep_fill_gap(r->tg, 10, &v);
+    ok(rc == SQLITE_OK && v == REP_GAP_NONE && r->tg[0].gap_since_ms == 0,
        "nothing captured beyond: no gap");
 
     wal_pos end = rt_wal_pos(&w, c[3]);
@@ -83,27 +83,27 @@ test_verdicts(void)
                    .page_size = w.page_size,
                    .commit = w.f[c[3] - 1].commit};
     sidecar_cap_write(r->sc, &cap);
-    rc = rep_fill_gap(r, 10, &v);
-    ok(rc == SQLITE_OK && v == REP_GAP_NONE && r->t->gap_since_ms > 0,
+    rc = rep_fill_gap(r->tg, 10, &v);
+    ok(rc == SQLITE_OK && v == REP_GAP_NONE && r->tg[0].gap_since_ms > 0,
        "a new gap: no verdict yet, its age starts");
     /* A gap first seen "later than now": young on any machine. */
-    r->t->gap_since_ms = clock_now_ms() + 60000;
-    rc = rep_fill_gap(r, 10, &v);
+    r->tg[0].gap_since_ms = clock_now_ms() + 60000;
+    rc = rep_fill_gap(r->tg, 10, &v);
     ok(rc == SQLITE_OK && v == REP_GAP_NONE && !spool_has(r->sp, 11),
        "within the grace period: still waiting");
 
     rep_txn queued = {.txid = 14};
     r->head = r->tail = &queued;
-    r->t->gap_since_ms = 1;
-    rc = rep_fill_gap(r, 10, &v);
-    ok(rc == SQLITE_OK && v == REP_GAP_NONE && r->t->gap_since_ms == 0,
+    r->tg[0].gap_since_ms = 1;
+    rc = rep_fill_gap(r->tg, 10, &v);
+    ok(rc == SQLITE_OK && v == REP_GAP_NONE && r->tg[0].gap_since_ms == 0,
        "transactions still queued here: not a gap");
     r->head = r->tail = NULL;
 
-    r->t->gap_since_ms = 1; /* long ago */
-    rc = rep_fill_gap(r, 10, &v);
+    r->tg[0].gap_since_ms = 1; /* long ago */
+    rc = rep_fill_gap(r->tg, 10, &v);
     spool_scan(r->sp);
-    ok(rc == SQLITE_OK && v == REP_GAP_RECOVERED && r->t->gap_since_ms == 0,
+    ok(rc == SQLITE_OK && v == REP_GAP_RECOVERED && r->tg[0].gap_since_ms == 0,
        "after the grace period: TXIDs re-read from the WAL (rc %d, v %d)", rc,
        (int)v);
     int good = 1;
@@ -120,9 +120,9 @@ test_verdicts(void)
     /* The WAL cannot supply TXID 14: a full image is the verdict. */
     cap.txid = 14;
     sidecar_cap_write(r->sc, &cap);
-    r->t->gap_since_ms = 1;
-    rc = rep_fill_gap(r, 13, &v);
-    ok(rc == SQLITE_OK && v == REP_GAP_IMAGE && r->t->gap_since_ms == 1 &&
+    r->tg[0].gap_since_ms = 1;
+    rc = rep_fill_gap(r->tg, 13, &v);
+    ok(rc == SQLITE_OK && v == REP_GAP_IMAGE && r->tg[0].gap_since_ms == 1 &&
            mem_store_count(s) == 0,
        "a WAL that does not hold the missing TXIDs: a full image is needed, "
        "and left to the caller");
@@ -144,18 +144,18 @@ test_recapture(void)
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(x);", NULL, NULL,
                  NULL);
     replicator *r = rt_replicator(zDb, NULL);
-    rep_recapture_if_stale(r);
-    ok(r->t->full_busy_since_ms == 0, "no recapture hook: nothing happens");
+    rep_recapture_if_stale(r->tg);
+    ok(r->tg[0].full_busy_since_ms == 0, "no recapture hook: nothing happens");
     r->opts.xRecapture = count_recapture;
-    rep_recapture_if_stale(r);
-    ok(r->t->full_busy_since_ms > 0 && n_recaptures == 0,
+    rep_recapture_if_stale(r->tg);
+    ok(r->tg[0].full_busy_since_ms > 0 && n_recaptures == 0,
        "first failure: the grace period starts");
-    r->t->full_busy_since_ms = clock_now_ms() + 60000; /* young anywhere */
-    rep_recapture_if_stale(r);
+    r->tg[0].full_busy_since_ms = clock_now_ms() + 60000; /* young anywhere */
+    rep_recapture_if_stale(r->tg);
     ok(n_recaptures == 0, "within it: no recapture");
-    r->t->full_busy_since_ms = 1;
-    rep_recapture_if_stale(r);
-    ok(n_recaptures == 1 && r->t->full_busy_since_ms == 0,
+    r->tg[0].full_busy_since_ms = 1;
+    rep_recapture_if_stale(r->tg);
+    ok(n_recaptures == 1 && r->tg[0].full_busy_since_ms == 0,
        "past it: the capture runs once on a private write lock");
     rt_replicator_free(r);
     sqlite3_close(db);

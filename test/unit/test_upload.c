@@ -46,7 +46,7 @@ fetch(mem_store *s, replicator *r, uint64_t min, uint64_t max, uint8_t *db,
 {
     char key[LAYOUT_KEY_SIZE];
     size_t n = 0;
-    layout_key(r->t->be, 0, min, max, key, sizeof(key));
+    layout_key(r->tg[0].be, 0, min, max, key, sizeof(key));
     uint8_t *p = mem_store_get(s, key, &n);
     int rc = p ? rt_apply(p, n, db, 8, h, tr) : SQLITE_NOTFOUND;
     free(p);
@@ -67,7 +67,7 @@ test_incremental(void)
     /* 1: a full image record; 2: page 2 changes, page 5 is added. */
     write_txn(r, 1, SPOOL_F_FULL | SPOOL_F_IMAGE, 4, img, 4, 1);
     write_txn(r, 2, 0, 5, t2, 2, 2);
-    int rc = rep_upload_once(r);
+    int rc = rep_upload_once(r->tg);
     ok(rc == SQLITE_OK && mem_store_count(s) == 1 &&
            sidecar_replicated(r->sc) == 2,
        "first upload: one object, replicated TXID 2 (rc %d, %d objects)", rc,
@@ -76,11 +76,11 @@ test_incremental(void)
            h.max_txid == 2 && h.commit == 5 && h.pre_apply == 0,
        "object 1-2: a snapshot of 5 pages");
     ok(memcmp(db, want, 5 * PS) == 0, "... holding the newest copy of each");
-    ok(tr.post_apply == ltx_db_checksum(want, PS, 5) && r->t->ck.valid &&
-           r->t->ck.sum == tr.post_apply && !r->t->need_full,
+    ok(tr.post_apply == ltx_db_checksum(want, PS, 5) && r->tg[0].ck.valid &&
+           r->tg[0].ck.sum == tr.post_apply && !r->tg[0].need_full,
        "post-apply = checksum of the database = the table's");
-    ok(r->t->n_uploads == 1 && r->last_upload_ms > 0 &&
-           r->t->rep_pos.frame == 2,
+    ok(r->tg[0].n_uploads == 1 && r->last_upload_ms > 0 &&
+           r->tg[0].rep_pos.frame == 2,
        "counted; the replicated position is where TXID 2 ended");
     uint64_t post12 = tr.post_apply;
 
@@ -88,12 +88,12 @@ test_incremental(void)
     static const uint32_t t3[] = {3}, t4[] = {1};
     write_txn(r, 3, 0, 5, t3, 1, 3);
     write_txn(r, 4, 0, 4, t4, 1, 4);
-    rc = rep_upload_once(r);
+    rc = rep_upload_once(r->tg);
     ok(rc == SQLITE_OK && fetch(s, r, 3, 4, db[0], &h, &tr) && h.commit == 4,
        "object 3-4 uploaded, commit 4");
     ok(h.pre_apply == post12, "its pre-apply is the previous post-apply");
-    ok(tr.post_apply == ltx_db_checksum(want, PS, 4) && r->t->ck.commit == 4 &&
-           r->t->ck.c[5] == 0,
+    ok(tr.post_apply == ltx_db_checksum(want, PS, 4) &&
+           r->tg[0].ck.commit == 4 && r->tg[0].ck.c[5] == 0,
        "post-apply folds page 5 out: the 4-page database's checksum");
     uint64_t post34 = tr.post_apply;
 
@@ -101,11 +101,11 @@ test_incremental(void)
     static const uint32_t t5[] = {2};
     write_txn(r, 5, 0, 4, t5, 1, 5);
     mem_store_fail_put(s, 1);
-    rc = rep_upload_once(r);
+    rc = rep_upload_once(r->tg);
     ok(rc != SQLITE_OK && sidecar_replicated(r->sc) == 4 &&
-           r->t->ck.sum == post34 && r->last_error && spool_has(r->sp, 5),
+           r->tg[0].ck.sum == post34 && r->last_error && spool_has(r->sp, 5),
        "failed put: position, table and spool unchanged, error recorded");
-    rc = rep_upload_once(r);
+    rc = rep_upload_once(r->tg);
     ok(rc == SQLITE_OK && fetch(s, r, 5, 5, db[0], &h, &tr) &&
            h.pre_apply == post34 &&
            tr.post_apply == ltx_db_checksum(want, PS, 4) && !r->last_error,
@@ -115,8 +115,8 @@ test_incremental(void)
     static const uint32_t t6[] = {7};
     write_txn(r, 6, 0, 7, t6, 1, 6);
     int before = mem_store_count(s);
-    rc = rep_upload_once(r);
-    ok(rc == SQLITE_OK && r->t->need_full && mem_store_count(s) == before &&
+    rc = rep_upload_once(r->tg);
+    ok(rc == SQLITE_OK && r->tg[0].need_full && mem_store_count(s) == before &&
            sidecar_replicated(r->sc) == 5,
        "a gap in the growth: nothing uploaded, a full image is needed");
 
@@ -144,19 +144,19 @@ test_replica_ahead(void)
 
     write_txn(a, 1, SPOOL_F_FULL | SPOOL_F_IMAGE, 3, img, 3, 1);
     write_txn(a, 2, 0, 3, img + 1, 1, 2);
-    rep_upload_once(a);
+    rep_upload_once(a->tg);
     ok(fetch(s, a, 1, 2, db[0], &h, &tr), "replica holds 1-2");
 
     replicator *b = rt_replicator(zB, membackend_open(s));
-    int rc = rep_upload_once(b);
+    int rc = rep_upload_once(b->tg);
     ok(rc == SQLITE_OK && sidecar_txid_floor(b->sc) == 2 &&
-           b->t->foreign_upto == 2,
+           b->tg[0].foreign_upto == 2,
        "a replica ahead: TXIDs continue above its newest (2)");
     ok(sidecar_replicated(b->sc) == 0,
        "... while its own replicated TXID stays 0 (a sync waits for the "
        "image above them)");
-    ok(b->t->need_full && !b->t->ck.valid && b->t->pre_known &&
-           b->t->ck.sum == tr.post_apply,
+    ok(b->tg[0].need_full && !b->tg[0].ck.valid && b->tg[0].pre_known &&
+           b->tg[0].ck.sum == tr.post_apply,
        "a full image next, its pre-apply read from the newest trailer");
     ok(mem_store_count(s) == 1, "nothing uploaded without an image");
     rt_replicator_free(b);
@@ -202,12 +202,12 @@ test_full_image(void)
         .txid = 9, .flags = CAP_VALID, .page_size = 1024, .commit = npages};
     sidecar_cap_write(r->sc, &cap);
     sidecar_set_replicated(r->sc, 3, 1);
-    r->t->replica_checked = 1;
-    r->t->need_full = 1;
-    int rc = rep_upload_once(r);
+    r->tg[0].replica_checked = 1;
+    r->tg[0].need_full = 1;
+    int rc = rep_upload_once(r->tg);
     char key[LAYOUT_KEY_SIZE];
     size_t n = 0;
-    layout_key(r->t->be, 0, 4, 9, key, sizeof(key));
+    layout_key(r->tg[0].be, 0, 4, 9, key, sizeof(key));
     uint8_t *p = mem_store_get(s, key, &n);
     ltx_header h = {0};
     ltx_trailer tr = {0};
@@ -215,15 +215,16 @@ test_full_image(void)
        "full image fallback: object 4-9 (replicated+1 .. captured)");
     ok(h.commit == npages && memcmp(got, file, (size_t)st.st_size) == 0,
        "its pages are the database file's");
-    ok(tr.post_apply == ltx_db_checksum(file, 1024, npages) && r->t->ck.valid &&
-           r->t->ck.sum == tr.post_apply && !r->t->need_full &&
-           sidecar_replicated(r->sc) == 9 && r->t->n_full_images == 1,
+    ok(tr.post_apply == ltx_db_checksum(file, 1024, npages) &&
+           r->tg[0].ck.valid && r->tg[0].ck.sum == tr.post_apply &&
+           !r->tg[0].need_full && sidecar_replicated(r->sc) == 9 &&
+           r->tg[0].n_full_images == 1,
        "checksums adopted, replicated TXID 9, counted as a full image");
     free(p);
 
     /* Nothing captured beyond the replica: no image (SQLITE_BUSY). */
-    r->t->need_full = 1;
-    ok(rep_upload_full(r) == SQLITE_BUSY && mem_store_count(s) == 1,
+    r->tg[0].need_full = 1;
+    ok(rep_upload_full(r->tg) == SQLITE_BUSY && mem_store_count(s) == 1,
        "no image when nothing was captured beyond the replica");
 
     rt_replicator_free(r);
