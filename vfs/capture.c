@@ -57,7 +57,7 @@ void
 capture_buf_reset(ls_db *d)
 {
     d->base = d->end = 0;
-    d->buf_ok = 1;
+    d->buf_ok = !d->zc; /* a zero-copy hold keeps no copy */
     d->buf_over = 0;
     d->wal_synced = 0;
     if (d->heap_cap > BUF_KEEP) {
@@ -262,6 +262,35 @@ enqueue_walref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
     return base + 1;
 }
 
+/*
+ * The zero-copy capture (docs/architecture.md 2.3): this hold's frames
+ * lo..mxFrame, one TXID, queued as a reference to the WAL range; the
+ * replicator merges it into its last reference when it continues it.
+ * Returns the TXID, or 0 (the WAL header unreadable, out of memory).
+ */
+static uint64_t
+enqueue_ref(ls_db *d, uint32_t lo, const shm_hdr *h, uint32_t ps,
+            const ls_cap *cap, uint64_t base)
+{
+    rep_txn t = {.txid = base + 1,
+                 .flags = REP_WALREF | (d->wal_synced ? REP_DURABLE : 0),
+                 .page_size = ps,
+                 .commit = h->n_page,
+                 .nframes = h->mx_frame - lo + 1,
+                 .wal_lo = lo,
+                 .seed1 = cap->cksum1,
+                 .seed2 = cap->cksum2,
+                 .pos = walread_pos(h)};
+    if (lo == 1) {
+        wal_hdr wh; /* the WAL restarted: the chain starts at its header */
+        if (!walread_wal_hdr(d, &wh) || wh.page_size != ps)
+            return 0;
+        t.seed1 = wh.cksum1;
+        t.seed2 = wh.cksum2;
+    }
+    return replicator_enqueue_ref(d->rep, &t) ? base + 1 : 0;
+}
+
 static void
 enqueue_full(ls_db *d, uint64_t txid, const shm_hdr *h)
 {
@@ -278,16 +307,8 @@ static uint64_t
 txid_base(ls_db *d, const ls_cap *cap, int valid)
 {
     uint64_t t = valid ? cap->txid : 0;
-    uint64_t f = sidecar_txid_floor(d->sc);
-    uint64_t s = sidecar_spooled(d->sc);
-    uint64_t r = sidecar_replicated(d->sc);
-    if (f > t)
-        t = f;
-    if (s > t)
-        t = s;
-    if (r > t)
-        t = r;
-    return t;
+    uint64_t a = sidecar_txid_above(d->sc);
+    return a > t ? a : t;
 }
 
 /* ---- the capture at unlock, step by step ------------------------------- */
@@ -425,7 +446,9 @@ queue_new_frames(ls_db *d, capture_view *v)
         return v->base; /* a restart with nothing new */
     /* Too big to copy: by reference.  (Not in exclusive locking mode: the
      * replicator could never read the WAL behind the writer's lock.) */
-    if (d->buf_over && d->caught_up && d->hold_locked)
+    if (d->zc && d->caught_up && d->hold_locked)
+        txid = enqueue_ref(d, lo, v->h, v->ps, v->cap, v->base);
+    else if (d->buf_over && d->caught_up && d->hold_locked)
         txid = enqueue_walref(d, lo, v->h, v->ps, v->cap, v->base);
     if (txid == 0)
         txid = buf_covers(d, lo, v->h->mx_frame, v->ps)
@@ -478,6 +501,49 @@ position_write(ls_db *d, const capture_view *v, uint64_t txid)
     sidecar_cap_write(d->sc, &nc);
 }
 
+#define CAPTURE_GENERAL UINT64_MAX
+
+/*
+ * The zero-copy capture's common case (docs/architecture.md 2.3): from the
+ * position read when the hold began (the write lock kept it as it was) to
+ * the WAL as of now, in the same WAL: one reference queued.  Returns the
+ * TXID, 0 when there is nothing new, or CAPTURE_GENERAL when the general
+ * capture must decide (a restart inside the hold, the TXID floor raised
+ * meanwhile, out of memory): nothing was queued then.
+ */
+static uint64_t
+capture_zc(ls_db *d, replicator *rep, sqlite3_file *real)
+{
+    shm_hdr h;
+    const ls_cap *cap = &d->zc_cap;
+    /* (The TXID counter was checked when the hold began: the position
+     * cannot have moved since, the write lock is ours.) */
+    if (!shm_read(d, real, &h) || h.salt[0] != cap->salt1 ||
+        h.salt[1] != cap->salt2 || h.mx_frame < cap->frame || h.page_size == 0)
+        return CAPTURE_GENERAL;
+    if (h.mx_frame == cap->frame)
+        return 0; /* a rollback, an empty transaction */
+    capture_view v = {.h = &h, .ps = h.page_size == 1 ? 65536 : h.page_size};
+    rep_txn t; /* (field by field: what a reference leaves unused is not
+                * zeroed at every commit; replicator_enqueue_ref reads the
+                * fields set here, and NULLs next/frames/arena itself) */
+    t.txid = cap->txid + 1;
+    t.txid_max = 0;
+    t.flags = REP_WALREF | (d->wal_synced ? REP_DURABLE : 0);
+    t.page_size = v.ps;
+    t.commit = h.n_page;
+    t.nframes = h.mx_frame - cap->frame;
+    t.wal_lo = cap->frame + 1;
+    t.seed1 = cap->cksum1;
+    t.seed2 = cap->cksum2;
+    t.pos = walread_pos(&h);
+    if (!replicator_enqueue_ref(rep, &t))
+        return CAPTURE_GENERAL;
+    position_write(d, &v, t.txid);
+    KILLPOINT("capture-queued");
+    return t.txid;
+}
+
 /*
  * The capture (invariant 3).  `real` is the main database file.  Runs with
  * the WAL write lock held, or in exclusive locking mode.
@@ -490,6 +556,10 @@ capture(ls_db *d, sqlite3_file *real)
     capture_view v = {.h = &h, .cap = &cap}; /* (scalars kept apart from
                                               * what the callees write) */
     uint64_t txid = 0;
+    if (d->zc && d->rep && d->sc &&
+        (txid = capture_zc(d, d->rep, real)) != CAPTURE_GENERAL)
+        return txid;
+    txid = 0;
     if (!d->rep || !d->sc ||
         (!view_read(d, real, &v) && !view_empty_wal(d, real, &v)))
         return 0;
@@ -513,38 +583,47 @@ void
 capture_hold_begin(ls_db *d, sqlite3_file *real, int locked)
 {
     shm_hdr h;
-    ls_cap cap;
+    ls_cap *cap = &d->zc_cap; /* (kept for capture_zc) */
     d->hold = 1;
     d->caught_up = 0;
+    d->zc = 0;
     capture_buf_reset(d);
     if (!__atomic_load_n(&d->rep, __ATOMIC_ACQUIRE) ||
         !__atomic_load_n(&d->sc, __ATOMIC_ACQUIRE))
         return;
-    int valid = sidecar_cap_read(d->sc, &cap);
-    if (!valid || txid_base(d, &cap, valid) != cap.txid)
+    int valid = sidecar_cap_read(d->sc, cap);
+    if (!valid || txid_base(d, cap, valid) != cap->txid)
         return;
     if (locked && shm_read(d, real, &h)) {
-        d->caught_up = (cap.salt1 == h.salt[0] && cap.salt2 == h.salt[1] &&
-                        cap.frame == h.mx_frame) ||
-                       ((cap.flags & CAP_RESET) && h.mx_frame == 0);
+        d->caught_up = (cap->salt1 == h.salt[0] && cap->salt2 == h.salt[1] &&
+                        cap->frame == h.mx_frame) ||
+                       ((cap->flags & CAP_RESET) && h.mx_frame == 0);
+        /* Zero-copy: the replicator reads the frames (not in exclusive
+         * locking mode, nor with another process that could restart the
+         * WAL under the reference: rep_opts.pAlone). */
+        if (d->caught_up && !(cap->flags & CAP_RESET) &&
+            __atomic_load_n(&d->rep_alone, __ATOMIC_RELAXED)) {
+            d->zc = 1;
+            d->buf_ok = 0;
+        }
     } else {
         /* Exclusive locking mode: this connection is the only writer, so
          * the WAL is current if its header is the one the position was
          * captured in.  (Not the wal-index: at a restart SQLite has put
          * the new salts there before the first write reaches us.) */
         wal_hdr wh;
-        d->caught_up = (cap.flags & CAP_RESET) ||
-                       (walread_wal_hdr(d, &wh) && wh.salt1 == cap.salt1 &&
-                        wh.salt2 == cap.salt2);
+        d->caught_up = (cap->flags & CAP_RESET) ||
+                       (walread_wal_hdr(d, &wh) && wh.salt1 == cap->salt1 &&
+                        wh.salt2 == cap->salt2);
     }
-    if (d->caught_up && (cap.flags & CAP_RESET)) {
+    if (d->caught_up && (cap->flags & CAP_RESET)) {
         /* The WAL was removed after a clean close.  Only trust that if the
          * database file is exactly as we left it. */
         struct stat st;
-        if (stat(d->zPath, &st) != 0 || (uint64_t)st.st_ino != cap.db_ino ||
-            st.st_size != cap.db_size ||
+        if (stat(d->zPath, &st) != 0 || (uint64_t)st.st_ino != cap->db_ino ||
+            st.st_size != cap->db_size ||
             (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
-                cap.db_mtime_ns)
+                cap->db_mtime_ns)
             d->caught_up = 0;
     }
 }
@@ -558,8 +637,40 @@ capture_hold_end(ls_db *d, sqlite3_file *real)
         d->hold = 0;
         d->hold_locked = 0;
         d->hold_shm = NULL;
-        capture_buf_reset(d);
+        if (d->zc) {
+            d->zc = 0; /* nothing was copied: the rest is as reset */
+            d->buf_ok = 1;
+            d->wal_synced = 0;
+        } else {
+            capture_buf_reset(d);
+        }
     }
+    return txid;
+}
+
+uint64_t
+capture_hold_end_zc(ls_db *d, sqlite3_file *real)
+{
+    uint64_t txid = CAPTURE_GENERAL;
+    /* Instead of d->mu: announce the capture, then load d->rep (detach()
+     * in registry.c stores NULL, then waits while d->capturing). */
+    __atomic_store_n(&d->capturing, 1, __ATOMIC_SEQ_CST);
+    replicator *rep = __atomic_load_n(&d->rep, __ATOMIC_SEQ_CST);
+    if (rep && d->sc)
+        txid = capture_zc(d, rep, real);
+    __atomic_store_n(&d->capturing, 0, __ATOMIC_RELEASE);
+    if (txid == CAPTURE_GENERAL) {
+        pthread_mutex_lock(&d->mu);
+        txid = capture_hold_end(d, real);
+        pthread_mutex_unlock(&d->mu);
+        return txid;
+    }
+    d->hold = 0;
+    d->hold_locked = 0;
+    d->hold_shm = NULL;
+    d->zc = 0; /* nothing was copied: the rest is as reset */
+    d->buf_ok = 1;
+    d->wal_synced = 0;
     return txid;
 }
 
@@ -592,84 +703,26 @@ capture_recapture(void *ctx, sqlite3_file *db, sqlite3_file *wal)
     pthread_mutex_unlock(&d->mu);
 }
 
+void
+capture_checkpoint_begins(ls_db *d)
+{
+    pthread_mutex_lock(&d->mu);
+    if (d->rep)
+        replicator_checkpoint_begins(d->rep);
+    pthread_mutex_unlock(&d->mu);
+}
+
 /* Invariant 4: before the WAL is overwritten or removed, nothing queued
  * may depend on it any more. */
 void
 capture_before_wal_reset(ls_db *d)
 {
+    __atomic_store_n(&d->ckpt_hinted, 0, __ATOMIC_RELAXED);
     if (d->rep && replicator_before_wal_reset(d->rep) != SQLITE_OK)
         sqlite3_log(SQLITE_WARNING,
                     "litestream: cannot persist the queue "
                     "of '%s' before a WAL reset",
                     d->zPath);
-}
-
-/*
- * Before the WAL file zWal is deleted (the last connection closed it after
- * a checkpoint): does it end exactly at the captured position?  Only then
- * may the next WAL continue from it (CAP_RESET); committed frames beyond
- * the position (a writer without the extension, a writer killed before
- * capturing) make the next TXID a full image instead.  The file is read
- * directly: SQLite holds no lock on the -wal file itself.
- */
-int
-capture_wal_ends_at_cap(ls_db *d, const char *zWal)
-{
-    ls_cap cap;
-    wal_hdr wh;
-    uint8_t hb[WAL_HDR_SIZE];
-    uint8_t *f = NULL;
-    int clean = 0;
-    int fd = open(zWal, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || !d->sc || !sidecar_cap_read(d->sc, &cap))
-        goto out;
-    if (pread(fd, hb, WAL_HDR_SIZE, 0) != WAL_HDR_SIZE ||
-        !wal_hdr_parse(hb, &wh)) {
-        clean = cap.frame == 0 || (cap.flags & CAP_RESET); /* empty WAL */
-        goto out;
-    }
-    if (wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2)
-        goto out; /* restarted without us */
-    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh.page_size;
-    uint32_t s[2] = {cap.cksum1, cap.cksum2};
-    if (cap.frame == 0) {
-        s[0] = wh.cksum1;
-        s[1] = wh.cksum2;
-    }
-    if (!(f = ls_malloc(fsz)))
-        goto out;
-    /* Any valid commit frame after the position was never captured. */
-    for (uint32_t i = cap.frame + 1;; i++) {
-        if (pread(fd, f, fsz, (off_t)wal_frame_offset(i, wh.page_size)) !=
-                (ssize_t)fsz ||
-            !wal_frame_valid(&wh, f, s)) {
-            clean = 1;
-            break;
-        }
-        if (wal_get32(f + 4))
-            break; /* an uncaptured commit */
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    ls_free(f);
-    return clean;
-}
-
-/* The WAL was deleted after a checkpoint: remember the database as left. */
-void
-capture_after_wal_delete(ls_db *d)
-{
-    ls_cap cap;
-    struct stat st;
-    if (!d->sc || !sidecar_cap_read(d->sc, &cap) || stat(d->zPath, &st) != 0)
-        return;
-    cap.flags |= CAP_RESET;
-    cap.db_ino = (uint64_t)st.st_ino;
-    cap.db_size = st.st_size;
-    cap.db_mtime_ns =
-        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    sidecar_cap_write(d->sc, &cap);
 }
 
 void

@@ -44,6 +44,14 @@ void capture_hold_begin(ls_db *d, sqlite3_file *real, int locked);
 uint64_t capture_hold_end(ls_db *d, sqlite3_file *real);
 
 /*
+ * capture_hold_end() of a zero-copy hold (d->zc), without d->mu: the common
+ * case (capture_zc) pins the replicator with d->capturing instead (see
+ * detach() in registry.c); anything else takes d->mu and runs
+ * capture_hold_end().  Caller holds the WAL write lock.
+ */
+uint64_t capture_hold_end_zc(ls_db *d, sqlite3_file *real);
+
+/*
  * rep_opts.xRecapture (replicator thread; ctx is the ls_db; takes d->mu
  * itself, try-only: when it is busy the replicator retries later).
  */
@@ -59,6 +67,14 @@ void capture_image_now(ls_db *d, sqlite3_file *real);
 
 /* Before the WAL is restarted, truncated or deleted (invariant 4). */
 void capture_before_wal_reset(ls_db *d);
+
+/*
+ * A checkpoint writes the database file: a WAL restart may follow.  The
+ * replicator starts spooling what the zero-copy capture queued by
+ * reference now, so the restart finds little or nothing to wait for.
+ * Application thread; takes d->mu (once per checkpoint).
+ */
+void capture_checkpoint_begins(ls_db *d);
 
 /* Does the WAL file zWal end exactly at the captured position? */
 int capture_wal_ends_at_cap(ls_db *d, const char *zWal);

@@ -18,6 +18,7 @@
 #include "storage/base/mem.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #define CLOSE_GRACE_MS 2000 /* last close: wait this long for the upload */
@@ -56,6 +57,7 @@ start(ls_db *d, const ls_config *c, char **pzErr)
                   .zVfs = registry_vfs,
                   .xRecapture = registry_recapture,
                   .pRecaptureCtx = d,
+                  .pAlone = &d->rep_alone,
                   .pitr = c->pitr};
     set_durability(d, c);
     if (!d->sc) {
@@ -213,6 +215,21 @@ reconfigure(ls_db *d, const ls_config *c, char **pzErr)
     return sidecar_config_write(d->sc, c, pzErr);
 }
 
+/*
+ * d->rep = NULL, then waits out a zero-copy capture that runs without
+ * d->mu and may still use the replicator (capture_hold_end_zc: it
+ * announces itself in d->capturing before it loads d->rep; both sides
+ * sequentially consistent, so one of them sees the other).  Caller holds
+ * d->mu; the capture never waits for it meanwhile.
+ */
+static void
+detach(ls_db *d)
+{
+    __atomic_store_n(&d->rep, NULL, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&d->capturing, __ATOMIC_SEQ_CST))
+        sched_yield();
+}
+
 int
 registry_configure(ls_db *d, const ls_config *c, char **pzErr)
 {
@@ -228,8 +245,8 @@ registry_configure(ls_db *d, const ls_config *c, char **pzErr)
         pthread_mutex_unlock(&d->mu);
         return rc;
     }
-    old = d->rep;  /* detached here, closed below without the mutex */
-    d->rep = NULL; /* (invariant 2) */
+    old = d->rep; /* detached here, closed below without the mutex */
+    detach(d);    /* (invariant 2) */
     while (old && d->rep_users > 0)
         pthread_cond_wait(&d->rep_idle, &d->mu);
     pthread_mutex_unlock(&d->mu);
@@ -248,7 +265,7 @@ registry_configure(ls_db *d, const ls_config *c, char **pzErr)
             rc = sidecar_config_write(d->sc, c, pzErr);
         if (rc != SQLITE_OK) {
             old = d->rep;
-            d->rep = NULL;
+            detach(d);
         }
     }
     if (rc == SQLITE_OK)

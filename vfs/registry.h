@@ -65,7 +65,13 @@ struct ls_db {
     volatile void *hold_shm; /* its wal-index region 0, if mapped */
     wal_hdr wh;              /* the WAL header, when wh_ok */
     int wh_ok;
-    int caught_up; /* at hold start the position matched the wal-index */
+    int caught_up;   /* at hold start the position matched the wal-index */
+    int rep_alone;   /* atomic: the replicator's verdict for the zero-copy
+                      * capture (rep_opts.pAlone): read without d->mu */
+    int ckpt_hinted; /* atomic: this checkpoint woke the replicator */
+    int capturing;   /* atomic: capture_hold_end_zc() runs (no d->mu) */
+    int zc;          /* this hold is captured by reference, not copied */
+    ls_cap zc_cap;   /* ... from this position (read when the hold began) */
     uint64_t n_full;
     txchunk *arena; /* current chunk for queued transactions */
 };

@@ -130,7 +130,15 @@ m_write(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
             capture_buf_reset(d);
             d->wh_ok = 0;
         }
-        capture_buf_write(d, zBuf, iAmt, iOfst);
+        if (d->buf_ok) /* not a zero-copy hold */
+            capture_buf_write(d, zBuf, iAmt, iOfst);
+    } else if (!p->is_wal && p->db && p->db->rep &&
+               !__atomic_load_n(&p->db->ckpt_hinted, __ATOMIC_RELAXED)) {
+        /* In WAL mode only a checkpoint writes the database file: a WAL
+         * restart may follow (once per checkpoint: the flag drops at the
+         * database's sync and at the restart). */
+        __atomic_store_n(&p->db->ckpt_hinted, 1, __ATOMIC_RELAXED);
+        capture_checkpoint_begins(p->db);
     }
     return REAL(pFile)->pMethods->xWrite(REAL(pFile), zBuf, iAmt, iOfst);
 }
@@ -154,6 +162,8 @@ m_sync(sqlite3_file *pFile, int flags)
     ls_file *p = (ls_file *)pFile;
     if (p->is_wal && p->db && p->db->hold)
         p->db->wal_synced = 1; /* a plain store: the writer holds the lock */
+    else if (!p->is_wal && p->db)
+        __atomic_store_n(&p->db->ckpt_hinted, 0, __ATOMIC_RELAXED); /* end */
     return REAL(pFile)->pMethods->xSync(REAL(pFile), flags);
 }
 
@@ -247,9 +257,14 @@ shm_lock_write(ls_file *p, int n, int flags)
     ls_db *d = p->db;
     sqlite3_file *real = REAL(p);
     if (flags & SQLITE_SHM_UNLOCK) {
-        pthread_mutex_lock(&d->mu);
-        uint64_t txid = capture_hold_end(d, real);
-        pthread_mutex_unlock(&d->mu);
+        uint64_t txid;
+        if (d->zc) { /* (the write lock is ours: d->zc is this hold's) */
+            txid = capture_hold_end_zc(d, real);
+        } else {
+            pthread_mutex_lock(&d->mu);
+            txid = capture_hold_end(d, real);
+            pthread_mutex_unlock(&d->mu);
+        }
         commit_done(p, txid);
         return real->pMethods->xShmLock(real, WAL_WRITE_LOCK, n, flags);
     }

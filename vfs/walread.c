@@ -2,15 +2,21 @@
  * vfs/walread.c: the capture's reads of the WAL (walread.h): the
  * wal-index header, the WAL header, frames and full images, each taken
  * from this hold's copy of the WAL writes (d->buf) when it holds them,
- * else from the WAL or database file.
+ * else from the WAL or database file; and before the WAL's deletion,
+ * whether it ends at the captured position (capture_wal_ends_at_cap,
+ * capture_after_wal_delete: declared in capture.h).
  *
  * Threads: as the capture (vfs/capture.c): the caller holds the WAL write
  * lock (or the database in exclusive locking mode) and d->mu.
  */
 #include "vfs/walread.h"
+#include "vfs/capture.h"
 #include "storage/base/mem.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * Reads frames lo..hi of the WAL into a new buffer, validating salts and the
@@ -257,4 +263,74 @@ walread_heap_hdr(ls_db *d, shm_hdr *h)
     }
     ls_free(f);
     return 1;
+}
+
+/* ---- the WAL's deletion (declared in capture.h) ---------------------- */
+
+/*
+ * Before the WAL file zWal is deleted (the last connection closed it after
+ * a checkpoint): does it end exactly at the captured position?  Only then
+ * may the next WAL continue from it (CAP_RESET); committed frames beyond
+ * the position (a writer without the extension, a writer killed before
+ * capturing) make the next TXID a full image instead.  The file is read
+ * directly: SQLite holds no lock on the -wal file itself.
+ */
+int
+capture_wal_ends_at_cap(ls_db *d, const char *zWal)
+{
+    ls_cap cap;
+    wal_hdr wh;
+    uint8_t hb[WAL_HDR_SIZE];
+    uint8_t *f = NULL;
+    int clean = 0;
+    int fd = open(zWal, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || !d->sc || !sidecar_cap_read(d->sc, &cap))
+        goto out;
+    if (pread(fd, hb, WAL_HDR_SIZE, 0) != WAL_HDR_SIZE ||
+        !wal_hdr_parse(hb, &wh)) {
+        clean = cap.frame == 0 || (cap.flags & CAP_RESET); /* empty WAL */
+        goto out;
+    }
+    if (wh.salt1 != cap.salt1 || wh.salt2 != cap.salt2)
+        goto out; /* restarted without us */
+    size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)wh.page_size;
+    uint32_t s[2] = {cap.cksum1, cap.cksum2};
+    if (cap.frame == 0) {
+        s[0] = wh.cksum1;
+        s[1] = wh.cksum2;
+    }
+    if (!(f = ls_malloc(fsz)))
+        goto out;
+    /* Any valid commit frame after the position was never captured. */
+    for (uint32_t i = cap.frame + 1;; i++) {
+        if (pread(fd, f, fsz, (off_t)wal_frame_offset(i, wh.page_size)) !=
+                (ssize_t)fsz ||
+            !wal_frame_valid(&wh, f, s)) {
+            clean = 1;
+            break;
+        }
+        if (wal_get32(f + 4))
+            break; /* an uncaptured commit */
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    ls_free(f);
+    return clean;
+}
+
+/* The WAL was deleted after a checkpoint: remember the database as left. */
+void
+capture_after_wal_delete(ls_db *d)
+{
+    ls_cap cap;
+    struct stat st;
+    if (!d->sc || !sidecar_cap_read(d->sc, &cap) || stat(d->zPath, &st) != 0)
+        return;
+    cap.flags |= CAP_RESET;
+    cap.db_ino = (uint64_t)st.st_ino;
+    cap.db_size = st.st_size;
+    cap.db_mtime_ns =
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    sidecar_cap_write(d->sc, &cap);
 }

@@ -14,10 +14,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POS_MAGIC 0x4c535031u /* "LSP1" */
@@ -37,6 +39,9 @@ typedef struct pos_page {
      * single URL and older sidecars read as before).  Zero: unknown. */
     uint64_t more_txid[LS_MAX_REPLICAS - 1];
     int64_t more_ms[LS_MAX_REPLICAS - 1];
+    /* The process whose queue names WAL frames by reference (zero-copy
+     * capture), or 0: another process waits before restarting the WAL. */
+    _Alignas(64) int32_t refs_pid;
 } pos_page;
 
 _Static_assert(sizeof(pos_page) <= POS_SIZE, "the position page is one page");
@@ -46,7 +51,8 @@ struct sidecar {
     pos_page *pos;
     int ship_fd;
     int ship_held;
-    dev_t dev; /* the directory's identity: a removal is noticed */
+    int users_fd; /* users.lock: a read lock (OFD) while open */
+    dev_t dev;    /* the directory's identity: a removal is noticed */
     ino_t ino;
 };
 
@@ -76,6 +82,71 @@ sidecar_config_exists(const char *zDbPath)
     return r;
 }
 
+/*
+ * users.lock: every process with the sidecar open holds a read lock on its
+ * first byte, on its own open file description (OFD lock: another
+ * descriptor, even in this process, counts as another user).  A failure
+ * only means "not alone" for everybody (sidecar_alone).  No allocation:
+ * also called in a fork handler.
+ */
+static void
+users_open(sidecar *sc)
+{
+    char z[4096];
+    int n = snprintf(z, sizeof(z), "%s/users.lock", sc->zDir);
+    if (sc->users_fd >= 0)
+        close(sc->users_fd);
+    sc->users_fd = n > 0 && (size_t)n < sizeof(z)
+                       ? open(z, O_RDWR | O_CREAT | O_CLOEXEC, 0600)
+                       : -1;
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1};
+    if (sc->users_fd >= 0 && fcntl(sc->users_fd, F_OFD_SETLK, &fl) != 0) {
+        close(sc->users_fd);
+        sc->users_fd = -1;
+    }
+}
+
+int
+sidecar_alone(sidecar *sc)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1};
+    return sc->users_fd >= 0 && fcntl(sc->users_fd, F_OFD_GETLK, &fl) == 0 &&
+           fl.l_type == F_UNLCK;
+}
+
+void
+sidecar_refs_fence(sidecar *sc, int32_t pid)
+{
+    __atomic_store_n(&sc->pos->refs_pid, pid, __ATOMIC_SEQ_CST);
+}
+
+void
+sidecar_refs_unfence(sidecar *sc, int32_t pid)
+{
+    int32_t want = pid;
+    __atomic_compare_exchange_n(&sc->pos->refs_pid, &want, 0, 0,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+int
+sidecar_refs_wait(sidecar *sc, int32_t self, int timeout_ms)
+{
+    for (int waited = 0;; waited++) {
+        int32_t pid = __atomic_load_n(&sc->pos->refs_pid, __ATOMIC_SEQ_CST);
+        if (pid == 0 || pid == self)
+            return 1;
+        if (kill(pid, 0) != 0 && errno == ESRCH) {
+            /* Died with its references: its queue is gone anyway. */
+            sidecar_refs_unfence(sc, pid);
+            return 1;
+        }
+        if (waited >= timeout_ms)
+            return 0;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int
 sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
 {
@@ -88,6 +159,7 @@ sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
         return SQLITE_NOMEM;
     memset(sc, 0, sizeof(*sc));
     sc->ship_fd = -1;
+    sc->users_fd = -1;
     sc->zDir = dir_of(zDbPath);
     zPos = sqlite3_mprintf("%s/position", sc->zDir);
     zSpool = sqlite3_mprintf("%s/spool", sc->zDir);
@@ -146,6 +218,7 @@ sidecar_open(const char *zDbPath, sidecar **out, char **pzErr)
         rc = SQLITE_CANTOPEN;
         goto out;
     }
+    users_open(sc);
 out:
     if (fd >= 0)
         close(fd);
@@ -168,6 +241,8 @@ sidecar_close(sidecar *sc)
         munmap(sc->pos, POS_SIZE);
     if (sc->ship_fd >= 0)
         close(sc->ship_fd); /* releases the flock */
+    if (sc->users_fd >= 0)
+        close(sc->users_fd); /* and the users lock */
     sqlite3_free(sc->zDir);
     sqlite3_free(sc);
 }
@@ -275,6 +350,15 @@ sidecar_set_replicated_n(sidecar *sc, int n, uint64_t txid, int64_t at_ms)
 }
 
 uint64_t
+sidecar_txid_above(sidecar *sc)
+{
+    uint64_t f = __atomic_load_n(&sc->pos->txid_floor, __ATOMIC_ACQUIRE);
+    uint64_t s = __atomic_load_n(&sc->pos->spooled_txid, __ATOMIC_ACQUIRE);
+    uint64_t r = __atomic_load_n(&sc->pos->replicated_txid, __ATOMIC_ACQUIRE);
+    return f > s ? (f > r ? f : r) : (s > r ? s : r);
+}
+
+uint64_t
 sidecar_txid_floor(sidecar *sc)
 {
     return __atomic_load_n(&sc->pos->txid_floor, __ATOMIC_ACQUIRE);
@@ -302,6 +386,8 @@ sidecar_after_fork(sidecar *sc)
                           : -1;
     }
     sc->ship_held = 0;
+    if (sc->users_fd >= 0)
+        users_open(sc); /* the parent's lock is the parent's */
 }
 
 int
@@ -571,6 +657,7 @@ sidecar_recreate(sidecar *sc, const ls_config *c, int *pAgain, char **pzErr)
         close(sc->ship_fd); /* never keep shipping on the removed file */
     sc->ship_fd = fd;
     sc->ship_held = 0;
+    users_open(sc);
     if (fd < 0) {
         rc = SQLITE_CANTOPEN;
         *pzErr = sqlite3_mprintf("litestream: cannot create '%s' again: %s",

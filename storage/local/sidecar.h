@@ -83,9 +83,31 @@ int64_t sidecar_replicated_at(sidecar *);
 uint64_t sidecar_replicated_n(sidecar *, int n);
 int64_t sidecar_replicated_at_n(sidecar *, int n);
 void sidecar_set_replicated_n(sidecar *, int n, uint64_t txid, int64_t at_ms);
+/* The highest of the TXID floor, the spooled and the replicated TXID (one
+ * call: the capture asks at every hold). */
+uint64_t sidecar_txid_above(sidecar *);
 /* TXIDs must continue above this floor (the replica's newest TXID). */
 uint64_t sidecar_txid_floor(sidecar *);
 void sidecar_set_txid_floor(sidecar *, uint64_t txid);
+
+/*
+ * Whether this process is the only one with the sidecar open (a read lock
+ * on users.lock per opener, tested without waiting: one system call).
+ * The zero-copy capture is used only then (docs/architecture.md 2.3).
+ */
+int sidecar_alone(sidecar *);
+
+/*
+ * The restart fence of the zero-copy capture: a process whose queue names
+ * WAL frames by reference publishes its pid (fence) until they are spooled
+ * (unfence: only its own); a process about to restart the WAL first waits
+ * up to timeout_ms for another live process's fence to drop.  Returns 1 if
+ * no other process's references are outstanding, 0 on timeout (its
+ * references then fail validation and a full image covers them).
+ */
+void sidecar_refs_fence(sidecar *, int32_t pid);
+void sidecar_refs_unfence(sidecar *, int32_t pid);
+int sidecar_refs_wait(sidecar *, int32_t self, int timeout_ms);
 
 /* In a child after fork(): drops the parent's ship lock (not ours). */
 void sidecar_after_fork(sidecar *);

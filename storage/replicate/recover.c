@@ -285,7 +285,7 @@ rep_fill_gap(rep_target *tg, uint64_t to, rep_gap *verdict)
     }
     /* This process's queue, or a pass spooling what it took from it. */
     pthread_mutex_lock(&r->mu);
-    queued = r->head != NULL || r->spooling;
+    queued = r->head != NULL || r->spooling || rep_slot_open(r);
     pthread_mutex_unlock(&r->mu);
     int64_t t = clock_now_ms();
     if (queued || !tg->gap_since_ms) {

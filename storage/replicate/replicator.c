@@ -42,6 +42,7 @@
 #include "storage/replicate/heartbeat.h"
 #include "storage/replicate/lease.h"
 #include "storage/replicate/recover.h"
+#include "storage/replicate/refs.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/targets.h"
 #include "storage/replicate/txarena.h"
@@ -53,6 +54,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TICK_MS            100         /* spooling cadence */
 #define QUEUE_UPLOAD_BYTES (16u << 20) /* wake to upload at once */
@@ -230,7 +232,7 @@ rep_pass(void *arg, int heavy, int64_t due[2])
     pthread_mutex_lock(&r->mu);
     uint64_t ticket = r->persist_req;
     int want_upload = r->upload_now;
-    int had = r->head != NULL; /* this pass has something to spool */
+    int had = r->head || rep_slot_open(r); /* this pass has something */
     int64_t next_upload = r->next_upload_ms;
     pthread_mutex_unlock(&r->mu);
 
@@ -242,6 +244,7 @@ rep_pass(void *arg, int heavy, int64_t due[2])
         rep_persist_answer(r, ticket, rc);
         rep_spool_unlock(r);
     }
+    rep_refs_pass(r);
 
     int64_t t = clock_now_ms();
     if (heavy && (want_upload || t >= next_upload))
@@ -255,7 +258,8 @@ rep_pass(void *arg, int heavy, int64_t due[2])
     } else {
         if (r->persist_req > r->persist_done && !busy)
             due[POOL_LIGHT] = now;
-        else if (r->head || had || r->persist_req > r->persist_done)
+        else if (r->head || rep_slot_open(r) || had ||
+                 r->persist_req > r->persist_done)
             due[POOL_LIGHT] = now + TICK_MS;
         else
             r->idle = 1;
@@ -306,7 +310,9 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
     pthread_mutex_init(&r->spool_mu, NULL);
     pthread_cond_init(&r->changed, NULL);
     r->sc = sc;
+    r->pid = (int32_t)getpid();
     r->opts = *opts;
+    rep_refs_alone(r, sidecar_alone(sc)); /* then refreshed by every pass */
     if (r->opts.sync_interval_ms <= 0)
         r->opts.sync_interval_ms = LS_DEFAULT_SYNC_MS;
     if (r->opts.spool_limit <= 0)
@@ -362,6 +368,7 @@ replicator_close(replicator *r, int grace_ms)
 {
     if (!r)
         return;
+    rep_refs_alone(r, 0); /* the capture copies from here on */
     heartbeat_remove(r);
     if (r->started) {
         /* Spool durably, then give the upload of what this process
@@ -369,7 +376,7 @@ replicator_close(replicator *r, int grace_ms)
          * process that opens the database). */
         replicator_persist(r);
         pthread_mutex_lock(&r->mu);
-        uint64_t want = r->last_enqueued;
+        uint64_t want = __atomic_load_n(&r->last_enqueued, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&r->mu);
         if (grace_ms > 0 && want > rep_min_replicated(r))
             replicator_sync(r, want, grace_ms, NULL, NULL);
@@ -383,6 +390,7 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         pool_remove(&r->task); /* waits for a running pass */
         rep_targets_stop(r);   /* ... and each replica's */
+        rep_refs_alone(r, 0);  /* (a pass may have set it again) */
         rep_spool_lock(r);
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
         rep_spool_unlock(r);
@@ -399,6 +407,9 @@ replicator_close(replicator *r, int grace_ms)
         n = t->next;
         rep_txn_free(t);
     }
+    ls_free(r->slot_spare);
+    if (r->fenced)
+        sidecar_refs_unfence(r->sc, r->pid); /* nothing of ours is queued */
     for (int i = 0; i < r->ntg; i++) {
         rep_target *tg = &r->tg[i];
         compactor_stop(tg->cp); /* an open that failed midway */
@@ -450,36 +461,24 @@ replicator_enqueue(replicator *r, rep_txn *t)
     uint64_t sz = (uint64_t)t->nframes * (t->page_size + WAL_FRAME_HDR_SIZE);
     t->next = NULL;
     pthread_mutex_lock(&r->mu);
+    rep_slot_flush(r); /* the zero-copy capture's TXIDs come first */
+    if (t->flags & REP_WALREF)
+        r->refs_queued++;
     if (r->tail)
         r->tail->next = t;
     else
         r->head = t;
     r->tail = t;
-    r->queued_bytes += sz;
-    if (t->txid > r->last_enqueued)
-        r->last_enqueued = t->txid;
-    /* Waking the thread is a system call: only once the queue holds a few
-     * MiB (memory stays bounded at full speed: the thread spools it
-     * while the application goes on), and once per pass.  A big queue
-     * (a big transaction) is also uploaded right away rather than at the
-     * next interval, which keeps lag and the spool down. */
-    if (r->queued_bytes >= QUEUE_UPLOAD_BYTES)
-        r->upload_now = 1;
-    if ((r->queued_bytes >= QUEUE_WAKE_BYTES && !r->woken) || r->idle) {
-        r->woken = 1;
-        r->idle = 0;
-        pool_wake(&r->task, POOL_LIGHT);
-    }
+    rep_queue_added(r, sz, rep_txn_last(t));
     pthread_mutex_unlock(&r->mu);
 }
 
 int
 replicator_before_wal_reset(replicator *r)
 {
-    int refs = 0;
     pthread_mutex_lock(&r->mu);
-    for (rep_txn *t = r->head; t && !refs; t = t->next)
-        refs = (t->flags & REP_WALREF) != 0;
+    /* (Also those a pass is spooling: it reads them from the WAL.) */
+    int refs = rep_refs_pending(r);
     if (!refs && r->head) {
         /* Queued copies do not depend on the WAL: just get them spooled
          * soon (a crash before that costs a full image, not data: the
@@ -487,6 +486,7 @@ replicator_before_wal_reset(replicator *r)
         pool_wake(&r->task, POOL_LIGHT);
     }
     pthread_mutex_unlock(&r->mu);
+    rep_refs_wait(r); /* another process's references to this WAL */
     return refs ? replicator_persist(r) : SQLITE_OK;
 }
 
@@ -501,7 +501,8 @@ replicator_persist(replicator *r)
 {
     int rc;
     pthread_mutex_lock(&r->mu);
-    if (!r->head && !r->spooling && r->persist_req == r->persist_done) {
+    if (!r->head && !rep_slot_open(r) && !r->spooling &&
+        r->persist_req == r->persist_done) {
         pthread_mutex_unlock(&r->mu);
         return SQLITE_OK;
     }

@@ -47,6 +47,8 @@ typedef struct rep_txn {
     void *arena;     /* the txarena chunk holding it, or NULL (ls_malloc) */
     uint32_t wal_lo; /* REP_WALREF: first frame */
     uint32_t seed1, seed2; /* REP_WALREF: checksum of frame wal_lo - 1 */
+    uint64_t txid_max;     /* REP_WALREF: the last TXID it holds (0: txid); one
+                            * per commit frame from wal_lo on */
 } rep_txn;
 
 typedef struct replicator replicator;
@@ -67,6 +69,11 @@ typedef struct rep_opts {
      */
     void (*xRecapture)(void *ctx, sqlite3_file *db, sqlite3_file *wal);
     void *pRecaptureCtx;
+    /* Where the replicator publishes (atomically) whether the zero-copy
+     * capture may be used (this process is the only one with the sidecar
+     * open): read by the capture without a lock, so it outlives the
+     * replicator; 0 once it is closed.  May be NULL. */
+    int *pAlone;
     ls_pitr pitr; /* compaction levels, snapshots, retention */
 } rep_opts;
 
@@ -96,6 +103,16 @@ int replicator_has_url(replicator *, const char *zUrl);
 void replicator_enqueue(replicator *, rep_txn *t);
 
 /*
+ * The zero-copy capture (docs/architecture.md 2.3), used while
+ * *rep_opts.pAlone says so: x (REP_WALREF, one TXID, on the caller's
+ * stack; next, frames, arena and txid_max are not read) extends the open
+ * reference when it continues it, else becomes the new one.  1,
+ * or 0 when out of memory (nothing queued).  Application thread, holding
+ * the WAL write lock.
+ */
+int replicator_enqueue_ref(replicator *, const rep_txn *x);
+
+/*
  * Makes everything queued so far durable in the spool before returning
  * (the capture calls it before a WAL restart could overwrite frames that
  * exist only in memory).  Application thread; rare.  SQLITE_OK or the
@@ -120,6 +137,13 @@ int replicator_capture_pending(replicator *);
  * WAL write lock.  SQLITE_OK or the spool's error.
  */
 int replicator_before_wal_reset(replicator *);
+
+/*
+ * A checkpoint begins (a WAL restart may follow): wakes the thread if
+ * anything queued names WAL frames, so that it is spooled before the
+ * restart waits for it.  Application thread.
+ */
+void replicator_checkpoint_begins(replicator *);
 
 /*
  * Uploads everything captured up to `txid` now and waits until every

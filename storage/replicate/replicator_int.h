@@ -33,7 +33,8 @@
 
 /* The application wakes the task to spool once this much is queued
  * (memory stays bounded at full speed). */
-#define QUEUE_WAKE_BYTES (1u << 20)
+#define QUEUE_WAKE_BYTES   (1u << 20)
+#define QUEUE_UPLOAD_BYTES (16u << 20) /* ... and to upload at once */
 
 /*
  * One replica of a URL list (PRAGMA litestream_url = 'URL1 URL2'): its
@@ -112,9 +113,12 @@ struct replicator {
 
     /* Guarded by mu. */
     rep_txn *head, *tail;
-    uint64_t last_enqueued; /* highest TXID this process captured */
+    uint64_t last_enqueued; /* highest TXID this process captured (atomic:
+                             * the zero-copy capture sets it without mu) */
     uint64_t queued_bytes;
-    int woken;    /* the application woke the task for this queue */
+    int woken;              /* the application woke the task for this queue */
+    uint32_t refs_queued;   /* REP_WALREF elements in head's list */
+    uint32_t refs_spooling; /* ... in the list a pass took (spooling) */
     int spooling; /* a pass took the queue and has not spooled it all yet
                    * (replicator_persist() must not return early then) */
     int idle;     /* no light pass is due (the task waits for the next upload
@@ -124,6 +128,7 @@ struct replicator {
     int spool_missed; /* a pass found spool_mu taken: wake it at unlock */
     int stop;
     int upload_now;
+    int fenced; /* this process's pid is in the position page's fence */
     char *last_error;
     int64_t last_error_ms;
     int64_t last_upload_ms;
@@ -145,7 +150,43 @@ struct replicator {
     uint64_t db_dev, db_ino; /* the database file's identity at open
                               * (atomic) */
     int db_replaced; /* atomic: it was renamed over or deleted: stopped */
+    /* The zero-copy capture's open reference (refs.c): the writer extends
+     * it without mu while OPEN; a pass takes it under mu.  OPEN implies
+     * slot_spare (where it goes when taken or flushed). */
+    rep_txn slot;
+    int slot_state;       /* atomic: SLOT_EMPTY, SLOT_OPEN, SLOT_BUSY */
+    uint64_t slot_unacct; /* its bytes not yet counted in queued_bytes */
+    rep_txn *slot_spare;
+    int32_t pid; /* getpid() at open (the fence's owner) */
 };
+
+#define SLOT_EMPTY 0
+#define SLOT_OPEN  1
+#define SLOT_BUSY  2
+
+/* Whether the zero-copy capture's open reference holds TXIDs (queued,
+ * like r->head's). */
+static inline int
+rep_slot_open(replicator *r)
+{
+    return __atomic_load_n(&r->slot_state, __ATOMIC_ACQUIRE) != SLOT_EMPTY;
+}
+
+/* Whether anything queued or being spooled names WAL frames (a WAL
+ * restart must wait for it).  Caller holds mu. */
+static inline int
+rep_refs_pending(replicator *r)
+{
+    return rep_slot_open(r) || r->refs_queued || r->refs_spooling;
+}
+
+/* The last TXID a queued transaction holds (several: a reference). */
+static inline uint64_t
+rep_txn_last(const rep_txn *t)
+{
+    return (t->flags & REP_WALREF) && t->txid_max > t->txid ? t->txid_max
+                                                            : t->txid;
+}
 
 /* The clock of base/clock.h under the name the status code uses. */
 #define rep_now_ms clock_now_ms

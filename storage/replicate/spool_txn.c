@@ -12,15 +12,17 @@
 
 #include "storage/base/mem.h"
 #include "storage/base/pool.h"
-#include "storage/local/image.h"
 #include "storage/local/wal.h"
 
+#include "storage/replicate/refs.h"
 #include "storage/replicate/txarena.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RUN_MAX_BYTES (64u << 20) /* frames in one spool record */
 
@@ -40,22 +42,39 @@ pg_ref_cmp(const void *a, const void *b)
 
 /* Reading a REP_WALREF transaction from the WAL, for spool_append_pages. */
 typedef struct walref_rd {
-    pin p;
+    int fd; /* the -wal file, opened for this record */
     uint32_t ps;
     const uint32_t *frame_of; /* per output page: its WAL frame */
     uint8_t *page;
 } walref_rd;
 
+/* Reads n bytes at off of the WAL (no pin: the validation below and the
+ * header check after the copy catch frames overwritten meanwhile).
+ * SQLITE_OK, or SQLITE_IOERR_SHORT_READ (gone, truncated, no file). */
+static int
+wal_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (fd >= 0 && got < n) {
+        ssize_t k =
+            pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    return got == n ? SQLITE_OK : SQLITE_IOERR_SHORT_READ;
+}
+
 static int
 walref_page(void *ctx, uint32_t i, const uint8_t **page)
 {
     walref_rd *w = ctx;
-    int rc = w->p.walf->pMethods->xRead(
-        w->p.walf, w->page, (int)w->ps,
-        (sqlite3_int64)(wal_frame_offset(w->frame_of[i], w->ps) +
-                        WAL_FRAME_HDR_SIZE));
     *page = w->page;
-    return rc;
+    return wal_pread(w->fd, w->page, w->ps,
+                     wal_frame_offset(w->frame_of[i], w->ps) +
+                         WAL_FRAME_HDR_SIZE);
 }
 
 /*
@@ -75,16 +94,14 @@ walref_scan(walref_rd *w, const rep_txn *t, wal_hdr *wh, uint32_t *last,
     uint8_t *chunk = ls_malloc(fsz * CH);
     if (!chunk)
         return -1;
-    int valid = w->p.walf->pMethods->xRead(w->p.walf, whb, WAL_HDR_SIZE, 0) ==
-                    SQLITE_OK &&
+    int valid = wal_pread(w->fd, whb, WAL_HDR_SIZE, 0) == SQLITE_OK &&
                 wal_hdr_parse(whb, wh) && wh->salt1 == t->pos.salt1 &&
                 wh->salt2 == t->pos.salt2 && wh->page_size == t->page_size;
     uint32_t s[2] = {t->seed1, t->seed2};
     for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
         uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
-        if (w->p.walf->pMethods->xRead(w->p.walf, chunk, (int)(k * fsz),
-                                       (sqlite3_int64)wal_frame_offset(
-                                           f, t->page_size)) != SQLITE_OK) {
+        if (wal_pread(w->fd, chunk, k * fsz,
+                      wal_frame_offset(f, t->page_size)) != SQLITE_OK) {
             valid = 0;
             break;
         }
@@ -107,8 +124,12 @@ walref_scan(walref_rd *w, const rep_txn *t, wal_hdr *wh, uint32_t *last,
  * Spools a transaction the capture queued by reference (REP_WALREF): one
  * validating pass over its frames in the WAL (salts, checksum chain from
  * the seed) to find each page's newest copy, then the pages streamed into
- * the spool, so memory stays small whatever the transaction's size.  If
- * the WAL no longer holds it, a full-image marker takes its TXID.
+ * the spool, so memory stays small whatever the transaction's size.  One
+ * record for its TXIDs txid..txid_max (the zero-copy capture's references
+ * hold many commits).  The WAL is read with pread, without a private read
+ * transaction: a reader there would hold off the application's
+ * checkpoints.  If the WAL no longer holds the frames, a full-image marker
+ * takes the TXIDs.
  */
 static int
 spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
@@ -118,13 +139,14 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     wal_hdr wh;
     uint32_t *last = NULL, *pgnos = NULL, *frames = NULL, n = 0;
     spool_txn st = {.txid = t->txid,
+                    .txid_max = t->txid_max,
                     .page_size = t->page_size,
                     .commit = t->commit,
                     .pos = t->pos};
 
-    rc = pin_open(r->zDbPath, r->zVfs, &w.p, pzErr);
-    if (rc != SQLITE_OK)
-        return rc;
+    char *zWal = sqlite3_mprintf("%s-wal", r->zDbPath);
+    w.fd = zWal ? open(zWal, O_RDONLY | O_CLOEXEC) : -1;
+    sqlite3_free(zWal);
     last = ls_malloc(((uint64_t)t->commit + 1) * 4);
     w.page = ls_malloc(t->page_size);
     if (!last || !w.page) {
@@ -159,31 +181,36 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     st.npages = n;
     st.pgnos = pgnos;
     w.frame_of = frames;
-    sqlite3_log(SQLITE_NOTICE,
-                "litestream: spooling TXID %llu from the WAL "
-                "(frames %u-%u, %u pages)",
-                (unsigned long long)t->txid, t->wal_lo, t->pos.frame, n);
-    /* The pages are read while only a read transaction pins the WAL, which
-     * does not stop a restart on read lock 0: check the header is still
-     * the one validated, else the spooled pages may be newer frames. */
+    if (t->txid_max <= t->txid) /* a big one (not the zero-copy capture's) */
+        sqlite3_log(SQLITE_NOTICE,
+                    "litestream: spooling TXID %llu from the WAL "
+                    "(frames %u-%u, %u pages)",
+                    (unsigned long long)t->txid, t->wal_lo, t->pos.frame, n);
+    /* Nothing pins the WAL while the pages are read (our own restarts
+     * wait for this pass; another process's wait for the fence, bounded):
+     * check the header is still the one validated, else the spooled pages
+     * may be newer frames.  (A restart writes the header before any
+     * frame; a WAL deleted meanwhile stays readable through w.fd.) */
     rc = spool_append_pages(r->sp, &st, walref_page, &w, 0, pzErr);
     if (rc == SQLITE_OK) {
         uint8_t hb2[WAL_HDR_SIZE];
         wal_hdr wh2;
-        if (w.p.walf->pMethods->xRead(w.p.walf, hb2, WAL_HDR_SIZE, 0) !=
-                SQLITE_OK ||
+        if (wal_pread(w.fd, hb2, WAL_HDR_SIZE, 0) != SQLITE_OK ||
             !wal_hdr_parse(hb2, &wh2) || wh2.salt1 != wh.salt1 ||
             wh2.salt2 != wh.salt2) {
             /* Supersede the record just written: same TXID, full-image
              * marker (a marker wins over a record in the spool index). */
-            spool_txn mk = {.txid = t->txid, .flags = SPOOL_F_FULL};
+            spool_txn mk = {.txid = t->txid,
+                            .txid_max = t->txid_max,
+                            .flags = SPOOL_F_FULL};
             rc = spool_append(r->sp, &mk, do_sync, pzErr);
         } else if (do_sync) {
             rc = spool_sync(r->sp);
         }
     }
 out:
-    pin_close(&w.p);
+    if (w.fd >= 0)
+        close(w.fd);
     ls_free(last);
     ls_free(w.page);
     ls_free(pgnos);
@@ -325,8 +352,11 @@ requeue(replicator *r, rep_txn *list)
 {
     pthread_mutex_lock(&r->mu);
     rep_txn *tail = list;
-    while (tail->next)
-        tail = tail->next;
+    for (;; tail = tail->next) {
+        r->refs_queued += (tail->flags & REP_WALREF) != 0;
+        if (!tail->next)
+            break;
+    }
     tail->next = r->head;
     if (!r->head)
         r->tail = tail;
@@ -415,6 +445,7 @@ spooled_all(replicator *r)
 {
     pthread_mutex_lock(&r->mu);
     r->spooling = 0;
+    r->refs_spooling = 0;
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -429,8 +460,11 @@ rep_spool_queue(replicator *r, int force_sync)
     /* One short critical section per pass: the application thread
      * appends under the same mutex at every commit. */
     pthread_mutex_lock(&r->mu);
+    rep_slot_flush(r); /* the zero-copy capture's open reference, last */
     list = r->head;
     r->head = r->tail = NULL;
+    r->refs_spooling = r->refs_queued;
+    r->refs_queued = 0;
     r->queued_bytes = 0;
     r->woken = 0;
     r->spooling = list != NULL;
@@ -483,7 +517,7 @@ rep_spool_queue(replicator *r, int force_sync)
             t = list;
             if (t->flags & REP_DURABLE)
                 force_sync = 1;
-            last = t->txid;
+            last = rep_txn_last(t);
             list = t->next;
             rep_txn_free(t);
         }

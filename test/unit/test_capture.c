@@ -22,6 +22,11 @@
  *   - a transaction too big to copy (over BUF_MAX): queued by reference;
  *   - a commit the capture never saw (another VFS): re-read from the WAL;
  *   - the WAL restarted behind the position: a full image.
+ * Those run with a second OFD lock on users.lock (as if another process had
+ * the database open): the capture copies.  Then without it, the zero-copy
+ * capture (docs/architecture.md 2.3): references to WAL ranges, through
+ * replicator_enqueue_ref (wrapped the same way), including across a WAL
+ * restart of our own and one behind its back.
  * And at the end the replica restores to the database.
  */
 #include "test/unit/api_init.h" /* first: real SQLite calls inside */
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sql/sql.h"
@@ -56,6 +62,23 @@ static int nrec;
 
 void __real_replicator_enqueue(replicator *r, rep_txn *t);
 void __wrap_replicator_enqueue(replicator *r, rep_txn *t);
+int __real_replicator_enqueue_ref(replicator *r, const rep_txn *x);
+int __wrap_replicator_enqueue_ref(replicator *r, const rep_txn *x);
+
+int
+__wrap_replicator_enqueue_ref(replicator *r, const rep_txn *x)
+{
+    pthread_mutex_lock(&rec_mu);
+    if (nrec < (int)(sizeof(recs) / sizeof(recs[0])))
+        recs[nrec++] = (rec){.txid = x->txid,
+                             .flags = x->flags,
+                             .nframes = x->nframes,
+                             .page_size = x->page_size,
+                             .commit = x->commit,
+                             .last_frame = x->pos.frame};
+    pthread_mutex_unlock(&rec_mu);
+    return __real_replicator_enqueue_ref(r, x);
+}
 
 void
 __wrap_replicator_enqueue(replicator *r, rep_txn *t)
@@ -396,6 +419,66 @@ case_lost_position(void)
        nrec, nrec ? recs[0].flags : 0);
 }
 
+/* Another "process" with the database open: a second OFD read lock on
+ * users.lock (sidecar_alone counts open file descriptions). */
+static int other_user = -1;
+
+static void
+other_user_open(void)
+{
+    char z[400];
+    snprintf(z, sizeof(z), "%s-litestream", dbpath);
+    mkdir(z, 0700);
+    snprintf(z, sizeof(z), "%s-litestream/users.lock", dbpath);
+    other_user = open(z, O_RDWR | O_CREAT, 0600);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1};
+    if (other_user < 0 || fcntl(other_user, F_OFD_SETLK, &fl) != 0)
+        diag("cannot lock %s", z);
+}
+
+/* One commit; whether the capture queued it by reference. */
+static int
+commit_by_ref(void)
+{
+    recs_clear();
+    exec("UPDATE t SET v = v + 1 WHERE id = 1");
+    return nrec == 1 && (recs[0].flags & REP_WALREF);
+}
+
+static void
+case_zero_copy(void)
+{
+    int n = 0, okay = 1;
+    ok(!commit_by_ref(), "another user has the database open: copied");
+    close(other_user); /* alone now: the replicator notices at a pass */
+    for (n = 0; n < 3000 && !commit_by_ref(); n++)
+        usleep(10000);
+    ok(n < 3000, "alone: the next commits are queued by reference (%d)", n);
+    uint64_t before = captured_txid();
+    recs_clear();
+    for (int i = 0; i < 5; i++)
+        exec("UPDATE t SET v = v + 1 WHERE id = 2");
+    for (int i = 0; i < nrec; i++)
+        okay = okay && (recs[i].flags & REP_WALREF) && !recs[i].frames &&
+               recs[i].txid == before + 1 + (uint64_t)i &&
+               recs[i].nframes == 1 &&
+               (i == 0 || recs[i].last_frame == recs[i - 1].last_frame + 1);
+    ok(nrec == 5 && okay,
+       "zero-copy: one reference per commit, consecutive TXIDs and frames "
+       "(%d queued)",
+       nrec);
+    /* Our own restart: the references are spooled first (invariant 4). */
+    exec("PRAGMA wal_checkpoint(PASSIVE)");
+    exec("UPDATE t SET v = v + 1 WHERE id = 3");
+    exec("UPDATE t SET v = v + 1 WHERE id = 3");
+    /* A restart behind the capture's back (no extension, no fence): the
+     * references still queued fail validation, a full image covers them. */
+    behind_the_back("UPDATE t SET v = v + 1 WHERE id = 2",
+                    "UPDATE t SET v = v + 1 WHERE id = 3");
+    exec("UPDATE t SET v = v + 1 WHERE id = 1");
+    exec("UPDATE t SET v = v + 1 WHERE id = 2");
+}
+
 static void
 check_restore(void)
 {
@@ -440,6 +523,7 @@ main(void)
     exec("INSERT INTO t(v) VALUES (1), (2), (3)");
     snprintf(zSql, sizeof(zSql), "PRAGMA litestream_url = 'file://%s/replica'",
              dir);
+    other_user_open();
     ok(exec(zSql) == SQLITE_OK, "replication starts");
 
     case_single_page();
@@ -453,6 +537,7 @@ main(void)
     case_by_reference();
     case_reread();
     case_lost_position();
+    case_zero_copy();
     check_restore();
 
     recs_clear();

@@ -191,6 +191,81 @@ test_walref(void)
     sqlite3_free(zDb);
 }
 
+/* The zero-copy capture's reference: one range of the WAL holding several
+ * commits, TXIDs txid..txid_max (storage/replicate/refs.c). */
+static void
+test_walref_run(void)
+{
+    char *zDb = sqlite3_mprintf("%s/walrun.db", zDir);
+    char *zWal = sqlite3_mprintf("%s-wal", zDb);
+    sqlite3 *db = NULL;
+    rt_wal w;
+    char *zErr = NULL;
+    spool_txn rec;
+
+    sqlite3_open(zDb, &db);
+    sqlite3_exec(db,
+                 "PRAGMA page_size=1024; PRAGMA journal_mode=WAL;"
+                 "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(x);"
+                 "INSERT INTO t VALUES(randomblob(3000));"
+                 "UPDATE t SET x=randomblob(2000);"
+                 "INSERT INTO t VALUES(1);",
+                 NULL, NULL, NULL);
+    replicator *r = rt_replicator(zDb, NULL);
+    int rw = rt_wal_read(zWal, &w);
+    uint32_t commits = 0;
+    for (uint32_t i = 0; rw == 0 && i < w.n; i++)
+        commits += w.f[i].commit != 0;
+    ok(rw == 0 && commits == 4 && w.f[w.n - 1].commit,
+       "a real WAL of %u frames, %u commits", w.n, commits);
+    wal_pos seed = rt_wal_pos(&w, 0); /* the WAL header's checksum */
+    rep_txn t = {.txid = 20,
+                 .txid_max = 20 + commits - 1,
+                 .flags = REP_WALREF,
+                 .page_size = w.page_size,
+                 .commit = w.f[w.n - 1].commit,
+                 .pos = rt_wal_pos(&w, w.n),
+                 .wal_lo = 1,
+                 .seed1 = seed.cksum1,
+                 .seed2 = seed.cksum2};
+    int rc = rep_spool_txn(r, &t, 0, &zErr);
+    spool_scan(r->sp);
+    if (rc == SQLITE_OK)
+        rc = spool_read(r->sp, 20, &rec);
+    ok(rc == SQLITE_OK && rec.flags == 0 && rec.txid == 20 &&
+           rec.txid_max == t.txid_max && rec.pos.frame == w.n,
+       "one record for TXIDs 20..%llu, ending at frame %u",
+       (unsigned long long)rec.txid_max, rec.pos.frame);
+    int same = 1;
+    for (uint32_t i = 0; rc == SQLITE_OK && i < rec.npages; i++) {
+        uint32_t f = w.n;
+        while (f >= 1 && w.f[f - 1].pgno != rec.pgnos[i])
+            f--;
+        same = same && f >= 1 && is_frame(zWal, &w, &rec, i, f);
+    }
+    ok(rc == SQLITE_OK && same && spool_contiguous(r->sp, 20) == t.txid_max,
+       "each page is its newest frame; the spool is contiguous through "
+       "TXID %llu",
+       (unsigned long long)t.txid_max);
+    spool_txn_free(&rec);
+
+    t.txid = 30;
+    t.txid_max = 30 + commits - 1;
+    t.pos.cksum1 ^= 1; /* the chain does not end where the reference says */
+    rc = rep_spool_txn(r, &t, 0, &zErr);
+    spool_scan(r->sp);
+    ok(rc == SQLITE_OK && spool_read(r->sp, 30, &rec) == SQLITE_OK &&
+           rec.flags == SPOOL_F_FULL && rec.txid_max == t.txid_max &&
+           spool_contiguous(r->sp, 30) == t.txid_max,
+       "a reference the WAL does not validate: one full-image marker for "
+       "all its TXIDs");
+    spool_txn_free(&rec);
+    rt_replicator_free(r);
+    sqlite3_close(db);
+    sqlite3_free(zWal);
+    sqlite3_free(zDb);
+}
+
 /* Three consecutive copies, then a marker, then two more: 1..3, 4, 5..6. */
 static void
 test_runs(void)
@@ -301,6 +376,7 @@ main(void)
     test_copied();
     test_runs();
     test_walref();
+    test_walref_run();
     rt_rmrf(zDir);
     free(zDir);
     return tap_done();
