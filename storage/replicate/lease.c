@@ -66,7 +66,10 @@ struct lease {
     backend *be;
     char *zUrl; /* redacted, for messages */
     int64_t ttl_ms;
-    lease_doc mine; /* what we write (expires_ms set per write) */
+    int by_renewal;       /* renewals go to our renewal object ("rename") */
+    char *zRenewKey;      /* that object's key */
+    int64_t contested_ms; /* takeover_confirm(): ours not trusted before */
+    lease_doc mine;       /* what we write (expires_ms set per write) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pool_task task;  /* the renewals (storage/base/pool.h) */
@@ -93,6 +96,12 @@ typedef struct round_out {
     lease_doc holder;
     char *zErr;
 } round_out;
+
+/* An object's bytes as read (sqlite3_malloc'd; n 0 and p NULL: absent). */
+typedef struct raw_doc {
+    uint8_t *p;
+    size_t n;
+} raw_doc;
 
 /* Writes our document (condition zVer, NULL: absent). */
 static int
@@ -124,9 +133,10 @@ lease_free(const lease *l, const lease_doc *d, int64_t now)
     return d->zDbId && l->mine.zDbId && strcmp(d->zDbId, l->mine.zDbId) == 0;
 }
 
-/* Reads the lease; SQLITE_NOTFOUND when absent. */
+/* Reads the lease; SQLITE_NOTFOUND when absent.  pRaw (may be NULL) gets
+ * its bytes, to put back as they were (takeover_confirm). */
 static int
-lease_read(lease *l, lease_doc *d, char **pzVer, round_out *o)
+lease_read(lease *l, lease_doc *d, char **pzVer, round_out *o, raw_doc *pRaw)
 {
     uint8_t *p = NULL;
     size_t n = 0;
@@ -142,7 +152,169 @@ lease_read(lease *l, lease_doc *d, char **pzVer, round_out *o)
             LEASE_KEY, l->zUrl, zWhy ? zWhy : "out of memory");
     }
     sqlite3_free(zWhy);
+    if (rc == SQLITE_OK && pRaw) {
+        pRaw->p = p;
+        pRaw->n = n;
+        p = NULL;
+    }
     sqlite3_free(p);
+    return rc;
+}
+
+/* ---- renewals through a renewal object ("rename" backends) ------------- */
+
+/*
+ * On a backend whose conditions are exclusive renames (cond.c), replacing
+ * lock.json renames it aside for a moment: a writer reading then finds it
+ * absent and may create it.  So a holder never replaces it to renew:
+ * lock.json stays as claimed, and each renewal writes the holder's renewal
+ * object "lock.json.<instance>.renewal.tmp" (a plain put), then reads
+ * lock.json to check it still names this holder.  A writer judging a lease
+ * reads the holder's renewal object too (the later expiry counts); one
+ * that takes an expired lease over reads it again after its swap and, if
+ * it changed meanwhile (the holder renewed between the two reads), puts
+ * the holder's lock.json back and is refused.  Either the holder's check
+ * follows the swap (it sees the taker: lost) or its renewal precedes the
+ * second read (the taker backs off).
+ */
+
+/* The renewal object's key for instance z (NULL: none, or not a plain
+ * hexadecimal id: a name from a foreign document never becomes a path). */
+static char *
+renewal_key(const char *z)
+{
+    size_t n = z ? strlen(z) : 0;
+    if (n == 0 || n > 32 || strspn(z, "0123456789abcdef") != n)
+        return NULL;
+    return sqlite3_mprintf("%s.%s.renewal.tmp", LEASE_KEY, z);
+}
+
+/* The renewal object of d's holder, raw (empty when absent or unknown). */
+static int
+renewal_get(lease *l, const lease_doc *d, raw_doc *r)
+{
+    char *zKey = renewal_key(d->zInstance);
+    memset(r, 0, sizeof(*r));
+    if (zKey == NULL)
+        return SQLITE_OK;
+    int rc = backend_get(l->be, zKey, 0, UINT64_MAX, &r->p, &r->n);
+    sqlite3_free(zKey);
+    return rc == SQLITE_NOTFOUND ? SQLITE_OK : rc;
+}
+
+/* d as its renewal object r extends it: the later expiry, released if
+ * either says so.  An unreadable or foreign renewal object is ignored. */
+static void
+renewal_merge(lease_doc *d, const raw_doc *r)
+{
+    lease_doc h = {0};
+    if (r->p && lease_doc_parse(r->p, r->n, &h, NULL) == SQLITE_OK &&
+        h.zInstance && d->zInstance && strcmp(h.zInstance, d->zInstance) == 0) {
+        if (h.expires_ms > d->expires_ms)
+            d->expires_ms = h.expires_ms;
+        d->released |= h.released;
+    }
+    lease_doc_clear(&h);
+}
+
+static int
+raw_same(const raw_doc *a, const raw_doc *b)
+{
+    return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, a->n) == 0);
+}
+
+static void
+raw_clear(raw_doc *r)
+{
+    sqlite3_free(r->p);
+    memset(r, 0, sizeof(*r));
+}
+
+/*
+ * A renewal by the holder: our renewal object, then lock.json checked.
+ * SQLITE_OK with o's verdict (held, or lost to its holder); SQLITE_CONSTRAINT
+ * when lock.json is absent (the caller decides); another code on failure.
+ */
+static int
+renew_by_object(lease *l, int released, round_out *o)
+{
+    int64_t now = clock_now_ms();
+    l->mine.expires_ms = released ? now : now + l->ttl_ms;
+    l->mine.released = released;
+    char *z = lease_doc_text(&l->mine);
+    int rc =
+        z ? backend_put(l->be, l->zRenewKey, z, strlen(z), now) : SQLITE_NOMEM;
+    sqlite3_free(z);
+    if (rc != SQLITE_OK || released)
+        return rc;
+    lease_doc d = {0};
+    char *zVer = NULL;
+    rc = lease_read(l, &d, &zVer, o, NULL);
+    if (rc == SQLITE_NOTFOUND) {
+        rc = SQLITE_CONSTRAINT;
+    } else if (rc == SQLITE_OK && d.zInstance &&
+               strcmp(d.zInstance, l->mine.zInstance) == 0) {
+        sqlite3_free(o->zVer);
+        o->zVer = zVer; /* unchanged since the claim */
+        zVer = NULL;
+        o->sent_ms = now;
+        o->state = L_HELD;
+    } else if (rc == SQLITE_OK) {
+        o->state = L_LOST;
+        o->holder = d;
+        memset(&d, 0, sizeof(d));
+    }
+    lease_doc_clear(&d);
+    sqlite3_free(zVer);
+    return rc;
+}
+
+/*
+ * After taking d's lease over (raw: lock.json as it was; before: d's
+ * renewal object as read before the swap; o->zVer: our lock.json's
+ * version): if d's holder renewed meanwhile, or that cannot be told, its
+ * lock.json goes back and o says refused.  SQLITE_CONSTRAINT: lock.json
+ * changed again (decide again).  If it cannot be put back, ours stays but
+ * counts as contested for a TTL (the old holder may believe in its lease
+ * that long): o says error.
+ */
+static int
+takeover_confirm(lease *l, lease_doc *d, const raw_doc *raw,
+                 const raw_doc *before, round_out *o)
+{
+    raw_doc after;
+    int rc = renewal_get(l, d, &after);
+    int renewed = rc != SQLITE_OK || !raw_same(before, &after);
+    if (rc == SQLITE_OK && renewed) {
+        renewal_merge(d, &after);
+        renewed = !d->released && d->expires_ms > clock_now_ms();
+    }
+    raw_clear(&after);
+    if (!renewed) {
+        char *zKey = renewal_key(d->zInstance);
+        if (zKey) /* the old holder's: no longer of use */
+            backend_del(l->be, (const char *const *)&zKey, 1);
+        sqlite3_free(zKey);
+        return SQLITE_OK;
+    }
+    char *zVer = NULL;
+    rc = backend_put_if(l->be, LEASE_KEY, raw->p, raw->n, o->zVer, &zVer);
+    sqlite3_free(zVer);
+    if (rc == SQLITE_OK) {
+        o->state = L_REFUSED;
+        o->holder = *d;
+        memset(d, 0, sizeof(*d));
+    } else if (rc != SQLITE_CONSTRAINT) {
+        l->contested_ms = clock_now_ms() + l->ttl_ms;
+        o->state = L_ERROR;
+        o->zErr = sqlite3_mprintf(
+            "litestream: the writer lease on %s was taken over from an "
+            "expired holder that renewed it at the same moment, and could "
+            "not be given back (%s): no upload for %lld ms, until that holder "
+            "surely saw it lost",
+            l->zUrl, backend_why(l->be), (long long)l->ttl_ms);
+        rc = SQLITE_OK;
+    }
     return rc;
 }
 
@@ -155,11 +327,12 @@ lease_decide(lease *l, int held, round_out *o)
 {
     lease_doc d = {0};
     char *zVer = NULL;
+    raw_doc raw = {0}, renewed = {0};
     int64_t now = clock_now_ms();
-    int rc = lease_read(l, &d, &zVer, o);
+    int rc = lease_read(l, &d, &zVer, o, l->by_renewal ? &raw : NULL);
 
     if (rc == SQLITE_NOTFOUND) {
-        /* Absent while held: moved aside by a writer that lost the race
+        /* Absent while held: moved aside by a writer taking it over
          * (cond.c), or deleted; ours to create again only while valid. */
         if (held && now >= l->sent_ms + l->ttl_ms) {
             o->state = L_LOST;
@@ -173,12 +346,27 @@ lease_decide(lease *l, int held, round_out *o)
         }
     } else if (rc == SQLITE_OK) {
         int ours = d.zInstance && strcmp(d.zInstance, l->mine.zInstance) == 0;
-        if (ours || (!held && lease_free(l, &d, now))) {
+        if (!ours && l->by_renewal &&
+            (rc = renewal_get(l, &d, &renewed)) == SQLITE_OK)
+            renewal_merge(&d, &renewed);
+        if (rc != SQLITE_OK) {
+            /* the holder's renewal object could not be read */
+        } else if (ours && !held && now < l->contested_ms) {
+            o->state = L_ERROR; /* takeover_confirm() */
+            o->zErr = sqlite3_mprintf("litestream: the writer lease on %s is "
+                                      "contested: waiting for its previous "
+                                      "holder's time to run out",
+                                      l->zUrl);
+        } else if (ours && l->by_renewal) {
+            rc = renew_by_object(l, 0, o);
+        } else if (ours || (!held && lease_free(l, &d, now))) {
             if (!ours) {
                 l->mine.generation = d.generation + 1;
                 l->mine.since_ms = now;
             }
             rc = lease_write(l, zVer, 0, o);
+            if (rc == SQLITE_OK && !ours && l->by_renewal)
+                rc = takeover_confirm(l, &d, &raw, &renewed, o);
         } else {
             o->state = held ? L_LOST : L_REFUSED;
             o->holder = d;
@@ -187,6 +375,8 @@ lease_decide(lease *l, int held, round_out *o)
     }
     lease_doc_clear(&d);
     sqlite3_free(zVer);
+    raw_clear(&raw);
+    raw_clear(&renewed);
     return rc;
 }
 
@@ -199,7 +389,8 @@ lease_round(lease *l, int held, round_out *o)
     memset(o, 0, sizeof(*o));
     o->state = L_ERROR;
     if (held)
-        rc = lease_write(l, l->zVer, 0, o);
+        rc = l->by_renewal ? renew_by_object(l, 0, o)
+                           : lease_write(l, l->zVer, 0, o);
     for (i = 0; i < 3 && rc == SQLITE_CONSTRAINT; i++) {
         lease_doc_clear(&o->holder);
         rc = lease_decide(l, held, o);
@@ -558,6 +749,12 @@ lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
                  l->mine.zDatabase && l->zUrl
              ? backend_open_url(u, &l->be, pzErr)
              : SQLITE_NOMEM;
+    if (rc == SQLITE_OK &&
+        strcmp(backend_cond_kind(l->be), "rename") == 0) { /* see above */
+        l->by_renewal = 1;
+        l->zRenewKey = renewal_key(l->mine.zInstance);
+        rc = l->zRenewKey ? SQLITE_OK : SQLITE_NOMEM;
+    }
     if (rc != SQLITE_OK) {
         lease_close(l);
         return rc;
@@ -580,7 +777,12 @@ lease_close(lease *l)
     if (l->state == L_HELD && l->be) {
         round_out o;
         memset(&o, 0, sizeof(o));
-        lease_write(l, l->zVer, 1, &o); /* released: free to take */
+        /* released: free to take */
+        int rc = lease_write(l, l->zVer, 1, &o);
+        if (l->by_renewal && rc == SQLITE_OK)
+            backend_del(l->be, (const char *const *)&l->zRenewKey, 1);
+        else if (l->by_renewal)
+            renew_by_object(l, 1, &o); /* says released as well */
         sqlite3_free(o.zVer);
     }
     backend_close(l->be);
@@ -589,6 +791,7 @@ lease_close(lease *l)
     sqlite3_free(l->zVer);
     sqlite3_free(l->zErr);
     sqlite3_free(l->zUrl);
+    sqlite3_free(l->zRenewKey);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     sqlite3_free(l);

@@ -183,14 +183,22 @@ upload_attempt(rep_target *tg, int *failed)
  * one interval after t0 on success, after a capped exponential backoff
  * with jitter on failure (from the end: a hung attempt may have outlasted
  * the backoff).  ran: whether it uploaded at all (a shy retry without
- * room waits its backoff, or an interval, unchanged).
+ * room waits its backoff, or an interval, unchanged).  refused: its
+ * writer lease said no while there was work (no request failed: it looks
+ * again an interval later, and its backoff says so, so that a waiting
+ * sync does not ask again and again: replicator.c may_ask).
  */
 static int64_t
-next_due(rep_target *tg, int ran, int rc, int64_t t0, int64_t now, int interval)
+next_due(rep_target *tg, int ran, int rc, int refused, int64_t t0, int64_t now,
+         int interval)
 {
     int b = __atomic_load_n(&tg->backoff_ms, __ATOMIC_RELAXED);
     if (!ran)
         return now + (b ? b : interval);
+    if (refused) {
+        __atomic_store_n(&tg->backoff_ms, interval, __ATOMIC_RELAXED);
+        return now + interval;
+    }
     if (rc == SQLITE_OK) {
         __atomic_store_n(&tg->backoff_ms, 0, __ATOMIC_RELAXED);
         return t0 + interval;
@@ -231,7 +239,8 @@ tg_pass(void *arg, int heavy, int64_t due[2])
 
     int64_t now = clock_now_ms(), next = now;
     if (go)
-        next = next_due(tg, ran, rc, t0, now, interval);
+        next = next_due(tg, ran, rc, ran && rc == SQLITE_OK && failed, t0, now,
+                        interval);
     int wake = 0;
     pthread_mutex_lock(&r->mu);
     if (go)
@@ -241,8 +250,9 @@ tg_pass(void *arg, int heavy, int64_t due[2])
         tg->settled =
             rc == SQLITE_OK && !failed && tg->replica_checked && !tg->need_full;
     }
-    if (tg->again && go && !r->stop) {
-        tg->again = 0; /* asked while it ran: once more, at once */
+    if (tg->again && go && !r->stop && !failed) {
+        tg->again = 0; /* asked while it ran: once more, at once (after a
+                        * failure its backoff decides) */
         tg->dispatched_ms = now;
         due[POOL_HEAVY] = now;
     } else {

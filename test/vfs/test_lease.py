@@ -123,8 +123,21 @@ def two(name, params="lease_ttl=2s"):
     return d, rep, url, a, b
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of process pid so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def refused(b, a_pid, a_db, what):
+    c0 = cpu_s(b.pid)
     r = b.say("sync 3000")
+    used = cpu_s(b.pid) - c0
+    # A sync waiting on a refused replica waits; it does not spin (it
+    # once re-ran the replica's pass back to back: 3 s of CPU in 3 s).
+    ok(used < 0.5, f"{what}: the refused writer's 3 s sync used {used:.2f} s "
+                   f"of CPU")
     e = r.get("err", "")
     ok("held by another writer" in e and f"pid {a_pid}" in e and a_db in e
        and HOST in e, f"{what}: the second writer's sync names the holder "
@@ -198,6 +211,9 @@ def race():
     res = [(w.read(), w.read()) for w in ws]
     won = [w for w, (_, s) in zip(ws, res) if "ok" in s]
     ok(len(won) == 1, f"exactly one of four ships ({len(won)})")
+    if len(won) != 1:
+        for w, (_, s) in zip(ws, res):
+            diag(f"pid {w.pid}: sync said {s}; lease {w.lease()[1]}")
     if len(won) == 1:
         for w, (_, s) in zip(ws, res):
             if w is not won[0]:
@@ -295,6 +311,70 @@ def lost_lease():
     cleanup(d)
 
 
+def expiry(rep, w):
+    """When w's lease expires, as the replica says: lock.json's expires_at,
+    or on "rename" backends its renewal object's (lease.c: renewals never
+    replace lock.json there)."""
+    ls = w.lease()[1]
+    key = "lock.json"
+    if ls.get("conditions") == "rename":
+        key = f"lock.json.{ls['instance']}.renewal.tmp"
+    try:
+        return json.loads(rep.get(key)).get("expires_at")
+    except Exception:  # absent: each replica kind says so its own way
+        return None
+
+
+def renewing():
+    """While a holder ships, its renewals keep a second writer out at every
+    moment.  On "rename" backends lock.json is never renamed aside to renew
+    (a writer reading then would find it absent and take it): it stays as
+    claimed, and the renewal object's expiry advances.  On WebDAV the
+    holder's requests go through a proxy that delays every MOVE and every
+    GET of a moved-aside object by 0.4 s, which kept lock.json absent for
+    most of each renewal when renewals replaced it."""
+    d, rep, url, a_db, b_db = two("lease-renew", "lease_ttl=3s")
+    a_url, proxy = url, None
+    if os.environ.get("LITESTREAM_TEST_BACKEND") == "webdav":
+        from faultproxy import FaultProxy
+        from harness import host_server
+        srv = host_server()
+        proxy = FaultProxy(("127.0.0.1", srv.port)).start()
+        proxy.add_rule("MOVE", None, "delay", seconds=0.4)
+        proxy.add_rule("GET", r"\.old\.tmp", "delay", seconds=0.4)
+        a_url = url.replace(f":{srv.port}/", f":{proxy.port}/")
+    a = Writer(a_db)
+    a.say(f"url {a_url}")
+    a.say("w 5")
+    ok("ok" in a.say("sync 10000"), "holder ships")
+    rename = a.lease()[1].get("conditions") == "rename"
+    lock1, exp1 = rep.get("lock.json"), expiry(rep, a)
+    b = Writer(b_db)
+    b.say(f"url {url}")
+    b.say("w 3")
+    states, end = set(), time.time() + 7
+    while time.time() < end:  # the holder keeps shipping, B keeps asking
+        a.say("w 1")
+        b.say("sync 0")
+        states.add(b.lease()[1].get("state"))
+        time.sleep(0.3)
+    ok(states <= {"refused", "claiming", None},
+       f"the second writer never held the path ({sorted(map(str, states))})")
+    ok(a.lease()[1].get("state") == "held" and "ok" in a.say("sync 10000"),
+       "the holder still holds it and ships")
+    exp2 = expiry(rep, a)
+    ok(exp2 is not None and exp2 != exp1, f"renewed: expires {exp1} -> {exp2}")
+    if rename:
+        ok(rep.get("lock.json") == lock1,
+           "rename backend: lock.json was never replaced to renew")
+    restores_to(url, d, a_db, "renewing")
+    a.quit()
+    b.quit()
+    if proxy:
+        proxy.stop()
+    cleanup(d)
+
+
 def idle():
     """An idle writer stops renewing (no requests while nothing is
     uploaded; renewals stop two TTLs after the last upload) and renews
@@ -312,11 +392,12 @@ def idle():
     st, ls = a.lease()
     ok(ls.get("state") == "held" and st["shipping"],
        f"idle: the lease still counts as this writer's ({ls.get('state')})")
+    exp2 = expiry(rep, a)
     a.say("w 5")
     ok("ok" in a.say("sync 10000"), "the next upload ships")
     doc3 = json.loads(rep.get("lock.json"))
-    ok(doc3.get("expires_at") != json.loads(doc2).get("expires_at") and
-       doc3.get("pid") == a.pid, "... after renewing the lease first")
+    ok(expiry(rep, a) != exp2 and doc3.get("pid") == a.pid,
+       "... after renewing the lease first")
     restores_to(url, d, a_db, "after idling")
     a.quit()
     cleanup(d)
@@ -370,6 +451,6 @@ def bad_params():
     cleanup(d)
 
 
-run_cases(two_writers, race, crashed_holder, same_database, lost_lease, idle,
+run_cases(two_writers, race, renewing, crashed_holder, same_database, lost_lease, idle,
           unreadable, lease_off, bad_params)
 done()
