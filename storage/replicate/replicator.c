@@ -27,12 +27,12 @@
 #include "storage/base/clock.h"
 #include "storage/base/mem.h"
 #include "storage/base/pool.h"
-#include "storage/base/rand.h"
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
 #include "storage/replicate/heartbeat.h"
 #include "storage/replicate/lease.h"
 #include "storage/replicate/recover.h"
+#include "storage/replicate/ship.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/targets.h"
 #include "storage/replicate/txarena.h"
@@ -47,110 +47,8 @@
 
 #define TICK_MS            100         /* spooling cadence */
 #define QUEUE_UPLOAD_BYTES (16u << 20) /* wake to upload at once */
-#define BACKOFF_MAX_MS     30000
 
 /* Spooling the queue: storage/replicate/spool_txn.c (rep_spool_queue). */
-
-/*
- * Whether this replicator's URL is still the database's (config.json).
- * Another process that set another URL takes over: this one gives the
- * ship lock up and stops uploading, so a replica never receives TXIDs
- * from two processes that disagree about where the database replicates.
- */
-static int
-url_current(replicator *r)
-{
-    char *zNow = NULL;
-    if (sidecar_url_current(r->sc, r->zDbPath, r->zUrl, r->started_ns, &r->seen,
-                            &zNow))
-        return 1;
-    sidecar_ship_unlock(r->sc);
-    if (zNow)
-        rep_set_error(r, sqlite3_mprintf(
-                             "litestream: another process changed the replica "
-                             "of '%s' to %s: this process no longer uploads "
-                             "(open the database again to follow)",
-                             r->zDbPath, zNow));
-    sqlite3_free(zNow);
-    return 0;
-}
-
-/*
- * The sidecar directory removed under the open database (rm -rf): it is
- * created again, the spool starts empty and the checksum table is written
- * in full at the next save.  What was spooled and not yet uploaded is
- * recovered from the WAL or covered by a full image (fill_gap); the
- * status says what happened until the next upload succeeds.
- */
-static void
-sidecar_check(replicator *r)
-{
-    int again = 0;
-    char *zErr = NULL;
-    /* A process whose URL was replaced writes no config.json of its own
-     * into a recreated sidecar (url_current: a missing file is no verdict). */
-    ls_config c = {.zUrl = url_current(r) ? r->zUrl : NULL,
-                   .sync_ms = r->opts.sync_interval_ms,
-                   .spool_limit = r->opts.spool_limit,
-                   .pitr = r->opts.pitr};
-    int rc = sidecar_recreate(r->sc, &c, &again, &zErr);
-    if (again) {
-        spool_reset(r->sp);
-        for (int i = 0; i < r->ntg; i++)
-            r->tg[i].ck.rewrite = 1;
-    }
-    if (rc != SQLITE_OK) {
-        rep_set_error(r, zErr);
-        return;
-    }
-    sqlite3_free(zErr);
-    if (!again)
-        return;
-    rep_set_error(
-        r, sqlite3_mprintf("litestream: the sidecar '%s' was removed while the "
-                           "database was open: created again; what it held "
-                           "and was not uploaded is recovered from the WAL or "
-                           "by a full image",
-                           sidecar_dir(r->sc)));
-}
-
-/*
- * Whether the file at the database's path is still the one this process
- * opened.  Another file renamed over it (a restored copy) or its removal
- * leaves the application's connections on the old inode, while every
- * private connection (full images, recovery) would open the new file:
- * replication of the old inode stops here, with the reason in the status,
- * and the queue is no longer spooled.  The next open of the path starts
- * again with one full image of the file then there (forget_position() at
- * the last close).
- */
-static int
-db_current(replicator *r)
-{
-    struct stat st;
-    if (r->db_replaced)
-        return 0;
-    int rc = stat(r->zDbPath, &st);
-    if (rc == 0 && !r->db_ino) {
-        r->db_dev = (uint64_t)st.st_dev;
-        r->db_ino = (uint64_t)st.st_ino;
-    }
-    if ((rc == 0 && (uint64_t)st.st_dev == r->db_dev &&
-         (uint64_t)st.st_ino == r->db_ino) ||
-        (rc != 0 && (errno != ENOENT || !r->db_ino)))
-        return 1; /* the same file, or none seen yet, or cannot tell */
-    r->db_replaced = 1;
-    sidecar_ship_unlock(r->sc);
-    rep_set_error(
-        r, sqlite3_mprintf("litestream: the database file '%s' was %s while "
-                           "open: this process stopped replicating it (the "
-                           "replica keeps the old database up to TXID %llu); "
-                           "close every connection and open the database "
-                           "again to replicate the file now there",
-                           r->zDbPath, rc == 0 ? "replaced" : "deleted",
-                           (unsigned long long)rep_min_replicated(r)));
-    return 0;
-}
 
 /*
  * The last connection to a replaced database closed: its captured
@@ -170,144 +68,15 @@ forget_position(replicator *r)
 }
 
 /*
- * One replica's upload when due or asked for (a sync asks every replica,
- * even one backing off: it may be back; replicator_sync_n asks again only
- * while some replica below the TXID is not backing off).  Sets its next due
- * time.  Whether this process holds the replica's writer lease (as of its last
- * check).
- */
-/* Whether an upload to tg has anything to send (its writer lease is kept
- * fresh only then, storage/replicate/lease.h). */
-static int
-has_work(replicator *r, const rep_target *tg)
-{
-    ls_cap cap;
-    uint64_t c = sidecar_cap_read(r->sc, &cap) ? cap.txid : 0;
-    return !tg->replica_checked || tg->need_full ||
-           c > sidecar_replicated_n(r->sc, tg->idx);
-}
-
-static int
-upload_target(replicator *r, rep_target *tg, int64_t t, int asked)
-{
-    if (t < tg->next_upload_ms && !asked)
-        return tg->leased;
-    pthread_mutex_lock(&r->mu);
-    r->t = tg;
-    pthread_mutex_unlock(&r->mu);
-    int leased = rep_lease_check(r, has_work(r, tg));
-    pthread_mutex_lock(&r->mu);
-    tg->leased = leased; /* the compactor reads it (is_shipping) */
-    pthread_mutex_unlock(&r->mu);
-    int rc = leased ? rep_upload_once(r) : SQLITE_OK;
-    pthread_mutex_lock(&r->mu);
-    r->t = NULL;
-    pthread_mutex_unlock(&r->mu);
-    if (rc == SQLITE_OK) {
-        __atomic_store_n(&tg->backoff_ms, 0, __ATOMIC_RELAXED);
-        tg->next_upload_ms = t + r->opts.sync_interval_ms;
-    } else {
-        /* Capped exponential backoff with jitter. */
-        int b = tg->backoff_ms ? tg->backoff_ms * 2 : 500;
-        __atomic_store_n(&tg->backoff_ms,
-                         b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b,
-                         __ATOMIC_RELAXED);
-        tg->next_upload_ms =
-            t + tg->backoff_ms / 2 +
-            (int64_t)ls_rand_upto((uint64_t)tg->backoff_ms / 2);
-    }
-    return tg->leased;
-}
-
-/*
- * A replica that keeps failing must not fill the spool for the others
- * (once full, every replica would need a full image): when the spool
- * passes half its limit while at least one replica is healthy, the failing
- * ones (backing off, or without their writer lease) are released: the spool
- * drops what only they still need, and each continues with a full image once it
- * is reachable again.
- */
-static void
-release_laggards(replicator *r)
-{
-    uint64_t healthy = UINT64_MAX; /* what the healthy replicas hold */
-    int released = 0;
-    if ((int64_t)spool_bytes(r->sp) < r->opts.spool_limit / 2 || r->ntg < 2)
-        return;
-    for (int i = 0; i < r->ntg; i++) {
-        uint64_t v = sidecar_replicated_n(r->sc, i);
-        if (!r->tg[i].backoff_ms && r->tg[i].leased && v < healthy)
-            healthy = v;
-    }
-    for (int i = 0; healthy != UINT64_MAX && i < r->ntg; i++) {
-        rep_target *tg = &r->tg[i];
-        if (tg->released || (!tg->backoff_ms && tg->leased) ||
-            sidecar_replicated_n(r->sc, i) >= healthy)
-            continue;
-        tg->released = released = 1;
-        tg->need_full = 1;
-        sqlite3_log(SQLITE_WARNING,
-                    "litestream: replica %s of '%s' keeps failing while the "
-                    "spool fills: it continues with a full image once "
-                    "reachable",
-                    tg->url->redacted, r->zDbPath);
-    }
-    if (released)
-        spool_drop_upto(r->sp, rep_spool_floor(r));
-}
-
-/*
- * The upload part of a pass (a heavy pass whose upload is due): the checks
- * that decide whether this process ships, each replica's upload, the next
- * due time (the earliest replica's).
- */
-static void
-upload_pass(replicator *r, int64_t t, int asked)
-{
-    sidecar_check(r);
-    int ship = db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc);
-    pthread_mutex_lock(&r->mu);
-    r->shipping = ship;
-    r->upload_now = 0;
-    pthread_mutex_unlock(&r->mu);
-    int64_t next = t + r->opts.sync_interval_ms;
-    if (ship) {
-        int leased = 0; /* ships to a replica whose writer lease it holds */
-        /* The healthy replicas first: a waiting sync is answered before
-         * a failing replica's retry. */
-        int failing[LS_MAX_REPLICAS];
-        for (int i = 0; i < r->ntg; i++)
-            failing[i] = r->tg[i].backoff_ms != 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i < r->ntg; i++)
-                if (failing[i] == pass)
-                    leased |= upload_target(r, &r->tg[i], t, asked);
-        for (int i = 0; i < r->ntg; i++)
-            if (r->tg[i].next_upload_ms < next)
-                next = r->tg[i].next_upload_ms;
-        release_laggards(r);
-        pthread_mutex_lock(&r->mu);
-        r->shipping = leased;
-        pthread_mutex_unlock(&r->mu);
-    } else {
-        /* Another process uploads: still drop our own segments
-         * once every replica has them (it cannot delete them). */
-        uint64_t rep = rep_min_replicated(r);
-        if (rep && spool_scan(r->sp) == SQLITE_OK)
-            spool_drop_upto(r->sp, rep);
-    }
-    heartbeat_tick();
-    r->next_upload_ms = next;
-}
-
-/*
  * One pass of the replicator's task in the pool (storage/base/pool.h): spool
  * the queue, answer persist requests, and on a heavy pass upload when due.
  * Then the next due times: the light one every TICK_MS while transactions
  * arrive (the application does not wake the task: a pass takes what a tick
  * gathered, one record per run), none after a tick that brought nothing
  * (the first enqueue then wakes it); the heavy one at the next upload pass
- * (which also picks up other processes' spools), or now when asked.
+ * while anything is left to upload, or now when asked; none once every
+ * replica holds everything (rep_settled): then a watched directory that
+ * changes (another process's spool, ship.c) or the application wakes it.
  */
 static void
 rep_pass(void *arg, int heavy, int64_t due[2])
@@ -324,7 +93,10 @@ rep_pass(void *arg, int heavy, int64_t due[2])
 
     int64_t t = clock_now_ms();
     if (heavy && (want_upload || t >= r->next_upload_ms))
-        upload_pass(r, t, want_upload);
+        rep_upload_pass(r, t, want_upload);
+    int settled = r->watching && rep_settled(r);
+    if (settled)
+        r->ring_rep = UINT64_MAX; /* the next wait starts afresh (ship.c) */
 
     pthread_mutex_lock(&r->mu);
     int64_t now = clock_now_ms();
@@ -338,7 +110,9 @@ rep_pass(void *arg, int heavy, int64_t due[2])
             due[POOL_LIGHT] = now + TICK_MS;
         else
             r->idle = 1;
-        due[POOL_HEAVY] = r->upload_now ? now : r->next_upload_ms;
+        due[POOL_HEAVY] = r->upload_now                 ? now
+                          : settled && !r->head && !had ? POOL_NEVER
+                                                        : r->next_upload_ms;
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -414,14 +188,19 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         r->db_dev = (uint64_t)st.st_dev;
         r->db_ino = (uint64_t)st.st_ino;
     }
+    /* The compactors first: the task's upload passes tell them when this
+     * process starts to upload (they sleep until then). */
+    for (int i = 0; rc == SQLITE_OK && i < r->ntg; i++)
+        rc = start_compactor(r, &r->tg[i], pzErr);
+    if (rc != SQLITE_OK)
+        goto out;
+    rep_watch_open(r); /* before the task's first pass (which may reopen) */
     int64_t due[2] = {clock_now_ms(), clock_now_ms()};
     rc = pool_add(&r->task, rep_pass, r, POOL_FG, due, pzErr);
     if (rc != SQLITE_OK)
         goto out;
     r->started = 1;
     heartbeat_add(r);
-    for (int i = 0; rc == SQLITE_OK && i < r->ntg; i++)
-        rc = start_compactor(r, &r->tg[i], pzErr);
 out:
     if (rc != SQLITE_OK) {
         replicator_close(r, 0);
@@ -447,15 +226,17 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         if (grace_ms > 0 && want > rep_min_replicated(r))
             replicator_sync(r, want, grace_ms, NULL, NULL);
-        for (int i = 0; i < r->ntg; i++) {
-            compactor_stop(r->tg[i].cp);
-            r->tg[i].cp = NULL;
-        }
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_cond_broadcast(&r->changed);
         pthread_mutex_unlock(&r->mu);
         pool_remove(&r->task); /* waits for a running pass */
+        rep_watch_close(r);    /* no pass runs, none will: no race on w[] */
+        /* After the task: its passes tell the compactors about uploads. */
+        for (int i = 0; i < r->ntg; i++) {
+            compactor_stop(r->tg[i].cp);
+            r->tg[i].cp = NULL;
+        }
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
         for (int i = 0; i < r->ntg; i++) {
             /* released: another writer may take it */
@@ -465,6 +246,7 @@ replicator_close(replicator *r, int grace_ms)
         if (r->db_replaced)
             forget_position(r);
     }
+    rep_watch_close(r); /* an open that failed midway */
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;
         rep_txn_free(t);
@@ -712,8 +494,14 @@ void
 replicator_set_interval(replicator *r, int ms)
 {
     pthread_mutex_lock(&r->mu);
-    r->opts.sync_interval_ms = ms > 0 ? ms : 1000;
-    pool_wake(&r->task, POOL_HEAVY); /* the new interval from now on */
+    ms = ms > 0 ? ms : 1000;
+    if (ms != r->opts.sync_interval_ms) {
+        /* The new interval from now on: an upload pass now sets the next
+         * due time (else a shorter one waited for the end of the old). */
+        r->opts.sync_interval_ms = ms;
+        r->upload_now = 1;
+        pool_wake(&r->task, POOL_HEAVY);
+    }
     pthread_mutex_unlock(&r->mu);
 }
 

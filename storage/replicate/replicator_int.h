@@ -4,7 +4,8 @@
  * functions in its own header).  Not for use outside replicate/.
  *
  * The files call each other downward only:
- *   replicator.c (queue, pool task, API) -> upload.c (L0 objects, full images)
+ *   replicator.c (queue, pool task, API) -> ship.c (the upload pass, idle)
+ *     -> upload.c (L0 objects, full images)
  *     -> batch.c (spooled records -> newest page of each pgno)
  *     -> recover.c (verdicts on missing TXIDs) -> spool_txn.c (records)
  */
@@ -55,8 +56,9 @@ typedef struct rep_target {
     int64_t next_upload_ms; /* its next upload pass is due */
     int backoff_ms;         /* atomic: 0 unless its last pass failed */
     int leased;             /* its lease was held at the last check (mu) */
-    int released; /* failing while the spool filled: the spool no longer
-                   * keeps its TXIDs (it continues with a full image) */
+    int released;    /* failing while the spool filled: the spool no longer
+                      * keeps its TXIDs (it continues with a full image) */
+    int cp_shipping; /* its compactor was told this process ships to it */
     /* mu */
     char *last_error;
     int64_t last_error_ms;
@@ -102,7 +104,8 @@ struct replicator {
     uint64_t spooled_bytes;
     backend_counters counters;
     int shipping;
-    int64_t next_upload_ms; /* the earliest replica's next upload pass (task) */
+    int64_t next_upload_ms; /* the earliest replica's next upload pass (task;
+                             * atomic: the watch function reads it) */
 
     /* Task side (its passes, one at a time: storage/base/pool.h). */
     sidecar_seen seen;     /* config.json as last checked */
@@ -115,6 +118,11 @@ struct replicator {
     uint64_t scratch_cap;
     uint64_t db_dev, db_ino; /* the database file's identity at open */
     int db_replaced;         /* it was renamed over or deleted: stopped */
+    /* Idle (ship.c): the directories watched, and the ring. */
+    struct watch *w[3]; /* the spool, the sidecar, the database's directory */
+    int watching;       /* all three are watched: an idle pass may sleep */
+    uint64_t ring_rep;  /* replicated TXID at the last pass that waited */
+    int64_t rang_ms;    /* when this process last rang the spool */
 };
 
 /* The clock of base/clock.h under the name the status code uses. */
