@@ -237,7 +237,7 @@ run_pass(int l, pool_task *t)
     for (int k = 0; k < POOL_LANES; k++)
         heap_del(k, t);
     t->running = 1;
-    t->pend[0] = t->pend[1] = 0;
+    t->pend_at[0] = t->pend_at[1] = POOL_NEVER;
     t->urgent = 0;
     /* The rest of the lane needs a watch while this pass runs. */
     attend(l, clock_now_ms());
@@ -250,8 +250,10 @@ run_pass(int l, pool_task *t)
     P.passes++;
     t->running = 0;
     int64_t now = clock_now_ms();
-    for (int k = 0; k < 2; k++)
-        t->due[k] = t->pend[k] && now < due[k] ? now : due[k];
+    for (int k = 0; k < 2; k++) {
+        int64_t p = t->pend_at[k] < now ? now : t->pend_at[k];
+        t->due[k] = p < due[k] ? p : due[k];
+    }
     if (t->removing)
         pthread_cond_broadcast(&P.done);
     else
@@ -401,24 +403,44 @@ pool_add(pool_task *t, pool_fn xRun, void *ctx, int cls, const int64_t due[2],
     return rc;
 }
 
+/* pool_wake() and pool_wake_at() (P.mu held). */
+static void
+wake_locked(pool_task *t, int kind, int64_t when, int urgent)
+{
+    if (!t->added || t->removing)
+        return;
+    if (t->running) {
+        if (when < t->pend_at[kind])
+            t->pend_at[kind] = when;
+        return;
+    }
+    int64_t now = clock_now_ms();
+    if (when < now)
+        when = now;
+    if (t->due[kind] > when)
+        t->due[kind] = when;
+    else if (!urgent)
+        return; /* already due by then: where it is */
+    /* Light work goes to the spool lane, unless nobody there is free to
+     * take it right away. */
+    if (urgent && kind == POOL_LIGHT && !P.leader[0] && !P.nfollow[0])
+        t->urgent = 1;
+    place(t, now, -1);
+}
+
 void
 pool_wake(pool_task *t, int kind)
 {
     pthread_mutex_lock(&P.mu);
-    if (t->added && !t->removing) {
-        if (t->running) {
-            t->pend[kind] = 1;
-        } else {
-            int64_t now = clock_now_ms();
-            if (t->due[kind] > now)
-                t->due[kind] = now;
-            /* Light work goes to the spool lane, unless nobody there is
-             * free to take it right away. */
-            if (kind == POOL_LIGHT && !P.leader[0] && !P.nfollow[0])
-                t->urgent = 1;
-            place(t, now, -1);
-        }
-    }
+    wake_locked(t, kind, INT64_MIN, 1);
+    pthread_mutex_unlock(&P.mu);
+}
+
+void
+pool_wake_at(pool_task *t, int kind, int64_t when)
+{
+    pthread_mutex_lock(&P.mu);
+    wake_locked(t, kind, when, 0);
     pthread_mutex_unlock(&P.mu);
 }
 

@@ -26,7 +26,7 @@
  * Invariants:
  *   1. A task runs on at most one worker at a time.
  *   2. A wake is never lost: a wake while the task runs makes it due again
- *      as soon as the pass ends.
+ *      as soon as the pass ends (pool_wake_at: by its time).
  *   3. After pool_remove() returns, the task is not running and never runs
  *      again.
  *   4. The pool never calls a task while holding its mutex, so a task may
@@ -66,7 +66,7 @@ typedef struct pool_task {
     int64_t key[POOL_LANES];
     int hidx[POOL_LANES]; /* position in each lane's heap, or -1 */
     int added, running, removing, urgent;
-    int pend[2]; /* wakes while running */
+    int64_t pend_at[2]; /* wakes while running: due by then (POOL_NEVER) */
 } pool_task;
 
 /*
@@ -84,6 +84,15 @@ int pool_add(pool_task *t, pool_fn xRun, void *ctx, int cls,
  * mutex.  A no-op on a task not added or being removed.
  */
 void pool_wake(pool_task *t, int kind);
+
+/*
+ * Makes t's `kind` work due no later than `when` (clock_now_ms()
+ * milliseconds; a time already past is now): an earlier due time stays.
+ * For an event that calls for work at the task's own pace (a watched
+ * directory changed: upload at the next sync interval, not at once).
+ * Same threads, mutexes and no-ops as pool_wake().
+ */
+void pool_wake_at(pool_task *t, int kind, int64_t when);
 
 /*
  * Removes t: waits until its current pass (if any) ends; it never runs

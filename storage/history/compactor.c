@@ -12,6 +12,17 @@
  * request from litestream_snapshot()), then retention every check
  * interval.  Deletions go to the backend in batches.
  *
+ * Idle (docs/architecture.md 3.1): the pass lists the replica once and
+ * keeps that picture up to date with its own merges, snapshots and
+ * deletions (cpview.h); a level caught up with the one below, and a
+ * retention that found nothing to delete, are not looked at again while
+ * nothing they depend on changed (cp_quiet_level, cp_quiet_retention).
+ * The task sleeps until the next thing that can need it: a boundary of a
+ * level that is not caught up, a retention deadline, the snapshot
+ * boundary.  The replicator tells it about uploads (compactor_notify) and
+ * about this process starting to upload (compactor_wake): no timer while
+ * another process uploads.
+ *
  * Invariants:
  *   1. Only the ship-lock holder compacts; the replicator's L0 uploads
  *      continue meanwhile (separate handle, separate task and lane).
@@ -34,6 +45,7 @@
 #include "storage/base/clock.h"
 #include "storage/base/pool.h"
 #include "storage/base/sqlite.h"
+#include "storage/history/cpview.h"
 #include "storage/history/levels.h"
 #include "storage/restore/restore.h"
 
@@ -43,6 +55,12 @@
 #define RETRY_MAX_MS   300000 /* up to 5 minutes */
 #define SHIP_POLL_MS   50
 #define SHIP_TRIES     40
+
+/* What a listing depended on when it was taken (cp_quiet_*). */
+typedef struct cp_key {
+    int valid;
+    uint64_t txid, lo, hi, set;
+} cp_key;
 
 struct compactor {
     compactor_env env; /* its be moved to b */
@@ -60,17 +78,22 @@ struct compactor {
     uint64_t n_compactions, n_snapshots, n_deleted;
     char *last_error;
     int64_t last_error_ms;
+    int64_t notify_ret; /* an upload makes retention due then */
     /* Thread side. */
     int64_t done_at[LAYOUT_MAX_LEVEL + 1]; /* handled boundary per level */
     int64_t retry_at;
     int64_t backoff_ms;
-    int64_t next_retention;
-    /* Idle: no listing while nothing can have changed (cp_unchanged). */
-    uint64_t lv_txid[LAYOUT_MAX_LEVEL + 1]; /* level caught up at this... */
-    uint64_t lv_gen[LAYOUT_MAX_LEVEL + 1];  /* ...TXID and generation */
-    uint64_t ret_txid, ret_gen;             /* retention found nothing */
-    int64_t ret_next;                       /* until this deadline */
-    char zTmp[4096];                        /* cp_tmpdir() */
+    int64_t next_retention; /* no retention listing before then */
+    /* Idle: no listing while nothing can have changed (cp_quiet_*).  Only
+     * the ship-lock holder writes the replica: its level-0 uploads move
+     * the replicated TXID, and this process counts what it changed. */
+    uint64_t added[LAYOUT_MAX_LEVEL + 1]; /* objects put, per level */
+    uint64_t removed;                     /* objects deleted */
+    uint64_t set_seen;                    /* settings as of this pass */
+    cp_key lv[LAYOUT_MAX_LEVEL + 1];      /* level caught up as of */
+    cp_key ret;        /* retention found nothing to delete as of ... */
+    int64_t ret_next;  /* ... until this deadline */
+    char zTmp[4096];   /* cp_tmpdir() */
     uint64_t settings; /* compactor_set() calls (guarded by mu) */
     int ship_tries;    /* a snapshot request waits for the ship lock */
 };
@@ -119,10 +142,21 @@ cp_shipping(compactor *c)
     return c->env.xShipping(c->env.pCtx);
 }
 
-static int
-cp_list(compactor *c, ltx_info **a, int *n)
+static uint64_t
+cp_replicated(compactor *c)
 {
-    int rc = layout_list_all(c->b, a, n);
+    return sidecar_replicated_n(c->env.sc, c->env.slot);
+}
+
+/* The pass's picture of the replica, listed when it has none or the
+ * replicated TXID moved since (an L0 upload). */
+static int
+cp_view_get(compactor *c, cp_view *v)
+{
+    uint64_t txid = cp_replicated(c); /* before the listing */
+    if (v->ok && v->txid == txid)
+        return SQLITE_OK;
+    int rc = cpview_list(v, c->b, txid);
     if (rc != SQLITE_OK)
         cp_error(c, sqlite3_mprintf("litestream: compaction cannot list "
                                     "%s: %s",
@@ -130,66 +164,79 @@ cp_list(compactor *c, ltx_info **a, int *n)
     return rc;
 }
 
-/* The newest object of a level (largest max TXID), or NULL. */
-static const ltx_info *
-cp_newest(const ltx_info *a, int n, int level)
+/* Whether v is the replica now (no listing needed). */
+static int
+cp_view_current(compactor *c, const cp_view *v)
 {
-    const ltx_info *best = NULL;
-    for (int i = 0; i < n; i++)
-        if (a[i].level == level && (!best || a[i].max_txid >= best->max_txid))
-            best = &a[i];
-    return best;
+    return v->ok && v->txid == cp_replicated(c);
+}
+
+/* Level `level`'s key: level 1 depends on the uploads, every level on
+ * what this process put in it and below it, and on the settings.  Not on
+ * deletions: retention never deletes the newest object of a level, so a
+ * level caught up stays so. */
+static cp_key
+cp_level_key(compactor *c, int level, uint64_t txid)
+{
+    cp_key k = {1, level == 1 ? txid : 0, c->added[level - 1], c->added[level],
+                c->set_seen};
+    return k;
+}
+
+static int
+cp_key_eq(const cp_key *a, const cp_key *b)
+{
+    return a->valid && b->valid && a->txid == b->txid && a->lo == b->lo &&
+           a->hi == b->hi && a->set == b->set;
+}
+
+/* Whether level `level` was caught up at a listing and nothing it depends
+ * on changed since: no listing at its boundary. */
+static int
+cp_quiet_level(compactor *c, int level)
+{
+    cp_key now = cp_level_key(c, level, cp_replicated(c));
+    return cp_key_eq(&c->lv[level], &now);
+}
+
+/* Retention's key: the uploads, every change of this process, the
+ * settings.  (An upload alone rarely lets it delete more, but its listing
+ * is also what finds a replica damaged from outside, such as a gap: it
+ * looks again at its pace while uploads go on.) */
+static cp_key
+cp_ret_key(compactor *c, uint64_t txid)
+{
+    uint64_t sum = c->removed;
+    for (int i = 0; i <= LAYOUT_MAX_LEVEL; i++)
+        sum += c->added[i];
+    cp_key k = {1, txid, sum, 0, c->set_seen};
+    return k;
+}
+
+/* Whether retention found nothing to delete and nothing changed since
+ * (its next deadline aside). */
+static int
+cp_quiet_retention(compactor *c)
+{
+    cp_key now = cp_ret_key(c, cp_replicated(c));
+    return cp_key_eq(&c->ret, &now);
 }
 
 /*
- * What this process changed in the replica or its settings so far: every
- * merge, snapshot, deletion and compactor_set() counts.  With the
- * replicated TXID (L0 uploads) it says whether a listing could differ from
- * the last one: only the ship-lock holder writes the replica.
- */
-static uint64_t
-cp_gen(compactor *c)
-{
-    pthread_mutex_lock(&c->mu);
-    uint64_t g = c->n_compactions + c->n_snapshots + c->n_deleted + c->settings;
-    pthread_mutex_unlock(&c->mu);
-    return g;
-}
-
-/* Whether nothing changed since a listing at (txid, gen); txid 0: never. */
-static int
-cp_unchanged(compactor *c, uint64_t txid, uint64_t gen)
-{
-    return txid != 0 && txid == sidecar_replicated_n(c->env.sc, c->env.slot) &&
-           gen == cp_gen(c);
-}
-
-/* Whether level `level` holds everything of level - 1: nothing to merge
- * until the level below changes. */
-static int
-cp_caught_up(const ltx_info *a, int n, int level)
-{
-    const ltx_info *dst = cp_newest(a, n, level);
-    for (int i = 0; i < n; i++)
-        if (a[i].level == level - 1 && (!dst || a[i].max_txid > dst->max_txid))
-            return 0;
-    return 1;
-}
-
-/*
- * Level `level` at boundary bnd: SQLITE_OK when handled (merged, or
- * nothing to do), else the error (already recorded).
+ * Level `level` at boundary bnd over the picture v: SQLITE_OK when handled
+ * (merged, the new object added to v, or nothing to do), else the error
+ * (already recorded).
  */
 static int
-cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
+cp_level(compactor *c, cp_view *v, int level, int64_t bnd)
 {
     ltx_info out;
     char *zErr = NULL;
-    int first, count = compact_pick_run(a, n, level, bnd, &first);
+    int first, count = compact_pick_run(v->a, v->n, level, bnd, &first);
 
     if (count == 0)
         return SQLITE_OK;
-    int rc = compact_merge(c->env.url, c->b, cp_tmpdir(c), &a[first], count,
+    int rc = compact_merge(c->env.url, c->b, cp_tmpdir(c), &v->a[first], count,
                            level, &c->stop, &out, &zErr);
     if (rc != SQLITE_OK) {
         cp_error(c, zErr ? zErr
@@ -201,6 +248,8 @@ cp_level(compactor *c, const ltx_info *a, int n, int level, int64_t bnd)
     pthread_mutex_lock(&c->mu);
     c->n_compactions++;
     pthread_mutex_unlock(&c->mu);
+    c->added[level]++;
+    cpview_add(v, &out);
     return SQLITE_OK;
 }
 
@@ -233,10 +282,12 @@ cp_snapshot_from_replica(compactor *c, const ltx_info *a, int n, uint64_t after,
 
 /* The snapshot step: scheduled (bnd) or requested (want). */
 static int
-cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
-            uint64_t *txid, char **pzErr)
+cp_snapshot(compactor *c, cp_view *v, int64_t bnd, int want, uint64_t *txid,
+            char **pzErr)
 {
-    const ltx_info *last = cp_newest(a, n, LAYOUT_MAX_LEVEL);
+    const ltx_info *a = v->a;
+    int n = v->n;
+    const ltx_info *last = cpview_newest(a, n, LAYOUT_MAX_LEVEL);
     ltx_info out;
     const compactor_env *e = &c->env;
     ls_cap cap;
@@ -279,14 +330,18 @@ cp_snapshot(compactor *c, const ltx_info *a, int n, int64_t bnd, int want,
         pthread_mutex_lock(&c->mu);
         c->n_snapshots++;
         pthread_mutex_unlock(&c->mu);
+        c->added[LAYOUT_MAX_LEVEL]++;
+        cpview_add(v, &out);
     }
     return rc;
 }
 
-/* Deletes objects del[0..n-1] in batches of DEL_BATCH keys. */
-static void
-cp_delete(compactor *c, const ltx_info *del, int n)
+/* Deletes objects del[0..n-1] in batches of DEL_BATCH keys, and from the
+ * picture v.  SQLITE_OK when every one is gone. */
+static int
+cp_delete(compactor *c, cp_view *v, const ltx_info *del, int n)
 {
+    int rc = SQLITE_NOMEM;
     char **keys = sqlite3_malloc64(sizeof(char *) * (size_t)n);
     char *buf = sqlite3_malloc64((uint64_t)n * LAYOUT_KEY_SIZE);
 
@@ -297,74 +352,23 @@ cp_delete(compactor *c, const ltx_info *del, int n)
     }
     for (int i = 0; keys && buf && i < n; i += DEL_BATCH) {
         int k = n - i < DEL_BATCH ? n - i : DEL_BATCH;
-        if (backend_del(c->b, (const char *const *)keys + i, k) != SQLITE_OK) {
+        rc = backend_del(c->b, (const char *const *)keys + i, k);
+        c->removed += (uint64_t)k; /* some may be gone even on failure */
+        if (rc != SQLITE_OK) {
             cp_error(c, sqlite3_mprintf("litestream: retention: delete "
                                         "failed: %s",
                                         backend_why(c->b)));
+            cpview_free(v); /* what is left: listed again */
             break;
         }
+        cpview_drop(v, del + i, k);
         pthread_mutex_lock(&c->mu);
         c->n_deleted += (uint64_t)k;
         pthread_mutex_unlock(&c->mu);
     }
     sqlite3_free(buf);
     sqlite3_free(keys);
-}
-
-/* When retention could next delete something from listing a, were it to
- * stay the same: the first L0 or snapshot age deadline after now. */
-static int64_t
-cp_next_deadline(const ltx_info *a, int n, const ls_pitr *o, int64_t now)
-{
-    int64_t t = INT64_MAX;
-    for (int i = 0; i < n; i++) {
-        int64_t keep = a[i].level == 0 ? o->l0_retention_ms
-                       : a[i].level == LAYOUT_MAX_LEVEL
-                           ? o->snapshot_retention_ms
-                           : PITR_OFF;
-        if (keep == PITR_OFF)
-            continue;
-        int64_t d = a[i].created_ms + keep + 1;
-        if (d > now && d < t)
-            t = d;
-    }
-    return t;
-}
-
-/*
- * Retention: plan over a fresh listing, delete in batches.  A listing that
- * leaves nothing to delete is not repeated while the replica stays as it
- * was and no object's age deadline passes (idle: no LIST).
- */
-static void
-cp_retention(compactor *c, const ls_pitr *o, int64_t now)
-{
-    ltx_info *a = NULL, *del = NULL;
-    char *zErr = NULL;
-    int n = 0, ndel = 0, rc;
-
-    if (now < c->ret_next && cp_unchanged(c, c->ret_txid, c->ret_gen))
-        return;
-    uint64_t txid = sidecar_replicated_n(c->env.sc, c->env.slot),
-             gen = cp_gen(c);
-    c->ret_txid = 0;
-    if (cp_list(c, &a, &n) != SQLITE_OK)
-        return;
-    rc = retention_plan(a, n, o, now, &del, &ndel, &zErr);
-    if (rc == SQLITE_OK && ndel == 0) {
-        c->ret_txid = txid;
-        c->ret_gen = gen;
-        c->ret_next = cp_next_deadline(a, n, o, now);
-    }
-    if (rc != SQLITE_OK)
-        cp_error(c, zErr ? zErr
-                         : sqlite3_mprintf("litestream: retention: "
-                                           "%s",
-                                           sqlite3_errstr(rc)));
-    else if (ndel > 0)
-        cp_delete(c, del, ndel);
-    sqlite3_free(del);
-    sqlite3_free(a);
+    return rc;
 }
 
 /* Milliseconds between retention checks: 15 s, less for short settings. */
@@ -379,39 +383,81 @@ retention_every(const ls_pitr *o)
     return v < 10 ? 10 : v;
 }
 
-/* The levels due at `now`, in order; re-lists after each merge. */
-static int
-cp_levels(compactor *c, const ls_pitr *o, int64_t now)
+/* Plans retention over v (the replica now) and deletes what may go; when
+ * nothing (more) is to go, records the key and the next deadline. */
+static void
+cp_retention_on(compactor *c, const ls_pitr *o, cp_view *v, int64_t now)
 {
-    ltx_info *a = NULL;
-    int n = 0, rc = SQLITE_OK;
+    c->ret.valid = 0;
+    for (int round = 0; round < 2 && v->ok; round++) {
+        ltx_info *del = NULL;
+        char *zErr = NULL;
+        int ndel = 0;
+        int rc = retention_plan(v->a, v->n, o, now, &del, &ndel, &zErr);
+        if (rc != SQLITE_OK) {
+            cp_error(c, zErr ? zErr
+                             : sqlite3_mprintf("litestream: retention: %s",
+                                               sqlite3_errstr(rc)));
+            return;
+        }
+        if (ndel == 0) {
+            c->ret = cp_ret_key(c, v->txid);
+            c->ret_next = cpview_next_deadline(v, o, now);
+            return;
+        }
+        /* Planned again after the deletions: nothing more is expected
+         * (the next check takes whatever is). */
+        rc = round == 0 ? cp_delete(c, v, del, ndel) : SQLITE_DONE;
+        sqlite3_free(del);
+        if (rc != SQLITE_OK)
+            return;
+    }
+}
 
-    uint64_t txid = 0, gen = 0;
+/*
+ * Retention: a listing (or the pass's own picture, which costs nothing)
+ * planned and deleted in batches.  Not looked at while it found nothing
+ * and nothing it depends on changed, until its next deadline; a listing
+ * no more often than every check interval.
+ */
+static void
+cp_retention(compactor *c, const ls_pitr *o, cp_view *v, int64_t now)
+{
+    if (cp_quiet_retention(c) && now < c->ret_next)
+        return;
+    if (!cp_view_current(c, v)) {
+        if (now < c->next_retention)
+            return; /* the next check lists */
+        c->next_retention = now + retention_every(o);
+        if (cp_view_get(c, v) != SQLITE_OK)
+            return;
+    }
+    cp_retention_on(c, o, v, now);
+}
+
+/* The levels due at `now`, in order, over the pass's picture v (listed
+ * once, when a level is not quiet). */
+static int
+cp_levels(compactor *c, const ls_pitr *o, int64_t now, cp_view *v)
+{
+    int rc = SQLITE_OK;
     for (int level = 1; level <= o->nlevels && rc == SQLITE_OK; level++) {
         int64_t bnd = boundary(now, o->levels[level - 1]);
         if (bnd <= c->done_at[level])
             continue;
-        if (cp_unchanged(c, c->lv_txid[level], c->lv_gen[level])) {
+        if (cp_quiet_level(c, level)) {
             c->done_at[level] = bnd; /* idle: no listing */
             continue;
         }
-        if (!a) {
-            txid = sidecar_replicated_n(c->env.sc,
-                                        c->env.slot); /* before the listing */
-            gen = cp_gen(c);
-            if ((rc = cp_list(c, &a, &n)) != SQLITE_OK)
-                break;
-        }
-        c->lv_txid[level] = cp_caught_up(a, n, level) ? txid : 0;
-        c->lv_gen[level] = gen;
-        rc = cp_level(c, a, n, level, bnd);
-        if (rc == SQLITE_OK) {
+        if ((rc = cp_view_get(c, v)) != SQLITE_OK)
+            break;
+        rc = cp_level(c, v, level, bnd);
+        if (rc == SQLITE_OK && v->ok) {
             c->done_at[level] = bnd;
-            sqlite3_free(a); /* the next level sees the new object */
-            a = NULL;
+            c->lv[level] = cp_level_key(c, level, v->txid);
+            c->lv[level].valid = cpview_caught_up(v, level);
         }
     }
-    sqlite3_free(a);
     return rc;
 }
 
@@ -434,19 +480,18 @@ cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
     int64_t now = clock_now_ms();
     int64_t sb = boundary(now, o->snapshot_ms);
     int rc = SQLITE_OK;
-    ltx_info *a = NULL;
-    int n = 0;
+    cp_view v = {0};
 
     if (now >= c->retry_at) {
-        if (cp_levels(c, o, now) != SQLITE_OK)
+        if (cp_levels(c, o, now, &v) != SQLITE_OK)
             cp_failed(c, now);
         else
             c->backoff_ms = 0;
     }
     if (want || (sb > c->done_at[0] && now >= c->retry_at)) {
-        rc = cp_list(c, &a, &n);
+        rc = cp_view_get(c, &v);
         if (rc == SQLITE_OK)
-            rc = cp_snapshot(c, a, n, sb, want, snap_txid, pzSnapErr);
+            rc = cp_snapshot(c, &v, sb, want, snap_txid, pzSnapErr);
         if (rc == SQLITE_OK && sb > c->done_at[0])
             c->done_at[0] = sb;
         else if (rc == SQLITE_BUSY && !want)
@@ -458,36 +503,47 @@ cp_pass(compactor *c, const ls_pitr *o, int want, uint64_t *snap_txid,
                 *pzSnapErr = NULL;
             }
         }
-        sqlite3_free(a);
     }
     /* Settings may have shortened since the last check was scheduled. */
     if (c->next_retention > now + retention_every(o))
         c->next_retention = now + retention_every(o);
-    if (now >= c->next_retention) {
-        cp_retention(c, o, now);
-        c->next_retention = now + retention_every(o);
-    }
+    cp_retention(c, o, &v, now);
+    cpview_free(&v);
     return rc;
 }
 
-/* Milliseconds until the next boundary or retention check. */
+static int64_t
+next_boundary(int64_t now, int64_t iv)
+{
+    return boundary(now, iv) + iv;
+}
+
+/*
+ * When the task is next needed if nothing changes meanwhile: a boundary of
+ * a level that is not caught up, the retention check (listing cadence) or
+ * its next deadline, the snapshot boundary (soon when its snapshot still
+ * waits for the first upload), a retry.
+ */
 static int64_t
 cp_next_wake(compactor *c, const ls_pitr *o, int64_t now)
 {
-    int64_t t = c->next_retention;
+    int64_t t = next_boundary(now, o->snapshot_ms);
+    if (boundary(now, o->snapshot_ms) > c->done_at[0] && now + o->levels[0] < t)
+        t = now + o->levels[0];
     for (int level = 1; level <= o->nlevels; level++) {
-        int64_t nb = boundary(now, o->levels[level - 1]) + o->levels[level - 1];
-        if (nb < t)
+        int64_t nb = next_boundary(now, o->levels[level - 1]);
+        if (!cp_quiet_level(c, level) && nb < t)
             t = nb;
     }
-    if (boundary(now, o->snapshot_ms) + o->snapshot_ms < t)
-        t = boundary(now, o->snapshot_ms) + o->snapshot_ms;
+    int64_t rt = cp_quiet_retention(c) ? c->ret_next : c->next_retention;
+    if (rt < t)
+        t = rt;
     if (c->retry_at > now && c->retry_at < t)
         t = c->retry_at;
-    return t - now;
+    return t;
 }
 
-/* The due time after a pass (c->mu held). */
+/* The due time after a pass (c->mu held); `ship`: this process uploads. */
 static int64_t
 cp_due(compactor *c, int ship)
 {
@@ -496,10 +552,10 @@ cp_due(compactor *c, int ship)
         return POOL_NEVER;
     if (c->snap_req > c->snap_served)
         return now;
-    int64_t wait = cp_next_wake(c, &c->o, now);
-    if (!ship && wait > 1000)
-        wait = 1000; /* see when this process starts to upload */
-    return now + (wait < 1 ? 1 : wait);
+    if (!ship)
+        return POOL_NEVER; /* compactor_wake() once it does */
+    int64_t t = cp_next_wake(c, &c->o, now);
+    return t > now ? t : now + 1;
 }
 
 /*
@@ -517,6 +573,7 @@ cp_run(void *arg, int heavy, int64_t due[2])
     (void)heavy;
     pthread_mutex_lock(&c->mu);
     ls_pitr o = c->o;
+    c->set_seen = c->settings;
     uint64_t req = c->snap_req;
     int want = req > c->snap_served, rc = SQLITE_OK;
     uint64_t txid = 0;
@@ -533,8 +590,8 @@ cp_run(void *arg, int heavy, int64_t due[2])
     if (!ship) {
         /* Another process may write the replica meanwhile: whatever this
          * one knew of it is void. */
-        memset(c->lv_txid, 0, sizeof(c->lv_txid));
-        c->ret_txid = 0;
+        memset(c->lv, 0, sizeof(c->lv));
+        c->ret.valid = 0;
     }
     if (ship) {
         rc = cp_pass(c, &o, want, &txid, &zErr);
@@ -556,6 +613,7 @@ cp_run(void *arg, int heavy, int64_t due[2])
     }
     sqlite3_free(zErr);
     due[POOL_HEAVY] = cp_due(c, cp_shipping(c));
+    c->notify_ret = c->next_retention;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -572,6 +630,7 @@ compactor_start(const compactor_env *env, const ls_pitr *o, compactor **out,
         return SQLITE_NOMEM;
     }
     memset(c, 0, sizeof(*c));
+    c->notify_ret = POOL_NEVER;
     c->env = *env;
     c->b = env->be;
     c->env.be = NULL;
@@ -624,6 +683,24 @@ compactor_set(compactor *c, const ls_pitr *o)
     c->settings++; /* every level and retention looks again */
     pool_wake(&c->task, POOL_HEAVY);
     pthread_mutex_unlock(&c->mu);
+}
+
+void
+compactor_notify(compactor *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int64_t iv = c->o.levels[0];
+    int64_t t = next_boundary(clock_now_ms(), iv);
+    if (c->notify_ret < t)
+        t = c->notify_ret;
+    pool_wake_at(&c->task, POOL_HEAVY, t);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void
+compactor_wake(compactor *c)
+{
+    pool_wake(&c->task, POOL_HEAVY);
 }
 
 void

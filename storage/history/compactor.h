@@ -6,7 +6,10 @@
  * It is a task of the process's pool (storage/base/pool.h: the background
  * lane, so a long merge never holds up an upload), with a backend handle of
  * its own, and works only while this process holds the ship lock (the env's
- * xShipping), so exactly one process compacts a replica.  What it needs of
+ * xShipping), so exactly one process compacts a replica.  It is due only
+ * when something can need it (a boundary of a level that is behind, a
+ * retention deadline, the snapshot boundary, or what its owner tells it:
+ * compactor_notify, compactor_wake).  What it needs of
  * the replicator comes in a compactor_env: history/ never sees replicate/.  It
  * never takes a lock the application's writers need: merges read the replica,
  * snapshots read the database inside a private read transaction.
@@ -62,6 +65,15 @@ int compactor_start(const compactor_env *env, const ls_pitr *o, compactor **out,
 /* Removes the task (waiting for a running pass), frees everything.
  * NULL-safe. */
 void compactor_stop(compactor *);
+
+/*
+ * What the replicator tells it (any thread; cheap, no I/O): the replica
+ * advanced (a level-0 upload: level 1, and retention when a new object can
+ * matter to it, are due at their next time), and this process has just
+ * started to upload to it (it sleeps while another process does).
+ */
+void compactor_notify(compactor *);
+void compactor_wake(compactor *);
 
 /* Replaces the settings (takes effect at the next wake-up, at once). */
 void compactor_set(compactor *, const ls_pitr *o);

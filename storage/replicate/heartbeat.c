@@ -10,20 +10,26 @@
  *      than the interval for the replica (uploads failing or far behind):
  *      the monitor then sees the pings stop.
  *   3. The GET runs on a short-lived detached thread started by the
- *      replicator pass that made it due (a slow endpoint never holds up
- *      spooling or uploads); one at a time.
+ *      heartbeat's own pool task when it is due (a slow endpoint never
+ *      holds up spooling or uploads); one at a time.
+ *   4. Nothing wakes for the heartbeat while it has no URL or no database:
+ *      its task is due once per interval only while there is one to ping
+ *      (an idle replicator no longer runs an upload pass per interval,
+ *      docs/architecture.md 3.1, so the heartbeat keeps its own time).
  *
- * Threads: replicator threads (heartbeat_tick), the application's
+ * Threads: its pool task (hb_pass, on an upload worker), the application's
  * (heartbeat_set, heartbeat_get, add and remove).
  */
 #include "storage/replicate/heartbeat.h"
 
 #include "storage/backend/http.h"
 #include "storage/base/clock.h"
+#include "storage/base/pool.h"
 
 #include <string.h>
 
 #define MAX_REPS 1024 /* databases watched; more are simply not checked */
+#define RETRY_MS 1000 /* an unhealthy moment: look again this soon */
 
 static pthread_mutex_t hb_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *hb_url;                 /* NULL: no heartbeat */
@@ -33,6 +39,9 @@ static int hb_busy;                  /* a GET is running */
 static uint64_t hb_ok, hb_fail;      /* counters */
 static replicator *hb_reps[MAX_REPS];
 static int hb_nrep;
+static int64_t hb_retry; /* ms: due but unhealthy, look again then */
+static pool_task hb_task;
+static int hb_task_added;
 static pthread_once_t hb_once = PTHREAD_ONCE_INIT;
 
 /* fork(): the child starts with no GET running, no replicators (its
@@ -55,12 +64,46 @@ hb_child(void)
     pthread_mutex_init(&hb_mu, NULL);
     hb_busy = 0;
     hb_nrep = 0;
+    hb_task_added = 0; /* the child's pool starts empty */
 }
 
 static void
 hb_init(void)
 {
     pthread_atfork(hb_prepare, hb_parent, hb_child);
+}
+
+static void hb_pass(void *ctx, int heavy, int64_t due[2]);
+
+/* When the task is next due (hb_mu held). */
+static int64_t
+hb_due(int64_t now)
+{
+    if (!hb_url || hb_nrep == 0)
+        return POOL_NEVER; /* invariant 4 */
+    if (hb_retry)
+        return hb_retry;
+    return hb_last_try ? hb_last_try + hb_interval : now;
+}
+
+/* Adds the task once per process, else makes it look again (hb_mu held:
+ * the pool's mutex is taken after it, never before). */
+static void
+hb_schedule(void)
+{
+    int64_t now = clock_now_ms();
+    if (!hb_task_added) {
+        char *zErr = NULL;
+        int64_t due[2] = {POOL_NEVER, hb_due(now)};
+        hb_task_added =
+            pool_add(&hb_task, hb_pass, NULL, POOL_FG, due, &zErr) == SQLITE_OK;
+        if (!hb_task_added)
+            sqlite3_log(SQLITE_WARNING, "%s (the heartbeat is off)",
+                        zErr ? zErr : "litestream: out of memory");
+        sqlite3_free(zErr);
+    } else {
+        pool_wake_at(&hb_task, POOL_HEAVY, hb_due(now));
+    }
 }
 
 void
@@ -70,6 +113,7 @@ heartbeat_add(replicator *r)
     pthread_mutex_lock(&hb_mu);
     if (hb_nrep < MAX_REPS)
         hb_reps[hb_nrep++] = r;
+    hb_schedule();
     pthread_mutex_unlock(&hb_mu);
 }
 
@@ -96,9 +140,13 @@ heartbeat_set(const char *zUrl, int64_t interval_ms)
         sqlite3_free(hb_url);
         hb_url = z;
         hb_last_try = 0; /* a new URL is pinged at the next healthy pass */
+        hb_retry = 0;
     }
     if (interval_ms > 0)
         hb_interval = interval_ms;
+    pthread_once(&hb_once, hb_init);
+    if (hb_nrep > 0)
+        hb_schedule();
     pthread_mutex_unlock(&hb_mu);
     return SQLITE_OK;
 }
@@ -188,17 +236,22 @@ ping_main(void *arg)
     return NULL;
 }
 
-void
-heartbeat_tick(void)
+/* The GET if it is due and every database is healthy (invariants 1-3). */
+static void
+hb_tick(void)
 {
     int64_t now = clock_now_ms();
     char *zUrl = NULL;
     pthread_mutex_lock(&hb_mu);
     int due = hb_url && !hb_busy && hb_nrep > 0 &&
               (hb_last_try == 0 || now - hb_last_try >= hb_interval);
-    for (int i = 0; due && i < hb_nrep; i++)
-        due = healthy(hb_reps[i], now, hb_interval);
-    if (due && (zUrl = sqlite3_mprintf("%s", hb_url)) != NULL) {
+    int well = 1;
+    for (int i = 0; due && well && i < hb_nrep; i++)
+        well = healthy(hb_reps[i], now, hb_interval);
+    hb_retry = 0;
+    if (due && !well) /* no GET now (invariant 2): look again soon */
+        hb_retry = now + (hb_interval < RETRY_MS ? hb_interval : RETRY_MS);
+    if (due && well && (zUrl = sqlite3_mprintf("%s", hb_url)) != NULL) {
         hb_busy = 1;
         hb_last_try = now; /* invariant 1: whatever the outcome */
     }
@@ -221,4 +274,17 @@ heartbeat_tick(void)
         sqlite3_log(SQLITE_WARNING, "litestream: cannot start the heartbeat "
                                     "thread (next try in one interval)");
     }
+}
+
+/* The heartbeat's pool task: a GET when due, then the next due time. */
+static void
+hb_pass(void *ctx, int heavy, int64_t due[2])
+{
+    (void)ctx;
+    if (heavy)
+        hb_tick();
+    pthread_mutex_lock(&hb_mu);
+    due[POOL_LIGHT] = POOL_NEVER;
+    due[POOL_HEAVY] = hb_due(clock_now_ms());
+    pthread_mutex_unlock(&hb_mu);
 }

@@ -15,7 +15,9 @@
 
 #include "storage/replicate/replicator_int.h"
 
-/* Watches r (replicator_open) / stops watching it (replicator_close). */
+/* Watches r (replicator_open) / stops watching it (replicator_close).
+ * The first heartbeat_add() of the process adds the heartbeat's pool task,
+ * due once per interval only while there is a URL and a database. */
 void heartbeat_add(replicator *r);
 void heartbeat_remove(replicator *r);
 
@@ -28,10 +30,5 @@ int heartbeat_set(const char *zUrl, int64_t interval_ms);
 /* The URL (sqlite3_malloc'd, NULL when none), the interval and the
  * counts of successful and failed GETs. */
 char *heartbeat_get(int64_t *interval_ms, uint64_t *n_ok, uint64_t *n_fail);
-
-/* After an upload pass of a replicator thread: GET the URL, on a detached
- * thread of its own, if it is due and every watched database is healthy
- * (5 s to connect, 10 s without progress at most). */
-void heartbeat_tick(void);
 
 #endif

@@ -36,13 +36,13 @@
 #include "storage/base/clock.h"
 #include "storage/base/mem.h"
 #include "storage/base/pool.h"
-#include "storage/base/rand.h"
 #include "storage/history/compactor.h"
 #include "storage/local/wal.h"
 #include "storage/replicate/heartbeat.h"
 #include "storage/replicate/lease.h"
 #include "storage/replicate/recover.h"
 #include "storage/replicate/refs.h"
+#include "storage/replicate/ship.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/targets.h"
 #include "storage/replicate/txarena.h"
@@ -62,114 +62,6 @@
 /* Spooling the queue: storage/replicate/spool_txn.c (rep_spool_queue). */
 
 /*
- * Whether this replicator's URL is still the database's (config.json).
- * Another process that set another URL takes over: this one gives the
- * ship lock up and stops uploading, so a replica never receives TXIDs
- * from two processes that disagree about where the database replicates.
- */
-static int
-url_current(replicator *r)
-{
-    char *zNow = NULL;
-    if (sidecar_url_current(r->sc, r->zDbPath, r->zUrl, r->started_ns, &r->seen,
-                            &zNow))
-        return 1;
-    sidecar_ship_unlock(r->sc);
-    if (zNow)
-        rep_set_error(r, sqlite3_mprintf(
-                             "litestream: another process changed the replica "
-                             "of '%s' to %s: this process no longer uploads "
-                             "(open the database again to follow)",
-                             r->zDbPath, zNow));
-    sqlite3_free(zNow);
-    return 0;
-}
-
-/*
- * The sidecar directory removed under the open database (rm -rf): it is
- * created again, the spool starts empty and the checksum table is written
- * in full at the next save.  What was spooled and not yet uploaded is
- * recovered from the WAL or covered by a full image (fill_gap); the
- * status says what happened until the next upload succeeds.
- */
-static void
-sidecar_check(replicator *r)
-{
-    int again = 0;
-    char *zErr = NULL;
-    /* A process whose URL was replaced writes no config.json of its own
-     * into a recreated sidecar (url_current: a missing file is no verdict). */
-    ls_config c = {.zUrl = url_current(r) ? r->zUrl : NULL,
-                   .sync_ms = r->opts.sync_interval_ms,
-                   .spool_limit = r->opts.spool_limit,
-                   .pitr = r->opts.pitr};
-    int rc = sidecar_recreate(r->sc, &c, &again, &zErr);
-    if (again) {
-        rep_spool_lock(r);
-        spool_reset(r->sp);
-        rep_spool_unlock(r);
-        for (int i = 0; i < r->ntg; i++) /* at each one's next pass */
-            __atomic_store_n(&r->tg[i].rewrite_ck, 1, __ATOMIC_RELEASE);
-    }
-    if (rc != SQLITE_OK) {
-        rep_set_error(r, zErr);
-        return;
-    }
-    sqlite3_free(zErr);
-    if (!again)
-        return;
-    rep_set_error(
-        r, sqlite3_mprintf("litestream: the sidecar '%s' was removed while the "
-                           "database was open: created again; what it held "
-                           "and was not uploaded is recovered from the WAL or "
-                           "by a full image",
-                           sidecar_dir(r->sc)));
-}
-
-/*
- * Whether the file at the database's path is still the one this process
- * opened.  Another file renamed over it (a restored copy) or its removal
- * leaves the application's connections on the old inode, while every
- * private connection (full images, recovery) would open the new file:
- * replication of the old inode stops here, with the reason in the status,
- * and the queue is no longer spooled.  The next open of the path starts
- * again with one full image of the file then there (forget_position() at
- * the last close).
- */
-static int
-db_current(replicator *r)
-{
-    struct stat st;
-    if (__atomic_load_n(&r->db_replaced, __ATOMIC_ACQUIRE))
-        return 0;
-    int rc = stat(r->zDbPath, &st);
-    /* Written here only (and at open), read by the replicas' full images
-     * (upload.c, same_file). */
-    uint64_t ino = __atomic_load_n(&r->db_ino, __ATOMIC_ACQUIRE);
-    uint64_t dev = __atomic_load_n(&r->db_dev, __ATOMIC_RELAXED);
-    if (rc == 0 && !ino) {
-        dev = (uint64_t)st.st_dev;
-        ino = (uint64_t)st.st_ino;
-        __atomic_store_n(&r->db_dev, dev, __ATOMIC_RELAXED);
-        __atomic_store_n(&r->db_ino, ino, __ATOMIC_RELEASE);
-    }
-    if ((rc == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino) ||
-        (rc != 0 && (errno != ENOENT || !ino)))
-        return 1; /* the same file, or none seen yet, or cannot tell */
-    __atomic_store_n(&r->db_replaced, 1, __ATOMIC_RELEASE);
-    sidecar_ship_unlock(r->sc);
-    rep_set_error(
-        r, sqlite3_mprintf("litestream: the database file '%s' was %s while "
-                           "open: this process stopped replicating it (the "
-                           "replica keeps the old database up to TXID %llu); "
-                           "close every connection and open the database "
-                           "again to replicate the file now there",
-                           r->zDbPath, rc == 0 ? "replaced" : "deleted",
-                           (unsigned long long)rep_min_replicated(r)));
-    return 0;
-}
-
-/*
  * The last connection to a replaced database closed: its captured
  * position describes the old file and WAL, so the next open of the path
  * must not continue from it.  The position is marked lost (the next
@@ -187,43 +79,15 @@ forget_position(replicator *r)
 }
 
 /*
- * The upload part of a pass (a heavy pass whose upload is due): the checks
- * that decide whether this process ships, then each due replica's task is
- * woken (targets.c: the uploads run there, each replica on its own
- * worker); the next due time is the earliest replica's.
- */
-static void
-upload_pass(replicator *r, int64_t t, int asked)
-{
-    sidecar_check(r);
-    int ship = db_current(r) && url_current(r) && sidecar_ship_trylock(r->sc);
-    pthread_mutex_lock(&r->mu);
-    r->shipping = ship;
-    r->upload_now = 0;
-    r->next_upload_ms = t + r->opts.sync_interval_ms;
-    pthread_mutex_unlock(&r->mu);
-    if (ship) {
-        rep_targets_dispatch(r, t, asked);
-        rep_release_laggards(r);
-    } else if (rep_spool_trylock(r)) {
-        /* Another process uploads: still drop our own segments
-         * once every replica has them (it cannot delete them). */
-        uint64_t rep = rep_min_replicated(r);
-        if (rep && spool_scan(r->sp) == SQLITE_OK)
-            spool_drop_upto(r->sp, rep);
-        rep_spool_unlock(r);
-    }
-    heartbeat_tick();
-}
-
-/*
  * One pass of the replicator's task in the pool (storage/base/pool.h): spool
  * the queue, answer persist requests, and on a heavy pass upload when due.
  * Then the next due times: the light one every TICK_MS while transactions
  * arrive (the application does not wake the task: a pass takes what a tick
  * gathered, one record per run), none after a tick that brought nothing
  * (the first enqueue then wakes it); the heavy one at the next upload pass
- * (which also picks up other processes' spools), or now when asked.
+ * while anything is left to upload, or now when asked; none once every
+ * replica holds everything (rep_settled): then a watched directory that
+ * changes (another process's spool, ship.c) or the application wakes it.
  */
 static void
 rep_pass(void *arg, int heavy, int64_t due[2])
@@ -248,7 +112,10 @@ rep_pass(void *arg, int heavy, int64_t due[2])
 
     int64_t t = clock_now_ms();
     if (heavy && (want_upload || t >= next_upload))
-        upload_pass(r, t, want_upload);
+        rep_upload_pass(r, t, want_upload);
+    int settled = r->watching && rep_settled(r);
+    if (settled)
+        r->ring_rep = UINT64_MAX; /* the next wait starts afresh (ship.c) */
 
     pthread_mutex_lock(&r->mu);
     int64_t now = clock_now_ms();
@@ -263,7 +130,10 @@ rep_pass(void *arg, int heavy, int64_t due[2])
             due[POOL_LIGHT] = now + TICK_MS;
         else
             r->idle = 1;
-        due[POOL_HEAVY] = r->upload_now ? now : r->next_upload_ms;
+        int quiet = settled && !r->head && !rep_slot_open(r) && !had;
+        due[POOL_HEAVY] = r->upload_now ? now
+                          : quiet       ? POOL_NEVER
+                                        : r->next_upload_ms;
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -342,18 +212,22 @@ replicator_open(const char *zDbPath, const char *zUrl, const rep_opts *opts,
         r->db_dev = (uint64_t)st.st_dev;
         r->db_ino = (uint64_t)st.st_ino;
     }
-    /* The replicas' tasks first: the replicator's first pass wakes them. */
-    rc = rep_targets_start(r, pzErr);
+    /* The compactors first: the task's upload passes tell them when this
+     * process starts to upload (they sleep until then).  Then the
+     * replicas' tasks: the replicator's first pass wakes them. */
+    for (int i = 0; rc == SQLITE_OK && i < r->ntg; i++)
+        rc = start_compactor(r, &r->tg[i], pzErr);
+    if (rc == SQLITE_OK)
+        rc = rep_targets_start(r, pzErr);
     if (rc != SQLITE_OK)
         goto out;
+    rep_watch_open(r); /* before the task's first pass (which may reopen) */
     int64_t due[2] = {clock_now_ms(), clock_now_ms()};
     rc = pool_add(&r->task, rep_pass, r, POOL_FG, due, pzErr);
     if (rc != SQLITE_OK)
         goto out;
     r->started = 1;
     heartbeat_add(r);
-    for (int i = 0; rc == SQLITE_OK && i < r->ntg; i++)
-        rc = start_compactor(r, &r->tg[i], pzErr);
 out:
     if (rc != SQLITE_OK) {
         replicator_close(r, 0);
@@ -380,17 +254,20 @@ replicator_close(replicator *r, int grace_ms)
         pthread_mutex_unlock(&r->mu);
         if (grace_ms > 0 && want > rep_min_replicated(r))
             replicator_sync(r, want, grace_ms, NULL, NULL);
-        for (int i = 0; i < r->ntg; i++) {
-            compactor_stop(r->tg[i].cp);
-            r->tg[i].cp = NULL;
-        }
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
         pthread_cond_broadcast(&r->changed);
         pthread_mutex_unlock(&r->mu);
         pool_remove(&r->task); /* waits for a running pass */
         rep_targets_stop(r);   /* ... and each replica's */
-        rep_refs_alone(r, 0);  /* (a pass may have set it again) */
+        rep_watch_close(r);    /* no pass runs, none will: no race on w[] */
+        /* After the tasks: their passes tell the compactors about
+         * uploads. */
+        for (int i = 0; i < r->ntg; i++) {
+            compactor_stop(r->tg[i].cp);
+            r->tg[i].cp = NULL;
+        }
+        rep_refs_alone(r, 0); /* (a pass may have set it again) */
         rep_spool_lock(r);
         rep_spool_queue(r, 1); /* anything enqueued meanwhile */
         rep_spool_unlock(r);
@@ -403,6 +280,7 @@ replicator_close(replicator *r, int grace_ms)
             forget_position(r);
     }
     rep_targets_stop(r); /* an open that failed midway */
+    rep_watch_close(r);
     for (rep_txn *t = r->head, *n; t; t = n) {
         n = t->next;
         rep_txn_free(t);
@@ -646,8 +524,14 @@ void
 replicator_set_interval(replicator *r, int ms)
 {
     pthread_mutex_lock(&r->mu);
-    r->opts.sync_interval_ms = ms > 0 ? ms : 1000;
-    pool_wake(&r->task, POOL_HEAVY); /* the new interval from now on */
+    ms = ms > 0 ? ms : 1000;
+    if (ms != r->opts.sync_interval_ms) {
+        /* The new interval from now on: an upload pass now sets the next
+         * due time (else a shorter one waited for the end of the old). */
+        r->opts.sync_interval_ms = ms;
+        r->upload_now = 1;
+        pool_wake(&r->task, POOL_HEAVY);
+    }
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -4,7 +4,8 @@
  * functions in its own header).  Not for use outside replicate/.
  *
  * The files call each other downward only:
- *   replicator.c (queue, pool task, API) -> targets.c (each replica's
+ *   replicator.c (queue, pool task, API) -> ship.c (the upload pass:
+ *     whether this process ships, idle) -> targets.c (each replica's
  *     upload task) -> upload.c (L0 objects, full images)
  *     -> batch.c (spooled records -> newest page of each pgno)
  *     -> recover.c (verdicts on missing TXIDs) -> spool_txn.c (records,
@@ -67,11 +68,13 @@ typedef struct rep_target {
                             * database's (check_replica): spooled records
                             * at or below are never uploaded there */
     int backoff_ms;        /* atomic: 0 unless its last pass failed */
-    int released;   /* atomic: failing while the spool filled: the spool no
-                     * longer keeps its TXIDs (it continues with a full
-                     * image) */
-    int rewrite_ck; /* atomic: the sidecar was created again: its checksum
-                     * table is written in full at the next save */
+    int released;    /* atomic: failing while the spool filled: the spool no
+                      * longer keeps its TXIDs (it continues with a full
+                      * image) */
+    int rewrite_ck;  /* atomic: the sidecar was created again: its checksum
+                      * table is written in full at the next save */
+    int cp_shipping; /* its compactor was told this process ships to it
+                      * (ship.c, the replicator's task) */
     /* mu */
     int64_t next_upload_ms; /* its next upload pass is due */
     int leased;             /* its lease was held at the last check */
@@ -136,7 +139,8 @@ struct replicator {
     uint64_t spooled_bytes;
     backend_counters counters;
     int shipping;           /* this process holds the ship lock */
-    int64_t next_upload_ms; /* the earliest replica's next upload pass */
+    int64_t next_upload_ms; /* the earliest replica's next upload pass
+                             * (atomic: the watch function reads it) */
 
     /* Task side (its passes, one at a time: storage/base/pool.h). */
     sidecar_seen seen;     /* config.json as last checked */
@@ -158,6 +162,11 @@ struct replicator {
     uint64_t slot_unacct; /* its bytes not yet counted in queued_bytes */
     rep_txn *slot_spare;
     int32_t pid; /* getpid() at open (the fence's owner) */
+    /* Idle (ship.c): the directories watched, and the ring. */
+    struct watch *w[3]; /* the spool, the sidecar, the database's directory */
+    int watching;       /* all three are watched: an idle pass may sleep */
+    uint64_t ring_rep;  /* replicated TXID at the last pass that waited */
+    int64_t rang_ms;    /* when this process last rang the spool */
 };
 
 #define SLOT_EMPTY 0

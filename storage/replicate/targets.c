@@ -25,6 +25,7 @@
  * rep_targets_dispatch and rep_release_laggards on the replicator's task.
  */
 #include "storage/replicate/targets.h"
+#include "storage/history/compactor.h"
 #include "storage/replicate/lease.h"
 #include "storage/replicate/spool_txn.h"
 #include "storage/replicate/upload.h"
@@ -173,7 +174,10 @@ upload_attempt(rep_target *tg, int *failed)
     pthread_mutex_lock(&r->mu);
     tg->leased = leased; /* the compactor reads it (is_shipping) */
     pthread_mutex_unlock(&r->mu);
+    uint64_t before = sidecar_replicated_n(r->sc, tg->idx);
     int rc = leased ? rep_upload_once(tg) : SQLITE_OK;
+    if (tg->cp && sidecar_replicated_n(r->sc, tg->idx) != before)
+        compactor_notify(tg->cp); /* level 1 and retention: something new */
     *failed = rc != SQLITE_OK || (!leased && busy);
     return rc;
 }
@@ -258,7 +262,9 @@ tg_pass(void *arg, int heavy, int64_t due[2])
     } else {
         tg->inflight = tg->again = 0;
         if (go && tg->next_upload_ms < r->next_upload_ms) {
-            r->next_upload_ms = tg->next_upload_ms;
+            /* atomic: the watch function reads it (ship.c) */
+            __atomic_store_n(&r->next_upload_ms, tg->next_upload_ms,
+                             __ATOMIC_RELAXED);
             wake = 1;
         }
     }
@@ -338,7 +344,7 @@ rep_targets_dispatch(replicator *r, int64_t t, int asked)
             next = tg->next_upload_ms;
         }
     }
-    r->next_upload_ms = next;
+    __atomic_store_n(&r->next_upload_ms, next, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&r->mu);
     return next;
 }

@@ -69,17 +69,27 @@ def cpu_s():
 
 
 def ctx_switches():
-    n = 0
+    """{tid: voluntary + involuntary context switches} of this process."""
+    out = {}
     for t in os.listdir("/proc/self/task"):
         try:
+            n = 0
             with open(f"/proc/self/task/{t}/status") as f:
                 for line in f:
                     if line.startswith(("voluntary_ctxt_switches",
                                         "nonvoluntary_ctxt_switches")):
                         n += int(line.split()[1])
+            out[t] = n
         except OSError:
             pass
-    return n
+    return out
+
+
+def switched(x0, x1):
+    """Context switches between two ctx_switches(): per thread alive at the
+    end (a pool worker that ended in the window, after a minute without
+    work, takes its count with it: not subtracted)."""
+    return sum(n - x0.get(t, 0) for t, n in x1.items())
 
 
 def kind(method, path):
@@ -189,8 +199,9 @@ try:
     print(f"| RSS (MB; {rss0:.1f} before the first database) | {rss:.1f} | |")
     print(f"| CPU (s, user + system, whole process) | {c1 - c0:.2f} | "
           f"{(c1 - c0) * per_h:.0f} s |")
-    print(f"| context switches (all threads) | {x1 - x0} | "
-          f"{(x1 - x0) * per_h:.0f} |")
+    xs = switched(x0, x1)
+    print(f"| context switches (all threads) | {xs} | "
+          f"{xs * per_h:.0f} |")
     for k in ("LIST", "GET", "PUT", "DELETE", "POST", "HEAD"):
         n = reqs.get(k, 0)
         print(f"| {k} requests | {n} | {n * per_h:.0f} |")

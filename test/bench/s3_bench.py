@@ -6,11 +6,15 @@ the Litestream v0.3.13 daemon side by side against one s3rver on loopback.
      interval, counted by a pass-through proxy in front of s3rver;
   f. restore of a BENCH_S3_RESTORE_MB (default 500) database from s3rver:
      litestream_restore() vs `litestream restore`, alternating, BENCH_REPS
-     (default 3) each, medians and the ratio.
+     (default 3) each, medians and the ratio;
+  l. an idle database: requests and wake-ups over BENCH_IDLE_SECONDS
+     (default 40) with nothing written, once the writes before it have
+     settled (idle_ext).
 
 usage: s3_bench.py EXT_WITHOUT_SO DAEMON_BINARY WORKDIR OUT_MD
 (DAEMON_BINARY may be "-" to skip the daemon.)  Appends markdown to OUT_MD.
 """
+import json
 import os
 import re
 import resource
@@ -127,9 +131,13 @@ def req_daemon(px):
     return c
 
 
+IDLE_CHILD = r"""
+import json, os, sqlite3, sys, time
+so, db, endpoint, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+
 def tasks():
-    """{tid: (name, voluntary + involuntary context switches)} of this
-    process's threads."""
+    # {tid: (name, voluntary + involuntary context switches)}
     out = {}
     for t in os.listdir("/proc/self/task"):
         try:
@@ -147,39 +155,92 @@ def tasks():
     return out
 
 
+before = set(tasks())
+b = sqlite3.connect(":memory:")
+b.enable_load_extension(True)
+b.load_extension(so)
+con = sqlite3.connect(db, isolation_level=None)
+con.execute(f"PRAGMA litestream_url = 's3://bench/l-idle?endpoint={endpoint}'")
+con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+t0 = time.monotonic()
+for i in range(n):
+    con.execute("INSERT INTO t(v) VALUES (randomblob(100))")
+    delay = t0 + (i + 1) / 100.0 - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+con.execute("SELECT litestream_sync(30000)")
+print("synced", flush=True)
+seconds = float(sys.stdin.readline())  # the parent says when it settled
+ext = lambda m: {k: v for k, v in m.items() if k not in before}
+a = ext(tasks())
+time.sleep(seconds)
+z = ext(tasks())
+per = {}
+for tid, (name, sw) in z.items():
+    per[name] = per.get(name, 0) + sw - a.get(tid, (name, 0))[1]
+st = json.loads(con.execute("SELECT litestream_status()").fetchone()[0])
+print(json.dumps({"per": per, "threads": len(z),
+                  "compactions": st["databases"][0]["compaction"]
+                  ["compactions"]}), flush=True)
+sys.stdin.readline()  # the parent counted: closing releases the lease
+con.close()
+"""
+
+
+def kinds_of(log, t0):
+    """{request kind: [seconds after t0]} (N = 16 hex digits)."""
+    kinds = {}
+    for r in log:
+        k = r.method + " " + re.sub(r"[0-9a-f]{16}", "N",
+                                    r.path.split("?")[0]) \
+            + (" (list)" if "list-type" in r.path else "")
+        kinds.setdefault(k, []).append(r.started - t0)
+    return kinds
+
+
 def idle_ext(px):
     """Requests and wake-ups of the extension's threads over idle_s seconds
-    with nothing written (after some writes and a sync, and a quiet
-    period for the compactor's first pass)."""
+    with nothing written.  A child process writes 100 paced commits and
+    syncs (so that the proxy's threads in this process are not counted
+    as the extension's); then it settles: the work the writes left for
+    later is done first, the level-1 merge at the next level-1 boundary
+    (30 s) and the writer lease's renewals, which go on for two TTLs (60
+    s) after the last upload: until the level-1 object was put and no
+    request came for QUIET seconds (more than a renewal period).  Those
+    requests are reported apart.  Then the window: every request through
+    the proxy, and the context switches of the threads the extension
+    started, per thread name."""
+    quiet, limit = 15.0, 240.0
     d = os.path.join(work, "l-idle")
     os.makedirs(d)
-    before = set(tasks())
-    load_ext()
-    con = sqlite3.connect(os.path.join(d, "db.sqlite"), isolation_level=None)
-    con.execute(f"PRAGMA litestream_url = 's3://bench/l-idle?endpoint="
-                f"{px.endpoint}'")
-    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-    paced_writes(con, 100)
-    con.execute("SELECT litestream_sync(30000)")
-    time.sleep(3)
+    p = subprocess.Popen(["/usr/bin/python3", "-c", IDLE_CHILD, ext + ".so",
+                          os.path.join(d, "db.sqlite"), px.endpoint, "100"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    if p.stdout.readline().strip() != "synced":
+        raise RuntimeError("l: the idle child did not sync")
+    px.clear_log()
+    t_sync = time.monotonic()
+    while time.monotonic() - t_sync < limit:
+        log = px.log
+        merged = any(r.method == "PUT" and "/0001/" in r.path for r in log)
+        last = max([r.started for r in log], default=t_sync)
+        if merged and time.monotonic() - last >= quiet:
+            break
+        time.sleep(0.5)
+    settle_log = px.log
+    settled = time.monotonic() - t_sync
     px.clear_log()
     idle_t0 = time.monotonic()
-    t0 = {k: v for k, v in tasks().items() if k not in before}
-    time.sleep(idle_s)
-    t1 = {k: v for k, v in tasks().items() if k not in before}
-    c = counts(px)
-    reqs = sum(c.values())
-    kinds = {}
-    for r in px.log:
-        t0_ = r.started - idle_t0
-        k = r.method + " " + re.sub(r"[0-9a-f]{16}", "N", r.path.split("?")[0]) \
-            + (" (list)" if "list-type" in r.path else "")
-        kinds.setdefault(k, []).append(t0_)
-    per = {}
-    for tid, (name, sw) in t1.items():
-        per[name] = per.get(name, 0) + sw - t0.get(tid, (name, 0))[1]
-    con.close()
-    return reqs, kinds, per, len(t1)
+    p.stdin.write(f"{idle_s}\n")
+    p.stdin.flush()
+    res = json.loads(p.stdout.readline())
+    window = px.log  # before the close, which releases the lease (a PUT)
+    p.stdin.write("close\n")
+    p.stdin.flush()
+    p.wait()
+    return (len(window), kinds_of(window, idle_t0), res["per"],
+            res["threads"], settled, kinds_of(settle_log, t_sync))
 
 
 def build_db(path, mb):
@@ -341,10 +402,14 @@ def write_requests(f):
 
 
 def write_idle(f):
-    reqs, kinds, per, nthr = idle
+    reqs, kinds, per, nthr, settled, before = idle
     wk = sum(per.values()) / idle_s
     f.write(f"\n## l. idle: nothing written for {idle_s:.0f} s "
             f"(s3rver, one database)\n\n")
+    f.write(f"100 paced commits and `litestream_sync()`, then {settled:.0f} s "
+            "of settling (until the writes' level-1 merge was put and no "
+            "request came for 15 s: the work the writes left for later), "
+            f"then {idle_s:.0f} s with nothing written.\n\n")
     f.write("| | value | goal |\n|---|---:|---|\n")
     f.write(f"| requests (all methods, through the counting proxy) | "
             f"{reqs} | 0: {'met' if reqs == 0 else '**MISSED**'} |\n")
@@ -357,6 +422,10 @@ def write_idle(f):
         f.write("\nRequests (seconds into the window; N = 16 hex digits): "
                 + "; ".join(f"`{k}` at " + ", ".join(f"{t:.1f}" for t in v)
                             for k, v in sorted(kinds.items())) + "\n")
+    if before:
+        f.write("\nWhile settling, not counted (seconds after the sync): "
+                + "; ".join(f"`{k}` at " + ", ".join(f"{t:.1f}" for t in v)
+                            for k, v in sorted(before.items())) + "\n")
 
 
 def write_restore(f):

@@ -22,6 +22,7 @@ struct mem_store {
     mem_obj *a;
     int n, cap;
     int fail_put; /* countdown */
+    int lists;    /* list() calls of every handle */
 };
 
 typedef struct membackend {
@@ -122,6 +123,15 @@ mem_store_count(mem_store *s)
     return n;
 }
 
+int
+mem_store_lists(mem_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->lists;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 const char *
 mem_store_key(mem_store *s, int i)
 {
@@ -213,6 +223,7 @@ mem_list(backend *b, const char *prefix, backend_obj **objs, int *n)
     *n = 0;
     pthread_mutex_lock(&m->s->mu);
     m->counters.n_list++;
+    m->s->lists++;
     backend_obj *a = sqlite3_malloc64(sizeof(*a) * ((size_t)m->s->n + 1));
     if (!a) {
         rc = SQLITE_NOMEM;

@@ -28,6 +28,9 @@ backend *membackend_open(mem_store *s);
 
 /* The number of objects, and the keys of them (i-th in key order). */
 int mem_store_count(mem_store *s);
+
+/* The list() calls made so far through every handle on s. */
+int mem_store_lists(mem_store *s);
 const char *mem_store_key(mem_store *s, int i);
 
 /*

@@ -4,7 +4,10 @@
  * owner says this process does not ship, and a snapshot asked for then is
  * refused naming the reason; once it ships, the L0 run is merged into one
  * level-1 object that verifies (pages, post-apply checksum); the settings
- * round-trip.
+ * round-trip.  Idle: the pass that merged lists the replica once (its
+ * retention and snapshot steps use that picture), and a caught-up level
+ * is not listed again at its next boundaries; an upload it is told about
+ * (compactor_notify) is merged at the next boundary.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,27 @@
 #define PS 512
 
 static int shipping;
+
+static void
+nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits up to 5 s for key to be in s. */
+static int
+wait_key(mem_store *s, const char *key)
+{
+    size_t n = 0;
+    uint8_t *p = NULL;
+    for (int i = 0; i < 500 && !p; i++) {
+        nap(10);
+        p = mem_store_get(s, key, &n);
+    }
+    free(p);
+    return p != NULL;
+}
 static uint8_t db[4][PS];
 
 static int
@@ -111,6 +135,14 @@ main(void)
 
     char key[64];
     layout_key(probe, 1, 1, 3, key, sizeof(key));
+    /* The list() calls of one listing of the replica. */
+    int l0 = mem_store_lists(s);
+    ltx_info *objs = NULL;
+    int nall = 0;
+    layout_list_all(probe, &objs, &nall);
+    sqlite3_free(objs);
+    int one = mem_store_lists(s) - l0;
+    l0 = mem_store_lists(s);
     __atomic_store_n(&shipping, 1, __ATOMIC_RELEASE);
     compactor_set(c, &o); /* wakes it */
     uint8_t *p = NULL;
@@ -129,6 +161,22 @@ main(void)
            memcmp(got, db, sizeof(db)) == 0 && tr.post_apply == chain,
        "the merge holds the newest pages and the last post-apply checksum");
     free(p);
+
+    /* Ten level-1 boundaries (100 ms) later: still that one listing. */
+    nap(1000);
+    int lists = mem_store_lists(s) - l0;
+    ok(lists == one,
+       "idle: one listing for the merge and everything after it, none at "
+       "the next boundaries (%d list calls, %d per listing)",
+       lists, one);
+
+    /* An upload it is told about: merged at the next boundary. */
+    static const uint32_t p1[] = {1};
+    put_l0(s, probe, 4, p1, 1, &chain);
+    sidecar_set_replicated(sc, 4, clock_now_ms());
+    compactor_notify(c);
+    layout_key(probe, 1, 4, 4, key, sizeof(key));
+    ok(wait_key(s, key), "an upload it was told about is merged (%s)", key);
 
     compactor_stop(c);
     backend_close(probe);

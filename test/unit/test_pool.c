@@ -8,7 +8,9 @@
  * in a slow pass (the blocking problem, docs/architecture.md 3); no lane
  * ever has more workers than its bound; pool_remove() waits for a running
  * pass and the task never runs again; shy passes leave one upload worker
- * free; a forked child gets an empty pool that works.
+ * free; a forked child gets an empty pool that works; pool_wake_at() makes
+ * an idle task due by its time, never later than a due time it already
+ * has, and is kept when it comes during a pass.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -342,6 +344,74 @@ test_shy(void)
     ok(in.shy == 0, "all left (%d)", in.shy);
 }
 
+/* Waits up to 10 s for p->runs >= n; the clock_now_ms() when it saw it
+ * (0: it did not come). */
+static int64_t
+when_runs(probe *p, int n)
+{
+    return wait_runs(p, n, 0) ? clock_now_ms() : 0;
+}
+
+/*
+ * pool_wake_at(): an idle task (due never) runs at the time given, not at
+ * once; a time already past is now; a task due sooner stays due then; a
+ * wake_at during a pass makes the task due by that time after it.
+ */
+static void
+test_wake_at(void)
+{
+    probe p;
+    char *zErr = NULL;
+    probe_init(&p);
+    int64_t due[2] = {POOL_NEVER, POOL_NEVER};
+    int rc = pool_add(&p.task, probe_run, &p, POOL_FG, due, &zErr);
+    int64_t t0 = clock_now_ms();
+    pool_wake_at(&p.task, POOL_HEAVY, t0 + 300);
+    int64_t t1 = when_runs(&p, 1);
+    ok(rc == SQLITE_OK && t1 >= t0 + 300,
+       "an idle task woken for 300 ms ahead runs then, not at once (%lld ms)",
+       (long long)(t1 - t0));
+    t0 = clock_now_ms();
+    pool_wake_at(&p.task, POOL_HEAVY, t0 - 5000);
+    ok(when_runs(&p, 2) != 0, "a time already past runs it now");
+    /* Due in 200 ms: a wake_at an hour ahead leaves it due in 200 ms. */
+    pthread_mutex_lock(&p.mu);
+    p.next = clock_now_ms() + 200;
+    pthread_mutex_unlock(&p.mu);
+    pool_wake(&p.task, POOL_HEAVY);
+    ok(wait_runs(&p, 3, 0), "a pass set the due time 200 ms ahead");
+    pthread_mutex_lock(&p.mu);
+    p.next = POOL_NEVER;
+    pthread_mutex_unlock(&p.mu);
+    pool_wake_at(&p.task, POOL_HEAVY, clock_now_ms() + 3600000);
+    ok(wait_runs(&p, 4, 0), "... and it still came (a later time is no delay)");
+    /* During a pass: due by the time given once the pass ends. */
+    gate_closed = 1;
+    __atomic_store_n(&p.block, 1, __ATOMIC_RELEASE);
+    pool_wake(&p.task, POOL_HEAVY);
+    struct timespec dl;
+    clock_deadline(&dl, 10000);
+    pthread_mutex_lock(&gate_mu);
+    while (gate_waiting < 1)
+        if (pthread_cond_timedwait(&gate_cv, &gate_mu, &dl) != 0)
+            break;
+    pthread_mutex_unlock(&gate_mu);
+    __atomic_store_n(&p.block, 0, __ATOMIC_RELEASE);
+    t0 = clock_now_ms();
+    pool_wake_at(&p.task, POOL_HEAVY, t0 + 250);
+    pthread_mutex_lock(&gate_mu);
+    gate_closed = 0;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    ok(wait_runs(&p, 5, 0), "the blocked pass ended");
+    t1 = when_runs(&p, 6);
+    ok(t1 >= t0 + 250,
+       "a wake_at during a pass ran the task by its time "
+       "after it, not at once (%lld ms)",
+       (long long)(t1 - t0));
+    pool_remove(&p.task);
+}
+
 /* fork(): the child's pool starts empty and works. */
 static void
 test_fork(void)
@@ -378,6 +448,7 @@ main(void)
     test_env();
     test_wake();
     test_light_again();
+    test_wake_at();
     test_bound();
     test_remove();
     test_shy();

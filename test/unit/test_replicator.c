@@ -6,14 +6,18 @@
  * that cannot be satisfied times out with SQLITE_BUSY and says why;
  * before a WAL reset nothing waits when only copies are queued; the
  * settings round-trip, the PITR ones through the compactor; a big queue
- * wakes the thread at once; close uploads within its grace.  Over a file://
- * replica (replicator_open opens the backend from the URL).
+ * wakes the thread at once; with everything uploaded no pass runs per
+ * sync interval, and a record another process spools (another spool
+ * handle on the same directory) wakes the task, which uploads it without
+ * being asked; close uploads within its grace.  Over a file:// replica
+ * (replicator_open opens the backend from the URL).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "storage/base/pool.h"
 #include "storage/local/wal.h"
 #include "storage/replicate/replicator.h"
 #include "test/tap.h"
@@ -22,6 +26,44 @@
 #define PS 512
 
 /* A queued transaction of copied frames (pages from..to at version). */
+static void
+nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Spools record `txid` (pages 2..3 at that version, 3 pages) through a
+ * spool handle of its own, as another process would, and publishes it as
+ * captured.  SQLITE_OK or the spool's error. */
+static int
+foreign_record(sidecar *sc, const char *zSpool, uint64_t txid)
+{
+    static const uint32_t pgnos[] = {2, 3};
+    static uint8_t pages[2][PS];
+    spool *sp = NULL;
+    char *zErr = NULL;
+    int rc = spool_open(zSpool, &sp, &zErr);
+    for (uint32_t i = 0; i < 2; i++)
+        rt_page(pages[i], PS, pgnos[i], (uint32_t)txid);
+    spool_txn t = {.txid = txid,
+                   .page_size = PS,
+                   .commit = 3,
+                   .npages = 2,
+                   .pgnos = pgnos,
+                   .pages = pages[0],
+                   .pos = {1, 2, (uint32_t)txid, 3, 4}};
+    if (rc == SQLITE_OK)
+        rc = spool_append(sp, &t, 0, &zErr);
+    ls_cap cap = {
+        .txid = txid, .flags = CAP_VALID, .page_size = PS, .commit = 3};
+    if (rc == SQLITE_OK)
+        sidecar_cap_write(sc, &cap);
+    sqlite3_free(zErr);
+    spool_close(sp);
+    return rc;
+}
+
 static rep_txn *
 txn(uint64_t txid, uint32_t flags, uint32_t from, uint32_t to, uint32_t version)
 {
@@ -121,9 +163,29 @@ main(void)
     ok(sidecar_replicated(sc) == 3,
        "a 16 MiB queue is uploaded at once, not at the next interval");
 
-    replicator_enqueue(r, txn(4, 0, 1, 3, 4));
+    /* Idle at a 50 ms interval: the pool runs (almost) no pass, where an
+     * upload pass per interval would be 20 a second. */
+    replicator_set_interval(r, 50);
+    nap(300); /* the passes after the last upload */
+    pool_info a, b;
+    pool_get_info(&a);
+    nap(1000);
+    pool_get_info(&b);
+    ok(b.passes - a.passes <= 4,
+       "idle: %llu pool passes in 1 s at a 50 ms sync interval",
+       (unsigned long long)(b.passes - a.passes));
+    char *zSpool = sqlite3_mprintf("%s/app.db-litestream/spool", zDir);
+    rc = foreign_record(sc, zSpool, 4);
+    for (int i = 0; i < 1000 && sidecar_replicated(sc) < 4; i++)
+        nap(10);
+    ok(rc == SQLITE_OK && sidecar_replicated(sc) == 4,
+       "a record another process spooled wakes the idle task: uploaded "
+       "without a sync");
+    sqlite3_free(zSpool);
+
+    replicator_enqueue(r, txn(5, 0, 1, 3, 5));
     replicator_close(r, 10000);
-    ok(sidecar_replicated(sc) == 4,
+    ok(sidecar_replicated(sc) == 5,
        "close: what this process captured is uploaded within the grace");
     sidecar_close(sc);
     rt_rmrf(zDir);
