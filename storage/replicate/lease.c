@@ -52,8 +52,6 @@
 #include "storage/replicate/lease_doc.h"
 #include "storage/replicate/replicator_int.h"
 
-#define LEASE_DEFAULT_TTL_MS 30000
-#define LEASE_MIN_TTL_MS     1000
 /* Renewals stop this long after the replicator last had work (2 TTLs): an
  * idle database sends no requests; its next upload renews first. */
 #define LEASE_IDLE_MS(l) (2 * (l)->ttl_ms)
@@ -189,17 +187,24 @@ renewal_key(const char *z)
     return sqlite3_mprintf("%s.%s.renewal.tmp", LEASE_KEY, z);
 }
 
-/* The renewal object of d's holder, raw (empty when absent or unknown). */
+/* The renewal object of d's holder, raw (empty when absent or unknown);
+ * o (may be NULL) gets the message of a failure. */
 static int
-renewal_get(lease *l, const lease_doc *d, raw_doc *r)
+renewal_get(lease *l, const lease_doc *d, raw_doc *r, round_out *o)
 {
     char *zKey = renewal_key(d->zInstance);
     memset(r, 0, sizeof(*r));
     if (zKey == NULL)
         return SQLITE_OK;
     int rc = backend_get(l->be, zKey, 0, UINT64_MAX, &r->p, &r->n);
+    if (rc == SQLITE_NOTFOUND)
+        rc = SQLITE_OK;
+    else if (rc != SQLITE_OK && o && !o->zErr)
+        o->zErr = sqlite3_mprintf("litestream: cannot read the writer "
+                                  "lease's renewal object '%s' on %s: %s",
+                                  zKey, l->zUrl, backend_why(l->be));
     sqlite3_free(zKey);
-    return rc == SQLITE_NOTFOUND ? SQLITE_OK : rc;
+    return rc;
 }
 
 /* d as its renewal object r extends it: the later expiry, released if
@@ -259,6 +264,7 @@ renew_by_object(lease *l, int released, round_out *o)
         zVer = NULL;
         o->sent_ms = now;
         o->state = L_HELD;
+        l->contested_ms = 0;
     } else if (rc == SQLITE_OK) {
         o->state = L_LOST;
         o->holder = d;
@@ -269,21 +275,32 @@ renew_by_object(lease *l, int released, round_out *o)
     return rc;
 }
 
+/* The verdict while our lease is contested (l->contested_ms). */
+static int
+contested(lease *l, round_out *o)
+{
+    o->state = L_ERROR;
+    o->zErr = sqlite3_mprintf("litestream: the writer lease on %s is "
+                              "contested: no upload until its previous "
+                              "holder's time has surely run out",
+                              l->zUrl);
+    return SQLITE_OK;
+}
+
 /*
  * After taking d's lease over (raw: lock.json as it was; before: d's
  * renewal object as read before the swap; o->zVer: our lock.json's
  * version): if d's holder renewed meanwhile, or that cannot be told, its
- * lock.json goes back and o says refused.  SQLITE_CONSTRAINT: lock.json
- * changed again (decide again).  If it cannot be put back, ours stays but
- * counts as contested for a TTL (the old holder may believe in its lease
- * that long): o says error.
+ * lock.json goes back and o says refused.  If it cannot be put back, the
+ * lease counts as contested for a TTL (the old holder may believe in its
+ * own that long): no claim meanwhile, o says error.
  */
 static int
 takeover_confirm(lease *l, lease_doc *d, const raw_doc *raw,
                  const raw_doc *before, round_out *o)
 {
     raw_doc after;
-    int rc = renewal_get(l, d, &after);
+    int rc = renewal_get(l, d, &after, NULL);
     int renewed = rc != SQLITE_OK || !raw_same(before, &after);
     if (rc == SQLITE_OK && renewed) {
         renewal_merge(d, &after);
@@ -304,18 +321,13 @@ takeover_confirm(lease *l, lease_doc *d, const raw_doc *raw,
         o->state = L_REFUSED;
         o->holder = *d;
         memset(d, 0, sizeof(*d));
-    } else if (rc != SQLITE_CONSTRAINT) {
-        l->contested_ms = clock_now_ms() + l->ttl_ms;
-        o->state = L_ERROR;
-        o->zErr = sqlite3_mprintf(
-            "litestream: the writer lease on %s was taken over from an "
-            "expired holder that renewed it at the same moment, and could "
-            "not be given back (%s): no upload for %lld ms, until that holder "
-            "surely saw it lost",
-            l->zUrl, backend_why(l->be), (long long)l->ttl_ms);
-        rc = SQLITE_OK;
+        return SQLITE_OK;
     }
-    return rc;
+    /* Not given back (an error, or lock.json changed again meanwhile):
+     * whoever holds it now, the old holder may believe in its lease for a
+     * TTL yet. */
+    l->contested_ms = clock_now_ms() + l->ttl_ms;
+    return contested(l, o);
 }
 
 /*
@@ -329,6 +341,8 @@ lease_decide(lease *l, int held, round_out *o)
     char *zVer = NULL;
     raw_doc raw = {0}, renewed = {0};
     int64_t now = clock_now_ms();
+    if (!held && now < l->contested_ms)
+        return contested(l, o); /* takeover_confirm(): no round meanwhile */
     int rc = lease_read(l, &d, &zVer, o, l->by_renewal ? &raw : NULL);
 
     if (rc == SQLITE_NOTFOUND) {
@@ -346,17 +360,18 @@ lease_decide(lease *l, int held, round_out *o)
         }
     } else if (rc == SQLITE_OK) {
         int ours = d.zInstance && strcmp(d.zInstance, l->mine.zInstance) == 0;
-        if (!ours && l->by_renewal &&
-            (rc = renewal_get(l, &d, &renewed)) == SQLITE_OK)
+        if (!ours && !held && l->by_renewal &&
+            (rc = renewal_get(l, &d, &renewed, o)) == SQLITE_OK)
             renewal_merge(&d, &renewed);
         if (rc != SQLITE_OK) {
-            /* the holder's renewal object could not be read */
-        } else if (ours && !held && now < l->contested_ms) {
-            o->state = L_ERROR; /* takeover_confirm() */
-            o->zErr = sqlite3_mprintf("litestream: the writer lease on %s is "
-                                      "contested: waiting for its previous "
-                                      "holder's time to run out",
-                                      l->zUrl);
+            /* the holder's renewal object could not be read (o says) */
+        } else if (ours && !held && l->by_renewal && !l->contested_ms) {
+            /* Our own lease found while not holding it: a write of ours
+             * that landed though it failed here, or a takeover never
+             * confirmed.  Its previous holder may still believe in its
+             * own for a TTL. */
+            l->contested_ms = now + l->ttl_ms;
+            rc = contested(l, o);
         } else if (ours && l->by_renewal) {
             rc = renew_by_object(l, 0, o);
         } else if (ours || (!held && lease_free(l, &d, now))) {
@@ -393,6 +408,9 @@ lease_round(lease *l, int held, round_out *o)
                            : lease_write(l, l->zVer, 0, o);
     for (i = 0; i < 3 && rc == SQLITE_CONSTRAINT; i++) {
         lease_doc_clear(&o->holder);
+        sqlite3_free(o->zVer);
+        o->zVer = NULL;
+        o->state = L_ERROR; /* each decision says its own */
         rc = lease_decide(l, held, o);
     }
     if (rc == SQLITE_OK || o->zErr)
@@ -662,59 +680,6 @@ lease_status(lease *l, json_t *o)
     return bad ? SQLITE_NOMEM : SQLITE_OK;
 }
 
-/* lease=off|on and lease_ttl=DURATION. */
-static int
-lease_params(const ls_url *u, int *off, int64_t *ttl, char **pzErr)
-{
-    const char *z = url_param(u, "lease");
-    char *zWhy = NULL;
-    *off = 0;
-    *ttl = LEASE_DEFAULT_TTL_MS;
-    if (z && (strcmp(z, "off") == 0 || strcmp(z, "false") == 0))
-        *off = 1;
-    else if (z && strcmp(z, "on") != 0 && strcmp(z, "true") != 0) {
-        *pzErr = sqlite3_mprintf("litestream: bad lease=%s in the replica URL: "
-                                 "use lease=off to write without a writer "
-                                 "lease, or leave it out",
-                                 z);
-        return SQLITE_ERROR;
-    }
-    z = url_param(u, "lease_ttl");
-    if (z == NULL)
-        return SQLITE_OK;
-    if (timefmt_parse_duration(z, ttl, &zWhy) != SQLITE_OK ||
-        *ttl < LEASE_MIN_TTL_MS) {
-        *pzErr = sqlite3_mprintf("litestream: bad lease_ttl=%s in the replica "
-                                 "URL (%s): give a duration of at least 1s, "
-                                 "e.g. lease_ttl=30s",
-                                 z, zWhy ? zWhy : "too short");
-        sqlite3_free(zWhy);
-        return SQLITE_ERROR;
-    }
-    return SQLITE_OK;
-}
-
-/* "<boot id>:<dev>:<ino>" of the database file, or NULL when unknown. */
-static char *
-lease_db_id(const char *zDbPath)
-{
-    char zBoot[64];
-    struct stat st;
-    size_t n;
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
-    if (f == NULL)
-        return NULL;
-    n = fread(zBoot, 1, sizeof(zBoot) - 1, f);
-    fclose(f);
-    while (n > 0 && (zBoot[n - 1] == '\n' || zBoot[n - 1] == ' '))
-        n--;
-    zBoot[n] = 0;
-    if (n == 0 || stat(zDbPath, &st) != 0)
-        return NULL;
-    return sqlite3_mprintf("%s:%llu:%llu", zBoot, (unsigned long long)st.st_dev,
-                           (unsigned long long)st.st_ino);
-}
-
 int
 lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
 {
@@ -722,7 +687,7 @@ lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
     int off, rc;
     int64_t ttl;
     *out = NULL;
-    rc = lease_params(u, &off, &ttl, pzErr);
+    rc = lease_doc_params(u, &off, &ttl, pzErr);
     if (rc != SQLITE_OK || off)
         return rc;
     lease *l = sqlite3_malloc64(sizeof(*l));
@@ -743,7 +708,7 @@ lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
         "%016llx", (unsigned long long)(ls_rand64() ^ (uint64_t)getpid() ^
                                         (uint64_t)clock_now_ms() << 20));
     l->mine.zDatabase = sqlite3_mprintf("%s", zDbPath);
-    l->mine.zDbId = lease_db_id(zDbPath);
+    l->mine.zDbId = lease_doc_db_id(zDbPath);
     l->zUrl = sqlite3_mprintf("%s", u->redacted);
     rc = l->mine.zHost && l->mine.zOwner && l->mine.zInstance &&
                  l->mine.zDatabase && l->zUrl
@@ -777,12 +742,14 @@ lease_close(lease *l)
     if (l->state == L_HELD && l->be) {
         round_out o;
         memset(&o, 0, sizeof(o));
-        /* released: free to take */
-        int rc = lease_write(l, l->zVer, 1, &o);
-        if (l->by_renewal && rc == SQLITE_OK)
-            backend_del(l->be, (const char *const *)&l->zRenewKey, 1);
-        else if (l->by_renewal)
-            renew_by_object(l, 1, &o); /* says released as well */
+        /* released: free to take.  On "rename" backends through the
+         * renewal object only: replacing lock.json would leave it absent
+         * for a moment, and another writer reading then would create it
+         * while a holder may be alive (ours may have been taken over). */
+        if (l->by_renewal)
+            renew_by_object(l, 1, &o);
+        else
+            lease_write(l, l->zVer, 1, &o);
         sqlite3_free(o.zVer);
     }
     backend_close(l->be);

@@ -172,8 +172,13 @@ upload_attempt(rep_target *tg, int *failed)
     int busy = has_work(r, tg);
     int leased = rep_lease_check(tg, busy);
     pthread_mutex_lock(&r->mu);
+    int woke = leased && !tg->leased && r->shipping;
     tg->leased = leased; /* the compactor reads it (is_shipping) */
     pthread_mutex_unlock(&r->mu);
+    if (woke && tg->cp)
+        compactor_wake(tg->cp); /* it sleeps while this process does not
+                                 * ship there (ship.c tells it too, a pass
+                                 * later) */
     uint64_t before = sidecar_replicated_n(r->sc, tg->idx);
     int rc = leased ? rep_upload_once(tg) : SQLITE_OK;
     if (tg->cp && sidecar_replicated_n(r->sc, tg->idx) != before)

@@ -11,7 +11,8 @@ a fault instead of (or on top of) the upstream's answer:
                         upstream is not contacted
   reset                 read the whole request, then close with RST
   reset_after_upstream  forward the request (the write happens), read the
-                        answer, then close with RST instead of relaying it
+                        answer (its status in the record's `upstream`), then
+                        close with RST instead of relaying it
   stall                 read the whole request, answer nothing for `seconds`,
                         then close (sooner when the rule is removed with
                         end_stalls=True)
@@ -118,7 +119,8 @@ class Request:
     """Log record of one request seen by the proxy."""
 
     __slots__ = ("conn", "method", "path", "status", "bytes_in", "bytes_out",
-                 "fault", "forwarded", "error", "started", "finished")
+                 "fault", "forwarded", "error", "started", "finished",
+                 "upstream")
 
     def __init__(self, conn, method, path):
         self.conn = conn            # client connection number (1, 2, ...)
@@ -132,6 +134,7 @@ class Request:
         self.error = None           # what went wrong, if anything
         self.started = time.monotonic()
         self.finished = None        # set when the proxy is done with it
+        self.upstream = None        # the upstream's status, when forwarded
 
     @property
     def done(self):
@@ -559,6 +562,7 @@ class FaultProxy:
             keep = False  # the client may or may not send the body now
         rhead, rstart, rheaders, rraw, rdec, to_eof = resp
         status = int(rstart.split(" ")[1])
+        rec.upstream = status
         if fault == "reset_after_upstream":
             state["closed"] = True
             _rst(sock)
