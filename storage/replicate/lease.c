@@ -50,6 +50,7 @@
 #include "storage/base/sqlite.h"
 #include "storage/base/timefmt.h"
 #include "storage/replicate/lease_doc.h"
+#include "storage/replicate/lease_opts.h"
 #include "storage/replicate/replicator_int.h"
 
 /* Renewals stop this long after the replicator last had work (2 TTLs): an
@@ -687,7 +688,7 @@ lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
     int off, rc;
     int64_t ttl;
     *out = NULL;
-    rc = lease_doc_params(u, &off, &ttl, pzErr);
+    rc = lease_opts_params(u, &off, &ttl, pzErr);
     if (rc != SQLITE_OK || off)
         return rc;
     lease *l = sqlite3_malloc64(sizeof(*l));
@@ -708,7 +709,7 @@ lease_open(const ls_url *u, const char *zDbPath, lease **out, char **pzErr)
         "%016llx", (unsigned long long)(ls_rand64() ^ (uint64_t)getpid() ^
                                         (uint64_t)clock_now_ms() << 20));
     l->mine.zDatabase = sqlite3_mprintf("%s", zDbPath);
-    l->mine.zDbId = lease_doc_db_id(zDbPath);
+    l->mine.zDbId = lease_opts_db_id(zDbPath);
     l->zUrl = sqlite3_mprintf("%s", u->redacted);
     rc = l->mine.zHost && l->mine.zOwner && l->mine.zInstance &&
                  l->mine.zDatabase && l->zUrl

@@ -16,7 +16,7 @@
  *    "since":"2026-11-22T14:00:00.5Z","released":false,
  *    "db_id":"0c6d...:2049:1835012"}
  *
- * Any thread; lease_doc_db_id() reads the boot id and stats the file.
+ * Pure functions, any thread.
  */
 #ifndef LITESTREAM_LEASE_DOC_H
 #define LITESTREAM_LEASE_DOC_H
@@ -56,18 +56,5 @@ char *lease_doc_text(const lease_doc *d);
 
 /* Frees the strings of d and zeroes it; NULL-safe. */
 void lease_doc_clear(lease_doc *d);
-
-struct ls_url;
-/*
- * The URL's lease parameters: lease=off|on (*off) and lease_ttl=DURATION
- * (*ttl, default 30 s, at least 1 s).  SQLITE_ERROR with *pzErr saying
- * what to write instead.
- */
-int lease_doc_params(const struct ls_url *u, int *off, int64_t *ttl,
-                     char **pzErr);
-
-/* "<boot id>:<dev>:<ino>" of the database file zDbPath (sqlite3_free it),
- * or NULL when unknown: the db_id member. */
-char *lease_doc_db_id(const char *zDbPath);
 
 #endif
