@@ -161,6 +161,11 @@ b.enable_load_extension(True)
 b.load_extension(so)
 con = sqlite3.connect(db, isolation_level=None)
 con.execute(f"PRAGMA litestream_url = 's3://bench/l-idle?endpoint={endpoint}'")
+# Short levels and L0 retention, so that the work the writes leave for
+# later (the merges into levels 1-3, the L0 deletions) is done before the
+# window, not at a 5 min or 1 h boundary inside it.
+con.execute("PRAGMA litestream_levels = '10s,20s,30s'")
+con.execute("PRAGMA litestream_retention = '20s'")
 con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
 t0 = time.monotonic()
 for i in range(n):
@@ -203,10 +208,13 @@ def idle_ext(px):
     with nothing written.  A child process writes 100 paced commits and
     syncs (so that the proxy's threads in this process are not counted
     as the extension's); then it settles: the work the writes left for
-    later is done first, the level-1 merge at the next level-1 boundary
-    (30 s) and the writer lease's renewals, which go on for two TTLs (60
-    s) after the last upload: until the level-1 object was put and no
-    request came for QUIET seconds (more than a renewal period).  Those
+    later is done first (levels of 10 s, 20 s and 30 s and an L0
+    retention of 20 s, so the merges into levels 1-3 and the L0 deletions
+    come within a minute, not at a 5 min or 1 h boundary of the default
+    levels inside the window) and the writer lease's renewals, which go on
+    for two TTLs (60 s) after the last upload: until the level-3 object was
+    put and no request came for QUIET seconds (more than a renewal
+    period).  Those
     requests are reported apart.  Then the window: every request through
     the proxy, and the context switches of the threads the extension
     started, per thread name."""
@@ -223,7 +231,7 @@ def idle_ext(px):
     t_sync = time.monotonic()
     while time.monotonic() - t_sync < limit:
         log = px.log
-        merged = any(r.method == "PUT" and "/0001/" in r.path for r in log)
+        merged = any(r.method == "PUT" and "/0003/" in r.path for r in log)
         last = max([r.started for r in log], default=t_sync)
         if merged and time.monotonic() - last >= quiet:
             break
@@ -407,7 +415,8 @@ def write_idle(f):
     f.write(f"\n## l. idle: nothing written for {idle_s:.0f} s "
             f"(s3rver, one database)\n\n")
     f.write(f"100 paced commits and `litestream_sync()`, then {settled:.0f} s "
-            "of settling (until the writes' level-1 merge was put and no "
+            "of settling (levels '10s,20s,30s', L0 retention 20 s: until the "
+            "writes' level-3 merge was put and no "
             "request came for 15 s: the work the writes left for later), "
             f"then {idle_s:.0f} s with nothing written.\n\n")
     f.write("| | value | goal |\n|---|---:|---|\n")
