@@ -5,12 +5,14 @@ test logs (meson-logs/testlog.json of each build directory given).
 Counts individual TAP results (ok / not ok / # SKIP), so a suite of 40
 checks counts 40.  A test program that crashed or timed out before printing
 its plan counts as one more failure, so a dying test can never look green.
+The failures are listed just before that line (CI shows the log's tail).
 """
 import json
 import re
 import sys
 
 passed = failed = skipped = 0
+failures = []
 for d in sys.argv[1:]:
     try:
         lines = open(f"{d}/meson-logs/testlog.json").read().splitlines()
@@ -32,13 +34,16 @@ for d in sys.argv[1:]:
                 p += 1
             else:
                 f += 1
+                failures.append(f"{d}: {t['name']}: {ln[:200]}")
         if t["result"] not in ("OK", "SKIP", "EXPECTEDFAIL") and f == 0:
             f = 1   # died, timed out or a bad plan: count it
-            print(f"# {d}: {t['name']}: {t['result']}", file=sys.stderr)
+            failures.append(f"{d}: {t['name']}: {t['result']}")
         if t["result"] == "SKIP" and p + f + s == 0:
             s = 1
         passed += p
         failed += f
         skipped += s
+for ln in failures:
+    print(f"# FAILED {ln}")
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
