@@ -18,7 +18,9 @@
  *   2. Listings are one PROPFIND "Depth: 1" per directory, decoded by
  *      webdav_list.c; a missing collection is an empty list.
  *   3. Transport failures, 5xx and 429 are retried with http.c's backoff;
- *      401 and 403 fail at once with what to fix.
+ *      so is a listing whose XML is cut short or followed by an error
+ *      (the server's walk failed midway); 401 and 403 fail at once with
+ *      what to fix.
  *
  * Threads: one caller thread per handle (backend.h).
  */
@@ -518,23 +520,43 @@ dav_list_kind(backend *b, const char *prefix, int dirs, backend_obj **objs,
         sqlite3_free(zSelf);
         return dav_err(db, SQLITE_NOMEM, NULL);
     }
-    rc = dav_do(db, &call, ok, &resp);
-    if (rc == SQLITE_NOTFOUND) {
-        rc = SQLITE_OK; /* no collection yet: nothing in it */
-    } else if (rc == SQLITE_OK) {
+    int parsed = 0;
+    for (int attempt = 1;; attempt++) {
+        rc = dav_do(db, &call, ok, &resp);
+        if (rc != SQLITE_OK)
+            break;
+        parsed = 1;
         rc = dirs ? webdav_parse_dirs((const char *)resp.body, resp.nbody,
                                       zSelf, objs, n, &zErr)
                   : webdav_parse_propfind((const char *)resp.body, resp.nbody,
                                           objs, n, &zErr);
-        if (rc == SQLITE_CORRUPT)
-            rc = dav_err(db, SQLITE_IOERR,
-                         sqlite3_mprintf("litestream: WebDAV PROPFIND '%s' on "
-                                         "%s: bad answer: %s",
-                                         prefix, db->zOrigin,
-                                         zErr ? zErr : "malformed"));
-        else if (rc != SQLITE_OK)
-            dav_err(db, rc, NULL);
+        /* A server whose walk of the collection failed midway (a member
+         * gone between its readdir and its stat, as golang.org/x/net/webdav
+         * and rclone do) ends the 207 with its error text after the XML:
+         * the 500 it could no longer send.  Asked again, as for a 500. */
+        http_resp as500 = {.status = 500};
+        int delay =
+            rc == SQLITE_CORRUPT
+                ? http_retry_delay_ms(db->http, SQLITE_OK, &as500, attempt)
+                : -1;
+        if (delay < 0)
+            break;
+        sqlite3_free(zErr);
+        zErr = NULL;
+        http_resp_clear(&resp);
+        http_sleep_ms(delay);
     }
+    if (rc == SQLITE_NOTFOUND) {
+        rc = SQLITE_OK; /* no collection yet: nothing in it */
+    } else if (parsed && rc == SQLITE_CORRUPT) {
+        rc = dav_err(db, SQLITE_IOERR,
+                     sqlite3_mprintf("litestream: WebDAV PROPFIND '%s' on "
+                                     "%s: bad answer: %s",
+                                     prefix, db->zOrigin,
+                                     zErr ? zErr : "malformed"));
+    } else if (parsed && rc != SQLITE_OK) {
+        dav_err(db, rc, NULL);
+    } /* else dav_do's error, recorded on the handle */
     sqlite3_free(zErr);
     http_resp_clear(&resp);
     sqlite3_free(zUrl);

@@ -26,7 +26,7 @@
          * fsync the spool batch that holds it */
 #define REP_WALREF                                                             \
     0x4 /* too big to copy: frames wal_lo..pos.frame of the                    \
-         * WAL, read (and validated from seed) by the                          \
+         * WAL, read (and validated by salts) by the                           \
          * replicator thread; `frames` is NULL */
 
 /*

@@ -46,6 +46,8 @@ typedef struct walref_rd {
     uint32_t ps;
     const uint32_t *frame_of; /* per output page: its WAL frame */
     uint8_t *page;
+    const uint8_t *held; /* all the frames, when the scan read them at once */
+    uint32_t held_lo;    /* the first frame in `held` */
 } walref_rd;
 
 /* Reads n bytes at off of the WAL (no pin: the validation below and the
@@ -71,33 +73,53 @@ static int
 walref_page(void *ctx, uint32_t i, const uint8_t **page)
 {
     walref_rd *w = ctx;
+    if (w->held) {
+        *page = w->held +
+                (size_t)(w->frame_of[i] - w->held_lo) *
+                    (WAL_FRAME_HDR_SIZE + w->ps) +
+                WAL_FRAME_HDR_SIZE;
+        return SQLITE_OK;
+    }
     *page = w->page;
     return wal_pread(w->fd, w->page, w->ps,
                      wal_frame_offset(w->frame_of[i], w->ps) +
                          WAL_FRAME_HDR_SIZE);
 }
 
+#define HOLD_MAX_BYTES (4u << 20) /* frames a scan keeps for the copy */
+
 /*
  * The validating pass over a REP_WALREF transaction's frames wal_lo ..
  * pos.frame: the WAL header must still carry its salts (*wh receives it),
- * the checksum chain must run from the seed to pos's checksum.  last[pg]
- * receives each page's newest frame (pages <= commit), *n their number.
- * 1 if valid, 0 if not, -1 out of memory.
+ * so must every frame's header, and the last frame's must carry pos's
+ * checksum and commit size.  The checksum chain is not recomputed: frames
+ * up to a commit never change while the salts stay (a restart writes new
+ * salts into the WAL header before it overwrites any frame), and the
+ * header is read again once the pages are copied (spool_walref).
+ * last[pg] receives each page's newest frame (pages <= commit), *n their
+ * number.  Frames of up to HOLD_MAX_BYTES in all are kept in *held (the
+ * copy reads them from there, not from the WAL again).  1 if valid, 0 if
+ * not, -1 out of memory.
  */
 static int
 walref_scan(walref_rd *w, const rep_txn *t, wal_hdr *wh, uint32_t *last,
-            uint32_t *n)
+            uint32_t *n, uint8_t **held)
 {
     uint8_t whb[WAL_HDR_SIZE];
-    const uint32_t CH = 256;
     size_t fsz = WAL_FRAME_HDR_SIZE + (size_t)t->page_size;
+    uint32_t total = t->pos.frame - t->wal_lo + 1;
+    uint32_t CH = (uint32_t)(HOLD_MAX_BYTES / fsz);
+    if (CH == 0)
+        CH = 1;
+    if (total <= CH)
+        CH = total;
     uint8_t *chunk = ls_malloc(fsz * CH);
     if (!chunk)
         return -1;
-    int valid = wal_pread(w->fd, whb, WAL_HDR_SIZE, 0) == SQLITE_OK &&
+    int valid = t->pos.frame >= t->wal_lo &&
+                wal_pread(w->fd, whb, WAL_HDR_SIZE, 0) == SQLITE_OK &&
                 wal_hdr_parse(whb, wh) && wh->salt1 == t->pos.salt1 &&
                 wh->salt2 == t->pos.salt2 && wh->page_size == t->page_size;
-    uint32_t s[2] = {t->seed1, t->seed2};
     for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
         uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
         if (wal_pread(w->fd, chunk, k * fsz,
@@ -106,25 +128,33 @@ walref_scan(walref_rd *w, const rep_txn *t, wal_hdr *wh, uint32_t *last,
             break;
         }
         for (uint32_t j = 0; j < k && valid; j++) {
-            const uint8_t *fr = chunk + j * fsz;
-            valid = wal_frame_valid(wh, fr, s);
-            uint32_t pg = wal_get32(fr);
-            if (valid && pg <= t->commit) {
-                if (!last[pg])
+            wal_frame_hdr fh;
+            wal_frame_hdr_parse(chunk + j * fsz, &fh);
+            valid =
+                fh.pgno != 0 && fh.salt1 == wh->salt1 && fh.salt2 == wh->salt2;
+            if (valid && f + j == t->pos.frame)
+                valid = fh.commit == t->commit && fh.cksum1 == t->pos.cksum1 &&
+                        fh.cksum2 == t->pos.cksum2;
+            if (valid && fh.pgno <= t->commit) {
+                if (!last[fh.pgno])
                     (*n)++;
-                last[pg] = f + j;
+                last[fh.pgno] = f + j;
             }
         }
     }
-    ls_free(chunk);
-    return valid && s[0] == t->pos.cksum1 && s[1] == t->pos.cksum2;
+    if (valid && CH == total)
+        *held = chunk;
+    else
+        ls_free(chunk);
+    return valid;
 }
 
 /*
  * Spools a transaction the capture queued by reference (REP_WALREF): one
- * validating pass over its frames in the WAL (salts, checksum chain from
- * the seed) to find each page's newest copy, then the pages streamed into
- * the spool, so memory stays small whatever the transaction's size.  One
+ * validating pass over its frames in the WAL (walref_scan) to find each
+ * page's newest copy, then the pages copied into the spool: from the
+ * frames the scan kept when they were few, else streamed from the WAL
+ * again, so memory stays small whatever the transaction's size.  One
  * record for its TXIDs txid..txid_max (the zero-copy capture's references
  * hold many commits).  The WAL is read with pread, without a private read
  * transaction: a reader there would hold off the application's
@@ -138,6 +168,7 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
     walref_rd w = {.ps = t->page_size};
     wal_hdr wh;
     uint32_t *last = NULL, *pgnos = NULL, *frames = NULL, n = 0;
+    uint8_t *held = NULL;
     spool_txn st = {.txid = t->txid,
                     .txid_max = t->txid_max,
                     .page_size = t->page_size,
@@ -154,7 +185,9 @@ spool_walref(replicator *r, const rep_txn *t, int do_sync, char **pzErr)
         goto out;
     }
     memset(last, 0, ((size_t)t->commit + 1) * 4);
-    int valid = walref_scan(&w, t, &wh, last, &n);
+    int valid = walref_scan(&w, t, &wh, last, &n, &held);
+    w.held = held;
+    w.held_lo = t->wal_lo;
     if (valid < 0) {
         rc = SQLITE_NOMEM;
         goto out;
@@ -212,6 +245,7 @@ out:
     if (w.fd >= 0)
         close(w.fd);
     ls_free(last);
+    ls_free(held);
     ls_free(w.page);
     ls_free(pgnos);
     ls_free(frames);

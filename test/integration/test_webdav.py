@@ -12,7 +12,8 @@ import pwd
 import sqlite3
 import time
 
-from harness import diag, done, load, ok, restore_and_compare, scratch
+from harness import (diag, done, dump_hash, load, ok, restore_and_compare,
+                     scratch)
 from hostcheck import Checks, ltx_sane, objects
 from servers import FaultProxy, WebdavServer
 
@@ -145,7 +146,30 @@ else:
        f"there: {log[i:i + 4]}")
 ltx, other = objects(os.path.join(srv.data_dir, "faults/db"))
 ok(all(ltx_sane(p) for p in ltx), f"every object is whole ({len(ltx)})")
-con.close()
+con.execute("SELECT litestream_sync(30000)")
+con.close()  # from here only the restores below send requests
+# rclone's answer when a member vanished during its walk: the 207's XML,
+# then "Internal Server Error" (seen in CI: a restore while compacting).
+# The listing is asked again.
+rc = load()
+spoil = px.add_rule("PROPFIND", None, "append", count=1)
+out = os.path.join(d, "out2.db")
+e = err_of(rc, "SELECT litestream_restore(?, ?)", url, out)
+ok(e is None and spoil.applied == 1 and dump_hash(out) == dump_hash(db),
+   f"a listing followed by the server's error text is asked again: the "
+   f"restore is identical ({e!r})")
+# A server that always spoils its listings: a clear error once the
+# retries are spent, nothing restored.
+px.add_rule("PROPFIND", None, "append")
+t0 = time.time()
+e = err_of(rc, "SELECT litestream_restore(?, ?)", url,
+           os.path.join(d, "spoiled.db"))
+ok(e is not None and "bad answer" in e and "after the root element" in e
+   and not os.path.exists(os.path.join(d, "spoiled.db")),
+   f"listings always followed by an error: restore fails in "
+   f"{time.time() - t0:.1f} s, clearly: {e!r}")
+px.clear_rules()
+rc.close()
 px.stop()
 
 # --- webdavs:// (TLS, a self-signed certificate) ------------------------------

@@ -20,6 +20,10 @@ a fault instead of (or on top of) the upstream's answer:
                         Content-Length but only `fraction` (or `nbytes`) of
                         the body, then close
   delay                 wait `seconds`, then forward normally
+  append                forward, then relay the answer with `text` added
+                        after its body (Content-Length counting it), then
+                        close: a server that wrote its error after a
+                        response it had begun (golang.org/x/net/webdav)
 
 Every request is logged (Request records: connection number, method,
 path+query, status sent, body bytes in/out, fault, forwarded) and counted
@@ -64,6 +68,7 @@ FAULTS = {
     "stall": {"seconds": 5.0},
     "truncate": {"fraction": 0.5, "nbytes": None},
     "delay": {"seconds": 1.0},
+    "append": {"text": "Internal Server Error"},
 }
 
 _S3CODES = {500: "InternalError", 503: "ServiceUnavailable", 429: "SlowDown"}
@@ -256,6 +261,15 @@ def _rst(sock):
     except OSError:
         pass
     sock.close()
+
+
+def _reframed_head(rhead, length):
+    """An answer's head for a body of `length` bytes, then close."""
+    lines = rhead.decode("latin-1").split("\r\n")
+    lines = [ln for ln in lines[:-2] if not ln.lower().startswith(
+        ("content-length:", "transfer-encoding:", "connection:"))]
+    lines += ["Content-Length: %d" % length, "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class FaultProxy:
@@ -570,6 +584,12 @@ class FaultProxy:
         if fault == "truncate":
             self._send_truncated(sock, rec, rule.params, rhead, rdec, status)
             return False
+        if fault == "append":
+            body = rdec + rule.params["text"].encode()
+            sock.sendall(_reframed_head(rhead, len(body)) + body)
+            rec.status = status
+            rec.bytes_out = len(body)
+            return False
         sock.sendall(rhead + rraw)
         rec.status = status
         rec.bytes_out = len(rdec)
@@ -607,11 +627,7 @@ class FaultProxy:
 
     def _send_truncated(self, sock, rec, p, rhead, rdec, status):
         """Head with the full Content-Length, part of the body, close."""
-        lines = rhead.decode("latin-1").split("\r\n")
-        lines = [ln for ln in lines[:-2] if not ln.lower().startswith(
-            ("content-length:", "transfer-encoding:", "connection:"))]
-        lines += ["Content-Length: %d" % len(rdec), "Connection: close"]
-        newhead = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        newhead = _reframed_head(rhead, len(rdec))
         n = (p["nbytes"] if p["nbytes"] is not None
              else int(len(rdec) * p["fraction"]))
         n = max(0, min(n, len(rdec) - 1))

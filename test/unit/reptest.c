@@ -172,7 +172,7 @@ rt_wal_read(const char *zWal, rt_wal *w)
     w->salt2 = get32(h + 20);
     w->cksum1 = get32(h + 24);
     w->cksum2 = get32(h + 28);
-    while (w->n < 256 &&
+    while (w->n < RT_WAL_MAX &&
            pread(fd, fh, sizeof(fh),
                  (off_t)wal_frame_offset(w->n + 1, w->page_size)) ==
                (ssize_t)sizeof(fh) &&

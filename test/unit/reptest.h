@@ -51,13 +51,14 @@ int rt_apply(const uint8_t *p, size_t n, uint8_t *db, uint32_t max_pages,
              ltx_header *h, ltx_trailer *tr);
 
 /* The frames of a WAL file, as the capture would describe them. */
+#define RT_WAL_MAX 16384 /* frames rt_wal_read reads */
 typedef struct rt_frame {
     uint32_t pgno, commit, cksum1, cksum2;
 } rt_frame;
 typedef struct rt_wal {
     uint32_t salt1, salt2, page_size, cksum1, cksum2; /* header */
     uint32_t n;
-    rt_frame f[256]; /* f[i] is frame i + 1 */
+    rt_frame f[RT_WAL_MAX]; /* f[i] is frame i + 1 */
 } rt_wal;
 
 /* Reads the header and frame headers of zWal.  0 on success. */

@@ -4,8 +4,10 @@
  * copy of each page wins, pages beyond the commit are dropped, the
  * position is kept; REP_FULL becomes a marker, REP_IMAGE an image record.
  * By reference to a real WAL (REP_WALREF): the pages are the newest frames
- * of the transaction's range, validated from the seed; a seed that does
- * not match the WAL turns the TXID into a full-image marker.
+ * of the transaction's range, kept from the scan or (beyond what a scan
+ * keeps) read again; a range with a frame of other salts, or whose last
+ * frame's checksum or size is not the reference's, turns the TXID into a
+ * full-image marker.
  * Runs: consecutive copies become one record of TXIDs first..last with the
  * newest copy of each page as of the last; the spool reads runs in order
  * (a full-image marker starting where a run would continue wins; a run
@@ -177,14 +179,95 @@ test_walref(void)
     ok(same, "each page is its newest frame in the range");
     spool_txn_free(&rec);
 
+    /* A frame of the range rewritten with other salts, as after a restart
+     * of the WAL: the range is no longer the transaction's. */
+    int fd = open(zWal, O_RDWR);
+    uint8_t salt[4], other[4];
+    off_t at = (off_t)wal_frame_offset(lo, w.page_size) + 8;
+    int io = pread(fd, salt, 4, at) == 4;
+    memcpy(other, salt, 4);
+    other[3] ^= 1;
+    io = io && pwrite(fd, other, 4, at) == 4;
     t.txid = 6;
-    t.seed1 ^= 1; /* the chain does not hold from this seed */
+    rc = rep_spool_txn(r, &t, 0, &zErr);
+    io = io && pwrite(fd, salt, 4, at) == 4;
+    close(fd);
+    spool_scan(r->sp);
+    ok(io && rc == SQLITE_OK && spool_read(r->sp, 6, &rec) == SQLITE_OK &&
+           rec.flags == SPOOL_F_FULL && rec.npages == 0,
+       "a range holding a frame of other salts becomes a full-image marker");
+    spool_txn_free(&rec);
+    t.txid = 7;
+    t.commit++; /* the commit frame says another size */
     rc = rep_spool_txn(r, &t, 0, &zErr);
     spool_scan(r->sp);
-    ok(rc == SQLITE_OK && spool_read(r->sp, 6, &rec) == SQLITE_OK &&
+    ok(rc == SQLITE_OK && spool_read(r->sp, 7, &rec) == SQLITE_OK &&
            rec.flags == SPOOL_F_FULL && rec.npages == 0,
-       "a range the WAL does not validate becomes a full-image marker");
+       "a range whose commit frame has another size: a full-image marker");
     spool_txn_free(&rec);
+    rt_replicator_free(r);
+    sqlite3_close(db);
+    sqlite3_free(zWal);
+    sqlite3_free(zDb);
+}
+
+/* A transaction bigger than what a scan keeps (4 MiB of frames): its
+ * pages are read from the WAL again, and are still its newest frames. */
+static void
+test_walref_big(void)
+{
+    char *zDb = sqlite3_mprintf("%s/walbig.db", zDir);
+    char *zWal = sqlite3_mprintf("%s-wal", zDb);
+    sqlite3 *db = NULL;
+    rt_wal w;
+    char *zErr = NULL;
+    spool_txn rec;
+
+    sqlite3_open(zDb, &db);
+    sqlite3_exec(db,
+                 "PRAGMA page_size=1024; PRAGMA journal_mode=WAL;"
+                 "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=100;"
+                 "CREATE TABLE t(x); BEGIN;"
+                 "INSERT INTO t VALUES(randomblob(5000000));"
+                 "UPDATE t SET x=randomblob(4000000); COMMIT;",
+                 NULL, NULL, NULL);
+    replicator *r = rt_replicator(zDb, NULL);
+    int rw = rt_wal_read(zWal, &w);
+    uint32_t lo = 1;
+    for (uint32_t i = 0; rw == 0 && i + 1 < w.n; i++)
+        if (w.f[i].commit)
+            lo = i + 2;
+    uint64_t bytes = (uint64_t)(w.n - lo + 1) * (WAL_FRAME_HDR_SIZE + 1024);
+    ok(rw == 0 && w.n < RT_WAL_MAX && bytes > (5u << 20),
+       "one transaction of %llu frame bytes", (unsigned long long)bytes);
+    wal_pos seed = rt_wal_pos(&w, lo - 1);
+    rep_txn t = {.txid = 9,
+                 .flags = REP_WALREF,
+                 .page_size = w.page_size,
+                 .commit = w.f[w.n - 1].commit,
+                 .pos = rt_wal_pos(&w, w.n),
+                 .wal_lo = lo,
+                 .seed1 = seed.cksum1,
+                 .seed2 = seed.cksum2};
+    int rc = rep_spool_txn(r, &t, 0, &zErr);
+    spool_scan(r->sp);
+    if (rc == SQLITE_OK)
+        rc = spool_read(r->sp, 9, &rec);
+    ok(rc == SQLITE_OK && rec.flags == 0 && rec.npages > 4000,
+       "frames %u-%u spooled from the WAL (%u pages)", lo, w.n,
+       rc == SQLITE_OK ? rec.npages : 0);
+    int same = rc == SQLITE_OK;
+    uint32_t *newest = calloc(t.commit + 1, 4);
+    for (uint32_t f = lo; f <= w.n; f++)
+        if (w.f[f - 1].pgno <= t.commit)
+            newest[w.f[f - 1].pgno] = f;
+    for (uint32_t i = 0; same && i < rec.npages; i++)
+        same = newest[rec.pgnos[i]] &&
+               is_frame(zWal, &w, &rec, i, newest[rec.pgnos[i]]);
+    ok(same, "each page is its newest frame in the range");
+    if (rc == SQLITE_OK)
+        spool_txn_free(&rec);
+    free(newest);
     rt_replicator_free(r);
     sqlite3_close(db);
     sqlite3_free(zWal);
@@ -376,6 +459,7 @@ main(void)
     test_copied();
     test_runs();
     test_walref();
+    test_walref_big();
     test_walref_run();
     rt_rmrf(zDir);
     free(zDir);
