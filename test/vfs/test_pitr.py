@@ -279,13 +279,26 @@ def latency(d):
     phase = [0]
     stop = []
 
+    # A commit's time, less what it spent runnable but not running (the
+    # scheduler's run-queue delay, /proc/thread-self/schedstat): on two
+    # CPUs shared with the compactor and other suites, being preempted is
+    # not waiting.  synchronous=NORMAL: no fsync per commit, whose time is
+    # the disk's (the compactor's files share it), not a lock's.
+    def run_delay(fd):
+        return int(os.pread(fd, 128, 0).split()[1]) / 1e9
+
     def writer():
         w = sqlite3.connect(db, isolation_level=None)
+        w.execute("PRAGMA synchronous=NORMAL")
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         while not stop:
             p = phase[0]
+            q0 = run_delay(fd)
             t = time.perf_counter()
             w.execute("INSERT INTO t(v) VALUES (randomblob(100))")
-            lat[p].append(time.perf_counter() - t)
+            t = time.perf_counter() - t
+            lat[p].append(max(0.0, t - (run_delay(fd) - q0)))
+        os.close(fd)
         w.close()
 
     th = threading.Thread(target=writer)
@@ -344,10 +357,13 @@ def latency(d):
        f"{nsnap} snapshots and {ncmp} compactions during the writes")
     # p99 is the measure: a compactor that made commits wait would slow
     # every commit that overlaps a pass.  The longest single commit is
-    # mostly the machine (the writer is a Python thread sharing the GIL and
-    # two CPUs with the other suites: 275 ms once in CI against a 58 ms
-    # baseline), so it only catches a commit stalled for a second or more.
-    ok(q[1][1] < max(15.0, 4 * q[0][1]) and
+    # mostly the machine (the writer is a Python thread sharing the GIL
+    # with this one; a checkpoint's fsync waits for the disk), so it only
+    # catches a commit stalled for a second or more.  (Before commits were
+    # timed less their run-queue delay, with synchronous=FULL, CI once saw
+    # a p99 of 25.5 ms against 5.8: the time was the fsyncs' and the
+    # scheduler's, not a lock's.)
+    ok(q[1][1] < max(5.0, 4 * q[0][1]) and
        q[1][0] < max(1000.0, 4 * q[0][0]),
        f"commits did not wait on them: p99 {q[1][1]:.2f} ms (baseline "
        f"{q[0][1]:.2f}), longest {q[1][0]:.2f} ms (baseline {q[0][0]:.2f})")
