@@ -9,6 +9,7 @@ nothing is lost)."""
 import json
 import os
 import pwd
+import re
 import sqlite3
 import time
 
@@ -126,9 +127,12 @@ ok(all(r.applied == r.count for r in rules),
    f"every fault hit the requests (uploads, restore): {applied}")
 # The LTX objects' requests alone (the lease's run beside them).
 ltx_log = [r for r in px.log if ".ltx" in r.path]
+lost = next(r for r in ltx_log if r.fault == "reset_after_upstream")
+# That object's requests alone: the compactor's uploads run beside it.
+obj = re.sub(r"\.[0-9a-f]{16}\.tmp$", "", lost.path)
+ltx_log = [r for r in ltx_log if r.path.startswith(obj)]
 log = [(r.method, r.status) for r in ltx_log]
-i = next(k for k, r in enumerate(ltx_log)
-         if r.fault == "reset_after_upstream")
+i = ltx_log.index(lost)
 diag(f"the MOVE whose answer was lost: the server answered it "
      f"{ltx_log[i].upstream}; then {log[i + 1:i + 4]}")
 # rclone may still list the source for a moment after answering a MOVE
