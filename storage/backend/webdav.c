@@ -523,9 +523,9 @@ dav_list_kind(backend *b, const char *prefix, int dirs, backend_obj **objs,
     int parsed = 0;
     for (int attempt = 1;; attempt++) {
         rc = dav_do(db, &call, ok, &resp);
-        if (rc != SQLITE_OK)
+        parsed = rc == SQLITE_OK;
+        if (!parsed)
             break;
-        parsed = 1;
         rc = dirs ? webdav_parse_dirs((const char *)resp.body, resp.nbody,
                                       zSelf, objs, n, &zErr)
                   : webdav_parse_propfind((const char *)resp.body, resp.nbody,

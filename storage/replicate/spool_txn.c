@@ -91,8 +91,10 @@ walref_page(void *ctx, uint32_t i, const uint8_t **page)
 /*
  * The validating pass over a REP_WALREF transaction's frames wal_lo ..
  * pos.frame: the WAL header must still carry its salts (*wh receives it),
- * so must every frame's header, and the last frame's must carry pos's
- * checksum and commit size.  The checksum chain is not recomputed: frames
+ * so must every frame's header, the last frame's must carry pos's checksum
+ * and commit size, and the seed must be the checksum just before the range
+ * (the WAL header's, or that of frame wal_lo - 1): the range starts where
+ * the previous capture ended.  The checksum chain is not recomputed: frames
  * up to a commit never change while the salts stay (a restart writes new
  * salts into the WAL header before it overwrites any frame), and the
  * header is read again once the pages are copied (spool_walref).
@@ -116,10 +118,24 @@ walref_scan(walref_rd *w, const rep_txn *t, wal_hdr *wh, uint32_t *last,
     uint8_t *chunk = ls_malloc(fsz * CH);
     if (!chunk)
         return -1;
-    int valid = t->pos.frame >= t->wal_lo &&
+    int valid = t->pos.frame >= t->wal_lo && t->wal_lo >= 1 &&
                 wal_pread(w->fd, whb, WAL_HDR_SIZE, 0) == SQLITE_OK &&
                 wal_hdr_parse(whb, wh) && wh->salt1 == t->pos.salt1 &&
                 wh->salt2 == t->pos.salt2 && wh->page_size == t->page_size;
+    if (valid && t->wal_lo == 1) {
+        valid = wh->cksum1 == t->seed1 && wh->cksum2 == t->seed2;
+    } else if (valid) { /* the range starts right after the seed's commit */
+        uint8_t b[WAL_FRAME_HDR_SIZE];
+        wal_frame_hdr ph;
+        valid = wal_pread(w->fd, b, sizeof(b),
+                          wal_frame_offset(t->wal_lo - 1, t->page_size)) ==
+                SQLITE_OK;
+        if (valid) {
+            wal_frame_hdr_parse(b, &ph);
+            valid = ph.salt1 == wh->salt1 && ph.salt2 == wh->salt2 &&
+                    ph.cksum1 == t->seed1 && ph.cksum2 == t->seed2;
+        }
+    }
     for (uint32_t f = t->wal_lo; valid && f <= t->pos.frame; f += CH) {
         uint32_t k = t->pos.frame - f + 1 < CH ? t->pos.frame - f + 1 : CH;
         if (wal_pread(w->fd, chunk, k * fsz,

@@ -284,21 +284,32 @@ def latency(d):
     # CPUs shared with the compactor and other suites, being preempted is
     # not waiting.  synchronous=NORMAL: no fsync per commit, whose time is
     # the disk's (the compactor's files share it), not a lock's.
+    # (Without schedstat, nothing is subtracted and the bound is looser.)
+    queued = [0.0]
+
     def run_delay(fd):
+        if fd is None:
+            return 0.0
         return int(os.pread(fd, 128, 0).split()[1]) / 1e9
 
     def writer():
         w = sqlite3.connect(db, isolation_level=None)
         w.execute("PRAGMA synchronous=NORMAL")
-        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        try:
+            fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            fd = None
         while not stop:
             p = phase[0]
             q0 = run_delay(fd)
             t = time.perf_counter()
             w.execute("INSERT INTO t(v) VALUES (randomblob(100))")
             t = time.perf_counter() - t
-            lat[p].append(max(0.0, t - (run_delay(fd) - q0)))
-        os.close(fd)
+            q = run_delay(fd) - q0
+            queued[0] += q
+            lat[p].append(max(0.0, t - q))
+        if fd is not None:
+            os.close(fd)
         w.close()
 
     th = threading.Thread(target=writer)
@@ -342,6 +353,7 @@ def latency(d):
         a = sorted(lat[p])
         q[p] = (a[-1] * 1000, a[int(len(a) * 0.99)] * 1000,
                 a[len(a) // 2] * 1000, len(a))
+    diag(f"run-queue delay subtracted: {queued[0] * 1000:.1f} ms in all")
     diag(f"baseline (compactor idle): {q[0][3]} commits, longest "
          f"{q[0][0]:.2f} ms, p99 {q[0][1]:.2f} ms, median {q[0][2]:.3f} ms")
     diag(f"compacting: {q[1][3]} commits on a 16 MB database while {ncmp} "
@@ -363,7 +375,8 @@ def latency(d):
     # timed less their run-queue delay, with synchronous=FULL, CI once saw
     # a p99 of 25.5 ms against 5.8: the time was the fsyncs' and the
     # scheduler's, not a lock's.)
-    ok(q[1][1] < max(5.0, 4 * q[0][1]) and
+    floor = 5.0 if queued[0] > 0 else 15.0
+    ok(q[1][1] < max(floor, 4 * q[0][1]) and
        q[1][0] < max(1000.0, 4 * q[0][0]),
        f"commits did not wait on them: p99 {q[1][1]:.2f} ms (baseline "
        f"{q[0][1]:.2f}), longest {q[1][0]:.2f} ms (baseline {q[0][0]:.2f})")
