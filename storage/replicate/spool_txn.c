@@ -86,7 +86,7 @@ walref_page(void *ctx, uint32_t i, const uint8_t **page)
                          WAL_FRAME_HDR_SIZE);
 }
 
-#define HOLD_MAX_BYTES (4u << 20) /* frames a scan keeps for the copy */
+#define HOLD_MAX_BYTES (1u << 20) /* frames a scan keeps for the copy */
 
 /*
  * The validating pass over a REP_WALREF transaction's frames wal_lo ..

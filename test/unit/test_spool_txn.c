@@ -221,7 +221,7 @@ test_walref(void)
     sqlite3_free(zDb);
 }
 
-/* A transaction bigger than what a scan keeps (4 MiB of frames): its
+/* A transaction bigger than what a scan keeps (1 MiB of frames): its
  * pages are read from the WAL again, and are still its newest frames. */
 static void
 test_walref_big(void)
@@ -282,7 +282,7 @@ test_walref_big(void)
     if (rc == SQLITE_OK)
         spool_txn_free(&rec);
     free(newest);
-    /* Its last frame spoiled with other salts: found past the first 4 MiB
+    /* Its last frame spoiled with other salts: found past the first 1 MiB
      * scanned. */
     int fd = open(zWal, O_RDWR);
     uint8_t salt[4], other[4];
