@@ -523,6 +523,11 @@ capture_zc(ls_db *d, replicator *rep, sqlite3_file *real)
         return CAPTURE_GENERAL;
     if (h.mx_frame == cap->frame)
         return 0; /* a rollback, an empty transaction */
+    if (cap->frame == 0)
+        return CAPTURE_GENERAL; /* the position was taken in a restarted WAL
+                                 * before its first frame: the wal-index's
+                                 * checksum was still the old WAL's, the
+                                 * seed is the new header's (enqueue_ref) */
     capture_view v = {.h = &h, .ps = h.page_size == 1 ? 65536 : h.page_size};
     rep_txn t; /* (field by field: what a reference leaves unused is not
                 * zeroed at every commit; replicator_enqueue_ref reads the
