@@ -128,6 +128,43 @@ is_frame(const char *zWal, const rt_wal *w, const spool_txn *rec, uint32_t i,
     return r;
 }
 
+/* Spools t as TXID txid: whether it became a bare full-image marker. */
+static int
+becomes_marker(replicator *r, rep_txn *t, uint64_t txid)
+{
+    char *zErr = NULL;
+    spool_txn rec;
+    t->txid = txid;
+    int rc = rep_spool_txn(r, t, 0, &zErr);
+    spool_scan(r->sp);
+    int m = rc == SQLITE_OK && spool_read(r->sp, txid, &rec) == SQLITE_OK;
+    if (m) {
+        m = rec.flags == SPOOL_F_FULL && rec.npages == 0;
+        spool_txn_free(&rec);
+    }
+    return m;
+}
+
+/* becomes_marker() while WAL frame f carries other salts (as after a
+ * restart that overwrote it); the frame is put back after. */
+static int
+marker_with_frame_spoiled(replicator *r, rep_txn *t, uint64_t txid,
+                          const char *zWal, uint32_t f)
+{
+    int fd = open(zWal, O_RDWR);
+    uint8_t salt[4], other[4];
+    off_t at = (off_t)wal_frame_offset(f, t->page_size) + 8;
+    int io = fd >= 0 && pread(fd, salt, 4, at) == 4;
+    memcpy(other, salt, 4);
+    other[0] ^= 0x80;
+    io = io && pwrite(fd, other, 4, at) == 4;
+    int m = io && becomes_marker(r, t, txid);
+    io = io && pwrite(fd, salt, 4, at) == 4;
+    if (fd >= 0)
+        close(fd);
+    return io && m;
+}
+
 static void
 test_walref(void)
 {
@@ -181,40 +218,15 @@ test_walref(void)
 
     /* A frame of the range rewritten with other salts, as after a restart
      * of the WAL: the range is no longer the transaction's. */
-    int fd = open(zWal, O_RDWR);
-    uint8_t salt[4], other[4];
-    off_t at = (off_t)wal_frame_offset(lo, w.page_size) + 8;
-    int io = pread(fd, salt, 4, at) == 4;
-    memcpy(other, salt, 4);
-    other[3] ^= 1;
-    io = io && pwrite(fd, other, 4, at) == 4;
-    t.txid = 6;
-    rc = rep_spool_txn(r, &t, 0, &zErr);
-    io = io && pwrite(fd, salt, 4, at) == 4;
-    close(fd);
-    spool_scan(r->sp);
-    ok(io && rc == SQLITE_OK && spool_read(r->sp, 6, &rec) == SQLITE_OK &&
-           rec.flags == SPOOL_F_FULL && rec.npages == 0,
+    ok(marker_with_frame_spoiled(r, &t, 6, zWal, lo),
        "a range holding a frame of other salts becomes a full-image marker");
-    spool_txn_free(&rec);
-    t.txid = 8;
     t.seed1 ^= 1; /* the range does not start where the last capture ended */
-    rc = rep_spool_txn(r, &t, 0, &zErr);
-    spool_scan(r->sp);
-    ok(rc == SQLITE_OK && spool_read(r->sp, 8, &rec) == SQLITE_OK &&
-           rec.flags == SPOOL_F_FULL && rec.npages == 0,
-       "a range whose seed is not the checksum before it: a full-image "
-       "marker");
-    spool_txn_free(&rec);
+    ok(becomes_marker(r, &t, 8), "a range whose seed is not the checksum "
+                                 "before it: a full-image marker");
     t.seed1 ^= 1;
-    t.txid = 7;
     t.commit++; /* the commit frame says another size */
-    rc = rep_spool_txn(r, &t, 0, &zErr);
-    spool_scan(r->sp);
-    ok(rc == SQLITE_OK && spool_read(r->sp, 7, &rec) == SQLITE_OK &&
-           rec.flags == SPOOL_F_FULL && rec.npages == 0,
+    ok(becomes_marker(r, &t, 7),
        "a range whose commit frame has another size: a full-image marker");
-    spool_txn_free(&rec);
     rt_replicator_free(r);
     sqlite3_close(db);
     sqlite3_free(zWal);
@@ -284,23 +296,9 @@ test_walref_big(void)
     free(newest);
     /* Its last frame spoiled with other salts: found past the first 1 MiB
      * scanned. */
-    int fd = open(zWal, O_RDWR);
-    uint8_t salt[4], other[4];
-    off_t at = (off_t)wal_frame_offset(w.n, w.page_size) + 8;
-    int io = pread(fd, salt, 4, at) == 4;
-    memcpy(other, salt, 4);
-    other[0] ^= 0x80;
-    io = io && pwrite(fd, other, 4, at) == 4;
-    t.txid = 10;
-    rc = rep_spool_txn(r, &t, 0, &zErr);
-    io = io && pwrite(fd, salt, 4, at) == 4;
-    close(fd);
-    spool_scan(r->sp);
-    ok(io && rc == SQLITE_OK && spool_read(r->sp, 10, &rec) == SQLITE_OK &&
-           rec.flags == SPOOL_F_FULL && rec.npages == 0,
+    ok(marker_with_frame_spoiled(r, &t, 10, zWal, w.n),
        "the same range with its last frame of other salts: a full-image "
        "marker");
-    spool_txn_free(&rec);
     rt_replicator_free(r);
     sqlite3_close(db);
     sqlite3_free(zWal);
